@@ -1,0 +1,132 @@
+//! The cgroup sock_addr hooks (connect4/6, sendmsg4/6): read the destination the caller
+//! gave, normalise it to the address it really reaches, decide and report.
+//!
+//! Normalisation closes the address-form bypasses: IPv4 is judged as v4-mapped IPv6 (so
+//! `::ffff:a.b.c.d` and `a.b.c.d` hit the same rules), and the unspecified addresses
+//! `0.0.0.0`, `::` and `::ffff:0.0.0.0`, which reach the local host, are judged as the
+//! loopback address of their family. Scope ids do not change the address and are ignored.
+
+use aya_ebpf::programs::SockAddrContext;
+use cgwarden_common::{NetEvent, counters, profile_flags, proto, verdict};
+
+use crate::{PROCEED, REJECT, egress, event, maps::count, profile};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_UDPLITE: u8 = 136;
+const IPPROTO_MPTCP: u32 = 262;
+
+/// Which family of hook called.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+/// Judges the destination of a connect or sendmsg and returns the hook's verdict.
+#[inline(always)]
+pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
+    let Some(profile) = profile::current() else {
+        return PROCEED;
+    };
+    let sa = ctx.sock_addr;
+    // SAFETY: `sa` is the context pointer the kernel passed; every field read below is a
+    // 4-byte context access the verifier allows for this program type.
+    let (addr, port, protocol) = unsafe {
+        let port = u16::from_be(core::ptr::read_volatile(&(*sa).user_port) as u16);
+        let protocol = core::ptr::read_volatile(&(*sa).protocol);
+        let addr = match family {
+            Family::V4 => v4_mapped(core::ptr::read_volatile(&(*sa).user_ip4)),
+            Family::V6 => {
+                let mut a = [0u8; 16];
+                for i in 0..4 {
+                    let w = core::ptr::read_volatile(&(*sa).user_ip6[i]).to_ne_bytes();
+                    a[i * 4] = w[0];
+                    a[i * 4 + 1] = w[1];
+                    a[i * 4 + 2] = w[2];
+                    a[i * 4 + 3] = w[3];
+                }
+                a
+            }
+        };
+        (normalise(addr), port, protocol)
+    };
+    let (protocol, proto_bit) = classify(protocol);
+    count(counters::EGRESS_CHECKED);
+    let flow = egress::Flow {
+        addr,
+        port,
+        proto_bit,
+    };
+    let decision = egress::decide(&profile, &flow);
+    if decision.verdict != verdict::ALLOW || profile.flags & profile_flags::REPORT_ALLOWED != 0 {
+        event::send_net(&NetEvent {
+            header: event::header(kind, profile.id),
+            addr,
+            port,
+            family: match family {
+                Family::V4 => AF_INET,
+                Family::V6 => AF_INET6,
+            },
+            protocol,
+            verdict: decision.verdict,
+            _pad: 0,
+            rule: decision.rule,
+            count: 1,
+        });
+    }
+    if decision.verdict == verdict::DENY {
+        count(counters::EGRESS_DENIED);
+        REJECT
+    } else {
+        PROCEED
+    }
+}
+
+/// IPv4 address as the kernel hands it (network byte order in memory) → v4-mapped IPv6.
+#[inline(always)]
+fn v4_mapped(ip4: u32) -> [u8; 16] {
+    let b = ip4.to_ne_bytes();
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, b[0], b[1], b[2], b[3],
+    ]
+}
+
+/// Maps the unspecified addresses to the loopback address they reach.
+#[inline(always)]
+fn normalise(mut a: [u8; 16]) -> [u8; 16] {
+    let mut head_zero = true;
+    for b in &a[..10] {
+        if *b != 0 {
+            head_zero = false;
+        }
+    }
+    if !head_zero {
+        return a;
+    }
+    let tail_zero = a[12] | a[13] | a[14] | a[15] == 0;
+    if a[10] == 0xff && a[11] == 0xff && tail_zero {
+        // ::ffff:0.0.0.0 → ::ffff:127.0.0.1
+        a[12] = 127;
+        a[15] = 1;
+    } else if a[10] == 0 && a[11] == 0 && tail_zero {
+        // :: → ::1
+        a[15] = 1;
+    }
+    a
+}
+
+/// The socket's protocol as an IP protocol number and the rule bit that matches it.
+#[inline(always)]
+fn classify(protocol: u32) -> (u8, u8) {
+    match protocol {
+        p if p == IPPROTO_TCP as u32 || p == IPPROTO_MPTCP => (IPPROTO_TCP, proto::TCP),
+        p if p == IPPROTO_UDP as u32 || p == IPPROTO_UDPLITE as u32 => (p as u8, proto::UDP),
+        p if p == IPPROTO_ICMP as u32 || p == IPPROTO_ICMPV6 as u32 => (p as u8, proto::ICMP),
+        p => (p as u8, proto::OTHER),
+    }
+}

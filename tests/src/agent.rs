@@ -1,0 +1,98 @@
+//! `cgwarden run` as a child process: started on a profile, stopped on drop.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+use crate::{cgwarden, read_events, wait_for};
+
+/// A running agent whose events go to a temporary file.
+pub struct RunningAgent {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl RunningAgent {
+    /// Starts `cgwarden run --policy <policy>` and waits until it enforces.
+    pub fn start(policy: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = fs::File::create(dir.path().join("agent.log")).expect("log file");
+        let child = Command::new(cgwarden())
+            .arg("run")
+            .arg("--policy")
+            .arg(policy)
+            .arg("--events")
+            .arg(dir.path().join("events.jsonl"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start cgwarden run");
+        let agent = Self { child, dir };
+        let ready = wait_for(Duration::from_secs(20), || {
+            agent.log().contains("cgwarden is enforcing").then_some(())
+        });
+        assert!(ready.is_some(), "agent did not start:\n{}", agent.log());
+        agent
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    pub fn events_path(&self) -> PathBuf {
+        self.dir.path().join("events.jsonl")
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        read_events(&self.events_path())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the agent.
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our child with a valid signal.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for an event that satisfies `pred`.
+    pub fn wait_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        wait_for(timeout, || self.events().into_iter().find(|e| pred(e)))
+    }
+
+    /// Stops the agent with SIGTERM and returns its exit status code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        self.signal(libc::SIGTERM);
+        let code = wait_for(Duration::from_secs(10), || {
+            self.child.try_wait().ok().flatten()
+        });
+        match code {
+            Some(status) => status.code(),
+            None => {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                None
+            }
+        }
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            self.terminate();
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Listeners on loopback addresses that count what reaches them.
+
+use std::{
+    io::ErrorKind,
+    net::{SocketAddr, TcpListener, UdpSocket},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// A TCP listener on a loopback address that accepts and closes connections, counting
+/// them, until dropped.
+pub struct TcpServer {
+    pub addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpServer {
+    /// Binds `ip` on a free port (`127.0.0.x` or `::1`).
+    pub fn bind(ip: &str) -> Self {
+        let bind: SocketAddr = if ip.contains(':') {
+            format!("[{ip}]:0")
+        } else {
+            format!("{ip}:0")
+        }
+        .parse()
+        .expect("address");
+        let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("local addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (a, s) = (accepted.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok(_) => {
+                        a.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for TcpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A UDP socket on a loopback address; `received` counts datagrams read so far.
+pub struct UdpServer {
+    pub addr: SocketAddr,
+    socket: UdpSocket,
+}
+
+impl UdpServer {
+    pub fn bind(ip: &str) -> Self {
+        let bind: SocketAddr = if ip.contains(':') {
+            format!("[{ip}]:0")
+        } else {
+            format!("{ip}:0")
+        }
+        .parse()
+        .expect("address");
+        let socket = UdpSocket::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
+        socket.set_nonblocking(true).expect("nonblocking");
+        let addr = socket.local_addr().expect("local addr");
+        Self { addr, socket }
+    }
+
+    /// Reads every datagram waiting and returns how many there were.
+    pub fn received(&self) -> usize {
+        let mut buf = [0u8; 1500];
+        let mut n = 0;
+        while self.socket.recv_from(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}

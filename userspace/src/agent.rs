@@ -1,0 +1,374 @@
+//! The agent: keeps the kernel's maps in line with the loaded profiles and the cgroups
+//! they select, and turns kernel records into events on a sink.
+//!
+//! `cgwarden run` and `cgwarden exec` both drive one [`Agent`]; they differ only in where
+//! the programs are attached and how cgroups get their profile (selectors for `run`, the
+//! command's own cgroup for `exec`).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    io::Write,
+    net::{IpAddr, ToSocketAddrs},
+    path::PathBuf,
+};
+
+use anyhow::Context as _;
+use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
+
+use crate::{
+    bpf::{Counters, Kernel},
+    cgroups,
+    events::{self, Raw},
+    policy::{
+        DnsName, EgressDefault, Mode, Profile, ReportLevel,
+        compile::{EgressEntry, compile_egress},
+    },
+};
+
+/// A profile compiled under one id (ids change on every reload).
+struct Compiled {
+    profile: Profile,
+    id: u32,
+    flags: u32,
+    entries: Vec<EgressEntry>,
+}
+
+/// Names and rule labels of every id ever installed, for events still in flight.
+#[derive(Default)]
+struct Names {
+    by_id: HashMap<u32, (String, Vec<String>)>,
+}
+
+/// Where a cgroup's profile came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Assignment {
+    profile: String,
+    level: u32,
+}
+
+/// The running agent.
+pub struct Agent {
+    kernel: Kernel,
+    cgroup_root: PathBuf,
+    compiled: BTreeMap<String, Compiled>,
+    names: Names,
+    next_id: u32,
+    assignments: HashMap<u64, Assignment>,
+    paths: HashMap<u64, String>,
+    sink: Box<dyn Write + Send>,
+    clock_offset_ns: i128,
+    counters: Counters,
+}
+
+impl Agent {
+    pub fn new(kernel: Kernel, cgroup_root: PathBuf, sink: Box<dyn Write + Send>) -> Self {
+        Self {
+            kernel,
+            cgroup_root,
+            compiled: BTreeMap::new(),
+            names: Names::default(),
+            next_id: 1,
+            assignments: HashMap::new(),
+            paths: HashMap::new(),
+            sink,
+            clock_offset_ns: clock_offset_ns(),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn kernel_mut(&mut self) -> &mut Kernel {
+        &mut self.kernel
+    }
+
+    /// Installs a new set of profiles atomically: every profile is compiled under a new
+    /// id and written to the kernel before any cgroup is switched to it, each cgroup is
+    /// switched with one map update, and the old entries are removed last. If anything
+    /// fails before the switch, the previous profiles stay in force untouched.
+    pub fn install(&mut self, profiles: Vec<Profile>) -> anyhow::Result<()> {
+        let mut fresh = BTreeMap::new();
+        for profile in profiles {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1).max(1);
+            let entries = compile_egress(id, &profile.egress, &resolve).with_context(|| {
+                format!("profile `{}` ({})", profile.name, profile.source.display())
+            })?;
+            let flags = flags_of(&profile);
+            fresh.insert(
+                profile.name.as_str().to_owned(),
+                Compiled {
+                    profile,
+                    id,
+                    flags,
+                    entries,
+                },
+            );
+        }
+        let mut written: Vec<&Compiled> = Vec::new();
+        for c in fresh.values() {
+            if let Err(e) = self.kernel.insert_egress(&c.entries) {
+                for w in written.iter().chain(std::iter::once(&c)) {
+                    let _ = self.kernel.remove_egress(&w.entries);
+                }
+                return Err(e).context("writing egress rules to the kernel");
+            }
+            written.push(c);
+        }
+        for c in fresh.values() {
+            let labels = c
+                .profile
+                .egress
+                .rules
+                .iter()
+                .map(|r| r.label.clone())
+                .collect();
+            self.names
+                .by_id
+                .insert(c.id, (c.profile.name.as_str().to_owned(), labels));
+        }
+        let old = std::mem::replace(&mut self.compiled, fresh);
+        // Switch every assigned cgroup to its profile's new id, or drop it.
+        let assigned: Vec<(u64, Assignment)> = self
+            .assignments
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        for (cgroup, a) in assigned {
+            match self.compiled.get(&a.profile) {
+                Some(c) => self
+                    .kernel
+                    .set_cgroup_profile(
+                        cgroup,
+                        ProfileRef {
+                            id: c.id,
+                            flags: c.flags,
+                        },
+                    )
+                    .context("switching a cgroup to the reloaded profile")?,
+                None => self.unassign(cgroup)?,
+            }
+        }
+        for c in old.values() {
+            self.kernel
+                .remove_egress(&c.entries)
+                .context("removing the previous egress rules")?;
+        }
+        Ok(())
+    }
+
+    /// The installed profiles, in name order.
+    pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.compiled.values().map(|c| &c.profile)
+    }
+
+    /// Applies a profile to a cgroup and its descendants.
+    pub fn assign(
+        &mut self,
+        cgroup_id: u64,
+        path: &str,
+        level: u32,
+        profile: &str,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            level < MAX_CGROUP_LEVELS,
+            "cgroup {path} is {level} levels deep; cgwarden follows at most {MAX_CGROUP_LEVELS}"
+        );
+        let c = self
+            .compiled
+            .get(profile)
+            .with_context(|| format!("no profile named `{profile}`"))?;
+        self.kernel.set_cgroup_profile(
+            cgroup_id,
+            ProfileRef {
+                id: c.id,
+                flags: c.flags,
+            },
+        )?;
+        self.assignments.insert(
+            cgroup_id,
+            Assignment {
+                profile: profile.to_owned(),
+                level,
+            },
+        );
+        self.paths.insert(cgroup_id, path.to_owned());
+        self.update_levels()
+    }
+
+    /// Stops applying a profile to a cgroup.
+    pub fn unassign(&mut self, cgroup_id: u64) -> anyhow::Result<()> {
+        self.kernel.remove_cgroup_profile(cgroup_id)?;
+        self.assignments.remove(&cgroup_id);
+        self.update_levels()
+    }
+
+    fn update_levels(&mut self) -> anyhow::Result<()> {
+        let levels = self
+            .assignments
+            .values()
+            .fold(0u32, |acc, a| acc | (1u32 << a.level));
+        self.kernel.set_levels(levels)?;
+        Ok(())
+    }
+
+    /// Walks the cgroup tree and applies each profile's selector: new matching cgroups
+    /// get the profile, vanished or no longer matching ones lose it. The first profile
+    /// in name order whose selector matches wins.
+    pub fn rescan(&mut self) -> anyhow::Result<()> {
+        let entries = cgroups::walk(&self.cgroup_root);
+        let mut wanted: HashMap<u64, (String, u32, String)> = HashMap::new();
+        self.paths.clear();
+        for e in &entries {
+            self.paths.insert(e.id, e.path.clone());
+            if let Some(c) = self
+                .compiled
+                .values()
+                .find(|c| c.profile.selector.matches(&e.path))
+            {
+                wanted.insert(
+                    e.id,
+                    (c.profile.name.as_str().to_owned(), e.level, e.path.clone()),
+                );
+            }
+        }
+        let stale: Vec<u64> = self
+            .assignments
+            .keys()
+            .filter(|id| !wanted.contains_key(id))
+            .copied()
+            .collect();
+        for id in stale {
+            self.unassign(id)?;
+        }
+        for (id, (profile, level, path)) in wanted {
+            let current = self.assignments.get(&id);
+            if current.is_none_or(|a| a.profile != profile) {
+                log::info!("cgroup {path} gets profile `{profile}`");
+                self.assign(id, &path, level, &profile)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes, enriches and writes one ring-buffer record.
+    pub fn handle_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        match events::decode(bytes) {
+            Ok(Raw::Net(e)) => {
+                if !self.paths.contains_key(&e.header.cgroup_id) {
+                    self.learn_path(e.header.cgroup_id);
+                }
+                let record = events::enrich_net(&e, &*self);
+                serde_json::to_writer(&mut self.sink, &record)?;
+                self.sink.write_all(b"\n")?;
+            }
+            Err(e) => log::warn!("dropping a kernel record: {e}"),
+        }
+        Ok(())
+    }
+
+    /// Finds the path of a cgroup created since the last walk (a nested cgroup of a
+    /// monitored one) by walking below the monitored cgroups.
+    fn learn_path(&mut self, id: u64) {
+        for e in cgroups::walk(&self.cgroup_root) {
+            self.paths.insert(e.id, e.path);
+        }
+        if !self.paths.contains_key(&id) {
+            log::debug!("cgroup {id} is gone before its path was known");
+        }
+    }
+
+    /// Emits a `lost` record when the kernel counted ring-buffer drops since last time.
+    pub fn check_counters(&mut self) -> anyhow::Result<()> {
+        let now = self.kernel.counters()?;
+        let lost = now
+            .ringbuf_drops
+            .saturating_sub(self.counters.ringbuf_drops);
+        if lost > 0 {
+            let record = serde_json::json!({
+                "time": events::rfc3339(now_ns()),
+                "kind": "lost",
+                "count": lost,
+                "reason": "ring buffer full",
+            });
+            serde_json::to_writer(&mut self.sink, &record)?;
+            self.sink.write_all(b"\n")?;
+        }
+        self.counters = now;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+impl events::Context for Agent {
+    fn profile(&self, id: u32) -> Option<(&str, &[String])> {
+        self.names
+            .by_id
+            .get(&id)
+            .map(|(name, labels)| (name.as_str(), labels.as_slice()))
+    }
+
+    fn cgroup_path(&self, id: u64) -> Option<String> {
+        self.paths.get(&id).cloned()
+    }
+
+    fn wall_clock(&self, monotonic_ns: u64) -> u128 {
+        (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
+    }
+}
+
+fn flags_of(profile: &Profile) -> u32 {
+    let mut flags = 0;
+    if profile.mode == Mode::Enforce {
+        flags |= profile_flags::ENFORCE;
+    }
+    if profile.egress.default == EgressDefault::Allow {
+        flags |= profile_flags::EGRESS_DEFAULT_ALLOW;
+    }
+    if profile.egress.report == ReportLevel::All {
+        flags |= profile_flags::REPORT_ALLOWED;
+    }
+    flags
+}
+
+/// Resolves a DNS name with the host's resolver. A name that does not resolve allows
+/// nothing (and says so); wildcard names only match answers learned at run time.
+fn resolve(name: &DnsName) -> Vec<IpAddr> {
+    if name.is_wildcard() {
+        return Vec::new();
+    }
+    match (name.as_str(), 0).to_socket_addrs() {
+        Ok(addrs) => {
+            let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
+            ips.sort();
+            ips.dedup();
+            ips
+        }
+        Err(e) => {
+            log::warn!(
+                "cannot resolve `{name}`: {e}; rules naming it allow nothing until it resolves"
+            );
+            Vec::new()
+        }
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// Offset from `CLOCK_MONOTONIC` (what the kernel stamps) to wall-clock time.
+fn clock_offset_ns() -> i128 {
+    clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn now_ns() -> u128 {
+    clock_ns(libc::CLOCK_REALTIME).max(0) as u128
+}

@@ -1,0 +1,244 @@
+//! Events: decoding ring-buffer records and enriching them into the records users see.
+//!
+//! Every record says who (process, uid, cgroup), what (destination, protocol), which
+//! profile and rule, and the verdict. Records are serialised as one JSON object each.
+
+use std::{
+    mem::size_of,
+    net::{IpAddr, Ipv6Addr},
+};
+
+use cgwarden_common::{EventHeader, NetEvent, RULE_DEFAULT, kind, verdict};
+use serde::Serialize;
+
+/// A ring-buffer record that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record of {got} bytes is too short for kind {kind} ({need} bytes)")]
+    Short { kind: u32, got: usize, need: usize },
+    #[error("record of unknown kind {0}")]
+    UnknownKind(u32),
+}
+
+/// A decoded kernel record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw {
+    Net(NetEvent),
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
+    let kind = read::<u32>(bytes).ok_or(DecodeError::Short {
+        kind: 0,
+        got: bytes.len(),
+        need: size_of::<EventHeader>(),
+    })?;
+    match kind {
+        kind::CONNECT | kind::SENDMSG | kind::PACKET => read::<NetEvent>(bytes)
+            .map(Raw::Net)
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<NetEvent>(),
+            }),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < size_of::<T>() {
+        return None;
+    }
+    // SAFETY: the length was checked; `T` is plain `#[repr(C)]` data valid for any bytes
+    // (only integers and byte arrays), and the read is unaligned-safe.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// What the agent knows that the kernel record does not carry.
+pub trait Context {
+    /// Name of a compiled profile and the labels of its egress rules.
+    fn profile(&self, id: u32) -> Option<(&str, &[String])>;
+    /// Path of a cgroup id relative to the cgroup2 root.
+    fn cgroup_path(&self, id: u64) -> Option<String>;
+    /// Wall-clock nanoseconds since the Unix epoch for a `CLOCK_MONOTONIC` time.
+    fn wall_clock(&self, monotonic_ns: u64) -> u128;
+}
+
+/// A network event as users see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetRecord {
+    pub time: String,
+    pub kind: &'static str,
+    pub verdict: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub process: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub profile: Option<String>,
+    pub rule: String,
+    pub protocol: &'static str,
+    pub family: &'static str,
+    pub dst: String,
+    pub port: u16,
+    pub count: u32,
+}
+
+/// Turns a decoded network record into what users see.
+pub fn enrich_net(e: &NetEvent, ctx: &dyn Context) -> NetRecord {
+    let h = &e.header;
+    let profile = ctx.profile(h.profile);
+    let rule = if e.rule == RULE_DEFAULT {
+        "default".to_owned()
+    } else {
+        profile
+            .and_then(|(_, labels)| labels.get(e.rule as usize).cloned())
+            .unwrap_or_else(|| format!("#{}", e.rule))
+    };
+    let addr = Ipv6Addr::from(e.addr);
+    let dst: IpAddr = match addr.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(addr),
+    };
+    NetRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: kind_name(h.kind),
+        verdict: verdict_name(e.verdict),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: profile.map(|(name, _)| name.to_owned()),
+        rule,
+        protocol: protocol_name(e.protocol),
+        family: if e.family == libc::AF_INET6 as u16 {
+            "ipv6"
+        } else {
+            "ipv4"
+        },
+        dst: dst.to_string(),
+        port: e.port,
+        count: e.count,
+    }
+}
+
+fn kind_name(k: u32) -> &'static str {
+    match k {
+        kind::CONNECT => "connect",
+        kind::SENDMSG => "sendmsg",
+        kind::PACKET => "packet",
+        _ => "unknown",
+    }
+}
+
+fn verdict_name(v: u8) -> &'static str {
+    match v {
+        verdict::ALLOW => "allow",
+        verdict::DENY => "deny",
+        verdict::AUDIT => "audit",
+        _ => "unknown",
+    }
+}
+
+fn protocol_name(p: u8) -> &'static str {
+    match p {
+        6 => "tcp",
+        17 => "udp",
+        136 => "udplite",
+        1 => "icmp",
+        58 => "icmpv6",
+        _ => "other",
+    }
+}
+
+fn comm(raw: &[u8; 16]) -> String {
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// Formats nanoseconds since the epoch as RFC 3339 UTC with nanoseconds.
+pub fn rfc3339(ns: u128) -> String {
+    let secs = (ns / 1_000_000_000) as u64;
+    let nanos = (ns % 1_000_000_000) as u32;
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ctx;
+    impl Context for Ctx {
+        fn profile(&self, id: u32) -> Option<(&str, &[String])> {
+            static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+            (id == 3).then(|| {
+                (
+                    "web",
+                    LABELS.get_or_init(|| vec!["api".to_owned()]).as_slice(),
+                )
+            })
+        }
+        fn cgroup_path(&self, id: u64) -> Option<String> {
+            (id == 99).then(|| "/docker/abc".to_owned())
+        }
+        fn wall_clock(&self, monotonic_ns: u64) -> u128 {
+            u128::from(monotonic_ns) + 1_700_000_000_000_000_000
+        }
+    }
+
+    fn bytes_of(e: &NetEvent) -> Vec<u8> {
+        // SAFETY: NetEvent is plain repr(C) data.
+        unsafe {
+            std::slice::from_raw_parts((e as *const NetEvent).cast::<u8>(), size_of::<NetEvent>())
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn decodes_and_enriches_a_denied_v4_connect() {
+        let mut e = NetEvent::default();
+        e.header.kind = kind::CONNECT;
+        e.header.profile = 3;
+        e.header.cgroup_id = 99;
+        e.header.pid = 42;
+        e.header.uid = 1000;
+        e.header.comm[..4].copy_from_slice(b"curl");
+        e.addr = "::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets();
+        e.port = 443;
+        e.family = libc::AF_INET as u16;
+        e.protocol = 6;
+        e.verdict = verdict::DENY;
+        e.rule = 0;
+        e.count = 1;
+        let Raw::Net(decoded) = decode(&bytes_of(&e)).unwrap();
+        let r = enrich_net(&decoded, &Ctx);
+        assert_eq!(r.kind, "connect");
+        assert_eq!(r.verdict, "deny");
+        assert_eq!(r.dst, "10.1.2.3");
+        assert_eq!(r.process, "curl");
+        assert_eq!(r.cgroup.as_deref(), Some("/docker/abc"));
+        assert_eq!(r.profile.as_deref(), Some("web"));
+        assert_eq!(r.rule, "api");
+        assert_eq!(r.protocol, "tcp");
+        assert!(r.time.starts_with("2023-11-14T22:13:20"), "{}", r.time);
+    }
+
+    #[test]
+    fn rejects_short_and_unknown_records() {
+        assert!(matches!(decode(&[1, 0]), Err(DecodeError::Short { .. })));
+        assert!(matches!(
+            decode(&[9, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(9))
+        ));
+        assert!(matches!(
+            decode(&[1, 0, 0, 0, 0]),
+            Err(DecodeError::Short { kind: 1, .. })
+        ));
+    }
+}

@@ -1,0 +1,85 @@
+//! Host preparation and feature checks: privileges, BTF, cgroup v2, bpffs and tracefs.
+//! Problems are reported as one sentence each, naming what is missing.
+
+use std::{
+    ffi::CString,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+/// Where the agent pins and what it needs mounted.
+pub const BPFFS: &str = "/sys/fs/bpf";
+pub const TRACEFS: &str = "/sys/kernel/tracing";
+pub const BTF_VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// What the host offers, as found at start.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HostInfo {
+    pub cgroup2: PathBuf,
+    pub bpffs: PathBuf,
+    pub tracefs: PathBuf,
+    pub btf: bool,
+    pub kernel: String,
+}
+
+/// Checks privileges, finds the cgroup2 mount and mounts bpffs and tracefs if needed.
+pub fn prepare() -> anyhow::Result<HostInfo> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!(
+            "cgwarden needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) to load eBPF programs; run it with sudo"
+        );
+    }
+    let cgroup2 = crate::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
+        .map_err(|e| anyhow::anyhow!("cgroup v2 is required: {e}"))?;
+    let btf = Path::new(BTF_VMLINUX).exists();
+    if !btf {
+        log::warn!("{BTF_VMLINUX} is missing: the kernel has no BTF; some hooks may not load");
+    }
+    ensure_mounted(Path::new(BPFFS), "bpf", "bpffs")?;
+    ensure_mounted(Path::new(TRACEFS), "tracefs", "tracefs")?;
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    Ok(HostInfo {
+        cgroup2,
+        bpffs: PathBuf::from(BPFFS),
+        tracefs: PathBuf::from(TRACEFS),
+        btf,
+        kernel,
+    })
+}
+
+/// Mounts a filesystem of type `fstype` at `target` unless one is already there.
+fn ensure_mounted(target: &Path, fstype: &str, what: &str) -> anyhow::Result<()> {
+    if is_mounted(Path::new("/proc/self/mountinfo"), target, fstype)? {
+        return Ok(());
+    }
+    fs::create_dir_all(target)
+        .map_err(|e| anyhow::anyhow!("cannot create {} for {what}: {e}", target.display()))?;
+    let c = |s: &str| CString::new(s).map_err(|e| anyhow::anyhow!("{e}"));
+    let (src, tgt, ty) = (c(fstype)?, c(&target.to_string_lossy())?, c(fstype)?);
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+    if rc != 0 {
+        anyhow::bail!(
+            "{what} is not mounted at {} and mounting it failed: {}",
+            target.display(),
+            io::Error::last_os_error()
+        );
+    }
+    log::info!("mounted {what} at {}", target.display());
+    Ok(())
+}
+
+fn is_mounted(mountinfo: &Path, target: &Path, fstype: &str) -> io::Result<bool> {
+    let text = fs::read_to_string(mountinfo)?;
+    let target = target.to_string_lossy();
+    Ok(text.lines().any(|line| {
+        let Some((left, right)) = line.split_once(" - ") else {
+            return false;
+        };
+        left.split_whitespace().nth(4) == Some(&target)
+            && right.split_whitespace().next() == Some(fstype)
+    }))
+}

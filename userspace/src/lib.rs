@@ -1,0 +1,20 @@
+//! cgwarden: a kernel-level egress and syscall monitor for containers.
+//!
+//! The kernel side (`ebpf/`) decides and reports; this library is the agent that feeds
+//! it profiles and turns its records into events:
+//! - [`policy`]: profile schema, validation, compilation to map entries;
+//! - [`bpf`]: loading the object, attaching programs, writing maps;
+//! - [`cgroups`]: the cgroup v2 tree;
+//! - [`host`]: privileges and mounts;
+//! - [`events`]: decoding and enriching kernel records;
+//! - [`agent`] and [`serve`]: the running agent; [`exec`]: one command under a profile.
+
+pub mod agent;
+pub mod bpf;
+pub mod cgroups;
+pub mod events;
+pub mod exec;
+pub mod host;
+pub mod policy;
+pub mod serve;
+pub mod sink;

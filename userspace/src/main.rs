@@ -1,0 +1,160 @@
+//! The `cgwarden` command line.
+
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use cgwarden::{
+    agent::Agent,
+    bpf::Kernel,
+    host, policy,
+    serve::{self, Options},
+    sink::{self, Std},
+};
+use clap::{Parser, Subcommand};
+
+/// Kernel-level egress and syscall monitor for containers.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent in the foreground: apply profiles to the cgroups they select.
+    Run {
+        /// Profile file, or a directory of *.yaml profiles.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Where to write events as JSON lines (`-`: standard output).
+        #[arg(long)]
+        events: Option<PathBuf>,
+    },
+    /// Run one command in a fresh cgroup under a profile.
+    Exec {
+        /// The profile file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Where to write events as JSON lines (`-` or unset: standard error).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// Validate profiles; print each error as file:line:column.
+    Check {
+        /// Profile files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format_timestamp_millis()
+        .init();
+    match run(cli.command) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("cgwarden: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Check { paths } => Ok(check(&paths)),
+        Command::Run { policy, events } => {
+            let sink =
+                sink::open(events.as_deref(), Std::Out).context("opening the events file")?;
+            runtime()?.block_on(run_agent(policy, sink))
+        }
+        Command::Exec {
+            policy,
+            events,
+            command,
+        } => {
+            let sink =
+                sink::open(events.as_deref(), Std::Err).context("opening the events file")?;
+            runtime()?.block_on(cgwarden::exec::exec(&policy, sink, &command))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn check(paths: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for path in paths {
+        match policy::load_path(path) {
+            Ok(profiles) => {
+                for p in profiles {
+                    println!("{}: profile `{}` is valid", p.source.display(), p.name);
+                }
+            }
+            Err(errors) => {
+                failed = true;
+                eprintln!("{errors}");
+            }
+        }
+    }
+    i32::from(failed)
+}
+
+async fn run_agent(
+    policy_path: PathBuf,
+    sink: Box<dyn std::io::Write + Send>,
+) -> anyhow::Result<i32> {
+    let profiles = policy::load_path(&policy_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host = host::prepare()?;
+    let mut kernel = Kernel::load()?;
+    kernel.attach(&host.cgroup2)?;
+    let ring = kernel.take_events().context("event ring buffer")?;
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink);
+    agent.install(profiles)?;
+    for p in agent.profiles() {
+        let globs: Vec<&str> = p.selector.cgroup.iter().map(|g| g.as_str()).collect();
+        log::info!(
+            "profile `{}` ({:?} mode) selects cgroups {:?}",
+            p.name,
+            p.mode,
+            globs
+        );
+        if !p.syscalls.is_empty() {
+            log::warn!(
+                "profile `{}`: syscall rules are validated but not yet enforced by this version",
+                p.name
+            );
+        }
+    }
+    agent.rescan()?;
+    log::info!(
+        "cgwarden is enforcing; cgroup2 at {}",
+        host.cgroup2.display()
+    );
+    serve::serve(
+        &mut agent,
+        ring,
+        Options {
+            policy: &policy_path,
+            rescan: true,
+            child: None,
+        },
+    )
+    .await?;
+    log::info!("stopping; detaching from every cgroup");
+    Ok(0)
+}

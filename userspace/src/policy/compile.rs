@@ -1,0 +1,301 @@
+//! Compiling a profile's egress rules into `EGRESS` LPM trie entries.
+//!
+//! The kernel does one longest-prefix lookup per flow and then walks the port rules of
+//! the entry it found. For that to be correct, each entry must carry the rules of every
+//! shorter prefix that contains it: the compiler merges them in, most specific prefix
+//! first and deny before allow within one prefix, so the first rule whose port and
+//! protocol match is the one that decides. IPv4 lives in the v4-mapped range
+//! `::ffff:0:0/96`, which IPv6 rules with shorter prefixes (such as `::/0`) do not reach:
+//! an IPv6 rule never allows IPv4 traffic.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    net::IpAddr,
+};
+
+use cgwarden_common::{EgressKey, EgressValue, MAX_PORT_RULES, PortRule, verdict};
+use ipnetwork::IpNetwork;
+
+use super::types::{Destination, DnsName, Egress, PortRange, RuleAction};
+
+/// One entry for the `EGRESS` map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EgressEntry {
+    /// LPM prefix length in bits, profile id included (32 + address prefix).
+    pub prefix_len: u32,
+    pub key: EgressKey,
+    pub value: EgressValue,
+}
+
+/// Why a profile's egress rules cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error(
+        "{prefix} is covered by {count} port/protocol rules after merging overlapping rules; at most {max} fit in one entry"
+    )]
+    TooManyPortRules {
+        prefix: String,
+        count: usize,
+        max: usize,
+    },
+}
+
+/// A prefix in the unified IPv6 space.
+type Prefix = (u128, u8);
+
+const V4_MAPPED: Prefix = (0xffff_u128 << 32, 96);
+
+/// Compiles `egress` for the profile id `profile`. `resolve` gives the current
+/// addresses of a DNS name (the agent's resolver; a wildcard name has none of its own).
+pub fn compile_egress(
+    profile: u32,
+    egress: &Egress,
+    resolve: &dyn Fn(&DnsName) -> Vec<IpAddr>,
+) -> Result<Vec<EgressEntry>, CompileError> {
+    let mut by_prefix: HashMap<Prefix, Vec<PortRule>> = HashMap::new();
+    for (index, rule) in egress.rules.iter().enumerate() {
+        let verdict = match rule.action {
+            RuleAction::Allow => verdict::ALLOW,
+            RuleAction::Deny => verdict::DENY,
+        };
+        let all_ports = [PortRange::ALL];
+        let ports: &[PortRange] = if rule.ports.is_empty() {
+            &all_ports
+        } else {
+            &rule.ports
+        };
+        let mut prefixes = Vec::new();
+        for dest in &rule.to {
+            match dest {
+                Destination::Net(net) => prefixes.push(to_prefix(*net)),
+                Destination::Name(name) => prefixes.extend(
+                    resolve(name)
+                        .into_iter()
+                        .map(|ip| to_prefix(IpNetwork::from(ip))),
+                ),
+            }
+        }
+        for prefix in prefixes {
+            let entry = by_prefix.entry(prefix).or_default();
+            for range in ports {
+                entry.push(PortRule {
+                    port_lo: range.lo,
+                    port_hi: range.hi,
+                    protocols: rule.protocol.bits(),
+                    verdict,
+                    _pad: 0,
+                    rule: u32::try_from(index).unwrap_or(u32::MAX - 1),
+                });
+            }
+        }
+    }
+    // An IPv6 rule that covers the v4-mapped range must not decide IPv4 flows: a
+    // barrier entry at ::ffff:0:0/96 stops the longest-prefix search there.
+    let v6_covers_v4 = by_prefix
+        .keys()
+        .any(|&(addr, len)| len < V4_MAPPED.1 && mask(V4_MAPPED.0, len) == addr);
+    if v6_covers_v4 {
+        by_prefix.entry(V4_MAPPED).or_default();
+    }
+
+    let lengths: BTreeSet<u8> = by_prefix.keys().map(|&(_, len)| len).collect();
+    let mut entries = Vec::with_capacity(by_prefix.len());
+    for (&(addr, len), own) in &by_prefix {
+        let in_v4 = len >= V4_MAPPED.1 && mask(addr, V4_MAPPED.1) == V4_MAPPED.0;
+        let mut rules: Vec<PortRule> = Vec::new();
+        push_ordered(&mut rules, own);
+        // Shorter prefixes that contain this one, longest first.
+        for &l in lengths.range(..len).rev() {
+            if in_v4 && l < V4_MAPPED.1 {
+                break;
+            }
+            if let Some(outer) = by_prefix.get(&(mask(addr, l), l)) {
+                push_ordered(&mut rules, outer);
+            }
+        }
+        if rules.len() > MAX_PORT_RULES {
+            return Err(CompileError::TooManyPortRules {
+                prefix: display_prefix((addr, len)),
+                count: rules.len(),
+                max: MAX_PORT_RULES,
+            });
+        }
+        let mut value = EgressValue {
+            len: rules.len() as u32,
+            ..Default::default()
+        };
+        value.rules[..rules.len()].copy_from_slice(&rules);
+        entries.push(EgressEntry {
+            prefix_len: 32 + u32::from(len),
+            key: EgressKey {
+                profile_be: profile.to_be(),
+                addr: addr.to_be_bytes(),
+            },
+            value,
+        });
+    }
+    entries.sort_by_key(|e| (e.key.addr, e.prefix_len));
+    Ok(entries)
+}
+
+/// Appends one prefix's rules, deny before allow, skipping rules that an earlier one
+/// already covers exactly.
+fn push_ordered(out: &mut Vec<PortRule>, rules: &[PortRule]) {
+    for wanted in [verdict::DENY, verdict::ALLOW] {
+        for r in rules.iter().filter(|r| r.verdict == wanted) {
+            let duplicate = out.iter().any(|o| {
+                o.port_lo == r.port_lo
+                    && o.port_hi == r.port_hi
+                    && o.protocols & r.protocols == r.protocols
+            });
+            if !duplicate {
+                out.push(*r);
+            }
+        }
+    }
+}
+
+fn to_prefix(net: IpNetwork) -> Prefix {
+    match net {
+        IpNetwork::V4(n) => (
+            V4_MAPPED.0 | u128::from(u32::from(n.network())),
+            96 + n.prefix(),
+        ),
+        IpNetwork::V6(n) => (u128::from(n.network()), n.prefix()),
+    }
+}
+
+fn mask(addr: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        addr & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+fn display_prefix((addr, len): Prefix) -> String {
+    let ip = std::net::Ipv6Addr::from(addr);
+    match ip.to_ipv4_mapped() {
+        Some(v4) if len >= 96 => format!("{v4}/{}", len - 96),
+        _ => format!("{ip}/{len}"),
+    }
+}
+
+/// What the kernel would decide for a flow, computed from compiled entries the way the
+/// kernel does it. Used by tests to check the compiler; the agent never calls it.
+#[cfg(test)]
+pub(crate) fn simulate(
+    entries: &[EgressEntry],
+    ip: IpAddr,
+    port: u16,
+    proto_bit: u8,
+) -> Option<(u8, u32)> {
+    let (addr, _) = to_prefix(IpNetwork::from(ip));
+    let best = entries
+        .iter()
+        .filter(|e| {
+            let len = (e.prefix_len - 32) as u8;
+            mask(addr, len) == u128::from_be_bytes(e.key.addr)
+        })
+        .max_by_key(|e| e.prefix_len)?;
+    best.value.rules[..best.value.len as usize]
+        .iter()
+        .find(|r| r.protocols & proto_bit != 0 && (r.port_lo..=r.port_hi).contains(&port))
+        .map(|r| (r.verdict, r.rule))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use cgwarden_common::proto;
+
+    use super::*;
+    use crate::policy::parse_str;
+
+    fn compile(yaml: &str) -> Vec<EgressEntry> {
+        let p = parse_str(yaml, Path::new("t.yaml")).unwrap();
+        compile_egress(7, &p.egress, &|_| vec!["127.0.0.9".parse().unwrap()]).unwrap()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn longest_prefix_carries_outer_ports() {
+        let e = compile(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n      ports: [443]\n    - to: 10.1.0.0/16\n      ports: [80]\n",
+        );
+        assert_eq!(
+            simulate(&e, ip("10.1.2.3"), 443, proto::TCP),
+            Some((verdict::ALLOW, 0))
+        );
+        assert_eq!(
+            simulate(&e, ip("10.1.2.3"), 80, proto::TCP),
+            Some((verdict::ALLOW, 1))
+        );
+        assert_eq!(simulate(&e, ip("10.2.2.3"), 80, proto::TCP), None);
+        assert_eq!(simulate(&e, ip("11.0.0.1"), 443, proto::TCP), None);
+    }
+
+    #[test]
+    fn more_specific_deny_carves_out_of_allow() {
+        let e = compile(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n  deny:\n    - to: 10.9.0.0/16\n      ports: [22]\n",
+        );
+        assert_eq!(
+            simulate(&e, ip("10.9.0.1"), 22, proto::TCP),
+            Some((verdict::DENY, 1))
+        );
+        assert_eq!(
+            simulate(&e, ip("10.9.0.1"), 23, proto::TCP),
+            Some((verdict::ALLOW, 0))
+        );
+    }
+
+    #[test]
+    fn ipv4_and_v4_mapped_share_rules_but_ipv6_any_does_not_cover_ipv4() {
+        let e = compile(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: ::/0\n      ports: [53]\n    - to: 127.0.0.1\n",
+        );
+        assert_eq!(
+            simulate(&e, ip("::ffff:127.0.0.1"), 5, proto::UDP),
+            Some((verdict::ALLOW, 1))
+        );
+        assert_eq!(
+            simulate(&e, ip("127.0.0.1"), 5, proto::UDP),
+            Some((verdict::ALLOW, 1))
+        );
+        assert_eq!(simulate(&e, ip("127.0.0.2"), 53, proto::UDP), None);
+        assert_eq!(
+            simulate(&e, ip("2001:db8::1"), 53, proto::UDP),
+            Some((verdict::ALLOW, 0))
+        );
+    }
+
+    #[test]
+    fn protocols_and_names() {
+        let e = compile(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: example.com\n      protocol: udp\n      ports: [\"1000-2000\"]\n",
+        );
+        assert_eq!(
+            simulate(&e, ip("127.0.0.9"), 1500, proto::UDP),
+            Some((verdict::ALLOW, 0))
+        );
+        assert_eq!(simulate(&e, ip("127.0.0.9"), 1500, proto::TCP), None);
+        assert_eq!(simulate(&e, ip("127.0.0.9"), 2001, proto::UDP), None);
+    }
+
+    #[test]
+    fn too_many_port_rules_is_an_error() {
+        let ports: Vec<String> = (1..=17).map(|p| p.to_string()).collect();
+        let yaml = format!(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n      ports: [{}]\n",
+            ports.join(", ")
+        );
+        let p = parse_str(&yaml, Path::new("t.yaml")).unwrap();
+        let err = compile_egress(1, &p.egress, &|_| vec![]).unwrap_err();
+        assert!(err.to_string().contains("10.0.0.0/8"), "{err}");
+    }
+}

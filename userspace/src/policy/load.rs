@@ -1,0 +1,300 @@
+//! Reading profiles from files and directories into valid [`Profile`]s, with errors
+//! that name file, line and column.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use super::{
+    raw::{RawEgressRule, RawProfile},
+    types::{Egress, EgressRule, Profile, RuleAction, Selector, SyscallRule},
+};
+
+/// One problem in one profile file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct PolicyError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every problem found while loading a set of profiles.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyErrors(pub Vec<PolicyError>);
+
+impl fmt::Display for PolicyErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Loads one profile file, or every `*.yaml`/`*.yml` file of a directory (sorted by
+/// name). All files are read and every error is returned, not only the first.
+pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
+    let whole_file = |message: String| PolicyError {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    let files = if path.is_dir() {
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| PolicyErrors(vec![whole_file(format!("cannot read directory: {e}"))]))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return Err(PolicyErrors(vec![whole_file(
+                "directory holds no .yaml or .yml profile".to_owned(),
+            )]));
+        }
+        files
+    } else {
+        vec![path.to_path_buf()]
+    };
+
+    let mut profiles = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for file in files {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(PolicyError {
+                    file: file.clone(),
+                    line: 1,
+                    column: 1,
+                    message: format!("cannot read profile: {e}"),
+                });
+                continue;
+            }
+        };
+        match parse_str(&text, &file) {
+            Ok(profile) => {
+                let name = profile.name.as_str().to_owned();
+                if let Some(first) = seen.get(&name) {
+                    let (line, column) = key_position(&text, "name");
+                    errors.push(PolicyError {
+                        file: file.clone(),
+                        line,
+                        column,
+                        message: format!(
+                            "profile name `{name}` is already used by {}",
+                            first.display()
+                        ),
+                    });
+                } else {
+                    seen.insert(name, file.clone());
+                    profiles.push(profile);
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(profiles)
+    } else {
+        Err(PolicyErrors(errors))
+    }
+}
+
+/// Parses one profile document; `file` is used in error messages and kept in the profile.
+pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
+    let raw: RawProfile = serde_yaml::from_str(text).map_err(|e| {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        PolicyError {
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: clean_message(&e.to_string()),
+        }
+    })?;
+    Ok(from_raw(raw, file))
+}
+
+fn from_raw(raw: RawProfile, file: &Path) -> Profile {
+    let selector = Selector {
+        cgroup: raw
+            .selector
+            .map(|s| s.cgroup.into_vec())
+            .unwrap_or_default(),
+    };
+    let egress = match raw.egress {
+        None => Egress::default(),
+        Some(e) => {
+            let label = |kind: &str, i: usize, r: &RawEgressRule| {
+                r.name.clone().unwrap_or_else(|| format!("{kind}[{i}]"))
+            };
+            let mut rules = Vec::with_capacity(e.allow.len() + e.deny.len());
+            for (list, kind, action) in [
+                (e.allow, "allow", RuleAction::Allow),
+                (e.deny, "deny", RuleAction::Deny),
+            ] {
+                for (i, r) in list.into_iter().enumerate() {
+                    rules.push(EgressRule {
+                        label: label(kind, i, &r),
+                        action,
+                        to: r.to.into_vec(),
+                        ports: r.ports,
+                        protocol: r.protocol,
+                    });
+                }
+            }
+            Egress {
+                default: e.default,
+                report: e.report,
+                rules,
+            }
+        }
+    };
+    Profile {
+        name: raw.name,
+        mode: raw.mode,
+        selector,
+        egress,
+        syscalls: raw
+            .syscalls
+            .into_iter()
+            .map(|r| SyscallRule {
+                names: r.names,
+                set: r.set,
+                action: r.action,
+            })
+            .collect(),
+        source: file.to_path_buf(),
+    }
+}
+
+/// serde_yaml appends " at line L column C" to messages; the location is already in
+/// front of ours.
+fn clean_message(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Line and column (1-based) of a top-level `key:` in a YAML text, or 1:1.
+fn key_position(text: &str, key: &str) -> (usize, usize) {
+    let prefix = format!("{key}:");
+    text.lines()
+        .position(|l| l.starts_with(&prefix))
+        .map_or((1, 1), |i| (i + 1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Destination, Mode, PortRange, Protocol};
+
+    fn parse(text: &str) -> Result<Profile, PolicyError> {
+        parse_str(text, Path::new("p.yaml"))
+    }
+
+    #[test]
+    fn parses_the_documented_example() {
+        let p = parse(
+            "name: web\nmode: enforce\nselector:\n  cgroup: \"/docker/*\"\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n      ports: [443, \"8000-8100\"]\n      protocol: tcp\nsyscalls:\n  - names: [mount, unshare]\n    action: kill\n",
+        )
+        .unwrap();
+        assert_eq!(p.name.as_str(), "web");
+        assert_eq!(p.mode, Mode::Enforce);
+        assert!(p.selector.matches("/docker/abc"));
+        assert!(!p.selector.matches("/docker/abc/def"));
+        let r = &p.egress.rules[0];
+        assert_eq!(r.label, "allow[0]");
+        assert_eq!(r.protocol, Protocol::Tcp);
+        assert_eq!(
+            r.ports,
+            vec![
+                PortRange { lo: 443, hi: 443 },
+                PortRange { lo: 8000, hi: 8100 }
+            ]
+        );
+        assert!(matches!(r.to[0], Destination::Net(_)));
+        assert_eq!(p.syscalls[0].names.len(), 2);
+    }
+
+    #[test]
+    fn bad_cidr_is_located() {
+        let e = parse(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.300/8\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.column), (6, 11), "{e}");
+        assert!(e.message.contains("10.0.0.300/8"), "{e}");
+    }
+
+    #[test]
+    fn bad_port_is_located() {
+        let e = parse("name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: ::1\n      ports: [\"90-80\"]\n")
+            .unwrap_err();
+        assert_eq!(e.line, 7, "{e}");
+        assert!(e.message.contains("empty"), "{e}");
+        let e = parse("name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: ::1\n      ports: [70000]\n")
+            .unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_and_bad_mode_are_rejected() {
+        let e = parse("name: a\nmode: audit\negres: {}\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = parse("name: a\nmode: block\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("block"), "{e}");
+    }
+
+    #[test]
+    fn syscall_rule_needs_names_or_set() {
+        let e = parse("name: a\nmode: audit\nsyscalls:\n  - action: kill\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(
+            parse("name: a\nmode: audit\nsyscalls:\n  - set: escape\n    action: kill\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn host_bits_and_bad_names_are_refused() {
+        let e = parse(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.1/8\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("10.0.0.0/8"), "{e}");
+        let e = parse(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: \"bad name!\"\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("bad name!"), "{e}");
+        let e = parse("name: a b\nmode: audit\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn directory_reports_every_file_and_duplicate_names() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "name: x\nmode: audit\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "name: x\nmode: audit\n").unwrap();
+        std::fs::write(dir.path().join("c.yaml"), "name: y\nmode: nope\n").unwrap();
+        let errors = load_path(dir.path()).unwrap_err().0;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].message.contains("already used"));
+        assert!(errors[0].file.ends_with("b.yaml"));
+        assert!(errors[1].file.ends_with("c.yaml"));
+    }
+}

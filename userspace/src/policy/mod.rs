@@ -1,0 +1,14 @@
+//! Profiles: the schema users write, its validation, and its compilation to map entries.
+//!
+//! Input goes through two stages. [`raw`] mirrors the YAML with serde; [`load`] turns it
+//! into a [`Profile`], which exists only if it is valid, or into a [`PolicyError`] that
+//! names file, line and column. [`compile`] turns a profile's egress rules into LPM
+//! trie entries for the kernel.
+
+pub mod compile;
+mod load;
+mod raw;
+mod types;
+
+pub use load::{PolicyError, PolicyErrors, load_path, parse_str};
+pub use types::*;

@@ -1,0 +1,403 @@
+//! The validated profile model. Every type here is valid by construction: the
+//! `TryFrom<String>` impls are the only way serde builds them.
+
+use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
+
+use ipnetwork::IpNetwork;
+use serde::Deserialize;
+
+/// A parsed, valid profile.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: ProfileName,
+    pub mode: Mode,
+    pub selector: Selector,
+    pub egress: Egress,
+    pub syscalls: Vec<SyscallRule>,
+    /// File the profile came from, for messages.
+    pub source: PathBuf,
+}
+
+/// `enforce` denies what the profile does not allow; `audit` lets it through and reports
+/// it with verdict `audit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Audit,
+}
+
+/// Which cgroups a profile applies to. Empty: only through `cgwarden exec`.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    pub cgroup: Vec<CgroupGlob>,
+}
+
+impl Selector {
+    /// Whether a cgroup path (relative to the cgroup2 root, starting with `/`) matches.
+    pub fn matches(&self, cgroup_path: &str) -> bool {
+        self.cgroup.iter().any(|g| g.matches(cgroup_path))
+    }
+}
+
+/// A glob on a cgroup v2 path: `*` stays within one path component, `**` crosses them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CgroupGlob {
+    text: String,
+    pattern: glob::Pattern,
+}
+
+impl CgroupGlob {
+    pub fn matches(&self, cgroup_path: &str) -> bool {
+        let options = glob::MatchOptions {
+            case_sensitive: true,
+            require_literal_separator: true,
+            require_literal_leading_dot: false,
+        };
+        self.pattern.matches_with(cgroup_path, options)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl TryFrom<String> for CgroupGlob {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+impl FromStr for CgroupGlob {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if !text.starts_with('/') {
+            return Err(format!(
+                "cgroup selector `{text}` must be an absolute cgroup path starting with `/`"
+            ));
+        }
+        let pattern = glob::Pattern::new(text)
+            .map_err(|e| format!("invalid cgroup glob `{text}`: {}", e.msg))?;
+        Ok(Self {
+            text: text.to_owned(),
+            pattern,
+        })
+    }
+}
+
+/// The egress section.
+#[derive(Debug, Clone)]
+pub struct Egress {
+    pub default: EgressDefault,
+    pub report: ReportLevel,
+    /// Allow rules then deny rules, in file order; a rule's index is its id in events.
+    pub rules: Vec<EgressRule>,
+}
+
+impl Default for Egress {
+    /// No egress section: nothing is restricted.
+    fn default() -> Self {
+        Self {
+            default: EgressDefault::Allow,
+            report: ReportLevel::Denied,
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// What happens to a flow no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressDefault {
+    Allow,
+    Deny,
+}
+
+/// Which flows produce events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportLevel {
+    /// Denied and audited flows only.
+    #[default]
+    Denied,
+    /// Every flow, allowed ones included.
+    All,
+}
+
+/// One egress rule.
+#[derive(Debug, Clone)]
+pub struct EgressRule {
+    /// The rule's name, or `allow[i]`/`deny[i]` after its place in the file.
+    pub label: String,
+    pub action: RuleAction,
+    pub to: Vec<Destination>,
+    /// Empty means every port.
+    pub ports: Vec<PortRange>,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Allow,
+    Deny,
+}
+
+/// Where a rule points: an address or network, or a DNS name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Destination {
+    Net(IpNetwork),
+    Name(DnsName),
+}
+
+impl TryFrom<String> for Destination {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if let Ok(addr) = text.parse::<IpAddr>() {
+            return Ok(Self::Net(IpNetwork::from(addr)));
+        }
+        if text.contains('/') {
+            let net = text
+                .parse::<IpNetwork>()
+                .map_err(|e| format!("invalid CIDR `{text}`: {e}"))?;
+            if net.network() != net.ip() {
+                return Err(format!(
+                    "CIDR `{text}` has host bits set; did you mean `{}/{}`?",
+                    net.network(),
+                    net.prefix()
+                ));
+            }
+            return Ok(Self::Net(net));
+        }
+        if text.chars().all(|c| c.is_ascii_digit() || c == '.') || text.contains(':') {
+            return Err(format!("invalid IP address `{text}`"));
+        }
+        DnsName::try_from(text).map(Self::Name)
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Net(net) if net.prefix() == max_prefix(net) => write!(f, "{}", net.ip()),
+            Self::Net(net) => write!(f, "{net}"),
+            Self::Name(name) => write!(f, "{name}"),
+        }
+    }
+}
+
+fn max_prefix(net: &IpNetwork) -> u8 {
+    match net {
+        IpNetwork::V4(_) => 32,
+        IpNetwork::V6(_) => 128,
+    }
+}
+
+/// A DNS name, lower-cased, optionally with a leading `*.` wildcard label.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DnsName(String);
+
+impl DnsName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the name starts with `*.` and so only matches answers learned at run time.
+    pub fn is_wildcard(&self) -> bool {
+        self.0.starts_with("*.")
+    }
+}
+
+impl TryFrom<String> for DnsName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let name = text.trim_end_matches('.').to_ascii_lowercase();
+        let body = name.strip_prefix("*.").unwrap_or(&name);
+        let valid_label = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        };
+        if body.is_empty() || name.len() > 253 || !body.split('.').all(valid_label) {
+            return Err(format!(
+                "`{text}` is neither an IP address, a CIDR nor a valid DNS name"
+            ));
+        }
+        Ok(Self(name))
+    }
+}
+
+impl fmt::Display for DnsName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An inclusive port range; a single port is a range of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "PortText")]
+pub struct PortRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl PortRange {
+    pub const ALL: Self = Self {
+        lo: 0,
+        hi: u16::MAX,
+    };
+}
+
+/// A port as written: a number or a `"lo-hi"` string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PortText {
+    Number(u64),
+    Text(String),
+}
+
+impl TryFrom<PortText> for PortRange {
+    type Error = String;
+    fn try_from(text: PortText) -> Result<Self, String> {
+        let port = |n: u64| -> Result<u16, String> {
+            u16::try_from(n)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| format!("port {n} is out of range 1-65535"))
+        };
+        let parse = |s: &str| -> Result<u16, String> {
+            s.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("`{s}` is not a port number"))
+                .and_then(port)
+        };
+        match text {
+            PortText::Number(n) => port(n).map(|p| Self { lo: p, hi: p }),
+            PortText::Text(s) => match s.split_once('-') {
+                Some((lo, hi)) => {
+                    let (lo, hi) = (parse(lo)?, parse(hi)?);
+                    if lo > hi {
+                        return Err(format!("port range `{s}` is empty (start above end)"));
+                    }
+                    Ok(Self { lo, hi })
+                }
+                None => parse(&s).map(|p| Self { lo: p, hi: p }),
+            },
+        }
+    }
+}
+
+/// Transport protocol a rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    Icmp,
+    #[default]
+    Any,
+}
+
+impl Protocol {
+    /// The kernel's protocol bits for this protocol.
+    pub fn bits(self) -> u8 {
+        use cgwarden_common::proto;
+        match self {
+            Self::Tcp => proto::TCP,
+            Self::Udp => proto::UDP,
+            Self::Icmp => proto::ICMP,
+            Self::Any => proto::ANY,
+        }
+    }
+}
+
+/// A profile's name: non-empty, letters, digits, `-`, `_` and `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ProfileName(String);
+
+impl ProfileName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ProfileName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 64
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(Self(text))
+        } else {
+            Err(format!(
+                "profile name `{text}` must be 1-64 letters, digits, `-`, `_` or `.`"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for ProfileName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What to do when a selected syscall is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyscallAction {
+    Report,
+    Kill,
+}
+
+/// A syscall name as written in a profile: lower-case letters, digits and `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct SyscallName(String);
+
+impl SyscallName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SyscallName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            Ok(Self(text))
+        } else {
+            Err(format!("`{text}` is not a syscall name"))
+        }
+    }
+}
+
+/// A group of syscalls with the action to take.
+#[derive(Debug, Clone)]
+pub struct SyscallRule {
+    pub names: Vec<SyscallName>,
+    /// A named built-in set, if the rule selects one.
+    pub set: Option<SyscallSet>,
+    pub action: SyscallAction,
+}
+
+/// Built-in syscall sets a rule can select by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyscallSet {
+    /// Syscalls used to escape a container or attack the host.
+    Escape,
+}

@@ -1,0 +1,120 @@
+//! The agent's event loop: ring-buffer records, periodic work (cgroup rescans, loss
+//! counters), reloads on SIGHUP, and shutdown on SIGINT/SIGTERM or when the command
+//! run by `exec` ends.
+
+use std::{path::Path, process::ExitStatus, time::Duration};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    process::Child,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{agent::Agent, policy};
+
+/// How the loop ends.
+pub enum Stop {
+    /// SIGINT or SIGTERM (`run`).
+    Signal,
+    /// The command exited (`exec`).
+    Exited(ExitStatus),
+}
+
+/// What the loop watches besides the ring buffer.
+pub struct Options<'a> {
+    /// Profile file or directory to reload on SIGHUP.
+    pub policy: &'a Path,
+    /// Apply selectors to the cgroup tree on every tick (`run`).
+    pub rescan: bool,
+    /// The command run by `exec`; signals are forwarded to it instead of stopping.
+    pub child: Option<&'a mut Child>,
+}
+
+const TICK: Duration = Duration::from_millis(100);
+
+/// Runs until a stop condition; always drains the ring buffer before returning.
+pub async fn serve(
+    agent: &mut Agent,
+    ring: RingBuf<MapData>,
+    mut opts: Options<'_>,
+) -> anyhow::Result<Stop> {
+    // SAFETY: the AsyncFd takes ownership of the ring buffer, so its fd stays open for
+    // as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE)? };
+    let mut tick = tokio::time::interval(TICK);
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut forwarded = 0u32;
+    let stop = loop {
+        let wait_child = async {
+            match opts.child.as_deref_mut() {
+                Some(child) => child.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                drain(agent, guard.get_inner_mut())?;
+                guard.clear_ready();
+                agent.flush()?;
+            }
+            _ = tick.tick() => {
+                if opts.rescan {
+                    agent.rescan()?;
+                }
+                agent.check_counters()?;
+                agent.flush()?;
+            }
+            _ = hup.recv() => reload(agent, opts.policy),
+            _ = int.recv() => {
+                if !forward(opts.child.as_deref(), libc::SIGINT, &mut forwarded) {
+                    break Stop::Signal;
+                }
+            }
+            _ = term.recv() => {
+                if !forward(opts.child.as_deref(), libc::SIGTERM, &mut forwarded) {
+                    break Stop::Signal;
+                }
+            }
+            status = wait_child => break Stop::Exited(status?),
+        }
+    };
+    drain(agent, ring.get_mut())?;
+    agent.check_counters()?;
+    agent.flush()?;
+    Ok(stop)
+}
+
+fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
+    while let Some(item) = ring.next() {
+        agent.handle_record(&item)?;
+    }
+    Ok(())
+}
+
+/// Forwards a signal to the command run by `exec`. The first two are passed on as they
+/// are; a third kills it. Returns false when there is no command (the agent stops).
+fn forward(child: Option<&Child>, sig: i32, forwarded: &mut u32) -> bool {
+    let Some(pid) = child.and_then(Child::id) else {
+        return child.is_some();
+    };
+    *forwarded += 1;
+    let sig = if *forwarded > 2 { libc::SIGKILL } else { sig };
+    // SAFETY: kill(2) on our own child's pid with a valid signal.
+    unsafe { libc::kill(pid as i32, sig) };
+    true
+}
+
+/// Loads the profiles again; a bad set keeps the running profiles and says why.
+fn reload(agent: &mut Agent, path: &Path) {
+    match policy::load_path(path) {
+        Err(errors) => log::error!("reload refused, keeping the running profiles:\n{errors}"),
+        Ok(profiles) => match agent.install(profiles) {
+            Ok(()) => log::info!("reloaded profiles from {}", path.display()),
+            Err(e) => log::error!("reload refused, keeping the running profiles: {e:#}"),
+        },
+    }
+}

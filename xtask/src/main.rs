@@ -1,0 +1,171 @@
+//! `cargo xtask`: everything the project needs done on a machine, in one place.
+//!
+//! - `setup`: install, idempotently, what building and testing need (seconds when done);
+//! - `build`: the eBPF object and the agent that embeds it;
+//! - `run [-- ARGS]`: the agent on the default profile (or with ARGS);
+//! - `test`: every test, unit and integration (root required);
+//! - `bench`: the benchmarks.
+
+mod bench;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the toolchain and test dependencies (idempotent).
+    Setup,
+    /// Build the eBPF object and the agent.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run the agent; without arguments on policies/default.yaml.
+    Run {
+        #[arg(long)]
+        release: bool,
+        /// Arguments for `cgwarden` instead of `run --policy policies/default.yaml`.
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: unit tests and integration tests against the real kernel.
+    Test {
+        /// Extra arguments passed to `cargo test` (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run benchmarks: `egress` (default: all).
+    Bench {
+        /// Which benchmark.
+        which: Option<String>,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse().task) {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(task: Task) -> anyhow::Result<()> {
+    let root = workspace_root();
+    match task {
+        Task::Setup => setup::setup(),
+        Task::Build { release } => {
+            setup::setup()?;
+            build(&root, release)
+        }
+        Task::Run { release, args } => {
+            setup::setup()?;
+            build(&root, release)?;
+            let bin = binary(&root, release);
+            let args = if args.is_empty() {
+                vec![
+                    "run".to_owned(),
+                    "--policy".to_owned(),
+                    root.join("policies/default.yaml").display().to_string(),
+                ]
+            } else {
+                args
+            };
+            let status = Command::new(&bin)
+                .args(&args)
+                .status()
+                .with_context(|| format!("running {}", bin.display()))?;
+            if !status.success() {
+                bail!("cgwarden exited with {status}");
+            }
+            Ok(())
+        }
+        Task::Test { args } => {
+            setup::setup()?;
+            require_root("the integration tests load eBPF programs")?;
+            build(&root, false)?;
+            cargo(&root)
+                .args(["test", "--workspace"])
+                .args(&args)
+                .env("CGWARDEN_BIN", binary(&root, false))
+                .status_checked("cargo test")
+        }
+        Task::Bench { which } => {
+            setup::setup()?;
+            require_root("the benchmarks load eBPF programs")?;
+            build(&root, true)?;
+            bench::run(&root, &binary(&root, true), which.as_deref())
+        }
+    }
+}
+
+fn build(root: &Path, release: bool) -> anyhow::Result<()> {
+    let mut cmd = cargo(root);
+    cmd.args(["build", "--workspace", "--bins"]);
+    if release {
+        cmd.arg("--release");
+    }
+    cmd.status_checked("cargo build")
+}
+
+fn binary(root: &Path, release: bool) -> PathBuf {
+    root.join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("cgwarden")
+}
+
+fn require_root(why: &str) -> anyhow::Result<()> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        })
+        .unwrap_or_default();
+    if uid != "0" {
+        bail!("this task must run as root: {why}");
+    }
+    Ok(())
+}
+
+/// The host cargo that runs xtask (rustup's), in the workspace root.
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs a command and turns a failure into one sentence.
+trait StatusChecked {
+    fn status_checked(&mut self, what: &str) -> anyhow::Result<()>;
+}
+
+impl StatusChecked for Command {
+    fn status_checked(&mut self, what: &str) -> anyhow::Result<()> {
+        let status = self
+            .status()
+            .with_context(|| format!("could not start {what}"))?;
+        if !status.success() {
+            bail!("{what} failed ({status})");
+        }
+        Ok(())
+    }
+}
