@@ -18,6 +18,8 @@ pub mod maps {
     pub const EVENTS: &str = "EVENTS";
     /// `PerCpuArray<u64>` of counters, indexed by [`crate::counters`].
     pub const COUNTERS: &str = "COUNTERS";
+    /// `LruHashMap<FlowKey, FlowState>`: repeat counts of reported flows.
+    pub const FLOWS: &str = "FLOWS";
 }
 
 /// Indexes into the per-CPU counter array.
@@ -44,11 +46,22 @@ pub const EGRESS_MAX_ENTRIES: u32 = 262_144;
 /// Capacity of the cgroup → profile map.
 pub const CGROUP_MAX_ENTRIES: u32 = 16_384;
 
+/// Capacity of the flow aggregation map.
+pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
+
+/// After a flow is reported, identical repeats within this window are only counted; the
+/// next report (by the kernel on a later repeat, or by the agent's flush) carries them.
+pub const AGGREGATE_WINDOW_NS: u64 = 1_000_000_000;
+
 /// Ring buffer size in bytes (a power of two, multiple of the page size).
 pub const RINGBUF_BYTES: u32 = 8 * 1024 * 1024;
 
 /// Rule index that stands for the profile's `default` egress action.
 pub const RULE_DEFAULT: u32 = u32::MAX;
+
+/// Rule index the agent uses for flows whose deciding rule it could not learn (their
+/// first event was lost); never written by the kernel.
+pub const RULE_UNKNOWN: u32 = u32::MAX - 1;
 
 /// What the kernel did with a flow or syscall.
 pub mod verdict {
@@ -194,8 +207,36 @@ pub struct NetEvent {
     pub _pad: u16,
     /// Index of the rule that decided, or [`RULE_DEFAULT`].
     pub rule: u32,
-    /// How many identical flows this event stands for.
-    pub count: u32,
+    pub _pad2: u32,
+    /// How many times this flow (same [`FlowKey`]) has happened so far, this one
+    /// included. The agent reports the difference to the previous total.
+    pub total: u64,
+}
+
+/// Identity of a reported flow for aggregation: identical repeats share a key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub cgroup_id: u64,
+    pub profile: u32,
+    pub pid: u32,
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub protocol: u8,
+    pub verdict: u8,
+    pub kind: u32,
+}
+
+/// Aggregation state of a flow. `total` only grows (atomically), so the agent can read
+/// it at any time and report the difference without racing the kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowState {
+    pub total: u64,
+    /// When the kernel last sent an event for this flow.
+    pub last_emit_ns: u64,
+    /// When the flow last happened.
+    pub last_ns: u64,
 }
 
 #[cfg(feature = "user")]
@@ -207,4 +248,6 @@ mod user {
     unsafe impl aya::Pod for super::EgressKey {}
     unsafe impl aya::Pod for super::EgressValue {}
     unsafe impl aya::Pod for super::PortRule {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowState {}
 }

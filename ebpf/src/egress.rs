@@ -1,38 +1,62 @@
-//! Where a flow is decided: the egress allowlist lookup.
+//! Where a flow is decided: the egress allowlist lookup, shared by every network hook.
 //!
 //! Rules live in an LPM trie keyed by (profile id, IPv6 or v4-mapped address). The agent's
 //! compiler has already merged each prefix's rules with those of every shorter prefix
-//! that contains it and ordered them deny-first, so the longest match carries every rule
-//! that can apply and the first rule whose port and protocol match decides.
+//! that contains it, most specific first and deny before allow, so the longest match
+//! carries every rule that can apply and the first rule whose port and protocol match
+//! decides.
 
 use aya_ebpf::maps::lpm_trie::Key;
 use cgwarden_common::{
-    EGRESS_FULL_PREFIX, EgressKey, MAX_PORT_RULES, ProfileRef, RULE_DEFAULT, profile_flags, verdict,
+    EGRESS_FULL_PREFIX, EgressKey, MAX_PORT_RULES, NetEvent, ProfileRef, RULE_DEFAULT, counters,
+    profile_flags, proto, verdict,
 };
 
-use crate::maps::EGRESS;
+use crate::{event, maps::EGRESS, maps::count};
 
-/// A flow as every hook describes it to [`decide`].
+/// A flow as every hook describes it.
 pub struct Flow {
     /// IPv6 address, or IPv4 as v4-mapped IPv6, after normalisation.
     pub addr: [u8; 16],
-    /// Destination port, host byte order.
+    /// Destination port, host byte order (0 for ICMP and raw packets).
     pub port: u16,
-    /// `cgwarden_common::proto` bit of the flow's protocol.
-    pub proto_bit: u8,
+    /// `AF_INET` or `AF_INET6`: the family the caller used.
+    pub family: u16,
+    /// IP protocol number.
+    pub protocol: u8,
 }
 
-/// What [`decide`] concluded.
-pub struct Decision {
-    /// `verdict::ALLOW`, `DENY` or `AUDIT`.
-    pub verdict: u8,
-    /// Index of the deciding rule, or `RULE_DEFAULT`.
-    pub rule: u32,
-}
-
-/// Judges a flow against a profile's egress rules.
+/// Decides a flow for `profile`, reports it as the profile asks, and returns whether
+/// the hook should let it proceed.
 #[inline(always)]
-pub fn decide(profile: &ProfileRef, flow: &Flow) -> Decision {
+pub fn judge(profile: &ProfileRef, flow: &Flow, kind: u32, cgroup_id: u64) -> bool {
+    count(counters::EGRESS_CHECKED);
+    let (verdict, rule) = decide(profile, flow);
+    if verdict != verdict::ALLOW || profile.flags & profile_flags::REPORT_ALLOWED != 0 {
+        event::report_net(&mut NetEvent {
+            header: event::header(kind, profile.id, cgroup_id),
+            addr: flow.addr,
+            port: flow.port,
+            family: flow.family,
+            protocol: flow.protocol,
+            verdict,
+            _pad: 0,
+            rule,
+            _pad2: 0,
+            total: 0,
+        });
+    }
+    if verdict == verdict::DENY {
+        count(counters::EGRESS_DENIED);
+        false
+    } else {
+        true
+    }
+}
+
+/// The verdict for a flow and the index of the deciding rule.
+#[inline(always)]
+fn decide(profile: &ProfileRef, flow: &Flow) -> (u8, u32) {
     let key = Key::new(
         EGRESS_FULL_PREFIX,
         EgressKey {
@@ -40,6 +64,7 @@ pub fn decide(profile: &ProfileRef, flow: &Flow) -> Decision {
             addr: flow.addr,
         },
     );
+    let proto_bit = proto_bit(flow.protocol);
     let mut allowed = profile.flags & profile_flags::EGRESS_DEFAULT_ALLOW != 0;
     let mut rule = RULE_DEFAULT;
     if let Some(value) = EGRESS.get(&key) {
@@ -49,8 +74,7 @@ pub fn decide(profile: &ProfileRef, flow: &Flow) -> Decision {
                 break;
             }
             let r = &value.rules[i];
-            if r.protocols & flow.proto_bit != 0 && flow.port >= r.port_lo && flow.port <= r.port_hi
-            {
+            if r.protocols & proto_bit != 0 && flow.port >= r.port_lo && flow.port <= r.port_hi {
                 allowed = r.verdict == verdict::ALLOW;
                 rule = r.rule;
                 break;
@@ -64,5 +88,16 @@ pub fn decide(profile: &ProfileRef, flow: &Flow) -> Decision {
     } else {
         verdict::AUDIT
     };
-    Decision { verdict, rule }
+    (verdict, rule)
+}
+
+/// The rule bit that matches an IP protocol.
+#[inline(always)]
+fn proto_bit(protocol: u8) -> u8 {
+    match protocol {
+        6 => proto::TCP,
+        17 | 136 => proto::UDP,
+        1 | 58 => proto::ICMP,
+        _ => proto::OTHER,
+    }
 }

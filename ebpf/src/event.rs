@@ -1,25 +1,34 @@
-//! Writing events to the ring buffer. A full buffer never delays or changes a verdict:
-//! the loss is counted per CPU and the agent reports it.
+//! Reporting: aggregation of identical repeats and writing to the ring buffer.
+//!
+//! A reported flow is keyed by everything that makes it "the same" (cgroup, profile,
+//! pid, destination, protocol, verdict, hook). Its total only grows; the kernel sends
+//! an event for the first occurrence and then at most one per window, each carrying the
+//! total so far, and the agent flushes totals left over at the end of a burst. A full
+//! ring buffer never delays or changes a verdict: the loss is counted per CPU, and the
+//! flow's total still reaches the agent with the next event or flush.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    generated::{bpf_get_current_cgroup_id, bpf_ktime_get_ns},
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::bpf_ktime_get_ns,
+    },
 };
-use cgwarden_common::{EventHeader, NetEvent, counters};
+use cgwarden_common::{AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, counters};
 
-use crate::maps::{EVENTS, count};
+use crate::maps::{EVENTS, FLOWS, atomic_add, count};
 
 /// Fills the fields every event shares from the current task.
 #[inline(always)]
-pub fn header(kind: u32, profile: u32) -> EventHeader {
+pub fn header(kind: u32, profile: u32, cgroup_id: u64) -> EventHeader {
     let pid_tgid = bpf_get_current_pid_tgid();
     let uid_gid = bpf_get_current_uid_gid();
     EventHeader {
         kind,
         profile,
-        // SAFETY: plain helper calls without arguments.
+        // SAFETY: plain helper call without arguments.
         ts_ns: unsafe { bpf_ktime_get_ns() },
-        cgroup_id: unsafe { bpf_get_current_cgroup_id() },
+        cgroup_id,
         pid: (pid_tgid >> 32) as u32,
         tid: pid_tgid as u32,
         uid: uid_gid as u32,
@@ -28,9 +37,59 @@ pub fn header(kind: u32, profile: u32) -> EventHeader {
     }
 }
 
+/// Counts a reported flow and sends an event unless it is a repeat inside the window.
+#[inline(always)]
+pub fn report_net(event: &mut NetEvent) {
+    let h = &event.header;
+    let key = FlowKey {
+        cgroup_id: h.cgroup_id,
+        profile: h.profile,
+        pid: h.pid,
+        addr: event.addr,
+        port: event.port,
+        protocol: event.protocol,
+        verdict: event.verdict,
+        kind: h.kind,
+    };
+    let now = h.ts_ns;
+    match FLOWS.get_ptr_mut(&key) {
+        Some(state) => {
+            // SAFETY: the pointer comes from the map; `total` is only changed atomically.
+            let total = unsafe { atomic_add(&raw mut (*state).total, 1) } + 1;
+            // SAFETY: as above; racing writes of timestamps are harmless.
+            unsafe {
+                (*state).last_ns = now;
+                if now.wrapping_sub((*state).last_emit_ns) < AGGREGATE_WINDOW_NS {
+                    return;
+                }
+                (*state).last_emit_ns = now;
+            }
+            event.total = total;
+        }
+        None => {
+            let fresh = FlowState {
+                total: 1,
+                last_emit_ns: now,
+                last_ns: now,
+            };
+            if FLOWS.insert(&key, &fresh, BPF_NOEXIST as u64).is_err() {
+                // Another CPU inserted it first: count this one there and let that
+                // CPU's event (or the agent's flush) report it.
+                if let Some(state) = FLOWS.get_ptr_mut(&key) {
+                    // SAFETY: as above.
+                    unsafe { atomic_add(&raw mut (*state).total, 1) };
+                }
+                return;
+            }
+            event.total = 1;
+        }
+    }
+    send_net(event);
+}
+
 /// Sends a network event, or counts it as lost when the ring buffer is full.
 #[inline(always)]
-pub fn send_net(event: &NetEvent) {
+fn send_net(event: &NetEvent) {
     match EVENTS.reserve::<NetEvent>(0) {
         Some(mut slot) => {
             slot.write(*event);

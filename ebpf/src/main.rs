@@ -1,19 +1,26 @@
 //! cgwarden's kernel side: one object with every hook.
 //!
-//! Each program is a thin wrapper: it asks [`profile::current`] which profile applies to
-//! the calling task (no profile: allow at once), normalises what the hook sees into a
-//! flow, lets [`egress::decide`] judge it and [`event`] report it. Where a connect is
-//! decided: [`egress::decide`].
+//! Each program is a thin wrapper: it asks [`profile`] which profile applies to the
+//! calling task or packet (no profile: allow at once), normalises what the hook sees into
+//! a flow and lets [`egress::judge`] decide and report it. Where a connect is decided:
+//! `egress.rs`.
 #![no_std]
 #![no_main]
+// BPF has no `core::sync::atomic` read-modify-write; the intrinsic lowers to BPF atomics.
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
 
 mod egress;
 mod event;
 mod maps;
 mod profile;
+mod skb;
 mod sockaddr;
 
-use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use aya_ebpf::{
+    macros::{cgroup_skb, cgroup_sock_addr},
+    programs::{SkBuffContext, SockAddrContext},
+};
 use cgwarden_common::kind;
 
 /// Return value of a cgroup sock_addr program that lets the call proceed.
@@ -39,6 +46,11 @@ pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     sockaddr::judge(&ctx, sockaddr::Family::V6, kind::SENDMSG)
+}
+
+#[cgroup_skb(egress)]
+pub fn skb_egress(ctx: SkBuffContext) -> i32 {
+    skb::egress(&ctx)
 }
 
 #[cfg(not(test))]

@@ -2,11 +2,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use cgwarden_common::{
-    CGROUP_MAX_ENTRIES, Config, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, ProfileRef,
-    RINGBUF_BYTES, counters,
+    CGROUP_MAX_ENTRIES, Config, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, FLOWS_MAX_ENTRIES,
+    FlowKey, FlowState, ProfileRef, RINGBUF_BYTES, counters,
 };
 
 #[map]
@@ -24,14 +24,33 @@ pub static EGRESS: LpmTrie<EgressKey, EgressValue> =
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 
 #[map]
+pub static FLOWS: LruHashMap<FlowKey, FlowState> =
+    LruHashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+
+#[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 
-/// Adds one to a per-CPU counter. Per-CPU slots need no atomics: a program runs to
-/// completion on one CPU without being preempted by another program on that CPU.
+/// Adds one to a per-CPU counter. The add is atomic because a program can be preempted
+/// by another one on the same CPU (programs only disable migration), and the storm
+/// accounting must be exact.
 #[inline(always)]
 pub fn count(index: u32) {
     if let Some(slot) = COUNTERS.get_ptr_mut(index) {
         // SAFETY: the pointer comes from the map and stays valid for this program run.
-        unsafe { *slot += 1 };
+        unsafe { atomic_add(slot, 1) };
+    }
+}
+
+/// Atomically adds `v` to `*ptr` and returns the previous value.
+///
+/// # Safety
+/// `ptr` must point to a live, 8-byte aligned `u64` in a map value.
+#[inline(always)]
+pub unsafe fn atomic_add(ptr: *mut u64, v: u64) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+            ptr, v,
+        )
     }
 }

@@ -1,30 +1,47 @@
-//! The one fast path every hook starts with: which profile applies to the current task.
+//! The one fast path every hook starts with: which profile applies to a cgroup.
 //!
 //! A profile is attached to a cgroup; the cgroup's descendants inherit it. The agent
 //! records in `CONFIG.levels` at which cgroup levels profiles exist, so the lookup
-//! touches only the task's ancestors at those levels, deepest first. A task in no
-//! monitored cgroup costs one array read plus one hash lookup per populated level.
+//! touches only the ancestors at those levels, deepest first. A task in no monitored
+//! cgroup costs one array read plus one hash lookup per populated level (usually one).
 
-use aya_ebpf::helpers::generated::bpf_get_current_ancestor_cgroup_id;
+use aya_ebpf::{
+    bindings::__sk_buff,
+    helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_skb_ancestor_cgroup_id},
+};
 use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef};
 
 use crate::maps::{CGROUP_PROFILES, CONFIG};
 
-/// The profile that applies to the current task, with the id of the cgroup it is
-/// attached to, or `None` when the task is not monitored.
+/// The profile of the current task's cgroup (socket-address hooks, tracepoints).
 #[inline(always)]
 pub fn current() -> Option<ProfileRef> {
+    // SAFETY: a plain helper call with an integer argument.
+    lookup(|level| unsafe { bpf_get_current_ancestor_cgroup_id(level) })
+}
+
+/// The profile of the cgroup of the socket that owns a packet (cgroup_skb hooks, which
+/// may run outside the sender's context).
+#[inline(always)]
+pub fn of_skb(skb: *mut __sk_buff) -> Option<ProfileRef> {
+    // SAFETY: `skb` is the context pointer the kernel passed to the program.
+    lookup(|level| unsafe { bpf_skb_ancestor_cgroup_id(skb, level) })
+}
+
+/// Searches the populated levels, deepest first, with `ancestor(level)` giving the id of
+/// the ancestor cgroup at that level (0 when the cgroup is not that deep).
+#[inline(always)]
+fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<ProfileRef> {
     let levels = CONFIG.get(0)?.levels;
     if levels == 0 {
         return None;
     }
     let mut level = MAX_CGROUP_LEVELS;
-    // Bounded: at most MAX_CGROUP_LEVELS iterations, deepest level first.
+    // Bounded: at most MAX_CGROUP_LEVELS iterations.
     for _ in 0..MAX_CGROUP_LEVELS {
         level -= 1;
         if levels & (1u32 << level) != 0 {
-            // SAFETY: a plain helper call with an integer argument.
-            let id = unsafe { bpf_get_current_ancestor_cgroup_id(level as i32) };
+            let id = ancestor(level as i32);
             if id != 0 {
                 // SAFETY: values are written whole by the agent and only read here.
                 if let Some(profile) = unsafe { CGROUP_PROFILES.get(&id) } {

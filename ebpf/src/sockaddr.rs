@@ -1,23 +1,18 @@
 //! The cgroup sock_addr hooks (connect4/6, sendmsg4/6): read the destination the caller
-//! gave, normalise it to the address it really reaches, decide and report.
+//! gave, normalise it to the address it really reaches, and let [`egress::judge`] decide.
 //!
 //! Normalisation closes the address-form bypasses: IPv4 is judged as v4-mapped IPv6 (so
 //! `::ffff:a.b.c.d` and `a.b.c.d` hit the same rules), and the unspecified addresses
 //! `0.0.0.0`, `::` and `::ffff:0.0.0.0`, which reach the local host, are judged as the
 //! loopback address of their family. Scope ids do not change the address and are ignored.
 
-use aya_ebpf::programs::SockAddrContext;
-use cgwarden_common::{NetEvent, counters, profile_flags, proto, verdict};
+use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::SockAddrContext};
 
-use crate::{PROCEED, REJECT, egress, event, maps::count, profile};
+use crate::{PROCEED, REJECT, egress, profile};
 
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_ICMPV6: u8 = 58;
-const IPPROTO_UDPLITE: u8 = 136;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+const IPPROTO_TCP: u32 = 6;
 const IPPROTO_MPTCP: u32 = 262;
 
 /// Which family of hook called.
@@ -36,7 +31,7 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
     let sa = ctx.sock_addr;
     // SAFETY: `sa` is the context pointer the kernel passed; every field read below is a
     // 4-byte context access the verifier allows for this program type.
-    let (addr, port, protocol) = unsafe {
+    let flow = unsafe {
         let port = u16::from_be(core::ptr::read_volatile(&(*sa).user_port) as u16);
         let protocol = core::ptr::read_volatile(&(*sa).protocol);
         let addr = match family {
@@ -53,43 +48,33 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
                 a
             }
         };
-        (normalise(addr), port, protocol)
-    };
-    let (protocol, proto_bit) = classify(protocol);
-    count(counters::EGRESS_CHECKED);
-    let flow = egress::Flow {
-        addr,
-        port,
-        proto_bit,
-    };
-    let decision = egress::decide(&profile, &flow);
-    if decision.verdict != verdict::ALLOW || profile.flags & profile_flags::REPORT_ALLOWED != 0 {
-        event::send_net(&NetEvent {
-            header: event::header(kind, profile.id),
-            addr,
+        egress::Flow {
+            addr: normalise(addr),
             port,
             family: match family {
                 Family::V4 => AF_INET,
                 Family::V6 => AF_INET6,
             },
-            protocol,
-            verdict: decision.verdict,
-            _pad: 0,
-            rule: decision.rule,
-            count: 1,
-        });
-    }
-    if decision.verdict == verdict::DENY {
-        count(counters::EGRESS_DENIED);
-        REJECT
-    } else {
+            // MPTCP is TCP to the rules.
+            protocol: if protocol == IPPROTO_MPTCP {
+                IPPROTO_TCP as u8
+            } else {
+                protocol as u8
+            },
+        }
+    };
+    // SAFETY: plain helper call without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    if egress::judge(&profile, &flow, kind, cgroup_id) {
         PROCEED
+    } else {
+        REJECT
     }
 }
 
 /// IPv4 address as the kernel hands it (network byte order in memory) → v4-mapped IPv6.
 #[inline(always)]
-fn v4_mapped(ip4: u32) -> [u8; 16] {
+pub fn v4_mapped(ip4: u32) -> [u8; 16] {
     let b = ip4.to_ne_bytes();
     [
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, b[0], b[1], b[2], b[3],
@@ -98,7 +83,7 @@ fn v4_mapped(ip4: u32) -> [u8; 16] {
 
 /// Maps the unspecified addresses to the loopback address they reach.
 #[inline(always)]
-fn normalise(mut a: [u8; 16]) -> [u8; 16] {
+pub fn normalise(mut a: [u8; 16]) -> [u8; 16] {
     let mut head_zero = true;
     for b in &a[..10] {
         if *b != 0 {
@@ -118,15 +103,4 @@ fn normalise(mut a: [u8; 16]) -> [u8; 16] {
         a[15] = 1;
     }
     a
-}
-
-/// The socket's protocol as an IP protocol number and the rule bit that matches it.
-#[inline(always)]
-fn classify(protocol: u32) -> (u8, u8) {
-    match protocol {
-        p if p == IPPROTO_TCP as u32 || p == IPPROTO_MPTCP => (IPPROTO_TCP, proto::TCP),
-        p if p == IPPROTO_UDP as u32 || p == IPPROTO_UDPLITE as u32 => (p as u8, proto::UDP),
-        p if p == IPPROTO_ICMP as u32 || p == IPPROTO_ICMPV6 as u32 => (p as u8, proto::ICMP),
-        p => (p as u8, proto::OTHER),
-    }
 }

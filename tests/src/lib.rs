@@ -3,16 +3,12 @@
 //!
 //! Tests need root and a kernel with the features listed in DESIGN.md; a missing one
 //! fails the test with a message that names it.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code: a failed step should fail the test"
-)]
 
 pub mod agent;
 pub mod cgroup;
 pub mod container;
 pub mod net;
+pub mod netns;
 
 use std::{
     path::{Path, PathBuf},
@@ -111,9 +107,15 @@ pub struct ExecOutput {
 
 /// Runs `cgwarden exec --policy <profile> -- <command>` and collects its events.
 pub fn exec(profile: &Path, command: &[&str]) -> ExecOutput {
+    exec_with_input(profile, command, "")
+}
+
+/// Like [`exec`], with `input` on the command's standard input.
+pub fn exec_with_input(profile: &Path, command: &[&str], input: &str) -> ExecOutput {
+    use std::io::Write as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let events = dir.path().join("events.jsonl");
-    let out = Command::new(cgwarden())
+    let mut child = Command::new(cgwarden())
         .arg("exec")
         .arg("--policy")
         .arg(profile)
@@ -121,8 +123,18 @@ pub fn exec(profile: &Path, command: &[&str]) -> ExecOutput {
         .arg(&events)
         .arg("--")
         .args(command)
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run cgwarden exec");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait for cgwarden exec");
+    let _ = writer.join();
     ExecOutput {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,9 +1,4 @@
 //! `cgwarden run`: profiles applied by selector to cgroups and runc containers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code: a failed step should fail the test"
-)]
 
 use std::{process::Command, time::Duration};
 

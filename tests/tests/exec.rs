@@ -1,10 +1,5 @@
 //! `cgwarden exec`: a command in a fresh cgroup under a profile, with the real eBPF
 //! object in the real kernel.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "test code: a failed step should fail the test"
-)]
 
 use std::process::Command;
 

@@ -10,12 +10,14 @@ use std::{
     io::Write,
     net::{IpAddr, ToSocketAddrs},
     path::PathBuf,
+    time::Instant,
 };
 
 use anyhow::Context as _;
 use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
 
 use crate::{
+    aggregate::Aggregator,
     bpf::{Counters, Kernel},
     cgroups,
     events::{self, Raw},
@@ -58,7 +60,12 @@ pub struct Agent {
     sink: Box<dyn Write + Send>,
     clock_offset_ns: i128,
     counters: Counters,
+    aggregator: Aggregator,
+    last_flush: Instant,
 }
+
+/// How often the agent reports repeats the kernel counted but did not send.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Agent {
     pub fn new(kernel: Kernel, cgroup_root: PathBuf, sink: Box<dyn Write + Send>) -> Self {
@@ -73,6 +80,8 @@ impl Agent {
             sink,
             clock_offset_ns: clock_offset_ns(),
             counters: Counters::default(),
+            aggregator: Aggregator::default(),
+            last_flush: Instant::now(),
         }
     }
 
@@ -86,6 +95,7 @@ impl Agent {
     /// fails before the switch, the previous profiles stay in force untouched.
     pub fn install(&mut self, profiles: Vec<Profile>) -> anyhow::Result<()> {
         let mut fresh = BTreeMap::new();
+        let started = Instant::now();
         for profile in profiles {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1).max(1);
@@ -113,6 +123,7 @@ impl Agent {
             }
             written.push(c);
         }
+        let compiled_at = Instant::now();
         for c in fresh.values() {
             let labels = c
                 .profile
@@ -152,6 +163,13 @@ impl Agent {
                 .remove_egress(&c.entries)
                 .context("removing the previous egress rules")?;
         }
+        let entries: usize = self.compiled.values().map(|c| c.entries.len()).sum();
+        log::info!(
+            "installed {} profile(s): {entries} egress entries, compiled and loaded in {:.1} ms, switched in {:.1} ms",
+            self.compiled.len(),
+            (compiled_at - started).as_secs_f64() * 1e3,
+            compiled_at.elapsed().as_secs_f64() * 1e3,
+        );
         Ok(())
     }
 
@@ -253,14 +271,40 @@ impl Agent {
     pub fn handle_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         match events::decode(bytes) {
             Ok(Raw::Net(e)) => {
-                if !self.paths.contains_key(&e.header.cgroup_id) {
-                    self.learn_path(e.header.cgroup_id);
+                if let Some(count) = self.aggregator.on_event(&e) {
+                    self.write_net(&e, count)?;
                 }
-                let record = events::enrich_net(&e, &*self);
-                serde_json::to_writer(&mut self.sink, &record)?;
-                self.sink.write_all(b"\n")?;
             }
             Err(e) => log::warn!("dropping a kernel record: {e}"),
+        }
+        Ok(())
+    }
+
+    fn write_net(&mut self, e: &cgwarden_common::NetEvent, count: u64) -> anyhow::Result<()> {
+        if !self.paths.contains_key(&e.header.cgroup_id) {
+            self.learn_path(e.header.cgroup_id);
+        }
+        let record = events::enrich_net(e, count, &*self);
+        serde_json::to_writer(&mut self.sink, &record)?;
+        self.sink.write_all(b"\n")?;
+        Ok(())
+    }
+
+    /// Reports repeats the kernel counted but did not send. `force` flushes now (at
+    /// shutdown, after the last events were drained).
+    pub fn flush_aggregates(&mut self, force: bool) -> anyhow::Result<()> {
+        if !force && self.last_flush.elapsed() < FLUSH_EVERY {
+            return Ok(());
+        }
+        self.last_flush = Instant::now();
+        let flows = self.kernel.flows();
+        let now = if force {
+            u64::MAX
+        } else {
+            u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0)
+        };
+        for (event, count) in self.aggregator.flush(&flows, now) {
+            self.write_net(&event, count)?;
         }
         Ok(())
     }

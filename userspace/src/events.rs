@@ -8,7 +8,7 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use cgwarden_common::{EventHeader, NetEvent, RULE_DEFAULT, kind, verdict};
+use cgwarden_common::{EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, kind, verdict};
 use serde::Serialize;
 
 /// A ring-buffer record that could not be decoded.
@@ -83,15 +83,19 @@ pub struct NetRecord {
     pub family: &'static str,
     pub dst: String,
     pub port: u16,
-    pub count: u32,
+    /// How many identical flows this record stands for (repeats are aggregated).
+    pub count: u64,
 }
 
-/// Turns a decoded network record into what users see.
-pub fn enrich_net(e: &NetEvent, ctx: &dyn Context) -> NetRecord {
+/// Turns a decoded network record, standing for `count` occurrences, into what users
+/// see.
+pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
     let h = &e.header;
     let profile = ctx.profile(h.profile);
     let rule = if e.rule == RULE_DEFAULT {
         "default".to_owned()
+    } else if e.rule == RULE_UNKNOWN {
+        "unknown".to_owned()
     } else {
         profile
             .and_then(|(_, labels)| labels.get(e.rule as usize).cloned())
@@ -123,7 +127,7 @@ pub fn enrich_net(e: &NetEvent, ctx: &dyn Context) -> NetRecord {
         },
         dst: dst.to_string(),
         port: e.port,
-        count: e.count,
+        count,
     }
 }
 
@@ -215,9 +219,9 @@ mod tests {
         e.protocol = 6;
         e.verdict = verdict::DENY;
         e.rule = 0;
-        e.count = 1;
+        e.total = 1;
         let Raw::Net(decoded) = decode(&bytes_of(&e)).unwrap();
-        let r = enrich_net(&decoded, &Ctx);
+        let r = enrich_net(&decoded, 1, &Ctx);
         assert_eq!(r.kind, "connect");
         assert_eq!(r.verdict, "deny");
         assert_eq!(r.dst, "10.1.2.3");

@@ -6,10 +6,11 @@
 //! - [`bpf`]: loading the object, attaching programs, writing maps;
 //! - [`cgroups`]: the cgroup v2 tree;
 //! - [`host`]: privileges and mounts;
-//! - [`events`]: decoding and enriching kernel records;
+//! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
 //! - [`agent`] and [`serve`]: the running agent; [`exec`]: one command under a profile.
 
 pub mod agent;
+pub mod aggregate;
 pub mod bpf;
 pub mod cgroups;
 pub mod events;

@@ -66,6 +66,7 @@ pub async fn serve(
                     agent.rescan()?;
                 }
                 agent.check_counters()?;
+                agent.flush_aggregates(false)?;
                 agent.flush()?;
             }
             _ = hup.recv() => reload(agent, opts.policy),
@@ -84,6 +85,7 @@ pub async fn serve(
     };
     drain(agent, ring.get_mut())?;
     agent.check_counters()?;
+    agent.flush_aggregates(true)?;
     agent.flush()?;
     Ok(stop)
 }

@@ -8,7 +8,14 @@
 //!   AF_INET6 socket);
 //! - `udp ADDR`: one unconnected `sendto`;
 //! - `udp-connected ADDR`: `connect` then `send` without an address;
+//! - `tcp-loop N@ADDR`: N connects in a row; prints `ok` if all succeeded, else the
+//!   first error;
+//! - `ping ADDR`: one ICMP echo request from a ping socket (`SOCK_DGRAM`/`IPPROTO_ICMP`;
+//!   the port is ignored);
+//! - `icmp-raw ADDR`: one ICMP echo request from a raw socket;
 //! - `sleep MS`: pause (for tests that change things between attempts).
+//!
+//! `netprobe -` reads the attempts from standard input instead, one `KIND ARG` a line.
 
 use std::{
     io,
@@ -17,7 +24,15 @@ use std::{
 };
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    // `netprobe -`: read the attempts from standard input, one `KIND ARG` per line.
+    if args == ["-"] {
+        args = std::io::stdin()
+            .lines()
+            .map_while(Result::ok)
+            .flat_map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+            .collect();
+    }
     if !args.len().is_multiple_of(2) {
         eprintln!("usage: netprobe (tcp|udp|udp-connected|sleep) ARG ...");
         std::process::exit(2);
@@ -37,6 +52,22 @@ fn attempt(what: &str, arg: &str) -> io::Result<()> {
         std::thread::sleep(Duration::from_millis(ms));
         return Ok(());
     }
+    if what == "tcp-loop" {
+        let (n, addr) = arg
+            .split_once('@')
+            .ok_or_else(|| io::Error::other("tcp-loop takes N@ADDR"))?;
+        let n: u64 = n.parse().map_err(|_| io::Error::other("bad count"))?;
+        let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
+        let mut first_error = None;
+        for _ in 0..n {
+            if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+                && first_error.is_none()
+            {
+                first_error = Some(e);
+            }
+        }
+        return first_error.map_or(Ok(()), Err);
+    }
     let addr: SocketAddr = arg
         .parse()
         .map_err(|_| io::Error::other(format!("bad address {arg}")))?;
@@ -53,6 +84,90 @@ fn attempt(what: &str, arg: &str) -> io::Result<()> {
             s.connect(addr)?;
             s.send(b"probe").map(drop)
         }
+        "ping" => icmp_echo(addr, libc::SOCK_DGRAM),
+        "icmp-raw" => icmp_echo(addr, libc::SOCK_RAW),
         other => Err(io::Error::other(format!("unknown probe {other}"))),
     }
+}
+
+/// Sends one ICMP (or ICMPv6) echo request to `addr` from a socket of type `ty`.
+fn icmp_echo(addr: SocketAddr, ty: i32) -> io::Result<()> {
+    let (family, protocol, echo_type) = match addr {
+        SocketAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP, 8u8),
+        SocketAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128u8),
+    };
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(family, ty, protocol) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut packet = [0u8; 16];
+    packet[0] = echo_type;
+    if family == libc::AF_INET {
+        // The kernel fills the checksum for ICMPv6 and ping sockets; raw IPv4 needs it.
+        let mut sum: u32 = 0;
+        for pair in packet.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let checksum = !(sum as u16);
+        packet[2..4].copy_from_slice(&checksum.to_be_bytes());
+    }
+    let (storage, len) = sockaddr(addr);
+    // SAFETY: `packet` and `storage` are valid for the lengths given.
+    let rc = unsafe {
+        libc::sendto(
+            fd,
+            packet.as_ptr().cast(),
+            packet.len(),
+            0,
+            (&raw const storage).cast(),
+            len,
+        )
+    };
+    let result = if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    };
+    // SAFETY: closing the fd opened above.
+    unsafe { libc::close(fd) };
+    result
+}
+
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as u16,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as u16,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&raw mut storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
 }

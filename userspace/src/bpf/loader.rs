@@ -5,15 +5,20 @@ use std::{fs::File, os::fd::AsFd, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSockAddr, ProgramError},
+    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError},
 };
-use cgwarden_common::{Config, EgressKey, EgressValue, ProfileRef, maps as names};
+use cgwarden_common::{
+    Config, EgressKey, EgressValue, FlowKey, FlowState, ProfileRef, maps as names,
+};
 
 /// The object built from `ebpf/` by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cgwarden-ebpf"));
 
 /// The sock_addr programs, attached to every monitored cgroup subtree.
 const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "sendmsg6"];
+
+/// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets).
+const SKB_EGRESS_PROGRAM: &str = "skb_egress";
 
 /// Errors loading or attaching the kernel side.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +57,7 @@ pub struct Kernel {
     pub(super) config: Array<MapData, Config>,
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
     pub(super) counters: PerCpuArray<MapData, u64>,
+    pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
     events: Option<RingBuf<MapData>>,
 }
 
@@ -69,10 +75,17 @@ impl Kernel {
                 .load()
                 .map_err(|source| LoadError::Program { name, source })?;
         }
+        skb_program(&mut ebpf)?
+            .load()
+            .map_err(|source| LoadError::Program {
+                name: SKB_EGRESS_PROGRAM,
+                source,
+            })?;
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
         let egress = take_map(&mut ebpf, names::EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
+        let flows = take_map(&mut ebpf, names::FLOWS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -80,6 +93,7 @@ impl Kernel {
             config,
             egress,
             counters,
+            flows,
             events,
         })
     }
@@ -102,6 +116,16 @@ impl Kernel {
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|source| LoadError::Program { name, source })?;
         }
+        skb_program(&mut self.ebpf)?
+            .attach(
+                cgroup.as_fd(),
+                CgroupSkbAttachType::Egress,
+                CgroupAttachMode::Single,
+            )
+            .map_err(|source| LoadError::Program {
+                name: SKB_EGRESS_PROGRAM,
+                source,
+            })?;
         Ok(())
     }
 
@@ -109,6 +133,14 @@ impl Kernel {
     pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
         self.events.take()
     }
+}
+
+fn skb_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSkb, LoadError> {
+    let name = SKB_EGRESS_PROGRAM;
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>

@@ -2,7 +2,7 @@
 //! egress entries, and the counters.
 
 use aya::maps::{MapError, lpm_trie::Key};
-use cgwarden_common::{Config, ProfileRef, counters};
+use cgwarden_common::{Config, FlowKey, FlowState, ProfileRef, counters};
 
 use super::Kernel;
 use crate::policy::compile::EgressEntry;
@@ -57,6 +57,11 @@ impl Kernel {
             ignore_missing(self.egress.remove(&Key::new(e.prefix_len, e.key)))?;
         }
         Ok(())
+    }
+
+    /// Every flow the kernel is aggregating, with its state.
+    pub fn flows(&self) -> Vec<(FlowKey, FlowState)> {
+        self.flows.iter().filter_map(Result::ok).collect()
     }
 
     /// Reads the per-CPU counters and sums them.

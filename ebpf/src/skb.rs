@@ -1,0 +1,89 @@
+//! The cgroup_skb egress backstop: packets that no socket-address hook judged.
+//!
+//! ICMP ping sockets send without running connect4/sendmsg4, and raw sockets never run
+//! them; their packets are judged here by destination, with port 0. TCP and UDP packets
+//! of ordinary sockets were judged when they connected or sent, and pass untouched.
+
+use aya_ebpf::{
+    bindings::__sk_buff,
+    helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
+    programs::SkBuffContext,
+};
+use cgwarden_common::kind;
+
+use crate::{
+    egress, profile,
+    sockaddr::{AF_INET, AF_INET6, normalise, v4_mapped},
+};
+
+const ETH_P_IP: u32 = 0x0800;
+const ETH_P_IPV6: u32 = 0x86DD;
+const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_ICMPV6: u8 = 58;
+const SOCK_RAW: u32 = 3;
+/// cgroup_skb verdicts.
+const PASS: i32 = 1;
+const DROP: i32 = 0;
+
+/// Judges one outgoing packet.
+#[inline(always)]
+pub fn egress(ctx: &SkBuffContext) -> i32 {
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    let Some(profile) = profile::of_skb(skb) else {
+        return PASS;
+    };
+    // SAFETY: reading fields of the context the kernel passed.
+    let (eth_proto, raw) = unsafe {
+        let sk = (*skb).__bindgen_anon_2.sk;
+        let raw = if sk.is_null() {
+            false
+        } else {
+            let full = bpf_sk_fullsock(sk);
+            !full.is_null() && (*full).type_ == SOCK_RAW
+        };
+        (u32::from(u16::from_be((*skb).protocol as u16)), raw)
+    };
+    let (protocol, addr, family) = if eth_proto == ETH_P_IP {
+        let Ok(header) = ctx.load::<[u8; 20]>(0) else {
+            return fail_closed(&profile);
+        };
+        let daddr = u32::from_ne_bytes([header[16], header[17], header[18], header[19]]);
+        (header[9], v4_mapped(daddr), AF_INET)
+    } else if eth_proto == ETH_P_IPV6 {
+        let Ok(header) = ctx.load::<[u8; 40]>(0) else {
+            return fail_closed(&profile);
+        };
+        let mut addr = [0u8; 16];
+        addr.copy_from_slice(&header[24..40]);
+        (header[6], addr, AF_INET6)
+    } else {
+        return PASS;
+    };
+    if !raw && protocol != IPPROTO_ICMP && protocol != IPPROTO_ICMPV6 {
+        return PASS;
+    }
+    let flow = egress::Flow {
+        addr: normalise(addr),
+        port: 0,
+        family,
+        protocol,
+    };
+    // SAFETY: `skb` is the context pointer.
+    let cgroup_id = unsafe { bpf_skb_cgroup_id(skb) };
+    if egress::judge(&profile, &flow, kind::PACKET, cgroup_id) {
+        PASS
+    } else {
+        DROP
+    }
+}
+
+/// A packet of a monitored cgroup that cannot be read is dropped in enforce mode rather
+/// than let through unjudged.
+#[inline(always)]
+fn fail_closed(profile: &cgwarden_common::ProfileRef) -> i32 {
+    if profile.flags & cgwarden_common::profile_flags::ENFORCE != 0 {
+        DROP
+    } else {
+        PASS
+    }
+}
