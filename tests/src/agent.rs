@@ -28,6 +28,8 @@ impl RunningAgent {
             .arg(policy)
             .arg("--events")
             .arg(dir.path().join("events.jsonl"))
+            .arg("--control")
+            .arg(dir.path().join("ctl/control.sock"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -51,6 +53,26 @@ impl RunningAgent {
 
     pub fn events(&self) -> Vec<Value> {
         read_events(&self.events_path())
+    }
+
+    /// The agent's control socket.
+    pub fn control(&self) -> PathBuf {
+        self.dir.path().join("ctl/control.sock")
+    }
+
+    /// Runs `cgwarden <command> --control <socket>`; returns exit code, stdout, stderr.
+    pub fn client(&self, command: &str) -> (Option<i32>, String, String) {
+        let out = Command::new(cgwarden())
+            .arg(command)
+            .arg("--control")
+            .arg(self.control())
+            .output()
+            .expect("run cgwarden client");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     pub fn pid(&self) -> u32 {

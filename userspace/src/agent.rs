@@ -62,7 +62,15 @@ pub struct Agent {
     counters: Counters,
     aggregator: Aggregator,
     last_flush: Instant,
+    /// Egress entries of replaced profiles, removed once no program can still be
+    /// using the old profile id (see [`RETIRE_AFTER`]).
+    retired: Vec<(Instant, Vec<EgressEntry>)>,
 }
+
+/// A program that read a cgroup's old profile id just before a reload switched it may
+/// still look up that id's rules; old rules stay this long so it finds them. eBPF
+/// programs run for microseconds, so this is a wide margin.
+const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How often the agent reports repeats the kernel counted but did not send.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -82,6 +90,7 @@ impl Agent {
             counters: Counters::default(),
             aggregator: Aggregator::default(),
             last_flush: Instant::now(),
+            retired: Vec::new(),
         }
     }
 
@@ -158,11 +167,8 @@ impl Agent {
                 None => self.unassign(cgroup)?,
             }
         }
-        for c in old.values() {
-            self.kernel
-                .remove_egress(&c.entries)
-                .context("removing the previous egress rules")?;
-        }
+        self.retired
+            .extend(old.into_values().map(|c| (Instant::now(), c.entries)));
         let entries: usize = self.compiled.values().map(|c| c.entries.len()).sum();
         log::info!(
             "installed {} profile(s): {entries} egress entries, compiled and loaded in {:.1} ms, switched in {:.1} ms",
@@ -171,6 +177,60 @@ impl Agent {
             compiled_at.elapsed().as_secs_f64() * 1e3,
         );
         Ok(())
+    }
+
+    /// Removes the egress entries of replaced profiles once they cannot be in use.
+    pub fn remove_retired(&mut self) -> anyhow::Result<()> {
+        while let Some((since, _)) = self.retired.first() {
+            if since.elapsed() < RETIRE_AFTER {
+                break;
+            }
+            let (_, entries) = self.retired.remove(0);
+            self.kernel
+                .remove_egress(&entries)
+                .context("removing the previous egress rules")?;
+        }
+        Ok(())
+    }
+
+    /// Names of the installed profiles.
+    pub fn profile_names(&self) -> Vec<String> {
+        self.compiled.keys().cloned().collect()
+    }
+
+    /// What `cgwarden status` shows.
+    pub fn status(&self) -> serde_json::Value {
+        let counters = self.kernel.counters().unwrap_or_default();
+        let profiles: Vec<serde_json::Value> = self
+            .compiled
+            .values()
+            .map(|c| {
+                let mut cgroups: Vec<&str> = self
+                    .assignments
+                    .iter()
+                    .filter(|(_, a)| a.profile == c.profile.name.as_str())
+                    .filter_map(|(id, _)| self.paths.get(id).map(String::as_str))
+                    .collect();
+                cgroups.sort_unstable();
+                serde_json::json!({
+                    "name": c.profile.name.as_str(),
+                    "source": c.profile.source,
+                    "mode": match c.profile.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
+                    "egress_entries": c.entries.len(),
+                    "cgroups": cgroups,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "ok": true,
+            "profiles": profiles,
+            "counters": {
+                "egress_checked": counters.egress_checked,
+                "egress_denied": counters.egress_denied,
+                "ringbuf_drops": counters.ringbuf_drops,
+            },
+            "cgroup2": self.cgroup_root,
+        })
     }
 
     /// The installed profiles, in name order.

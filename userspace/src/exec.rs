@@ -81,6 +81,7 @@ pub async fn exec(
             policy: policy_file,
             rescan: false,
             child: Some(&mut child),
+            control: None,
         },
     )
     .await?;

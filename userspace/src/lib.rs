@@ -7,12 +7,14 @@
 //! - [`cgroups`]: the cgroup v2 tree;
 //! - [`host`]: privileges and mounts;
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
-//! - [`agent`] and [`serve`]: the running agent; [`exec`]: one command under a profile.
+//! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
+//! - [`exec`]: one command under a profile.
 
 pub mod agent;
 pub mod aggregate;
 pub mod bpf;
 pub mod cgroups;
+pub mod control;
 pub mod events;
 pub mod exec;
 pub mod host;

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use cgwarden::{
     agent::Agent,
     bpf::Kernel,
+    control::{self, ControlSocket},
     host, policy,
     serve::{self, Options},
     sink::{self, Std},
@@ -30,6 +31,19 @@ enum Command {
         /// Where to write events as JSON lines (`-`: standard output).
         #[arg(long)]
         events: Option<PathBuf>,
+        /// The root-only control socket `cgwarden reload` and `status` talk to.
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Ask the running agent to reload its profiles; a bad set keeps the running ones.
+    Reload {
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Show the running agent's profiles, monitored cgroups and counters.
+    Status {
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
     },
     /// Run one command in a fresh cgroup under a profile.
     Exec {
@@ -72,11 +86,17 @@ fn main() -> ExitCode {
 fn run(command: Command) -> anyhow::Result<i32> {
     match command {
         Command::Check { paths } => Ok(check(&paths)),
-        Command::Run { policy, events } => {
+        Command::Run {
+            policy,
+            events,
+            control,
+        } => {
             let sink =
                 sink::open(events.as_deref(), Std::Out).context("opening the events file")?;
-            runtime()?.block_on(run_agent(policy, sink))
+            runtime()?.block_on(run_agent(policy, sink, control))
         }
+        Command::Reload { control } => client(&control, control::Command::Reload),
+        Command::Status { control } => client(&control, control::Command::Status),
         Command::Exec {
             policy,
             events,
@@ -114,12 +134,26 @@ fn check(paths: &[PathBuf]) -> i32 {
     i32::from(failed)
 }
 
+/// Sends a command to the running agent and prints its answer; exit 0 when it says ok.
+fn client(socket: &std::path::Path, command: control::Command) -> anyhow::Result<i32> {
+    let answer = control::request(socket, command)?;
+    let ok = answer["ok"].as_bool() == Some(true);
+    match answer["error"].as_str() {
+        Some(error) if !ok => eprintln!("{error}"),
+        _ => println!("{}", serde_json::to_string_pretty(&answer)?),
+    }
+    Ok(i32::from(!ok))
+}
+
 async fn run_agent(
     policy_path: PathBuf,
     sink: Box<dyn std::io::Write + Send>,
+    control_path: PathBuf,
 ) -> anyhow::Result<i32> {
     let profiles = policy::load_path(&policy_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = host::prepare()?;
+    let control = ControlSocket::bind(&control_path)
+        .with_context(|| format!("control socket {}", control_path.display()))?;
     let mut kernel = Kernel::load()?;
     kernel.attach(&host.cgroup2)?;
     let ring = kernel.take_events().context("event ring buffer")?;
@@ -152,6 +186,7 @@ async fn run_agent(
             policy: &policy_path,
             rescan: true,
             child: None,
+            control: Some(&control),
         },
     )
     .await?;

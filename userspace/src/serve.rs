@@ -11,7 +11,11 @@ use tokio::{
     signal::unix::{SignalKind, signal},
 };
 
-use crate::{agent::Agent, policy};
+use crate::{
+    agent::Agent,
+    control::{self, Command, ControlSocket},
+    policy,
+};
 
 /// How the loop ends.
 pub enum Stop {
@@ -29,6 +33,8 @@ pub struct Options<'a> {
     pub rescan: bool,
     /// The command run by `exec`; signals are forwarded to it instead of stopping.
     pub child: Option<&'a mut Child>,
+    /// The control socket (`run`).
+    pub control: Option<&'a ControlSocket>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -54,6 +60,12 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let control = async {
+            match opts.control {
+                Some(socket) => socket.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -66,10 +78,33 @@ pub async fn serve(
                     agent.rescan()?;
                 }
                 agent.check_counters()?;
+                agent.remove_retired()?;
                 agent.flush_aggregates(false)?;
                 agent.flush()?;
             }
-            _ = hup.recv() => reload(agent, opts.policy),
+            _ = hup.recv() => {
+                if let Err(e) = reload(agent, opts.policy) {
+                    log::error!("{e}");
+                }
+            }
+            request = control => {
+                match request {
+                    Ok(Some((command, mut stream))) => {
+                        let answer = match command {
+                            Command::Reload => match reload(agent, opts.policy) {
+                                Ok(()) => serde_json::json!({ "ok": true, "profiles": agent.profile_names() }),
+                                Err(e) => control::error_json(&e),
+                            },
+                            Command::Status => agent.status(),
+                        };
+                        if let Err(e) = control::reply(&mut stream, &answer).await {
+                            log::warn!("control client went away: {e}");
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!("control socket: {e}"),
+                }
+            }
             _ = int.recv() => {
                 if !forward(opts.child.as_deref(), libc::SIGINT, &mut forwarded) {
                     break Stop::Signal;
@@ -111,12 +146,20 @@ fn forward(child: Option<&Child>, sig: i32, forwarded: &mut u32) -> bool {
 }
 
 /// Loads the profiles again; a bad set keeps the running profiles and says why.
-fn reload(agent: &mut Agent, path: &Path) {
-    match policy::load_path(path) {
-        Err(errors) => log::error!("reload refused, keeping the running profiles:\n{errors}"),
-        Ok(profiles) => match agent.install(profiles) {
-            Ok(()) => log::info!("reloaded profiles from {}", path.display()),
-            Err(e) => log::error!("reload refused, keeping the running profiles: {e:#}"),
-        },
+fn reload(agent: &mut Agent, path: &Path) -> Result<(), String> {
+    let result = match policy::load_path(path) {
+        Err(errors) => Err(format!(
+            "reload refused, keeping the running profiles:\n{errors}"
+        )),
+        Ok(profiles) => agent
+            .install(profiles)
+            .map_err(|e| format!("reload refused, keeping the running profiles: {e:#}")),
+    };
+    if result.is_ok() {
+        log::info!("reloaded profiles from {}", path.display());
+        if let Err(e) = agent.rescan() {
+            log::error!("applying reloaded selectors: {e:#}");
+        }
     }
+    result
 }

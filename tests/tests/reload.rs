@@ -1,0 +1,165 @@
+//! Hot reload through the control socket and SIGHUP: atomic, and a bad file keeps the
+//! last good profile.
+
+use std::{os::unix::process::CommandExt, process::Command, time::Duration};
+
+use cgwarden_tests::{
+    ProfileFile, agent::RunningAgent, cgroup::TestCgroup, cgwarden, net::TcpServer, netprobe,
+    require_root, unique,
+};
+
+fn profile_text(glob: &str, port: u16, extra: &str) -> String {
+    format!(
+        "name: reload\nmode: enforce\nselector:\n  cgroup: \"{glob}\"\negress:\n  default: deny\n  allow:\n    - name: server\n      to: 127.0.0.1\n      ports: [{port}]\n{extra}"
+    )
+}
+
+/// Extra rules that make each install do real work.
+fn filler(n: u32, salt: u32) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "    - to: 10.{}.{}.{}/32\n      ports: [{}]\n",
+                salt % 200,
+                i / 250,
+                i % 250,
+                1000 + i % 100
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn reload_under_steady_traffic_refuses_no_allowed_connect() {
+    require_root();
+    let base = unique("cgwarden-test-reload");
+    let _base = TestCgroup::create(&base);
+    let server = TcpServer::bind("127.0.0.1");
+    let profile = ProfileFile::new(&profile_text(&format!("/{base}/*"), server.port(), ""));
+    let agent = RunningAgent::start(profile.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    // A steady stream of allowed connects while the profile is reloaded again and again.
+    let mut cmd = Command::new(netprobe());
+    cmd.args(["tcp-loop", &format!("30000@{}", server.addr)])
+        .stdout(std::process::Stdio::piped());
+    let child = app.spawn(&mut cmd);
+    let mut reloads = 0;
+    for round in 0..12 {
+        profile.rewrite(&profile_text(
+            &format!("/{base}/*"),
+            server.port(),
+            &filler(2000, round),
+        ));
+        let (code, _, err) = agent.client("reload");
+        assert_eq!(code, Some(0), "reload failed: {err}");
+        reloads += 1;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "an allowed connect failed during reload"
+    );
+    assert_eq!(reloads, 12);
+    let all = cgwarden_tests::wait_for(Duration::from_secs(5), || {
+        (server.accepted() == 30_000).then_some(())
+    });
+    assert!(
+        all.is_some(),
+        "server accepted {} of 30000",
+        server.accepted()
+    );
+    let denials: Vec<_> = agent
+        .events()
+        .into_iter()
+        .filter(|e| e["verdict"] == "deny")
+        .collect();
+    assert!(denials.is_empty(), "{denials:?}");
+}
+
+#[test]
+fn a_bad_reload_keeps_the_last_good_profile() {
+    require_root();
+    let base = unique("cgwarden-test-badreload");
+    let _base = TestCgroup::create(&base);
+    let server = TcpServer::bind("127.0.0.1");
+    let glob = format!("/{base}/*");
+    let profile = ProfileFile::new(&profile_text(&glob, server.port(), ""));
+    let agent = RunningAgent::start(profile.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    let denied_addr = format!("127.0.0.1:{}", server.port() + 1);
+    let attempt = || {
+        app.run(Command::new(netprobe()).args([
+            "tcp",
+            &server.addr.to_string(),
+            "tcp",
+            &denied_addr,
+        ]))
+    };
+    assert_eq!(attempt(), "ok\nerror 1\n");
+
+    // Broken YAML: refused with file:line:column; enforcement unchanged.
+    profile.rewrite(&profile_text(
+        &glob,
+        server.port(),
+        "    - to: 10.0.0.0/33\n",
+    ));
+    let (code, _, err) = agent.client("reload");
+    assert_eq!(code, Some(1));
+    let location = format!("{}:11:", profile.path().display());
+    assert!(
+        err.contains(&location) && err.contains("10.0.0.0/33"),
+        "{err}"
+    );
+    assert_eq!(attempt(), "ok\nerror 1\n");
+
+    // The same through SIGHUP.
+    agent.signal(libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.log().contains("reload refused"), "{}", agent.log());
+    assert_eq!(attempt(), "ok\nerror 1\n");
+
+    // A good reload takes effect: the second port is now allowed, the first is not.
+    profile.rewrite(&profile_text(&glob, server.port() + 1, ""));
+    let (code, out, err) = agent.client("reload");
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(attempt(), "error 1\nerror 111\n");
+}
+
+#[test]
+fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
+    require_root();
+    let base = unique("cgwarden-test-status");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&profile_text(&format!("/{base}/*"), 9, ""));
+    let agent = RunningAgent::start(profile.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    let (code, out, err) = agent.client("status");
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["profiles"][0]["name"], "reload");
+    assert_eq!(status["profiles"][0]["mode"], "enforce");
+    assert_eq!(status["profiles"][0]["cgroups"][0], app.relative());
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(agent.control())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let out = Command::new(cgwarden())
+        .args(["status", "--control"])
+        .arg(agent.control())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "an unprivileged user reached the agent"
+    );
+}
