@@ -20,6 +20,17 @@ pub mod maps {
     pub const COUNTERS: &str = "COUNTERS";
     /// `LruHashMap<FlowKey, FlowState>`: repeat counts of reported flows.
     pub const FLOWS: &str = "FLOWS";
+    /// `HashMap<NameKey, EgressValue>`: port rules of the DNS names a profile allows.
+    pub const NAMES: &str = "NAMES";
+    /// `HashMap<LearnedKey, LearnedValue>`: addresses a container learned from DNS
+    /// answers it received, for names its profile names.
+    pub const LEARNED: &str = "LEARNED";
+    /// `HashMap<NameCountKey, u32>`: learned addresses per container and name.
+    pub const NAME_COUNTS: &str = "NAME_COUNTS";
+    /// `PerCpuArray<[u8; DNS_BUF_BYTES]>`: a copy of the DNS answer being parsed.
+    pub const DNS_BUF: &str = "DNS_BUF";
+    /// `PerCpuArray<DnsScratch>`: the DNS parser's working state.
+    pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 }
 
 /// Indexes into the per-CPU counter array.
@@ -30,6 +41,10 @@ pub mod counters {
     pub const EGRESS_CHECKED: u32 = 1;
     /// Flows denied in enforce mode.
     pub const EGRESS_DENIED: u32 = 2;
+    /// Addresses learned from DNS answers.
+    pub const DNS_LEARNED: u32 = 3;
+    /// Answer addresses not learned because the per-name cap was reached.
+    pub const DNS_CAPPED: u32 = 4;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -81,6 +96,8 @@ pub mod kind {
     pub const SENDMSG: u32 = 2;
     /// A packet seen by the cgroup_skb egress backstop (ICMP, raw sockets).
     pub const PACKET: u32 = 3;
+    /// A DNS answer a monitored container received ([`crate::DnsEvent`]).
+    pub const DNS: u32 = 4;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -101,6 +118,10 @@ pub mod profile_flags {
     pub const EGRESS_DEFAULT_ALLOW: u32 = 2;
     /// Report allowed flows too, not only denied and audited ones.
     pub const REPORT_ALLOWED: u32 = 4;
+    /// The profile names DNS names: parse DNS answers and learn their addresses.
+    pub const LEARN_DNS: u32 = 8;
+    /// Report every DNS answer the cgroup receives (learn mode, audit trails).
+    pub const REPORT_DNS: u32 = 16;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -113,6 +134,9 @@ pub struct ProfileRef {
     pub id: u32,
     /// [`profile_flags`] bits.
     pub flags: u32,
+    /// Most addresses a container may learn for one name from DNS answers.
+    pub dns_cap: u32,
+    pub _reserved: u32,
 }
 
 /// Global settings, entry 0 of the `CONFIG` array.
@@ -250,4 +274,120 @@ mod user {
     unsafe impl aya::Pod for super::PortRule {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowState {}
+    unsafe impl aya::Pod for super::NameKey {}
+    unsafe impl aya::Pod for super::LearnedKey {}
+    unsafe impl aya::Pod for super::LearnedValue {}
+    unsafe impl aya::Pod for super::NameCountKey {}
+}
+
+/// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
+pub const DNS_BUF_BYTES: usize = 1024 + 64;
+/// Mask that keeps parse offsets inside the first 1024 bytes of [`DNS_BUF_BYTES`].
+pub const DNS_MASK: usize = 1023;
+/// Most labels of a question name the kernel hashes.
+pub const DNS_MAX_LABELS: usize = 16;
+/// Most answer records the kernel reads from one message.
+pub const DNS_MAX_ANSWERS: usize = 16;
+/// Addresses carried by one [`DnsEvent`].
+pub const DNS_EVENT_ADDRS: usize = 8;
+/// Shortest lifetime given to a learned address, whatever the answer's TTL.
+pub const DNS_MIN_TTL_SECS: u32 = 5;
+/// Capacity of the learned-address map.
+pub const LEARNED_MAX_ENTRIES: u32 = 65_536;
+
+/// FNV-1a offset basis and prime, for DNS name hashes (both sides compute them).
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// Identifies a DNS name rule: `hash` folds the FNV-1a hashes of the name's lowercase
+/// labels (see `dns_name_hash` in the agent); wildcard rules (`*.example.com`) are
+/// stored under the hash of the part after `*.` with `wildcard` = 1.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameKey {
+    pub profile: u32,
+    pub wildcard: u32,
+    pub hash: u64,
+}
+
+/// Key of a learned address: the monitored cgroup (the one the profile is attached to,
+/// so a container's nested cgroups share what it learned) and the address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LearnedKey {
+    pub cgroup_id: u64,
+    pub addr: [u8; 16],
+}
+
+/// A learned address: which name rule allows it and until when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LearnedValue {
+    /// `CLOCK_MONOTONIC` nanoseconds after which the address is no longer allowed.
+    pub expires_ns: u64,
+    pub wildcard: u32,
+    pub _pad: u32,
+    pub hash: u64,
+}
+
+/// Key of the per-name learned-address counter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameCountKey {
+    pub cgroup_id: u64,
+    pub wildcard: u32,
+    pub _pad: u32,
+    pub hash: u64,
+}
+
+/// Per-CPU working state of the kernel's DNS parser (too large for the BPF stack).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsScratch {
+    /// Hash of each label of the question name.
+    pub labels: [u64; DNS_MAX_LABELS],
+    pub addrs: [[u8; 16]; DNS_EVENT_ADDRS],
+    pub ttls: [u32; DNS_EVENT_ADDRS],
+    /// Bytes of the message copied.
+    pub len: u64,
+    /// Question name parsing: bytes left in the current label, labels seen, the current
+    /// label's hash, the offset after the name, and whether it was malformed.
+    pub remaining: u64,
+    pub nlabels: u64,
+    pub hash: u64,
+    pub end: u64,
+    pub failed: u64,
+    /// Answer parsing: records announced, current offset, addresses found and capped.
+    pub answers: u64,
+    pub pos: u64,
+    pub found: u64,
+    pub capped: u64,
+    pub now: u64,
+    /// The matching name rule: found (1) or not, wildcard, hash.
+    pub rule: u32,
+    pub wildcard: u32,
+    pub rule_hash: u64,
+    pub profile: ProfileRef,
+    pub cgroup: u64,
+}
+
+/// A DNS answer received by a monitored cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsEvent {
+    pub header: EventHeader,
+    /// The monitored cgroup the answer was learned for.
+    pub learned_for: u64,
+    /// Answer addresses (IPv6, or IPv4 v4-mapped) and their TTLs, `count` of them.
+    pub addrs: [[u8; 16]; DNS_EVENT_ADDRS],
+    pub ttls: [u32; DNS_EVENT_ADDRS],
+    pub count: u32,
+    /// Addresses learned (1) or not (0: no rule names it, or the cap was reached).
+    pub learned: u32,
+    /// Addresses skipped because the per-name cap was reached.
+    pub capped: u32,
+    /// Length of `qname`.
+    pub qname_len: u32,
+    /// The question name in DNS wire format (length-prefixed labels).
+    pub qname: [u8; 256],
 }

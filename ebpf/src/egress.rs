@@ -6,13 +6,17 @@
 //! carries every rule that can apply and the first rule whose port and protocol match
 //! decides.
 
-use aya_ebpf::maps::lpm_trie::Key;
+use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use cgwarden_common::{
-    EGRESS_FULL_PREFIX, EgressKey, MAX_PORT_RULES, NetEvent, ProfileRef, RULE_DEFAULT, counters,
-    profile_flags, proto, verdict,
+    EGRESS_FULL_PREFIX, EgressKey, EgressValue, LearnedKey, MAX_PORT_RULES, NameKey, NetEvent,
+    RULE_DEFAULT, counters, profile_flags, proto, verdict,
 };
 
-use crate::{event, maps::EGRESS, maps::count};
+use crate::{
+    event,
+    maps::{EGRESS, LEARNED, NAMES, count},
+    profile::Match,
+};
 
 /// A flow as every hook describes it.
 pub struct Flow {
@@ -26,12 +30,13 @@ pub struct Flow {
     pub protocol: u8,
 }
 
-/// Decides a flow for `profile`, reports it as the profile asks, and returns whether
-/// the hook should let it proceed.
+/// Decides a flow for the matched profile, reports it as the profile asks, and returns
+/// whether the hook should let it proceed.
 #[inline(always)]
-pub fn judge(profile: &ProfileRef, flow: &Flow, kind: u32, cgroup_id: u64) -> bool {
+pub fn judge(m: &Match, flow: &Flow, kind: u32, cgroup_id: u64) -> bool {
     count(counters::EGRESS_CHECKED);
-    let (verdict, rule) = decide(profile, flow);
+    let profile = &m.profile;
+    let (verdict, rule) = decide(m, flow);
     if verdict != verdict::ALLOW || profile.flags & profile_flags::REPORT_ALLOWED != 0 {
         event::report_net(&mut NetEvent {
             header: event::header(kind, profile.id, cgroup_id),
@@ -54,9 +59,12 @@ pub fn judge(profile: &ProfileRef, flow: &Flow, kind: u32, cgroup_id: u64) -> bo
     }
 }
 
-/// The verdict for a flow and the index of the deciding rule.
+/// The verdict for a flow and the index of the deciding rule: the static rules first,
+/// then, when none matched, the addresses this container learned for the DNS names its
+/// profile names.
 #[inline(always)]
-fn decide(profile: &ProfileRef, flow: &Flow) -> (u8, u32) {
+fn decide(m: &Match, flow: &Flow) -> (u8, u32) {
+    let profile = &m.profile;
     let key = Key::new(
         EGRESS_FULL_PREFIX,
         EgressKey {
@@ -65,22 +73,19 @@ fn decide(profile: &ProfileRef, flow: &Flow) -> (u8, u32) {
         },
     );
     let proto_bit = proto_bit(flow.protocol);
-    let mut allowed = profile.flags & profile_flags::EGRESS_DEFAULT_ALLOW != 0;
-    let mut rule = RULE_DEFAULT;
-    if let Some(value) = EGRESS.get(&key) {
-        let len = value.len as usize;
-        for i in 0..MAX_PORT_RULES {
-            if i >= len {
-                break;
-            }
-            let r = &value.rules[i];
-            if r.protocols & proto_bit != 0 && flow.port >= r.port_lo && flow.port <= r.port_hi {
-                allowed = r.verdict == verdict::ALLOW;
-                rule = r.rule;
-                break;
-            }
-        }
+    let mut found = EGRESS
+        .get(&key)
+        .and_then(|value| first_match(value, flow.port, proto_bit));
+    if found.is_none() && profile.flags & profile_flags::LEARN_DNS != 0 {
+        found = learned(m, flow, proto_bit);
     }
+    let (allowed, rule) = match found {
+        Some((verdict, rule)) => (verdict == verdict::ALLOW, rule),
+        None => (
+            profile.flags & profile_flags::EGRESS_DEFAULT_ALLOW != 0,
+            RULE_DEFAULT,
+        ),
+    };
     let verdict = if allowed {
         verdict::ALLOW
     } else if profile.flags & profile_flags::ENFORCE != 0 {
@@ -89,6 +94,46 @@ fn decide(profile: &ProfileRef, flow: &Flow) -> (u8, u32) {
         verdict::AUDIT
     };
     (verdict, rule)
+}
+
+/// The first rule of an entry that matches the port and protocol.
+#[inline(always)]
+fn first_match(value: &EgressValue, port: u16, proto_bit: u8) -> Option<(u8, u32)> {
+    let len = value.len as usize;
+    for i in 0..MAX_PORT_RULES {
+        if i >= len {
+            break;
+        }
+        let r = &value.rules[i];
+        if r.protocols & proto_bit != 0 && port >= r.port_lo && port <= r.port_hi {
+            return Some((r.verdict, r.rule));
+        }
+    }
+    None
+}
+
+/// The rules of the DNS name through which this container learned the address, if it
+/// did and the answer has not expired.
+#[inline(always)]
+fn learned(m: &Match, flow: &Flow, proto_bit: u8) -> Option<(u8, u32)> {
+    let key = LearnedKey {
+        cgroup_id: m.cgroup,
+        addr: flow.addr,
+    };
+    // SAFETY: values are written whole; a concurrent refresh only moves the expiry.
+    let learned = unsafe { LEARNED.get(&key) }?;
+    // SAFETY: plain helper call.
+    if unsafe { bpf_ktime_get_ns() } > learned.expires_ns {
+        return None;
+    }
+    let name = NameKey {
+        profile: m.profile.id,
+        wildcard: learned.wildcard,
+        hash: learned.hash,
+    };
+    // SAFETY: as above.
+    let value = unsafe { NAMES.get(&name) }?;
+    first_match(value, flow.port, proto_bit)
 }
 
 /// The rule bit that matches an IP protocol.

@@ -10,6 +10,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod dns;
 mod egress;
 mod event;
 mod maps;
@@ -51,6 +52,11 @@ pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
 #[cgroup_skb(egress)]
 pub fn skb_egress(ctx: SkBuffContext) -> i32 {
     skb::egress(&ctx)
+}
+
+#[cgroup_skb(ingress)]
+pub fn skb_ingress(ctx: SkBuffContext) -> i32 {
+    dns::ingress(&ctx)
 }
 
 #[cfg(not(test))]

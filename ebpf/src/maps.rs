@@ -5,8 +5,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use cgwarden_common::{
-    CGROUP_MAX_ENTRIES, Config, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, FLOWS_MAX_ENTRIES,
-    FlowKey, FlowState, ProfileRef, RINGBUF_BYTES, counters,
+    CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DnsScratch, EGRESS_MAX_ENTRIES, EgressKey,
+    EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
+    LearnedValue, NameCountKey, NameKey, ProfileRef, RINGBUF_BYTES, counters,
 };
 
 #[map]
@@ -26,6 +27,22 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 #[map]
 pub static FLOWS: LruHashMap<FlowKey, FlowState> =
     LruHashMap::with_max_entries(FLOWS_MAX_ENTRIES, 0);
+
+#[map]
+pub static NAMES: HashMap<NameKey, EgressValue> = HashMap::with_max_entries(16_384, 0);
+
+#[map]
+pub static LEARNED: HashMap<LearnedKey, LearnedValue> =
+    HashMap::with_max_entries(LEARNED_MAX_ENTRIES, 0);
+
+#[map]
+pub static NAME_COUNTS: HashMap<NameCountKey, u32> = HashMap::with_max_entries(16_384, 0);
+
+#[map]
+pub static DNS_BUF: PerCpuArray<[u8; DNS_BUF_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

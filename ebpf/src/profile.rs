@@ -13,9 +13,16 @@ use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef};
 
 use crate::maps::{CGROUP_PROFILES, CONFIG};
 
+/// A profile and the monitored cgroup it is attached to (the task's own cgroup or an
+/// ancestor): what a container learned from DNS is keyed by that cgroup.
+pub struct Match {
+    pub profile: ProfileRef,
+    pub cgroup: u64,
+}
+
 /// The profile of the current task's cgroup (socket-address hooks, tracepoints).
 #[inline(always)]
-pub fn current() -> Option<ProfileRef> {
+pub fn current() -> Option<Match> {
     // SAFETY: a plain helper call with an integer argument.
     lookup(|level| unsafe { bpf_get_current_ancestor_cgroup_id(level) })
 }
@@ -23,7 +30,7 @@ pub fn current() -> Option<ProfileRef> {
 /// The profile of the cgroup of the socket that owns a packet (cgroup_skb hooks, which
 /// may run outside the sender's context).
 #[inline(always)]
-pub fn of_skb(skb: *mut __sk_buff) -> Option<ProfileRef> {
+pub fn of_skb(skb: *mut __sk_buff) -> Option<Match> {
     // SAFETY: `skb` is the context pointer the kernel passed to the program.
     lookup(|level| unsafe { bpf_skb_ancestor_cgroup_id(skb, level) })
 }
@@ -31,7 +38,7 @@ pub fn of_skb(skb: *mut __sk_buff) -> Option<ProfileRef> {
 /// Searches the populated levels, deepest first, with `ancestor(level)` giving the id of
 /// the ancestor cgroup at that level (0 when the cgroup is not that deep).
 #[inline(always)]
-fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<ProfileRef> {
+fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<Match> {
     let levels = CONFIG.get(0)?.levels;
     if levels == 0 {
         return None;
@@ -45,7 +52,10 @@ fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<ProfileRef> {
             if id != 0 {
                 // SAFETY: values are written whole by the agent and only read here.
                 if let Some(profile) = unsafe { CGROUP_PROFILES.get(&id) } {
-                    return Some(*profile);
+                    return Some(Match {
+                        profile: *profile,
+                        cgroup: id,
+                    });
                 }
             }
         }

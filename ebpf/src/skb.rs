@@ -29,7 +29,7 @@ const DROP: i32 = 0;
 #[inline(always)]
 pub fn egress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
-    let Some(profile) = profile::of_skb(skb) else {
+    let Some(m) = profile::of_skb(skb) else {
         return PASS;
     };
     // SAFETY: reading fields of the context the kernel passed.
@@ -45,13 +45,13 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     };
     let (protocol, addr, family) = if eth_proto == ETH_P_IP {
         let Ok(header) = ctx.load::<[u8; 20]>(0) else {
-            return fail_closed(&profile);
+            return fail_closed(&m.profile);
         };
         let daddr = u32::from_ne_bytes([header[16], header[17], header[18], header[19]]);
         (header[9], v4_mapped(daddr), AF_INET)
     } else if eth_proto == ETH_P_IPV6 {
         let Ok(header) = ctx.load::<[u8; 40]>(0) else {
-            return fail_closed(&profile);
+            return fail_closed(&m.profile);
         };
         let mut addr = [0u8; 16];
         addr.copy_from_slice(&header[24..40]);
@@ -70,7 +70,7 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     };
     // SAFETY: `skb` is the context pointer.
     let cgroup_id = unsafe { bpf_skb_cgroup_id(skb) };
-    if egress::judge(&profile, &flow, kind::PACKET, cgroup_id) {
+    if egress::judge(&m, &flow, kind::PACKET, cgroup_id) {
         PASS
     } else {
         DROP

@@ -25,7 +25,7 @@ pub enum Family {
 /// Judges the destination of a connect or sendmsg and returns the hook's verdict.
 #[inline(always)]
 pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
-    let Some(profile) = profile::current() else {
+    let Some(m) = profile::current() else {
         return PROCEED;
     };
     let sa = ctx.sock_addr;
@@ -65,7 +65,7 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
     };
     // SAFETY: plain helper call without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    if egress::judge(&profile, &flow, kind, cgroup_id) {
+    if egress::judge(&m, &flow, kind, cgroup_id) {
         PROCEED
     } else {
         REJECT

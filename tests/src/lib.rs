@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod container;
+pub mod dns;
 pub mod net;
 pub mod netns;
 
@@ -107,11 +108,16 @@ pub struct ExecOutput {
 
 /// Runs `cgwarden exec --policy <profile> -- <command>` and collects its events.
 pub fn exec(profile: &Path, command: &[&str]) -> ExecOutput {
-    exec_with_input(profile, command, "")
+    exec_full(profile, &[], command, "")
 }
 
 /// Like [`exec`], with `input` on the command's standard input.
 pub fn exec_with_input(profile: &Path, command: &[&str], input: &str) -> ExecOutput {
+    exec_full(profile, &[], command, input)
+}
+
+/// Like [`exec`], with extra `cgwarden exec` options and standard input.
+pub fn exec_full(profile: &Path, options: &[&str], command: &[&str], input: &str) -> ExecOutput {
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let events = dir.path().join("events.jsonl");
@@ -121,6 +127,7 @@ pub fn exec_with_input(profile: &Path, command: &[&str], input: &str) -> ExecOut
         .arg(profile)
         .arg("--events")
         .arg(&events)
+        .args(options)
         .arg("--")
         .args(command)
         .stdin(std::process::Stdio::piped())

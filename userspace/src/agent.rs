@@ -8,7 +8,6 @@
 use std::{
     collections::{BTreeMap, HashMap},
     io::Write,
-    net::{IpAddr, ToSocketAddrs},
     path::PathBuf,
     time::Instant,
 };
@@ -22,17 +21,24 @@ use crate::{
     cgroups,
     events::{self, Raw},
     policy::{
-        DnsName, EgressDefault, Mode, Profile, ReportLevel,
-        compile::{EgressEntry, compile_egress},
+        EgressDefault, Mode, Profile, ReportLevel,
+        compile::{EgressEntry, NameEntry, compile_egress, compile_names},
     },
+    resolver::Resolver,
 };
 
 /// A profile compiled under one id (ids change on every reload).
 struct Compiled {
     profile: Profile,
-    id: u32,
-    flags: u32,
-    entries: Vec<EgressEntry>,
+    pref: ProfileRef,
+    rules: Rules,
+}
+
+/// The map entries of one compiled profile.
+#[derive(Default)]
+pub struct Rules {
+    pub egress: Vec<EgressEntry>,
+    pub names: Vec<NameEntry>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
@@ -64,7 +70,10 @@ pub struct Agent {
     last_flush: Instant,
     /// Egress entries of replaced profiles, removed once no program can still be
     /// using the old profile id (see [`RETIRE_AFTER`]).
-    retired: Vec<(Instant, Vec<EgressEntry>)>,
+    retired: Vec<(Instant, Rules)>,
+    resolver: Resolver,
+    /// The profiles as last loaded, to recompile when a DNS name's addresses change.
+    sources: Vec<Profile>,
 }
 
 /// A program that read a cgroup's old profile id just before a reload switched it may
@@ -72,11 +81,20 @@ pub struct Agent {
 /// programs run for microseconds, so this is a wide margin.
 const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Expired learned addresses are removed this long after they expire (the kernel
+/// already ignores them); the delay keeps removal away from a refresh in flight.
+const LEARNED_GRACE_NS: u64 = 30_000_000_000;
+
 /// How often the agent reports repeats the kernel counted but did not send.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Agent {
-    pub fn new(kernel: Kernel, cgroup_root: PathBuf, sink: Box<dyn Write + Send>) -> Self {
+    pub fn new(
+        kernel: Kernel,
+        cgroup_root: PathBuf,
+        sink: Box<dyn Write + Send>,
+        resolver: Resolver,
+    ) -> Self {
         Self {
             kernel,
             cgroup_root,
@@ -91,6 +109,8 @@ impl Agent {
             aggregator: Aggregator::default(),
             last_flush: Instant::now(),
             retired: Vec::new(),
+            resolver,
+            sources: Vec::new(),
         }
     }
 
@@ -105,33 +125,43 @@ impl Agent {
     pub fn install(&mut self, profiles: Vec<Profile>) -> anyhow::Result<()> {
         let mut fresh = BTreeMap::new();
         let started = Instant::now();
+        let sources = profiles.clone();
+        for profile in &profiles {
+            for name in profile.egress.rules.iter().flat_map(|r| r.to.iter()) {
+                if let crate::policy::Destination::Name(name) = name {
+                    self.resolver.want(name);
+                }
+            }
+        }
         for profile in profiles {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1).max(1);
-            let entries = compile_egress(id, &profile.egress, &resolve).with_context(|| {
-                format!("profile `{}` ({})", profile.name, profile.source.display())
-            })?;
-            let flags = flags_of(&profile);
+            let context = || format!("profile `{}` ({})", profile.name, profile.source.display());
+            let resolver = &self.resolver;
+            let egress = compile_egress(id, &profile.egress, &|name| resolver.addresses(name))
+                .with_context(context)?;
+            let names = compile_names(id, &profile.egress).with_context(context)?;
+            let pref = profile_ref(id, &profile);
             fresh.insert(
                 profile.name.as_str().to_owned(),
                 Compiled {
                     profile,
-                    id,
-                    flags,
-                    entries,
+                    pref,
+                    rules: Rules { egress, names },
                 },
             );
         }
         let mut written: Vec<&Compiled> = Vec::new();
         for c in fresh.values() {
-            if let Err(e) = self.kernel.insert_egress(&c.entries) {
+            if let Err(e) = self.kernel.insert_rules(&c.rules) {
                 for w in written.iter().chain(std::iter::once(&c)) {
-                    let _ = self.kernel.remove_egress(&w.entries);
+                    let _ = self.kernel.remove_rules(&w.rules);
                 }
                 return Err(e).context("writing egress rules to the kernel");
             }
             written.push(c);
         }
+        self.sources = sources;
         let compiled_at = Instant::now();
         for c in fresh.values() {
             let labels = c
@@ -143,7 +173,7 @@ impl Agent {
                 .collect();
             self.names
                 .by_id
-                .insert(c.id, (c.profile.name.as_str().to_owned(), labels));
+                .insert(c.pref.id, (c.profile.name.as_str().to_owned(), labels));
         }
         let old = std::mem::replace(&mut self.compiled, fresh);
         // Switch every assigned cgroup to its profile's new id, or drop it.
@@ -156,20 +186,14 @@ impl Agent {
             match self.compiled.get(&a.profile) {
                 Some(c) => self
                     .kernel
-                    .set_cgroup_profile(
-                        cgroup,
-                        ProfileRef {
-                            id: c.id,
-                            flags: c.flags,
-                        },
-                    )
+                    .set_cgroup_profile(cgroup, c.pref)
                     .context("switching a cgroup to the reloaded profile")?,
                 None => self.unassign(cgroup)?,
             }
         }
         self.retired
-            .extend(old.into_values().map(|c| (Instant::now(), c.entries)));
-        let entries: usize = self.compiled.values().map(|c| c.entries.len()).sum();
+            .extend(old.into_values().map(|c| (Instant::now(), c.rules)));
+        let entries: usize = self.compiled.values().map(|c| c.rules.egress.len()).sum();
         log::info!(
             "installed {} profile(s): {entries} egress entries, compiled and loaded in {:.1} ms, switched in {:.1} ms",
             self.compiled.len(),
@@ -185,10 +209,27 @@ impl Agent {
             if since.elapsed() < RETIRE_AFTER {
                 break;
             }
-            let (_, entries) = self.retired.remove(0);
+            let (_, rules) = self.retired.remove(0);
             self.kernel
-                .remove_egress(&entries)
+                .remove_rules(&rules)
                 .context("removing the previous egress rules")?;
+        }
+        Ok(())
+    }
+
+    /// Periodic DNS upkeep: re-resolves names whose TTL ran out (recompiling the
+    /// profiles when addresses changed) and forgets learned addresses long expired.
+    pub fn dns_upkeep(&mut self) -> anyhow::Result<()> {
+        if self.resolver.refresh_due() {
+            let sources = self.sources.clone();
+            self.install(sources)
+                .context("recompiling profiles after a DNS change")?;
+        }
+        let now = u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+        for (key, value) in self.kernel.learned() {
+            if value.expires_ns.saturating_add(LEARNED_GRACE_NS) < now {
+                self.kernel.forget_learned(&key, &value)?;
+            }
         }
         Ok(())
     }
@@ -216,7 +257,8 @@ impl Agent {
                     "name": c.profile.name.as_str(),
                     "source": c.profile.source,
                     "mode": match c.profile.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
-                    "egress_entries": c.entries.len(),
+                    "egress_entries": c.rules.egress.len(),
+                    "dns_names": c.rules.names.len(),
                     "cgroups": cgroups,
                 })
             })
@@ -254,13 +296,7 @@ impl Agent {
             .compiled
             .get(profile)
             .with_context(|| format!("no profile named `{profile}`"))?;
-        self.kernel.set_cgroup_profile(
-            cgroup_id,
-            ProfileRef {
-                id: c.id,
-                flags: c.flags,
-            },
-        )?;
+        self.kernel.set_cgroup_profile(cgroup_id, c.pref)?;
         self.assignments.insert(
             cgroup_id,
             Assignment {
@@ -272,10 +308,15 @@ impl Agent {
         self.update_levels()
     }
 
-    /// Stops applying a profile to a cgroup.
+    /// Stops applying a profile to a cgroup and forgets what it learned from DNS.
     pub fn unassign(&mut self, cgroup_id: u64) -> anyhow::Result<()> {
         self.kernel.remove_cgroup_profile(cgroup_id)?;
         self.assignments.remove(&cgroup_id);
+        for (key, value) in self.kernel.learned() {
+            if key.cgroup_id == cgroup_id {
+                self.kernel.forget_learned(&key, &value)?;
+            }
+        }
         self.update_levels()
     }
 
@@ -334,6 +375,22 @@ impl Agent {
                 if let Some(count) = self.aggregator.on_event(&e) {
                     self.write_net(&e, count)?;
                 }
+            }
+            Ok(Raw::Dns(e)) => {
+                if !self.paths.contains_key(&e.header.cgroup_id) {
+                    self.learn_path(e.header.cgroup_id);
+                }
+                let record = events::enrich_dns(&e, &*self);
+                if record.capped > 0 {
+                    log::warn!(
+                        "cgroup {}: `{}` has more addresses than the profile's cap; {} not allowed",
+                        record.cgroup.as_deref().unwrap_or("?"),
+                        record.name,
+                        record.capped
+                    );
+                }
+                serde_json::to_writer(&mut self.sink, &record)?;
+                self.sink.write_all(b"\n")?;
             }
             Err(e) => log::warn!("dropping a kernel record: {e}"),
         }
@@ -422,7 +479,8 @@ impl events::Context for Agent {
     }
 }
 
-fn flags_of(profile: &Profile) -> u32 {
+/// What the kernel needs to know about a profile for every hook.
+fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     let mut flags = 0;
     if profile.mode == Mode::Enforce {
         flags |= profile_flags::ENFORCE;
@@ -433,28 +491,17 @@ fn flags_of(profile: &Profile) -> u32 {
     if profile.egress.report == ReportLevel::All {
         flags |= profile_flags::REPORT_ALLOWED;
     }
-    flags
-}
-
-/// Resolves a DNS name with the host's resolver. A name that does not resolve allows
-/// nothing (and says so); wildcard names only match answers learned at run time.
-fn resolve(name: &DnsName) -> Vec<IpAddr> {
-    if name.is_wildcard() {
-        return Vec::new();
+    if profile.egress.has_names() {
+        flags |= profile_flags::LEARN_DNS;
     }
-    match (name.as_str(), 0).to_socket_addrs() {
-        Ok(addrs) => {
-            let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-            ips.sort();
-            ips.dedup();
-            ips
-        }
-        Err(e) => {
-            log::warn!(
-                "cannot resolve `{name}`: {e}; rules naming it allow nothing until it resolves"
-            );
-            Vec::new()
-        }
+    if profile.egress.dns.report {
+        flags |= profile_flags::REPORT_DNS;
+    }
+    ProfileRef {
+        id,
+        flags,
+        dns_cap: profile.egress.dns.max_addresses_per_name,
+        _reserved: 0,
     }
 }
 

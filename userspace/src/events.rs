@@ -8,7 +8,7 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use cgwarden_common::{EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, kind, verdict};
+use cgwarden_common::{DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, kind, verdict};
 use serde::Serialize;
 
 /// A ring-buffer record that could not be decoded.
@@ -21,9 +21,10 @@ pub enum DecodeError {
 }
 
 /// A decoded kernel record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Raw {
     Net(NetEvent),
+    Dns(Box<DnsEvent>),
 }
 
 /// Decodes one ring-buffer record.
@@ -40,6 +41,13 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
                 kind,
                 got: bytes.len(),
                 need: size_of::<NetEvent>(),
+            }),
+        kind::DNS => read::<DnsEvent>(bytes)
+            .map(|e| Raw::Dns(Box::new(e)))
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<DnsEvent>(),
             }),
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -101,11 +109,7 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
             .and_then(|(_, labels)| labels.get(e.rule as usize).cloned())
             .unwrap_or_else(|| format!("#{}", e.rule))
     };
-    let addr = Ipv6Addr::from(e.addr);
-    let dst: IpAddr = match addr.to_ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => IpAddr::V6(addr),
-    };
+    let dst = display_addr(&e.addr);
     NetRecord {
         time: rfc3339(ctx.wall_clock(h.ts_ns)),
         kind: kind_name(h.kind),
@@ -128,6 +132,73 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         dst: dst.to_string(),
         port: e.port,
         count,
+    }
+}
+
+/// A DNS answer a monitored container received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    pub time: String,
+    pub kind: &'static str,
+    pub pid: u32,
+    pub tid: u32,
+    pub process: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub profile: Option<String>,
+    /// The question name.
+    pub name: String,
+    pub answers: Vec<DnsAnswer>,
+    /// Whether the answer's addresses were allowed for the container (the profile names
+    /// the name).
+    pub learned: bool,
+    /// Addresses not allowed because the per-name cap was reached.
+    pub capped: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsAnswer {
+    pub addr: String,
+    pub ttl: u32,
+}
+
+/// Turns a decoded DNS record into what users see.
+pub fn enrich_dns(e: &DnsEvent, ctx: &dyn Context) -> DnsRecord {
+    let h = &e.header;
+    let qlen = (e.qname_len as usize).min(e.qname.len());
+    let count = (e.count as usize).min(e.addrs.len());
+    DnsRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "dns",
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        name: crate::dns_wire::wire_name_to_string(&e.qname[..qlen]),
+        answers: e.addrs[..count]
+            .iter()
+            .zip(&e.ttls)
+            .map(|(a, ttl)| DnsAnswer {
+                addr: display_addr(a).to_string(),
+                ttl: *ttl,
+            })
+            .collect(),
+        learned: e.learned != 0,
+        capped: e.capped,
+    }
+}
+
+fn display_addr(a: &[u8; 16]) -> IpAddr {
+    let addr = Ipv6Addr::from(*a);
+    match addr.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(addr),
     }
 }
 
@@ -220,7 +291,9 @@ mod tests {
         e.verdict = verdict::DENY;
         e.rule = 0;
         e.total = 1;
-        let Raw::Net(decoded) = decode(&bytes_of(&e)).unwrap();
+        let Ok(Raw::Net(decoded)) = decode(&bytes_of(&e)) else {
+            panic!("not a net event")
+        };
         let r = enrich_net(&decoded, 1, &Ctx);
         assert_eq!(r.kind, "connect");
         assert_eq!(r.verdict, "deny");

@@ -16,6 +16,7 @@ use crate::{
     bpf::Kernel,
     cgroups::OwnedCgroup,
     host, policy,
+    resolver::Resolver,
     serve::{self, Options, Stop},
 };
 
@@ -24,6 +25,7 @@ use crate::{
 pub async fn exec(
     policy_file: &Path,
     sink: Box<dyn Write + Send>,
+    resolver: Resolver,
     command: &[OsString],
 ) -> anyhow::Result<i32> {
     let profiles = policy::load_path(policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -46,7 +48,7 @@ pub async fn exec(
     let mut kernel = Kernel::load()?;
     kernel.attach(cgroup.path())?;
     let ring = kernel.take_events().context("event ring buffer")?;
-    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink);
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver);
     agent.install(vec![profile])?;
     agent.assign(cgroup.id(), cgroup.relative(), cgroup.level(), &name)?;
 

@@ -1,6 +1,6 @@
 //! The `cgwarden` command line.
 
-use std::{ffi::OsString, path::PathBuf, process::ExitCode};
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use cgwarden::{
@@ -8,6 +8,7 @@ use cgwarden::{
     bpf::Kernel,
     control::{self, ControlSocket},
     host, policy,
+    resolver::Resolver,
     serve::{self, Options},
     sink::{self, Std},
 };
@@ -34,6 +35,9 @@ enum Command {
         /// The root-only control socket `cgwarden reload` and `status` talk to.
         #[arg(long, default_value = control::DEFAULT_SOCKET)]
         control: PathBuf,
+        /// DNS server for the names in profiles (default: /etc/resolv.conf).
+        #[arg(long)]
+        resolver: Option<SocketAddr>,
     },
     /// Ask the running agent to reload its profiles; a bad set keeps the running ones.
     Reload {
@@ -53,6 +57,9 @@ enum Command {
         /// Where to write events as JSON lines (`-` or unset: standard error).
         #[arg(long)]
         events: Option<PathBuf>,
+        /// DNS server for the names in the profile (default: /etc/resolv.conf).
+        #[arg(long)]
+        resolver: Option<SocketAddr>,
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<OsString>,
@@ -90,21 +97,28 @@ fn run(command: Command) -> anyhow::Result<i32> {
             policy,
             events,
             control,
+            resolver,
         } => {
             let sink =
                 sink::open(events.as_deref(), Std::Out).context("opening the events file")?;
-            runtime()?.block_on(run_agent(policy, sink, control))
+            runtime()?.block_on(run_agent(policy, sink, control, Resolver::system(resolver)))
         }
         Command::Reload { control } => client(&control, control::Command::Reload),
         Command::Status { control } => client(&control, control::Command::Status),
         Command::Exec {
             policy,
             events,
+            resolver,
             command,
         } => {
             let sink =
                 sink::open(events.as_deref(), Std::Err).context("opening the events file")?;
-            runtime()?.block_on(cgwarden::exec::exec(&policy, sink, &command))
+            runtime()?.block_on(cgwarden::exec::exec(
+                &policy,
+                sink,
+                Resolver::system(resolver),
+                &command,
+            ))
         }
     }
 }
@@ -149,6 +163,7 @@ async fn run_agent(
     policy_path: PathBuf,
     sink: Box<dyn std::io::Write + Send>,
     control_path: PathBuf,
+    resolver: Resolver,
 ) -> anyhow::Result<i32> {
     let profiles = policy::load_path(&policy_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = host::prepare()?;
@@ -157,7 +172,7 @@ async fn run_agent(
     let mut kernel = Kernel::load()?;
     kernel.attach(&host.cgroup2)?;
     let ring = kernel.take_events().context("event ring buffer")?;
-    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink);
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver);
     agent.install(profiles)?;
     for p in agent.profiles() {
         let globs: Vec<&str> = p.selector.cgroup.iter().map(|g| g.as_str()).collect();

@@ -53,6 +53,7 @@ pub async fn serve(
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut forwarded = 0u32;
+    let mut dns_tick = std::time::Instant::now();
     let stop = loop {
         let wait_child = async {
             match opts.child.as_deref_mut() {
@@ -80,6 +81,10 @@ pub async fn serve(
                 agent.check_counters()?;
                 agent.remove_retired()?;
                 agent.flush_aggregates(false)?;
+                if dns_tick.elapsed() >= Duration::from_secs(1) {
+                    dns_tick = std::time::Instant::now();
+                    agent.dns_upkeep()?;
+                }
                 agent.flush()?;
             }
             _ = hup.recv() => {

@@ -13,6 +13,8 @@
 //! - `ping ADDR`: one ICMP echo request from a ping socket (`SOCK_DGRAM`/`IPPROTO_ICMP`;
 //!   the port is ignored);
 //! - `icmp-raw ADDR`: one ICMP echo request from a raw socket;
+//! - `dns NAME@SERVER`: one A query from this process's own socket; prints
+//!   `ok ADDR,ADDR...` (the answer's addresses) or an error;
 //! - `sleep MS`: pause (for tests that change things between attempts).
 //!
 //! `netprobe -` reads the attempts from standard input instead, one `KIND ARG` a line.
@@ -38,6 +40,13 @@ fn main() {
         std::process::exit(2);
     }
     for pair in args.chunks(2) {
+        if pair[0] == "dns" {
+            match resolve(&pair[1]) {
+                Ok(addrs) => println!("ok {}", addrs.join(",")),
+                Err(e) => println!("error {}", e.raw_os_error().unwrap_or(-1)),
+            }
+            continue;
+        }
         let result = attempt(&pair[0], &pair[1]);
         match result {
             Ok(()) => println!("ok"),
@@ -170,4 +179,42 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         }
     };
     (storage, len as libc::socklen_t)
+}
+
+/// Asks `SERVER` (an address, port 53 when omitted) for the A records of `NAME`.
+fn resolve(arg: &str) -> io::Result<Vec<String>> {
+    let (name, server) = arg
+        .split_once('@')
+        .ok_or_else(|| io::Error::other("dns takes NAME@SERVER"))?;
+    let server: SocketAddr = if server.contains(':') {
+        server.parse().map_err(io::Error::other)?
+    } else {
+        format!("{server}:53").parse().map_err(io::Error::other)?
+    };
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    for label in name.split('.') {
+        query.push(label.len() as u8);
+        query.extend_from_slice(label.as_bytes());
+    }
+    query.extend_from_slice(&[0, 0, 1, 0, 1]);
+    socket.send_to(&query, server)?;
+    let mut buf = [0u8; 1500];
+    let (n, _) = socket.recv_from(&mut buf)?;
+    let msg = &buf[..n];
+    let count = usize::from(u16::from_be_bytes([msg[6], msg[7]]));
+    let mut pos = query.len();
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        // Owner (a pointer), type, class, ttl, rdlength, rdata.
+        let ty = u16::from_be_bytes([msg[pos + 2], msg[pos + 3]]);
+        let len = usize::from(u16::from_be_bytes([msg[pos + 10], msg[pos + 11]]));
+        let data = &msg[pos + 12..pos + 12 + len];
+        if ty == 1 && len == 4 {
+            addrs.push(format!("{}.{}.{}.{}", data[0], data[1], data[2], data[3]));
+        }
+        pos += 12 + len;
+    }
+    Ok(addrs)
 }

@@ -8,7 +8,8 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError},
 };
 use cgwarden_common::{
-    Config, EgressKey, EgressValue, FlowKey, FlowState, ProfileRef, maps as names,
+    Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
+    NameKey, ProfileRef, maps as names,
 };
 
 /// The object built from `ebpf/` by `build.rs`.
@@ -17,8 +18,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cg
 /// The sock_addr programs, attached to every monitored cgroup subtree.
 const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "sendmsg6"];
 
-/// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets).
-const SKB_EGRESS_PROGRAM: &str = "skb_egress";
+/// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets), and
+/// the DNS answer reader.
+const SKB_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
+    ("skb_egress", CgroupSkbAttachType::Egress),
+    ("skb_ingress", CgroupSkbAttachType::Ingress),
+];
 
 /// Errors loading or attaching the kernel side.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +63,9 @@ pub struct Kernel {
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
     pub(super) counters: PerCpuArray<MapData, u64>,
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
+    pub(super) names: HashMap<MapData, NameKey, EgressValue>,
+    pub(super) learned: HashMap<MapData, LearnedKey, LearnedValue>,
+    pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
     events: Option<RingBuf<MapData>>,
 }
 
@@ -75,17 +83,19 @@ impl Kernel {
                 .load()
                 .map_err(|source| LoadError::Program { name, source })?;
         }
-        skb_program(&mut ebpf)?
-            .load()
-            .map_err(|source| LoadError::Program {
-                name: SKB_EGRESS_PROGRAM,
-                source,
-            })?;
+        for (name, _) in SKB_PROGRAMS {
+            skb_program(&mut ebpf, name)?
+                .load()
+                .map_err(|source| LoadError::Program { name, source })?;
+        }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
         let egress = take_map(&mut ebpf, names::EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
+        let names_map = take_map(&mut ebpf, names::NAMES)?;
+        let learned = take_map(&mut ebpf, names::LEARNED)?;
+        let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -94,6 +104,9 @@ impl Kernel {
             egress,
             counters,
             flows,
+            names: names_map,
+            learned,
+            name_counts,
             events,
         })
     }
@@ -116,16 +129,11 @@ impl Kernel {
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|source| LoadError::Program { name, source })?;
         }
-        skb_program(&mut self.ebpf)?
-            .attach(
-                cgroup.as_fd(),
-                CgroupSkbAttachType::Egress,
-                CgroupAttachMode::Single,
-            )
-            .map_err(|source| LoadError::Program {
-                name: SKB_EGRESS_PROGRAM,
-                source,
-            })?;
+        for (name, attach_type) in SKB_PROGRAMS {
+            skb_program(&mut self.ebpf, name)?
+                .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
+                .map_err(|source| LoadError::Program { name, source })?;
+        }
         Ok(())
     }
 
@@ -135,8 +143,7 @@ impl Kernel {
     }
 }
 
-fn skb_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSkb, LoadError> {
-    let name = SKB_EGRESS_PROGRAM;
+fn skb_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSkb, LoadError> {
     ebpf.program_mut(name)
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()

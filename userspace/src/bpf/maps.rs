@@ -2,10 +2,12 @@
 //! egress entries, and the counters.
 
 use aya::maps::{MapError, lpm_trie::Key};
-use cgwarden_common::{Config, FlowKey, FlowState, ProfileRef, counters};
+use cgwarden_common::{
+    Config, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, ProfileRef, counters,
+};
 
 use super::Kernel;
-use crate::policy::compile::EgressEntry;
+use crate::{agent::Rules, policy::compile::EgressEntry};
 
 /// Counter totals summed over CPUs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -13,6 +15,8 @@ pub struct Counters {
     pub ringbuf_drops: u64,
     pub egress_checked: u64,
     pub egress_denied: u64,
+    pub dns_learned: u64,
+    pub dns_capped: u64,
 }
 
 impl Kernel {
@@ -40,6 +44,55 @@ impl Kernel {
             },
             0,
         )
+    }
+
+    /// Writes a compiled profile's entries.
+    pub fn insert_rules(&mut self, rules: &Rules) -> Result<(), MapError> {
+        self.insert_egress(&rules.egress)?;
+        for n in &rules.names {
+            self.names.insert(n.key, n.value, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a compiled profile's entries.
+    pub fn remove_rules(&mut self, rules: &Rules) -> Result<(), MapError> {
+        self.remove_egress(&rules.egress)?;
+        for n in &rules.names {
+            ignore_missing(self.names.remove(&n.key))?;
+        }
+        Ok(())
+    }
+
+    /// Every address containers learned from DNS answers.
+    pub fn learned(&self) -> Vec<(LearnedKey, LearnedValue)> {
+        self.learned.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Forgets a learned address, unless the kernel refreshed it since `seen` was read,
+    /// and releases its place under the name's cap.
+    pub fn forget_learned(
+        &mut self,
+        key: &LearnedKey,
+        seen: &LearnedValue,
+    ) -> Result<(), MapError> {
+        match self.learned.get(key, 0) {
+            Ok(now) if now.expires_ns != seen.expires_ns => return Ok(()),
+            Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+        ignore_missing(self.learned.remove(key))?;
+        let counter = NameCountKey {
+            cgroup_id: key.cgroup_id,
+            wildcard: seen.wildcard,
+            _pad: 0,
+            hash: seen.hash,
+        };
+        match self.name_counts.get(&counter, 0) {
+            Ok(n) if n > 1 => self.name_counts.insert(counter, n - 1, 0),
+            Ok(_) => ignore_missing(self.name_counts.remove(&counter)),
+            Err(_) => Ok(()),
+        }
     }
 
     /// Writes egress entries (new ones and replacements).
@@ -73,6 +126,8 @@ impl Kernel {
             ringbuf_drops: sum(counters::RINGBUF_DROPS)?,
             egress_checked: sum(counters::EGRESS_CHECKED)?,
             egress_denied: sum(counters::EGRESS_DENIED)?,
+            dns_learned: sum(counters::DNS_LEARNED)?,
+            dns_capped: sum(counters::DNS_CAPPED)?,
         })
     }
 }

@@ -13,10 +13,10 @@ use std::{
     net::IpAddr,
 };
 
-use cgwarden_common::{EgressKey, EgressValue, MAX_PORT_RULES, PortRule, verdict};
+use cgwarden_common::{EgressKey, EgressValue, MAX_PORT_RULES, NameKey, PortRule, verdict};
 use ipnetwork::IpNetwork;
 
-use super::types::{Destination, DnsName, Egress, PortRange, RuleAction};
+use super::types::{Destination, DnsName, Egress, EgressRule, PortRange, RuleAction};
 
 /// One entry for the `EGRESS` map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,16 +54,7 @@ pub fn compile_egress(
 ) -> Result<Vec<EgressEntry>, CompileError> {
     let mut by_prefix: HashMap<Prefix, Vec<PortRule>> = HashMap::new();
     for (index, rule) in egress.rules.iter().enumerate() {
-        let verdict = match rule.action {
-            RuleAction::Allow => verdict::ALLOW,
-            RuleAction::Deny => verdict::DENY,
-        };
-        let all_ports = [PortRange::ALL];
-        let ports: &[PortRange] = if rule.ports.is_empty() {
-            &all_ports
-        } else {
-            &rule.ports
-        };
+        let port_rules = port_rules(rule, index);
         let mut prefixes = Vec::new();
         for dest in &rule.to {
             match dest {
@@ -76,17 +67,10 @@ pub fn compile_egress(
             }
         }
         for prefix in prefixes {
-            let entry = by_prefix.entry(prefix).or_default();
-            for range in ports {
-                entry.push(PortRule {
-                    port_lo: range.lo,
-                    port_hi: range.hi,
-                    protocols: rule.protocol.bits(),
-                    verdict,
-                    _pad: 0,
-                    rule: u32::try_from(index).unwrap_or(u32::MAX - 1),
-                });
-            }
+            by_prefix
+                .entry(prefix)
+                .or_default()
+                .extend_from_slice(&port_rules);
         }
     }
     // An IPv6 rule that covers the v4-mapped range must not decide IPv4 flows: a
@@ -136,6 +120,81 @@ pub fn compile_egress(
     }
     entries.sort_by_key(|e| (e.key.addr, e.prefix_len));
     Ok(entries)
+}
+
+/// One entry for the `NAMES` map: the port rules of a DNS name (or wildcard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameEntry {
+    pub key: NameKey,
+    pub value: EgressValue,
+}
+
+/// Compiles the DNS names of `egress` into `NAMES` entries: the kernel allows an address
+/// a container learned from an answer for one of these names with the name's rules.
+pub fn compile_names(profile: u32, egress: &Egress) -> Result<Vec<NameEntry>, CompileError> {
+    let mut by_name: HashMap<(u32, u64), (String, Vec<PortRule>)> = HashMap::new();
+    for (index, rule) in egress.rules.iter().enumerate() {
+        for dest in &rule.to {
+            if let Destination::Name(name) = dest {
+                by_name
+                    .entry(name.kernel_hash())
+                    .or_insert_with(|| (name.to_string(), Vec::new()))
+                    .1
+                    .extend(port_rules(rule, index));
+            }
+        }
+    }
+    let mut entries = Vec::with_capacity(by_name.len());
+    for ((wildcard, hash), (name, rules)) in by_name {
+        let mut ordered = Vec::new();
+        push_ordered(&mut ordered, &rules);
+        if ordered.len() > MAX_PORT_RULES {
+            return Err(CompileError::TooManyPortRules {
+                prefix: name,
+                count: ordered.len(),
+                max: MAX_PORT_RULES,
+            });
+        }
+        let mut value = EgressValue {
+            len: ordered.len() as u32,
+            ..Default::default()
+        };
+        value.rules[..ordered.len()].copy_from_slice(&ordered);
+        entries.push(NameEntry {
+            key: NameKey {
+                profile,
+                wildcard,
+                hash,
+            },
+            value,
+        });
+    }
+    Ok(entries)
+}
+
+/// The kernel port rules of one profile rule.
+fn port_rules(rule: &EgressRule, index: usize) -> Vec<PortRule> {
+    let verdict = match rule.action {
+        RuleAction::Allow => verdict::ALLOW,
+        RuleAction::Deny => verdict::DENY,
+    };
+    let all_ports = [PortRange::ALL];
+    let ports: &[PortRange] = if rule.ports.is_empty() {
+        &all_ports
+    } else {
+        &rule.ports
+    };
+    ports
+        .iter()
+        .map(|range| PortRule {
+            port_lo: range.lo,
+            port_hi: range.hi,
+            protocols: rule.protocol.bits(),
+            verdict,
+            _pad: 0,
+            rule: u32::try_from(index).unwrap_or(u32::MAX - 2),
+        })
+        .collect()
 }
 
 /// Appends one prefix's rules, deny before allow, skipping rules that an earlier one
@@ -285,6 +344,44 @@ mod tests {
         );
         assert_eq!(simulate(&e, ip("127.0.0.9"), 1500, proto::TCP), None);
         assert_eq!(simulate(&e, ip("127.0.0.9"), 2001, proto::UDP), None);
+    }
+
+    #[test]
+    fn names_compile_to_hashed_keys_with_their_rules() {
+        let p = parse_str(
+            "name: t\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: [API.example.com, \"*.cdn.example\"]\n      ports: [443]\n    - to: api.example.com\n      ports: [80]\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let mut names = compile_names(3, &p.egress).unwrap();
+        names.sort_by_key(|n| n.key.wildcard);
+        assert_eq!(names.len(), 2);
+        let exact = &names[0];
+        assert_eq!(exact.key.wildcard, 0);
+        assert_eq!(exact.value.len, 2);
+        assert_eq!(
+            (exact.value.rules[0].port_lo, exact.value.rules[1].port_lo),
+            (443, 80)
+        );
+        assert_eq!(names[1].key.wildcard, 1);
+        // The wildcard's hash is the hash of the name after `*.`.
+        let plain = crate::policy::DnsName::try_from("cdn.example".to_owned()).unwrap();
+        assert_eq!(names[1].key.hash, plain.kernel_hash().1);
+    }
+
+    #[test]
+    fn kernel_hash_folds_label_hashes() {
+        use cgwarden_common::{FNV_OFFSET, FNV_PRIME};
+        let fnv = |bytes: &[u8]| {
+            bytes.iter().fold(FNV_OFFSET, |h, b| {
+                (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME)
+            })
+        };
+        let expected = [fnv(b"a"), fnv(b"bc")]
+            .iter()
+            .fold(FNV_OFFSET, |h, l| (h ^ l).wrapping_mul(FNV_PRIME));
+        let name = crate::policy::DnsName::try_from("A.bc.".to_owned()).unwrap();
+        assert_eq!(name.kernel_hash(), (0, expected));
     }
 
     #[test]

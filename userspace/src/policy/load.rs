@@ -159,6 +159,7 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
                 default: e.default,
                 report: e.report,
                 rules,
+                dns: e.dns,
             }
         }
     };

@@ -10,8 +10,8 @@ use serde::{
 };
 
 use super::types::{
-    CgroupGlob, Destination, EgressDefault, Mode, PortRange, ProfileName, Protocol, ReportLevel,
-    SyscallAction, SyscallName, SyscallSet,
+    CgroupGlob, Destination, DnsSettings, EgressDefault, Mode, PortRange, ProfileName, Protocol,
+    ReportLevel, SyscallAction, SyscallName, SyscallSet,
 };
 
 #[derive(Debug, Deserialize)]
@@ -44,6 +44,8 @@ pub struct RawEgress {
     pub allow: Vec<RawEgressRule>,
     #[serde(default)]
     pub deny: Vec<RawEgressRule>,
+    #[serde(default)]
+    pub dns: DnsSettings,
 }
 
 #[derive(Debug, Deserialize)]

@@ -94,6 +94,44 @@ pub struct Egress {
     pub report: ReportLevel,
     /// Allow rules then deny rules, in file order; a rule's index is its id in events.
     pub rules: Vec<EgressRule>,
+    pub dns: DnsSettings,
+}
+
+/// How DNS names in rules are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSettings {
+    /// Most addresses one container may learn for one name from the DNS answers it
+    /// receives; answers beyond it are reported, never silently dropped.
+    #[serde(default = "DnsSettings::default_cap")]
+    pub max_addresses_per_name: u32,
+    /// Report every DNS answer a monitored container receives.
+    #[serde(default)]
+    pub report: bool,
+}
+
+impl DnsSettings {
+    fn default_cap() -> u32 {
+        64
+    }
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        Self {
+            max_addresses_per_name: Self::default_cap(),
+            report: false,
+        }
+    }
+}
+
+impl Egress {
+    /// Whether any rule names a DNS name.
+    pub fn has_names(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.to.iter().any(|d| matches!(d, Destination::Name(_))))
+    }
 }
 
 impl Default for Egress {
@@ -103,6 +141,7 @@ impl Default for Egress {
             default: EgressDefault::Allow,
             report: ReportLevel::Denied,
             rules: Vec::new(),
+            dns: DnsSettings::default(),
         }
     }
 }
@@ -207,6 +246,23 @@ impl DnsName {
     /// Whether the name starts with `*.` and so only matches answers learned at run time.
     pub fn is_wildcard(&self) -> bool {
         self.0.starts_with("*.")
+    }
+
+    /// The key the kernel matches DNS answers by: (wildcard, hash of the labels after
+    /// `*.` or of the whole name). Must equal the kernel's computation in `ebpf/src/dns.rs`.
+    pub fn kernel_hash(&self) -> (u32, u64) {
+        use cgwarden_common::{FNV_OFFSET, FNV_PRIME};
+        let (wildcard, body) = match self.0.strip_prefix("*.") {
+            Some(rest) => (1, rest),
+            None => (0, self.0.as_str()),
+        };
+        let hash = body.split('.').fold(FNV_OFFSET, |acc, label| {
+            let label_hash = label.bytes().fold(FNV_OFFSET, |h, b| {
+                (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME)
+            });
+            (acc ^ label_hash).wrapping_mul(FNV_PRIME)
+        });
+        (wildcard, hash)
     }
 }
 

@@ -1,0 +1,133 @@
+//! A DNS server for the tests, on port 53 of a loopback address of its own: answers A
+//! and AAAA queries from a table, rotating through several answer sets per name (as CDNs
+//! do), and counts the queries it got.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr, UdpSocket},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// Answer sets per lower-case name: query k gets set k % len.
+pub type Zone = HashMap<String, Vec<Vec<(IpAddr, u32)>>>;
+
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    served: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl DnsServer {
+    /// Serves `zone` on `ip`:53 (a 127.0.0.0/8 address no other test uses).
+    pub fn start(ip: &str, zone: Zone) -> Self {
+        let addr: SocketAddr = format!("{ip}:53").parse().expect("address");
+        let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("timeout");
+        let stop = Arc::new(AtomicBool::new(false));
+        let served: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (s, counts) = (stop.clone(), served.clone());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Some((name, qtype, qend)) = question(&buf[..n]) else {
+                    continue;
+                };
+                let k = {
+                    let mut c = counts.lock().expect("lock");
+                    let e = c.entry(format!("{name}/{qtype}")).or_insert(0);
+                    *e += 1;
+                    *e - 1
+                };
+                let answers: Vec<(IpAddr, u32)> = zone
+                    .get(&name)
+                    .map(|sets| sets[k % sets.len()].clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(a, _)| matches!((a, qtype), (IpAddr::V4(_), 1) | (IpAddr::V6(_), 28)))
+                    .collect();
+                let _ = socket.send_to(
+                    &response(&buf[..qend], &answers, zone.contains_key(&name)),
+                    peer,
+                );
+            }
+        });
+        Self {
+            addr,
+            stop,
+            thread: Some(thread),
+            served,
+        }
+    }
+
+    /// How many queries of type `qtype` (1 = A, 28 = AAAA) were answered for `name`.
+    pub fn queries(&self, name: &str, qtype: u16) -> usize {
+        self.served
+            .lock()
+            .expect("lock")
+            .get(&format!("{name}/{qtype}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for DnsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The question's name, type, and the offset after the question.
+fn question(msg: &[u8]) -> Option<(String, u16, usize)> {
+    if msg.len() < 12 || msg[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = usize::from(*msg.get(pos)?);
+        if len == 0 {
+            pos += 1;
+            break;
+        }
+        labels.push(String::from_utf8_lossy(msg.get(pos + 1..pos + 1 + len)?).to_ascii_lowercase());
+        pos += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
+    Some((labels.join("."), qtype, pos + 4))
+}
+
+/// A response echoing the question, with answers whose owner is a pointer to it.
+fn response(query: &[u8], answers: &[(IpAddr, u32)], known: bool) -> Vec<u8> {
+    let mut out = query.to_vec();
+    out[2] = 0x81;
+    out[3] = if known { 0x80 } else { 0x83 };
+    out[6..8].copy_from_slice(&(answers.len() as u16).to_be_bytes());
+    out[8..12].fill(0);
+    for (addr, ttl) in answers {
+        out.extend_from_slice(&[0xc0, 12]);
+        let (ty, data) = match addr {
+            IpAddr::V4(a) => (1u16, a.octets().to_vec()),
+            IpAddr::V6(a) => (28u16, a.octets().to_vec()),
+        };
+        out.extend_from_slice(&ty.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&ttl.to_be_bytes());
+        out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        out.extend_from_slice(&data);
+    }
+    out
+}
