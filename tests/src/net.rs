@@ -1,7 +1,6 @@
 //! Listeners on loopback addresses that count what reaches them.
 
 use std::{
-    io::ErrorKind,
     net::{SocketAddr, TcpListener, UdpSocket},
     sync::{
         Arc,
@@ -31,22 +30,18 @@ impl TcpServer {
         .parse()
         .expect("address");
         let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
-        listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (a, s) = (accepted.clone(), stop.clone());
+        // Blocking accepts keep up with a client connecting in a tight loop; drop wakes
+        // the thread with one last connection of its own.
         let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok(_) => {
-                        a.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                    Err(_) => break,
+            while let Ok(_conn) = listener.accept() {
+                if s.load(Ordering::Relaxed) {
+                    break;
                 }
+                a.fetch_add(1, Ordering::Relaxed);
             }
         });
         Self {
@@ -69,6 +64,7 @@ impl TcpServer {
 impl Drop for TcpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

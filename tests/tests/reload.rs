@@ -41,7 +41,9 @@ fn reload_under_steady_traffic_refuses_no_allowed_connect() {
     std::thread::sleep(Duration::from_millis(400));
     // A steady stream of allowed connects while the profile is reloaded again and again.
     let mut cmd = Command::new(netprobe());
-    cmd.args(["tcp-loop", &format!("30000@{}", server.addr)])
+    // 4000 paced connects (about two seconds): enough to overlap every reload without
+    // running out of ephemeral ports to TIME_WAIT.
+    cmd.args(["tcp-loop", &format!("4000@{}@300", server.addr)])
         .stdout(std::process::Stdio::piped());
     let child = app.spawn(&mut cmd);
     let mut reloads = 0;
@@ -63,11 +65,11 @@ fn reload_under_steady_traffic_refuses_no_allowed_connect() {
     );
     assert_eq!(reloads, 12);
     let all = cgwarden_tests::wait_for(Duration::from_secs(5), || {
-        (server.accepted() == 30_000).then_some(())
+        (server.accepted() == 4_000).then_some(())
     });
     assert!(
         all.is_some(),
-        "server accepted {} of 30000",
+        "server accepted {} of 4000",
         server.accepted()
     );
     let denials: Vec<_> = agent

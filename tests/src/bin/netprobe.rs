@@ -8,8 +8,8 @@
 //!   AF_INET6 socket);
 //! - `udp ADDR`: one unconnected `sendto`;
 //! - `udp-connected ADDR`: `connect` then `send` without an address;
-//! - `tcp-loop N@ADDR`: N connects in a row; prints `ok` if all succeeded, else the
-//!   first error;
+//! - `tcp-loop N@ADDR[@PAUSE_US]`: N connects in a row (with a pause between them);
+//!   prints `ok` if all succeeded, else the first error;
 //! - `ping ADDR`: one ICMP echo request from a ping socket (`SOCK_DGRAM`/`IPPROTO_ICMP`;
 //!   the port is ignored);
 //! - `icmp-raw ADDR`: one ICMP echo request from a raw socket;
@@ -62,13 +62,18 @@ fn attempt(what: &str, arg: &str) -> io::Result<()> {
         return Ok(());
     }
     if what == "tcp-loop" {
-        let (n, addr) = arg
-            .split_once('@')
-            .ok_or_else(|| io::Error::other("tcp-loop takes N@ADDR"))?;
+        let mut parts = arg.split('@');
+        let (Some(n), Some(addr)) = (parts.next(), parts.next()) else {
+            return Err(io::Error::other("tcp-loop takes N@ADDR[@PAUSE_US]"));
+        };
+        let pause = Duration::from_micros(parts.next().and_then(|p| p.parse().ok()).unwrap_or(0));
         let n: u64 = n.parse().map_err(|_| io::Error::other("bad count"))?;
         let addr: SocketAddr = addr.parse().map_err(io::Error::other)?;
         let mut first_error = None;
         for _ in 0..n {
+            if !pause.is_zero() {
+                std::thread::sleep(pause);
+            }
             if let Err(e) = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
                 && first_error.is_none()
             {
