@@ -31,6 +31,21 @@ pub mod maps {
     pub const DNS_BUF: &str = "DNS_BUF";
     /// `PerCpuArray<DnsScratch>`: the DNS parser's working state.
     pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
+
+    /// Every map, for pinning.
+    pub const ALL: [&str; 11] = [
+        CGROUP_PROFILES,
+        CONFIG,
+        EGRESS,
+        EVENTS,
+        COUNTERS,
+        FLOWS,
+        NAMES,
+        LEARNED,
+        NAME_COUNTS,
+        DNS_BUF,
+        DNS_SCRATCH,
+    ];
 }
 
 /// Indexes into the per-CPU counter array.
@@ -148,7 +163,9 @@ pub struct Config {
     /// profile of the closest matched ancestor and an unmatched process pays one lookup
     /// per populated level (usually one).
     pub levels: u32,
-    pub _reserved: u32,
+    /// The next compiled-profile id the agent will use. Only the agent reads it: kept
+    /// here so an agent that adopts pinned maps never reuses an id still in them.
+    pub next_profile_id: u32,
 }
 
 /// Data part of an `EGRESS` LPM key: profile id (big endian, so it forms the first 32

@@ -11,15 +11,58 @@ use serde_json::Value;
 
 use crate::{cgwarden, read_events, wait_for};
 
+/// A bpffs directory where an agent pins its links and maps; `cgwarden uninstall`
+/// removes them on drop, so no test leaves programs attached.
+pub struct StateDir {
+    path: PathBuf,
+}
+
+impl StateDir {
+    pub fn new() -> Self {
+        Self {
+            path: PathBuf::from(format!("/sys/fs/bpf/{}", crate::unique("cgwarden-test"))),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Default for StateDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let _ = Command::new(cgwarden())
+            .args(["uninstall", "--state-dir"])
+            .arg(&self.path)
+            .output();
+    }
+}
+
 /// A running agent whose events go to a temporary file.
 pub struct RunningAgent {
     child: Child,
     dir: tempfile::TempDir,
+    _state: Option<StateDir>,
 }
 
 impl RunningAgent {
-    /// Starts `cgwarden run --policy <policy>` and waits until it enforces.
+    /// Starts `cgwarden run --policy <policy>` with its own state directory (removed
+    /// when the agent is dropped) and waits until it enforces.
     pub fn start(policy: &Path) -> Self {
+        let state = StateDir::new();
+        let mut agent = Self::start_in(policy, state.path());
+        agent._state = Some(state);
+        agent
+    }
+
+    /// Starts an agent that pins in `state` (which the caller cleans up).
+    pub fn start_in(policy: &Path, state: &Path) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = fs::File::create(dir.path().join("agent.log")).expect("log file");
         let child = Command::new(cgwarden())
@@ -30,12 +73,18 @@ impl RunningAgent {
             .arg(dir.path().join("events.jsonl"))
             .arg("--control")
             .arg(dir.path().join("ctl/control.sock"))
+            .arg("--state-dir")
+            .arg(state)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start cgwarden run");
-        let agent = Self { child, dir };
+        let agent = Self {
+            child,
+            dir,
+            _state: None,
+        };
         let ready = wait_for(Duration::from_secs(20), || {
             agent.log().contains("cgwarden is enforcing").then_some(())
         });
@@ -88,6 +137,12 @@ impl RunningAgent {
     /// Waits for an event that satisfies `pred`.
     pub fn wait_event(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         wait_for(timeout, || self.events().into_iter().find(|e| pred(e)))
+    }
+
+    /// Kills the agent with SIGKILL (no cleanup of any kind) and waits for it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the agent with SIGTERM and returns its exit status code.

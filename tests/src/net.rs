@@ -2,18 +2,19 @@
 
 use std::{
     net::{SocketAddr, TcpListener, UdpSocket},
+    os::fd::AsRawFd,
     sync::{
         Arc,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
-    time::Duration,
 };
 
 /// A TCP listener on a loopback address that accepts and closes connections, counting
 /// them, until dropped.
 pub struct TcpServer {
     pub addr: SocketAddr,
+    fd: std::os::fd::RawFd,
     accepted: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -31,11 +32,13 @@ impl TcpServer {
         .expect("address");
         let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         let addr = listener.local_addr().expect("local addr");
+        let fd = listener.as_raw_fd();
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let (a, s) = (accepted.clone(), stop.clone());
         // Blocking accepts keep up with a client connecting in a tight loop; drop wakes
-        // the thread with one last connection of its own.
+        // the thread by shutting the listening socket down (which works from any
+        // network namespace, unlike connecting to it).
         let thread = std::thread::spawn(move || {
             while let Ok(_conn) = listener.accept() {
                 if s.load(Ordering::Relaxed) {
@@ -46,6 +49,7 @@ impl TcpServer {
         });
         Self {
             addr,
+            fd,
             accepted,
             stop,
             thread: Some(thread),
@@ -64,7 +68,9 @@ impl TcpServer {
 impl Drop for TcpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = std::net::TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        // SAFETY: the listener (owned by the accept thread) is still open: the thread
+        // only ends after accept fails, which this call causes.
+        unsafe { libc::shutdown(self.fd, libc::SHUT_RDWR) };
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
+use cgwarden_common::{Config, MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
 
 use crate::{
     aggregate::Aggregator,
@@ -37,6 +37,7 @@ struct Compiled {
 /// The map entries of one compiled profile.
 #[derive(Default)]
 pub struct Rules {
+    pub id: u32,
     pub egress: Vec<EgressEntry>,
     pub names: Vec<NameEntry>,
 }
@@ -74,6 +75,15 @@ pub struct Agent {
     resolver: Resolver,
     /// The profiles as last loaded, to recompile when a DNS name's addresses change.
     sources: Vec<Profile>,
+    /// Levels (and cgroups) a previous agent left in the pinned maps: kept enforcing
+    /// until this agent's own assignments replace them, then swept.
+    inherited: Option<Inherited>,
+}
+
+/// What a previous agent left in pinned maps.
+struct Inherited {
+    levels: u32,
+    sweep_at: Instant,
 }
 
 /// A program that read a cgroup's old profile id just before a reload switched it may
@@ -94,24 +104,38 @@ impl Agent {
         cgroup_root: PathBuf,
         sink: Box<dyn Write + Send>,
         resolver: Resolver,
-    ) -> Self {
-        Self {
+    ) -> anyhow::Result<Self> {
+        let config = kernel
+            .read_config()
+            .context("reading the kernel's settings")?;
+        let mut aggregator = Aggregator::default();
+        // Repeats a previous agent already counted are not reported again.
+        aggregator.prime(&kernel.flows());
+        let inherited = (config.levels != 0).then(|| Inherited {
+            levels: config.levels,
+            sweep_at: Instant::now() + RETIRE_AFTER,
+        });
+        if inherited.is_some() {
+            log::info!("adopting the enforcement a previous agent left in the kernel");
+        }
+        Ok(Self {
             kernel,
             cgroup_root,
             compiled: BTreeMap::new(),
             names: Names::default(),
-            next_id: 1,
+            next_id: config.next_profile_id.max(1),
             assignments: HashMap::new(),
             paths: HashMap::new(),
             sink,
             clock_offset_ns: clock_offset_ns(),
             counters: Counters::default(),
-            aggregator: Aggregator::default(),
+            aggregator,
             last_flush: Instant::now(),
             retired: Vec::new(),
             resolver,
             sources: Vec::new(),
-        }
+            inherited,
+        })
     }
 
     pub fn kernel_mut(&mut self) -> &mut Kernel {
@@ -147,7 +171,7 @@ impl Agent {
                 Compiled {
                     profile,
                     pref,
-                    rules: Rules { egress, names },
+                    rules: Rules { id, egress, names },
                 },
             );
         }
@@ -162,6 +186,7 @@ impl Agent {
             written.push(c);
         }
         self.sources = sources;
+        self.update_levels()?;
         let compiled_at = Instant::now();
         for c in fresh.values() {
             let labels = c
@@ -321,11 +346,42 @@ impl Agent {
     }
 
     fn update_levels(&mut self) -> anyhow::Result<()> {
+        let inherited = self.inherited.as_ref().map_or(0, |i| i.levels);
         let levels = self
             .assignments
             .values()
-            .fold(0u32, |acc, a| acc | (1u32 << a.level));
-        self.kernel.set_levels(levels)?;
+            .fold(inherited, |acc, a| acc | (1u32 << a.level));
+        self.kernel.write_config(Config {
+            levels,
+            next_profile_id: self.next_id,
+        })?;
+        Ok(())
+    }
+
+    /// Once this agent has applied its own profiles, removes what a previous agent left
+    /// in pinned maps: cgroups it no longer selects and rules of old profile ids.
+    pub fn sweep_inherited(&mut self) -> anyhow::Result<()> {
+        let Some(inherited) = &self.inherited else {
+            return Ok(());
+        };
+        if inherited.sweep_at > Instant::now() {
+            return Ok(());
+        }
+        self.inherited = None;
+        for (cgroup, _) in self.kernel.cgroup_profiles() {
+            if !self.assignments.contains_key(&cgroup) {
+                self.kernel.remove_cgroup_profile(cgroup)?;
+            }
+        }
+        self.update_levels()?;
+        let live: std::collections::HashSet<u32> = self
+            .compiled
+            .values()
+            .map(|c| c.pref.id)
+            .chain(self.retired.iter().map(|(_, r)| r.id))
+            .collect();
+        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
+        log::info!("removed {removed} rule entries a previous agent left");
         Ok(())
     }
 

@@ -44,6 +44,20 @@ impl Aggregator {
         (count > 0).then_some(count)
     }
 
+    /// Takes the kernel's current totals as already reported (a previous agent reported
+    /// them before it stopped).
+    pub fn prime(&mut self, kernel: &[(FlowKey, FlowState)]) {
+        for (key, state) in kernel {
+            self.tracks.insert(
+                *key,
+                Track {
+                    reported: state.total,
+                    last: event_from_key(key),
+                },
+            );
+        }
+    }
+
     /// Repeats the kernel counted but did not send, for flows quiet for a whole window:
     /// one event per flow (the flow's last event, its time set to the last occurrence)
     /// with the count to report. Forgets flows the kernel no longer tracks.

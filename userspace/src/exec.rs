@@ -45,10 +45,10 @@ pub async fn exec(
         &format!("cgwarden-exec-{}-{}", std::process::id(), unique()),
     )
     .context("creating the command's cgroup")?;
-    let mut kernel = Kernel::load()?;
+    let mut kernel = Kernel::load(None)?;
     kernel.attach(cgroup.path())?;
     let ring = kernel.take_events().context("event ring buffer")?;
-    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver);
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver)?;
     agent.install(vec![profile])?;
     agent.assign(cgroup.id(), cgroup.relative(), cgroup.level(), &name)?;
 

@@ -14,6 +14,9 @@ use cgwarden::{
 };
 use clap::{Parser, Subcommand};
 
+/// Where `run` pins its links and maps.
+const DEFAULT_STATE_DIR: &str = "/sys/fs/bpf/cgwarden";
+
 /// Kernel-level egress and syscall monitor for containers.
 #[derive(Parser)]
 #[command(version, about)]
@@ -38,6 +41,18 @@ enum Command {
         /// DNS server for the names in profiles (default: /etc/resolv.conf).
         #[arg(long)]
         resolver: Option<SocketAddr>,
+        /// bpffs directory where links and maps are pinned, so enforcement stays in place
+        /// when the agent stops or crashes and a restarted agent adopts it.
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+        /// Pin nothing: enforcement ends when the agent exits (fail open).
+        #[arg(long)]
+        fail_open: bool,
+    },
+    /// Remove every pinned link and map: enforcement ends.
+    Uninstall {
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
     },
     /// Ask the running agent to reload its profiles; a bad set keeps the running ones.
     Reload {
@@ -98,10 +113,33 @@ fn run(command: Command) -> anyhow::Result<i32> {
             events,
             control,
             resolver,
+            state_dir,
+            fail_open,
         } => {
             let sink =
                 sink::open(events.as_deref(), Std::Out).context("opening the events file")?;
-            runtime()?.block_on(run_agent(policy, sink, control, Resolver::system(resolver)))
+            let state = (!fail_open).then_some(state_dir);
+            runtime()?.block_on(run_agent(
+                policy,
+                sink,
+                control,
+                Resolver::system(resolver),
+                state,
+            ))
+        }
+        Command::Uninstall { state_dir } => {
+            host::prepare()?;
+            if cgwarden::bpf::uninstall(&state_dir)
+                .with_context(|| format!("removing {}", state_dir.display()))?
+            {
+                println!(
+                    "removed every link and map pinned in {}",
+                    state_dir.display()
+                );
+            } else {
+                println!("nothing is pinned in {}", state_dir.display());
+            }
+            Ok(0)
         }
         Command::Reload { control } => client(&control, control::Command::Reload),
         Command::Status { control } => client(&control, control::Command::Status),
@@ -164,15 +202,19 @@ async fn run_agent(
     sink: Box<dyn std::io::Write + Send>,
     control_path: PathBuf,
     resolver: Resolver,
+    state: Option<PathBuf>,
 ) -> anyhow::Result<i32> {
     let profiles = policy::load_path(&policy_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let host = host::prepare()?;
     let control = ControlSocket::bind(&control_path)
         .with_context(|| format!("control socket {}", control_path.display()))?;
-    let mut kernel = Kernel::load()?;
-    kernel.attach(&host.cgroup2)?;
+    let started = std::time::Instant::now();
+    let mut kernel = Kernel::load(state.as_deref())?;
+    let adopted = kernel.adopted();
     let ring = kernel.take_events().context("event ring buffer")?;
-    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver);
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver)?;
+    // Rules first, then the hooks: a hook attached before its rules would judge
+    // monitored cgroups against an empty allowlist.
     agent.install(profiles)?;
     for p in agent.profiles() {
         let globs: Vec<&str> = p.selector.cgroup.iter().map(|g| g.as_str()).collect();
@@ -190,8 +232,15 @@ async fn run_agent(
         }
     }
     agent.rescan()?;
+    agent.kernel_mut().attach(&host.cgroup2)?;
     log::info!(
-        "cgwarden is enforcing; cgroup2 at {}",
+        "cgwarden is enforcing ({} in {:.0} ms); cgroup2 at {}",
+        match (&state, adopted) {
+            (None, _) => "fail-open: nothing pinned".to_owned(),
+            (Some(dir), true) => format!("adopted the pins in {}", dir.display()),
+            (Some(dir), false) => format!("pinned in {}", dir.display()),
+        },
+        started.elapsed().as_secs_f64() * 1e3,
         host.cgroup2.display()
     );
     serve::serve(
@@ -205,6 +254,12 @@ async fn run_agent(
         },
     )
     .await?;
-    log::info!("stopping; detaching from every cgroup");
+    match &state {
+        Some(dir) => log::info!(
+            "stopping; enforcement stays in place (`cgwarden uninstall --state-dir {}` removes it)",
+            dir.display()
+        ),
+        None => log::info!("stopping; detaching from every cgroup"),
+    }
     Ok(0)
 }

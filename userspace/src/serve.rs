@@ -80,6 +80,7 @@ pub async fn serve(
                 }
                 agent.check_counters()?;
                 agent.remove_retired()?;
+                agent.sweep_inherited()?;
                 agent.flush_aggregates(false)?;
                 if dns_tick.elapsed() >= Duration::from_secs(1) {
                     dns_tick = std::time::Instant::now();

@@ -94,11 +94,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::setup()?;
             require_root("the integration tests load eBPF programs")?;
             build(&root, false)?;
-            cargo(&root)
-                .args(["test", "--workspace"])
+            let mut test = cargo(&root);
+            test.args(["test", "--workspace"])
                 .args(&args)
-                .env("CGWARDEN_BIN", binary(&root, false))
-                .status_checked("cargo test")
+                .env("CGWARDEN_BIN", binary(&root, false));
+            run_with_deadline(&mut test, TEST_DEADLINE, "cargo test")
         }
         Task::Bench { which } => {
             setup::setup()?;
@@ -106,6 +106,37 @@ fn run(task: Task) -> anyhow::Result<()> {
             build(&root, true)?;
             bench::run(&root, &binary(&root, true), which.as_deref())
         }
+    }
+}
+
+/// A hung test must fail the run with a message, not eat CI's whole time budget.
+const TEST_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+fn run_with_deadline(
+    cmd: &mut Command,
+    deadline: std::time::Duration,
+    what: &str,
+) -> anyhow::Result<()> {
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("could not start {what}"))?;
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if !status.success() {
+                bail!("{what} failed ({status})");
+            }
+            return Ok(());
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "{what} still ran after {} s; a test hangs",
+                deadline.as_secs()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 

@@ -1,11 +1,28 @@
-//! Loading the embedded eBPF object and attaching its programs.
+//! Loading the embedded eBPF object, attaching its programs, and pinning both in bpffs
+//! so enforcement outlives the agent.
+//!
+//! With a state directory (`cgwarden run`), maps are pinned under
+//! `<state>/maps-<object hash>/` and links under `<state>/links-<object hash>/`. A
+//! restarted agent of the same build reopens the maps and finds the links still
+//! attached, so enforcement never stops; an agent of another build attaches its own
+//! programs first and only then removes the previous build's links and maps. Without a
+//! state directory (`cgwarden exec`, or `run --fail-open`), everything is detached when
+//! the agent exits.
 
-use std::{fs::File, os::fd::AsFd, path::Path};
+use std::{
+    fs::{self, File},
+    io,
+    os::fd::AsFd,
+    path::{Path, PathBuf},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
-    programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError},
+    programs::{
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        links::FdLink,
+    },
 };
 use cgwarden_common::{
     Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
@@ -50,14 +67,21 @@ pub enum LoadError {
     Cgroup {
         path: String,
         #[source]
-        source: std::io::Error,
+        source: io::Error,
     },
+    #[error("pinning in {path}: {message}")]
+    Pin { path: String, message: String },
 }
 
-/// The loaded kernel side: programs (with their links) and typed map handles.
+/// The loaded kernel side: programs, links and typed map handles.
 pub struct Kernel {
-    // Owns the programs and their links: dropping it detaches everything.
     ebpf: Ebpf,
+    /// Links that are not pinned: dropping them detaches the programs.
+    links: Vec<FdLink>,
+    /// The state directory, when pinned.
+    state: Option<PathBuf>,
+    /// Maps and links of a previous agent of this build were found and reused.
+    adopted: bool,
     pub(super) cgroup_profiles: HashMap<MapData, u64, ProfileRef>,
     pub(super) config: Array<MapData, Config>,
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
@@ -70,23 +94,34 @@ pub struct Kernel {
 }
 
 impl Kernel {
-    /// Loads the object and every program into the kernel (nothing is attached yet).
-    pub fn load() -> Result<Self, LoadError> {
-        let mut ebpf = EbpfLoader::new().load(OBJECT)?;
-        for name in SOCK_ADDR_PROGRAMS {
-            let program: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingProgram(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { name, source })?;
-            program
-                .load()
-                .map_err(|source| LoadError::Program { name, source })?;
+    /// Loads the object. With `state`, maps are pinned there (or reopened when a previous
+    /// agent of this build pinned them) and programs are loaded only if their links are
+    /// not already pinned and attached.
+    pub fn load(state: Option<&Path>) -> Result<Self, LoadError> {
+        let mut loader = EbpfLoader::new();
+        let map_dir = state.map(|s| s.join(format!("maps-{}", object_id())));
+        if let Some(dir) = &map_dir {
+            fs::create_dir_all(dir).map_err(|e| pin_error(dir, e))?;
+            for name in names::ALL {
+                loader.map_pin_path(name, dir.join(name));
+            }
         }
-        for (name, _) in SKB_PROGRAMS {
-            skb_program(&mut ebpf, name)?
-                .load()
-                .map_err(|source| LoadError::Program { name, source })?;
+        let mut ebpf = loader.load(OBJECT)?;
+        let adopted = state.is_some_and(|s| {
+            let dir = link_dir(s);
+            all_programs().all(|name| dir.join(name).exists())
+        });
+        if !adopted {
+            for name in SOCK_ADDR_PROGRAMS {
+                sock_addr_program(&mut ebpf, name)?
+                    .load()
+                    .map_err(|source| LoadError::Program { name, source })?;
+            }
+            for (name, _) in SKB_PROGRAMS {
+                skb_program(&mut ebpf, name)?
+                    .load()
+                    .map_err(|source| LoadError::Program { name, source })?;
+            }
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
@@ -99,6 +134,9 @@ impl Kernel {
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
+            links: Vec::new(),
+            state: state.map(Path::to_path_buf),
+            adopted,
             cgroup_profiles,
             config,
             egress,
@@ -111,29 +149,62 @@ impl Kernel {
         })
     }
 
-    /// Attaches every hook to the cgroup at `path` (and so to its whole subtree). The
-    /// links live as long as this `Kernel`.
+    /// Whether the maps and links of a previous agent of this build were reused: the
+    /// kernel kept enforcing while no agent ran.
+    pub fn adopted(&self) -> bool {
+        self.adopted
+    }
+
+    /// Attaches every hook to the cgroup at `path` (and so to its whole subtree), pinning
+    /// the links when there is a state directory. Adopted links stay as they are. Links of
+    /// other builds are removed only after this build's are attached.
     pub fn attach(&mut self, path: &Path) -> Result<(), LoadError> {
+        if self.adopted {
+            return Ok(());
+        }
         let cgroup = File::open(path).map_err(|source| LoadError::Cgroup {
             path: path.display().to_string(),
             source,
         })?;
+        let mut fresh: Vec<(&'static str, FdLink)> = Vec::new();
         for name in SOCK_ADDR_PROGRAMS {
-            let program: &mut CgroupSockAddr = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingProgram(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { name, source })?;
-            program
+            let program = sock_addr_program(&mut self.ebpf, name)?;
+            let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|source| LoadError::Program { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { name, source })?;
+            fresh.push((
+                name,
+                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
+            ));
         }
         for (name, attach_type) in SKB_PROGRAMS {
-            skb_program(&mut self.ebpf, name)?
+            let program = skb_program(&mut self.ebpf, name)?;
+            let id = program
                 .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
                 .map_err(|source| LoadError::Program { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { name, source })?;
+            fresh.push((
+                name,
+                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
+            ));
         }
+        let Some(state) = self.state.clone() else {
+            self.links.extend(fresh.into_iter().map(|(_, l)| l));
+            return Ok(());
+        };
+        let dir = link_dir(&state);
+        fs::create_dir_all(&dir).map_err(|e| pin_error(&dir, e))?;
+        for (name, link) in fresh {
+            let path = dir.join(name);
+            let _ = fs::remove_file(&path);
+            link.pin(&path).map_err(|e| pin_error(&path, e))?;
+        }
+        remove_other_builds(&state);
         Ok(())
     }
 
@@ -141,6 +212,77 @@ impl Kernel {
     pub fn take_events(&mut self) -> Option<RingBuf<MapData>> {
         self.events.take()
     }
+}
+
+/// Removes every pinned link and map under `state`: the programs detach and enforcement
+/// ends. Returns false when there was nothing to remove.
+pub fn uninstall(state: &Path) -> io::Result<bool> {
+    if !state.exists() {
+        return Ok(false);
+    }
+    fs::remove_dir_all(state)?;
+    Ok(true)
+}
+
+/// Identifies this build's object, so pins of another build are never reused.
+fn object_id() -> String {
+    let hash = OBJECT.iter().fold(cgwarden_common::FNV_OFFSET, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(cgwarden_common::FNV_PRIME)
+    });
+    format!("{hash:016x}")
+}
+
+fn link_dir(state: &Path) -> PathBuf {
+    state.join(format!("links-{}", object_id()))
+}
+
+fn all_programs() -> impl Iterator<Item = &'static str> {
+    SOCK_ADDR_PROGRAMS
+        .into_iter()
+        .chain(SKB_PROGRAMS.into_iter().map(|(n, _)| n))
+}
+
+/// Unpins the links and maps of other builds (their programs detach once unpinned).
+fn remove_other_builds(state: &Path) {
+    let ours = object_id();
+    let Ok(entries) = fs::read_dir(state) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let other =
+            (name.starts_with("links-") || name.starts_with("maps-")) && !name.ends_with(&ours);
+        if other {
+            // Links first: they hold the old programs, which hold the old maps.
+            if let Err(e) = fs::remove_dir_all(entry.path()) {
+                log::warn!("could not remove {}: {e}", entry.path().display());
+            }
+        }
+    }
+}
+
+fn pin_error(path: &Path, e: impl std::fmt::Display) -> LoadError {
+    LoadError::Pin {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn link_error(name: &'static str, e: aya::programs::links::LinkError) -> LoadError {
+    LoadError::Pin {
+        path: name.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+fn sock_addr_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut CgroupSockAddr, LoadError> {
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })
 }
 
 fn skb_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSkb, LoadError> {

@@ -34,16 +34,45 @@ impl Kernel {
         ignore_missing(self.cgroup_profiles.remove(&cgroup_id))
     }
 
-    /// Sets the bit mask of cgroup levels that hold a profile.
-    pub fn set_levels(&mut self, levels: u32) -> Result<(), MapError> {
-        self.config.set(
-            0,
-            Config {
-                levels,
-                _reserved: 0,
-            },
-            0,
-        )
+    /// Writes the global settings (levels that hold a profile, next profile id).
+    pub fn write_config(&mut self, config: Config) -> Result<(), MapError> {
+        self.config.set(0, config, 0)
+    }
+
+    /// Reads the global settings (as a previous agent may have left them).
+    pub fn read_config(&self) -> Result<Config, MapError> {
+        self.config.get(&0, 0)
+    }
+
+    /// The cgroups that have a profile in the kernel, with it.
+    pub fn cgroup_profiles(&self) -> Vec<(u64, ProfileRef)> {
+        self.cgroup_profiles.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Removes egress and name entries of profile ids for which `keep` is false: what a
+    /// previous agent left behind.
+    pub fn sweep_rules(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, MapError> {
+        let stale: Vec<_> = self
+            .egress
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !keep(u32::from_be(k.data().profile_be)))
+            .collect();
+        let mut removed = stale.len();
+        for key in stale {
+            ignore_missing(self.egress.remove(&key))?;
+        }
+        let stale: Vec<_> = self
+            .names
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !keep(k.profile))
+            .collect();
+        removed += stale.len();
+        for key in stale {
+            ignore_missing(self.names.remove(&key))?;
+        }
+        Ok(removed)
     }
 
     /// Writes a compiled profile's entries.

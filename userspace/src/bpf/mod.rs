@@ -1,8 +1,9 @@
 //! The kernel side as the agent sees it: load the embedded object, attach its programs
-//! to a cgroup through bpf_links, and read and write its maps.
+//! to a cgroup through bpf_links (pinned, so enforcement outlives the agent), and read
+//! and write its maps.
 
 mod loader;
 mod maps;
 
-pub use loader::{Kernel, LoadError};
+pub use loader::{Kernel, LoadError, uninstall};
 pub use maps::Counters;

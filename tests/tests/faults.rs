@@ -1,0 +1,137 @@
+//! Fault tolerance: pinned links and maps keep enforcing when the agent dies, a
+//! restarted agent adopts them without a gap, and `cgwarden uninstall` removes them.
+
+use std::{process::Command, time::Duration};
+
+use cgwarden_tests::{
+    ProfileFile,
+    agent::{RunningAgent, StateDir},
+    cgroup::TestCgroup,
+    cgwarden,
+    net::TcpServer,
+    netprobe, require_root, unique,
+};
+
+#[test]
+fn kill_9_keeps_enforcing_and_a_restart_adopts_without_a_gap() {
+    require_root();
+    let base = unique("cgwarden-test-faults");
+    let _base = TestCgroup::create(&base);
+    let allowed = TcpServer::bind("127.0.0.1");
+    let denied = TcpServer::bind("127.0.0.71");
+    let profile = ProfileFile::new(&format!(
+        "name: faults\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n  allow:\n    - to: 127.0.0.1\n      ports: [{}]\n",
+        allowed.port()
+    ));
+    let state = StateDir::new();
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    let attempt = || {
+        app.run(Command::new(netprobe()).args([
+            "tcp",
+            &allowed.addr.to_string(),
+            "tcp",
+            &denied.addr.to_string(),
+        ]))
+    };
+    assert_eq!(attempt(), "ok\nerror 1\n");
+
+    // Steady traffic across a kill -9 and a restart: allowed connects never fail.
+    let mut cmd = Command::new(netprobe());
+    cmd.args(["tcp-loop", &format!("3000@{}@300", allowed.addr)])
+        .stdout(std::process::Stdio::piped());
+    let steady = app.spawn(&mut cmd);
+    std::thread::sleep(Duration::from_millis(200));
+    agent.kill9();
+    // No agent: the pinned programs still decide.
+    assert_eq!(
+        attempt(),
+        "ok\nerror 1\n",
+        "enforcement stopped with the agent"
+    );
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    assert!(agent.log().contains("adopted the pins"), "{}", agent.log());
+    let out = steady.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "an allowed connect failed"
+    );
+    assert_eq!(attempt(), "ok\nerror 1\n");
+    assert_eq!(denied.accepted(), 0);
+
+    // The denial made while no agent ran reaches the restarted agent (pinned ring
+    // buffer), and the new agent reports its own.
+    let reported = agent.wait_event(Duration::from_secs(5), |e| {
+        e["verdict"] == "deny" && e["dst"] == "127.0.0.71"
+    });
+    assert!(
+        reported.is_some(),
+        "no denial reported after the restart:\n{}",
+        agent.log()
+    );
+    // Stale state of the first agent is swept once the second has taken over.
+    let swept = cgwarden_tests::wait_for(Duration::from_secs(5), || {
+        agent.log().contains("a previous agent left").then_some(())
+    });
+    assert!(swept.is_some(), "{}", agent.log());
+    assert_eq!(attempt(), "ok\nerror 1\n");
+    drop(agent);
+    // A clean stop keeps enforcement too.
+    assert_eq!(attempt(), "ok\nerror 1\n");
+
+    // uninstall removes it all.
+    let out = Command::new(cgwarden())
+        .args(["uninstall", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.path().exists());
+    assert_eq!(attempt(), "ok\nok\n", "enforcement left after uninstall");
+}
+
+#[test]
+fn fail_open_detaches_when_the_agent_exits() {
+    require_root();
+    let base = unique("cgwarden-test-failopen");
+    let _base = TestCgroup::create(&base);
+    let denied = TcpServer::bind("127.0.0.72");
+    let profile = ProfileFile::new(&format!(
+        "name: open\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n"
+    ));
+    let state = StateDir::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(cgwarden())
+        .args(["run", "--fail-open", "--policy"])
+        .arg(profile.path())
+        .arg("--control")
+        .arg(dir.path().join("ctl.sock"))
+        .arg("--events")
+        .arg(dir.path().join("events"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+        .spawn()
+        .unwrap();
+    let ready = cgwarden_tests::wait_for(Duration::from_secs(20), || {
+        std::fs::read_to_string(dir.path().join("log"))
+            .unwrap_or_default()
+            .contains("cgwarden is enforcing")
+            .then_some(())
+    });
+    assert!(ready.is_some());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    let attempt = || app.run(Command::new(netprobe()).args(["tcp", &denied.addr.to_string()]));
+    assert_eq!(attempt(), "error 1\n");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(attempt(), "ok\n", "fail-open left enforcement behind");
+    assert!(!state.path().exists(), "fail-open pinned something");
+}
