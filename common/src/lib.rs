@@ -166,6 +166,16 @@ pub struct Config {
     /// The next compiled-profile id the agent will use. Only the agent reads it: kept
     /// here so an agent that adopts pinned maps never reuses an id still in them.
     pub next_profile_id: u32,
+    /// [`config_flags`] bits.
+    pub flags: u32,
+    pub _reserved: u32,
+}
+
+/// Bits of [`Config::flags`].
+pub mod config_flags {
+    /// Some installed profile reads DNS answers: without it the ingress hook returns at
+    /// once.
+    pub const DNS: u32 = 1;
 }
 
 /// Data part of an `EGRESS` LPM key: profile id (big endian, so it forms the first 32

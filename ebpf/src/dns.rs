@@ -14,18 +14,18 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{bpf_ktime_get_ns, bpf_loop, bpf_skb_load_bytes},
+    helpers::generated::{bpf_ktime_get_ns, bpf_loop, bpf_sk_fullsock, bpf_skb_load_bytes},
     programs::SkBuffContext,
 };
 use cgwarden_common::{
     DNS_BUF_BYTES, DNS_EVENT_ADDRS, DNS_MASK, DNS_MAX_ANSWERS, DNS_MAX_LABELS, DNS_MIN_TTL_SECS,
     DnsEvent, DnsScratch, FNV_OFFSET, FNV_PRIME, LearnedKey, LearnedValue, NameCountKey, NameKey,
-    counters, kind, profile_flags,
+    config_flags, counters, kind, profile_flags,
 };
 
 use crate::{
     event,
-    maps::{DNS_BUF, DNS_SCRATCH, EVENTS, LEARNED, NAME_COUNTS, NAMES, count},
+    maps::{CONFIG, DNS_BUF, DNS_SCRATCH, EVENTS, LEARNED, NAME_COUNTS, NAMES, count},
     profile::{self, Match},
 };
 
@@ -37,10 +37,30 @@ const DNS_PORT: u16 = 53;
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 
-/// Looks at one incoming packet; always lets it pass.
+/// Looks at one incoming packet; always lets it pass. Returns at once unless some
+/// profile reads DNS and the receiving socket is a UDP socket.
 #[inline(always)]
 pub fn ingress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
+    if CONFIG
+        .get(0)
+        .is_none_or(|c| c.flags & config_flags::DNS == 0)
+    {
+        return PASS;
+    }
+    // SAFETY: reading fields of the context the kernel passed.
+    let udp = unsafe {
+        let sk = (*skb).__bindgen_anon_2.sk;
+        if sk.is_null() {
+            false
+        } else {
+            let full = bpf_sk_fullsock(sk);
+            !full.is_null() && (*full).protocol == u32::from(IPPROTO_UDP)
+        }
+    };
+    if !udp {
+        return PASS;
+    }
     let Some(m) = profile::of_skb(skb) else {
         return PASS;
     };

@@ -13,7 +13,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use cgwarden_common::{Config, MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
+use cgwarden_common::{Config, MAX_CGROUP_LEVELS, ProfileRef, config_flags, profile_flags};
 
 use crate::{
     aggregate::Aggregator,
@@ -351,9 +351,15 @@ impl Agent {
             .assignments
             .values()
             .fold(inherited, |acc, a| acc | (1u32 << a.level));
+        let dns = self
+            .compiled
+            .values()
+            .any(|c| c.pref.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0);
         self.kernel.write_config(Config {
             levels,
             next_profile_id: self.next_id,
+            flags: if dns { config_flags::DNS } else { 0 },
+            _reserved: 0,
         })?;
         Ok(())
     }
