@@ -77,7 +77,7 @@ pub const EGRESS_MAX_ENTRIES: u32 = 262_144;
 pub const CGROUP_MAX_ENTRIES: u32 = 16_384;
 
 /// Capacity of the flow aggregation map.
-pub const FLOWS_MAX_ENTRIES: u32 = 16_384;
+pub const FLOWS_MAX_ENTRIES: u32 = 65_536;
 
 /// After a flow is reported, identical repeats within this window are only counted; the
 /// next report (by the kernel on a later repeat, or by the agent's flush) carries them.

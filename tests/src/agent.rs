@@ -75,6 +75,7 @@ impl RunningAgent {
             .arg(dir.path().join("ctl/control.sock"))
             .arg("--state-dir")
             .arg(state)
+            .args(["--metrics", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
@@ -102,6 +103,17 @@ impl RunningAgent {
 
     pub fn events(&self) -> Vec<Value> {
         read_events(&self.events_path())
+    }
+
+    /// Where the agent serves metrics (it picks a free loopback port).
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let log = self.log();
+        let start = log
+            .find("metrics on http://")
+            .expect("metrics address in the log")
+            + 18;
+        let end = start + log[start..].find('/').expect("end of address");
+        log[start..end].parse().expect("metrics address")
     }
 
     /// The agent's control socket.

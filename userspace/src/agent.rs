@@ -7,7 +7,6 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::Write,
     path::PathBuf,
     time::Instant,
 };
@@ -19,12 +18,15 @@ use crate::{
     aggregate::Aggregator,
     bpf::{Counters, Kernel},
     cgroups,
-    events::{self, Raw},
+    control::Followers,
+    events::{self, LostRecord, Raw, Record},
+    metrics::{Gauges, Metrics},
     policy::{
         EgressDefault, Mode, Profile, ReportLevel,
         compile::{EgressEntry, NameEntry, compile_egress, compile_names},
     },
     resolver::Resolver,
+    sinks::Sinks,
 };
 
 /// A profile compiled under one id (ids change on every reload).
@@ -64,7 +66,9 @@ pub struct Agent {
     next_id: u32,
     assignments: HashMap<u64, Assignment>,
     paths: HashMap<u64, String>,
-    sink: Box<dyn Write + Send>,
+    sinks: Sinks,
+    metrics: Metrics,
+    followers: Followers,
     clock_offset_ns: i128,
     counters: Counters,
     aggregator: Aggregator,
@@ -102,7 +106,7 @@ impl Agent {
     pub fn new(
         kernel: Kernel,
         cgroup_root: PathBuf,
-        sink: Box<dyn Write + Send>,
+        sinks: Sinks,
         resolver: Resolver,
     ) -> anyhow::Result<Self> {
         let config = kernel
@@ -126,7 +130,9 @@ impl Agent {
             next_id: config.next_profile_id.max(1),
             assignments: HashMap::new(),
             paths: HashMap::new(),
-            sink,
+            sinks,
+            metrics: Metrics::default(),
+            followers: Followers::default(),
             clock_offset_ns: clock_offset_ns(),
             counters: Counters::default(),
             aggregator,
@@ -451,8 +457,7 @@ impl Agent {
                         record.capped
                     );
                 }
-                serde_json::to_writer(&mut self.sink, &record)?;
-                self.sink.write_all(b"\n")?;
+                self.emit(&Record::Dns(record))?;
             }
             Err(e) => log::warn!("dropping a kernel record: {e}"),
         }
@@ -464,9 +469,64 @@ impl Agent {
             self.learn_path(e.header.cgroup_id);
         }
         let record = events::enrich_net(e, count, &*self);
-        serde_json::to_writer(&mut self.sink, &record)?;
-        self.sink.write_all(b"\n")?;
+        self.emit(&Record::Net(record))
+    }
+
+    /// Sends a record to the sinks, the metrics and the followers.
+    fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        self.metrics.observe(record);
+        self.followers.send(record);
+        self.sinks.emit(record).context("writing an event")?;
         Ok(())
+    }
+
+    /// Adds a live event stream (`cgwarden events --follow`).
+    pub fn follow(&mut self, follower: crate::control::Follower) {
+        self.followers.add(follower);
+    }
+
+    /// The metrics exposition, with gauges read now.
+    pub fn metrics_text(&self) -> String {
+        let c = self.kernel.counters().unwrap_or_default();
+        let egress_entries: usize = self
+            .compiled
+            .values()
+            .map(|c| c.rules.egress.len())
+            .chain(self.retired.iter().map(|(_, r)| r.egress.len()))
+            .sum();
+        let gauges = Gauges {
+            egress_checked: c.egress_checked,
+            egress_denied: c.egress_denied,
+            dns_learned: c.dns_learned,
+            dns_capped: c.dns_capped,
+            ringbuf_drops: c.ringbuf_drops,
+            profiles: self.compiled.len() as u64,
+            monitored_cgroups: self.assignments.len() as u64,
+            maps: vec![
+                (
+                    "EGRESS",
+                    egress_entries as u64,
+                    u64::from(cgwarden_common::EGRESS_MAX_ENTRIES),
+                ),
+                (
+                    "CGROUP_PROFILES",
+                    self.assignments.len() as u64,
+                    u64::from(cgwarden_common::CGROUP_MAX_ENTRIES),
+                ),
+                (
+                    "FLOWS",
+                    self.kernel.flows().len() as u64,
+                    u64::from(cgwarden_common::FLOWS_MAX_ENTRIES),
+                ),
+                (
+                    "LEARNED",
+                    self.kernel.learned().len() as u64,
+                    u64::from(cgwarden_common::LEARNED_MAX_ENTRIES),
+                ),
+            ],
+            resident_bytes: crate::metrics::resident_bytes(),
+        };
+        self.metrics.render(&gauges)
     }
 
     /// Reports repeats the kernel counted but did not send. `force` flushes now (at
@@ -506,21 +566,15 @@ impl Agent {
             .ringbuf_drops
             .saturating_sub(self.counters.ringbuf_drops);
         if lost > 0 {
-            let record = serde_json::json!({
-                "time": events::rfc3339(now_ns()),
-                "kind": "lost",
-                "count": lost,
-                "reason": "ring buffer full",
-            });
-            serde_json::to_writer(&mut self.sink, &record)?;
-            self.sink.write_all(b"\n")?;
+            let record = LostRecord::ring_buffer_full(events::rfc3339(now_ns()), lost);
+            self.emit(&Record::Lost(record))?;
         }
         self.counters = now;
         Ok(())
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.sink.flush()
+        self.sinks.flush()
     }
 }
 

@@ -15,32 +15,143 @@ use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
+    sync::mpsc,
 };
+
+use crate::events::Record;
 
 /// Where `cgwarden run` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/cgwarden/control.sock";
 
 /// A command a client can send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Reload,
     Status,
+    /// Stream events as JSON lines until the client goes away.
+    Follow(Filter),
+}
+
+/// Which events a follower wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only this kind (`connect`, `dns`, ...).
+    pub kind: Option<String>,
+    /// Only events whose cgroup path contains this (a container id or name).
+    pub container: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, record: &Record) -> bool {
+        self.kind.as_deref().is_none_or(|k| record.kind() == k)
+            && self
+                .container
+                .as_deref()
+                .is_none_or(|c| record.cgroup().is_some_and(|g| g.contains(c)))
+    }
 }
 
 impl Command {
     fn parse(line: &str) -> Option<Self> {
-        match line.trim() {
+        let mut words = line.split_whitespace();
+        match words.next()? {
             "reload" => Some(Self::Reload),
             "status" => Some(Self::Status),
+            "follow" => {
+                let mut filter = Filter::default();
+                for word in words {
+                    match word.split_once('=')? {
+                        ("kind", v) => filter.kind = Some(v.to_owned()),
+                        ("container", v) => filter.container = Some(v.to_owned()),
+                        _ => return None,
+                    }
+                }
+                Some(Self::Follow(filter))
+            }
             _ => None,
         }
     }
 
-    fn as_str(self) -> &'static str {
+    fn to_line(&self) -> String {
         match self {
-            Self::Reload => "reload",
-            Self::Status => "status",
+            Self::Reload => "reload".to_owned(),
+            Self::Status => "status".to_owned(),
+            Self::Follow(f) => {
+                let mut line = "follow".to_owned();
+                if let Some(k) = &f.kind {
+                    line.push_str(&format!(" kind={k}"));
+                }
+                if let Some(c) = &f.container {
+                    line.push_str(&format!(" container={c}"));
+                }
+                line
+            }
         }
+    }
+}
+
+/// A client following the live event stream.
+pub struct Follower {
+    filter: Filter,
+    tx: mpsc::Sender<Vec<u8>>,
+    dropped: u64,
+}
+
+/// Every follower. A slow follower loses records (counted, and said to it) rather
+/// than slowing the agent down.
+#[derive(Default)]
+pub struct Followers {
+    list: Vec<Follower>,
+}
+
+impl Followers {
+    pub fn add(&mut self, follower: Follower) {
+        self.list.push(follower);
+    }
+
+    pub fn send(&mut self, record: &Record) {
+        if self.list.is_empty() {
+            return;
+        }
+        let line = crate::sinks::line_of(record);
+        self.list.retain_mut(|f| {
+            if !f.filter.matches(record) {
+                return !f.tx.is_closed();
+            }
+            if f.dropped > 0 {
+                let note = crate::sinks::line_of(&serde_json::json!({
+                    "kind": "lost", "count": f.dropped, "reason": "follower too slow"
+                }));
+                if f.tx.try_send(note).is_ok() {
+                    f.dropped = 0;
+                }
+            }
+            match f.tx.try_send(line.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    f.dropped += 1;
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+    }
+}
+
+/// Starts streaming to `stream`: returns the follower to register with the agent.
+pub fn start_following(mut stream: UnixStream, filter: Filter) -> Follower {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(16_384);
+    tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if stream.write_all(&line).await.is_err() {
+                break;
+            }
+        }
+    });
+    Follower {
+        filter,
+        tx,
+        dropped: 0,
     }
 }
 
@@ -121,6 +232,24 @@ pub fn error_json(message: &str) -> Value {
     serde_json::json!({ "ok": false, "error": message })
 }
 
+/// Client side: follows the event stream, copying each line to `out` until the agent
+/// closes the stream.
+pub fn follow(path: &Path, filter: Filter, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut stream = StdUnixStream::connect(path).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach the agent at {}: {e} (is `cgwarden run` running?)",
+            path.display()
+        )
+    })?;
+    writeln!(stream, "{}", Command::Follow(filter).to_line())?;
+    let reader = io::BufReader::new(stream);
+    for line in io::BufRead::lines(reader) {
+        writeln!(out, "{}", line?)?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
 /// Client side: sends `command` to the agent at `path` and returns its JSON answer.
 pub fn request(path: &Path, command: Command) -> anyhow::Result<Value> {
     let mut stream = StdUnixStream::connect(path).map_err(|e| {
@@ -130,8 +259,30 @@ pub fn request(path: &Path, command: Command) -> anyhow::Result<Value> {
         )
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    writeln!(stream, "{}", command.as_str())?;
+    writeln!(stream, "{}", command.to_line())?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("bad answer from the agent: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_round_trip() {
+        for c in [
+            Command::Reload,
+            Command::Status,
+            Command::Follow(Filter::default()),
+            Command::Follow(Filter {
+                kind: Some("dns".into()),
+                container: Some("abc".into()),
+            }),
+        ] {
+            assert_eq!(Command::parse(&c.to_line()), Some(c));
+        }
+        assert_eq!(Command::parse("follow colour=red"), None);
+        assert_eq!(Command::parse("rm -rf"), None);
+    }
 }

@@ -72,6 +72,81 @@ pub trait Context {
     fn wall_clock(&self, monotonic_ns: u64) -> u128;
 }
 
+/// An event as the sinks receive it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    Net(NetRecord),
+    Dns(DnsRecord),
+    Lost(LostRecord),
+}
+
+impl Record {
+    /// The event kind (`connect`, `sendmsg`, `packet`, `dns`, `lost`).
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Net(r) => r.kind,
+            Self::Dns(r) => r.kind,
+            Self::Lost(r) => r.kind,
+        }
+    }
+
+    /// The verdict, for flow events.
+    pub fn verdict(&self) -> Option<&str> {
+        match self {
+            Self::Net(r) => Some(r.verdict),
+            _ => None,
+        }
+    }
+
+    /// The cgroup path the event happened in, when known.
+    pub fn cgroup(&self) -> Option<&str> {
+        match self {
+            Self::Net(r) => r.cgroup.as_deref(),
+            Self::Dns(r) => r.cgroup.as_deref(),
+            Self::Lost(_) => None,
+        }
+    }
+
+    /// The profile that applied, when known.
+    pub fn profile(&self) -> Option<&str> {
+        match self {
+            Self::Net(r) => r.profile.as_deref(),
+            Self::Dns(r) => r.profile.as_deref(),
+            Self::Lost(_) => None,
+        }
+    }
+
+    /// How many occurrences the record stands for.
+    pub fn count(&self) -> u64 {
+        match self {
+            Self::Net(r) => r.count,
+            Self::Dns(_) => 1,
+            Self::Lost(r) => r.count,
+        }
+    }
+}
+
+/// Records the kernel could not deliver because the ring buffer was full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LostRecord {
+    pub time: String,
+    pub kind: &'static str,
+    pub count: u64,
+    pub reason: &'static str,
+}
+
+impl LostRecord {
+    pub fn ring_buffer_full(time: String, count: u64) -> Self {
+        Self {
+            time,
+            kind: "lost",
+            count,
+            reason: "ring buffer full",
+        }
+    }
+}
+
 /// A network event as users see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NetRecord {

@@ -4,7 +4,6 @@
 use std::{
     ffi::OsString,
     fs::File,
-    io::Write,
     os::{fd::AsRawFd, unix::process::ExitStatusExt},
     path::Path,
 };
@@ -18,13 +17,14 @@ use crate::{
     host, policy,
     resolver::Resolver,
     serve::{self, Options, Stop},
+    sinks::Sinks,
 };
 
 /// Runs `command` under the single profile in `policy_file`; returns the exit code to
 /// exit with (the command's, or 128 + signal when it was killed).
 pub async fn exec(
     policy_file: &Path,
-    sink: Box<dyn Write + Send>,
+    sinks: Sinks,
     resolver: Resolver,
     command: &[OsString],
 ) -> anyhow::Result<i32> {
@@ -48,7 +48,7 @@ pub async fn exec(
     let mut kernel = Kernel::load(None)?;
     kernel.attach(cgroup.path())?;
     let ring = kernel.take_events().context("event ring buffer")?;
-    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sink, resolver)?;
+    let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
     agent.install(vec![profile])?;
     agent.assign(cgroup.id(), cgroup.relative(), cgroup.level(), &name)?;
 
@@ -84,6 +84,7 @@ pub async fn exec(
             rescan: false,
             child: Some(&mut child),
             control: None,
+            metrics: None,
         },
     )
     .await?;

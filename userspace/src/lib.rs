@@ -8,18 +8,21 @@
 //! - [`host`]: privileges and mounts;
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
+//! - [`sinks`], [`metrics`]: where events and counters go; [`config`]: the agent's file;
 //! - [`exec`]: one command under a profile.
 
 pub mod agent;
 pub mod aggregate;
 pub mod bpf;
 pub mod cgroups;
+pub mod config;
 pub mod control;
 pub mod dns_wire;
 pub mod events;
 pub mod exec;
 pub mod host;
+pub mod metrics;
 pub mod policy;
 pub mod resolver;
 pub mod serve;
-pub mod sink;
+pub mod sinks;

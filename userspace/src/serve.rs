@@ -7,6 +7,7 @@ use std::{path::Path, process::ExitStatus, time::Duration};
 use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
+    net::TcpListener,
     process::Child,
     signal::unix::{SignalKind, signal},
 };
@@ -35,6 +36,8 @@ pub struct Options<'a> {
     pub child: Option<&'a mut Child>,
     /// The control socket (`run`).
     pub control: Option<&'a ControlSocket>,
+    /// The Prometheus metrics listener (`run`).
+    pub metrics: Option<&'a TcpListener>,
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -67,6 +70,12 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let scrape = async {
+            match opts.metrics {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
@@ -93,8 +102,20 @@ pub async fn serve(
                     log::error!("{e}");
                 }
             }
+            scraper = scrape => {
+                match scraper {
+                    Ok((stream, _)) => {
+                        let body = agent.metrics_text();
+                        tokio::spawn(answer_scrape(stream, body));
+                    }
+                    Err(e) => log::warn!("metrics listener: {e}"),
+                }
+            }
             request = control => {
                 match request {
+                    Ok(Some((Command::Follow(filter), stream))) => {
+                        agent.follow(control::start_following(stream, filter));
+                    }
                     Ok(Some((command, mut stream))) => {
                         let answer = match command {
                             Command::Reload => match reload(agent, opts.policy) {
@@ -102,6 +123,7 @@ pub async fn serve(
                                 Err(e) => control::error_json(&e),
                             },
                             Command::Status => agent.status(),
+                            Command::Follow(_) => unreachable!("handled above"),
                         };
                         if let Err(e) = control::reply(&mut stream, &answer).await {
                             log::warn!("control client went away: {e}");
@@ -129,6 +151,23 @@ pub async fn serve(
     agent.flush_aggregates(true)?;
     agent.flush()?;
     Ok(stop)
+}
+
+/// Reads the request line (within a second) and writes the metrics.
+async fn answer_scrape(mut stream: tokio::net::TcpStream, body: String) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), async {
+        tokio::io::BufReader::new(&mut stream)
+            .read_line(&mut line)
+            .await
+    })
+    .await;
+    if matches!(read, Ok(Ok(_))) {
+        let response = crate::metrics::http_response(&line, &body);
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    }
 }
 
 fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {

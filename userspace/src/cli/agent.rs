@@ -1,0 +1,241 @@
+//! `cgwarden run` and `cgwarden exec`: the commands that load the kernel side.
+
+use std::{
+    ffi::OsString,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::Context as _;
+use cgwarden::{
+    agent::Agent,
+    bpf::Kernel,
+    config::AgentConfig,
+    control::ControlSocket,
+    host, policy,
+    resolver::Resolver,
+    serve::{self, Options},
+    sinks::{self, Format, SinkSpec, Sinks, Target},
+};
+
+use super::DEFAULT_STATE_DIR;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Profile file, or a directory of *.yaml profiles.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The agent's config file (YAML); flags given here override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where to write events as JSON lines (`-`: standard output).
+    #[arg(long)]
+    events: Option<PathBuf>,
+    /// Sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|syslog=SOCKET|PATH);
+    /// repeatable. Default: json:-.
+    #[arg(long = "sink")]
+    sinks: Vec<SinkSpec>,
+    /// The root-only control socket `reload`, `status` and `events` talk to.
+    #[arg(long)]
+    control: Option<PathBuf>,
+    /// DNS server for the names in profiles (default: /etc/resolv.conf).
+    #[arg(long)]
+    resolver: Option<SocketAddr>,
+    /// bpffs directory where links and maps are pinned, so enforcement stays in place
+    /// when the agent stops or crashes and a restarted agent adopts it.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Pin nothing: enforcement ends when the agent exits (fail open).
+    #[arg(long)]
+    fail_open: bool,
+    /// Prometheus metrics address (loopback by default).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Serve no metrics.
+    #[arg(long, conflicts_with = "metrics")]
+    no_metrics: bool,
+}
+
+/// Sinks from `--events` and `--sink`, or `default` when neither is given.
+fn sink_specs(events: Option<PathBuf>, mut specs: Vec<SinkSpec>, default: Target) -> Vec<SinkSpec> {
+    if let Some(path) = events {
+        let target = if path == Path::new("-") {
+            default.clone()
+        } else {
+            Target::File {
+                path,
+                max_bytes: 0,
+                keep: 0,
+            }
+        };
+        specs.insert(
+            0,
+            SinkSpec {
+                format: Format::Json,
+                target,
+            },
+        );
+    }
+    if specs.is_empty() {
+        specs.push(SinkSpec {
+            format: Format::Json,
+            target: default,
+        });
+    }
+    specs
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let config = match &args.config {
+        Some(path) => AgentConfig::load(path)?,
+        None => AgentConfig::default(),
+    };
+    let policy_path = args
+        .policy
+        .or_else(|| config.policy.clone())
+        .context("no profiles: give --policy (or `policy:` in the config file)")?;
+    let mut specs = args.sinks;
+    if specs.is_empty() && args.events.is_none() {
+        specs = config.sink_specs();
+    }
+    let specs = sink_specs(args.events, specs, Target::Stdout);
+    let metrics = if args.no_metrics {
+        None
+    } else {
+        match args.metrics {
+            Some(addr) => Some(addr),
+            None => config.metrics_addr()?,
+        }
+    };
+    let settings = Settings {
+        policy: policy_path,
+        sinks: specs,
+        control: args
+            .control
+            .or(config.control.clone())
+            .unwrap_or_else(|| PathBuf::from(cgwarden::control::DEFAULT_SOCKET)),
+        resolver: args.resolver.or(config.resolver),
+        state: (!(args.fail_open || config.fail_open == Some(true))).then(|| {
+            args.state_dir
+                .or(config.state_dir.clone())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+        }),
+        metrics,
+    };
+    runtime()?.block_on(run_agent(settings))
+}
+
+/// Everything `run` needs, after flags and config file are merged.
+struct Settings {
+    policy: PathBuf,
+    sinks: Vec<SinkSpec>,
+    control: PathBuf,
+    resolver: Option<SocketAddr>,
+    state: Option<PathBuf>,
+    metrics: Option<SocketAddr>,
+}
+
+async fn run_agent(s: Settings) -> anyhow::Result<i32> {
+    let started = Instant::now();
+    let profiles = policy::load_path(&s.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let host = host::prepare()?;
+    let sinks = Sinks::open(&s.sinks).context("opening the event sinks")?;
+    let control = ControlSocket::bind(&s.control)
+        .with_context(|| format!("control socket {}", s.control.display()))?;
+    let metrics = match s.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics listener on {addr}"))?,
+        ),
+        None => None,
+    };
+    let mut kernel = Kernel::load(s.state.as_deref())?;
+    let adopted = kernel.adopted();
+    let ring = kernel.take_events().context("event ring buffer")?;
+    let mut agent = Agent::new(
+        kernel,
+        host.cgroup2.clone(),
+        sinks,
+        Resolver::system(s.resolver),
+    )?;
+    // Rules first, then the hooks: a hook attached before its rules would judge
+    // monitored cgroups against an empty allowlist.
+    agent.install(profiles)?;
+    for p in agent.profiles() {
+        let globs: Vec<&str> = p.selector.cgroup.iter().map(|g| g.as_str()).collect();
+        log::info!(
+            "profile `{}` ({:?} mode) selects cgroups {:?}",
+            p.name,
+            p.mode,
+            globs
+        );
+        if !p.syscalls.is_empty() {
+            log::warn!(
+                "profile `{}`: syscall rules are validated but not yet enforced by this version",
+                p.name
+            );
+        }
+    }
+    agent.rescan()?;
+    agent.kernel_mut().attach(&host.cgroup2)?;
+    log::info!(
+        "cgwarden is enforcing ({} in {:.0} ms); cgroup2 at {}{}",
+        match (&s.state, adopted) {
+            (None, _) => "fail-open: nothing pinned".to_owned(),
+            (Some(dir), true) => format!("adopted the pins in {}", dir.display()),
+            (Some(dir), false) => format!("pinned in {}", dir.display()),
+        },
+        started.elapsed().as_secs_f64() * 1e3,
+        host.cgroup2.display(),
+        match &metrics {
+            Some(l) => format!("; metrics on http://{}/metrics", l.local_addr()?),
+            None => String::new(),
+        }
+    );
+    serve::serve(
+        &mut agent,
+        ring,
+        Options {
+            policy: &s.policy,
+            rescan: true,
+            child: None,
+            control: Some(&control),
+            metrics: metrics.as_ref(),
+        },
+    )
+    .await?;
+    match &s.state {
+        Some(dir) => log::info!(
+            "stopping; enforcement stays in place (`cgwarden uninstall --state-dir {}` removes it)",
+            dir.display()
+        ),
+        None => log::info!("stopping; detaching from every cgroup"),
+    }
+    Ok(0)
+}
+
+pub fn exec(
+    policy: &Path,
+    events: Option<PathBuf>,
+    sinks: Vec<SinkSpec>,
+    resolver: Option<SocketAddr>,
+    command: &[OsString],
+) -> anyhow::Result<i32> {
+    let specs = sink_specs(events, sinks, Target::Stderr);
+    let sinks = sinks::Sinks::open(&specs).context("opening the event sinks")?;
+    runtime()?.block_on(cgwarden::exec::exec(
+        policy,
+        sinks,
+        Resolver::system(resolver),
+        command,
+    ))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}

@@ -1,0 +1,57 @@
+//! Commands that do not load eBPF programs themselves: `check`, and the clients of a
+//! running agent (`reload`, `status`, `events`), and `uninstall`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use cgwarden::{bpf, control, host, policy};
+
+/// Validates profiles; 0 when all are valid.
+pub fn check(paths: &[PathBuf]) -> i32 {
+    let mut failed = false;
+    for path in paths {
+        match policy::load_path(path) {
+            Ok(profiles) => {
+                for p in profiles {
+                    println!("{}: profile `{}` is valid", p.source.display(), p.name);
+                }
+            }
+            Err(errors) => {
+                failed = true;
+                eprintln!("{errors}");
+            }
+        }
+    }
+    i32::from(failed)
+}
+
+/// Sends a command to the running agent and prints its answer; 0 when it says ok.
+pub fn request(socket: &Path, command: control::Command) -> anyhow::Result<i32> {
+    let answer = control::request(socket, command)?;
+    let ok = answer["ok"].as_bool() == Some(true);
+    match answer["error"].as_str() {
+        Some(error) if !ok => eprintln!("{error}"),
+        _ => println!("{}", serde_json::to_string_pretty(&answer)?),
+    }
+    Ok(i32::from(!ok))
+}
+
+/// Copies the live event stream to standard output.
+pub fn follow(socket: &Path, filter: control::Filter) -> anyhow::Result<i32> {
+    control::follow(socket, filter, &mut std::io::stdout())?;
+    Ok(0)
+}
+
+/// Removes every pin under the state directory.
+pub fn uninstall(state_dir: &Path) -> anyhow::Result<i32> {
+    host::prepare()?;
+    if bpf::uninstall(state_dir).with_context(|| format!("removing {}", state_dir.display()))? {
+        println!(
+            "removed every link and map pinned in {}",
+            state_dir.display()
+        );
+    } else {
+        println!("nothing is pinned in {}", state_dir.display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,113 @@
+//! Subcommands: `run` (the agent), `exec` (one command under a profile), `check`,
+//! and the clients of a running agent (`reload`, `status`, `events`, `uninstall`).
+
+mod agent;
+mod client;
+
+use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
+
+use cgwarden::{control, sinks::SinkSpec};
+use clap::{Parser, Subcommand};
+
+/// Where `run` pins its links and maps.
+pub const DEFAULT_STATE_DIR: &str = "/sys/fs/bpf/cgwarden";
+
+/// Kernel-level egress and syscall monitor for containers.
+#[derive(Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground: apply profiles to the cgroups they select.
+    Run(agent::RunArgs),
+    /// Run one command in a fresh cgroup under a profile.
+    Exec {
+        /// The profile file.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Where to write events as JSON lines (`-` or unset: standard error).
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// More sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|PATH).
+        #[arg(long = "sink")]
+        sinks: Vec<SinkSpec>,
+        /// DNS server for the names in the profile (default: /etc/resolv.conf).
+        #[arg(long)]
+        resolver: Option<SocketAddr>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<OsString>,
+    },
+    /// Validate profiles; print each error as file:line:column.
+    Check {
+        /// Profile files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Ask the running agent to reload its profiles; a bad set keeps the running ones.
+    Reload {
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Show the running agent's profiles, monitored cgroups and counters.
+    Status {
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Follow the running agent's live events as JSON lines.
+    Events {
+        /// Keep following (the only mode: events already written are in the sinks).
+        #[arg(long)]
+        follow: bool,
+        /// Only events of this kind (connect, sendmsg, packet, dns, lost).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events of cgroups whose path contains this (a container id or name).
+        #[arg(long)]
+        container: Option<String>,
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
+    /// Remove every pinned link and map: enforcement ends.
+    Uninstall {
+        #[arg(long, default_value = DEFAULT_STATE_DIR)]
+        state_dir: PathBuf,
+    },
+}
+
+impl Command {
+    /// The agent logs what it does; one-shot commands only warnings.
+    pub fn default_log_level(&self) -> &'static str {
+        match self {
+            Self::Run(_) => "info",
+            _ => "warn",
+        }
+    }
+}
+
+pub fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Run(args) => agent::run(args),
+        Command::Exec {
+            policy,
+            events,
+            sinks,
+            resolver,
+            command,
+        } => agent::exec(&policy, events, sinks, resolver, &command),
+        Command::Check { paths } => Ok(client::check(&paths)),
+        Command::Reload { control } => client::request(&control, control::Command::Reload),
+        Command::Status { control } => client::request(&control, control::Command::Status),
+        Command::Events {
+            follow: _,
+            kind,
+            container,
+            control,
+        } => client::follow(&control, control::Filter { kind, container }),
+        Command::Uninstall { state_dir } => client::uninstall(&state_dir),
+    }
+}

@@ -1,0 +1,269 @@
+//! Prometheus metrics: counters the agent keeps as events pass, gauges read when a
+//! scrape arrives, and the text exposition format served on a loopback port.
+
+use std::{collections::BTreeMap, fmt::Write as _};
+
+use crate::events::Record;
+
+/// Where `cgwarden run` serves metrics unless told otherwise (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// Counters derived from the event stream.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Records by (kind, verdict, profile, cgroup).
+    records: BTreeMap<(String, String, String, String), u64>,
+    /// Occurrences (records weighted by their count) by the same labels.
+    occurrences: BTreeMap<(String, String, String, String), u64>,
+    /// Occurrences folded into another record by in-kernel aggregation.
+    aggregated: u64,
+    /// Records the kernel could not deliver.
+    lost: u64,
+}
+
+/// Values read at scrape time.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    pub egress_checked: u64,
+    pub egress_denied: u64,
+    pub dns_learned: u64,
+    pub dns_capped: u64,
+    pub ringbuf_drops: u64,
+    pub profiles: u64,
+    pub monitored_cgroups: u64,
+    /// (map, entries in use, capacity).
+    pub maps: Vec<(&'static str, u64, u64)>,
+    pub resident_bytes: u64,
+}
+
+impl Metrics {
+    /// Counts one record.
+    pub fn observe(&mut self, record: &Record) {
+        if let Record::Lost(r) = record {
+            self.lost += r.count;
+            return;
+        }
+        let key = (
+            record.kind().to_owned(),
+            record.verdict().unwrap_or("").to_owned(),
+            record.profile().unwrap_or("").to_owned(),
+            record.cgroup().unwrap_or("").to_owned(),
+        );
+        let count = record.count();
+        *self.records.entry(key.clone()).or_default() += 1;
+        *self.occurrences.entry(key).or_default() += count;
+        self.aggregated += count.saturating_sub(1);
+    }
+
+    /// The exposition text.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::new();
+        let family = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        family(
+            &mut out,
+            "cgwarden_events_total",
+            "counter",
+            "Event records written, by kind, verdict, profile and cgroup.",
+        );
+        for ((kind, verdict, profile, cgroup), n) in &self.records {
+            let _ = writeln!(
+                out,
+                "cgwarden_events_total{{kind=\"{}\",verdict=\"{}\",profile=\"{}\",cgroup=\"{}\"}} {n}",
+                esc(kind),
+                esc(verdict),
+                esc(profile),
+                esc(cgroup)
+            );
+        }
+        family(
+            &mut out,
+            "cgwarden_flows_total",
+            "counter",
+            "Occurrences the records stand for (aggregated repeats included).",
+        );
+        for ((kind, verdict, profile, cgroup), n) in &self.occurrences {
+            let _ = writeln!(
+                out,
+                "cgwarden_flows_total{{kind=\"{}\",verdict=\"{}\",profile=\"{}\",cgroup=\"{}\"}} {n}",
+                esc(kind),
+                esc(verdict),
+                esc(profile),
+                esc(cgroup)
+            );
+        }
+        let scalars: [(&str, &str, &str, u64); 11] = [
+            (
+                "cgwarden_aggregated_repeats_total",
+                "counter",
+                "Repeats folded into another record in the kernel.",
+                self.aggregated,
+            ),
+            (
+                "cgwarden_lost_events_total",
+                "counter",
+                "Records lost because the ring buffer was full (as reported).",
+                self.lost,
+            ),
+            (
+                "cgwarden_ringbuf_drops_total",
+                "counter",
+                "Ring buffer reservations that failed, from the kernel's per-CPU counters.",
+                g.ringbuf_drops,
+            ),
+            (
+                "cgwarden_egress_checked_total",
+                "counter",
+                "Flows of monitored cgroups judged in the kernel.",
+                g.egress_checked,
+            ),
+            (
+                "cgwarden_egress_denied_total",
+                "counter",
+                "Flows denied in the kernel (enforce mode).",
+                g.egress_denied,
+            ),
+            (
+                "cgwarden_dns_learned_total",
+                "counter",
+                "Addresses learned from DNS answers.",
+                g.dns_learned,
+            ),
+            (
+                "cgwarden_dns_capped_total",
+                "counter",
+                "DNS answer addresses not learned because of the per-name cap.",
+                g.dns_capped,
+            ),
+            (
+                "cgwarden_profiles",
+                "gauge",
+                "Installed profiles.",
+                g.profiles,
+            ),
+            (
+                "cgwarden_monitored_cgroups",
+                "gauge",
+                "Cgroups with a profile attached (their descendants inherit it).",
+                g.monitored_cgroups,
+            ),
+            (
+                "cgwarden_agent_resident_bytes",
+                "gauge",
+                "Resident memory of the agent.",
+                g.resident_bytes,
+            ),
+            ("cgwarden_up", "gauge", "1 while the agent runs.", 1),
+        ];
+        for (name, kind, help, value) in scalars {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        family(
+            &mut out,
+            "cgwarden_map_entries",
+            "gauge",
+            "Entries in use per eBPF map.",
+        );
+        for (map, used, _) in &g.maps {
+            let _ = writeln!(out, "cgwarden_map_entries{{map=\"{map}\"}} {used}");
+        }
+        family(
+            &mut out,
+            "cgwarden_map_capacity",
+            "gauge",
+            "Capacity per eBPF map.",
+        );
+        for (map, _, cap) in &g.maps {
+            let _ = writeln!(out, "cgwarden_map_capacity{{map=\"{map}\"}} {cap}");
+        }
+        out
+    }
+}
+
+/// Escapes a label value.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The agent's resident set size in bytes.
+pub fn resident_bytes() -> u64 {
+    let pages = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * u64::try_from(page).unwrap_or(4096)
+}
+
+/// An HTTP/1.1 response carrying the exposition (or 404 for other paths).
+pub fn http_response(request_line: &str, body: &str) -> String {
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    if path == "/metrics" || path == "/" {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    } else {
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{LostRecord, NetRecord};
+
+    fn net(verdict: &'static str, count: u64) -> Record {
+        Record::Net(NetRecord {
+            time: String::new(),
+            kind: "connect",
+            verdict,
+            pid: 1,
+            tid: 1,
+            process: "p".into(),
+            uid: 0,
+            gid: 0,
+            cgroup: Some("/c\"x".into()),
+            cgroup_id: 1,
+            profile: Some("web".into()),
+            rule: "default".into(),
+            protocol: "tcp",
+            family: "ipv4",
+            dst: "10.0.0.1".into(),
+            port: 1,
+            count,
+        })
+    }
+
+    #[test]
+    fn counts_records_occurrences_and_losses() {
+        let mut m = Metrics::default();
+        m.observe(&net("deny", 1));
+        m.observe(&net("deny", 41));
+        m.observe(&Record::Lost(LostRecord::ring_buffer_full(
+            String::new(),
+            3,
+        )));
+        let text = m.render(&Gauges::default());
+        assert!(text.contains("cgwarden_events_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 2"), "{text}");
+        assert!(text.contains("cgwarden_flows_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 42"));
+        assert!(text.contains("cgwarden_aggregated_repeats_total 40"));
+        assert!(text.contains("cgwarden_lost_events_total 3"));
+        assert!(text.contains("# TYPE cgwarden_up gauge"));
+    }
+
+    #[test]
+    fn serves_only_the_metrics_path() {
+        assert!(http_response("GET /metrics HTTP/1.1", "x 1\n").starts_with("HTTP/1.1 200"));
+        assert!(http_response("GET /secret HTTP/1.1", "").starts_with("HTTP/1.1 404"));
+    }
+}

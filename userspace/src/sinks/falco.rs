@@ -1,0 +1,129 @@
+//! Falco-compatible output: the fields falcosidekick reads (`time`, `rule`, `priority`,
+//! `output`, `output_fields`, `source`, `tags`, `hostname`), so its many outputs forward
+//! cgwarden alerts unchanged.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::events::Record;
+
+/// A Falco alert.
+#[derive(Debug, Serialize)]
+pub struct FalcoAlert {
+    pub time: String,
+    pub rule: String,
+    pub priority: &'static str,
+    pub output: String,
+    pub output_fields: Value,
+    pub source: &'static str,
+    pub tags: Vec<&'static str>,
+    pub hostname: String,
+}
+
+/// The alert for one record.
+pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
+    let (rule, priority, output, fields, tags) = match record {
+        Record::Net(r) => {
+            let (rule, priority) = match r.verdict {
+                "deny" => ("cgwarden egress denied", "Warning"),
+                "audit" => ("cgwarden egress outside profile (audit)", "Notice"),
+                _ => ("cgwarden egress allowed", "Informational"),
+            };
+            let output = format!(
+                "{verdict} {kind} to {dst}:{port}/{proto} by {proc} (pid={pid} uid={uid}) in {cgroup} (profile={profile} rule={rule_name} count={count})",
+                verdict = r.verdict,
+                kind = r.kind,
+                dst = r.dst,
+                port = r.port,
+                proto = r.protocol,
+                proc = r.process,
+                pid = r.pid,
+                uid = r.uid,
+                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                profile = r.profile.as_deref().unwrap_or("?"),
+                rule_name = r.rule,
+                count = r.count,
+            );
+            let fields = json!({
+                "evt.type": r.kind,
+                "proc.name": r.process,
+                "proc.pid": r.pid,
+                "user.uid": r.uid,
+                "user.gid": r.gid,
+                "fd.sip": r.dst,
+                "fd.sport": r.port,
+                "fd.l4proto": r.protocol,
+                "cgwarden.cgroup": r.cgroup,
+                "cgwarden.cgroup_id": r.cgroup_id,
+                "cgwarden.profile": r.profile,
+                "cgwarden.rule": r.rule,
+                "cgwarden.verdict": r.verdict,
+                "cgwarden.count": r.count,
+            });
+            (
+                rule,
+                priority,
+                output,
+                fields,
+                vec!["cgwarden", "network", "egress"],
+            )
+        }
+        Record::Dns(r) => {
+            let priority = if r.capped > 0 {
+                "Warning"
+            } else {
+                "Informational"
+            };
+            let addrs: Vec<&str> = r.answers.iter().map(|a| a.addr.as_str()).collect();
+            let output = format!(
+                "DNS answer for {name} ({addrs}) received by {proc} (pid={pid}) in {cgroup} (learned={learned} capped={capped})",
+                name = r.name,
+                addrs = addrs.join(","),
+                proc = r.process,
+                pid = r.pid,
+                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                learned = r.learned,
+                capped = r.capped,
+            );
+            let fields = json!({
+                "evt.type": "dns",
+                "proc.name": r.process,
+                "proc.pid": r.pid,
+                "fd.name": r.name,
+                "cgwarden.cgroup": r.cgroup,
+                "cgwarden.profile": r.profile,
+                "cgwarden.answers": addrs,
+                "cgwarden.learned": r.learned,
+                "cgwarden.capped": r.capped,
+            });
+            (
+                "cgwarden DNS answer",
+                priority,
+                output,
+                fields,
+                vec!["cgwarden", "network", "dns"],
+            )
+        }
+        Record::Lost(r) => (
+            "cgwarden events lost",
+            "Error",
+            format!("{} events lost: {}", r.count, r.reason),
+            json!({ "cgwarden.lost": r.count }),
+            vec!["cgwarden", "agent"],
+        ),
+    };
+    FalcoAlert {
+        time: match record {
+            Record::Net(r) => r.time.clone(),
+            Record::Dns(r) => r.time.clone(),
+            Record::Lost(r) => r.time.clone(),
+        },
+        rule: rule.to_owned(),
+        priority,
+        output,
+        output_fields: fields,
+        source: "cgwarden",
+        tags,
+        hostname: hostname.to_owned(),
+    }
+}

@@ -1,0 +1,190 @@
+//! Where events go. Each sink pairs a format (cgwarden's JSON lines, or Falco-compatible
+//! JSON so an existing falcosidekick forwards cgwarden alerts unchanged) with a target
+//! (standard output or error, a file rotated by size, or syslog).
+//!
+//! Sinks are written as `FORMAT:TARGET` on the command line and in the agent's config
+//! file: `json:-`, `json:stderr`, `falco:/var/log/cgwarden.json`, `json:syslog`,
+//! `falco:syslog=/run/other.sock`.
+
+mod falco;
+mod rotate;
+mod syslog;
+
+use std::{
+    fs::OpenOptions,
+    io::{self, BufWriter, Write},
+    path::PathBuf,
+    str::FromStr,
+};
+
+use crate::events::Record;
+
+/// How records are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One cgwarden JSON object per line.
+    Json,
+    /// One Falco-compatible JSON object per line.
+    Falco,
+}
+
+/// Where records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Stdout,
+    Stderr,
+    /// A file, appended to; rotated when it reaches `max_bytes` (0: never), keeping
+    /// `keep` old files (`path.1` newest).
+    File {
+        path: PathBuf,
+        max_bytes: u64,
+        keep: u32,
+    },
+    /// A syslog socket (`/dev/log` unless given).
+    Syslog(PathBuf),
+}
+
+/// A parsed `FORMAT:TARGET`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkSpec {
+    pub format: Format,
+    pub target: Target,
+}
+
+/// Default rotation for file sinks given on the command line.
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_KEEP: u32 = 5;
+
+impl FromStr for SinkSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (format, target) = s.split_once(':').ok_or_else(|| {
+            format!("sink `{s}` must be FORMAT:TARGET, e.g. json:- or falco:/var/log/cgwarden.json")
+        })?;
+        let format = match format {
+            "json" => Format::Json,
+            "falco" => Format::Falco,
+            other => return Err(format!("unknown sink format `{other}` (json or falco)")),
+        };
+        let target = match target {
+            "-" | "stdout" => Target::Stdout,
+            "stderr" => Target::Stderr,
+            "syslog" => Target::Syslog(PathBuf::from("/dev/log")),
+            t if t.starts_with("syslog=") => Target::Syslog(PathBuf::from(&t["syslog=".len()..])),
+            "" => return Err(format!("sink `{s}` has no target")),
+            path => Target::File {
+                path: PathBuf::from(path),
+                max_bytes: DEFAULT_MAX_BYTES,
+                keep: DEFAULT_KEEP,
+            },
+        };
+        Ok(Self { format, target })
+    }
+}
+
+/// The open sinks.
+pub struct Sinks {
+    outputs: Vec<(Format, Box<dyn Write + Send>)>,
+    hostname: String,
+}
+
+impl Sinks {
+    pub fn open(specs: &[SinkSpec]) -> io::Result<Self> {
+        let mut outputs: Vec<(Format, Box<dyn Write + Send>)> = Vec::new();
+        for spec in specs {
+            let writer: Box<dyn Write + Send> = match &spec.target {
+                Target::Stdout => Box::new(BufWriter::new(io::stdout())),
+                Target::Stderr => Box::new(BufWriter::new(io::stderr())),
+                Target::File {
+                    path, max_bytes: 0, ..
+                } => Box::new(BufWriter::new(
+                    OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .map_err(|e| {
+                            io::Error::new(e.kind(), format!("events file {}: {e}", path.display()))
+                        })?,
+                )),
+                Target::File {
+                    path,
+                    max_bytes,
+                    keep,
+                } => Box::new(rotate::RotatingFile::open(path, *max_bytes, *keep)?),
+                Target::Syslog(socket) => Box::new(syslog::Syslog::connect(socket)?),
+            };
+            outputs.push((spec.format, writer));
+        }
+        Ok(Self {
+            outputs,
+            hostname: hostname(),
+        })
+    }
+
+    /// Writes one record to every sink.
+    pub fn emit(&mut self, record: &Record) -> io::Result<()> {
+        let mut json: Option<Vec<u8>> = None;
+        let mut falco: Option<Vec<u8>> = None;
+        for (format, out) in &mut self.outputs {
+            let line = match format {
+                Format::Json => json.get_or_insert_with(|| line_of(record)),
+                Format::Falco => {
+                    falco.get_or_insert_with(|| line_of(&falco::to_falco(record, &self.hostname)))
+                }
+            };
+            out.write_all(line)?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        for (_, out) in &mut self.outputs {
+            out.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// A value as one JSON line.
+pub fn line_of<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).unwrap_or_else(|e| {
+        format!("{{\"kind\":\"error\",\"error\":\"unserialisable record: {e}\"}}").into_bytes()
+    });
+    line.push(b'\n');
+    line
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sink_specs() {
+        assert_eq!(
+            "json:-".parse::<SinkSpec>().unwrap(),
+            SinkSpec {
+                format: Format::Json,
+                target: Target::Stdout
+            }
+        );
+        assert_eq!(
+            "falco:syslog".parse::<SinkSpec>().unwrap().target,
+            Target::Syslog(PathBuf::from("/dev/log"))
+        );
+        assert!(matches!(
+            "json:/var/log/x.json".parse::<SinkSpec>().unwrap().target,
+            Target::File {
+                max_bytes: DEFAULT_MAX_BYTES,
+                ..
+            }
+        ));
+        assert!("xml:-".parse::<SinkSpec>().is_err());
+        assert!("json".parse::<SinkSpec>().is_err());
+    }
+}
