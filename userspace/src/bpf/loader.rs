@@ -106,21 +106,27 @@ impl Kernel {
                 loader.map_pin_path(name, dir.join(name));
             }
         }
+        let started = std::time::Instant::now();
         let mut ebpf = loader.load(OBJECT)?;
+        log::debug!("object parsed and maps created in {:?}", started.elapsed());
         let adopted = state.is_some_and(|s| {
             let dir = link_dir(s);
             all_programs().all(|name| dir.join(name).exists())
         });
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
+                let started = std::time::Instant::now();
                 sock_addr_program(&mut ebpf, name)?
                     .load()
                     .map_err(|source| LoadError::Program { name, source })?;
+                log::debug!("program {name} verified in {:?}", started.elapsed());
             }
             for (name, _) in SKB_PROGRAMS {
+                let started = std::time::Instant::now();
                 skb_program(&mut ebpf, name)?
                     .load()
                     .map_err(|source| LoadError::Program { name, source })?;
+                log::debug!("program {name} verified in {:?}", started.elapsed());
             }
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
