@@ -143,6 +143,18 @@ fn metrics_are_served_on_loopback_and_parse() {
     assert_eq!(values.get("cgwarden_monitored_cgroups"), Some(&1.0));
     assert!(values["cgwarden_agent_resident_bytes"] > 1e6);
     assert!(values.contains_key("cgwarden_map_capacity{map=\"EGRESS\"}"));
+    // Every attached program has its run counter (zero unless kernel.bpf_stats_enabled).
+    for program in [
+        "connect4",
+        "connect6",
+        "sendmsg4",
+        "sendmsg6",
+        "skb_egress",
+        "skb_ingress",
+    ] {
+        let key = format!("cgwarden_program_runs_total{{program=\"{program}\"}}");
+        assert!(values.contains_key(&key), "{key} missing:\n{body}");
+    }
     // Any other path is refused.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /debug HTTP/1.1\r\n\r\n").unwrap();

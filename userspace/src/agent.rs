@@ -525,6 +525,9 @@ impl Agent {
                 ),
             ],
             resident_bytes: crate::metrics::resident_bytes(),
+            programs: self.kernel.program_stats(),
+            bpf_stats: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+                .is_ok_and(|v| v.trim() == "1"),
         };
         self.metrics.render(&gauges)
     }

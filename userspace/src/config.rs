@@ -99,6 +99,40 @@ impl AgentConfig {
 mod tests {
     use super::*;
 
+    /// The shipped configuration and profiles (deploy/, policies/, and the ones inside
+    /// the Kubernetes ConfigMap) are valid.
+    #[test]
+    fn shipped_configs_and_profiles_are_valid() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let config = AgentConfig::load(&root.join("deploy/agent.yaml")).unwrap();
+        assert_eq!(
+            config.metrics_addr().unwrap(),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        crate::policy::load_path(&root.join("policies")).unwrap();
+        let k8s = std::fs::read_to_string(root.join("deploy/kubernetes/cgwarden.yaml")).unwrap();
+        let mut checked = 0;
+        for doc in serde_yaml::Deserializer::from_str(&k8s) {
+            let value = serde_yaml::Value::deserialize(doc).unwrap();
+            let Some(data) = value.get("data").and_then(|d| d.as_mapping()) else {
+                continue;
+            };
+            for (key, text) in data {
+                let (key, text) = (key.as_str().unwrap(), text.as_str().unwrap());
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join(key);
+                std::fs::write(&file, text).unwrap();
+                if key == "agent.yaml" {
+                    AgentConfig::load(&file).unwrap();
+                } else {
+                    crate::policy::load_path(&file).unwrap();
+                }
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 2);
+    }
+
     #[test]
     fn reads_a_config_and_locates_errors() {
         let dir = tempfile::tempdir().unwrap();

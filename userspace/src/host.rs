@@ -37,7 +37,11 @@ pub fn prepare() -> anyhow::Result<HostInfo> {
         log::warn!("{BTF_VMLINUX} is missing: the kernel has no BTF; some hooks may not load");
     }
     ensure_mounted(Path::new(BPFFS), "bpf", "bpffs")?;
-    ensure_mounted(Path::new(TRACEFS), "tracefs", "tracefs")?;
+    // Only syscall tracepoints need tracefs; a sandboxed service that may not mount it
+    // still enforces egress.
+    if let Err(e) = ensure_mounted(Path::new(TRACEFS), "tracefs", "tracefs") {
+        log::warn!("{e:#}");
+    }
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_owned())
         .unwrap_or_default();

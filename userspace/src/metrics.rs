@@ -34,6 +34,10 @@ pub struct Gauges {
     /// (map, entries in use, capacity).
     pub maps: Vec<(&'static str, u64, u64)>,
     pub resident_bytes: u64,
+    /// (program, runs, run time in ns), when the kernel counts them.
+    pub programs: Vec<(&'static str, u64, u64)>,
+    /// Whether the kernel counts program runs (`kernel.bpf_stats_enabled`).
+    pub bpf_stats: bool,
 }
 
 impl Metrics {
@@ -159,6 +163,38 @@ impl Metrics {
         for (name, kind, help, value) in scalars {
             family(&mut out, name, kind, help);
             let _ = writeln!(out, "{name} {value}");
+        }
+        family(
+            &mut out,
+            "cgwarden_bpf_stats_enabled",
+            "gauge",
+            "1 when the kernel counts program runs (sysctl kernel.bpf_stats_enabled).",
+        );
+        let _ = writeln!(out, "cgwarden_bpf_stats_enabled {}", u8::from(g.bpf_stats));
+        family(
+            &mut out,
+            "cgwarden_program_runs_total",
+            "counter",
+            "Runs per eBPF program, as the kernel counts them.",
+        );
+        for (program, runs, _) in &g.programs {
+            let _ = writeln!(
+                out,
+                "cgwarden_program_runs_total{{program=\"{program}\"}} {runs}"
+            );
+        }
+        family(
+            &mut out,
+            "cgwarden_program_run_seconds_total",
+            "counter",
+            "Time spent in each eBPF program, as the kernel counts it.",
+        );
+        for (program, _, ns) in &g.programs {
+            let _ = writeln!(
+                out,
+                "cgwarden_program_run_seconds_total{{program=\"{program}\"}} {}",
+                *ns as f64 / 1e9
+            );
         }
         family(
             &mut out,

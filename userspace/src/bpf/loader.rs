@@ -21,7 +21,7 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
-        links::FdLink,
+        links::{FdLink, PinnedLink},
     },
 };
 use cgwarden_common::{
@@ -82,6 +82,8 @@ pub struct Kernel {
     state: Option<PathBuf>,
     /// Maps and links of a previous agent of this build were found and reused.
     adopted: bool,
+    /// Kernel ids of the attached programs, by name, for their run statistics.
+    program_ids: Vec<(&'static str, u32)>,
     pub(super) cgroup_profiles: HashMap<MapData, u64, ProfileRef>,
     pub(super) config: Array<MapData, Config>,
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
@@ -143,6 +145,7 @@ impl Kernel {
             links: Vec::new(),
             state: state.map(Path::to_path_buf),
             adopted,
+            program_ids: Vec::new(),
             cgroup_profiles,
             config,
             egress,
@@ -166,6 +169,17 @@ impl Kernel {
     /// other builds are removed only after this build's are attached.
     pub fn attach(&mut self, path: &Path) -> Result<(), LoadError> {
         if self.adopted {
+            if let Some(state) = &self.state {
+                let dir = link_dir(state);
+                for name in all_programs() {
+                    let id = PinnedLink::from_pin(dir.join(name))
+                        .ok()
+                        .map(FdLink::from)
+                        .and_then(|l| l.info().ok())
+                        .map(|i| i.program_id());
+                    self.program_ids.extend(id.map(|id| (name, id)));
+                }
+            }
             return Ok(());
         }
         let cgroup = File::open(path).map_err(|source| LoadError::Cgroup {
@@ -199,6 +213,12 @@ impl Kernel {
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
             ));
         }
+        for (name, link) in &fresh {
+            match link.info() {
+                Ok(info) => self.program_ids.push((name, info.program_id())),
+                Err(e) => log::debug!("no link info for {name}: {e}"),
+            }
+        }
         let Some(state) = self.state.clone() else {
             self.links.extend(fresh.into_iter().map(|(_, l)| l));
             return Ok(());
@@ -212,6 +232,21 @@ impl Kernel {
         }
         remove_other_builds(&state);
         Ok(())
+    }
+
+    /// Run count and total run time of each attached program, as the kernel counts
+    /// them (only while `kernel.bpf_stats_enabled` is 1; zero otherwise).
+    pub fn program_stats(&self) -> Vec<(&'static str, u64, u64)> {
+        let by_id: std::collections::HashMap<u32, &'static str> =
+            self.program_ids.iter().map(|(n, id)| (*id, *n)).collect();
+        aya::programs::loaded_programs()
+            .filter_map(Result::ok)
+            .filter_map(|p| {
+                by_id
+                    .get(&p.id())
+                    .map(|name| (*name, p.run_count(), p.run_time().as_nanos() as u64))
+            })
+            .collect()
     }
 
     /// Hands out the event ring buffer (once).
