@@ -32,8 +32,16 @@ pub mod maps {
     /// `PerCpuArray<DnsScratch>`: the DNS parser's working state.
     pub const DNS_SCRATCH: &str = "DNS_SCRATCH";
 
+    /// `HashMap<SyscallKey, SyscallRule>`: the syscalls each profile watches.
+    pub const SYSCALL_RULES: &str = "SYSCALL_RULES";
+    /// `Array<u8>` indexed by syscall number: 1 when the raw `sys_enter` program watches
+    /// it (the syscall has no tracepoint of its own on this kernel).
+    pub const RAW_SYSCALLS: &str = "RAW_SYSCALLS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 13] = [
+        SYSCALL_RULES,
+        RAW_SYSCALLS,
         CGROUP_PROFILES,
         CONFIG,
         EGRESS,
@@ -113,6 +121,8 @@ pub mod kind {
     pub const PACKET: u32 = 3;
     /// A DNS answer a monitored container received ([`crate::DnsEvent`]).
     pub const DNS: u32 = 4;
+    /// A watched syscall ([`crate::SyscallEvent`]).
+    pub const SYSCALL: u32 = 5;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -305,6 +315,8 @@ mod user {
     unsafe impl aya::Pod for super::LearnedKey {}
     unsafe impl aya::Pod for super::LearnedValue {}
     unsafe impl aya::Pod for super::NameCountKey {}
+    unsafe impl aya::Pod for super::SyscallKey {}
+    unsafe impl aya::Pod for super::SyscallRule {}
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
@@ -417,4 +429,72 @@ pub struct DnsEvent {
     pub qname_len: u32,
     /// The question name in DNS wire format (length-prefixed labels).
     pub qname: [u8; 256],
+}
+
+/// Number of syscall slots in `RAW_SYSCALLS` (a power of two above every x86_64 and
+/// aarch64 syscall number).
+pub const RAW_SYSCALL_SLOTS: u32 = 1024;
+
+/// What to do when a watched syscall is made.
+pub mod syscall_action {
+    /// Report it.
+    pub const REPORT: u8 = 1;
+    /// Report it and kill the process with SIGKILL before it returns to user space.
+    pub const KILL: u8 = 2;
+}
+
+/// Marks "no such argument" in [`SyscallRule`].
+pub const NO_ARG: u8 = 0xff;
+
+/// Key of `SYSCALL_RULES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SyscallKey {
+    pub profile: u32,
+    pub nr: u32,
+}
+
+/// How a profile watches one syscall.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyscallRule {
+    /// [`syscall_action`].
+    pub action: u8,
+    /// Index of the argument that is a path to read, or [`NO_ARG`].
+    pub path_arg: u8,
+    /// Index of the flags argument that must intersect `flags_mask`, or [`NO_ARG`]
+    /// (then every call counts).
+    pub flags_arg: u8,
+    /// The flags are the first u64 of the struct the argument points to (clone3).
+    pub flags_indirect: u8,
+    /// Index of the rule in the profile, for events.
+    pub rule: u32,
+    pub flags_mask: u64,
+}
+
+/// Bytes of a path argument copied into a [`SyscallEvent`].
+pub const SYSCALL_PATH_BYTES: usize = 256;
+
+/// A watched syscall made by a monitored process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallEvent {
+    pub header: EventHeader,
+    pub nr: u32,
+    /// [`syscall_action`] taken: KILL only in enforce mode.
+    pub action: u8,
+    /// [`verdict`]: DENY when killed, AUDIT when kill was due but the profile audits,
+    /// ALLOW when only reported.
+    pub verdict: u8,
+    /// 1 when the path argument could not be read (an unknown path, never harmless).
+    pub path_unreadable: u8,
+    pub _pad: u8,
+    pub rule: u32,
+    /// Bytes of `path` (including the NUL), 0 when there is no path argument.
+    pub path_len: u32,
+    /// The raw arguments.
+    pub args: [u64; 6],
+    /// For rules with a flags condition: the flags that were checked.
+    pub flags: u64,
+    pub path: [u8; SYSCALL_PATH_BYTES],
 }

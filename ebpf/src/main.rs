@@ -17,10 +17,11 @@ mod maps;
 mod profile;
 mod skb;
 mod sockaddr;
+mod syscalls;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr},
-    programs::{SkBuffContext, SockAddrContext},
+    macros::{cgroup_skb, cgroup_sock_addr, raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, SkBuffContext, SockAddrContext, TracePointContext},
 };
 use cgwarden_common::kind;
 
@@ -57,6 +58,19 @@ pub fn skb_egress(ctx: SkBuffContext) -> i32 {
 #[cgroup_skb(ingress)]
 pub fn skb_ingress(ctx: SkBuffContext) -> i32 {
     dns::ingress(&ctx)
+}
+
+/// Attached to `syscalls:sys_enter_<name>` for every syscall some profile watches.
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    syscalls::tracepoint(&ctx)
+}
+
+/// Attached to the raw `sys_enter` tracepoint only when a watched syscall has no
+/// tracepoint of its own.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
+    syscalls::raw(&ctx)
 }
 
 #[cfg(not(test))]

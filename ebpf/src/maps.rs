@@ -7,7 +7,8 @@ use aya_ebpf::{
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DnsScratch, EGRESS_MAX_ENTRIES, EgressKey,
     EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
-    LearnedValue, NameCountKey, NameKey, ProfileRef, RINGBUF_BYTES, counters,
+    LearnedValue, NameCountKey, NameKey, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SyscallKey,
+    SyscallRule, counters,
 };
 
 #[map]
@@ -43,6 +44,12 @@ pub static DNS_BUF: PerCpuArray<[u8; DNS_BUF_BYTES]> = PerCpuArray::with_max_ent
 
 #[map]
 pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static SYSCALL_RULES: HashMap<SyscallKey, SyscallRule> = HashMap::with_max_entries(8_192, 0);
+
+#[map]
+pub static RAW_SYSCALLS: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

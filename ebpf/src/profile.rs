@@ -20,6 +20,15 @@ pub struct Match {
     pub cgroup: u64,
 }
 
+impl Match {
+    /// The current task's own cgroup (which may be below the monitored one).
+    #[inline(always)]
+    pub fn cgroup_of_task(&self) -> u64 {
+        // SAFETY: plain helper call without arguments.
+        unsafe { aya_ebpf::helpers::generated::bpf_get_current_cgroup_id() }
+    }
+}
+
 /// The profile of the current task's cgroup (socket-address hooks, tracepoints).
 #[inline(always)]
 pub fn current() -> Option<Match> {

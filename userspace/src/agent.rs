@@ -12,7 +12,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use cgwarden_common::{Config, MAX_CGROUP_LEVELS, ProfileRef, config_flags, profile_flags};
+use cgwarden_common::{
+    Config, MAX_CGROUP_LEVELS, ProfileRef, SyscallKey, SyscallRule, config_flags, profile_flags,
+};
+use syscalls::Sysno;
 
 use crate::{
     aggregate::Aggregator,
@@ -23,7 +26,7 @@ use crate::{
     metrics::{Gauges, Metrics},
     policy::{
         EgressDefault, Mode, Profile, ReportLevel,
-        compile::{EgressEntry, NameEntry, compile_egress, compile_names},
+        compile::{EgressEntry, NameEntry, compile_egress, compile_names, compile_syscalls},
     },
     resolver::Resolver,
     sinks::Sinks,
@@ -42,12 +45,14 @@ pub struct Rules {
     pub id: u32,
     pub egress: Vec<EgressEntry>,
     pub names: Vec<NameEntry>,
+    pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
 #[derive(Default)]
 struct Names {
     by_id: HashMap<u32, (String, Vec<String>)>,
+    syscall_labels: HashMap<u32, Vec<String>>,
 }
 
 /// Where a cgroup's profile came from.
@@ -171,13 +176,19 @@ impl Agent {
             let egress = compile_egress(id, &profile.egress, &|name| resolver.addresses(name))
                 .with_context(context)?;
             let names = compile_names(id, &profile.egress).with_context(context)?;
+            let syscalls = compile_syscalls(id, &profile.syscalls);
             let pref = profile_ref(id, &profile);
             fresh.insert(
                 profile.name.as_str().to_owned(),
                 Compiled {
                     profile,
                     pref,
-                    rules: Rules { id, egress, names },
+                    rules: Rules {
+                        id,
+                        egress,
+                        names,
+                        syscalls,
+                    },
                 },
             );
         }
@@ -190,6 +201,18 @@ impl Agent {
                 return Err(e).context("writing egress rules to the kernel");
             }
             written.push(c);
+        }
+        let mut wanted: Vec<Sysno> = fresh
+            .values()
+            .flat_map(|c| c.rules.syscalls.iter().map(|(_, _, s)| *s))
+            .collect();
+        wanted.sort_by_key(|s| s.id());
+        wanted.dedup();
+        if let Err(e) = self.kernel.watch_syscalls(&wanted) {
+            for w in &written {
+                let _ = self.kernel.remove_rules(&w.rules);
+            }
+            return Err(e).context("attaching the syscall programs");
         }
         self.sources = sources;
         self.update_levels()?;
@@ -205,6 +228,17 @@ impl Agent {
             self.names
                 .by_id
                 .insert(c.pref.id, (c.profile.name.as_str().to_owned(), labels));
+            let syscall_labels = c
+                .profile
+                .syscalls
+                .iter()
+                .enumerate()
+                .map(|(i, r)| match r.set {
+                    Some(crate::policy::SyscallSet::Escape) => format!("syscalls[{i}] (escape)"),
+                    None => format!("syscalls[{i}]"),
+                })
+                .collect();
+            self.names.syscall_labels.insert(c.pref.id, syscall_labels);
         }
         let old = std::mem::replace(&mut self.compiled, fresh);
         // Switch every assigned cgroup to its profile's new id, or drop it.
@@ -444,6 +478,13 @@ impl Agent {
                     self.write_net(&e, count)?;
                 }
             }
+            Ok(Raw::Syscall(e)) => {
+                if !self.paths.contains_key(&e.header.cgroup_id) {
+                    self.learn_path(e.header.cgroup_id);
+                }
+                let record = events::enrich_syscall(&e, &*self);
+                self.emit(&Record::Syscall(record))?;
+            }
             Ok(Raw::Dns(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
@@ -582,6 +623,20 @@ impl Agent {
 }
 
 impl events::Context for Agent {
+    fn syscall_arity(&self, nr: u32) -> usize {
+        match self.kernel.watched_syscalls().get(&nr) {
+            Some(crate::bpf::Watch::Tracepoint { arity }) => *arity,
+            _ => 6,
+        }
+    }
+
+    fn syscall_rule(&self, profile: u32, rule: u32) -> Option<String> {
+        self.names
+            .syscall_labels
+            .get(&profile)
+            .and_then(|l| l.get(rule as usize).cloned())
+    }
+
     fn profile(&self, id: u32) -> Option<(&str, &[String])> {
         self.names
             .by_id

@@ -8,7 +8,10 @@ use std::{
     net::{IpAddr, Ipv6Addr},
 };
 
-use cgwarden_common::{DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, kind, verdict};
+use cgwarden_common::{
+    DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SyscallEvent, kind,
+    syscall_action, verdict,
+};
 use serde::Serialize;
 
 /// A ring-buffer record that could not be decoded.
@@ -25,6 +28,7 @@ pub enum DecodeError {
 pub enum Raw {
     Net(NetEvent),
     Dns(Box<DnsEvent>),
+    Syscall(Box<SyscallEvent>),
 }
 
 /// Decodes one ring-buffer record.
@@ -41,6 +45,13 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
                 kind,
                 got: bytes.len(),
                 need: size_of::<NetEvent>(),
+            }),
+        kind::SYSCALL => read::<SyscallEvent>(bytes)
+            .map(|e| Raw::Syscall(Box::new(e)))
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<SyscallEvent>(),
             }),
         kind::DNS => read::<DnsEvent>(bytes)
             .map(|e| Raw::Dns(Box::new(e)))
@@ -68,6 +79,16 @@ pub trait Context {
     fn profile(&self, id: u32) -> Option<(&str, &[String])>;
     /// Path of a cgroup id relative to the cgroup2 root.
     fn cgroup_path(&self, id: u64) -> Option<String>;
+    /// How many arguments syscall `nr` has (6 when unknown).
+    fn syscall_arity(&self, nr: u32) -> usize {
+        let _ = nr;
+        6
+    }
+    /// The label of a profile's syscall rule.
+    fn syscall_rule(&self, profile: u32, rule: u32) -> Option<String> {
+        let _ = (profile, rule);
+        None
+    }
     /// Wall-clock nanoseconds since the Unix epoch for a `CLOCK_MONOTONIC` time.
     fn wall_clock(&self, monotonic_ns: u64) -> u128;
 }
@@ -78,6 +99,7 @@ pub trait Context {
 pub enum Record {
     Net(NetRecord),
     Dns(DnsRecord),
+    Syscall(SyscallRecord),
     Lost(LostRecord),
 }
 
@@ -87,6 +109,7 @@ impl Record {
         match self {
             Self::Net(r) => r.kind,
             Self::Dns(r) => r.kind,
+            Self::Syscall(r) => r.kind,
             Self::Lost(r) => r.kind,
         }
     }
@@ -95,6 +118,7 @@ impl Record {
     pub fn verdict(&self) -> Option<&str> {
         match self {
             Self::Net(r) => Some(r.verdict),
+            Self::Syscall(r) => Some(r.verdict),
             _ => None,
         }
     }
@@ -104,6 +128,7 @@ impl Record {
         match self {
             Self::Net(r) => r.cgroup.as_deref(),
             Self::Dns(r) => r.cgroup.as_deref(),
+            Self::Syscall(r) => r.cgroup.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -113,6 +138,7 @@ impl Record {
         match self {
             Self::Net(r) => r.profile.as_deref(),
             Self::Dns(r) => r.profile.as_deref(),
+            Self::Syscall(r) => r.profile.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -121,7 +147,7 @@ impl Record {
     pub fn count(&self) -> u64 {
         match self {
             Self::Net(r) => r.count,
-            Self::Dns(_) => 1,
+            Self::Dns(_) | Self::Syscall(_) => 1,
             Self::Lost(r) => r.count,
         }
     }
@@ -207,6 +233,82 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         dst: dst.to_string(),
         port: e.port,
         count,
+    }
+}
+
+/// A watched syscall as users see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyscallRecord {
+    pub time: String,
+    pub kind: &'static str,
+    /// `deny` (the process was killed), `audit` (kill was due, the profile audits) or
+    /// `allow` (reported only).
+    pub verdict: &'static str,
+    /// The rule's action: `kill` or `report`.
+    pub action: &'static str,
+    pub syscall: String,
+    pub nr: u32,
+    pub args: serde_json::Map<String, serde_json::Value>,
+    /// The path argument, when the syscall has one.
+    pub path: Option<String>,
+    /// The path argument could not be read (an unknown path, not a harmless one).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub path_unreadable: bool,
+    pub pid: u32,
+    pub tid: u32,
+    pub process: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub profile: Option<String>,
+    pub rule: String,
+}
+
+impl Eq for SyscallRecord {}
+
+/// Turns a decoded syscall record into what users see.
+pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
+    let h = &e.header;
+    let sysno = syscalls::Sysno::new(e.nr as usize);
+    let path = (e.path_len > 0).then(|| {
+        let end = (e.path_len as usize).saturating_sub(1).min(e.path.len());
+        String::from_utf8_lossy(&e.path[..end]).into_owned()
+    });
+    SyscallRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "syscall",
+        verdict: verdict_name(e.verdict),
+        action: if e.action == syscall_action::KILL {
+            "kill"
+        } else {
+            "report"
+        },
+        syscall: sysno.map_or_else(|| format!("syscall_{}", e.nr), |s| s.name().to_owned()),
+        nr: e.nr,
+        args: sysno
+            .map(|s| {
+                // Slots past the syscall's arity hold whatever followed the tracepoint
+                // record; they are not shown.
+                let mut args = e.args;
+                let arity = ctx.syscall_arity(e.nr).min(6);
+                args[arity..].fill(0);
+                crate::syscalls::decode(s, &args, arity)
+            })
+            .unwrap_or_default(),
+        path,
+        path_unreadable: e.path_unreadable != 0,
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        rule: ctx
+            .syscall_rule(h.profile, e.rule)
+            .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
     }
 }
 

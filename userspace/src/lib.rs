@@ -26,3 +26,4 @@ pub mod policy;
 pub mod resolver;
 pub mod serve;
 pub mod sinks;
+pub mod syscalls;

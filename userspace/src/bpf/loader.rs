@@ -21,19 +21,28 @@ use aya::{
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
+        RawTracePoint, TracePoint,
         links::{FdLink, PinnedLink},
+        raw_trace_point::RawTracePointLink,
+        trace_point::TracePointLink,
     },
 };
 use cgwarden_common::{
     Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
-    NameKey, ProfileRef, maps as names,
+    NameKey, ProfileRef, SyscallKey, SyscallRule, maps as names,
 };
+use syscalls::Sysno;
 
 /// The object built from `ebpf/` by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cgwarden-ebpf"));
 
 /// The sock_addr programs, attached to every monitored cgroup subtree.
 const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "sendmsg6"];
+
+/// The program attached to each watched syscall's tracepoint.
+const SYSCALL_PROGRAM: &str = "sys_enter";
+/// The program attached to the raw `sys_enter` tracepoint when needed.
+const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
 
 /// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets), and
 /// the DNS answer reader.
@@ -92,7 +101,33 @@ pub struct Kernel {
     pub(super) names: HashMap<MapData, NameKey, EgressValue>,
     pub(super) learned: HashMap<MapData, LearnedKey, LearnedValue>,
     pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
+    pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
+    pub(super) raw_syscalls: Array<MapData, u8>,
     events: Option<RingBuf<MapData>>,
+    /// Syscalls with a program attached, and how.
+    watched: std::collections::BTreeMap<u32, Watch>,
+    /// Links of the syscall programs: not pinned, they end with the agent.
+    syscall_links: Vec<FdLinkOrPerf>,
+}
+
+/// How a syscall is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Watch {
+    /// Through its own `syscalls:sys_enter_*` tracepoint, whose record has `arity`
+    /// arguments (the program reads six; the others are not the syscall's).
+    Tracepoint { arity: usize },
+    /// Through the raw `sys_enter` tracepoint (it has none of its own here).
+    Raw,
+}
+
+/// Keeps a syscall program attached for as long as it lives.
+#[expect(
+    dead_code,
+    reason = "the links are held only for their Drop, which detaches"
+)]
+enum FdLinkOrPerf {
+    Tracepoint(TracePointLink),
+    Raw(RawTracePointLink),
 }
 
 impl Kernel {
@@ -115,6 +150,32 @@ impl Kernel {
             let dir = link_dir(s);
             all_programs().all(|name| dir.join(name).exists())
         });
+        // Syscall programs are attached per syscall by every agent (their links are not
+        // pinned), so they are loaded even when the cgroup hooks are adopted.
+        let tp: &mut TracePoint = ebpf
+            .program_mut(SYSCALL_PROGRAM)
+            .ok_or(LoadError::MissingProgram(SYSCALL_PROGRAM))?
+            .try_into()
+            .map_err(|source| LoadError::Program {
+                name: SYSCALL_PROGRAM,
+                source,
+            })?;
+        tp.load().map_err(|source| LoadError::Program {
+            name: SYSCALL_PROGRAM,
+            source,
+        })?;
+        let raw: &mut RawTracePoint = ebpf
+            .program_mut(RAW_SYSCALL_PROGRAM)
+            .ok_or(LoadError::MissingProgram(RAW_SYSCALL_PROGRAM))?
+            .try_into()
+            .map_err(|source| LoadError::Program {
+                name: RAW_SYSCALL_PROGRAM,
+                source,
+            })?;
+        raw.load().map_err(|source| LoadError::Program {
+            name: RAW_SYSCALL_PROGRAM,
+            source,
+        })?;
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
                 let started = std::time::Instant::now();
@@ -139,6 +200,8 @@ impl Kernel {
         let names_map = take_map(&mut ebpf, names::NAMES)?;
         let learned = take_map(&mut ebpf, names::LEARNED)?;
         let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
+        let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
+        let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -154,7 +217,11 @@ impl Kernel {
             names: names_map,
             learned,
             name_counts,
+            syscall_rules,
+            raw_syscalls,
             events,
+            watched: Default::default(),
+            syscall_links: Vec::new(),
         })
     }
 
@@ -247,6 +314,97 @@ impl Kernel {
                     .map(|name| (*name, p.run_count(), p.run_time().as_nanos() as u64))
             })
             .collect()
+    }
+
+    /// Makes sure a program runs on each of these syscalls: its own tracepoint where the
+    /// kernel has one, the raw `sys_enter` tracepoint (filtered by number) otherwise.
+    /// Syscalls already watched are left as they are.
+    pub fn watch_syscalls(&mut self, wanted: &[Sysno]) -> Result<(), LoadError> {
+        let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        for sysno in wanted {
+            let nr = sysno.id() as u32;
+            if self.watched.contains_key(&nr) {
+                continue;
+            }
+            let tracepoint = crate::syscalls::tracepoint_name(*sysno);
+            if tracefs.join(&tracepoint).exists() {
+                let program: &mut TracePoint = self
+                    .ebpf
+                    .program_mut(SYSCALL_PROGRAM)
+                    .ok_or(LoadError::MissingProgram(SYSCALL_PROGRAM))?
+                    .try_into()
+                    .map_err(|source| LoadError::Program {
+                        name: SYSCALL_PROGRAM,
+                        source,
+                    })?;
+                let id = program.attach("syscalls", &tracepoint).map_err(|source| {
+                    LoadError::Program {
+                        name: SYSCALL_PROGRAM,
+                        source,
+                    }
+                })?;
+                let link = program.take_link(id).map_err(|source| LoadError::Program {
+                    name: SYSCALL_PROGRAM,
+                    source,
+                })?;
+                self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+                let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format"))
+                    .unwrap_or_default();
+                // Fields after `__syscall_nr` are the arguments.
+                let arity = format
+                    .lines()
+                    .skip_while(|l| !l.contains("__syscall_nr"))
+                    .skip(1)
+                    .filter(|l| l.trim_start().starts_with("field:"))
+                    .count()
+                    .min(6);
+                self.watched.insert(nr, Watch::Tracepoint { arity });
+            } else {
+                if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
+                    log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
+                    continue;
+                }
+                self.raw_syscalls
+                    .set(nr, 1, 0)
+                    .map_err(|source| LoadError::Map {
+                        name: names::RAW_SYSCALLS,
+                        source,
+                    })?;
+                if !self.watched.values().any(|w| *w == Watch::Raw) {
+                    let program: &mut RawTracePoint = self
+                        .ebpf
+                        .program_mut(RAW_SYSCALL_PROGRAM)
+                        .ok_or(LoadError::MissingProgram(RAW_SYSCALL_PROGRAM))?
+                        .try_into()
+                        .map_err(|source| LoadError::Program {
+                            name: RAW_SYSCALL_PROGRAM,
+                            source,
+                        })?;
+                    let id = program
+                        .attach("sys_enter")
+                        .map_err(|source| LoadError::Program {
+                            name: RAW_SYSCALL_PROGRAM,
+                            source,
+                        })?;
+                    let link = program.take_link(id).map_err(|source| LoadError::Program {
+                        name: RAW_SYSCALL_PROGRAM,
+                        source,
+                    })?;
+                    self.syscall_links.push(FdLinkOrPerf::Raw(link));
+                    log::info!(
+                        "{} has no tracepoint here: watching it through raw sys_enter (every syscall of every task now pays for one array lookup)",
+                        sysno.name()
+                    );
+                }
+                self.watched.insert(nr, Watch::Raw);
+            }
+        }
+        Ok(())
+    }
+
+    /// The syscalls watched, and how.
+    pub fn watched_syscalls(&self) -> &std::collections::BTreeMap<u32, Watch> {
+        &self.watched
     }
 
     /// Hands out the event ring buffer (once).

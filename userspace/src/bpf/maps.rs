@@ -72,6 +72,16 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.names.remove(&key))?;
         }
+        let stale: Vec<_> = self
+            .syscall_rules
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !keep(k.profile))
+            .collect();
+        removed += stale.len();
+        for key in stale {
+            ignore_missing(self.syscall_rules.remove(&key))?;
+        }
         Ok(removed)
     }
 
@@ -81,6 +91,9 @@ impl Kernel {
         for n in &rules.names {
             self.names.insert(n.key, n.value, 0)?;
         }
+        for (key, rule, _) in &rules.syscalls {
+            self.syscall_rules.insert(key, rule, 0)?;
+        }
         Ok(())
     }
 
@@ -89,6 +102,9 @@ impl Kernel {
         self.remove_egress(&rules.egress)?;
         for n in &rules.names {
             ignore_missing(self.names.remove(&n.key))?;
+        }
+        for (key, _, _) in &rules.syscalls {
+            ignore_missing(self.syscall_rules.remove(key))?;
         }
         Ok(())
     }

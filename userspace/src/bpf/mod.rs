@@ -5,5 +5,5 @@
 mod loader;
 mod maps;
 
-pub use loader::{Kernel, LoadError, uninstall};
+pub use loader::{Kernel, LoadError, Watch, uninstall};
 pub use maps::Counters;

@@ -13,8 +13,12 @@ use std::{
     net::IpAddr,
 };
 
-use cgwarden_common::{EgressKey, EgressValue, MAX_PORT_RULES, NameKey, PortRule, verdict};
+use cgwarden_common::{
+    EgressKey, EgressValue, MAX_PORT_RULES, NO_ARG, NameKey, PortRule, SyscallKey, SyscallRule,
+    syscall_action, verdict,
+};
 use ipnetwork::IpNetwork;
+use syscalls::Sysno;
 
 use super::types::{Destination, DnsName, Egress, EgressRule, PortRange, RuleAction};
 
@@ -120,6 +124,66 @@ pub fn compile_egress(
     }
     entries.sort_by_key(|e| (e.key.addr, e.prefix_len));
     Ok(entries)
+}
+
+/// The syscalls a profile watches, as `SYSCALL_RULES` entries with the syscall each
+/// stands for. A syscall named by several rules keeps the strictest action (kill over
+/// report); the rule reported is the first with that action.
+pub fn compile_syscalls(
+    profile: u32,
+    rules: &[super::types::SyscallRule],
+) -> Vec<(SyscallKey, SyscallRule, Sysno)> {
+    use super::types::{SyscallAction, SyscallSet};
+    let mut by_nr: std::collections::BTreeMap<u32, (SyscallRule, Sysno)> = Default::default();
+    for (index, rule) in rules.iter().enumerate() {
+        let action = match rule.action {
+            SyscallAction::Report => syscall_action::REPORT,
+            SyscallAction::Kill => syscall_action::KILL,
+        };
+        let named = rule
+            .names
+            .iter()
+            .filter_map(|n| n.sysno())
+            .map(|s| crate::syscalls::spec(s, false));
+        let from_set = rule
+            .set
+            .iter()
+            .flat_map(|set| match set {
+                SyscallSet::Escape => crate::syscalls::ESCAPE,
+            })
+            .filter_map(|n| crate::syscalls::lookup(n))
+            .map(|s| crate::syscalls::spec(s, true));
+        for spec in named.chain(from_set) {
+            let compiled = SyscallRule {
+                action,
+                path_arg: spec.path_arg.unwrap_or(NO_ARG),
+                flags_arg: spec.flags.map_or(NO_ARG, |f| f.arg),
+                flags_indirect: spec.flags.map_or(0, |f| u8::from(f.indirect)),
+                rule: u32::try_from(index).unwrap_or(u32::MAX - 2),
+                flags_mask: spec.flags.map_or(0, |f| f.mask),
+            };
+            let nr = spec.sysno.id() as u32;
+            match by_nr.get_mut(&nr) {
+                None => {
+                    by_nr.insert(nr, (compiled, spec.sysno));
+                }
+                Some((existing, _)) => {
+                    if compiled.action > existing.action {
+                        *existing = compiled;
+                    } else if compiled.action == existing.action && compiled.flags_mask == 0 {
+                        // A rule without a flags condition watches every call.
+                        existing.flags_arg = NO_ARG;
+                        existing.flags_mask = 0;
+                        existing.flags_indirect = 0;
+                    }
+                }
+            }
+        }
+    }
+    by_nr
+        .into_iter()
+        .map(|(nr, (rule, sysno))| (SyscallKey { profile, nr }, rule, sysno))
+        .collect()
 }
 
 /// One entry for the `NAMES` map: the port rules of a DNS name (or wildcard).
@@ -382,6 +446,46 @@ mod tests {
             .fold(FNV_OFFSET, |h, l| (h ^ l).wrapping_mul(FNV_PRIME));
         let name = crate::policy::DnsName::try_from("A.bc.".to_owned()).unwrap();
         assert_eq!(name.kernel_hash(), (0, expected));
+    }
+
+    #[test]
+    fn syscall_rules_merge_to_the_strictest_action() {
+        let p = parse_str(
+            "name: t\nmode: enforce\nsyscalls:\n  - names: [mount, clone]\n    action: report\n  - set: escape\n    action: kill\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap();
+        let rules = compile_syscalls(4, &p.syscalls);
+        let find = |name: &str| {
+            let nr = crate::syscalls::lookup(name).unwrap().id() as u32;
+            rules
+                .iter()
+                .find(|(k, _, _)| k.nr == nr)
+                .map(|(_, r, _)| *r)
+                .unwrap()
+        };
+        let mount = find("mount");
+        assert_eq!(
+            (mount.action, mount.rule, mount.path_arg),
+            (syscall_action::KILL, 1, 1)
+        );
+        // clone: killed only with namespace flags (the escape set's condition).
+        let clone = find("clone");
+        assert_eq!(clone.action, syscall_action::KILL);
+        assert_eq!(clone.flags_mask, crate::syscalls::CLONE_NS_FLAGS);
+        assert_eq!(rules.len(), crate::syscalls::ESCAPE.len());
+        assert!(rules.iter().all(|(k, _, _)| k.profile == 4));
+    }
+
+    #[test]
+    fn unknown_syscalls_are_refused_at_their_line() {
+        let e = parse_str(
+            "name: t\nmode: enforce\nsyscalls:\n  - names: [mount, teleport]\n    action: kill\n",
+            Path::new("t.yaml"),
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("teleport"), "{e}");
     }
 
     #[test]

@@ -426,17 +426,20 @@ impl SyscallName {
     }
 }
 
+impl SyscallName {
+    /// The syscall on this architecture (validated when parsed).
+    pub fn sysno(&self) -> Option<syscalls::Sysno> {
+        crate::syscalls::lookup(&self.0)
+    }
+}
+
 impl TryFrom<String> for SyscallName {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        if !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        {
+        if crate::syscalls::lookup(&text).is_some() {
             Ok(Self(text))
         } else {
-            Err(format!("`{text}` is not a syscall name"))
+            Err(format!("`{text}` is not a syscall of this architecture"))
         }
     }
 }

@@ -104,6 +104,49 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 vec!["cgwarden", "network", "dns"],
             )
         }
+        Record::Syscall(r) => {
+            let (rule, priority) = match r.verdict {
+                "deny" => ("cgwarden syscall killed", "Critical"),
+                "audit" => ("cgwarden syscall outside profile (audit)", "Warning"),
+                _ => ("cgwarden syscall reported", "Notice"),
+            };
+            let output = format!(
+                "{syscall} by {proc} (pid={pid} uid={uid}) in {cgroup}{path} action={action} (profile={profile} rule={rule_name})",
+                syscall = r.syscall,
+                proc = r.process,
+                pid = r.pid,
+                uid = r.uid,
+                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                path = r
+                    .path
+                    .as_deref()
+                    .map(|p| format!(" path={p}"))
+                    .unwrap_or_default(),
+                action = r.action,
+                profile = r.profile.as_deref().unwrap_or("?"),
+                rule_name = r.rule,
+            );
+            let fields = json!({
+                "evt.type": r.syscall,
+                "evt.args": r.args,
+                "proc.name": r.process,
+                "proc.pid": r.pid,
+                "user.uid": r.uid,
+                "fd.name": r.path,
+                "cgwarden.cgroup": r.cgroup,
+                "cgwarden.profile": r.profile,
+                "cgwarden.rule": r.rule,
+                "cgwarden.action": r.action,
+                "cgwarden.verdict": r.verdict,
+            });
+            (
+                rule,
+                priority,
+                output,
+                fields,
+                vec!["cgwarden", "syscall", "container-escape"],
+            )
+        }
         Record::Lost(r) => (
             "cgwarden events lost",
             "Error",
@@ -116,6 +159,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
         time: match record {
             Record::Net(r) => r.time.clone(),
             Record::Dns(r) => r.time.clone(),
+            Record::Syscall(r) => r.time.clone(),
             Record::Lost(r) => r.time.clone(),
         },
         rule: rule.to_owned(),

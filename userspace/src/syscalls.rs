@@ -1,0 +1,315 @@
+//! The syscalls a profile can watch: their numbers, which argument is a path worth
+//! reading or carries the flags a rule depends on, the built-in `escape` set, and how
+//! events show their arguments.
+
+use std::str::FromStr;
+
+use serde_json::{Map, Value, json};
+use syscalls::Sysno;
+
+/// Every namespace flag of clone/clone3/unshare.
+pub const CLONE_NS_FLAGS: u64 = 0x0002_0000 // CLONE_NEWNS
+    | 0x0200_0000 // CLONE_NEWCGROUP
+    | 0x0400_0000 // CLONE_NEWUTS
+    | 0x0800_0000 // CLONE_NEWIPC
+    | 0x1000_0000 // CLONE_NEWUSER
+    | 0x2000_0000 // CLONE_NEWPID
+    | 0x4000_0000 // CLONE_NEWNET
+    | 0x0000_0080; // CLONE_NEWTIME
+
+/// Syscalls used to break out of a container or to attack the host. `clone` and
+/// `clone3` count only with namespace flags.
+pub const ESCAPE: &[&str] = &[
+    "mount",
+    "umount2",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "move_mount",
+    "open_tree",
+    "unshare",
+    "clone",
+    "clone3",
+    "setns",
+    "pivot_root",
+    "chroot",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "bpf",
+    "perf_event_open",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "kexec_load",
+    "kexec_file_load",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "personality",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "iopl",
+    "ioperm",
+    "acct",
+    "quotactl",
+    "settimeofday",
+    "clock_settime",
+];
+
+/// How the kernel watches one syscall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    pub sysno: Sysno,
+    /// Argument that is a path to copy into the event.
+    pub path_arg: Option<u8>,
+    /// Only calls whose flags intersect `mask` count.
+    pub flags: Option<FlagsCondition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlagsCondition {
+    pub arg: u8,
+    /// The flags are the first u64 of the struct the argument points to.
+    pub indirect: bool,
+    pub mask: u64,
+}
+
+/// The syscall called `name` on this architecture.
+pub fn lookup(name: &str) -> Option<Sysno> {
+    Sysno::from_str(name).ok()
+}
+
+/// How to watch `sysno`. `escape_only` restricts clone/clone3 to namespace flags (the
+/// `escape` set); a rule naming them explicitly watches every call.
+pub fn spec(sysno: Sysno, escape_only: bool) -> Spec {
+    let flags = match sysno.name() {
+        "clone" if escape_only => Some(FlagsCondition {
+            arg: 0,
+            indirect: false,
+            mask: CLONE_NS_FLAGS,
+        }),
+        "clone3" if escape_only => Some(FlagsCondition {
+            arg: 0,
+            indirect: true,
+            mask: CLONE_NS_FLAGS,
+        }),
+        _ => None,
+    };
+    Spec {
+        sysno,
+        path_arg: path_arg(sysno.name()),
+        flags,
+    }
+}
+
+/// The tracepoint of a syscall (`syscalls:sys_enter_<name>`); the kernel names a few
+/// differently from the syscall.
+pub fn tracepoint_name(sysno: Sysno) -> String {
+    match sysno.name() {
+        "umount2" => "sys_enter_umount".to_owned(),
+        name => format!("sys_enter_{name}"),
+    }
+}
+
+fn path_arg(name: &str) -> Option<u8> {
+    Some(match name {
+        "open" | "creat" | "chroot" | "pivot_root" | "umount2" | "acct" | "swapon" | "swapoff"
+        | "execve" | "truncate" | "unlink" | "mkdir" | "rmdir" | "chdir" | "fsopen" => 0,
+        "openat" | "openat2" | "mount" | "name_to_handle_at" | "open_tree" | "move_mount"
+        | "execveat" | "unlinkat" | "mkdirat" | "quotactl" => 1,
+        _ => return None,
+    })
+}
+
+/// The arguments of a syscall as events show them: flags by name, target pids and
+/// operations by field, other arguments as hexadecimal.
+pub fn decode(sysno: Sysno, args: &[u64; 6], arity: usize) -> Map<String, Value> {
+    let mut m = Map::new();
+    let hex = |v: u64| json!(format!("{v:#x}"));
+    match sysno.name() {
+        "clone" => {
+            m.insert("flags".into(), json!(names(args[0], CLONE_FLAGS)));
+        }
+        "unshare" => {
+            m.insert("flags".into(), json!(names(args[0], CLONE_FLAGS)));
+        }
+        "setns" => {
+            m.insert("fd".into(), json!(args[0] as i32));
+            m.insert("nstype".into(), json!(names(args[1], CLONE_FLAGS)));
+        }
+        "mount" => {
+            m.insert("flags".into(), json!(names(args[3], MOUNT_FLAGS)));
+        }
+        "ptrace" => {
+            m.insert("request".into(), json!(ptrace_request(args[0])));
+            m.insert("pid".into(), json!(args[1] as i32));
+        }
+        "process_vm_readv" | "process_vm_writev" | "kill" | "tkill" | "pidfd_open" => {
+            m.insert("pid".into(), json!(args[0] as i32));
+        }
+        "perf_event_open" => {
+            m.insert("pid".into(), json!(args[1] as i32));
+            m.insert("cpu".into(), json!(args[2] as i32));
+        }
+        "open" => {
+            m.insert("flags".into(), json!(open_flags(args[1])));
+        }
+        "openat" => {
+            m.insert("dirfd".into(), json!(args[0] as i32));
+            m.insert("flags".into(), json!(open_flags(args[2])));
+        }
+        "keyctl" | "bpf" => {
+            m.insert("operation".into(), json!(args[0]));
+        }
+        "personality" => {
+            m.insert("persona".into(), hex(args[0]));
+        }
+        _ => {
+            for (i, a) in args.iter().enumerate().take(arity) {
+                m.insert(format!("arg{i}"), hex(*a));
+            }
+        }
+    }
+    m
+}
+
+const CLONE_FLAGS: &[(u64, &str)] = &[
+    (0x0000_0080, "CLONE_NEWTIME"),
+    (0x0000_0100, "CLONE_VM"),
+    (0x0000_0200, "CLONE_FS"),
+    (0x0000_0400, "CLONE_FILES"),
+    (0x0000_0800, "CLONE_SIGHAND"),
+    (0x0000_2000, "CLONE_PTRACE"),
+    (0x0000_4000, "CLONE_VFORK"),
+    (0x0001_0000, "CLONE_THREAD"),
+    (0x0002_0000, "CLONE_NEWNS"),
+    (0x0008_0000, "CLONE_SYSVSEM"),
+    (0x0200_0000, "CLONE_NEWCGROUP"),
+    (0x0400_0000, "CLONE_NEWUTS"),
+    (0x0800_0000, "CLONE_NEWIPC"),
+    (0x1000_0000, "CLONE_NEWUSER"),
+    (0x2000_0000, "CLONE_NEWPID"),
+    (0x4000_0000, "CLONE_NEWNET"),
+    (0x8000_0000, "CLONE_IO"),
+];
+
+const MOUNT_FLAGS: &[(u64, &str)] = &[
+    (1, "MS_RDONLY"),
+    (2, "MS_NOSUID"),
+    (4, "MS_NODEV"),
+    (8, "MS_NOEXEC"),
+    (32, "MS_REMOUNT"),
+    (4096, "MS_BIND"),
+    (8192, "MS_MOVE"),
+    (16384, "MS_REC"),
+    (1 << 17, "MS_UNBINDABLE"),
+    (1 << 18, "MS_PRIVATE"),
+    (1 << 19, "MS_SLAVE"),
+    (1 << 20, "MS_SHARED"),
+];
+
+fn names(value: u64, table: &[(u64, &'static str)]) -> Vec<String> {
+    let mut out: Vec<String> = table
+        .iter()
+        .filter(|(bit, _)| value & bit != 0)
+        .map(|(_, n)| (*n).to_owned())
+        .collect();
+    let known = table.iter().fold(0, |acc, (bit, _)| acc | bit);
+    let rest = value & !known;
+    if rest != 0 {
+        out.push(format!("{rest:#x}"));
+    }
+    out
+}
+
+fn open_flags(flags: u64) -> Vec<String> {
+    let mut out = vec![
+        match flags & 3 {
+            0 => "O_RDONLY",
+            1 => "O_WRONLY",
+            _ => "O_RDWR",
+        }
+        .to_owned(),
+    ];
+    for (bit, name) in [
+        (0o100, "O_CREAT"),
+        (0o1000, "O_TRUNC"),
+        (0o2000, "O_APPEND"),
+        (0o200000, "O_DIRECTORY"),
+        (0o2000000, "O_CLOEXEC"),
+        (0o20000000, "O_PATH"),
+    ] {
+        if flags & bit != 0 {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+fn ptrace_request(r: u64) -> String {
+    match r {
+        0 => "PTRACE_TRACEME".into(),
+        1 | 2 => "PTRACE_PEEKDATA".into(),
+        4 | 5 => "PTRACE_POKEDATA".into(),
+        16 => "PTRACE_ATTACH".into(),
+        17 => "PTRACE_DETACH".into(),
+        0x4206 => "PTRACE_SEIZE".into(),
+        other => format!("{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_escape_syscall_exists_here() {
+        for name in ESCAPE {
+            assert!(lookup(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            tracepoint_name(lookup("umount2").unwrap()),
+            "sys_enter_umount"
+        );
+    }
+
+    #[test]
+    fn clone_counts_only_with_namespace_flags_in_the_escape_set() {
+        let clone3 = spec(lookup("clone3").unwrap(), true);
+        assert_eq!(clone3.flags.map(|f| f.indirect), Some(true));
+        assert!(spec(lookup("clone").unwrap(), false).flags.is_none());
+        assert_eq!(spec(lookup("mount").unwrap(), true).path_arg, Some(1));
+    }
+
+    #[test]
+    fn decodes_flags_by_name() {
+        let sys = lookup("unshare").unwrap();
+        let d = decode(
+            sys,
+            &[0x1000_0000 | 0x0002_0000 | 0x1_0000_0000, 0, 0, 0, 0, 0],
+            1,
+        );
+        assert_eq!(
+            d["flags"],
+            json!(["CLONE_NEWNS", "CLONE_NEWUSER", "0x100000000"])
+        );
+        let ptrace = decode(lookup("ptrace").unwrap(), &[16, 42, 0, 0, 0, 0], 4);
+        assert_eq!(ptrace["request"], "PTRACE_ATTACH");
+        assert_eq!(ptrace["pid"], 42);
+        let openat = decode(
+            lookup("openat").unwrap(),
+            &[u64::MAX - 99, 0, 0o1101, 0, 0, 0],
+            4,
+        );
+        assert_eq!(openat["flags"], json!(["O_WRONLY", "O_CREAT", "O_TRUNC"]));
+        assert_eq!(openat["dirfd"], -100);
+    }
+}
