@@ -38,8 +38,12 @@ pub mod maps {
     /// it (the syscall has no tracepoint of its own on this kernel).
     pub const RAW_SYSCALLS: &str = "RAW_SYSCALLS";
 
+    /// `LruHashMap<u32 tgid, ProcInfo>`: processes of monitored cgroups.
+    pub const PROCS: &str = "PROCS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 14] = [
+        PROCS,
         SYSCALL_RULES,
         RAW_SYSCALLS,
         CGROUP_PROFILES,
@@ -317,6 +321,7 @@ mod user {
     unsafe impl aya::Pod for super::NameCountKey {}
     unsafe impl aya::Pod for super::SyscallKey {}
     unsafe impl aya::Pod for super::SyscallRule {}
+    unsafe impl aya::Pod for super::ProcInfo {}
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
@@ -472,6 +477,33 @@ pub struct SyscallRule {
     pub flags_mask: u64,
 }
 
+/// Bytes of an executable path kept per process.
+pub const EXE_BYTES: usize = 128;
+
+/// Capacity of the process table.
+pub const PROCS_MAX_ENTRIES: u32 = 32_768;
+
+/// Bits of [`ProcInfo::flags`].
+pub mod proc_flags {
+    /// The process executed a program inside a monitored cgroup (or descends from one
+    /// that did, or was there when the agent applied the profile): syscall rules apply
+    /// to it. A container runtime's own set-up process, which joins the cgroup and then
+    /// executes the container's entry point, is not armed until that exec.
+    pub const ARMED: u32 = 1;
+}
+
+/// What the kernel knows of a process of a monitored cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Parent process id (tgid).
+    pub ppid: u32,
+    /// [`proc_flags`].
+    pub flags: u32,
+    /// The program it executed, NUL terminated (cut at [`EXE_BYTES`]).
+    pub exe: [u8; EXE_BYTES],
+}
+
 /// Bytes of a path argument copied into a [`SyscallEvent`].
 pub const SYSCALL_PATH_BYTES: usize = 256;
 
@@ -497,4 +529,8 @@ pub struct SyscallEvent {
     /// For rules with a flags condition: the flags that were checked.
     pub flags: u64,
     pub path: [u8; SYSCALL_PATH_BYTES],
+    /// The process: parent and executable, from the process table.
+    pub ppid: u32,
+    pub _pad2: u32,
+    pub exe: [u8; EXE_BYTES],
 }

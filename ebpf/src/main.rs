@@ -14,6 +14,7 @@ mod dns;
 mod egress;
 mod event;
 mod maps;
+mod procs;
 mod profile;
 mod skb;
 mod sockaddr;
@@ -71,6 +72,18 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
     syscalls::raw(&ctx)
+}
+
+/// `sched:sched_process_exec`, for the process table.
+#[tracepoint]
+pub fn proc_exec(ctx: TracePointContext) -> u32 {
+    procs::exec(&ctx)
+}
+
+/// `sched:sched_process_fork`, for the process table.
+#[tracepoint]
+pub fn proc_fork(ctx: TracePointContext) -> u32 {
+    procs::fork(&ctx)
 }
 
 #[cfg(not(test))]

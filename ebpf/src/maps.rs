@@ -8,7 +8,7 @@ use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DnsScratch, EGRESS_MAX_ENTRIES, EgressKey,
     EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
     LearnedValue, NameCountKey, NameKey, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SyscallKey,
-    SyscallRule, counters,
+    SyscallRule, counters, PROCS_MAX_ENTRIES, ProcInfo,
 };
 
 #[map]
@@ -50,6 +50,9 @@ pub static SYSCALL_RULES: HashMap<SyscallKey, SyscallRule> = HashMap::with_max_e
 
 #[map]
 pub static RAW_SYSCALLS: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
+
+#[map]
+pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

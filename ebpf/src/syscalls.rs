@@ -13,19 +13,19 @@
 use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
-        bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str_bytes,
-        generated::bpf_send_signal,
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_probe_read_user_str_bytes, generated::bpf_send_signal,
     },
     programs::{RawTracePointContext, TracePointContext},
 };
 use cgwarden_common::{
-    NO_ARG, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, profile_flags,
-    syscall_action, verdict,
+    NO_ARG, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, proc_flags,
+    profile_flags, syscall_action, verdict,
 };
 
 use crate::{
     event,
-    maps::{EVENTS, RAW_SYSCALLS, SYSCALL_RULES, count},
+    maps::{EVENTS, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count},
     profile,
 };
 
@@ -89,6 +89,16 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     let Some(rule) = (unsafe { SYSCALL_RULES.get(&key) }).copied() else {
         return;
     };
+    // Only armed processes: a runtime's set-up process is not judged before it
+    // executes the container's program.
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(proc_info) = PROCS.get_ptr(&tgid) else {
+        return;
+    };
+    // SAFETY: the pointer comes from the map.
+    if unsafe { (*proc_info).flags } & proc_flags::ARMED == 0 {
+        return;
+    }
     let mut flags = 0u64;
     if rule.flags_arg != NO_ARG {
         let raw = pick(args, rule.flags_arg);
@@ -131,6 +141,9 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
         (*ev).args = *args;
         (*ev).flags = flags;
         (*ev).path_len = 0;
+        (*ev).ppid = (*proc_info).ppid;
+        (*ev)._pad2 = 0;
+        (*ev).exe = (*proc_info).exe;
         if rule.path_arg != NO_ARG {
             let ptr = pick(args, rule.path_arg) as *const u8;
             match bpf_probe_read_user_str_bytes(ptr, &mut (*ev).path) {

@@ -361,7 +361,11 @@ impl Agent {
             .compiled
             .get(profile)
             .with_context(|| format!("no profile named `{profile}`"))?;
+        let arm = !c.rules.syscalls.is_empty();
         self.kernel.set_cgroup_profile(cgroup_id, c.pref)?;
+        if arm {
+            self.arm_existing(path)?;
+        }
         self.assignments.insert(
             cgroup_id,
             Assignment {
@@ -371,6 +375,23 @@ impl Agent {
         );
         self.paths.insert(cgroup_id, path.to_owned());
         self.update_levels()
+    }
+
+    /// Makes syscall rules apply to the processes already in a cgroup (new ones are
+    /// armed by the kernel when they execute a program). A runtime's set-up process is
+    /// left alone: it is armed when it executes the container's program.
+    fn arm_existing(&mut self, path: &str) -> anyhow::Result<()> {
+        let dir = self.cgroup_root.join(path.trim_start_matches('/'));
+        for pid in crate::procfs::pids_below(&dir) {
+            let Some(p) = crate::procfs::process(std::path::Path::new("/proc"), pid) else {
+                continue;
+            };
+            if crate::procfs::is_runtime_init(&p.comm) {
+                continue;
+            }
+            self.kernel.arm_process(p.pid, p.ppid, &p.exe)?;
+        }
+        Ok(())
     }
 
     /// Stops applying a profile to a cgroup and forgets what it learned from DNS.
@@ -482,7 +503,16 @@ impl Agent {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
                 }
-                let record = events::enrich_syscall(&e, &*self);
+                let mut record = events::enrich_syscall(&e, &*self);
+                if record.ppid == 0 {
+                    // The process entered the cgroup before it executed (so the kernel
+                    // never saw its fork); /proc still knows its parent while it lives.
+                    if let Some(p) =
+                        crate::procfs::process(std::path::Path::new("/proc"), record.pid)
+                    {
+                        record.ppid = p.ppid;
+                    }
+                }
                 self.emit(&Record::Syscall(record))?;
             }
             Ok(Raw::Dns(e)) => {

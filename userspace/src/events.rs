@@ -256,7 +256,11 @@ pub struct SyscallRecord {
     pub path_unreadable: bool,
     pub pid: u32,
     pub tid: u32,
+    /// The parent process, as the process table knows it (0 when unknown).
+    pub ppid: u32,
     pub process: String,
+    /// The program the process executed.
+    pub exe: String,
     pub uid: u32,
     pub gid: u32,
     pub cgroup: Option<String>,
@@ -300,7 +304,12 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
         path_unreadable: e.path_unreadable != 0,
         pid: h.pid,
         tid: h.tid,
+        ppid: e.ppid,
         process: comm(&h.comm),
+        exe: {
+            let end = e.exe.iter().position(|b| *b == 0).unwrap_or(e.exe.len());
+            String::from_utf8_lossy(&e.exe[..end]).into_owned()
+        },
         uid: h.uid,
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),

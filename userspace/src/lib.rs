@@ -23,6 +23,7 @@ pub mod exec;
 pub mod host;
 pub mod metrics;
 pub mod policy;
+pub mod procfs;
 pub mod resolver;
 pub mod serve;
 pub mod sinks;

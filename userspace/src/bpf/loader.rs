@@ -29,7 +29,7 @@ use aya::{
 };
 use cgwarden_common::{
     Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
-    NameKey, ProfileRef, SyscallKey, SyscallRule, maps as names,
+    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRule, maps as names,
 };
 use syscalls::Sysno;
 
@@ -43,6 +43,12 @@ const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "send
 const SYSCALL_PROGRAM: &str = "sys_enter";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
 const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
+
+/// The process-table programs and their `sched` tracepoints.
+const PROC_PROGRAMS: [(&str, &str); 2] = [
+    ("proc_exec", "sched_process_exec"),
+    ("proc_fork", "sched_process_fork"),
+];
 
 /// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets), and
 /// the DNS answer reader.
@@ -103,6 +109,7 @@ pub struct Kernel {
     pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
     pub(super) raw_syscalls: Array<MapData, u8>,
+    pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     events: Option<RingBuf<MapData>>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
@@ -176,6 +183,16 @@ impl Kernel {
             name: RAW_SYSCALL_PROGRAM,
             source,
         })?;
+        for name in PROC_PROGRAMS.map(|(n, _)| n) {
+            let program: &mut TracePoint = ebpf
+                .program_mut(name)
+                .ok_or(LoadError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| LoadError::Program { name, source })?;
+            program
+                .load()
+                .map_err(|source| LoadError::Program { name, source })?;
+        }
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
                 let started = std::time::Instant::now();
@@ -202,6 +219,7 @@ impl Kernel {
         let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
         let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
+        let procs = take_map(&mut ebpf, names::PROCS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -219,6 +237,7 @@ impl Kernel {
             name_counts,
             syscall_rules,
             raw_syscalls,
+            procs,
             events,
             watched: Default::default(),
             syscall_links: Vec::new(),
@@ -321,6 +340,24 @@ impl Kernel {
     /// Syscalls already watched are left as they are.
     pub fn watch_syscalls(&mut self, wanted: &[Sysno]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        if !wanted.is_empty() && self.watched.is_empty() {
+            // The process table decides which processes syscall rules apply to.
+            for (name, tracepoint) in PROC_PROGRAMS {
+                let program: &mut TracePoint = self
+                    .ebpf
+                    .program_mut(name)
+                    .ok_or(LoadError::MissingProgram(name))?
+                    .try_into()
+                    .map_err(|source| LoadError::Program { name, source })?;
+                let id = program
+                    .attach("sched", tracepoint)
+                    .map_err(|source| LoadError::Program { name, source })?;
+                let link = program
+                    .take_link(id)
+                    .map_err(|source| LoadError::Program { name, source })?;
+                self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+            }
+        }
         for sysno in wanted {
             let nr = sysno.id() as u32;
             if self.watched.contains_key(&nr) {

@@ -3,7 +3,8 @@
 
 use aya::maps::{MapError, lpm_trie::Key};
 use cgwarden_common::{
-    Config, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, ProfileRef, counters,
+    Config, EXE_BYTES, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, ProcInfo,
+    ProfileRef, counters, proc_flags,
 };
 
 use super::Kernel;
@@ -107,6 +108,20 @@ impl Kernel {
             ignore_missing(self.syscall_rules.remove(key))?;
         }
         Ok(())
+    }
+
+    /// Records a process that was in a monitored cgroup before the agent applied the
+    /// profile, so syscall rules apply to it too.
+    pub fn arm_process(&mut self, pid: u32, ppid: u32, exe: &str) -> Result<(), MapError> {
+        let mut info = ProcInfo {
+            ppid,
+            flags: proc_flags::ARMED,
+            exe: [0; EXE_BYTES],
+        };
+        let bytes = exe.as_bytes();
+        let n = bytes.len().min(EXE_BYTES - 1);
+        info.exe[..n].copy_from_slice(&bytes[..n]);
+        self.procs.insert(pid, info, 0)
     }
 
     /// Every address containers learned from DNS answers.

@@ -1,0 +1,71 @@
+//! The process table of monitored cgroups, from the scheduler's exec and fork
+//! tracepoints: who the parent is, which program runs, and whether syscall rules apply
+//! yet (see `proc_flags::ARMED`).
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    programs::TracePointContext,
+};
+use cgwarden_common::{EXE_BYTES, ProcInfo, proc_flags};
+
+use crate::{maps::PROCS, profile};
+
+/// `sched:sched_process_exec`: the task executed a program; it is now armed.
+#[inline(always)]
+pub fn exec(ctx: &TracePointContext) -> u32 {
+    if profile::current().is_none() {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let ppid = PROCS.get_ptr(&tgid).map_or(0, |p| {
+        // SAFETY: the pointer comes from the map.
+        unsafe { (*p).ppid }
+    });
+    let mut info = ProcInfo {
+        ppid,
+        flags: proc_flags::ARMED,
+        exe: [0; EXE_BYTES],
+    };
+    // SAFETY: `filename` is a __data_loc at offset 8: low 16 bits the offset of the
+    // string in the record, high 16 bits its length.
+    unsafe {
+        if let Ok(loc) = ctx.read_at::<u32>(8) {
+            let src = ctx.as_ptr_u8().add((loc & 0xffff) as usize);
+            let _ = bpf_probe_read_kernel_str_bytes(src, &mut info.exe);
+        }
+    }
+    let _ = PROCS.insert(&tgid, &info, 0);
+    0
+}
+
+/// `sched:sched_process_fork`: the child inherits the parent's entry.
+#[inline(always)]
+pub fn fork(ctx: &TracePointContext) -> u32 {
+    if profile::current().is_none() {
+        return 0;
+    }
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: `child_pid` is at offset 20 of the record.
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(20) }) else {
+        return 0;
+    };
+    let Some(p) = PROCS.get_ptr(&parent) else {
+        return 0;
+    };
+    // SAFETY: the pointer comes from the map; copied whole before the insert.
+    let mut info = unsafe { *p };
+    info.ppid = parent;
+    let _ = PROCS.insert(&(child as u32), &info, 0);
+    0
+}
+
+trait RecordPtr {
+    fn as_ptr_u8(&self) -> *const u8;
+}
+
+impl RecordPtr for TracePointContext {
+    fn as_ptr_u8(&self) -> *const u8 {
+        use aya_ebpf::EbpfContext;
+        self.as_ptr().cast::<u8>().cast_const()
+    }
+}
