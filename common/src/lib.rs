@@ -40,10 +40,20 @@ pub mod maps {
 
     /// `LruHashMap<u32 tgid, ProcInfo>`: processes of monitored cgroups.
     pub const PROCS: &str = "PROCS";
+    /// `Array<PathPattern>`: the escape set's path patterns.
+    pub const PATH_PATTERNS: &str = "PATH_PATTERNS";
+    /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
+    pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
+    /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
+    /// entry and exit.
+    pub const PENDING: &str = "PENDING";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 17] = [
+        PENDING,
         PROCS,
+        PATH_PATTERNS,
+        PATH_SCRATCH,
         SYSCALL_RULES,
         RAW_SYSCALLS,
         CGROUP_PROFILES,
@@ -127,6 +137,8 @@ pub mod kind {
     pub const DNS: u32 = 4;
     /// A watched syscall ([`crate::SyscallEvent`]).
     pub const SYSCALL: u32 = 5;
+    /// A write under /proc/sys ([`crate::SysctlEvent`]).
+    pub const SYSCTL: u32 = 6;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -151,6 +163,10 @@ pub mod profile_flags {
     pub const LEARN_DNS: u32 = 8;
     /// Report every DNS answer the cgroup receives (learn mode, audit trails).
     pub const REPORT_DNS: u32 = 16;
+    /// Report writes under /proc/sys (whatever path reached them).
+    pub const WATCH_SYSCTL: u32 = 32;
+    /// Refuse those writes (enforce mode) with EPERM.
+    pub const DENY_SYSCTL: u32 = 64;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -322,6 +338,7 @@ mod user {
     unsafe impl aya::Pod for super::SyscallKey {}
     unsafe impl aya::Pod for super::SyscallRule {}
     unsafe impl aya::Pod for super::ProcInfo {}
+    unsafe impl aya::Pod for super::PathPattern {}
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
@@ -475,6 +492,46 @@ pub struct SyscallRule {
     /// Index of the rule in the profile, for events.
     pub rule: u32,
     pub flags_mask: u64,
+    /// Nonzero: count the call only when its path matches a `PATH_PATTERNS` entry for
+    /// this kind of access ([`pattern_applies`] bits: OPEN for opens, CONNECT for
+    /// connects).
+    pub path_filter: u8,
+    /// The path argument is a `struct sockaddr` (connect): only AF_UNIX paths count.
+    pub sockaddr: u8,
+    /// Index of the open flags argument (to tell opens for writing), or [`NO_ARG`].
+    pub open_flags_arg: u8,
+    /// The open flags are the first u64 of the struct the argument points to (openat2).
+    pub open_flags_indirect: u8,
+    pub _pad: u32,
+}
+
+/// A path pattern of the escape set: matches when the path starts with `prefix` and
+/// ends with `suffix` (either may be empty), for the accesses in `applies`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PathPattern {
+    /// [`pattern_applies`] bits; 0 marks an unused slot.
+    pub applies: u8,
+    pub prefix_len: u8,
+    pub suffix_len: u8,
+    pub _pad: u8,
+    pub prefix: [u8; PATTERN_PREFIX_BYTES],
+    pub suffix: [u8; PATTERN_SUFFIX_BYTES],
+}
+
+pub const PATTERN_PREFIX_BYTES: usize = 16;
+pub const PATTERN_SUFFIX_BYTES: usize = 20;
+/// Slots in `PATH_PATTERNS`.
+pub const PATH_PATTERNS_MAX: u32 = 24;
+
+/// Which accesses a [`PathPattern`] applies to.
+pub mod pattern_applies {
+    /// Any open of the path.
+    pub const OPEN: u8 = 1;
+    /// An open for writing (O_WRONLY or O_RDWR).
+    pub const OPEN_WRITE: u8 = 2;
+    /// A connect to a unix socket at the path.
+    pub const CONNECT: u8 = 4;
 }
 
 /// Bytes of an executable path kept per process.
@@ -533,4 +590,35 @@ pub struct SyscallEvent {
     pub ppid: u32,
     pub _pad2: u32,
     pub exe: [u8; EXE_BYTES],
+}
+
+/// Bytes of a sysctl name and value kept in a [`SysctlEvent`].
+pub const SYSCTL_TEXT_BYTES: usize = 64;
+
+/// A write under /proc/sys by a monitored process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SysctlEvent {
+    pub header: EventHeader,
+    /// [`verdict`]: DENY (refused), AUDIT (would have been), ALLOW (reported).
+    pub verdict: u8,
+    pub _pad: [u8; 3],
+    /// Bytes of `name` and `value` (without NUL; the value may be cut).
+    pub name_len: u32,
+    pub value_len: u32,
+    pub _pad2: u32,
+    /// The sysctl, e.g. `kernel/core_pattern`.
+    pub name: [u8; SYSCTL_TEXT_BYTES],
+    /// The value being written.
+    pub value: [u8; SYSCTL_TEXT_BYTES],
+}
+
+/// A path-filtered call seen at entry, judged at exit: by then the kernel has read the
+/// path, so its pages are resident and the program can read it too.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PendingCall {
+    pub nr: u32,
+    pub _pad: u32,
+    pub args: [u64; 6],
 }

@@ -19,10 +19,13 @@ mod profile;
 mod skb;
 mod sockaddr;
 mod syscalls;
+mod sysctl;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr, raw_tracepoint, tracepoint},
-    programs::{RawTracePointContext, SkBuffContext, SockAddrContext, TracePointContext},
+    macros::{cgroup_skb, cgroup_sock_addr, cgroup_sysctl, raw_tracepoint, tracepoint},
+    programs::{
+        RawTracePointContext, SkBuffContext, SockAddrContext, SysctlContext, TracePointContext,
+    },
 };
 use cgwarden_common::kind;
 
@@ -67,6 +70,12 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     syscalls::tracepoint(&ctx)
 }
 
+/// Attached to `syscalls:sys_exit_<name>` of syscalls watched only for some paths.
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    syscalls::exit(&ctx)
+}
+
 /// Attached to the raw `sys_enter` tracepoint only when a watched syscall has no
 /// tracepoint of its own.
 #[raw_tracepoint(tracepoint = "sys_enter")]
@@ -84,6 +93,12 @@ pub fn proc_exec(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn proc_fork(ctx: TracePointContext) -> u32 {
     procs::fork(&ctx)
+}
+
+/// Writes under /proc/sys.
+#[cgroup_sysctl]
+pub fn sysctl(ctx: SysctlContext) -> i32 {
+    sysctl::sysctl(&ctx)
 }
 
 #[cfg(not(test))]

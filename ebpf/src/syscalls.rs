@@ -14,18 +14,24 @@ use aya_ebpf::{
     bindings::pt_regs,
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes, generated::bpf_send_signal,
+        bpf_probe_read_user_str_bytes,
+        generated::{bpf_loop, bpf_send_signal},
     },
     programs::{RawTracePointContext, TracePointContext},
 };
+use core::ffi::c_void;
+
 use cgwarden_common::{
-    NO_ARG, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, proc_flags,
+    NO_ARG, PATH_PATTERNS_MAX, PendingCall, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, SYSCALL_PATH_BYTES,
+    pattern_applies, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, proc_flags,
     profile_flags, syscall_action, verdict,
 };
 
 use crate::{
     event,
-    maps::{EVENTS, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count},
+    maps::{
+        EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count,
+    },
     profile,
 };
 
@@ -47,7 +53,7 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
         // SAFETY: as above.
         *arg = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
     }
-    judge(&m, nr as u32, &args);
+    judge(&m, nr as u32, &args, false);
     0
 }
 
@@ -74,13 +80,31 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
             bpf_probe_read_kernel(&raw const (*regs).r9).unwrap_or(0),
         ]
     };
-    judge(&m, id as u32, &args);
+    judge(&m, id as u32, &args, false);
     0
 }
 
-/// Applies the profile's rule for syscall `nr`, if it has one.
+/// `syscalls:sys_exit_*` of path-filtered syscalls: judges the call saved at entry.
 #[inline(always)]
-fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
+pub fn exit(_ctx: &TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    let Some(pending) = PENDING.get_ptr(&id) else {
+        return 0;
+    };
+    // SAFETY: the pointer comes from the map; copied before the entry is removed.
+    let call = unsafe { *pending };
+    let _ = PENDING.remove(&id);
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    judge(&m, call.nr, &call.args, true);
+    0
+}
+
+/// Applies the profile's rule for syscall `nr`, if it has one. `at_exit`: called from
+/// the exit tracepoint for a path-filtered call saved at entry.
+#[inline(always)]
+fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
     let key = SyscallKey {
         profile: m.profile.id,
         nr,
@@ -113,6 +137,17 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
             return;
         }
     }
+    // Rules that watch only some paths (the escape set's opens and unix connects) are
+    // judged at exit, when the path is sure to be readable.
+    let filtered = rule.path_filter != 0;
+    if filtered && !at_exit {
+        let pending = PendingCall { nr, _pad: 0, args: *args };
+        let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+        return;
+    }
+    if filtered && !path_matches(&rule, args) {
+        return;
+    }
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
     let kill = rule.action == syscall_action::KILL;
     let verdict = match (kill, enforce) {
@@ -144,7 +179,16 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
         (*ev).ppid = (*proc_info).ppid;
         (*ev)._pad2 = 0;
         (*ev).exe = (*proc_info).exe;
-        if rule.path_arg != NO_ARG {
+        if filtered {
+            match PATH_SCRATCH.get_ptr(0) {
+                Some(scratch) => {
+                    (*ev).path = *scratch;
+                    let end = (*ev).path.iter().position(|b| *b == 0).unwrap_or(0);
+                    (*ev).path_len = end as u32 + 1;
+                }
+                None => (*ev).path_unreadable = 1,
+            }
+        } else if rule.path_arg != NO_ARG {
             let ptr = pick(args, rule.path_arg) as *const u8;
             match bpf_probe_read_user_str_bytes(ptr, &mut (*ev).path) {
                 Ok(bytes) => (*ev).path_len = bytes.len() as u32 + 1,
@@ -168,3 +212,109 @@ fn pick(args: &[u64; 6], i: u8) -> u64 {
         _ => 0,
     }
 }
+
+/// State of the pattern matcher, shared with its `bpf_loop` callback.
+#[repr(C)]
+struct Matcher {
+    buf: *const u8,
+    len: usize,
+    access: u8,
+    matched: u8,
+}
+
+/// Whether the call's path matches an escape pattern. A path that cannot be read
+/// counts as a match: an unknown path is never treated as harmless.
+#[inline(always)]
+fn path_matches(rule: &cgwarden_common::SyscallRule, args: &[u64; 6]) -> bool {
+    let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return true;
+    };
+    let ptr = pick(args, rule.path_arg);
+    let (src, access) = if rule.sockaddr != 0 {
+        // SAFETY: reading sa_family from the caller's sockaddr.
+        let family = unsafe { bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
+        if family != AF_UNIX {
+            // Network connects are judged by the egress hooks.
+            return false;
+        }
+        (ptr + 2, pattern_applies::CONNECT)
+    } else {
+        let mut access = pattern_applies::OPEN;
+        if rule.open_flags_arg != NO_ARG {
+            let raw = pick(args, rule.open_flags_arg);
+            let flags = if rule.open_flags_indirect != 0 {
+                // SAFETY: the first u64 of the caller's struct open_how.
+                unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(1)
+            } else {
+                raw
+            };
+            if flags & 3 != 0 {
+                access |= pattern_applies::OPEN_WRITE;
+            }
+        }
+        (ptr, access)
+    };
+    // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
+    let len = match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) } {
+        Ok(bytes) => bytes.len(),
+        Err(_) => {
+            // SAFETY: as above.
+            unsafe { (*buf)[0] = 0 };
+            return true;
+        }
+    };
+    let mut m = Matcher {
+        buf: buf.cast::<u8>().cast_const(),
+        len,
+        access,
+        matched: 0,
+    };
+    // SAFETY: the callback only uses the pointer as the `Matcher` it is.
+    unsafe {
+        bpf_loop(
+            PATH_PATTERNS_MAX,
+            pattern_step as *mut c_void,
+            (&raw mut m).cast(),
+            0,
+        )
+    };
+    m.matched != 0
+}
+
+/// Tries pattern `i`; stops at the first match or the first unused slot.
+extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
+    // SAFETY: `state` is the `Matcher` passed to bpf_loop.
+    let m = unsafe { &mut *state.cast::<Matcher>() };
+    let Some(p) = PATH_PATTERNS.get(i as u32) else {
+        return 1;
+    };
+    if p.applies == 0 {
+        return 1;
+    }
+    if p.applies & m.access == 0 {
+        return 0;
+    }
+    let (pl, sl) = (usize::from(p.prefix_len), usize::from(p.suffix_len));
+    if pl > m.len || sl > m.len {
+        return 0;
+    }
+    for j in 0..PATTERN_PREFIX_BYTES {
+        // SAFETY: masked into the scratch buffer.
+        if j < pl && unsafe { *m.buf.add(j & PATH_MASK) } != p.prefix[j] {
+            return 0;
+        }
+    }
+    let start = m.len - sl;
+    for j in 0..PATTERN_SUFFIX_BYTES {
+        // SAFETY: as above.
+        if j < sl && unsafe { *m.buf.add((start + j) & PATH_MASK) } != p.suffix[j] {
+            return 0;
+        }
+    }
+    m.matched = 1;
+    1
+}
+
+const AF_UNIX: u16 = 1;
+/// Keeps indexes inside the SYSCALL_PATH_BYTES scratch buffer.
+const PATH_MASK: usize = SYSCALL_PATH_BYTES - 1;

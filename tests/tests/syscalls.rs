@@ -235,3 +235,121 @@ fn an_escape_attempt_in_a_runc_container_is_killed() {
     assert_eq!(e["verdict"], "deny");
     assert_eq!(e["cgroup"], cgroup);
 }
+
+#[test]
+fn escape_paths_runtime_sockets_and_sysctl_writes_are_reported() {
+    require_root();
+    let p = escape("report");
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("docker.sock");
+    let plain = dir.path().join("notes.txt");
+    let script = format!(
+        r#"
+import socket
+s = socket.socket(socket.AF_UNIX); s.bind("{sock}"); s.listen()
+c = socket.socket(socket.AF_UNIX); c.connect("{sock}")
+open("{plain}", "w").write("an ordinary file")
+try:
+    open("/proc/self/exe", "r+b")
+except OSError:
+    pass
+# Writing core_pattern's own value back changes nothing on the host.
+value = open("/proc/sys/kernel/core_pattern").read()
+open("/proc/sys/kernel/core_pattern", "w").write(value)
+print("done")
+"#,
+        sock = sock.display(),
+        plain = plain.display()
+    );
+    let out = run(&p, &python(&script));
+    assert_eq!(out.stdout, "done\n", "{out:?}");
+    let events: Vec<&Value> = out
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "syscall" || e["kind"] == "sysctl")
+        .collect();
+    let connect = events
+        .iter()
+        .find(|e| e["syscall"] == "connect")
+        .expect("connect reported");
+    assert_eq!(connect["path"], sock.display().to_string());
+    let exe = events
+        .iter()
+        .find(|e| e["path"] == "/proc/self/exe")
+        .unwrap_or_else(|| panic!("/proc/self/exe opened for writing not reported: {events:?}"));
+    assert!(
+        exe["args"]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "O_RDWR")
+    );
+    // core_pattern: the open for writing (an escape path) and the write itself (the
+    // sysctl hook, which sees it whatever path reached the file).
+    assert!(
+        events
+            .iter()
+            .any(|e| e["path"] == "/proc/sys/kernel/core_pattern"),
+        "{events:?}"
+    );
+    let sysctl = events
+        .iter()
+        .find(|e| e["kind"] == "sysctl")
+        .expect("sysctl write reported");
+    assert_eq!(sysctl["name"], "kernel/core_pattern");
+    assert_eq!(sysctl["verdict"], "allow");
+    // Nothing else: ordinary opens (the interpreter's own, notes.txt) are not escape paths.
+    assert_eq!(events.len(), 4, "{events:?}");
+}
+
+#[test]
+fn kill_refuses_sysctl_writes_and_kills_runtime_socket_connects() {
+    require_root();
+    let p = escape("kill");
+    // Any write under /proc/sys is refused (hostname: its own value, harmless if not).
+    let out = exec(
+        p.path(),
+        &[
+            "sh",
+            "-c",
+            "v=$(cat /proc/sys/kernel/hostname); echo \"$v\" > /proc/sys/kernel/hostname; echo rc=$?",
+        ],
+    );
+    assert_eq!(out.stdout.trim(), "rc=1", "the write must fail: {out:?}");
+    let e = out
+        .events
+        .iter()
+        .find(|e| e["kind"] == "sysctl")
+        .expect("sysctl event");
+    assert_eq!(e["verdict"], "deny");
+    assert_eq!(e["name"], "kernel/hostname");
+    // Opening core_pattern for writing is an escape path: the shell dies first.
+    // (It writes the current value, so even a failure here changes nothing on the host.)
+    let out = exec(
+        p.path(),
+        &[
+            "sh",
+            "-c",
+            "v=$(cat /proc/sys/kernel/core_pattern); echo \"$v\" > /proc/sys/kernel/core_pattern; echo survived",
+        ],
+    );
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+    assert_eq!(out.stdout, "");
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("containerd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let script = format!(
+        "import socket,sys\nc = socket.socket(socket.AF_UNIX)\nc.connect('{}')\nprint('connected')\nsys.stdout.flush()",
+        sock.display()
+    );
+    let out = run(&p, &python(&script));
+    drop(listener);
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+    assert_eq!(out.stdout, "");
+    let e = syscall_events(&out)
+        .into_iter()
+        .find(|e| e["syscall"] == "connect")
+        .expect("connect event");
+    assert_eq!(e["verdict"], "deny");
+}

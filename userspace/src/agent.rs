@@ -109,11 +109,14 @@ const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Agent {
     pub fn new(
-        kernel: Kernel,
+        mut kernel: Kernel,
         cgroup_root: PathBuf,
         sinks: Sinks,
         resolver: Resolver,
     ) -> anyhow::Result<Self> {
+        kernel
+            .write_patterns(&crate::syscalls::escape_patterns())
+            .context("writing the escape path patterns")?;
         let config = kernel
             .read_config()
             .context("reading the kernel's settings")?;
@@ -515,6 +518,13 @@ impl Agent {
                 }
                 self.emit(&Record::Syscall(record))?;
             }
+            Ok(Raw::Sysctl(e)) => {
+                if !self.paths.contains_key(&e.header.cgroup_id) {
+                    self.learn_path(e.header.cgroup_id);
+                }
+                let record = events::enrich_sysctl(&e, &*self);
+                self.emit(&Record::Sysctl(record))?;
+            }
             Ok(Raw::Dns(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
@@ -700,6 +710,15 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     }
     if profile.egress.dns.report {
         flags |= profile_flags::REPORT_DNS;
+    }
+    // The escape set also covers writes under /proc/sys, through the sysctl hook.
+    for rule in &profile.syscalls {
+        if rule.set == Some(crate::policy::SyscallSet::Escape) {
+            flags |= profile_flags::WATCH_SYSCTL;
+            if rule.action == crate::policy::SyscallAction::Kill {
+                flags |= profile_flags::DENY_SYSCTL;
+            }
+        }
     }
     ProfileRef {
         id,

@@ -9,7 +9,7 @@ use std::{
 };
 
 use cgwarden_common::{
-    DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SyscallEvent, kind,
+    DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SyscallEvent, SysctlEvent, kind,
     syscall_action, verdict,
 };
 use serde::Serialize;
@@ -29,6 +29,7 @@ pub enum Raw {
     Net(NetEvent),
     Dns(Box<DnsEvent>),
     Syscall(Box<SyscallEvent>),
+    Sysctl(Box<SysctlEvent>),
 }
 
 /// Decodes one ring-buffer record.
@@ -52,6 +53,13 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
                 kind,
                 got: bytes.len(),
                 need: size_of::<SyscallEvent>(),
+            }),
+        kind::SYSCTL => read::<SysctlEvent>(bytes)
+            .map(|e| Raw::Sysctl(Box::new(e)))
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<SysctlEvent>(),
             }),
         kind::DNS => read::<DnsEvent>(bytes)
             .map(|e| Raw::Dns(Box::new(e)))
@@ -100,6 +108,7 @@ pub enum Record {
     Net(NetRecord),
     Dns(DnsRecord),
     Syscall(SyscallRecord),
+    Sysctl(SysctlRecord),
     Lost(LostRecord),
 }
 
@@ -110,6 +119,7 @@ impl Record {
             Self::Net(r) => r.kind,
             Self::Dns(r) => r.kind,
             Self::Syscall(r) => r.kind,
+            Self::Sysctl(r) => r.kind,
             Self::Lost(r) => r.kind,
         }
     }
@@ -119,6 +129,7 @@ impl Record {
         match self {
             Self::Net(r) => Some(r.verdict),
             Self::Syscall(r) => Some(r.verdict),
+            Self::Sysctl(r) => Some(r.verdict),
             _ => None,
         }
     }
@@ -129,6 +140,7 @@ impl Record {
             Self::Net(r) => r.cgroup.as_deref(),
             Self::Dns(r) => r.cgroup.as_deref(),
             Self::Syscall(r) => r.cgroup.as_deref(),
+            Self::Sysctl(r) => r.cgroup.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -139,6 +151,7 @@ impl Record {
             Self::Net(r) => r.profile.as_deref(),
             Self::Dns(r) => r.profile.as_deref(),
             Self::Syscall(r) => r.profile.as_deref(),
+            Self::Sysctl(r) => r.profile.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -147,7 +160,7 @@ impl Record {
     pub fn count(&self) -> u64 {
         match self {
             Self::Net(r) => r.count,
-            Self::Dns(_) | Self::Syscall(_) => 1,
+            Self::Dns(_) | Self::Syscall(_) | Self::Sysctl(_) => 1,
             Self::Lost(r) => r.count,
         }
     }
@@ -318,6 +331,52 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
         rule: ctx
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
+    }
+}
+
+/// A write under /proc/sys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysctlRecord {
+    pub time: String,
+    pub kind: &'static str,
+    /// `deny` (refused with EPERM), `audit` (would have been) or `allow` (reported).
+    pub verdict: &'static str,
+    /// The sysctl, e.g. `kernel/core_pattern`.
+    pub name: String,
+    /// The value written (its start, when long).
+    pub value: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub process: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub profile: Option<String>,
+}
+
+/// Turns a decoded sysctl record into what users see.
+pub fn enrich_sysctl(e: &SysctlEvent, ctx: &dyn Context) -> SysctlRecord {
+    let h = &e.header;
+    let text = |bytes: &[u8], len: u32| {
+        let end = (len as usize).min(bytes.len());
+        let end = bytes[..end].iter().position(|b| *b == 0).unwrap_or(end);
+        String::from_utf8_lossy(&bytes[..end]).trim_end().to_owned()
+    };
+    SysctlRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "sysctl",
+        verdict: verdict_name(e.verdict),
+        name: text(&e.name, e.name_len),
+        value: text(&e.value, e.value_len),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
 

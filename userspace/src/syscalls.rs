@@ -64,6 +64,60 @@ pub const ESCAPE: &[&str] = &[
     "clock_settime",
 ];
 
+/// Syscalls the `escape` set watches only for some paths: opens of the escape paths
+/// and connects to container runtime sockets (see [`ESCAPE_PATTERNS`]).
+pub const ESCAPE_PATH_SYSCALLS: &[&str] = &["open", "openat", "openat2", "connect"];
+
+/// The escape set's paths: (accesses, prefix, suffix).
+pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
+    use cgwarden_common::pattern_applies::{CONNECT, OPEN, OPEN_WRITE};
+    &[
+        // Cgroup v1 release agents, core dumps, module loading and hotplug helpers,
+        // the magic SysRq key: writing them runs code or acts on the host.
+        (OPEN_WRITE, "", "release_agent"),
+        (OPEN_WRITE, "", "notify_on_release"),
+        (OPEN_WRITE, "", "core_pattern"),
+        (OPEN_WRITE, "", "kernel/modprobe"),
+        (OPEN_WRITE, "", "uevent_helper"),
+        (OPEN_WRITE, "", "sysrq-trigger"),
+        // Overwriting a process's executable (CVE-2019-5736 style runtime escapes).
+        (OPEN_WRITE, "/proc/", "/exe"),
+        // Host block devices: reading or writing the host's disks.
+        (OPEN, "/dev/sd", ""),
+        (OPEN, "/dev/vd", ""),
+        (OPEN, "/dev/xvd", ""),
+        (OPEN, "/dev/nvme", ""),
+        (OPEN, "/dev/dm-", ""),
+        (OPEN, "/dev/mapper/", ""),
+        // Container runtime sockets: full control of the host's containers.
+        (CONNECT, "", "docker.sock"),
+        (CONNECT, "", "containerd.sock"),
+        (CONNECT, "", "crio.sock"),
+        (CONNECT, "", "podman.sock"),
+    ]
+};
+
+/// The escape patterns as the kernel stores them.
+pub fn escape_patterns() -> Vec<cgwarden_common::PathPattern> {
+    use cgwarden_common::{PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, PathPattern};
+    ESCAPE_PATTERNS
+        .iter()
+        .map(|(applies, prefix, suffix)| {
+            let mut p = PathPattern {
+                applies: *applies,
+                prefix_len: prefix.len().min(PATTERN_PREFIX_BYTES) as u8,
+                suffix_len: suffix.len().min(PATTERN_SUFFIX_BYTES) as u8,
+                ..Default::default()
+            };
+            p.prefix[..usize::from(p.prefix_len)]
+                .copy_from_slice(&prefix.as_bytes()[..usize::from(p.prefix_len)]);
+            p.suffix[..usize::from(p.suffix_len)]
+                .copy_from_slice(&suffix.as_bytes()[..usize::from(p.suffix_len)]);
+            p
+        })
+        .collect()
+}
+
 /// How the kernel watches one syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {
@@ -72,6 +126,12 @@ pub struct Spec {
     pub path_arg: Option<u8>,
     /// Only calls whose flags intersect `mask` count.
     pub flags: Option<FlagsCondition>,
+    /// Only calls whose path matches an escape pattern count.
+    pub path_filter: bool,
+    /// The path argument is a sockaddr (connect).
+    pub sockaddr: bool,
+    /// The open flags: (argument, behind a pointer).
+    pub open_flags: Option<(u8, bool)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,10 +163,24 @@ pub fn spec(sysno: Sysno, escape_only: bool) -> Spec {
         }),
         _ => None,
     };
+    let name = sysno.name();
+    let open_flags = match name {
+        "open" => Some((1, false)),
+        "openat" => Some((2, false)),
+        "openat2" => Some((2, true)),
+        _ => None,
+    };
     Spec {
         sysno,
-        path_arg: path_arg(sysno.name()),
+        path_arg: if name == "connect" {
+            Some(1)
+        } else {
+            path_arg(name)
+        },
         flags,
+        path_filter: escape_only && ESCAPE_PATH_SYSCALLS.contains(&name),
+        sockaddr: name == "connect",
+        open_flags,
     }
 }
 
@@ -168,6 +242,12 @@ pub fn decode(sysno: Sysno, args: &[u64; 6], arity: usize) -> Map<String, Value>
         }
         "keyctl" | "bpf" => {
             m.insert("operation".into(), json!(args[0]));
+        }
+        "connect" => {
+            m.insert("fd".into(), json!(args[0] as i32));
+        }
+        "openat2" => {
+            m.insert("dirfd".into(), json!(args[0] as i32));
         }
         "personality" => {
             m.insert("persona".into(), hex(args[0]));
@@ -269,6 +349,18 @@ fn ptrace_request(r: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_patterns_fit_the_kernel_slots() {
+        let patterns = escape_patterns();
+        assert!(patterns.len() <= cgwarden_common::PATH_PATTERNS_MAX as usize);
+        let exe = patterns.iter().find(|p| p.suffix_len == 4).unwrap();
+        assert_eq!(&exe.prefix[..6], b"/proc/");
+        assert_eq!(&exe.suffix[..4], b"/exe");
+        let connect = spec(lookup("connect").unwrap(), true);
+        assert!(connect.path_filter && connect.sockaddr);
+        assert!(!spec(lookup("connect").unwrap(), false).path_filter);
+    }
 
     #[test]
     fn every_escape_syscall_exists_here() {

@@ -20,8 +20,8 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, ProgramError,
-        RawTracePoint, TracePoint,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, CgroupSysctl,
+        ProgramError, RawTracePoint, TracePoint,
         links::{FdLink, PinnedLink},
         raw_trace_point::RawTracePointLink,
         trace_point::TracePointLink,
@@ -41,8 +41,13 @@ const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "send
 
 /// The program attached to each watched syscall's tracepoint.
 const SYSCALL_PROGRAM: &str = "sys_enter";
+/// The program attached to the exit tracepoint of syscalls watched for some paths.
+const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
 const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
+
+/// Writes under /proc/sys.
+const SYSCTL_PROGRAM: &str = "sysctl";
 
 /// The process-table programs and their `sched` tracepoints.
 const PROC_PROGRAMS: [(&str, &str); 2] = [
@@ -93,6 +98,8 @@ pub struct Kernel {
     ebpf: Ebpf,
     /// Links that are not pinned: dropping them detaches the programs.
     links: Vec<FdLink>,
+    /// The same, for links made without aya.
+    raw_links: Vec<std::os::fd::OwnedFd>,
     /// The state directory, when pinned.
     state: Option<PathBuf>,
     /// Maps and links of a previous agent of this build were found and reused.
@@ -110,6 +117,7 @@ pub struct Kernel {
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
     pub(super) raw_syscalls: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
+    pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     events: Option<RingBuf<MapData>>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
@@ -183,7 +191,11 @@ impl Kernel {
             name: RAW_SYSCALL_PROGRAM,
             source,
         })?;
-        for name in PROC_PROGRAMS.map(|(n, _)| n) {
+        for name in PROC_PROGRAMS
+            .map(|(n, _)| n)
+            .into_iter()
+            .chain([SYSCALL_EXIT_PROGRAM])
+        {
             let program: &mut TracePoint = ebpf
                 .program_mut(name)
                 .ok_or(LoadError::MissingProgram(name))?
@@ -201,6 +213,12 @@ impl Kernel {
                     .map_err(|source| LoadError::Program { name, source })?;
                 log::debug!("program {name} verified in {:?}", started.elapsed());
             }
+            sysctl_program(&mut ebpf)?
+                .load()
+                .map_err(|source| LoadError::Program {
+                    name: SYSCTL_PROGRAM,
+                    source,
+                })?;
             for (name, _) in SKB_PROGRAMS {
                 let started = std::time::Instant::now();
                 skb_program(&mut ebpf, name)?
@@ -220,10 +238,12 @@ impl Kernel {
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
         let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
+        let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
             links: Vec::new(),
+            raw_links: Vec::new(),
             state: state.map(Path::to_path_buf),
             adopted,
             program_ids: Vec::new(),
@@ -238,6 +258,7 @@ impl Kernel {
             syscall_rules,
             raw_syscalls,
             procs,
+            path_patterns,
             events,
             watched: Default::default(),
             syscall_links: Vec::new(),
@@ -299,6 +320,20 @@ impl Kernel {
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
             ));
         }
+        // aya cannot make the sysctl program's link pinnable: link it directly.
+        let sysctl_link = {
+            let name = SYSCTL_PROGRAM;
+            let program = sysctl_program(&mut self.ebpf)?;
+            let prog_fd = program
+                .fd()
+                .map_err(|source| LoadError::Program { name, source })?;
+            super::raw::link_create(
+                prog_fd.as_fd(),
+                cgroup.as_fd(),
+                super::raw::ATTACH_CGROUP_SYSCTL,
+            )
+            .map_err(|e| link_error_io(name, &e))?
+        };
         for (name, link) in &fresh {
             match link.info() {
                 Ok(info) => self.program_ids.push((name, info.program_id())),
@@ -307,6 +342,7 @@ impl Kernel {
         }
         let Some(state) = self.state.clone() else {
             self.links.extend(fresh.into_iter().map(|(_, l)| l));
+            self.raw_links.push(sysctl_link);
             return Ok(());
         };
         let dir = link_dir(&state);
@@ -316,6 +352,9 @@ impl Kernel {
             let _ = fs::remove_file(&path);
             link.pin(&path).map_err(|e| pin_error(&path, e))?;
         }
+        let path = dir.join(SYSCTL_PROGRAM);
+        let _ = fs::remove_file(&path);
+        super::raw::pin(sysctl_link.as_fd(), &path).map_err(|e| pin_error(&path, e))?;
         remove_other_builds(&state);
         Ok(())
     }
@@ -385,6 +424,24 @@ impl Kernel {
                     source,
                 })?;
                 self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+                if crate::syscalls::ESCAPE_PATH_SYSCALLS.contains(&sysno.name()) {
+                    // Path-filtered calls are judged at exit (see `ebpf/src/syscalls.rs`).
+                    let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
+                    let name = SYSCALL_EXIT_PROGRAM;
+                    let program: &mut TracePoint = self
+                        .ebpf
+                        .program_mut(name)
+                        .ok_or(LoadError::MissingProgram(name))?
+                        .try_into()
+                        .map_err(|source| LoadError::Program { name, source })?;
+                    let id = program
+                        .attach("syscalls", &exit)
+                        .map_err(|source| LoadError::Program { name, source })?;
+                    let link = program
+                        .take_link(id)
+                        .map_err(|source| LoadError::Program { name, source })?;
+                    self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+                }
                 let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format"))
                     .unwrap_or_default();
                 // Fields after `__syscall_nr` are the arguments.
@@ -476,6 +533,15 @@ fn all_programs() -> impl Iterator<Item = &'static str> {
     SOCK_ADDR_PROGRAMS
         .into_iter()
         .chain(SKB_PROGRAMS.into_iter().map(|(n, _)| n))
+        .chain(std::iter::once(SYSCTL_PROGRAM))
+}
+
+fn sysctl_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSysctl, LoadError> {
+    let name = SYSCTL_PROGRAM;
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })
 }
 
 /// Unpins the links and maps of other builds (their programs detach once unpinned).
@@ -500,6 +566,13 @@ fn remove_other_builds(state: &Path) {
 fn pin_error(path: &Path, e: impl std::fmt::Display) -> LoadError {
     LoadError::Pin {
         path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn link_error_io(name: &'static str, e: &io::Error) -> LoadError {
+    LoadError::Pin {
+        path: name.to_owned(),
         message: e.to_string(),
     }
 }

@@ -110,6 +110,17 @@ impl Kernel {
         Ok(())
     }
 
+    /// Writes the escape set's path patterns.
+    pub fn write_patterns(
+        &mut self,
+        patterns: &[cgwarden_common::PathPattern],
+    ) -> Result<(), MapError> {
+        for (i, p) in patterns.iter().enumerate() {
+            self.path_patterns.set(i as u32, p, 0)?;
+        }
+        Ok(())
+    }
+
     /// Records a process that was in a monitored cgroup before the agent applied the
     /// profile, so syscall rules apply to it too.
     pub fn arm_process(&mut self, pid: u32, ppid: u32, exe: &str) -> Result<(), MapError> {

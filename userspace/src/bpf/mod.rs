@@ -4,6 +4,7 @@
 
 mod loader;
 mod maps;
+mod raw;
 
 pub use loader::{Kernel, LoadError, Watch, uninstall};
 pub use maps::Counters;

@@ -149,7 +149,9 @@ pub fn compile_syscalls(
             .set
             .iter()
             .flat_map(|set| match set {
-                SyscallSet::Escape => crate::syscalls::ESCAPE,
+                SyscallSet::Escape => crate::syscalls::ESCAPE
+                    .iter()
+                    .chain(crate::syscalls::ESCAPE_PATH_SYSCALLS),
             })
             .filter_map(|n| crate::syscalls::lookup(n))
             .map(|s| crate::syscalls::spec(s, true));
@@ -161,6 +163,11 @@ pub fn compile_syscalls(
                 flags_indirect: spec.flags.map_or(0, |f| u8::from(f.indirect)),
                 rule: u32::try_from(index).unwrap_or(u32::MAX - 2),
                 flags_mask: spec.flags.map_or(0, |f| f.mask),
+                path_filter: u8::from(spec.path_filter),
+                sockaddr: u8::from(spec.sockaddr),
+                open_flags_arg: spec.open_flags.map_or(NO_ARG, |(a, _)| a),
+                open_flags_indirect: spec.open_flags.map_or(0, |(_, i)| u8::from(i)),
+                _pad: 0,
             };
             let nr = spec.sysno.id() as u32;
             match by_nr.get_mut(&nr) {
@@ -170,11 +177,16 @@ pub fn compile_syscalls(
                 Some((existing, _)) => {
                     if compiled.action > existing.action {
                         *existing = compiled;
-                    } else if compiled.action == existing.action && compiled.flags_mask == 0 {
-                        // A rule without a flags condition watches every call.
-                        existing.flags_arg = NO_ARG;
-                        existing.flags_mask = 0;
-                        existing.flags_indirect = 0;
+                    } else if compiled.action == existing.action {
+                        // A rule without a condition watches every call.
+                        if compiled.flags_mask == 0 {
+                            existing.flags_arg = NO_ARG;
+                            existing.flags_mask = 0;
+                            existing.flags_indirect = 0;
+                        }
+                        if compiled.path_filter == 0 {
+                            existing.path_filter = 0;
+                        }
                     }
                 }
             }
@@ -473,7 +485,10 @@ mod tests {
         let clone = find("clone");
         assert_eq!(clone.action, syscall_action::KILL);
         assert_eq!(clone.flags_mask, crate::syscalls::CLONE_NS_FLAGS);
-        assert_eq!(rules.len(), crate::syscalls::ESCAPE.len());
+        assert_eq!(
+            rules.len(),
+            crate::syscalls::ESCAPE.len() + crate::syscalls::ESCAPE_PATH_SYSCALLS.len()
+        );
         assert!(rules.iter().all(|(k, _, _)| k.profile == 4));
     }
 

@@ -147,6 +147,40 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 vec!["cgwarden", "syscall", "container-escape"],
             )
         }
+        Record::Sysctl(r) => {
+            let (rule, priority) = match r.verdict {
+                "deny" => ("cgwarden sysctl write refused", "Critical"),
+                "audit" => ("cgwarden sysctl write (audit)", "Warning"),
+                _ => ("cgwarden sysctl write", "Warning"),
+            };
+            let output = format!(
+                "write of {name}={value:?} by {proc} (pid={pid} uid={uid}) in {cgroup} ({verdict})",
+                name = r.name,
+                value = r.value,
+                proc = r.process,
+                pid = r.pid,
+                uid = r.uid,
+                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                verdict = r.verdict,
+            );
+            let fields = json!({
+                "evt.type": "sysctl",
+                "fd.name": format!("/proc/sys/{}", r.name),
+                "proc.name": r.process,
+                "proc.pid": r.pid,
+                "user.uid": r.uid,
+                "cgwarden.cgroup": r.cgroup,
+                "cgwarden.profile": r.profile,
+                "cgwarden.verdict": r.verdict,
+            });
+            (
+                rule,
+                priority,
+                output,
+                fields,
+                vec!["cgwarden", "sysctl", "container-escape"],
+            )
+        }
         Record::Lost(r) => (
             "cgwarden events lost",
             "Error",
@@ -160,6 +194,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             Record::Net(r) => r.time.clone(),
             Record::Dns(r) => r.time.clone(),
             Record::Syscall(r) => r.time.clone(),
+            Record::Sysctl(r) => r.time.clone(),
             Record::Lost(r) => r.time.clone(),
         },
         rule: rule.to_owned(),

@@ -1,0 +1,78 @@
+//! The cgroup sysctl hook: writes under /proc/sys, whatever path reached the file (a
+//! bind mount, /proc/self/fd/N, a second procfs). Profiles that watch escape attempts
+//! report them, and refuse them (EPERM) when their action is `kill`.
+
+use aya_ebpf::{
+    helpers::generated::{bpf_sysctl_get_name, bpf_sysctl_get_new_value},
+    programs::SysctlContext,
+};
+use cgwarden_common::{SYSCTL_TEXT_BYTES, SysctlEvent, counters, kind, profile_flags, verdict};
+
+use crate::{
+    event,
+    maps::{EVENTS, count},
+    profile,
+};
+
+const PROCEED: i32 = 1;
+const REFUSE: i32 = 0;
+
+/// Judges one sysctl access.
+#[inline(always)]
+pub fn sysctl(ctx: &SysctlContext) -> i32 {
+    let Some(m) = profile::current() else {
+        return PROCEED;
+    };
+    let flags = m.profile.flags;
+    if flags & profile_flags::WATCH_SYSCTL == 0 {
+        return PROCEED;
+    }
+    // SAFETY: reading a field of the context the kernel passed.
+    if unsafe { (*ctx.sysctl).write } == 0 {
+        return PROCEED;
+    }
+    let deny_wanted = flags & profile_flags::DENY_SYSCTL != 0;
+    let enforce = flags & profile_flags::ENFORCE != 0;
+    let verdict = match (deny_wanted, enforce) {
+        (true, true) => verdict::DENY,
+        (true, false) => verdict::AUDIT,
+        _ => verdict::ALLOW,
+    };
+    match EVENTS.reserve::<SysctlEvent>(0) {
+        None => count(counters::RINGBUF_DROPS),
+        Some(mut slot) => {
+            let ev = slot.as_mut_ptr();
+            // SAFETY: `ev` is the reserved event; every field is written before submit.
+            unsafe {
+                (*ev).header = event::header(kind::SYSCTL, m.profile.id, m.cgroup_of_task());
+                (*ev).verdict = verdict;
+                (*ev)._pad = [0; 3];
+                (*ev)._pad2 = 0;
+                let name = bpf_sysctl_get_name(
+                    ctx.sysctl,
+                    (&raw mut (*ev).name).cast(),
+                    SYSCTL_TEXT_BYTES as u64,
+                    0,
+                );
+                (*ev).name_len = if name > 0 { name as u32 } else { 0 };
+                let value = bpf_sysctl_get_new_value(
+                    ctx.sysctl,
+                    (&raw mut (*ev).value).cast(),
+                    SYSCTL_TEXT_BYTES as u64,
+                );
+                // -E2BIG: the value was cut; the buffer holds its start.
+                (*ev).value_len = if value >= 0 {
+                    value as u32
+                } else {
+                    SYSCTL_TEXT_BYTES as u32 - 1
+                };
+            }
+            slot.submit(0);
+        }
+    }
+    if verdict == verdict::DENY {
+        REFUSE
+    } else {
+        PROCEED
+    }
+}
