@@ -353,3 +353,39 @@ fn kill_refuses_sysctl_writes_and_kills_runtime_socket_connects() {
         .expect("connect event");
     assert_eq!(e["verdict"], "deny");
 }
+
+#[test]
+fn report_shows_the_chain_of_processes_behind_an_attempt() {
+    require_root();
+    let p = escape("report");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let status = Command::new(cgwarden_tests::cgwarden())
+        .args(["exec", "--policy"])
+        .arg(p.path())
+        .arg("--events")
+        .arg(&events)
+        .args(["--", "sh", "-c", "sh -c 'unshare -U true'"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = Command::new(cgwarden_tests::cgwarden())
+        .args(["report", "--json", "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let attempt = &report["containers"][0]["syscalls"][0];
+    assert_eq!(attempt["syscall"], "unshare");
+    let chain: Vec<&str> = attempt["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(chain[0].ends_with("/usr/bin/unshare"), "{chain:?}");
+    assert!(
+        chain.len() >= 3 && chain[1..].iter().all(|c| c.ends_with("/sh")),
+        "{chain:?}"
+    );
+}

@@ -380,6 +380,27 @@ impl Agent {
         self.update_levels()
     }
 
+    /// The chain of processes from `pid` upwards, from the kernel's process table and,
+    /// past it, /proc.
+    fn ancestry(&self, mut pid: u32) -> Vec<events::Ancestor> {
+        let mut chain = Vec::new();
+        for _ in 0..8 {
+            if pid <= 1 {
+                break;
+            }
+            let (exe, ppid) = match self.kernel.process(pid) {
+                Some(info) => (events::c_string(&info.exe), info.ppid),
+                None => match crate::procfs::process(std::path::Path::new("/proc"), pid) {
+                    Some(p) => (p.exe, p.ppid),
+                    None => break,
+                },
+            };
+            chain.push(events::Ancestor { pid, exe });
+            pid = ppid;
+        }
+        chain
+    }
+
     /// Makes syscall rules apply to the processes already in a cgroup (new ones are
     /// armed by the kernel when they execute a program). A runtime's set-up process is
     /// left alone: it is armed when it executes the container's program.
@@ -516,6 +537,7 @@ impl Agent {
                         record.ppid = p.ppid;
                     }
                 }
+                record.ancestry = self.ancestry(record.ppid);
                 self.emit(&Record::Syscall(record))?;
             }
             Ok(Raw::Sysctl(e)) => {

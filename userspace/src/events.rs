@@ -274,6 +274,10 @@ pub struct SyscallRecord {
     pub process: String,
     /// The program the process executed.
     pub exe: String,
+    /// The processes behind it, parent first: pid and executable, as far as the
+    /// process table reaches (up to 8 generations).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ancestry: Vec<Ancestor>,
     pub uid: u32,
     pub gid: u32,
     pub cgroup: Option<String>,
@@ -283,6 +287,13 @@ pub struct SyscallRecord {
 }
 
 impl Eq for SyscallRecord {}
+
+/// One process in a [`SyscallRecord`]'s ancestry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub exe: String,
+}
 
 /// Turns a decoded syscall record into what users see.
 pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
@@ -319,10 +330,8 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
         tid: h.tid,
         ppid: e.ppid,
         process: comm(&h.comm),
-        exe: {
-            let end = e.exe.iter().position(|b| *b == 0).unwrap_or(e.exe.len());
-            String::from_utf8_lossy(&e.exe[..end]).into_owned()
-        },
+        exe: c_string(&e.exe),
+        ancestry: Vec::new(),
         uid: h.uid,
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
@@ -474,6 +483,12 @@ fn protocol_name(p: u8) -> &'static str {
         58 => "icmpv6",
         _ => "other",
     }
+}
+
+/// A NUL-terminated byte string.
+pub fn c_string(raw: &[u8]) -> String {
+    let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+    String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
 fn comm(raw: &[u8; 16]) -> String {

@@ -24,6 +24,7 @@ pub mod host;
 pub mod metrics;
 pub mod policy;
 pub mod procfs;
+pub mod report;
 pub mod resolver;
 pub mod serve;
 pub mod sinks;

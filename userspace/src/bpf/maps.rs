@@ -110,6 +110,11 @@ impl Kernel {
         Ok(())
     }
 
+    /// What the process table knows of a process.
+    pub fn process(&self, pid: u32) -> Option<ProcInfo> {
+        self.procs.get(&pid, 0).ok()
+    }
+
     /// Writes the escape set's path patterns.
     pub fn write_patterns(
         &mut self,

@@ -55,3 +55,22 @@ pub fn uninstall(state_dir: &Path) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// Prints the per-container report of an events file.
+pub fn report(events: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    use std::io::BufReader;
+    let report = match events {
+        Some(path) if path != Path::new("-") => {
+            let file =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            cgwarden::report::build(BufReader::new(file))?
+        }
+        _ => cgwarden::report::build(std::io::stdin().lock())?,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", cgwarden::report::render(&report));
+    }
+    Ok(0)
+}

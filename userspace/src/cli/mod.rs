@@ -72,6 +72,16 @@ pub enum Command {
         #[arg(long, default_value = control::DEFAULT_SOCKET)]
         control: PathBuf,
     },
+    /// Summarise an events file per container: egress denials, syscall attempts with the
+    /// processes behind them, sysctl writes.
+    Report {
+        /// The events file (JSON lines); `-` or unset: standard input.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove every pinned link and map: enforcement ends.
     Uninstall {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
@@ -109,5 +119,6 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             control,
         } => client::follow(&control, control::Filter { kind, container }),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
+        Command::Report { events, json } => client::report(events.as_deref(), json),
     }
 }
