@@ -139,6 +139,12 @@ pub mod kind {
     pub const SYSCALL: u32 = 5;
     /// A write under /proc/sys ([`crate::SysctlEvent`]).
     pub const SYSCTL: u32 = 6;
+    /// A `bind()` judged by the profile's bind restriction ([`crate::NetEvent`]).
+    pub const BIND: u32 = 7;
+    /// A socket creation refused or reported ([`crate::SocketEvent`]).
+    pub const SOCKET: u32 = 8;
+    /// A process running other than the profile says ([`crate::DeviationEvent`]).
+    pub const DEVIATION: u32 = 9;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -167,6 +173,10 @@ pub mod profile_flags {
     pub const WATCH_SYSCTL: u32 = 32;
     /// Refuse those writes (enforce mode) with EPERM.
     pub const DENY_SYSCTL: u32 = 64;
+    /// Binds only to loopback addresses (or port 0); others are denied in enforce mode.
+    pub const BIND_LOOPBACK_ONLY: u32 = 128;
+    /// No raw or packet sockets; their creation is denied in enforce mode.
+    pub const DENY_RAW_SOCKETS: u32 = 256;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -181,7 +191,8 @@ pub struct ProfileRef {
     pub flags: u32,
     /// Most addresses a container may learn for one name from DNS answers.
     pub dns_cap: u32,
-    pub _reserved: u32,
+    /// The uid the profile expects processes to run as, plus one (0: no expectation).
+    pub expected_uid_plus_one: u32,
 }
 
 /// Global settings, entry 0 of the `CONFIG` array.
@@ -621,4 +632,35 @@ pub struct PendingCall {
     pub nr: u32,
     pub _pad: u32,
     pub args: [u64; 6],
+}
+
+/// A socket whose creation the profile forbids (raw or packet sockets).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketEvent {
+    pub header: EventHeader,
+    pub family: u32,
+    pub sock_type: u32,
+    pub protocol: u32,
+    /// [`verdict`].
+    pub verdict: u8,
+    pub _pad: [u8; 3],
+}
+
+/// What a [`DeviationEvent`] is about.
+pub mod deviation {
+    /// A process runs as another uid than the profile's (root, above all).
+    pub const UID: u32 = 1;
+}
+
+/// A process that deviates from the hardened profile.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviationEvent {
+    pub header: EventHeader,
+    /// [`deviation`].
+    pub what: u32,
+    pub expected_uid: u32,
+    /// The program just executed.
+    pub exe: [u8; EXE_BYTES],
 }

@@ -18,13 +18,17 @@ mod procs;
 mod profile;
 mod skb;
 mod sockaddr;
+mod sockets;
 mod syscalls;
 mod sysctl;
 
 use aya_ebpf::{
-    macros::{cgroup_skb, cgroup_sock_addr, cgroup_sysctl, raw_tracepoint, tracepoint},
+    macros::{
+        cgroup_skb, cgroup_sock, cgroup_sock_addr, cgroup_sysctl, raw_tracepoint, tracepoint,
+    },
     programs::{
-        RawTracePointContext, SkBuffContext, SockAddrContext, SysctlContext, TracePointContext,
+        RawTracePointContext, SkBuffContext, SockAddrContext, SockContext, SysctlContext,
+        TracePointContext,
     },
 };
 use cgwarden_common::kind;
@@ -52,6 +56,22 @@ pub fn sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(sendmsg6)]
 pub fn sendmsg6(ctx: SockAddrContext) -> i32 {
     sockaddr::judge(&ctx, sockaddr::Family::V6, kind::SENDMSG)
+}
+
+#[cgroup_sock_addr(bind4)]
+pub fn bind4(ctx: SockAddrContext) -> i32 {
+    sockaddr::judge(&ctx, sockaddr::Family::V4, kind::BIND)
+}
+
+#[cgroup_sock_addr(bind6)]
+pub fn bind6(ctx: SockAddrContext) -> i32 {
+    sockaddr::judge(&ctx, sockaddr::Family::V6, kind::BIND)
+}
+
+/// Socket creation: raw and packet sockets, when the profile forbids them.
+#[cgroup_sock(sock_create)]
+pub fn sock_create(ctx: SockContext) -> i32 {
+    sockets::create(&ctx)
 }
 
 #[cgroup_skb(egress)]

@@ -3,19 +3,25 @@
 //! yet (see `proc_flags::ARMED`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel_str_bytes},
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},
     programs::TracePointContext,
 };
-use cgwarden_common::{EXE_BYTES, ProcInfo, proc_flags};
+use cgwarden_common::{
+    DeviationEvent, EXE_BYTES, ProcInfo, counters, deviation, kind, proc_flags,
+};
 
-use crate::{maps::PROCS, profile};
+use crate::{
+    event,
+    maps::{EVENTS, PROCS, count},
+    profile,
+};
 
 /// `sched:sched_process_exec`: the task executed a program; it is now armed.
 #[inline(always)]
 pub fn exec(ctx: &TracePointContext) -> u32 {
-    if profile::current().is_none() {
+    let Some(m) = profile::current() else {
         return 0;
-    }
+    };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let ppid = PROCS.get_ptr(&tgid).map_or(0, |p| {
         // SAFETY: the pointer comes from the map.
@@ -35,6 +41,24 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         }
     }
     let _ = PROCS.insert(&tgid, &info, 0);
+    {
+        let expected = m.profile.expected_uid_plus_one;
+        let uid = bpf_get_current_uid_gid() as u32;
+        if expected != 0 && uid != expected - 1 {
+            match EVENTS.reserve::<DeviationEvent>(0) {
+                Some(mut slot) => {
+                    slot.write(DeviationEvent {
+                        header: event::header(kind::DEVIATION, m.profile.id, m.cgroup_of_task()),
+                        what: deviation::UID,
+                        expected_uid: expected - 1,
+                        exe: info.exe,
+                    });
+                    slot.submit(0);
+                }
+                None => count(counters::RINGBUF_DROPS),
+            }
+        }
+    }
     0
 }
 

@@ -49,7 +49,11 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
             }
         };
         egress::Flow {
-            addr: normalise(addr),
+            addr: if kind == cgwarden_common::kind::BIND {
+                addr
+            } else {
+                normalise(addr)
+            },
             port,
             family: match family {
                 Family::V4 => AF_INET,
@@ -65,6 +69,13 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
     };
     // SAFETY: plain helper call without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    if kind == cgwarden_common::kind::BIND {
+        return if judge_bind(&m, &flow, cgroup_id) {
+            PROCEED
+        } else {
+            REJECT
+        };
+    }
     if egress::judge(&m, &flow, kind, cgroup_id) {
         PROCEED
     } else {
@@ -103,4 +114,37 @@ pub fn normalise(mut a: [u8; 16]) -> [u8; 16] {
         a[15] = 1;
     }
     a
+}
+
+/// The profile's bind restriction: loopback addresses (and port 0, which exposes no
+/// listening service) only. The flow here is the address the caller binds; `normalise`
+/// has not turned 0.0.0.0 into loopback for binds.
+#[inline(always)]
+fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) -> bool {
+    use cgwarden_common::{profile_flags, verdict};
+    let flags = m.profile.flags;
+    if flags & profile_flags::BIND_LOOPBACK_ONLY == 0 {
+        return true;
+    }
+    let a = &flow.addr;
+    let v4_loopback = a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] && a[12] == 127;
+    let v6_loopback = a[..15] == [0u8; 15] && a[15] == 1;
+    if v4_loopback || v6_loopback || flow.port == 0 {
+        return true;
+    }
+    let enforce = flags & profile_flags::ENFORCE != 0;
+    let verdict = if enforce { verdict::DENY } else { verdict::AUDIT };
+    crate::event::report_net(&mut cgwarden_common::NetEvent {
+        header: crate::event::header(cgwarden_common::kind::BIND, m.profile.id, cgroup_id),
+        addr: flow.addr,
+        port: flow.port,
+        family: flow.family,
+        protocol: flow.protocol,
+        verdict,
+        _pad: 0,
+        rule: cgwarden_common::RULE_DEFAULT,
+        _pad2: 0,
+        total: 0,
+    });
+    !enforce
 }

@@ -84,6 +84,8 @@ pub struct Agent {
     resolver: Resolver,
     /// The profiles as last loaded, to recompile when a DNS name's addresses change.
     sources: Vec<Profile>,
+    /// Uid deviations already reported: (cgroup, uid, program).
+    deviations_seen: std::collections::HashSet<(u64, u32, String)>,
     /// Levels (and cgroups) a previous agent left in the pinned maps: kept enforcing
     /// until this agent's own assignments replace them, then swept.
     inherited: Option<Inherited>,
@@ -148,6 +150,7 @@ impl Agent {
             retired: Vec::new(),
             resolver,
             sources: Vec::new(),
+            deviations_seen: Default::default(),
             inherited,
         })
     }
@@ -211,7 +214,12 @@ impl Agent {
             .collect();
         wanted.sort_by_key(|s| s.id());
         wanted.dedup();
-        if let Err(e) = self.kernel.watch_syscalls(&wanted) {
+        let track = !wanted.is_empty() || fresh.values().any(|c| c.profile.runtime.user.is_some());
+        if let Err(e) = self
+            .kernel
+            .track_processes(track)
+            .and_then(|()| self.kernel.watch_syscalls(&wanted))
+        {
             for w in &written {
                 let _ = self.kernel.remove_rules(&w.rules);
             }
@@ -540,6 +548,26 @@ impl Agent {
                 record.ancestry = self.ancestry(record.ppid);
                 self.emit(&Record::Syscall(record))?;
             }
+            Ok(Raw::Socket(e)) => {
+                let record = events::enrich_socket(&e, &*self);
+                self.emit(&Record::Deviation(record))?;
+            }
+            Ok(Raw::Deviation(e)) => {
+                let record = events::enrich_deviation(&e, &*self);
+                // One report per container, uid and program: a root shell running a
+                // thousand commands is one deviation, not a thousand.
+                let key = (
+                    e.header.cgroup_id,
+                    e.header.uid,
+                    record.exe.clone().unwrap_or_default(),
+                );
+                if self.deviations_seen.len() > 100_000 {
+                    self.deviations_seen.clear();
+                }
+                if self.deviations_seen.insert(key) {
+                    self.emit(&Record::Deviation(record))?;
+                }
+            }
             Ok(Raw::Sysctl(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
@@ -742,11 +770,17 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
             }
         }
     }
+    if profile.runtime.binds == crate::policy::Binds::Loopback {
+        flags |= profile_flags::BIND_LOOPBACK_ONLY;
+    }
+    if profile.runtime.raw_sockets == crate::policy::RawSockets::Deny {
+        flags |= profile_flags::DENY_RAW_SOCKETS;
+    }
     ProfileRef {
         id,
         flags,
         dns_cap: profile.egress.dns.max_addresses_per_name,
-        _reserved: 0,
+        expected_uid_plus_one: profile.runtime.user.map_or(0, |u| u.saturating_add(1)),
     }
 }
 

@@ -9,8 +9,8 @@ use std::{
 };
 
 use cgwarden_common::{
-    DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SyscallEvent, SysctlEvent, kind,
-    syscall_action, verdict,
+    DeviationEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SocketEvent,
+    SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -30,6 +30,8 @@ pub enum Raw {
     Dns(Box<DnsEvent>),
     Syscall(Box<SyscallEvent>),
     Sysctl(Box<SysctlEvent>),
+    Socket(SocketEvent),
+    Deviation(Box<DeviationEvent>),
 }
 
 /// Decodes one ring-buffer record.
@@ -40,7 +42,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         need: size_of::<EventHeader>(),
     })?;
     match kind {
-        kind::CONNECT | kind::SENDMSG | kind::PACKET => read::<NetEvent>(bytes)
+        kind::CONNECT | kind::SENDMSG | kind::PACKET | kind::BIND => read::<NetEvent>(bytes)
             .map(Raw::Net)
             .ok_or(DecodeError::Short {
                 kind,
@@ -53,6 +55,20 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
                 kind,
                 got: bytes.len(),
                 need: size_of::<SyscallEvent>(),
+            }),
+        kind::SOCKET => read::<SocketEvent>(bytes)
+            .map(Raw::Socket)
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<SocketEvent>(),
+            }),
+        kind::DEVIATION => read::<DeviationEvent>(bytes)
+            .map(|e| Raw::Deviation(Box::new(e)))
+            .ok_or(DecodeError::Short {
+                kind,
+                got: bytes.len(),
+                need: size_of::<DeviationEvent>(),
             }),
         kind::SYSCTL => read::<SysctlEvent>(bytes)
             .map(|e| Raw::Sysctl(Box::new(e)))
@@ -109,6 +125,7 @@ pub enum Record {
     Dns(DnsRecord),
     Syscall(SyscallRecord),
     Sysctl(SysctlRecord),
+    Deviation(DeviationRecord),
     Lost(LostRecord),
 }
 
@@ -120,6 +137,7 @@ impl Record {
             Self::Dns(r) => r.kind,
             Self::Syscall(r) => r.kind,
             Self::Sysctl(r) => r.kind,
+            Self::Deviation(r) => r.kind,
             Self::Lost(r) => r.kind,
         }
     }
@@ -130,6 +148,7 @@ impl Record {
             Self::Net(r) => Some(r.verdict),
             Self::Syscall(r) => Some(r.verdict),
             Self::Sysctl(r) => Some(r.verdict),
+            Self::Deviation(r) => Some(r.verdict),
             _ => None,
         }
     }
@@ -141,6 +160,7 @@ impl Record {
             Self::Dns(r) => r.cgroup.as_deref(),
             Self::Syscall(r) => r.cgroup.as_deref(),
             Self::Sysctl(r) => r.cgroup.as_deref(),
+            Self::Deviation(r) => r.cgroup.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -152,6 +172,7 @@ impl Record {
             Self::Dns(r) => r.profile.as_deref(),
             Self::Syscall(r) => r.profile.as_deref(),
             Self::Sysctl(r) => r.profile.as_deref(),
+            Self::Deviation(r) => r.profile.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -160,7 +181,7 @@ impl Record {
     pub fn count(&self) -> u64 {
         match self {
             Self::Net(r) => r.count,
-            Self::Dns(_) | Self::Syscall(_) | Self::Sysctl(_) => 1,
+            Self::Dns(_) | Self::Syscall(_) | Self::Sysctl(_) | Self::Deviation(_) => 1,
             Self::Lost(r) => r.count,
         }
     }
@@ -343,6 +364,85 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
     }
 }
 
+/// A deviation from the hardened runtime profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviationRecord {
+    pub time: String,
+    pub kind: &'static str,
+    /// `deny` when the kernel refused it, `audit` when it would have (audit mode),
+    /// `report` when the kernel cannot refuse it (only report it).
+    pub verdict: &'static str,
+    /// What deviates: `uid`, `raw_socket`.
+    pub deviation: &'static str,
+    /// In words.
+    pub detail: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub process: String,
+    pub exe: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub cgroup: Option<String>,
+    pub cgroup_id: u64,
+    pub profile: Option<String>,
+}
+
+/// A process running under another uid than the profile's.
+pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecord {
+    let h = &e.header;
+    DeviationRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "deviation",
+        verdict: "report",
+        deviation: "uid",
+        detail: format!(
+            "runs as uid {} where the profile says uid {}",
+            h.uid, e.expected_uid
+        ),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        exe: Some(c_string(&e.exe)),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+    }
+}
+
+/// A raw or packet socket the profile forbids.
+pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
+    let h = &e.header;
+    let family = match e.family {
+        2 => "AF_INET".to_owned(),
+        10 => "AF_INET6".to_owned(),
+        17 => "AF_PACKET".to_owned(),
+        f => format!("family {f}"),
+    };
+    let ty = if e.sock_type == 3 {
+        "SOCK_RAW".to_owned()
+    } else {
+        format!("type {}", e.sock_type)
+    };
+    DeviationRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "deviation",
+        verdict: verdict_name(e.verdict),
+        deviation: "raw_socket",
+        detail: format!("{family} {ty} socket (protocol {})", e.protocol),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        exe: None,
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+    }
+}
+
 /// A write under /proc/sys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SysctlRecord {
@@ -461,6 +561,7 @@ fn kind_name(k: u32) -> &'static str {
         kind::CONNECT => "connect",
         kind::SENDMSG => "sendmsg",
         kind::PACKET => "packet",
+        kind::BIND => "bind",
         _ => "unknown",
     }
 }

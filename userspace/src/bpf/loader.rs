@@ -20,7 +20,7 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, CgroupSysctl,
+        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, CgroupSysctl,
         ProgramError, RawTracePoint, TracePoint,
         links::{FdLink, PinnedLink},
         raw_trace_point::RawTracePointLink,
@@ -37,7 +37,12 @@ use syscalls::Sysno;
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cgwarden-ebpf"));
 
 /// The sock_addr programs, attached to every monitored cgroup subtree.
-const SOCK_ADDR_PROGRAMS: [&str; 4] = ["connect4", "connect6", "sendmsg4", "sendmsg6"];
+const SOCK_ADDR_PROGRAMS: [&str; 6] = [
+    "connect4", "connect6", "sendmsg4", "sendmsg6", "bind4", "bind6",
+];
+
+/// Socket creation (raw and packet sockets).
+const SOCK_CREATE_PROGRAM: &str = "sock_create";
 
 /// The program attached to each watched syscall's tracepoint.
 const SYSCALL_PROGRAM: &str = "sys_enter";
@@ -119,6 +124,8 @@ pub struct Kernel {
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     events: Option<RingBuf<MapData>>,
+    /// The process-table programs are attached.
+    tracking: bool,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
@@ -213,6 +220,12 @@ impl Kernel {
                     .map_err(|source| LoadError::Program { name, source })?;
                 log::debug!("program {name} verified in {:?}", started.elapsed());
             }
+            sock_program(&mut ebpf)?
+                .load()
+                .map_err(|source| LoadError::Program {
+                    name: SOCK_CREATE_PROGRAM,
+                    source,
+                })?;
             sysctl_program(&mut ebpf)?
                 .load()
                 .map_err(|source| LoadError::Program {
@@ -260,6 +273,7 @@ impl Kernel {
             procs,
             path_patterns,
             events,
+            tracking: false,
             watched: Default::default(),
             syscall_links: Vec::new(),
         })
@@ -311,6 +325,20 @@ impl Kernel {
             let program = skb_program(&mut self.ebpf, name)?;
             let id = program
                 .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
+                .map_err(|source| LoadError::Program { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { name, source })?;
+            fresh.push((
+                name,
+                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
+            ));
+        }
+        {
+            let name = SOCK_CREATE_PROGRAM;
+            let program = sock_program(&mut self.ebpf)?;
+            let id = program
+                .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(|source| LoadError::Program { name, source })?;
             let link = program
                 .take_link(id)
@@ -374,29 +402,36 @@ impl Kernel {
             .collect()
     }
 
+    /// Attaches the process-table programs (sched exec and fork) once something needs
+    /// them: syscall rules (which apply to armed processes) or uid expectations.
+    pub fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
+        if !wanted || self.tracking {
+            return Ok(());
+        }
+        for (name, tracepoint) in PROC_PROGRAMS {
+            let program: &mut TracePoint = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(LoadError::MissingProgram(name))?
+                .try_into()
+                .map_err(|source| LoadError::Program { name, source })?;
+            let id = program
+                .attach("sched", tracepoint)
+                .map_err(|source| LoadError::Program { name, source })?;
+            let link = program
+                .take_link(id)
+                .map_err(|source| LoadError::Program { name, source })?;
+            self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+        }
+        self.tracking = true;
+        Ok(())
+    }
+
     /// Makes sure a program runs on each of these syscalls: its own tracepoint where the
     /// kernel has one, the raw `sys_enter` tracepoint (filtered by number) otherwise.
     /// Syscalls already watched are left as they are.
     pub fn watch_syscalls(&mut self, wanted: &[Sysno]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
-        if !wanted.is_empty() && self.watched.is_empty() {
-            // The process table decides which processes syscall rules apply to.
-            for (name, tracepoint) in PROC_PROGRAMS {
-                let program: &mut TracePoint = self
-                    .ebpf
-                    .program_mut(name)
-                    .ok_or(LoadError::MissingProgram(name))?
-                    .try_into()
-                    .map_err(|source| LoadError::Program { name, source })?;
-                let id = program
-                    .attach("sched", tracepoint)
-                    .map_err(|source| LoadError::Program { name, source })?;
-                let link = program
-                    .take_link(id)
-                    .map_err(|source| LoadError::Program { name, source })?;
-                self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
-            }
-        }
         for sysno in wanted {
             let nr = sysno.id() as u32;
             if self.watched.contains_key(&nr) {
@@ -533,7 +568,15 @@ fn all_programs() -> impl Iterator<Item = &'static str> {
     SOCK_ADDR_PROGRAMS
         .into_iter()
         .chain(SKB_PROGRAMS.into_iter().map(|(n, _)| n))
-        .chain(std::iter::once(SYSCTL_PROGRAM))
+        .chain([SYSCTL_PROGRAM, SOCK_CREATE_PROGRAM])
+}
+
+fn sock_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSock, LoadError> {
+    let name = SOCK_CREATE_PROGRAM;
+    ebpf.program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name, source })
 }
 
 fn sysctl_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSysctl, LoadError> {

@@ -177,6 +177,7 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
                 action: r.action,
             })
             .collect(),
+        runtime: raw.runtime,
         source: file.to_path_buf(),
     }
 }

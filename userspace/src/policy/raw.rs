@@ -11,7 +11,7 @@ use serde::{
 
 use super::types::{
     CgroupGlob, Destination, DnsSettings, EgressDefault, Mode, PortRange, ProfileName, Protocol,
-    ReportLevel, SyscallAction, SyscallName, SyscallSet,
+    ReportLevel, Runtime, SyscallAction, SyscallName, SyscallSet,
 };
 
 #[derive(Debug, Deserialize)]
@@ -25,6 +25,8 @@ pub struct RawProfile {
     pub egress: Option<RawEgress>,
     #[serde(default)]
     pub syscalls: Vec<RawSyscallRule>,
+    #[serde(default)]
+    pub runtime: Runtime,
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,6 +14,7 @@ pub struct Profile {
     pub selector: Selector,
     pub egress: Egress,
     pub syscalls: Vec<SyscallRule>,
+    pub runtime: Runtime,
     /// File the profile came from, for messages.
     pub source: PathBuf,
 }
@@ -459,4 +460,37 @@ pub struct SyscallRule {
 pub enum SyscallSet {
     /// Syscalls used to escape a container or attack the host.
     Escape,
+}
+
+/// The hardened runtime profile a container is meant to run with; deviations are
+/// reported, and enforced where the kernel can refuse them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// The uid processes run as; a program executed under another uid (root, above
+    /// all) is reported.
+    #[serde(default)]
+    pub user: Option<u32>,
+    /// Which addresses the container may bind: `loopback` (and port 0) or `any`.
+    #[serde(default)]
+    pub binds: Binds,
+    /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
+    #[serde(default)]
+    pub raw_sockets: RawSockets,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Binds {
+    #[default]
+    Any,
+    Loopback,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawSockets {
+    #[default]
+    Allow,
+    Deny,
 }

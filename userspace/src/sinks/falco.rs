@@ -181,6 +181,36 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 vec!["cgwarden", "sysctl", "container-escape"],
             )
         }
+        Record::Deviation(r) => (
+            "cgwarden runtime profile deviation",
+            if r.verdict == "deny" {
+                "Critical"
+            } else {
+                "Warning"
+            },
+            format!(
+                "{} deviation: {} by {} (pid={} uid={}) in {} (profile={} verdict={})",
+                r.deviation,
+                r.detail,
+                r.process,
+                r.pid,
+                r.uid,
+                r.cgroup.as_deref().unwrap_or("?"),
+                r.profile.as_deref().unwrap_or("?"),
+                r.verdict
+            ),
+            json!({
+                "evt.type": r.deviation,
+                "proc.name": r.process,
+                "proc.pid": r.pid,
+                "proc.exepath": r.exe,
+                "user.uid": r.uid,
+                "cgwarden.cgroup": r.cgroup,
+                "cgwarden.profile": r.profile,
+                "cgwarden.verdict": r.verdict,
+            }),
+            vec!["cgwarden", "runtime", "deviation"],
+        ),
         Record::Lost(r) => (
             "cgwarden events lost",
             "Error",
@@ -195,6 +225,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             Record::Dns(r) => r.time.clone(),
             Record::Syscall(r) => r.time.clone(),
             Record::Sysctl(r) => r.time.clone(),
+            Record::Deviation(r) => r.time.clone(),
             Record::Lost(r) => r.time.clone(),
         },
         rule: rule.to_owned(),
