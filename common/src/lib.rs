@@ -177,6 +177,10 @@ pub mod profile_flags {
     pub const BIND_LOOPBACK_ONLY: u32 = 128;
     /// No raw or packet sockets; their creation is denied in enforce mode.
     pub const DENY_RAW_SOCKETS: u32 = 256;
+    /// Set on an entry for a parent cgroup whose children the profile selects: it
+    /// applies to tasks in cgroups below, not in the parent itself. Such an entry covers
+    /// a new container from its first process, before the agent has seen its cgroup.
+    pub const DESCENDANTS_ONLY: u32 = 512;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its

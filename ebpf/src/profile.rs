@@ -9,7 +9,7 @@ use aya_ebpf::{
     bindings::__sk_buff,
     helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_skb_ancestor_cgroup_id},
 };
-use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef};
+use cgwarden_common::{MAX_CGROUP_LEVELS, ProfileRef, profile_flags};
 
 use crate::maps::{CGROUP_PROFILES, CONFIG};
 
@@ -61,10 +61,15 @@ fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<Match> {
             if id != 0 {
                 // SAFETY: values are written whole by the agent and only read here.
                 if let Some(profile) = unsafe { CGROUP_PROFILES.get(&id) } {
-                    return Some(Match {
-                        profile: *profile,
-                        cgroup: id,
-                    });
+                    // A parent entry covers only the cgroups below it.
+                    let below = profile.flags & profile_flags::DESCENDANTS_ONLY == 0
+                        || ancestor(level as i32 + 1) != 0;
+                    if below {
+                        return Some(Match {
+                            profile: *profile,
+                            cgroup: id,
+                        });
+                    }
                 }
             }
         }

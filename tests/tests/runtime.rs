@@ -90,3 +90,61 @@ fn a_process_running_as_root_is_a_deviation_reported_once_per_program() {
         out.events
     );
 }
+
+/// Starts an agent on `profile` (selector `/<base>/*`) and runs one runc container in
+/// `/<base>/<id>` with `user` as its uid; returns the container's stdout and the events.
+fn in_container(profile_body: &str, uid: u32, script: &str) -> (String, Vec<serde_json::Value>) {
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
+    let base = unique("cgwarden-test-rt");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\n{profile_body}"
+    ));
+    let agent = RunningAgent::start(profile.path());
+    let id = unique("cgw");
+    let container = Container::new(&id, &format!("/{base}/{id}"), &["sh", "-c", script], |c| {
+        c["process"]["user"] = serde_json::json!({ "uid": uid, "gid": uid });
+    });
+    let out = container.run();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        agent.events(),
+    )
+}
+
+#[test]
+fn a_new_container_is_covered_from_its_first_process() {
+    require_root();
+    // No pause: the attempt is the container's very first command.
+    let (stdout, events) = in_container(
+        "syscalls:\n  - set: escape\n    action: kill\n",
+        0,
+        "/bin/busybox unshare -U true; echo unshare=$?",
+    );
+    assert_eq!(stdout.trim(), "unshare=137", "{events:?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["syscall"] == "unshare" && e["verdict"] == "deny")
+    );
+}
+
+#[test]
+fn a_hardened_container_has_no_deviation_and_a_root_one_does() {
+    require_root();
+    let body = "runtime:\n  user: 1000\n  binds: loopback\n  raw_sockets: deny\nsyscalls:\n  - set: escape\n    action: kill\n";
+    let (stdout, events) = in_container(body, 1000, "echo hello");
+    assert_eq!(stdout.trim(), "hello");
+    let deviations: Vec<_> = events.iter().filter(|e| e["kind"] == "deviation").collect();
+    assert!(deviations.is_empty(), "{deviations:?}");
+    let (stdout, events) = in_container(body, 0, "echo hello; sleep 0.5");
+    assert_eq!(stdout.trim(), "hello");
+    let uid = events
+        .iter()
+        .find(|e| e["deviation"] == "uid")
+        .unwrap_or_else(|| panic!("no uid deviation: {events:?}"));
+    assert_eq!(uid["uid"], 0);
+    assert_eq!(uid["profile"], "ctr");
+    assert!(uid["cgroup_id"].as_u64().unwrap() > 1, "{uid}");
+}

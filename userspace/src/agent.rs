@@ -60,6 +60,9 @@ struct Names {
 struct Assignment {
     profile: String,
     level: u32,
+    /// A parent cgroup whose children the profile selects (see
+    /// `profile_flags::DESCENDANTS_ONLY`).
+    descendants_only: bool,
 }
 
 /// The running agent.
@@ -262,7 +265,7 @@ impl Agent {
             match self.compiled.get(&a.profile) {
                 Some(c) => self
                     .kernel
-                    .set_cgroup_profile(cgroup, c.pref)
+                    .set_cgroup_profile(cgroup, with_scope(c.pref, a.descendants_only))
                     .context("switching a cgroup to the reloaded profile")?,
                 None => self.unassign(cgroup)?,
             }
@@ -364,6 +367,19 @@ impl Agent {
         level: u32,
         profile: &str,
     ) -> anyhow::Result<()> {
+        self.assign_scoped(cgroup_id, path, level, profile, false)
+    }
+
+    /// Like [`Agent::assign`]; `descendants_only` applies the profile to the cgroups
+    /// below `path` but not to `path` itself.
+    pub fn assign_scoped(
+        &mut self,
+        cgroup_id: u64,
+        path: &str,
+        level: u32,
+        profile: &str,
+        descendants_only: bool,
+    ) -> anyhow::Result<()> {
         anyhow::ensure!(
             level < MAX_CGROUP_LEVELS,
             "cgroup {path} is {level} levels deep; cgwarden follows at most {MAX_CGROUP_LEVELS}"
@@ -372,8 +388,9 @@ impl Agent {
             .compiled
             .get(profile)
             .with_context(|| format!("no profile named `{profile}`"))?;
-        let arm = !c.rules.syscalls.is_empty();
-        self.kernel.set_cgroup_profile(cgroup_id, c.pref)?;
+        let arm = !c.rules.syscalls.is_empty() && !descendants_only;
+        self.kernel
+            .set_cgroup_profile(cgroup_id, with_scope(c.pref, descendants_only))?;
         if arm {
             self.arm_existing(path)?;
         }
@@ -382,6 +399,7 @@ impl Agent {
             Assignment {
                 profile: profile.to_owned(),
                 level,
+                descendants_only,
             },
         );
         self.paths.insert(cgroup_id, path.to_owned());
@@ -489,7 +507,7 @@ impl Agent {
     /// in name order whose selector matches wins.
     pub fn rescan(&mut self) -> anyhow::Result<()> {
         let entries = cgroups::walk(&self.cgroup_root);
-        let mut wanted: HashMap<u64, (String, u32, String)> = HashMap::new();
+        let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
         self.paths.clear();
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
@@ -500,7 +518,34 @@ impl Agent {
             {
                 wanted.insert(
                     e.id,
-                    (c.profile.name.as_str().to_owned(), e.level, e.path.clone()),
+                    (
+                        c.profile.name.as_str().to_owned(),
+                        e.level,
+                        e.path.clone(),
+                        false,
+                    ),
+                );
+            }
+        }
+        // A selector `<parent>/*` also goes on the parent, for its children only: a new
+        // container is covered from its first process, before this walk sees it.
+        for e in &entries {
+            if wanted.contains_key(&e.id) {
+                continue;
+            }
+            if let Some(c) = self
+                .compiled
+                .values()
+                .find(|c| c.profile.selector.children_of(&e.path))
+            {
+                wanted.insert(
+                    e.id,
+                    (
+                        c.profile.name.as_str().to_owned(),
+                        e.level,
+                        e.path.clone(),
+                        true,
+                    ),
                 );
             }
         }
@@ -513,11 +558,15 @@ impl Agent {
         for id in stale {
             self.unassign(id)?;
         }
-        for (id, (profile, level, path)) in wanted {
+        for (id, (profile, level, path, below)) in wanted {
             let current = self.assignments.get(&id);
-            if current.is_none_or(|a| a.profile != profile) {
-                log::info!("cgroup {path} gets profile `{profile}`");
-                self.assign(id, &path, level, &profile)?;
+            if current.is_none_or(|a| a.profile != profile || a.descendants_only != below) {
+                if below {
+                    log::info!("cgroups below {path} get profile `{profile}`");
+                } else {
+                    log::info!("cgroup {path} gets profile `{profile}`");
+                }
+                self.assign_scoped(id, &path, level, &profile, below)?;
             }
         }
         Ok(())
@@ -525,7 +574,14 @@ impl Agent {
 
     /// Decodes, enriches and writes one ring-buffer record.
     pub fn handle_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        match events::decode(bytes) {
+        let decoded = events::decode(bytes);
+        if let Ok(raw) = &decoded {
+            let id = raw.header().cgroup_id;
+            if !self.paths.contains_key(&id) {
+                self.learn_path(id);
+            }
+        }
+        match decoded {
             Ok(Raw::Net(e)) => {
                 if let Some(count) = self.aggregator.on_event(&e) {
                     self.write_net(&e, count)?;
@@ -741,6 +797,14 @@ impl events::Context for Agent {
     fn wall_clock(&self, monotonic_ns: u64) -> u128 {
         (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
     }
+}
+
+/// A profile entry for a cgroup, or for the cgroups below it.
+fn with_scope(mut pref: ProfileRef, descendants_only: bool) -> ProfileRef {
+    if descendants_only {
+        pref.flags |= profile_flags::DESCENDANTS_ONLY;
+    }
+    pref
 }
 
 /// What the kernel needs to know about a profile for every hook.

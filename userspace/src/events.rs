@@ -34,6 +34,20 @@ pub enum Raw {
     Deviation(Box<DeviationEvent>),
 }
 
+impl Raw {
+    /// The fields every record starts with.
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Self::Net(e) => &e.header,
+            Self::Dns(e) => &e.header,
+            Self::Syscall(e) => &e.header,
+            Self::Sysctl(e) => &e.header,
+            Self::Socket(e) => &e.header,
+            Self::Deviation(e) => &e.header,
+        }
+    }
+}
+
 /// Decodes one ring-buffer record.
 pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
     let kind = read::<u32>(bytes).ok_or(DecodeError::Short {

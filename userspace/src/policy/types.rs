@@ -39,6 +39,15 @@ impl Selector {
     pub fn matches(&self, cgroup_path: &str) -> bool {
         self.cgroup.iter().any(|g| g.matches(cgroup_path))
     }
+
+    /// Whether a glob selects every child of `cgroup_path` (a glob `<cgroup_path>/*`).
+    pub fn children_of(&self, cgroup_path: &str) -> bool {
+        self.cgroup.iter().any(|g| {
+            g.as_str()
+                .strip_suffix("/*")
+                .is_some_and(|parent| parent == cgroup_path && !parent.contains(['*', '?', '[']))
+        })
+    }
 }
 
 /// A glob on a cgroup v2 path: `*` stays within one path component, `**` crosses them.
