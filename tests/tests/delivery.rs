@@ -140,7 +140,8 @@ fn metrics_are_served_on_loopback_and_parse() {
         "{body}"
     );
     assert_eq!(values.get("cgwarden_up"), Some(&1.0));
-    assert_eq!(values.get("cgwarden_monitored_cgroups"), Some(&1.0));
+    // The app's cgroup, and its parent for the children it will have.
+    assert_eq!(values.get("cgwarden_monitored_cgroups"), Some(&2.0));
     assert!(values["cgwarden_agent_resident_bytes"] > 1e6);
     assert!(values.contains_key("cgwarden_map_capacity{map=\"EGRESS\"}"));
     // Every attached program has its run counter (zero unless kernel.bpf_stats_enabled).

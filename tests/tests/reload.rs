@@ -144,7 +144,12 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["profiles"][0]["name"], "reload");
     assert_eq!(status["profiles"][0]["mode"], "enforce");
-    assert_eq!(status["profiles"][0]["cgroups"][0], app.relative());
+    let cgroups = status["profiles"][0]["cgroups"].as_array().unwrap();
+    assert!(cgroups.iter().any(|c| c == app.relative()), "{cgroups:?}");
+    assert!(
+        cgroups.iter().any(|c| c == &format!("/{base}/*")),
+        "{cgroups:?}"
+    );
 
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(agent.control())

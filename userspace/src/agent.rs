@@ -325,11 +325,20 @@ impl Agent {
             .compiled
             .values()
             .map(|c| {
-                let mut cgroups: Vec<&str> = self
+                // A parent entry shows as `<parent>/*`: it covers the children.
+                let mut cgroups: Vec<String> = self
                     .assignments
                     .iter()
                     .filter(|(_, a)| a.profile == c.profile.name.as_str())
-                    .filter_map(|(id, _)| self.paths.get(id).map(String::as_str))
+                    .filter_map(|(id, a)| {
+                        self.paths.get(id).map(|p| {
+                            if a.descendants_only {
+                                format!("{}/*", p.trim_end_matches('/'))
+                            } else {
+                                p.clone()
+                            }
+                        })
+                    })
                     .collect();
                 cgroups.sort_unstable();
                 serde_json::json!({

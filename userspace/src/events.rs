@@ -685,8 +685,8 @@ mod tests {
     fn rejects_short_and_unknown_records() {
         assert!(matches!(decode(&[1, 0]), Err(DecodeError::Short { .. })));
         assert!(matches!(
-            decode(&[9, 0, 0, 0]),
-            Err(DecodeError::UnknownKind(9))
+            decode(&[99, 0, 0, 0]),
+            Err(DecodeError::UnknownKind(99))
         ));
         assert!(matches!(
             decode(&[1, 0, 0, 0, 0]),
