@@ -56,50 +56,27 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         need: size_of::<EventHeader>(),
     })?;
     match kind {
-        kind::CONNECT | kind::SENDMSG | kind::PACKET | kind::BIND => read::<NetEvent>(bytes)
-            .map(Raw::Net)
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<NetEvent>(),
-            }),
-        kind::SYSCALL => read::<SyscallEvent>(bytes)
-            .map(|e| Raw::Syscall(Box::new(e)))
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<SyscallEvent>(),
-            }),
-        kind::SOCKET => read::<SocketEvent>(bytes)
-            .map(Raw::Socket)
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<SocketEvent>(),
-            }),
-        kind::DEVIATION => read::<DeviationEvent>(bytes)
-            .map(|e| Raw::Deviation(Box::new(e)))
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<DeviationEvent>(),
-            }),
-        kind::SYSCTL => read::<SysctlEvent>(bytes)
-            .map(|e| Raw::Sysctl(Box::new(e)))
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<SysctlEvent>(),
-            }),
-        kind::DNS => read::<DnsEvent>(bytes)
-            .map(|e| Raw::Dns(Box::new(e)))
-            .ok_or(DecodeError::Short {
-                kind,
-                got: bytes.len(),
-                need: size_of::<DnsEvent>(),
-            }),
+        kind::CONNECT | kind::SENDMSG | kind::PACKET | kind::BIND => record(bytes, kind, Raw::Net),
+        kind::SYSCALL => record(bytes, kind, |e| Raw::Syscall(Box::new(e))),
+        kind::SOCKET => record(bytes, kind, Raw::Socket),
+        kind::DEVIATION => record(bytes, kind, |e| Raw::Deviation(Box::new(e))),
+        kind::SYSCTL => record(bytes, kind, |e| Raw::Sysctl(Box::new(e))),
+        kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
         other => Err(DecodeError::UnknownKind(other)),
     }
+}
+
+/// Reads a record of type `T` and wraps it, or says how short it was.
+fn record<T: Copy>(
+    bytes: &[u8],
+    kind: u32,
+    wrap: impl FnOnce(T) -> Raw,
+) -> Result<Raw, DecodeError> {
+    read::<T>(bytes).map(wrap).ok_or(DecodeError::Short {
+        kind,
+        got: bytes.len(),
+        need: size_of::<T>(),
+    })
 }
 
 fn read<T: Copy>(bytes: &[u8]) -> Option<T> {

@@ -174,69 +174,37 @@ impl Kernel {
         });
         // Syscall programs are attached per syscall by every agent (their links are not
         // pinned), so they are loaded even when the cgroup hooks are adopted.
-        let tp: &mut TracePoint = ebpf
-            .program_mut(SYSCALL_PROGRAM)
-            .ok_or(LoadError::MissingProgram(SYSCALL_PROGRAM))?
-            .try_into()
-            .map_err(|source| LoadError::Program {
-                name: SYSCALL_PROGRAM,
-                source,
-            })?;
-        tp.load().map_err(|source| LoadError::Program {
-            name: SYSCALL_PROGRAM,
-            source,
-        })?;
-        let raw: &mut RawTracePoint = ebpf
-            .program_mut(RAW_SYSCALL_PROGRAM)
-            .ok_or(LoadError::MissingProgram(RAW_SYSCALL_PROGRAM))?
-            .try_into()
-            .map_err(|source| LoadError::Program {
-                name: RAW_SYSCALL_PROGRAM,
-                source,
-            })?;
-        raw.load().map_err(|source| LoadError::Program {
-            name: RAW_SYSCALL_PROGRAM,
-            source,
-        })?;
+        let tp: &mut TracePoint = program(&mut ebpf, SYSCALL_PROGRAM)?;
+        tp.load().map_err(failed(SYSCALL_PROGRAM))?;
+        let raw: &mut RawTracePoint = program(&mut ebpf, RAW_SYSCALL_PROGRAM)?;
+        raw.load().map_err(failed(RAW_SYSCALL_PROGRAM))?;
         for name in PROC_PROGRAMS
             .map(|(n, _)| n)
             .into_iter()
             .chain([SYSCALL_EXIT_PROGRAM])
         {
-            let program: &mut TracePoint = ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingProgram(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { name, source })?;
-            program
-                .load()
-                .map_err(|source| LoadError::Program { name, source })?;
+            let program: &mut TracePoint = program(&mut ebpf, name)?;
+            program.load().map_err(failed(name))?;
         }
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
                 let started = std::time::Instant::now();
-                sock_addr_program(&mut ebpf, name)?
+                program::<CgroupSockAddr>(&mut ebpf, name)?
                     .load()
-                    .map_err(|source| LoadError::Program { name, source })?;
+                    .map_err(failed(name))?;
                 log::debug!("program {name} verified in {:?}", started.elapsed());
             }
-            sock_program(&mut ebpf)?
+            program::<CgroupSock>(&mut ebpf, SOCK_CREATE_PROGRAM)?
                 .load()
-                .map_err(|source| LoadError::Program {
-                    name: SOCK_CREATE_PROGRAM,
-                    source,
-                })?;
-            sysctl_program(&mut ebpf)?
+                .map_err(failed(SOCK_CREATE_PROGRAM))?;
+            program::<CgroupSysctl>(&mut ebpf, SYSCTL_PROGRAM)?
                 .load()
-                .map_err(|source| LoadError::Program {
-                    name: SYSCTL_PROGRAM,
-                    source,
-                })?;
+                .map_err(failed(SYSCTL_PROGRAM))?;
             for (name, _) in SKB_PROGRAMS {
                 let started = std::time::Instant::now();
-                skb_program(&mut ebpf, name)?
+                program::<CgroupSkb>(&mut ebpf, name)?
                     .load()
-                    .map_err(|source| LoadError::Program { name, source })?;
+                    .map_err(failed(name))?;
                 log::debug!("program {name} verified in {:?}", started.elapsed());
             }
         }
@@ -309,26 +277,22 @@ impl Kernel {
         })?;
         let mut fresh: Vec<(&'static str, FdLink)> = Vec::new();
         for name in SOCK_ADDR_PROGRAMS {
-            let program = sock_addr_program(&mut self.ebpf, name)?;
+            let program = program::<CgroupSockAddr>(&mut self.ebpf, name)?;
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                .map_err(|source| LoadError::Program { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| LoadError::Program { name, source })?;
+                .map_err(failed(name))?;
+            let link = program.take_link(id).map_err(failed(name))?;
             fresh.push((
                 name,
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
             ));
         }
         for (name, attach_type) in SKB_PROGRAMS {
-            let program = skb_program(&mut self.ebpf, name)?;
+            let program = program::<CgroupSkb>(&mut self.ebpf, name)?;
             let id = program
                 .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
-                .map_err(|source| LoadError::Program { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| LoadError::Program { name, source })?;
+                .map_err(failed(name))?;
+            let link = program.take_link(id).map_err(failed(name))?;
             fresh.push((
                 name,
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
@@ -336,13 +300,11 @@ impl Kernel {
         }
         {
             let name = SOCK_CREATE_PROGRAM;
-            let program = sock_program(&mut self.ebpf)?;
+            let program = program::<CgroupSock>(&mut self.ebpf, SOCK_CREATE_PROGRAM)?;
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
-                .map_err(|source| LoadError::Program { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| LoadError::Program { name, source })?;
+                .map_err(failed(name))?;
+            let link = program.take_link(id).map_err(failed(name))?;
             fresh.push((
                 name,
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
@@ -351,10 +313,8 @@ impl Kernel {
         // aya cannot make the sysctl program's link pinnable: link it directly.
         let sysctl_link = {
             let name = SYSCTL_PROGRAM;
-            let program = sysctl_program(&mut self.ebpf)?;
-            let prog_fd = program
-                .fd()
-                .map_err(|source| LoadError::Program { name, source })?;
+            let program = program::<CgroupSysctl>(&mut self.ebpf, SYSCTL_PROGRAM)?;
+            let prog_fd = program.fd().map_err(failed(name))?;
             super::raw::link_create(
                 prog_fd.as_fd(),
                 cgroup.as_fd(),
@@ -387,6 +347,20 @@ impl Kernel {
         Ok(())
     }
 
+    /// Attaches a tracepoint program to `category:name`; the link lives with the agent.
+    fn attach_tracepoint(
+        &mut self,
+        program_name: &'static str,
+        category: &str,
+        name: &str,
+    ) -> Result<(), LoadError> {
+        let tp: &mut TracePoint = program(&mut self.ebpf, program_name)?;
+        let id = tp.attach(category, name).map_err(failed(program_name))?;
+        let link = tp.take_link(id).map_err(failed(program_name))?;
+        self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+        Ok(())
+    }
+
     /// Run count and total run time of each attached program, as the kernel counts
     /// them (only while `kernel.bpf_stats_enabled` is 1; zero otherwise).
     pub fn program_stats(&self) -> Vec<(&'static str, u64, u64)> {
@@ -409,19 +383,7 @@ impl Kernel {
             return Ok(());
         }
         for (name, tracepoint) in PROC_PROGRAMS {
-            let program: &mut TracePoint = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(LoadError::MissingProgram(name))?
-                .try_into()
-                .map_err(|source| LoadError::Program { name, source })?;
-            let id = program
-                .attach("sched", tracepoint)
-                .map_err(|source| LoadError::Program { name, source })?;
-            let link = program
-                .take_link(id)
-                .map_err(|source| LoadError::Program { name, source })?;
-            self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+            self.attach_tracepoint(name, "sched", tracepoint)?;
         }
         self.tracking = true;
         Ok(())
@@ -439,43 +401,12 @@ impl Kernel {
             }
             let tracepoint = crate::syscalls::tracepoint_name(*sysno);
             if tracefs.join(&tracepoint).exists() {
-                let program: &mut TracePoint = self
-                    .ebpf
-                    .program_mut(SYSCALL_PROGRAM)
-                    .ok_or(LoadError::MissingProgram(SYSCALL_PROGRAM))?
-                    .try_into()
-                    .map_err(|source| LoadError::Program {
-                        name: SYSCALL_PROGRAM,
-                        source,
-                    })?;
-                let id = program.attach("syscalls", &tracepoint).map_err(|source| {
-                    LoadError::Program {
-                        name: SYSCALL_PROGRAM,
-                        source,
-                    }
-                })?;
-                let link = program.take_link(id).map_err(|source| LoadError::Program {
-                    name: SYSCALL_PROGRAM,
-                    source,
-                })?;
-                self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+                self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
                 if crate::syscalls::ESCAPE_PATH_SYSCALLS.contains(&sysno.name()) {
                     // Path-filtered calls are judged at exit (see `ebpf/src/syscalls.rs`).
                     let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
                     let name = SYSCALL_EXIT_PROGRAM;
-                    let program: &mut TracePoint = self
-                        .ebpf
-                        .program_mut(name)
-                        .ok_or(LoadError::MissingProgram(name))?
-                        .try_into()
-                        .map_err(|source| LoadError::Program { name, source })?;
-                    let id = program
-                        .attach("syscalls", &exit)
-                        .map_err(|source| LoadError::Program { name, source })?;
-                    let link = program
-                        .take_link(id)
-                        .map_err(|source| LoadError::Program { name, source })?;
-                    self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+                    self.attach_tracepoint(name, "syscalls", &exit)?;
                 }
                 let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format"))
                     .unwrap_or_default();
@@ -500,25 +431,11 @@ impl Kernel {
                         source,
                     })?;
                 if !self.watched.values().any(|w| *w == Watch::Raw) {
-                    let program: &mut RawTracePoint = self
-                        .ebpf
-                        .program_mut(RAW_SYSCALL_PROGRAM)
-                        .ok_or(LoadError::MissingProgram(RAW_SYSCALL_PROGRAM))?
-                        .try_into()
-                        .map_err(|source| LoadError::Program {
-                            name: RAW_SYSCALL_PROGRAM,
-                            source,
-                        })?;
+                    let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
                     let id = program
                         .attach("sys_enter")
-                        .map_err(|source| LoadError::Program {
-                            name: RAW_SYSCALL_PROGRAM,
-                            source,
-                        })?;
-                    let link = program.take_link(id).map_err(|source| LoadError::Program {
-                        name: RAW_SYSCALL_PROGRAM,
-                        source,
-                    })?;
+                        .map_err(failed(RAW_SYSCALL_PROGRAM))?;
+                    let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
                     self.syscall_links.push(FdLinkOrPerf::Raw(link));
                     log::info!(
                         "{} has no tracepoint here: watching it through raw sys_enter (every syscall of every task now pays for one array lookup)",
@@ -571,22 +488,6 @@ fn all_programs() -> impl Iterator<Item = &'static str> {
         .chain([SYSCTL_PROGRAM, SOCK_CREATE_PROGRAM])
 }
 
-fn sock_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSock, LoadError> {
-    let name = SOCK_CREATE_PROGRAM;
-    ebpf.program_mut(name)
-        .ok_or(LoadError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| LoadError::Program { name, source })
-}
-
-fn sysctl_program(ebpf: &mut Ebpf) -> Result<&mut CgroupSysctl, LoadError> {
-    let name = SYSCTL_PROGRAM;
-    ebpf.program_mut(name)
-        .ok_or(LoadError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| LoadError::Program { name, source })
-}
-
 /// Unpins the links and maps of other builds (their programs detach once unpinned).
 fn remove_other_builds(state: &Path) {
     let ours = object_id();
@@ -627,21 +528,20 @@ fn link_error(name: &'static str, e: aya::programs::links::LinkError) -> LoadErr
     }
 }
 
-fn sock_addr_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut CgroupSockAddr, LoadError> {
+/// A program of the object, as its type.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
-        .map_err(|source| LoadError::Program { name, source })
+        .map_err(failed(name))
 }
 
-fn skb_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut CgroupSkb, LoadError> {
-    ebpf.program_mut(name)
-        .ok_or(LoadError::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| LoadError::Program { name, source })
+/// Wraps a program's error with its name.
+fn failed(name: &'static str) -> impl FnOnce(ProgramError) -> LoadError {
+    move |source| LoadError::Program { name, source }
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>
