@@ -47,9 +47,12 @@ pub mod maps {
     /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
     /// entry and exit.
     pub const PENDING: &str = "PENDING";
+    /// `HashMap<u64 (profile << 32 | nr), u8>`: syscalls used under learning profiles.
+    pub const SYSCALLS_USED: &str = "SYSCALLS_USED";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
+        SYSCALLS_USED,
         PENDING,
         PROCS,
         PATH_PATTERNS,
@@ -181,6 +184,8 @@ pub mod profile_flags {
     /// applies to tasks in cgroups below, not in the parent itself. Such an entry covers
     /// a new container from its first process, before the agent has seen its cgroup.
     pub const DESCENDANTS_ONLY: u32 = 512;
+    /// Learn mode: record every syscall number the profile's processes use.
+    pub const LEARN_SYSCALLS: u32 = 1024;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -221,6 +226,9 @@ pub mod config_flags {
     /// Some installed profile reads DNS answers: without it the ingress hook returns at
     /// once.
     pub const DNS: u32 = 1;
+    /// Some installed profile learns every syscall its processes make (learn mode): the
+    /// raw `sys_enter` program records them.
+    pub const LEARN_SYSCALLS: u32 = 2;
 }
 
 /// Data part of an `EGRESS` LPM key: profile id (big endian, so it forms the first 32

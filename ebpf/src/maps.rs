@@ -65,6 +65,9 @@ pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> = PerCpuArray::wi
 pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);
 
 #[map]
+pub static SYSCALLS_USED: HashMap<u64, u8> = HashMap::with_max_entries(8_192, 0);
+
+#[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 
 /// Adds one to a per-CPU counter. The add is atomic because a program can be preempted

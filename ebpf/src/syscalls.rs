@@ -24,13 +24,13 @@ use core::ffi::c_void;
 use cgwarden_common::{
     NO_ARG, PATH_PATTERNS_MAX, PendingCall, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, SYSCALL_PATH_BYTES,
     pattern_applies, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, proc_flags,
-    profile_flags, syscall_action, verdict,
+    config_flags, profile_flags, syscall_action, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count,
+        CONFIG, SYSCALLS_USED, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count,
     },
     profile,
 };
@@ -61,6 +61,12 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
 #[inline(always)]
 pub fn raw(ctx: &RawTracePointContext) -> i32 {
     let id: u64 = ctx.arg(1);
+    if CONFIG
+        .get(0)
+        .is_some_and(|c| c.flags & config_flags::LEARN_SYSCALLS != 0)
+    {
+        learn_syscall(id);
+    }
     if id >= u64::from(RAW_SYSCALL_SLOTS) || RAW_SYSCALLS.get(id as u32).copied() != Some(1) {
         return 0;
     }
@@ -318,3 +324,19 @@ extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
 const AF_UNIX: u16 = 1;
 /// Keeps indexes inside the SYSCALL_PATH_BYTES scratch buffer.
 const PATH_MASK: usize = SYSCALL_PATH_BYTES - 1;
+
+/// Learn mode: records that a process of a learning profile used syscall `id`.
+#[inline(always)]
+fn learn_syscall(id: u64) {
+    let Some(m) = profile::current() else {
+        return;
+    };
+    if m.profile.flags & profile_flags::LEARN_SYSCALLS == 0 {
+        return;
+    }
+    let key = (u64::from(m.profile.id) << 32) | (id & 0xffff_ffff);
+    // SAFETY: a plain read of a flag byte.
+    if unsafe { SYSCALLS_USED.get(&key) }.is_none() {
+        let _ = SYSCALLS_USED.insert(&key, &1, 0);
+    }
+}

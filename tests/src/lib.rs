@@ -118,13 +118,20 @@ pub fn exec_with_input(profile: &Path, command: &[&str], input: &str) -> ExecOut
 
 /// Like [`exec`], with extra `cgwarden exec` options and standard input.
 pub fn exec_full(profile: &Path, options: &[&str], command: &[&str], input: &str) -> ExecOutput {
+    let policy = profile.display().to_string();
+    let mut all = vec!["--policy", policy.as_str()];
+    all.extend_from_slice(options);
+    exec_with(&all, command, input)
+}
+
+/// Runs `cgwarden exec <options> --events <file> -- <command>` (learn mode passes no
+/// `--policy`).
+pub fn exec_with(options: &[&str], command: &[&str], input: &str) -> ExecOutput {
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let events = dir.path().join("events.jsonl");
     let mut child = Command::new(cgwarden())
         .arg("exec")
-        .arg("--policy")
-        .arg(profile)
         .arg("--events")
         .arg(&events)
         .args(options)

@@ -87,6 +87,8 @@ pub struct Agent {
     resolver: Resolver,
     /// The profiles as last loaded, to recompile when a DNS name's addresses change.
     sources: Vec<Profile>,
+    /// Learn mode: every record emitted.
+    recorded: Option<Vec<Record>>,
     /// Uid deviations already reported: (cgroup, uid, program).
     deviations_seen: std::collections::HashSet<(u64, u32, String)>,
     /// Levels (and cgroups) a previous agent left in the pinned maps: kept enforcing
@@ -154,6 +156,7 @@ impl Agent {
             resolver,
             sources: Vec::new(),
             deviations_seen: Default::default(),
+            recorded: None,
             inherited,
         })
     }
@@ -217,7 +220,15 @@ impl Agent {
             .collect();
         wanted.sort_by_key(|s| s.id());
         wanted.dedup();
-        let track = !wanted.is_empty() || fresh.values().any(|c| c.profile.runtime.user.is_some());
+        let track = !wanted.is_empty()
+            || fresh
+                .values()
+                .any(|c| c.profile.runtime.user.is_some() || c.profile.learn);
+        if fresh.values().any(|c| c.profile.learn) {
+            self.kernel
+                .learn_syscalls()
+                .context("attaching the syscall recorder")?;
+        }
         if let Err(e) = self
             .kernel
             .track_processes(track)
@@ -475,10 +486,18 @@ impl Agent {
             .compiled
             .values()
             .any(|c| c.pref.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0);
+        let learn = self.compiled.values().any(|c| c.profile.learn);
+        let mut flags = 0;
+        if dns {
+            flags |= config_flags::DNS;
+        }
+        if learn {
+            flags |= config_flags::LEARN_SYSCALLS;
+        }
         self.kernel.write_config(Config {
             levels,
             next_profile_id: self.next_id,
-            flags: if dns { config_flags::DNS } else { 0 },
+            flags,
             _reserved: 0,
         })?;
         Ok(())
@@ -668,8 +687,29 @@ impl Agent {
         self.emit(&Record::Net(record))
     }
 
+    /// Keeps a copy of every record from now on (learn mode).
+    pub fn record_all(&mut self) {
+        self.recorded = Some(Vec::new());
+    }
+
+    /// The records kept since [`Agent::record_all`].
+    pub fn recorded(&mut self) -> Vec<Record> {
+        self.recorded.take().unwrap_or_default()
+    }
+
+    /// The syscalls the processes of a learning profile used.
+    pub fn syscalls_used(&self, profile: &str) -> Vec<u32> {
+        self.compiled
+            .get(profile)
+            .map(|c| self.kernel.syscalls_used(c.pref.id))
+            .unwrap_or_default()
+    }
+
     /// Sends a record to the sinks, the metrics and the followers.
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
+        if let Some(kept) = &mut self.recorded {
+            kept.push(record.clone());
+        }
         self.metrics.observe(record);
         self.followers.send(record);
         self.sinks.emit(record).context("writing an event")?;
@@ -848,6 +888,9 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     }
     if profile.runtime.raw_sockets == crate::policy::RawSockets::Deny {
         flags |= profile_flags::DENY_RAW_SOCKETS;
+    }
+    if profile.learn {
+        flags |= profile_flags::LEARN_SYSCALLS;
     }
     ProfileRef {
         id,

@@ -20,22 +20,43 @@ use crate::{
     sinks::Sinks,
 };
 
-/// Runs `command` under the single profile in `policy_file`; returns the exit code to
-/// exit with (the command's, or 128 + signal when it was killed).
+/// What `exec` runs the command under.
+pub enum Under<'a> {
+    /// The single profile in this file.
+    Profile(&'a Path),
+    /// Learn mode: write the learned profile (and optionally an OCI seccomp profile).
+    Learn {
+        name: &'a str,
+        profile_out: &'a Path,
+        seccomp_out: Option<&'a Path>,
+    },
+}
+
+/// Runs `command` under a profile (or learns one); returns the exit code to exit with
+/// (the command's, or 128 + signal when it was killed).
 pub async fn exec(
-    policy_file: &Path,
+    under: Under<'_>,
     sinks: Sinks,
     resolver: Resolver,
     command: &[OsString],
 ) -> anyhow::Result<i32> {
-    let profiles = policy::load_path(policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let [profile] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
-        anyhow::anyhow!(
-            "exec takes exactly one profile; {} has {}",
-            policy_file.display(),
-            p.len()
-        )
-    })?;
+    let (profile, policy_file) = match &under {
+        Under::Profile(policy_file) => {
+            let profiles = policy::load_path(policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let [profile] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
+                anyhow::anyhow!(
+                    "exec takes exactly one profile; {} has {}",
+                    policy_file.display(),
+                    p.len()
+                )
+            })?;
+            (profile, *policy_file)
+        }
+        Under::Learn { name, .. } => (
+            crate::learn::learning_profile(name).map_err(|e| anyhow::anyhow!("{e}"))?,
+            Path::new("/dev/null"),
+        ),
+    };
     let name = profile.name.as_str().to_owned();
     let (program, args) = command.split_first().context("no command given")?;
 
@@ -51,6 +72,9 @@ pub async fn exec(
     let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
     agent.install(vec![profile])?;
     agent.assign(cgroup.id(), cgroup.relative(), cgroup.level(), &name)?;
+    if matches!(under, Under::Learn { .. }) {
+        agent.record_all();
+    }
 
     let procs = File::options()
         .write(true)
@@ -95,6 +119,37 @@ pub async fn exec(
             .unwrap_or(1),
         Stop::Signal => 130,
     };
+    if let Under::Learn {
+        profile_out,
+        seccomp_out,
+        name,
+    } = under
+    {
+        let records: Vec<serde_json::Value> = agent
+            .recorded()
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
+        let observed = crate::learn::observe(&records);
+        let origin = format!(
+            "`{}`",
+            command
+                .iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        std::fs::write(
+            profile_out,
+            crate::learn::profile_yaml(name, &origin, &observed),
+        )
+        .with_context(|| format!("writing {}", profile_out.display()))?;
+        if let Some(out) = seccomp_out {
+            let used = agent.syscalls_used(name);
+            let text = serde_json::to_string_pretty(&crate::learn::seccomp(&used))?;
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
     drop(agent);
     cgroup.remove().context("removing the command's cgroup")?;
     Ok(code)

@@ -21,6 +21,7 @@ pub mod dns_wire;
 pub mod events;
 pub mod exec;
 pub mod host;
+pub mod learn;
 pub mod metrics;
 pub mod policy;
 pub mod procfs;

@@ -210,7 +210,14 @@ pub fn decode(sysno: Sysno, args: &[u64; 6], arity: usize) -> Map<String, Value>
     let hex = |v: u64| json!(format!("{v:#x}"));
     match sysno.name() {
         "clone" => {
-            m.insert("flags".into(), json!(names(args[0], CLONE_FLAGS)));
+            // The low byte is the signal sent to the parent when the child exits.
+            let mut flags = names(args[0] & !0xff, CLONE_FLAGS);
+            match args[0] & 0xff {
+                0 => {}
+                17 => flags.push("SIGCHLD".to_owned()),
+                sig => flags.push(format!("signal {sig}")),
+            }
+            m.insert("flags".into(), json!(flags));
         }
         "unshare" => {
             m.insert("flags".into(), json!(names(args[0], CLONE_FLAGS)));
@@ -269,9 +276,14 @@ const CLONE_FLAGS: &[(u64, &str)] = &[
     (0x0000_0800, "CLONE_SIGHAND"),
     (0x0000_2000, "CLONE_PTRACE"),
     (0x0000_4000, "CLONE_VFORK"),
+    (0x0000_8000, "CLONE_PARENT"),
     (0x0001_0000, "CLONE_THREAD"),
     (0x0002_0000, "CLONE_NEWNS"),
-    (0x0008_0000, "CLONE_SYSVSEM"),
+    (0x0004_0000, "CLONE_SYSVSEM"),
+    (0x0008_0000, "CLONE_SETTLS"),
+    (0x0010_0000, "CLONE_PARENT_SETTID"),
+    (0x0020_0000, "CLONE_CHILD_CLEARTID"),
+    (0x0100_0000, "CLONE_CHILD_SETTID"),
     (0x0200_0000, "CLONE_NEWCGROUP"),
     (0x0400_0000, "CLONE_NEWUTS"),
     (0x0800_0000, "CLONE_NEWIPC"),

@@ -126,6 +126,9 @@ pub struct Kernel {
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
+    /// The raw `sys_enter` program is attached.
+    raw_attached: bool,
+    syscalls_used: HashMap<MapData, u64, u8>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
@@ -220,6 +223,7 @@ impl Kernel {
         let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
+        let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -242,6 +246,8 @@ impl Kernel {
             path_patterns,
             events,
             tracking: false,
+            raw_attached: false,
+            syscalls_used,
             watched: Default::default(),
             syscall_links: Vec::new(),
         })
@@ -347,6 +353,40 @@ impl Kernel {
         Ok(())
     }
 
+    /// Attaches the raw `sys_enter` program (once).
+    fn attach_raw(&mut self) -> Result<(), LoadError> {
+        if self.raw_attached {
+            return Ok(());
+        }
+        let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
+        let id = program
+            .attach("sys_enter")
+            .map_err(failed(RAW_SYSCALL_PROGRAM))?;
+        let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
+        self.syscall_links.push(FdLinkOrPerf::Raw(link));
+        self.raw_attached = true;
+        Ok(())
+    }
+
+    /// Learn mode: makes the raw `sys_enter` program record every syscall of learning
+    /// profiles (it runs for every syscall of every task while attached).
+    pub fn learn_syscalls(&mut self) -> Result<(), LoadError> {
+        self.attach_raw()
+    }
+
+    /// The syscall numbers a learning profile's processes used.
+    pub fn syscalls_used(&self, profile: u32) -> Vec<u32> {
+        let mut nrs: Vec<u32> = self
+            .syscalls_used
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| (k >> 32) as u32 == profile)
+            .map(|k| k as u32)
+            .collect();
+        nrs.sort_unstable();
+        nrs
+    }
+
     /// Attaches a tracepoint program to `category:name`; the link lives with the agent.
     fn attach_tracepoint(
         &mut self,
@@ -430,13 +470,8 @@ impl Kernel {
                         name: names::RAW_SYSCALLS,
                         source,
                     })?;
-                if !self.watched.values().any(|w| *w == Watch::Raw) {
-                    let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
-                    let id = program
-                        .attach("sys_enter")
-                        .map_err(failed(RAW_SYSCALL_PROGRAM))?;
-                    let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
-                    self.syscall_links.push(FdLinkOrPerf::Raw(link));
+                if !self.raw_attached {
+                    self.attach_raw()?;
                     log::info!(
                         "{} has no tracepoint here: watching it through raw sys_enter (every syscall of every task now pays for one array lookup)",
                         sysno.name()

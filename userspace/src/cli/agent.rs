@@ -217,7 +217,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
 }
 
 pub fn exec(
-    policy: &Path,
+    under: cgwarden::exec::Under<'_>,
     events: Option<PathBuf>,
     sinks: Vec<SinkSpec>,
     resolver: Option<SocketAddr>,
@@ -226,7 +226,7 @@ pub fn exec(
     let specs = sink_specs(events, sinks, Target::Stderr);
     let sinks = sinks::Sinks::open(&specs).context("opening the event sinks")?;
     runtime()?.block_on(cgwarden::exec::exec(
-        policy,
+        under,
         sinks,
         Resolver::system(resolver),
         command,

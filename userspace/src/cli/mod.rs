@@ -27,8 +27,18 @@ pub enum Command {
     /// Run one command in a fresh cgroup under a profile.
     Exec {
         /// The profile file.
-        #[arg(long)]
-        policy: PathBuf,
+        #[arg(long, required_unless_present = "learn")]
+        policy: Option<PathBuf>,
+        /// Learn mode: run the command with everything reported and nothing refused,
+        /// then write the tightest profile that allows what it did to this file.
+        #[arg(long, conflicts_with = "policy")]
+        learn: Option<PathBuf>,
+        /// With --learn: also write an OCI seccomp profile of every syscall it used.
+        #[arg(long, requires = "learn")]
+        seccomp: Option<PathBuf>,
+        /// With --learn: the learned profile's name.
+        #[arg(long, default_value = "learned")]
+        name: String,
         /// Where to write events as JSON lines (`-` or unset: standard error).
         #[arg(long)]
         events: Option<PathBuf>,
@@ -104,11 +114,25 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => agent::run(args),
         Command::Exec {
             policy,
+            learn,
+            seccomp,
+            name,
             events,
             sinks,
             resolver,
             command,
-        } => agent::exec(&policy, events, sinks, resolver, &command),
+        } => {
+            let under = match (&policy, &learn) {
+                (Some(p), _) => cgwarden::exec::Under::Profile(p),
+                (None, Some(out)) => cgwarden::exec::Under::Learn {
+                    name: &name,
+                    profile_out: out,
+                    seccomp_out: seccomp.as_deref(),
+                },
+                (None, None) => anyhow::bail!("give --policy or --learn"),
+            };
+            agent::exec(under, events, sinks, resolver, &command)
+        }
         Command::Check { paths } => Ok(client::check(&paths)),
         Command::Reload { control } => client::request(&control, control::Command::Reload),
         Command::Status { control } => client::request(&control, control::Command::Status),

@@ -153,6 +153,7 @@ pub fn compile_syscalls(
                     .iter()
                     .chain(crate::syscalls::ESCAPE_PATH_SYSCALLS),
             })
+            .filter(|n| rule.except.iter().all(|e| e.as_str() != **n))
             .filter_map(|n| crate::syscalls::lookup(n))
             .map(|s| crate::syscalls::spec(s, true));
         for spec in named.chain(from_set) {

@@ -174,10 +174,12 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
             .map(|r| SyscallRule {
                 names: r.names,
                 set: r.set,
+                except: r.except,
                 action: r.action,
             })
             .collect(),
         runtime: raw.runtime,
+        learn: false,
         source: file.to_path_buf(),
     }
 }

@@ -69,6 +69,7 @@ pub struct RawEgressRule {
 pub struct RawSyscallRule {
     pub names: Vec<SyscallName>,
     pub set: Option<SyscallSet>,
+    pub except: Vec<SyscallName>,
     pub action: SyscallAction,
 }
 
@@ -79,6 +80,9 @@ pub struct SyscallRuleFields {
     names: Vec<SyscallName>,
     #[serde(default)]
     set: Option<SyscallSet>,
+    /// Syscalls of the set this rule leaves out.
+    #[serde(default)]
+    except: Vec<SyscallName>,
     action: SyscallAction,
 }
 
@@ -88,9 +92,13 @@ impl TryFrom<SyscallRuleFields> for RawSyscallRule {
         if f.names.is_empty() && f.set.is_none() {
             return Err("a syscall rule needs `names`, `set`, or both".to_owned());
         }
+        if !f.except.is_empty() && f.set.is_none() {
+            return Err("`except` leaves syscalls out of a `set`; this rule has none".to_owned());
+        }
         Ok(Self {
             names: f.names,
             set: f.set,
+            except: f.except,
             action: f.action,
         })
     }

@@ -15,6 +15,9 @@ pub struct Profile {
     pub egress: Egress,
     pub syscalls: Vec<SyscallRule>,
     pub runtime: Runtime,
+    /// Learn mode (`cgwarden exec --learn`): record every syscall the processes use.
+    /// Never set from a file.
+    pub learn: bool,
     /// File the profile came from, for messages.
     pub source: PathBuf,
 }
@@ -460,6 +463,8 @@ pub struct SyscallRule {
     pub names: Vec<SyscallName>,
     /// A named built-in set, if the rule selects one.
     pub set: Option<SyscallSet>,
+    /// Syscalls of the set left out.
+    pub except: Vec<SyscallName>,
     pub action: SyscallAction,
 }
 
