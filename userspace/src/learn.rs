@@ -60,10 +60,10 @@ pub fn observe(records: &[Value]) -> Observed {
                     _ => "any",
                 };
                 let seen = o.flows.entry((to, proto.to_owned())).or_default();
-                if proto != "icmp" {
-                    if let Some(port) = r["port"].as_u64() {
-                        seen.ports.insert(port as u16);
-                    }
+                if proto != "icmp"
+                    && let Some(port) = r["port"].as_u64()
+                {
+                    seen.ports.insert(port as u16);
                 }
                 seen.count += r["count"].as_u64().unwrap_or(1);
                 let time = r["time"].as_str().unwrap_or("").to_owned();
