@@ -211,6 +211,9 @@ pub struct NetRecord {
     pub gid: u32,
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
+    /// The container, when the cgroup path names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
     pub profile: Option<String>,
     pub rule: String,
     pub protocol: &'static str,
@@ -245,6 +248,9 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         process: comm(&h.comm),
         uid: h.uid,
         gid: h.gid,
+        container: ctx
+            .cgroup_path(h.cgroup_id)
+            .and_then(|p| crate::container::identify(&p)),
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: profile.map(|(name, _)| name.to_owned()),

@@ -16,6 +16,7 @@ pub mod aggregate;
 pub mod bpf;
 pub mod cgroups;
 pub mod config;
+pub mod container;
 pub mod control;
 pub mod dns_wire;
 pub mod events;

@@ -128,11 +128,18 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
 }
 
 fn from_raw(raw: RawProfile, file: &Path) -> Profile {
-    let selector = Selector {
-        cgroup: raw
-            .selector
-            .map(|s| s.cgroup.into_vec())
-            .unwrap_or_default(),
+    let selector = match raw.selector {
+        Some(s) => Selector {
+            cgroup: s.cgroup.into_vec(),
+            container: s
+                .container
+                .into_vec()
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
+            runtime: s.runtime.into_vec(),
+        },
+        None => Selector::default(),
     };
     let egress = match raw.egress {
         None => Egress::default(),
@@ -232,6 +239,29 @@ mod tests {
         );
         assert!(matches!(r.to[0], Destination::Net(_)));
         assert_eq!(p.syscalls[0].names.len(), 2);
+    }
+
+    #[test]
+    fn selects_containers_by_id_and_runtime() {
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let p =
+            parse("name: a\nmode: audit\nselector:\n  container: \"0123*\"\n  runtime: docker\n")
+                .unwrap();
+        assert!(p.selector.matches(&format!("/docker/{id}")));
+        assert!(
+            p.selector
+                .matches(&format!("/system.slice/docker-{id}.scope"))
+        );
+        assert!(
+            !p.selector
+                .matches(&format!("/machine.slice/libpod-{id}.scope")),
+            "podman"
+        );
+        assert!(
+            !p.selector
+                .matches(&format!("/docker/{}", id.replace("0123", "ffff")))
+        );
+        assert!(!p.selector.matches("/system.slice/sshd.service"));
     }
 
     #[test]

@@ -34,6 +34,12 @@ pub struct RawProfile {
 pub struct RawSelector {
     #[serde(default)]
     pub cgroup: OneOrMany<CgroupGlob>,
+    /// Container ids (globs, e.g. `3f2a*`), as the cgroup path names them.
+    #[serde(default)]
+    pub container: OneOrMany<String>,
+    /// Runtimes: docker, containerd, cri-o, podman.
+    #[serde(default)]
+    pub runtime: OneOrMany<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,12 +35,35 @@ pub enum Mode {
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
     pub cgroup: Vec<CgroupGlob>,
+    /// Container id globs.
+    pub container: Vec<glob::Pattern>,
+    /// Runtimes.
+    pub runtime: Vec<String>,
 }
 
 impl Selector {
-    /// Whether a cgroup path (relative to the cgroup2 root, starting with `/`) matches.
+    /// Whether a cgroup path (relative to the cgroup2 root, starting with `/`) matches:
+    /// its path matches a `cgroup` glob, or it is a container whose id matches a
+    /// `container` glob or whose runtime is listed (both when both are given).
     pub fn matches(&self, cgroup_path: &str) -> bool {
-        self.cgroup.iter().any(|g| g.matches(cgroup_path))
+        if self.cgroup.iter().any(|g| g.matches(cgroup_path)) {
+            return true;
+        }
+        if self.container.is_empty() && self.runtime.is_empty() {
+            return false;
+        }
+        let Some(c) = crate::container::identify(cgroup_path) else {
+            return false;
+        };
+        // Only the container's own cgroup, not cgroups nested in it.
+        if !cgroup_path.trim_end_matches('/').ends_with(&c.id)
+            && !cgroup_path.trim_end_matches(".scope").ends_with(&c.id)
+        {
+            return false;
+        }
+        let id_ok = self.container.is_empty() || self.container.iter().any(|p| p.matches(&c.id));
+        let runtime_ok = self.runtime.is_empty() || self.runtime.iter().any(|r| r == c.runtime);
+        id_ok && runtime_ok
     }
 
     /// Whether a glob selects every child of `cgroup_path` (a glob `<cgroup_path>/*`).
