@@ -148,3 +148,77 @@ fn a_hardened_container_has_no_deviation_and_a_root_one_does() {
     assert_eq!(uid["profile"], "ctr");
     assert!(uid["cgroup_id"].as_u64().unwrap() > 1, "{uid}");
 }
+
+#[test]
+fn profiles_from_oci_and_compose_pass_check() {
+    require_root();
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    // runc's own default spec, hardened the way the gateway runs.
+    let status = Command::new("runc")
+        .arg("spec")
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let path = dir.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+    config["process"]["capabilities"] = serde_json::json!({});
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let compose = dir.path().join("compose.yml");
+    std::fs::write(
+        &compose,
+        "services:\n  gateway:\n    user: \"1000\"\n    cap_drop: [ALL]\n    read_only: true\n    security_opt: [\"no-new-privileges:true\"]\n    ports: [\"127.0.0.1:8443:8443\"]\n",
+    )
+    .unwrap();
+    for (args, file) in [
+        (
+            vec![
+                "profile",
+                "from-oci",
+                path.to_str().unwrap(),
+                "--name",
+                "gw",
+            ],
+            "oci.yaml",
+        ),
+        (
+            vec![
+                "profile",
+                "from-compose",
+                compose.to_str().unwrap(),
+                "gateway",
+            ],
+            "compose.yaml",
+        ),
+    ] {
+        let out = Command::new(cgwarden_tests::cgwarden())
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            text.contains("user: 1000") && text.contains("raw_sockets: deny"),
+            "{text}"
+        );
+        let profile = dir.path().join(file);
+        std::fs::write(&profile, &text).unwrap();
+        let check = Command::new(cgwarden_tests::cgwarden())
+            .arg("check")
+            .arg(&profile)
+            .output()
+            .unwrap();
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+}

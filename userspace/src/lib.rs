@@ -22,6 +22,7 @@ pub mod dns_wire;
 pub mod events;
 pub mod exec;
 pub mod host;
+pub mod import;
 pub mod learn;
 pub mod metrics;
 pub mod policy;

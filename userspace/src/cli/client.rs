@@ -74,3 +74,41 @@ pub fn report(events: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// Prints a profile made from an OCI runtime config.
+pub fn from_oci(config: &Path, name: &str) -> anyhow::Result<i32> {
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", config.display()))?;
+    let h = cgwarden::import::from_oci(&value);
+    print!(
+        "{}",
+        cgwarden::import::profile_yaml(
+            name,
+            &format!("{} (OCI runtime config)", config.display()),
+            &h
+        )
+    );
+    Ok(0)
+}
+
+/// Prints a profile made from a Compose service.
+pub fn from_compose(compose: &Path, service: &str) -> anyhow::Result<i32> {
+    let text = std::fs::read_to_string(compose)
+        .with_context(|| format!("reading {}", compose.display()))?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        let (l, c) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        anyhow::anyhow!("{}:{l}:{c}: {e}", compose.display())
+    })?;
+    let h = cgwarden::import::from_compose(&value, service).map_err(anyhow::Error::msg)?;
+    print!(
+        "{}",
+        cgwarden::import::profile_yaml(
+            service,
+            &format!("service `{service}` of {}", compose.display()),
+            &h
+        )
+    );
+    Ok(0)
+}

@@ -92,11 +92,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write a profile from a container definition users already have.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
     /// Remove every pinned link and map: enforcement ends.
     Uninstall {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// From an OCI runtime config (runc's config.json).
+    FromOci {
+        config: PathBuf,
+        #[arg(long, default_value = "container")]
+        name: String,
+    },
+    /// From one service of a Compose file.
+    FromCompose { compose: PathBuf, service: String },
 }
 
 impl Command {
@@ -144,5 +159,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         } => client::follow(&control, control::Filter { kind, container }),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
         Command::Report { events, json } => client::report(events.as_deref(), json),
+        Command::Profile(ProfileCommand::FromOci { config, name }) => {
+            client::from_oci(&config, &name)
+        }
+        Command::Profile(ProfileCommand::FromCompose { compose, service }) => {
+            client::from_compose(&compose, &service)
+        }
     }
 }

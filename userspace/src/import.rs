@@ -1,0 +1,222 @@
+//! Profiles from what users already have: an OCI runtime config (`config.json`) or a
+//! Compose service. The hardened settings become `runtime:` lines; egress is left as an
+//! explicit, commented default-deny to fill in.
+
+use serde_json::Value;
+
+/// The hardened settings found in a container definition.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Hardening {
+    pub user: Option<u32>,
+    /// Capabilities the container keeps (empty: none).
+    pub capabilities: Vec<String>,
+    pub read_only_root: bool,
+    pub no_new_privileges: bool,
+    /// Every published port is bound to a loopback address.
+    pub loopback_ports: bool,
+    /// Published ports as written, for the comments.
+    pub ports: Vec<String>,
+    pub networks: Vec<String>,
+}
+
+/// Reads an OCI runtime `config.json`.
+pub fn from_oci(config: &Value) -> Hardening {
+    let caps = &config["process"]["capabilities"];
+    let mut capabilities: Vec<String> = ["bounding", "effective", "permitted"]
+        .iter()
+        .flat_map(|set| caps[*set].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    capabilities.sort();
+    capabilities.dedup();
+    Hardening {
+        user: config["process"]["user"]["uid"].as_u64().map(|u| u as u32),
+        capabilities,
+        read_only_root: config["root"]["readonly"].as_bool() == Some(true),
+        no_new_privileges: config["process"]["noNewPrivileges"].as_bool() == Some(true),
+        // An OCI config publishes no ports: the runtime's network set-up does.
+        loopback_ports: true,
+        ports: Vec::new(),
+        networks: Vec::new(),
+    }
+}
+
+/// Reads one service of a Compose file.
+pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Hardening, String> {
+    let svc = compose
+        .get("services")
+        .and_then(|s| s.get(service))
+        .ok_or_else(|| format!("the Compose file has no service `{service}`"))?;
+    let strings = |key: &str| -> Vec<String> {
+        match svc.get(key) {
+            Some(serde_yaml::Value::Sequence(items)) => items
+                .iter()
+                .filter_map(|i| match i {
+                    serde_yaml::Value::String(s) => Some(s.clone()),
+                    serde_yaml::Value::Number(n) => Some(n.to_string()),
+                    serde_yaml::Value::Mapping(m) => m.get("published").map(|p| {
+                        format!(
+                            "{}:{:?}",
+                            m.get("host_ip")
+                                .and_then(|h| h.as_str())
+                                .unwrap_or("0.0.0.0"),
+                            p
+                        )
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            Some(serde_yaml::Value::Mapping(m)) => m
+                .keys()
+                .filter_map(|k| k.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let user = svc.get("user").and_then(|u| match u {
+        serde_yaml::Value::Number(n) => n.as_u64().map(|v| v as u32),
+        serde_yaml::Value::String(s) => s.split(':').next().and_then(|x| x.parse().ok()),
+        _ => None,
+    });
+    let cap_drop = strings("cap_drop");
+    let all_dropped = cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL"));
+    let capabilities = if all_dropped {
+        strings("cap_add")
+    } else {
+        // Docker's default set, less what is dropped, plus what is added.
+        let mut caps: Vec<String> = DOCKER_DEFAULT_CAPS
+            .iter()
+            .map(|c| (*c).to_owned())
+            .filter(|c| !cap_drop.iter().any(|d| d.eq_ignore_ascii_case(c)))
+            .collect();
+        caps.extend(strings("cap_add"));
+        caps
+    };
+    let ports = strings("ports");
+    let loopback_ports = ports
+        .iter()
+        .all(|p| p.starts_with("127.") || p.starts_with("[::1]") || p.starts_with("::1"));
+    Ok(Hardening {
+        user,
+        capabilities,
+        read_only_root: svc.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true),
+        no_new_privileges: strings("security_opt")
+            .iter()
+            .any(|o| o.replace('=', ":") == "no-new-privileges:true" || o == "no-new-privileges"),
+        loopback_ports,
+        ports,
+        networks: strings("networks"),
+    })
+}
+
+const DOCKER_DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+/// The profile for hardened settings, with comments saying where each line came from.
+pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
+    let mut y = String::new();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    y.push_str(&format!("# Generated by cgwarden from {origin}.\n"));
+    y.push_str(&format!(
+        "# The container's own settings: user {}, capabilities {}, read-only root {}, no-new-privileges {}.\n",
+        h.user.map_or("unset (root)".to_owned(), |u| u.to_string()),
+        if h.capabilities.is_empty() { "none".to_owned() } else { h.capabilities.join(" ") },
+        yes(h.read_only_root),
+        yes(h.no_new_privileges)
+    ));
+    if !h.networks.is_empty() {
+        y.push_str(&format!("# Networks: {}.\n", h.networks.join(", ")));
+    }
+    y.push_str(&format!("name: {name}\n"));
+    y.push_str(
+        "# Start in audit (nothing refused, everything reported), then enforce.\nmode: audit\n",
+    );
+    y.push_str(&format!(
+        "selector:\n  # The container's cgroup(s): adapt, or select by container id/runtime.\n  cgroup: \"/cgwarden/{name}/*\"\n"
+    ));
+    y.push_str("egress:\n  # Default deny: list here what the container may reach (CIDRs, addresses,\n  # DNS names, ports), or learn it with `cgwarden exec --learn`.\n  default: deny\n  allow:\n    - name: loopback\n      to: [127.0.0.0/8, \"::1\"]\n");
+    y.push_str("runtime:\n");
+    match h.user {
+        Some(uid) => y.push_str(&format!("  user: {uid}   # from the container's user\n")),
+        None => {
+            y.push_str("  # no user is set: the container runs as root; set one and add `user:`\n")
+        }
+    }
+    if h.loopback_ports {
+        y.push_str("  binds: loopback   # published ports are bound to loopback\n");
+    } else {
+        y.push_str(&format!(
+            "  binds: any   # published ports listen beyond loopback: {}\n",
+            h.ports.join(", ")
+        ));
+    }
+    let net_raw = h
+        .capabilities
+        .iter()
+        .any(|c| c.trim_start_matches("CAP_") == "NET_RAW");
+    if net_raw {
+        y.push_str("  raw_sockets: allow   # the container keeps CAP_NET_RAW\n");
+    } else {
+        y.push_str("  raw_sockets: deny   # no CAP_NET_RAW: raw sockets are never legitimate\n");
+    }
+    y.push_str("syscalls:\n  # Container escape attempts. `kill` ends the process before it returns to\n  # user space (see the README for what it cannot undo).\n  - set: escape\n    action: kill\n");
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_hardened_oci_config() {
+        let config: Value = serde_json::json!({
+            "process": {"user": {"uid": 1000, "gid": 1000}, "noNewPrivileges": true,
+                         "capabilities": {"bounding": [], "effective": []}},
+            "root": {"readonly": true}
+        });
+        let h = from_oci(&config);
+        assert_eq!(h.user, Some(1000));
+        assert!(h.capabilities.is_empty() && h.read_only_root && h.no_new_privileges);
+        let yaml = profile_yaml("gw", "config.json", &h);
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("gw.yaml")).unwrap();
+        assert_eq!(p.runtime.user, Some(1000));
+        assert_eq!(p.runtime.raw_sockets, crate::policy::RawSockets::Deny);
+    }
+
+    #[test]
+    fn reads_a_compose_service() {
+        let compose: serde_yaml::Value = serde_yaml::from_str(
+            "services:\n  gateway:\n    user: \"1000:1000\"\n    cap_drop: [ALL]\n    read_only: true\n    security_opt: [\"no-new-privileges:true\"]\n    ports: [\"127.0.0.1:8080:8080\"]\n    networks: [backend]\n  web:\n    ports: [\"80:80\"]\n",
+        )
+        .unwrap();
+        let h = from_compose(&compose, "gateway").unwrap();
+        assert_eq!(h.user, Some(1000));
+        assert!(
+            h.capabilities.is_empty()
+                && h.read_only_root
+                && h.no_new_privileges
+                && h.loopback_ports
+        );
+        let web = from_compose(&compose, "web").unwrap();
+        assert!(!web.loopback_ports);
+        assert!(web.capabilities.iter().any(|c| c == "NET_RAW"));
+        let yaml = profile_yaml("web", "compose", &web);
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("web.yaml")).unwrap();
+        assert_eq!(p.runtime.binds, crate::policy::Binds::Any);
+        assert!(from_compose(&compose, "db").is_err());
+    }
+}
