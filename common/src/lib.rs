@@ -85,6 +85,8 @@ pub mod counters {
     pub const DNS_LEARNED: u32 = 3;
     /// Answer addresses not learned because the per-name cap was reached.
     pub const DNS_CAPPED: u32 = 4;
+    /// Repeats of a reported flow counted without an event (aggregation).
+    pub const AGGREGATED: u32 = 5;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }

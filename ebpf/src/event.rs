@@ -60,6 +60,7 @@ pub fn report_net(event: &mut NetEvent) {
             unsafe {
                 (*state).last_ns = now;
                 if now.wrapping_sub((*state).last_emit_ns) < AGGREGATE_WINDOW_NS {
+                    count(counters::AGGREGATED);
                     return;
                 }
                 (*state).last_emit_ns = now;
@@ -87,13 +88,29 @@ pub fn report_net(event: &mut NetEvent) {
     send_net(event);
 }
 
+/// Submit flags: wake the agent only once a batch has accumulated, so a burst of
+/// events costs one wake-up instead of one each (the agent also drains on a short
+/// timer, so a single event waits at most that long).
+#[inline(always)]
+pub fn wakeup() -> u64 {
+    const BPF_RB_AVAIL_DATA: u64 = 0;
+    const BPF_RB_NO_WAKEUP: u64 = 1;
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    const BATCH_BYTES: u64 = 256 * 1024;
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= BATCH_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 /// Sends a network event, or counts it as lost when the ring buffer is full.
 #[inline(always)]
 fn send_net(event: &NetEvent) {
     match EVENTS.reserve::<NetEvent>(0) {
         Some(mut slot) => {
             slot.write(*event);
-            slot.submit(0);
+            slot.submit(crate::event::wakeup());
         }
         None => count(counters::RINGBUF_DROPS),
     }

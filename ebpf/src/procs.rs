@@ -53,7 +53,7 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
                         expected_uid: expected - 1,
                         exe: info.exe,
                     });
-                    slot.submit(0);
+                    slot.submit(crate::event::wakeup());
                 }
                 None => count(counters::RINGBUF_DROPS),
             }

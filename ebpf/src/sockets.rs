@@ -43,7 +43,7 @@ pub fn create(ctx: &SockContext) -> i32 {
                 verdict,
                 _pad: [0; 3],
             });
-            slot.submit(0);
+            slot.submit(crate::event::wakeup());
         }
         None => count(counters::RINGBUF_DROPS),
     }

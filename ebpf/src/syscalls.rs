@@ -202,7 +202,7 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
             }
         }
     }
-    slot.submit(0);
+    slot.submit(crate::event::wakeup());
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).

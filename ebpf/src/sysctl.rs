@@ -67,7 +67,7 @@ pub fn sysctl(ctx: &SysctlContext) -> i32 {
                     SYSCTL_TEXT_BYTES as u32 - 1
                 };
             }
-            slot.submit(0);
+            slot.submit(crate::event::wakeup());
         }
     }
     if verdict == verdict::DENY {

@@ -87,6 +87,9 @@ pub struct Agent {
     resolver: Resolver,
     /// The profiles as last loaded, to recompile when a DNS name's addresses change.
     sources: Vec<Profile>,
+    /// The kernel's count of held-back repeats when last seen, and when it last moved.
+    held_back_seen: u64,
+    held_back_at: Instant,
     /// Learn mode: every record emitted.
     recorded: Option<Vec<Record>>,
     /// Uid deviations already reported: (cgroup, uid, program).
@@ -110,6 +113,10 @@ const RETIRE_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 /// Expired learned addresses are removed this long after they expire (the kernel
 /// already ignores them); the delay keeps removal away from a refresh in flight.
 const LEARNED_GRACE_NS: u64 = 30_000_000_000;
+
+/// The kernel's aggregation window.
+const AGGREGATE_WINDOW: std::time::Duration =
+    std::time::Duration::from_nanos(cgwarden_common::AGGREGATE_WINDOW_NS);
 
 /// How often the agent reports repeats the kernel counted but did not send.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
@@ -157,6 +164,8 @@ impl Agent {
             sources: Vec::new(),
             deviations_seen: Default::default(),
             recorded: None,
+            held_back_seen: 0,
+            held_back_at: Instant::now(),
             inherited,
         })
     }
@@ -456,7 +465,7 @@ impl Agent {
             let Some(p) = crate::procfs::process(std::path::Path::new("/proc"), pid) else {
                 continue;
             };
-            if crate::procfs::is_runtime_init(&p.comm) {
+            if crate::procfs::is_runtime_init(&p) {
                 continue;
             }
             self.kernel.arm_process(p.pid, p.ppid, &p.exe)?;
@@ -772,6 +781,17 @@ impl Agent {
     /// shutdown, after the last events were drained).
     pub fn flush_aggregates(&mut self, force: bool) -> anyhow::Result<()> {
         if !force && self.last_flush.elapsed() < FLUSH_EVERY {
+            return Ok(());
+        }
+        // Walking the kernel's flow table is only worth it while the kernel is holding
+        // back repeats: until two windows after the last one it counted.
+        let held_back = self.counters.aggregated;
+        if held_back != self.held_back_seen {
+            self.held_back_seen = held_back;
+            self.held_back_at = Instant::now();
+        }
+        let quiet = self.held_back_at.elapsed() > 2 * AGGREGATE_WINDOW;
+        if !force && quiet {
             return Ok(());
         }
         self.last_flush = Instant::now();

@@ -28,10 +28,26 @@ impl Aggregator {
     /// it carries was already reported by a flush.
     pub fn on_event(&mut self, event: &NetEvent) -> Option<u64> {
         let key = key_of(event);
-        let track = self.tracks.entry(key).or_insert(Track {
-            reported: 0,
-            last: *event,
-        });
+        let Some(track) = self.tracks.get_mut(&key) else {
+            // Flows are tracked only once they repeat, so a million one-off flows cost
+            // no memory. An untracked flow's first occurrence was reported by the
+            // kernel's first event (or counted as lost with it): the rest is new.
+            if event.total > 1 {
+                self.tracks.insert(
+                    key,
+                    Track {
+                        reported: event.total,
+                        last: *event,
+                    },
+                );
+            }
+            return Some(
+                event
+                    .total
+                    .saturating_sub(1)
+                    .max(u64::from(event.total == 1)),
+            );
+        };
         // A total below what was reported means the kernel evicted and restarted the
         // flow's entry: everything it carries is new.
         let count = if event.total >= track.reported {
@@ -69,8 +85,9 @@ impl Aggregator {
             if now_ns.saturating_sub(state.last_emit_ns) < AGGREGATE_WINDOW_NS {
                 continue;
             }
+            // Untracked: the first occurrence was reported (or counted as lost).
             let track = self.tracks.entry(*key).or_insert_with(|| Track {
-                reported: 0,
+                reported: 1,
                 last: event_from_key(key),
             });
             if state.total > track.reported {
@@ -169,7 +186,8 @@ mod tests {
     #[test]
     fn an_evicted_flow_starts_again_and_vanished_flows_are_forgotten() {
         let mut a = Aggregator::default();
-        assert_eq!(a.on_event(&event(9)), Some(9));
+        // Seen first at total 9: its first occurrence was reported (or counted lost).
+        assert_eq!(a.on_event(&event(9)), Some(8));
         assert_eq!(a.on_event(&event(1)), Some(1));
         assert!(a.flush(&[], 10).is_empty());
         assert!(a.tracks.is_empty());
@@ -177,11 +195,29 @@ mod tests {
 
     #[test]
     fn a_flow_whose_first_event_was_lost_is_still_counted() {
+        // The first occurrence's record was lost and counted in a `lost` record; the
+        // other six come from the kernel's total.
         let mut a = Aggregator::default();
         let key = key_of(&event(0));
         let flushed = a.flush(&[(key, state(7, 0))], AGGREGATE_WINDOW_NS);
         assert_eq!(flushed.len(), 1);
-        assert_eq!(flushed[0].1, 7);
+        assert_eq!(flushed[0].1, 6);
         assert_eq!(flushed[0].0.port, 80);
+    }
+
+    #[test]
+    fn one_off_flows_are_not_tracked() {
+        let mut a = Aggregator::default();
+        for port in 0..1000 {
+            let mut e = event(1);
+            e.port = port;
+            assert_eq!(a.on_event(&e), Some(1));
+        }
+        assert!(a.tracks.is_empty());
+        let key = key_of(&event(0));
+        // Its first event was seen untracked; the flush reports only the repeats.
+        assert_eq!(a.on_event(&event(1)), Some(1));
+        let flushed = a.flush(&[(key, state(5, 0))], AGGREGATE_WINDOW_NS);
+        assert_eq!(flushed[0].1, 4);
     }
 }

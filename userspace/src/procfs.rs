@@ -60,8 +60,10 @@ pub fn pids_below(cgroup: &Path) -> Vec<u32> {
 
 /// A container runtime's set-up process (runc's `runc:[2:INIT]`, crun), which joins the
 /// container's cgroup and namespaces before it executes the container's program.
-pub fn is_runtime_init(comm: &str) -> bool {
-    comm.starts_with("runc:[") || comm == "runc:[2:INIT]" || comm.starts_with("crun")
+pub fn is_runtime_init(p: &Process) -> bool {
+    // runc re-executes itself (`runc init`), named `runc` until it renames itself.
+    let exe = p.exe.rsplit('/').next().unwrap_or("");
+    p.comm.starts_with("runc") || p.comm.starts_with("crun") || exe == "runc" || exe == "crun"
 }
 
 #[cfg(test)]
@@ -77,7 +79,14 @@ mod tests {
         let proc = process(dir.path(), 42).unwrap();
         assert_eq!((proc.comm.as_str(), proc.ppid), ("a (b) c", 7));
         assert!(process(dir.path(), 43).is_none());
-        assert!(is_runtime_init("runc:[2:INIT]"));
-        assert!(!is_runtime_init("nginx"));
+        let named = |comm: &str, exe: &str| Process {
+            pid: 1,
+            ppid: 0,
+            comm: comm.to_owned(),
+            exe: exe.to_owned(),
+        };
+        assert!(is_runtime_init(&named("runc:[2:INIT]", "/usr/sbin/runc")));
+        assert!(is_runtime_init(&named("runc", "/usr/sbin/runc")));
+        assert!(!is_runtime_init(&named("nginx", "/usr/sbin/nginx")));
     }
 }

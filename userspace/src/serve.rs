@@ -41,6 +41,8 @@ pub struct Options<'a> {
 }
 
 const TICK: Duration = Duration::from_millis(100);
+/// How long an event may wait in the ring buffer when no batch woke the agent.
+const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
 /// Runs until a stop condition; always drains the ring buffer before returning.
 pub async fn serve(
@@ -52,6 +54,8 @@ pub async fn serve(
     // as long as it is registered.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE)? };
     let mut tick = tokio::time::interval(TICK);
+    // The kernel wakes the agent only for batches; small amounts are drained here.
+    let mut drain_tick = tokio::time::interval(DRAIN_EVERY);
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -81,6 +85,10 @@ pub async fn serve(
                 let mut guard = guard?;
                 drain(agent, guard.get_inner_mut())?;
                 guard.clear_ready();
+                agent.flush()?;
+            }
+            _ = drain_tick.tick() => {
+                drain(agent, ring.get_mut())?;
                 agent.flush()?;
             }
             _ = tick.tick() => {

@@ -18,6 +18,7 @@ pub struct Counters {
     pub egress_denied: u64,
     pub dns_learned: u64,
     pub dns_capped: u64,
+    pub aggregated: u64,
 }
 
 impl Kernel {
@@ -204,6 +205,7 @@ impl Kernel {
             egress_denied: sum(counters::EGRESS_DENIED)?,
             dns_learned: sum(counters::DNS_LEARNED)?,
             dns_capped: sum(counters::DNS_CAPPED)?,
+            aggregated: sum(counters::AGGREGATED)?,
         })
     }
 }
