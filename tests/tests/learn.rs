@@ -143,3 +143,37 @@ fn the_seccomp_export_runs_the_workload_in_runc() {
     let run = container.run();
     assert_ne!(String::from_utf8_lossy(&run.stdout).trim(), "unshare=0");
 }
+
+#[test]
+fn learn_from_an_events_file_of_a_running_agent() {
+    require_root();
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup};
+    let server = TcpServer::bind("127.0.0.84");
+    let base = unique("cgwarden-test-learnrun");
+    let _base = TestCgroup::create(&base);
+    let recording = ProfileFile::new(&format!(
+        "name: rec\nmode: audit\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n  report: all\n  dns:\n    report: true\n"
+    ));
+    let agent = RunningAgent::start(recording.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = app.run(Command::new(netprobe()).args(["tcp", &server.addr.to_string()]));
+    assert_eq!(out, "ok\n");
+    let found = agent.wait_event(std::time::Duration::from_secs(5), |e| {
+        e["dst"] == "127.0.0.84"
+    });
+    assert!(found.is_some(), "{}", agent.log());
+    let learned = Command::new(cgwarden())
+        .args(["learn", "--name", "app", "--events"])
+        .arg(agent.events_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&learned.stdout);
+    assert!(
+        text.contains(&format!(
+            "- to: 127.0.0.84\n      ports: [{}]\n      protocol: tcp",
+            server.port()
+        )),
+        "{text}"
+    );
+}

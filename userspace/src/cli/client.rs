@@ -112,3 +112,27 @@ pub fn from_compose(compose: &Path, service: &str) -> anyhow::Result<i32> {
     );
     Ok(0)
 }
+
+/// Prints the profile learned from an events file.
+pub fn learn(events: Option<&Path>, name: &str) -> anyhow::Result<i32> {
+    use std::io::{BufRead, BufReader};
+    let reader: Box<dyn BufRead> = match events {
+        Some(path) if path != Path::new("-") => Box::new(BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+        )),
+        _ => Box::new(std::io::stdin().lock()),
+    };
+    let mut records = Vec::new();
+    for line in reader.lines() {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line?) {
+            records.push(value);
+        }
+    }
+    let observed = cgwarden::learn::observe(&records);
+    let origin = events.map_or("standard input".to_owned(), |p| p.display().to_string());
+    print!(
+        "{}",
+        cgwarden::learn::profile_yaml(name, &origin, &observed)
+    );
+    Ok(0)
+}

@@ -92,6 +92,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the tightest profile that allows what an events file shows (record them
+    /// with a profile in audit mode, `report: all` and `dns: {report: true}`).
+    Learn {
+        /// The events file (JSON lines); `-` or unset: standard input.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// The profile's name.
+        #[arg(long, default_value = "learned")]
+        name: String,
+    },
     /// Write a profile from a container definition users already have.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -159,6 +169,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         } => client::follow(&control, control::Filter { kind, container }),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
         Command::Report { events, json } => client::report(events.as_deref(), json),
+        Command::Learn { events, name } => client::learn(events.as_deref(), &name),
         Command::Profile(ProfileCommand::FromOci { config, name }) => {
             client::from_oci(&config, &name)
         }
