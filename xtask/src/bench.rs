@@ -4,8 +4,15 @@
 //!   in a plain cgroup, under cgwarden with 10 and 100,000 allowlist rules, and under
 //!   nftables (`socket cgroupv2` + a 100,000-element interval set); plus the time to
 //!   compile and load a 100,000-CIDR profile. See [`egress`].
+//! - `events`: the highest rate of events the agent delivers to its JSON file sink with
+//!   zero loss, its resident memory at that rate, and its start-to-enforcing time. See
+//!   [`events`].
+//! - `syscalls`: what unwatched and watched syscalls cost a process (a getppid loop, a
+//!   syscall-heavy mix, gcc) under cgwarden, bpftrace and auditd. See [`syscalls`].
 
 mod egress;
+mod events;
+mod syscalls;
 mod util;
 
 use std::path::Path;
@@ -13,7 +20,7 @@ use std::path::Path;
 use anyhow::bail;
 
 /// Every benchmark, in the order `cargo xtask bench` runs them.
-const ALL: &[&str] = &["egress"];
+const ALL: &[&str] = &["egress", "events", "syscalls"];
 
 pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
     let selected: Vec<&str> = match which {
@@ -27,6 +34,8 @@ pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
     for name in selected {
         match name {
             "egress" => egress::run(root, bin)?,
+            "events" => events::run(root, bin)?,
+            "syscalls" => syscalls::run(root, bin)?,
             other => bail!("benchmark `{other}` is listed but not wired up"),
         }
     }
