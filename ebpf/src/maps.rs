@@ -7,9 +7,9 @@ use aya_ebpf::{
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DnsScratch, EGRESS_MAX_ENTRIES, EgressKey,
     EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
-    LearnedValue, NameCountKey, NameKey, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SyscallKey,
-    SyscallRule, counters, PROCS_MAX_ENTRIES, ProcInfo, PATH_PATTERNS_MAX, PathPattern,
-    SYSCALL_PATH_BYTES, PendingCall,
+    LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern,
+    PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
+    SyscallKey, SyscallRule, counters,
 };
 
 #[map]
@@ -59,7 +59,8 @@ pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS
 pub static PATH_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATTERNS_MAX, 0);
 
 #[map]
-pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);

@@ -6,9 +6,7 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},
     programs::TracePointContext,
 };
-use cgwarden_common::{
-    DeviationEvent, EXE_BYTES, ProcInfo, counters, deviation, kind, proc_flags,
-};
+use cgwarden_common::{DeviationEvent, EXE_BYTES, ProcInfo, counters, deviation, kind, proc_flags};
 
 use crate::{
     event,
@@ -65,21 +63,29 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
 /// `sched:sched_process_fork`: the child inherits the parent's entry.
 #[inline(always)]
 pub fn fork(ctx: &TracePointContext) -> u32 {
-    if profile::current().is_none() {
-        return 0;
-    }
-    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: `child_pid` is at offset 20 of the record.
     let Ok(child) = (unsafe { ctx.read_at::<i32>(20) }) else {
         return 0;
     };
-    let Some(p) = PROCS.get_ptr(&parent) else {
+    let child = child as u32;
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let tracked = if profile::current().is_some() {
+        PROCS.get_ptr(&parent)
+    } else {
+        None
+    };
+    let Some(p) = tracked else {
+        // A reused pid must not inherit what the table knew of a process that died:
+        // a container runtime's set-up process would otherwise be judged as armed.
+        if PROCS.get_ptr(&child).is_some() {
+            let _ = PROCS.remove(&child);
+        }
         return 0;
     };
     // SAFETY: the pointer comes from the map; copied whole before the insert.
     let mut info = unsafe { *p };
     info.ppid = parent;
-    let _ = PROCS.insert(&(child as u32), &info, 0);
+    let _ = PROCS.insert(&child, &info, 0);
     0
 }
 

@@ -133,7 +133,11 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
         return true;
     }
     let enforce = flags & profile_flags::ENFORCE != 0;
-    let verdict = if enforce { verdict::DENY } else { verdict::AUDIT };
+    let verdict = if enforce {
+        verdict::DENY
+    } else {
+        verdict::AUDIT
+    };
     crate::event::report_net(&mut cgwarden_common::NetEvent {
         header: crate::event::header(cgwarden_common::kind::BIND, m.profile.id, cgroup_id),
         addr: flow.addr,

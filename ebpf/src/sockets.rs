@@ -32,7 +32,11 @@ pub fn create(ctx: &SockContext) -> i32 {
         return PROCEED;
     }
     let enforce = flags & profile_flags::ENFORCE != 0;
-    let verdict = if enforce { verdict::DENY } else { verdict::AUDIT };
+    let verdict = if enforce {
+        verdict::DENY
+    } else {
+        verdict::AUDIT
+    };
     match EVENTS.reserve::<SocketEvent>(0) {
         Some(mut slot) => {
             slot.write(SocketEvent {

@@ -22,15 +22,16 @@ use aya_ebpf::{
 use core::ffi::c_void;
 
 use cgwarden_common::{
-    NO_ARG, PATH_PATTERNS_MAX, PendingCall, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, SYSCALL_PATH_BYTES,
-    pattern_applies, RAW_SYSCALL_SLOTS, SyscallEvent, SyscallKey, counters, kind, proc_flags,
-    config_flags, profile_flags, syscall_action, verdict,
+    NO_ARG, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, PendingCall,
+    RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent, SyscallKey, config_flags, counters, kind,
+    pattern_applies, proc_flags, profile_flags, syscall_action, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, SYSCALLS_USED, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES, count,
+        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES,
+        SYSCALLS_USED, count,
     },
     profile,
 };
@@ -147,7 +148,11 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
     // judged at exit, when the path is sure to be readable.
     let filtered = rule.path_filter != 0;
     if filtered && !at_exit {
-        let pending = PendingCall { nr, _pad: 0, args: *args };
+        let pending = PendingCall {
+            nr,
+            _pad: 0,
+            args: *args,
+        };
         let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
         return;
     }
