@@ -155,10 +155,19 @@ pub fn start_following(mut stream: UnixStream, filter: Filter) -> Follower {
     }
 }
 
+/// A client's command and the connection to answer on.
+pub type Request = (Command, UnixStream);
+
 /// The listening side, owned by the agent. Removes its socket on drop.
+///
+/// Accepting and reading a command are split: each client's line is read by its own
+/// task and handed over through a channel, so [`ControlSocket::next`] is cancel-safe
+/// and a `select!` that picks another branch never drops a half-read client.
 pub struct ControlSocket {
     listener: UnixListener,
     path: PathBuf,
+    tx: mpsc::Sender<Request>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<Request>>,
 }
 
 impl ControlSocket {
@@ -180,36 +189,57 @@ impl ControlSocket {
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        let (tx, rx) = mpsc::channel(16);
         Ok(Self {
             listener,
             path: path.to_path_buf(),
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
         })
     }
 
-    /// Waits for a client and reads its command. Clients that are not root, or that do
-    /// not send a known command within a second, get an error and are dropped (`None`).
-    pub async fn next(&self) -> io::Result<Option<(Command, UnixStream)>> {
-        let (mut stream, _) = self.listener.accept().await?;
-        let peer = stream.peer_cred()?;
-        if peer.uid() != 0 {
-            let _ = reply(&mut stream, &error_json("the control socket is root-only")).await;
-            return Ok(None);
-        }
-        let mut line = String::new();
-        let read = tokio::time::timeout(Duration::from_secs(1), async {
-            BufReader::new(&mut stream).read_line(&mut line).await
-        })
-        .await;
-        match (read, Command::parse(&line)) {
-            (Ok(Ok(_)), Some(cmd)) => Ok(Some((cmd, stream))),
-            _ => {
-                let _ = reply(
-                    &mut stream,
-                    &error_json("unknown command; try `reload` or `status`"),
-                )
-                .await;
-                Ok(None)
+    /// Waits for the next well-formed command from a root client. Cancel-safe.
+    pub async fn next(&self) -> io::Result<Request> {
+        let mut rx = self.rx.lock().await;
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => {
+                    let (stream, _) = accepted?;
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        if let Some(request) = read_command(stream).await {
+                            let _ = tx.send(request).await;
+                        }
+                    });
+                }
+                Some(request) = rx.recv() => return Ok(request),
             }
+        }
+    }
+}
+
+/// Reads one client's command. Clients that are not root, or that do not send a known
+/// command within a second, get an error and are dropped (`None`).
+async fn read_command(mut stream: UnixStream) -> Option<Request> {
+    let root = matches!(stream.peer_cred(), Ok(peer) if peer.uid() == 0);
+    if !root {
+        let _ = reply(&mut stream, &error_json("the control socket is root-only")).await;
+        return None;
+    }
+    let mut line = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(1), async {
+        BufReader::new(&mut stream).read_line(&mut line).await
+    })
+    .await;
+    match (read, Command::parse(&line)) {
+        (Ok(Ok(_)), Some(cmd)) => Some((cmd, stream)),
+        _ => {
+            let _ = reply(
+                &mut stream,
+                &error_json("unknown command; try `reload` or `status`"),
+            )
+            .await;
+            None
         }
     }
 }

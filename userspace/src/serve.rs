@@ -121,10 +121,10 @@ pub async fn serve(
             }
             request = control => {
                 match request {
-                    Ok(Some((Command::Follow(filter), stream))) => {
+                    Ok((Command::Follow(filter), stream)) => {
                         agent.follow(control::start_following(stream, filter));
                     }
-                    Ok(Some((command, mut stream))) => {
+                    Ok((command, mut stream)) => {
                         let answer = match command {
                             Command::Reload => match reload(agent, opts.policy) {
                                 Ok(()) => serde_json::json!({ "ok": true, "profiles": agent.profile_names() }),
@@ -137,7 +137,6 @@ pub async fn serve(
                             log::warn!("control client went away: {e}");
                         }
                     }
-                    Ok(None) => {}
                     Err(e) => log::warn!("control socket: {e}"),
                 }
             }
