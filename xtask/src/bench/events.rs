@@ -1277,8 +1277,8 @@ fn wait_quiet(clk_tck: f64) {
     eprintln!("bench events: the machine stayed busy; going on");
 }
 
-/// `git describe`-like: the commit of the working tree, and whether the agent's sources
-/// differ from it (read-only git commands).
+/// The last commit that changed the agent's sources, and whether they have changed since
+/// (read-only git commands).
 fn commit(root: &Path) -> String {
     let git = |args: &[&str]| -> Option<String> {
         let out = Command::new("git")
@@ -1293,11 +1293,16 @@ fn commit(root: &Path) -> String {
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
     };
+    // The last commit that changed the agent (its user space, eBPF or shared layouts).
     let Some(head) = git(&[
         "log",
         "-1",
         "--format=%h %cd %s",
         "--date=format:%Y-%m-%d %H:%M",
+        "--",
+        "userspace",
+        "ebpf",
+        "common",
     ]) else {
         return "unknown (no git)".to_owned();
     };
@@ -1409,7 +1414,7 @@ impl Report<'_> {
         let _ = writeln!(o, "### Events: `cargo xtask bench events`\n");
         let _ = writeln!(o, "- date: {}", self.date);
         let _ = writeln!(o, "- machine: {}", self.machine);
-        let _ = writeln!(o, "- agent built from: {}", self.commit);
+        let _ = writeln!(o, "- agent sources as of: {}", self.commit);
         let ((b1, b5), (a1, a5)) = self.load;
         let _ = writeln!(
             o,
