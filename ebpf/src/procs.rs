@@ -21,9 +21,9 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         return 0;
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let ppid = PROCS.get_ptr(&tgid).map_or(0, |p| {
+    let (ppid, was) = PROCS.get_ptr(&tgid).map_or((0, 0), |p| {
         // SAFETY: the pointer comes from the map.
-        unsafe { (*p).ppid }
+        unsafe { ((*p).ppid, (*p).flags) }
     });
     let mut info = ProcInfo {
         ppid,
@@ -38,8 +38,16 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
             let _ = bpf_probe_read_kernel_str_bytes(src, &mut info.exe);
         }
     }
+    // runc's set-up process re-executes a sealed copy of itself (`/dev/fd/N`), and may
+    // already have been moved into the container's cgroup when it does: that exec does
+    // not arm. An armed process stays armed whatever it executes, so a container cannot
+    // shed its rules with `fexecve`.
+    if was & proc_flags::ARMED == 0 && is_fd_exec(&info.exe) {
+        info.flags = was;
+    }
     let _ = PROCS.insert(&tgid, &info, 0);
-    {
+    // The runtime's set-up process runs as root by design; only armed programs are judged.
+    if info.flags & proc_flags::ARMED != 0 {
         let expected = m.profile.expected_uid_plus_one;
         let uid = bpf_get_current_uid_gid() as u32;
         if expected != 0 && uid != expected - 1 {
@@ -58,6 +66,28 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// Whether `exe` names an open file rather than a path (`/dev/fd/N`, `/proc/self/fd/N`,
+/// `/proc/self/exe`): how runc runs its sealed copy of itself.
+#[inline(always)]
+fn is_fd_exec(exe: &[u8; EXE_BYTES]) -> bool {
+    const DEV_FD: &[u8; 8] = b"/dev/fd/";
+    const SELF_FD: &[u8; 14] = b"/proc/self/fd/";
+    const SELF_EXE: &[u8; 14] = b"/proc/self/exe";
+    starts_with(exe, DEV_FD) || starts_with(exe, SELF_FD) || starts_with(exe, SELF_EXE)
+}
+
+#[inline(always)]
+fn starts_with<const N: usize>(exe: &[u8; EXE_BYTES], prefix: &[u8; N]) -> bool {
+    let mut i = 0;
+    while i < N && i < EXE_BYTES {
+        if exe[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// `sched:sched_process_fork`: the child inherits the parent's entry.
