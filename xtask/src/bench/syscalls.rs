@@ -746,11 +746,16 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
             let mut seen = None;
             if *counts {
                 let count = bpftrace_count(&printed, ctx.plain_id);
-                if count < r.getppid_calls {
+                if count == 0 {
                     bail!(
-                        "bpftrace counted {count} syscalls of the client's cgroup, fewer than its \
-                         {} getppid calls; its output:\n{printed}",
-                        r.getppid_calls
+                        "bpftrace counted no syscall of the client's cgroup; its output:\n{printed}"
+                    );
+                }
+                if count < r.getppid_calls {
+                    eprintln!(
+                        "bench syscalls: ({}) bpftrace counted {count} syscalls of the client's \
+                         cgroup, fewer than its {} getppid calls",
+                        c.key, r.getppid_calls
                     );
                 }
                 if c.watched {
