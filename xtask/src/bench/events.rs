@@ -179,6 +179,9 @@ struct Place {
     generator_short: Option<u64>,
     /// The time budget ran out before the search was done.
     cut_short: bool,
+    /// The rate reported passed only this many runs (fewer than asked for) before the
+    /// time budget ran out.
+    unconfirmed: Option<usize>,
     /// Trials at the rate found (or the target) that the search does not use: the
     /// generator started as soon as the agent is enforcing, and a `/metrics` scrape
     /// during the run.
@@ -370,6 +373,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             lowest_failing: None,
             generator_short: None,
             cut_short: false,
+            unconfirmed: None,
             extra: Vec::new(),
         })
         .collect();
@@ -588,6 +592,11 @@ fn search(
             passed += 1;
         }
         if out_of_time {
+            // What passed so far at this rate still counts, marked as unconfirmed.
+            if failed.is_none() && passed > 0 {
+                place.max_rate = Some(l);
+                place.unconfirmed = Some(passed);
+            }
             break;
         }
         match failed {
@@ -1563,8 +1572,15 @@ impl Report<'_> {
         let (rate_text, rate_ok) = match place.max_rate {
             Some(r) => (
                 format!(
-                    "{}{}{full_text}",
+                    "{}{}{}{full_text}",
                     thousands(r as f64),
+                    match place.unconfirmed {
+                        Some(n) => format!(
+                            " ({n} of {} runs at it, all without loss, before the time ran out)",
+                            self.settings.reps
+                        ),
+                        None => String::new(),
+                    },
                     match (place.lowest_failing, place.generator_short) {
                         (Some(h), _) => format!(" (loss at {})", thousands(h as f64)),
                         (None, Some(g)) => format!(
@@ -1579,12 +1595,22 @@ impl Report<'_> {
                 r >= TARGET_RATE,
             ),
             None => (
-                format!(
-                    "< {} (no rate tried passed all its runs){full_text}",
-                    thousands(place.lowest_failing.unwrap_or(STEP) as f64)
-                ),
+                match place.lowest_failing {
+                    Some(h) => format!(
+                        "< {} (no rate tried passed all its runs){full_text}",
+                        thousands(h as f64)
+                    ),
+                    None => format!("not determined{full_text}"),
+                },
                 false,
             ),
+        };
+        // No loss seen at all, but no run at the target rate either: the generator, not
+        // the agent, fell short.
+        let verdict = if !rate_ok && place.lowest_failing.is_none() {
+            "not shown: no loss at any rate, the generator fell short"
+        } else {
+            yes(rate_ok)
         };
         let _ = writeln!(
             o,
@@ -1596,11 +1622,15 @@ impl Report<'_> {
             } else {
                 ""
             },
-            yes(rate_ok)
+            verdict
         );
-        let at_max: Vec<&&Trial> = match place.max_rate {
-            Some(r) => counted.iter().filter(|t| t.offered == r).collect(),
-            None => Vec::new(),
+        // The runs at the rate reported; without one, every run of the search.
+        let (at_max, which): (Vec<&&Trial>, &str) = match place.max_rate {
+            Some(r) => (
+                counted.iter().filter(|t| t.offered == r).collect(),
+                "highest of those runs",
+            ),
+            None => (counted.iter().collect(), "highest of all runs"),
         };
         let mb = |f: fn(&Trial) -> u64| {
             at_max
@@ -1615,7 +1645,7 @@ impl Report<'_> {
         );
         let _ = writeln!(
             o,
-            "| agent resident memory < {TARGET_RSS_MB:.0} MB at that rate (highest of those runs) | {} | {} |",
+            "| agent resident memory < {TARGET_RSS_MB:.0} MB at that rate ({which}) | {} | {} |",
             if hwm.is_finite() {
                 format!(
                     "VmRSS ≤ {storm:.1} MB during the runs; VmHWM {hwm:.1} MB (start-up peak \
