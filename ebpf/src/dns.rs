@@ -227,7 +227,7 @@ fn answer(ctx: &SkBuffContext, m: &Match) -> Option<()> {
             (*ev).qname_len = 0;
         }
     }
-    slot.submit(crate::event::wakeup());
+    slot.submit(crate::event::wakeup::<DnsEvent>());
     Some(())
 }
 

@@ -88,16 +88,21 @@ pub fn report_net(event: &mut NetEvent) {
     send_net(event);
 }
 
-/// Submit flags: wake the agent only once a batch has accumulated, so a burst of
-/// events costs one wake-up instead of one each (the agent also drains on a short
-/// timer, so a single event waits at most that long).
+/// Submit flags for a record of type `T`: wake the agent once each time the backlog
+/// crosses another batch boundary, so a burst costs one wake-up per batch instead of
+/// one per record (the agent also drains on a short timer, so a single event waits at
+/// most that long, and a backlog it is already draining adds no wake-ups).
 #[inline(always)]
-pub fn wakeup() -> u64 {
+pub fn wakeup<T>() -> u64 {
     const BPF_RB_AVAIL_DATA: u64 = 0;
     const BPF_RB_NO_WAKEUP: u64 = 1;
     const BPF_RB_FORCE_WAKEUP: u64 = 2;
     const BATCH_BYTES: u64 = 256 * 1024;
-    if EVENTS.query(BPF_RB_AVAIL_DATA) >= BATCH_BYTES {
+    // The record as the ring buffer lays it out: an 8-byte header, rounded up to 8.
+    let record = ((core::mem::size_of::<T>() as u64) + 8 + 7) & !7;
+    // The reserved record is already counted in the available data.
+    let avail = EVENTS.query(BPF_RB_AVAIL_DATA);
+    if avail >= BATCH_BYTES && avail % BATCH_BYTES < record {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
@@ -110,7 +115,7 @@ fn send_net(event: &NetEvent) {
     match EVENTS.reserve::<NetEvent>(0) {
         Some(mut slot) => {
             slot.write(*event);
-            slot.submit(crate::event::wakeup());
+            slot.submit(crate::event::wakeup::<NetEvent>());
         }
         None => count(counters::RINGBUF_DROPS),
     }

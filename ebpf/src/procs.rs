@@ -59,7 +59,7 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
                         expected_uid: expected - 1,
                         exe: info.exe,
                     });
-                    slot.submit(crate::event::wakeup());
+                    slot.submit(crate::event::wakeup::<DeviationEvent>());
                 }
                 None => count(counters::RINGBUF_DROPS),
             }

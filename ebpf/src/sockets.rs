@@ -47,7 +47,7 @@ pub fn create(ctx: &SockContext) -> i32 {
                 verdict,
                 _pad: [0; 3],
             });
-            slot.submit(crate::event::wakeup());
+            slot.submit(crate::event::wakeup::<SocketEvent>());
         }
         None => count(counters::RINGBUF_DROPS),
     }

@@ -207,7 +207,7 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
             }
         }
     }
-    slot.submit(crate::event::wakeup());
+    slot.submit(crate::event::wakeup::<SyscallEvent>());
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).

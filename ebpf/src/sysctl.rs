@@ -67,7 +67,7 @@ pub fn sysctl(ctx: &SysctlContext) -> i32 {
                     SYSCTL_TEXT_BYTES as u32 - 1
                 };
             }
-            slot.submit(crate::event::wakeup());
+            slot.submit(crate::event::wakeup::<SysctlEvent>());
         }
     }
     if verdict == verdict::DENY {
