@@ -87,9 +87,10 @@ pub struct Agent {
     resolver: Resolver,
     /// The profiles as last loaded, to recompile when a DNS name's addresses change.
     sources: Vec<Profile>,
-    /// The kernel's count of held-back repeats when last seen, and when it last moved.
+    /// The kernel's count of held-back repeats when last seen, and when it last moved
+    /// (`None`: never, so a new agent does not walk the flow table for nothing).
     held_back_seen: u64,
-    held_back_at: Instant,
+    held_back_at: Option<Instant>,
     /// Learn mode: every record emitted.
     recorded: Option<Vec<Record>>,
     /// Uid deviations already reported: (cgroup, uid, program).
@@ -165,7 +166,7 @@ impl Agent {
             deviations_seen: Default::default(),
             recorded: None,
             held_back_seen: 0,
-            held_back_at: Instant::now(),
+            held_back_at: None,
             inherited,
         })
     }
@@ -788,9 +789,11 @@ impl Agent {
         let held_back = self.counters.aggregated;
         if held_back != self.held_back_seen {
             self.held_back_seen = held_back;
-            self.held_back_at = Instant::now();
+            self.held_back_at = Some(Instant::now());
         }
-        let quiet = self.held_back_at.elapsed() > 2 * AGGREGATE_WINDOW;
+        let quiet = self
+            .held_back_at
+            .is_none_or(|at| at.elapsed() > 2 * AGGREGATE_WINDOW);
         if !force && quiet {
             return Ok(());
         }
