@@ -46,7 +46,7 @@ enum Task {
         #[arg(last = true)]
         args: Vec<String>,
     },
-    /// Run benchmarks: `egress` (default: all).
+    /// Run benchmarks: `egress`, `events`, `syscalls` (default: all).
     Bench {
         /// Which benchmark.
         which: Option<String>,
