@@ -50,8 +50,12 @@ pub mod maps {
     /// `HashMap<u64 (profile << 32 | nr), u8>`: syscalls used under learning profiles.
     pub const SYSCALLS_USED: &str = "SYSCALLS_USED";
 
+    /// `HashMap<DeviceKey, u32 access bits>`: the devices each profile allows.
+    pub const DEVICE_RULES: &str = "DEVICE_RULES";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
+        DEVICE_RULES,
         SYSCALLS_USED,
         PENDING,
         PROCS,
@@ -150,6 +154,8 @@ pub mod kind {
     pub const SOCKET: u32 = 8;
     /// A process running other than the profile says ([`crate::DeviationEvent`]).
     pub const DEVIATION: u32 = 9;
+    /// A device access outside the profile's allowlist ([`crate::DeviceEvent`]).
+    pub const DEVICE: u32 = 10;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -188,6 +194,8 @@ pub mod profile_flags {
     pub const DESCENDANTS_ONLY: u32 = 512;
     /// Learn mode: record every syscall number the profile's processes use.
     pub const LEARN_SYSCALLS: u32 = 1024;
+    /// Device access is restricted to the profile's `DEVICE_RULES` (cgroup_device hook).
+    pub const RESTRICT_DEVICES: u32 = 2048;
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -364,6 +372,7 @@ mod user {
     unsafe impl aya::Pod for super::SyscallRule {}
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::PathPattern {}
+    unsafe impl aya::Pod for super::DeviceKey {}
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
@@ -677,4 +686,52 @@ pub struct DeviationEvent {
     pub expected_uid: u32,
     /// The program just executed.
     pub exe: [u8; EXE_BYTES],
+}
+
+/// Device types as the cgroup_device hook reports them (`BPF_DEVCG_DEV_*`).
+pub mod device_type {
+    pub const BLOCK: u32 = 1;
+    pub const CHAR: u32 = 2;
+}
+
+/// Device accesses as the cgroup_device hook reports them (`BPF_DEVCG_ACC_*`), also the
+/// bits of a `DEVICE_RULES` value.
+pub mod device_access {
+    pub const MKNOD: u32 = 1;
+    pub const READ: u32 = 2;
+    pub const WRITE: u32 = 4;
+}
+
+/// A major or minor number of [`DeviceKey`] that stands for every number (`*`).
+pub const DEVICE_ANY: u32 = u32::MAX;
+
+/// Key of `DEVICE_RULES`: a profile's rule for one device, or for every major or minor
+/// number ([`DEVICE_ANY`]). The kernel tries the exact device and the three wildcard
+/// forms; the accesses of every entry found are allowed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceKey {
+    pub profile: u32,
+    /// [`device_type`].
+    pub dev_type: u32,
+    pub major: u32,
+    pub minor: u32,
+}
+
+/// A device access outside the profile's allowlist.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceEvent {
+    pub header: EventHeader,
+    /// [`device_type`].
+    pub dev_type: u32,
+    pub major: u32,
+    pub minor: u32,
+    /// [`device_access`] bits requested.
+    pub access: u32,
+    /// [`device_access`] bits the profile allows for this device.
+    pub allowed: u32,
+    /// [`verdict`]: DENY (refused with EPERM) or AUDIT (would have been).
+    pub verdict: u8,
+    pub _pad: [u8; 3],
 }

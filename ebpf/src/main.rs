@@ -10,6 +10,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod devices;
 mod dns;
 mod egress;
 mod event;
@@ -24,11 +25,12 @@ mod sysctl;
 
 use aya_ebpf::{
     macros::{
-        cgroup_skb, cgroup_sock, cgroup_sock_addr, cgroup_sysctl, raw_tracepoint, tracepoint,
+        cgroup_device, cgroup_skb, cgroup_sock, cgroup_sock_addr, cgroup_sysctl, raw_tracepoint,
+        tracepoint,
     },
     programs::{
-        RawTracePointContext, SkBuffContext, SockAddrContext, SockContext, SysctlContext,
-        TracePointContext,
+        DeviceContext, RawTracePointContext, SkBuffContext, SockAddrContext, SockContext,
+        SysctlContext, TracePointContext,
     },
 };
 use cgwarden_common::kind;
@@ -119,6 +121,12 @@ pub fn proc_fork(ctx: TracePointContext) -> u32 {
 #[cgroup_sysctl]
 pub fn sysctl(ctx: SysctlContext) -> i32 {
     sysctl::sysctl(&ctx)
+}
+
+/// Opens and mknods of device nodes, against the profile's device allowlist.
+#[cgroup_device]
+pub fn device(ctx: DeviceContext) -> i32 {
+    devices::check(&ctx)
 }
 
 #[cfg(not(test))]

@@ -5,8 +5,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use cgwarden_common::{
-    CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DnsScratch, EGRESS_MAX_ENTRIES, EgressKey,
-    EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
+    CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsScratch, EGRESS_MAX_ENTRIES,
+    EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
     LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern,
     PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
     SyscallKey, SyscallRule, counters,
@@ -67,6 +67,9 @@ pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(
 
 #[map]
 pub static SYSCALLS_USED: HashMap<u64, u8> = HashMap::with_max_entries(8_192, 0);
+
+#[map]
+pub static DEVICE_RULES: HashMap<DeviceKey, u32> = HashMap::with_max_entries(4_096, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

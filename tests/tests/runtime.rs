@@ -222,3 +222,105 @@ fn profiles_from_oci_and_compose_pass_check() {
         );
     }
 }
+
+/// Opens /dev/null for reading and writing, then the device node given (c 1:11, what
+/// /dev/kmsg is), then creates c 1:11 and c 1:3 nodes: one line per step, `ok` or
+/// `error <errno>`.
+const DEVICES: &str = r#"
+import os, stat, sys
+node, d = sys.argv[1], sys.argv[2]
+def step(f):
+    try:
+        f(); print('ok')
+    except OSError as e:
+        print('error', e.errno)
+step(lambda: os.close(os.open('/dev/null', os.O_RDONLY)))
+step(lambda: os.close(os.open('/dev/null', os.O_WRONLY)))
+step(lambda: os.close(os.open(node, os.O_RDONLY)))
+step(lambda: os.mknod(d + '/mem2', 0o600 | stat.S_IFCHR, os.makedev(1, 11)))
+step(lambda: os.mknod(d + '/null2', 0o600 | stat.S_IFCHR, os.makedev(1, 3)))
+"#;
+
+/// A temporary directory holding `mem`, a c 1:11 node made outside any profile (/dev/mem
+/// itself, c 1:1, has no driver on this kernel: opening it fails with ENXIO).
+fn device_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let node = std::ffi::CString::new(dir.path().join("mem").to_str().unwrap()).unwrap();
+    // SAFETY: a plain mknod(2) on a NUL-terminated path.
+    let rc = unsafe { libc::mknod(node.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(1, 11)) };
+    assert_eq!(rc, 0, "mknod: {}", std::io::Error::last_os_error());
+    dir
+}
+
+fn run_devices(profile: &ProfileFile, dir: &std::path::Path) -> cgwarden_tests::ExecOutput {
+    let node = dir.join("mem");
+    exec(
+        profile.path(),
+        &[
+            "python3",
+            "-c",
+            DEVICES,
+            node.to_str().unwrap(),
+            dir.to_str().unwrap(),
+        ],
+    )
+}
+
+fn device_deviations(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["deviation"] == "device")
+        .collect()
+}
+
+#[test]
+fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() {
+    require_root();
+    let dir = device_dir();
+    let p = ProfileFile::new("name: dev\nmode: enforce\nruntime:\n  devices:\n    - default\n");
+    let out = run_devices(&p, dir.path());
+    // /dev/null read and write ok; c 1:11 refused for reading and for mknod; a null node
+    // may be created (the default set allows rwm on it).
+    assert_eq!(out.stdout, "ok\nok\nerror 1\nerror 1\nok\n", "{out:?}");
+    let devs = device_deviations(&out.events);
+    assert_eq!(devs.len(), 2, "{:?}", out.events);
+    for (e, access) in devs.iter().zip(["r", "m"]) {
+        assert_eq!(e["verdict"], "deny", "{e}");
+        assert_eq!(e["device"]["type"], "c", "{e}");
+        assert_eq!(e["device"]["major"], 1, "{e}");
+        assert_eq!(e["device"]["minor"], 11, "{e}");
+        assert_eq!(e["device"]["access"], access, "{e}");
+        assert_eq!(e["device"]["name"], "kmsg", "{e}");
+        assert_eq!(e["profile"], "dev", "{e}");
+        assert!(
+            e["cgroup"].as_str().unwrap().starts_with("/cgwarden-exec-"),
+            "{e}"
+        );
+    }
+    std::fs::remove_file(dir.path().join("null2")).unwrap();
+
+    // Audit: nothing refused, the same two accesses reported.
+    p.rewrite("name: dev\nmode: audit\nruntime:\n  devices:\n    - default\n");
+    let out = run_devices(&p, dir.path());
+    assert_eq!(out.stdout, "ok\nok\nok\nok\nok\n", "{out:?}");
+    let devs = device_deviations(&out.events);
+    assert_eq!(devs.len(), 2, "{:?}", out.events);
+    assert!(devs.iter().all(|e| e["verdict"] == "audit"), "{devs:?}");
+    std::fs::remove_file(dir.path().join("null2")).unwrap();
+    std::fs::remove_file(dir.path().join("mem2")).unwrap();
+
+    // A device rule allows exactly its accesses; no `devices:` restricts nothing.
+    p.rewrite("name: dev\nmode: enforce\nruntime:\n  devices:\n    - default\n    - {type: c, major: 1, minor: \"*\", access: r}\n");
+    let out = run_devices(&p, dir.path());
+    assert_eq!(out.stdout, "ok\nok\nok\nerror 1\nok\n", "{out:?}");
+    assert_eq!(device_deviations(&out.events).len(), 1, "{:?}", out.events);
+    std::fs::remove_file(dir.path().join("null2")).unwrap();
+    p.rewrite("name: dev\nmode: enforce\nruntime:\n  user: 0\n");
+    let out = run_devices(&p, dir.path());
+    assert_eq!(out.stdout, "ok\nok\nok\nok\nok\n", "{out:?}");
+    assert!(
+        device_deviations(&out.events).is_empty(),
+        "{:?}",
+        out.events
+    );
+}

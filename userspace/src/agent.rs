@@ -46,6 +46,8 @@ pub struct Rules {
     pub egress: Vec<EgressEntry>,
     pub names: Vec<NameEntry>,
     pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
+    /// `DEVICE_RULES` entries: the device allowlist.
+    pub devices: Vec<(cgwarden_common::DeviceKey, u32)>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
@@ -199,6 +201,12 @@ impl Agent {
                 .with_context(context)?;
             let names = compile_names(id, &profile.egress).with_context(context)?;
             let syscalls = compile_syscalls(id, &profile.syscalls);
+            let devices = profile
+                .runtime
+                .devices
+                .as_deref()
+                .map(|d| crate::policy::devices::compile_devices(id, d))
+                .unwrap_or_default();
             let pref = profile_ref(id, &profile);
             fresh.insert(
                 profile.name.as_str().to_owned(),
@@ -210,6 +218,7 @@ impl Agent {
                         egress,
                         names,
                         syscalls,
+                        devices,
                     },
                 },
             );
@@ -646,6 +655,10 @@ impl Agent {
                 let record = events::enrich_socket(&e, &*self);
                 self.emit(&Record::Deviation(record))?;
             }
+            Ok(Raw::Device(e)) => {
+                let record = events::enrich_device(&e, &*self);
+                self.emit(&Record::Deviation(record))?;
+            }
             Ok(Raw::Deviation(e)) => {
                 let record = events::enrich_deviation(&e, &*self);
                 // One report per container, uid and program: a root shell running a
@@ -914,6 +927,9 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     }
     if profile.learn {
         flags |= profile_flags::LEARN_SYSCALLS;
+    }
+    if profile.runtime.devices.is_some() {
+        flags |= profile_flags::RESTRICT_DEVICES;
     }
     ProfileRef {
         id,

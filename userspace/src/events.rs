@@ -9,8 +9,8 @@ use std::{
 };
 
 use cgwarden_common::{
-    DeviationEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SocketEvent,
-    SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
+    DeviationEvent, DeviceEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN,
+    SocketEvent, SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -32,6 +32,7 @@ pub enum Raw {
     Sysctl(Box<SysctlEvent>),
     Socket(SocketEvent),
     Deviation(Box<DeviationEvent>),
+    Device(DeviceEvent),
 }
 
 impl Raw {
@@ -44,6 +45,7 @@ impl Raw {
             Self::Sysctl(e) => &e.header,
             Self::Socket(e) => &e.header,
             Self::Deviation(e) => &e.header,
+            Self::Device(e) => &e.header,
         }
     }
 }
@@ -62,6 +64,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::DEVIATION => record(bytes, kind, |e| Raw::Deviation(Box::new(e))),
         kind::SYSCTL => record(bytes, kind, |e| Raw::Sysctl(Box::new(e))),
         kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
+        kind::DEVICE => record(bytes, kind, Raw::Device),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -369,10 +372,13 @@ pub struct DeviationRecord {
     /// `deny` when the kernel refused it, `audit` when it would have (audit mode),
     /// `report` when the kernel cannot refuse it (only report it).
     pub verdict: &'static str,
-    /// What deviates: `uid`, `raw_socket`.
+    /// What deviates: `uid`, `raw_socket`, `device`, `read_only`.
     pub deviation: &'static str,
     /// In words.
     pub detail: String,
+    /// The device accessed (`device` deviations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceAccess>,
     pub pid: u32,
     pub tid: u32,
     pub process: String,
@@ -382,6 +388,74 @@ pub struct DeviationRecord {
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
     pub profile: Option<String>,
+}
+
+/// A device access, as a [`DeviationRecord`] names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceAccess {
+    /// `c` (character) or `b` (block).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub major: u32,
+    pub minor: u32,
+    /// What was asked: `r`, `w`, `m` (mknod), as in the profile.
+    pub access: String,
+    /// What the profile allows for this device (empty: nothing).
+    pub allowed: String,
+    /// The device's usual name (`mem`, `null`, ...), when well known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'static str>,
+}
+
+/// A device access outside the profile's allowlist.
+pub fn enrich_device(e: &DeviceEvent, ctx: &dyn Context) -> DeviationRecord {
+    use crate::policy::devices::{access_text, char_device_name};
+    let h = &e.header;
+    let block = e.dev_type == cgwarden_common::device_type::BLOCK;
+    let device = DeviceAccess {
+        kind: if block { "b" } else { "c" },
+        major: e.major,
+        minor: e.minor,
+        access: access_text(e.access),
+        allowed: access_text(e.allowed),
+        name: if block {
+            None
+        } else {
+            char_device_name(e.major, e.minor)
+        },
+    };
+    let what = if e.access & cgwarden_common::device_access::MKNOD != 0 {
+        "mknod of"
+    } else {
+        "access to"
+    };
+    DeviationRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "deviation",
+        verdict: verdict_name(e.verdict),
+        deviation: "device",
+        detail: format!(
+            "{what} device {} {}:{}{} ({}) outside the profile's devices",
+            device.kind,
+            e.major,
+            e.minor,
+            device
+                .name
+                .map(|n| format!(" /dev/{n}"))
+                .unwrap_or_default(),
+            device.access,
+        ),
+        device: Some(device),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        exe: None,
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+    }
 }
 
 /// A process running under another uid than the profile's.
@@ -396,6 +470,7 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
             "runs as uid {} where the profile says uid {}",
             h.uid, e.expected_uid
         ),
+        device: None,
         pid: h.pid,
         tid: h.tid,
         process: comm(&h.comm),
@@ -428,6 +503,7 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         verdict: verdict_name(e.verdict),
         deviation: "raw_socket",
         detail: format!("{family} {ty} socket (protocol {})", e.protocol),
+        device: None,
         pid: h.pid,
         tid: h.tid,
         process: comm(&h.comm),
@@ -662,6 +738,40 @@ mod tests {
         assert_eq!(r.rule, "api");
         assert_eq!(r.protocol, "tcp");
         assert!(r.time.starts_with("2023-11-14T22:13:20"), "{}", r.time);
+    }
+
+    #[test]
+    fn decodes_a_denied_device_access() {
+        let mut e = DeviceEvent::default();
+        e.header.kind = kind::DEVICE;
+        e.header.profile = 3;
+        e.header.cgroup_id = 99;
+        e.dev_type = cgwarden_common::device_type::CHAR;
+        e.major = 1;
+        e.minor = 1;
+        e.access = cgwarden_common::device_access::READ;
+        e.verdict = verdict::DENY;
+        // SAFETY: DeviceEvent is plain repr(C) data.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&e as *const DeviceEvent).cast::<u8>(),
+                size_of::<DeviceEvent>(),
+            )
+        };
+        let Ok(Raw::Device(decoded)) = decode(bytes) else {
+            panic!("not a device event")
+        };
+        let r = enrich_device(&decoded, &Ctx);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["kind"], "deviation");
+        assert_eq!(json["deviation"], "device");
+        assert_eq!(json["verdict"], "deny");
+        assert_eq!(
+            json["device"],
+            serde_json::json!({"type": "c", "major": 1, "minor": 1, "access": "r", "allowed": "", "name": "mem"})
+        );
+        assert!(r.detail.contains("/dev/mem"), "{}", r.detail);
+        assert_eq!(json["cgroup"], "/docker/abc");
     }
 
     #[test]

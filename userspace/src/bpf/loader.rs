@@ -20,16 +20,16 @@ use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, CgroupSysctl,
-        ProgramError, RawTracePoint, TracePoint,
+        CgroupAttachMode, CgroupDevice, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr,
+        CgroupSysctl, ProgramError, RawTracePoint, TracePoint,
         links::{FdLink, PinnedLink},
         raw_trace_point::RawTracePointLink,
         trace_point::TracePointLink,
     },
 };
 use cgwarden_common::{
-    Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
-    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRule, maps as names,
+    Config, DeviceKey, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue,
+    NameCountKey, NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRule, maps as names,
 };
 use syscalls::Sysno;
 
@@ -53,6 +53,9 @@ const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
 
 /// Writes under /proc/sys.
 const SYSCTL_PROGRAM: &str = "sysctl";
+
+/// Opens and mknods of device nodes.
+const DEVICE_PROGRAM: &str = "device";
 
 /// The process-table programs and their `sched` tracepoints.
 const PROC_PROGRAMS: [(&str, &str); 2] = [
@@ -123,6 +126,7 @@ pub struct Kernel {
     pub(super) raw_syscalls: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) device_rules: HashMap<MapData, DeviceKey, u32>,
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
@@ -203,6 +207,9 @@ impl Kernel {
             program::<CgroupSysctl>(&mut ebpf, SYSCTL_PROGRAM)?
                 .load()
                 .map_err(failed(SYSCTL_PROGRAM))?;
+            program::<CgroupDevice>(&mut ebpf, DEVICE_PROGRAM)?
+                .load()
+                .map_err(failed(DEVICE_PROGRAM))?;
             for (name, _) in SKB_PROGRAMS {
                 let started = std::time::Instant::now();
                 program::<CgroupSkb>(&mut ebpf, name)?
@@ -224,6 +231,7 @@ impl Kernel {
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
+        let device_rules = take_map(&mut ebpf, names::DEVICE_RULES)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -244,6 +252,7 @@ impl Kernel {
             raw_syscalls,
             procs,
             path_patterns,
+            device_rules,
             events,
             tracking: false,
             raw_attached: false,
@@ -316,7 +325,10 @@ impl Kernel {
                 FdLink::try_from(link).map_err(|e| link_error(name, e))?,
             ));
         }
-        // aya cannot make the sysctl program's link pinnable: link it directly.
+        // aya cannot make the sysctl and device programs' links pinnable: link them
+        // directly. A cgroup link is always a multi-attachment, so the device program
+        // runs next to a container runtime's own device filter (runc's on cgroup v2)
+        // and the runtime's attach and detach of its filter never touch ours.
         let sysctl_link = {
             let name = SYSCTL_PROGRAM;
             let program = program::<CgroupSysctl>(&mut self.ebpf, SYSCTL_PROGRAM)?;
@@ -325,6 +337,20 @@ impl Kernel {
                 prog_fd.as_fd(),
                 cgroup.as_fd(),
                 super::raw::ATTACH_CGROUP_SYSCTL,
+            )
+            .map_err(|e| link_error_io(name, &e))?
+        };
+        let device_link = {
+            let name = DEVICE_PROGRAM;
+            let program = program::<CgroupDevice>(&mut self.ebpf, DEVICE_PROGRAM)?;
+            let prog_fd = program.fd().map_err(failed(name))?;
+            if let Ok(info) = program.info() {
+                self.program_ids.push((name, info.id()));
+            }
+            super::raw::link_create(
+                prog_fd.as_fd(),
+                cgroup.as_fd(),
+                super::raw::ATTACH_CGROUP_DEVICE,
             )
             .map_err(|e| link_error_io(name, &e))?
         };
@@ -337,6 +363,7 @@ impl Kernel {
         let Some(state) = self.state.clone() else {
             self.links.extend(fresh.into_iter().map(|(_, l)| l));
             self.raw_links.push(sysctl_link);
+            self.raw_links.push(device_link);
             return Ok(());
         };
         let dir = link_dir(&state);
@@ -346,9 +373,14 @@ impl Kernel {
             let _ = fs::remove_file(&path);
             link.pin(&path).map_err(|e| pin_error(&path, e))?;
         }
-        let path = dir.join(SYSCTL_PROGRAM);
-        let _ = fs::remove_file(&path);
-        super::raw::pin(sysctl_link.as_fd(), &path).map_err(|e| pin_error(&path, e))?;
+        for (name, link) in [
+            (SYSCTL_PROGRAM, &sysctl_link),
+            (DEVICE_PROGRAM, &device_link),
+        ] {
+            let path = dir.join(name);
+            let _ = fs::remove_file(&path);
+            super::raw::pin(link.as_fd(), &path).map_err(|e| pin_error(&path, e))?;
+        }
         remove_other_builds(&state);
         Ok(())
     }
@@ -520,7 +552,7 @@ fn all_programs() -> impl Iterator<Item = &'static str> {
     SOCK_ADDR_PROGRAMS
         .into_iter()
         .chain(SKB_PROGRAMS.into_iter().map(|(n, _)| n))
-        .chain([SYSCTL_PROGRAM, SOCK_CREATE_PROGRAM])
+        .chain([SYSCTL_PROGRAM, SOCK_CREATE_PROGRAM, DEVICE_PROGRAM])
 }
 
 /// Unpins the links and maps of other builds (their programs detach once unpinned).

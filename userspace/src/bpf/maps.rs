@@ -84,6 +84,16 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.syscall_rules.remove(&key))?;
         }
+        let stale: Vec<_> = self
+            .device_rules
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !keep(k.profile))
+            .collect();
+        removed += stale.len();
+        for key in stale {
+            ignore_missing(self.device_rules.remove(&key))?;
+        }
         Ok(removed)
     }
 
@@ -96,6 +106,9 @@ impl Kernel {
         for (key, rule, _) in &rules.syscalls {
             self.syscall_rules.insert(key, rule, 0)?;
         }
+        for (key, access) in &rules.devices {
+            self.device_rules.insert(key, access, 0)?;
+        }
         Ok(())
     }
 
@@ -107,6 +120,9 @@ impl Kernel {
         }
         for (key, _, _) in &rules.syscalls {
             ignore_missing(self.syscall_rules.remove(key))?;
+        }
+        for (key, _) in &rules.devices {
+            ignore_missing(self.device_rules.remove(key))?;
         }
         Ok(())
     }

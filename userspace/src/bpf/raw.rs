@@ -1,6 +1,6 @@
 //! Two bpf(2) commands aya 0.14 does not offer for every program type: creating a
-//! cgroup link as a plain fd, and pinning any fd in bpffs. Used for the sysctl program,
-//! whose aya link cannot become a pinnable `FdLink`.
+//! cgroup link as a plain fd, and pinning any fd in bpffs. Used for the sysctl and device
+//! programs, whose aya links cannot become a pinnable `FdLink`.
 
 use std::{
     ffi::CString,
@@ -13,6 +13,8 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `BPF_CGROUP_SYSCTL` in `enum bpf_attach_type`.
 pub const ATTACH_CGROUP_SYSCTL: u32 = 18;
+/// `BPF_CGROUP_DEVICE` in `enum bpf_attach_type`.
+pub const ATTACH_CGROUP_DEVICE: u32 = 6;
 
 /// The `link_create` member of `union bpf_attr` (prefix).
 #[repr(C)]

@@ -6,6 +6,7 @@
 //! trie entries for the kernel.
 
 pub mod compile;
+pub mod devices;
 mod load;
 mod raw;
 mod types;

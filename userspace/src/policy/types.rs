@@ -501,7 +501,7 @@ pub enum SyscallSet {
 
 /// The hardened runtime profile a container is meant to run with; deviations are
 /// reported, and enforced where the kernel can refuse them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Runtime {
     /// The uid processes run as; a program executed under another uid (root, above
@@ -514,6 +514,10 @@ pub struct Runtime {
     /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
     #[serde(default)]
     pub raw_sockets: RawSockets,
+    /// The devices the container may open or create (`None`: no restriction); other
+    /// accesses are refused (enforce) or reported (audit).
+    #[serde(default)]
+    pub devices: Option<Vec<super::devices::DeviceRule>>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

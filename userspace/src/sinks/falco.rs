@@ -208,6 +208,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "cgwarden.cgroup": r.cgroup,
                 "cgwarden.profile": r.profile,
                 "cgwarden.verdict": r.verdict,
+                "cgwarden.device": r.device.as_ref().map(|d| format!("{} {}:{} {}", d.kind, d.major, d.minor, d.access)),
             }),
             vec!["cgwarden", "runtime", "deviation"],
         ),

@@ -1,0 +1,83 @@
+//! The cgroup_device hook: opens and mknods of device nodes, judged against the
+//! profile's device allowlist (`runtime.devices`). Access outside it is reported, and
+//! refused with EPERM in enforce mode. A profile without `devices:` restricts nothing.
+//!
+//! This program is one of the cgroup's effective device programs: a container runtime's
+//! own device filter (runc's on cgroup v2) runs too, and an access must pass both.
+
+use aya_ebpf::programs::DeviceContext;
+use cgwarden_common::{DEVICE_ANY, DeviceEvent, DeviceKey, counters, kind, profile_flags, verdict};
+
+use crate::{
+    event,
+    maps::{DEVICE_RULES, EVENTS, count},
+    profile,
+};
+
+const PROCEED: i32 = 1;
+const REFUSE: i32 = 0;
+
+/// Judges one device access.
+#[inline(always)]
+pub fn check(ctx: &DeviceContext) -> i32 {
+    let Some(m) = profile::current() else {
+        return PROCEED;
+    };
+    let flags = m.profile.flags;
+    if flags & profile_flags::RESTRICT_DEVICES == 0 {
+        return PROCEED;
+    }
+    // SAFETY: reading fields of the context the kernel passed.
+    let (access_type, major, minor) = unsafe {
+        (
+            (*ctx.device).access_type,
+            (*ctx.device).major,
+            (*ctx.device).minor,
+        )
+    };
+    let dev_type = access_type & 0xffff;
+    let access = access_type >> 16;
+    let id = m.profile.id;
+    let allowed = rule(id, dev_type, major, minor)
+        | rule(id, dev_type, major, DEVICE_ANY)
+        | rule(id, dev_type, DEVICE_ANY, minor)
+        | rule(id, dev_type, DEVICE_ANY, DEVICE_ANY);
+    if access & !allowed == 0 {
+        return PROCEED;
+    }
+    let enforce = flags & profile_flags::ENFORCE != 0;
+    match EVENTS.reserve::<DeviceEvent>(0) {
+        Some(mut slot) => {
+            slot.write(DeviceEvent {
+                header: event::header(kind::DEVICE, id, m.cgroup_of_task()),
+                dev_type,
+                major,
+                minor,
+                access,
+                allowed,
+                verdict: if enforce {
+                    verdict::DENY
+                } else {
+                    verdict::AUDIT
+                },
+                _pad: [0; 3],
+            });
+            slot.submit(crate::event::wakeup::<DeviceEvent>());
+        }
+        None => count(counters::RINGBUF_DROPS),
+    }
+    if enforce { REFUSE } else { PROCEED }
+}
+
+/// The accesses one `DEVICE_RULES` entry allows (0 when there is none).
+#[inline(always)]
+fn rule(profile: u32, dev_type: u32, major: u32, minor: u32) -> u32 {
+    let key = DeviceKey {
+        profile,
+        dev_type,
+        major,
+        minor,
+    };
+    // SAFETY: values are written whole by the agent and only read here.
+    unsafe { DEVICE_RULES.get(&key) }.copied().unwrap_or(0)
+}

@@ -1,0 +1,329 @@
+//! The device allowlist of the hardened runtime profile (`runtime.devices`): its
+//! schema, the OCI default set, and its compilation to `DEVICE_RULES` entries.
+//!
+//! ```yaml
+//! devices:
+//!   - default                                        # null, zero, full, random, urandom, tty, ptmx, pts/*
+//!   - {type: c, major: 10, minor: 200, access: rw}   # /dev/net/tun
+//!   - {type: c, major: 136, minor: "*", access: rw}  # `*`: every number
+//! ```
+
+use std::{collections::BTreeMap, fmt};
+
+use cgwarden_common::{DEVICE_ANY, DeviceKey, device_access, device_type};
+use serde::{
+    Deserialize,
+    de::{self, MapAccess, Visitor},
+};
+
+/// One entry of `runtime.devices`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRule {
+    /// The OCI default set ([`DEFAULT_DEVICES`]).
+    Default,
+    Device(Device),
+}
+
+/// Devices by type and number, with the accesses allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Device {
+    pub kind: DeviceType,
+    /// `None`: every major (`*`).
+    pub major: Option<u32>,
+    /// `None`: every minor (`*`).
+    pub minor: Option<u32>,
+    /// [`device_access`] bits.
+    pub access: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceType {
+    Char,
+    Block,
+    /// Both (`a`, as OCI writes it).
+    All,
+}
+
+/// The devices every OCI runtime gives a container (runc's default allowlist, less
+/// mknod of arbitrary devices): null, zero, full, random, urandom, tty, ptmx, pts/*.
+pub const DEFAULT_DEVICES: &[(&str, u32, Option<u32>)] = &[
+    ("null", 1, Some(3)),
+    ("zero", 1, Some(5)),
+    ("full", 1, Some(7)),
+    ("random", 1, Some(8)),
+    ("urandom", 1, Some(9)),
+    ("tty", 5, Some(0)),
+    ("ptmx", 5, Some(2)),
+    ("pts/*", 136, None),
+];
+
+/// The name of a well-known character device, for events.
+pub fn char_device_name(major: u32, minor: u32) -> Option<&'static str> {
+    Some(match (major, minor) {
+        (1, 1) => "mem",
+        (1, 2) => "kmem",
+        (1, 3) => "null",
+        (1, 4) => "port",
+        (1, 5) => "zero",
+        (1, 7) => "full",
+        (1, 8) => "random",
+        (1, 9) => "urandom",
+        (1, 11) => "kmsg",
+        (5, 0) => "tty",
+        (5, 1) => "console",
+        (5, 2) => "ptmx",
+        (10, 200) => "net/tun",
+        (10, 229) => "fuse",
+        (10, 232) => "kvm",
+        (136..=143, _) => "pts/*",
+        (4, _) => "tty*",
+        _ => return None,
+    })
+}
+
+/// Access bits as written (`rwm`).
+pub fn access_text(bits: u32) -> String {
+    let mut s = String::new();
+    for (bit, c) in [
+        (device_access::READ, 'r'),
+        (device_access::WRITE, 'w'),
+        (device_access::MKNOD, 'm'),
+    ] {
+        if bits & bit != 0 {
+            s.push(c);
+        }
+    }
+    s
+}
+
+/// Compiles a device allowlist into `DEVICE_RULES` entries for profile `profile`. Rules
+/// for the same device (or wildcard) are merged: their accesses add up.
+pub fn compile_devices(profile: u32, rules: &[DeviceRule]) -> Vec<(DeviceKey, u32)> {
+    let all = device_access::READ | device_access::WRITE | device_access::MKNOD;
+    let mut out: BTreeMap<DeviceKey, u32> = BTreeMap::new();
+    let expanded = rules.iter().flat_map(|r| match r {
+        DeviceRule::Default => DEFAULT_DEVICES
+            .iter()
+            .map(|(_, major, minor)| Device {
+                kind: DeviceType::Char,
+                major: Some(*major),
+                minor: *minor,
+                access: all,
+            })
+            .collect::<Vec<_>>(),
+        DeviceRule::Device(d) => vec![*d],
+    });
+    for d in expanded {
+        let types: &[u32] = match d.kind {
+            DeviceType::Char => &[device_type::CHAR],
+            DeviceType::Block => &[device_type::BLOCK],
+            DeviceType::All => &[device_type::CHAR, device_type::BLOCK],
+        };
+        for t in types {
+            let key = DeviceKey {
+                profile,
+                dev_type: *t,
+                major: d.major.unwrap_or(DEVICE_ANY),
+                minor: d.minor.unwrap_or(DEVICE_ANY),
+            };
+            *out.entry(key).or_default() |= d.access;
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// The accesses the compiled entries allow for one device, the way the kernel looks
+/// them up (exact, then the three wildcard forms). For tests.
+#[cfg(test)]
+pub(crate) fn simulate(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, minor: u32) -> u32 {
+    entries
+        .iter()
+        .filter(|(k, _)| {
+            k.dev_type == dev_type
+                && (k.major == major || k.major == DEVICE_ANY)
+                && (k.minor == minor || k.minor == DEVICE_ANY)
+        })
+        .fold(0, |acc, (_, a)| acc | a)
+}
+
+impl<'de> Deserialize<'de> for DeviceRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = DeviceRule;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`default` or a device `{type: c, major: 1, minor: 3, access: rw}`")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DeviceRule, E> {
+                if v == "default" {
+                    Ok(DeviceRule::Default)
+                } else {
+                    Err(E::custom(format!(
+                        "unknown device set `{v}`: write `default` or a device `{{type: c, major: 1, minor: 3, access: rw}}`"
+                    )))
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DeviceRule, A::Error> {
+                let fields = DeviceFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                fields
+                    .validate()
+                    .map(DeviceRule::Device)
+                    .map_err(de::Error::custom)
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceFields {
+    #[serde(rename = "type")]
+    kind: String,
+    major: Number,
+    minor: Number,
+    access: String,
+}
+
+/// A device number as written: a number or `*`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Value(u64),
+    Text(String),
+}
+
+impl Number {
+    fn get(&self, what: &str) -> Result<Option<u32>, String> {
+        match self {
+            Self::Value(n) => u32::try_from(*n)
+                .ok()
+                .filter(|n| *n != DEVICE_ANY)
+                .map(Some)
+                .ok_or_else(|| format!("device {what} number {n} is out of range")),
+            Self::Text(t) if t == "*" => Ok(None),
+            Self::Text(t) => Err(format!(
+                "device {what} number `{t}` is neither a number nor `*`"
+            )),
+        }
+    }
+}
+
+impl DeviceFields {
+    fn validate(self) -> Result<Device, String> {
+        let kind = match self.kind.as_str() {
+            "c" => DeviceType::Char,
+            "b" => DeviceType::Block,
+            "a" | "*" => DeviceType::All,
+            other => {
+                return Err(format!(
+                    "device type `{other}` is not `c` (character), `b` (block) or `a` (both)"
+                ));
+            }
+        };
+        let mut access = 0;
+        for c in self.access.chars() {
+            access |= match c {
+                'r' => device_access::READ,
+                'w' => device_access::WRITE,
+                'm' => device_access::MKNOD,
+                other => {
+                    return Err(format!(
+                        "device access `{}` has `{other}`; use r (read), w (write) and m (mknod)",
+                        self.access
+                    ));
+                }
+            };
+        }
+        if access == 0 {
+            return Err("device access is empty; use r, w and m".to_owned());
+        }
+        Ok(Device {
+            kind,
+            major: self.major.get("major")?,
+            minor: self.minor.get("minor")?,
+            access,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use cgwarden_common::device_access::{MKNOD, READ, WRITE};
+
+    use super::*;
+    use crate::policy::parse_str;
+
+    fn devices(list: &str) -> Result<Vec<DeviceRule>, String> {
+        let yaml = format!("name: t\nmode: enforce\nruntime:\n  devices:\n{list}");
+        parse_str(&yaml, Path::new("t.yaml"))
+            .map(|p| p.runtime.devices.expect("devices"))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_default_and_devices_with_wildcards() {
+        let rules = devices(
+            "    - default\n    - {type: c, major: 10, minor: 200, access: rw}\n    - {type: b, major: \"*\", minor: \"*\", access: m}\n",
+        )
+        .unwrap();
+        assert_eq!(rules[0], DeviceRule::Default);
+        assert_eq!(
+            rules[1],
+            DeviceRule::Device(Device {
+                kind: DeviceType::Char,
+                major: Some(10),
+                minor: Some(200),
+                access: READ | WRITE
+            })
+        );
+        let compiled = compile_devices(3, &rules);
+        let c = device_type::CHAR;
+        assert_eq!(simulate(&compiled, c, 1, 3), READ | WRITE | MKNOD);
+        assert_eq!(simulate(&compiled, c, 136, 7), READ | WRITE | MKNOD);
+        assert_eq!(simulate(&compiled, c, 10, 200), READ | WRITE);
+        // /dev/mem is in no rule.
+        assert_eq!(simulate(&compiled, c, 1, 1), 0);
+        assert_eq!(simulate(&compiled, device_type::BLOCK, 8, 0), MKNOD);
+        assert!(compiled.iter().all(|(k, _)| k.profile == 3));
+    }
+
+    #[test]
+    fn type_a_covers_both_and_duplicates_merge() {
+        let rules = devices(
+            "    - {type: a, major: 7, minor: \"*\", access: r}\n    - {type: c, major: 7, minor: \"*\", access: w}\n",
+        )
+        .unwrap();
+        let compiled = compile_devices(1, &rules);
+        assert_eq!(compiled.len(), 2);
+        assert_eq!(simulate(&compiled, device_type::CHAR, 7, 1), READ | WRITE);
+        assert_eq!(simulate(&compiled, device_type::BLOCK, 7, 1), READ);
+    }
+
+    #[test]
+    fn bad_devices_are_refused_at_their_line() {
+        for (entry, needle) in [
+            (
+                "    - {type: x, major: 1, minor: 3, access: rw}\n",
+                "device type `x`",
+            ),
+            ("    - {type: c, major: 1, minor: 3, access: rx}\n", "`x`"),
+            (
+                "    - {type: c, major: one, minor: 3, access: r}\n",
+                "`one`",
+            ),
+            (
+                "    - {type: c, major: 1, minor: 3, access: \"\"}\n",
+                "empty",
+            ),
+            ("    - {type: c, major: 1, access: r}\n", "minor"),
+            ("    - defaults\n", "`defaults`"),
+        ] {
+            let err = devices(&format!("    - default\n{entry}")).unwrap_err();
+            assert!(err.contains(needle), "{entry}: {err}");
+            assert!(err.contains("t.yaml:6:"), "{entry}: {err}");
+        }
+    }
+}
