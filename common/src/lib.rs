@@ -40,7 +40,8 @@ pub mod maps {
 
     /// `LruHashMap<u32 tgid, ProcInfo>`: processes of monitored cgroups.
     pub const PROCS: &str = "PROCS";
-    /// `Array<PathPattern>`: the escape set's path patterns.
+    /// `HashMap<PatternKey, PathPattern>`: path patterns by set and index: set 0 holds
+    /// the escape set's, set `p` the read-only and writable paths of profile id `p`.
     pub const PATH_PATTERNS: &str = "PATH_PATTERNS";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
@@ -154,6 +155,9 @@ pub mod kind {
     pub const SOCKET: u32 = 8;
     /// A process running other than the profile says ([`crate::DeviationEvent`]).
     pub const DEVIATION: u32 = 9;
+    /// A write under a read-only path ([`crate::SyscallEvent`], judged at syscall exit:
+    /// `flags` holds the syscall's return value).
+    pub const READ_ONLY: u32 = 11;
     /// A device access outside the profile's allowlist ([`crate::DeviceEvent`]).
     pub const DEVICE: u32 = 10;
 }
@@ -373,6 +377,7 @@ mod user {
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::PathPattern {}
     unsafe impl aya::Pod for super::DeviceKey {}
+    unsafe impl aya::Pod for super::PatternKey {}
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
@@ -536,27 +541,62 @@ pub struct SyscallRule {
     pub open_flags_arg: u8,
     /// The open flags are the first u64 of the struct the argument points to (openat2).
     pub open_flags_indirect: u8,
-    pub _pad: u32,
+    /// Nonzero: the call writes (an open only with [`OPEN_WRITE_FLAGS`]) and is judged
+    /// at exit against the profile's read-only and writable paths (pattern set = the
+    /// profile id).
+    pub read_only: u8,
+    /// The path argument(s) the write lands on, or [`NO_ARG`] (rename: both paths).
+    pub write_path_arg: u8,
+    pub write_path_arg2: u8,
+    pub _pad: u8,
 }
 
-/// A path pattern of the escape set: matches when the path starts with `prefix` and
-/// ends with `suffix` (either may be empty), for the accesses in `applies`.
+/// Open flags that make an open a write: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
+pub const OPEN_WRITE_FLAGS: u64 = 0o1 | 0o2 | 0o100 | 0o1000;
+
+/// A path pattern: matches when the path starts with `prefix` and ends with `suffix`
+/// (either may be empty), for the accesses in `applies`. The first pattern of a set that
+/// matches decides, so a set lists longer prefixes first.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PathPattern {
     /// [`pattern_applies`] bits; 0 marks an unused slot.
     pub applies: u8,
     pub prefix_len: u8,
     pub suffix_len: u8,
-    pub _pad: u8,
+    /// Nonzero: the prefix is a whole directory: the path must end right after it or
+    /// continue with `/` (`/etc` matches `/etc` and `/etc/x`, not `/etcd`).
+    pub dir: u8,
     pub prefix: [u8; PATTERN_PREFIX_BYTES],
     pub suffix: [u8; PATTERN_SUFFIX_BYTES],
 }
 
-pub const PATTERN_PREFIX_BYTES: usize = 16;
+impl Default for PathPattern {
+    fn default() -> Self {
+        Self {
+            applies: 0,
+            prefix_len: 0,
+            suffix_len: 0,
+            dir: 0,
+            prefix: [0; PATTERN_PREFIX_BYTES],
+            suffix: [0; PATTERN_SUFFIX_BYTES],
+        }
+    }
+}
+
+/// Key of `PATH_PATTERNS`: the pattern set (0: the escape set; otherwise a profile id)
+/// and the pattern's place in it (0, 1, ... up to the first missing index).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PatternKey {
+    pub set: u32,
+    pub index: u32,
+}
+
+pub const PATTERN_PREFIX_BYTES: usize = 64;
 pub const PATTERN_SUFFIX_BYTES: usize = 20;
-/// Slots in `PATH_PATTERNS`.
-pub const PATH_PATTERNS_MAX: u32 = 24;
+/// Most patterns in one set.
+pub const PATH_PATTERNS_MAX: u32 = 32;
 
 /// Which accesses a [`PathPattern`] applies to.
 pub mod pattern_applies {
@@ -566,6 +606,10 @@ pub mod pattern_applies {
     pub const OPEN_WRITE: u8 = 2;
     /// A connect to a unix socket at the path.
     pub const CONNECT: u8 = 4;
+    /// A write under the path is a deviation (`runtime.read_only`).
+    pub const READ_ONLY: u8 = 8;
+    /// Writes under the path are expected (`runtime.writable`).
+    pub const WRITABLE: u8 = 16;
 }
 
 /// Bytes of an executable path kept per process.
@@ -611,7 +655,10 @@ pub struct SyscallEvent {
     pub verdict: u8,
     /// 1 when the path argument could not be read (an unknown path, never harmless).
     pub path_unreadable: u8,
-    pub _pad: u8,
+    /// [`READ_ONLY`](kind::READ_ONLY) records: 1 when the kernel could not place the
+    /// path (relative to a directory it does not know, or with `.`, `..` or `//`
+    /// components); the agent resolves and judges it.
+    pub unresolved: u8,
     pub rule: u32,
     /// Bytes of `path` (including the NUL), 0 when there is no path argument.
     pub path_len: u32,

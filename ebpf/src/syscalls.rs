@@ -9,6 +9,12 @@
 //! `kill` sends SIGKILL with `bpf_send_signal`: the process dies before it returns to
 //! user space, but the syscall itself has already been entered and runs. Without BPF-LSM
 //! nothing here can make the syscall fail.
+//!
+//! Calls that are judged by their path (the escape set's opens and unix connects, and
+//! writes under a profile's read-only paths) are saved at entry and judged at exit,
+//! when the kernel has read the path (so its pages are resident) and the result is
+//! known: one matcher ([`match_set`]) serves both, over the pattern set of the escape
+//! set or of the profile.
 
 use aya_ebpf::{
     bindings::pt_regs,
@@ -22,9 +28,10 @@ use aya_ebpf::{
 use core::ffi::c_void;
 
 use cgwarden_common::{
-    NO_ARG, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, PendingCall,
-    RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent, SyscallKey, config_flags, counters, kind,
-    pattern_applies, proc_flags, profile_flags, syscall_action, verdict,
+    NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
+    PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
+    SyscallKey, SyscallRule, config_flags, counters, kind, pattern_applies, proc_flags,
+    profile_flags, syscall_action, verdict,
 };
 
 use crate::{
@@ -54,7 +61,7 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
         // SAFETY: as above.
         *arg = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
     }
-    judge(&m, nr as u32, &args, false);
+    judge(&m, nr as u32, &args);
     0
 }
 
@@ -87,13 +94,14 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
             bpf_probe_read_kernel(&raw const (*regs).r9).unwrap_or(0),
         ]
     };
-    judge(&m, id as u32, &args, false);
+    judge(&m, id as u32, &args);
     0
 }
 
-/// `syscalls:sys_exit_*` of path-filtered syscalls: judges the call saved at entry.
+/// `syscalls:sys_exit_*` of path-judged syscalls: judges the call saved at entry.
+/// The record holds `__syscall_nr` at offset 8 and the return value at offset 16.
 #[inline(always)]
-pub fn exit(_ctx: &TracePointContext) -> u32 {
+pub fn exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
     let Some(pending) = PENDING.get_ptr(&id) else {
         return 0;
@@ -101,33 +109,57 @@ pub fn exit(_ctx: &TracePointContext) -> u32 {
     // SAFETY: the pointer comes from the map; copied before the entry is removed.
     let call = unsafe { *pending };
     let _ = PENDING.remove(&id);
+    // SAFETY: offsets of the syscall exit record format.
+    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    if nr as u32 != call.nr {
+        // Saved by a call whose exit was never seen (the task was killed): stale.
+        return 0;
+    }
+    // SAFETY: as above.
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
     let Some(m) = profile::current() else {
         return 0;
     };
-    judge(&m, call.nr, &call.args, true);
+    judge_exit(&m, call.nr, &call.args, ret);
     0
 }
 
-/// Applies the profile's rule for syscall `nr`, if it has one. `at_exit`: called from
-/// the exit tracepoint for a path-filtered call saved at entry.
+/// The profile's rule for syscall `nr` and the calling process's table entry, when the
+/// rule applies to it: only armed processes are judged (a runtime's set-up process is
+/// not, before it executes the container's program).
 #[inline(always)]
-fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
+fn rule_for(m: &profile::Match, nr: u32) -> Option<(SyscallRule, *const ProcInfo)> {
     let key = SyscallKey {
         profile: m.profile.id,
         nr,
     };
     // SAFETY: values are written whole by the agent and only read here.
-    let Some(rule) = (unsafe { SYSCALL_RULES.get(&key) }).copied() else {
-        return;
-    };
-    // Only armed processes: a runtime's set-up process is not judged before it
-    // executes the container's program.
+    let rule = (unsafe { SYSCALL_RULES.get(&key) }).copied()?;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(proc_info) = PROCS.get_ptr(&tgid) else {
-        return;
-    };
+    let proc_info = PROCS.get_ptr(&tgid)?;
     // SAFETY: the pointer comes from the map.
     if unsafe { (*proc_info).flags } & proc_flags::ARMED == 0 {
+        return None;
+    }
+    Some((rule, proc_info))
+}
+
+/// Applies the profile's rule for syscall `nr` at entry, if it has one. Calls judged by
+/// their path are saved for the exit.
+#[inline(always)]
+fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
+        return;
+    };
+    if rule.path_filter != 0 || rule.read_only != 0 {
+        let pending = PendingCall {
+            nr,
+            _pad: 0,
+            args: *args,
+        };
+        let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+    }
+    if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
     let mut flags = 0u64;
@@ -144,21 +176,36 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
             return;
         }
     }
-    // Rules that watch only some paths (the escape set's opens and unix connects) are
-    // judged at exit, when the path is sure to be readable.
-    let filtered = rule.path_filter != 0;
-    if filtered && !at_exit {
-        let pending = PendingCall {
-            nr,
-            _pad: 0,
-            args: *args,
-        };
-        let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+    act(m, &rule, nr, args, flags, proc_info, false);
+}
+
+/// Applies the rule for a path-judged call at its exit: the escape patterns (the rule's
+/// action), then the profile's read-only paths (a deviation report).
+#[inline(always)]
+fn judge_exit(m: &profile::Match, nr: u32, args: &[u64; 6], ret: i64) {
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
+    };
+    if rule.action != 0 && rule.path_filter != 0 && path_matches(&rule, args) {
+        act(m, &rule, nr, args, 0, proc_info, true);
     }
-    if filtered && !path_matches(&rule, args) {
-        return;
+    if rule.read_only != 0 {
+        read_only(m, &rule, nr, args, ret, proc_info);
     }
+}
+
+/// Reports a watched call, and kills the caller when the rule says so (enforce mode).
+/// `scratch_path`: the path was matched and is in `PATH_SCRATCH`.
+#[inline(always)]
+fn act(
+    m: &profile::Match,
+    rule: &SyscallRule,
+    nr: u32,
+    args: &[u64; 6],
+    flags: u64,
+    proc_info: *const ProcInfo,
+    scratch_path: bool,
+) {
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
     let kill = rule.action == syscall_action::KILL;
     let verdict = match (kill, enforce) {
@@ -170,44 +217,248 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
         // SAFETY: signals the current task; it dies before returning to user space.
         unsafe { bpf_send_signal(SIGKILL) };
     }
+    let path = if scratch_path {
+        PathFrom::Scratch
+    } else if rule.path_arg != NO_ARG {
+        PathFrom::Arg(pick(args, rule.path_arg))
+    } else {
+        PathFrom::None
+    };
+    let record = Record {
+        kind: kind::SYSCALL,
+        nr,
+        action: rule.action,
+        verdict,
+        rule: rule.rule,
+        flags,
+        unresolved: 0,
+    };
+    emit(m, &record, args, proc_info, path);
+}
+
+/// Where the path of an event comes from.
+enum PathFrom {
+    None,
+    /// Already read into `PATH_SCRATCH` (matched calls).
+    Scratch,
+    /// The user pointer in this argument.
+    Arg(u64),
+    /// The path could not be read.
+    Unreadable,
+}
+
+/// What an event says beyond the call itself.
+struct Record {
+    kind: u32,
+    nr: u32,
+    action: u8,
+    verdict: u8,
+    rule: u32,
+    /// The flags checked (syscall events) or the return value (read-only events).
+    flags: u64,
+    unresolved: u8,
+}
+
+/// Writes one [`SyscallEvent`].
+#[inline(always)]
+fn emit(
+    m: &profile::Match,
+    record: &Record,
+    args: &[u64; 6],
+    proc_info: *const ProcInfo,
+    path: PathFrom,
+) {
     let Some(mut slot) = EVENTS.reserve::<SyscallEvent>(0) else {
         count(counters::RINGBUF_DROPS);
         return;
     };
     let ev = slot.as_mut_ptr();
-    // SAFETY: `ev` points to the reserved event; every field is written before submit.
+    // SAFETY: `ev` points to the reserved event; every field is written before submit;
+    // `proc_info` comes from the process table.
     unsafe {
-        (*ev).header = event::header(kind::SYSCALL, m.profile.id, m.cgroup_of_task());
-        (*ev).nr = nr;
-        (*ev).action = rule.action;
-        (*ev).verdict = verdict;
+        (*ev).header = event::header(record.kind, m.profile.id, m.cgroup_of_task());
+        (*ev).nr = record.nr;
+        (*ev).action = record.action;
+        (*ev).verdict = record.verdict;
         (*ev).path_unreadable = 0;
-        (*ev)._pad = 0;
-        (*ev).rule = rule.rule;
+        (*ev).unresolved = record.unresolved;
+        (*ev).rule = record.rule;
         (*ev).args = *args;
-        (*ev).flags = flags;
+        (*ev).flags = record.flags;
         (*ev).path_len = 0;
         (*ev).ppid = (*proc_info).ppid;
         (*ev)._pad2 = 0;
         (*ev).exe = (*proc_info).exe;
-        if filtered {
-            match PATH_SCRATCH.get_ptr(0) {
+        match path {
+            PathFrom::None => {}
+            PathFrom::Unreadable => (*ev).path_unreadable = 1,
+            PathFrom::Scratch => match PATH_SCRATCH.get_ptr(0) {
                 Some(scratch) => {
                     (*ev).path = *scratch;
                     let end = (*ev).path.iter().position(|b| *b == 0).unwrap_or(0);
                     (*ev).path_len = end as u32 + 1;
                 }
                 None => (*ev).path_unreadable = 1,
-            }
-        } else if rule.path_arg != NO_ARG {
-            let ptr = pick(args, rule.path_arg) as *const u8;
-            match bpf_probe_read_user_str_bytes(ptr, &mut (*ev).path) {
-                Ok(bytes) => (*ev).path_len = bytes.len() as u32 + 1,
-                Err(_) => (*ev).path_unreadable = 1,
+            },
+            PathFrom::Arg(ptr) => {
+                match bpf_probe_read_user_str_bytes(ptr as *const u8, &mut (*ev).path) {
+                    Ok(bytes) => (*ev).path_len = bytes.len() as u32 + 1,
+                    Err(_) => (*ev).path_unreadable = 1,
+                }
             }
         }
     }
     slot.submit(crate::event::wakeup::<SyscallEvent>());
+}
+
+/// Where a written path lies, for the profile's read-only paths.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Place {
+    /// Under a writable path, or under no read-only one.
+    Fine,
+    /// Under a read-only path (or the kernel refused the write with EROFS).
+    ReadOnly,
+    /// Relative, or with `.`, `..` or `//` components: for the agent to resolve.
+    Unresolved,
+    /// The path could not be read: never treated as harmless.
+    Unreadable,
+}
+
+const EROFS: i64 = 30;
+
+/// A write call under a profile with read-only paths: reported when a path it writes
+/// lies under a read-only path, when the kernel refused it as a write to a read-only
+/// file system (a symlink cannot hide that), or when its place is not known here.
+#[inline(always)]
+fn read_only(
+    m: &profile::Match,
+    rule: &SyscallRule,
+    nr: u32,
+    args: &[u64; 6],
+    ret: i64,
+    proc_info: *const ProcInfo,
+) {
+    // An open counts only when it may write.
+    if rule.open_flags_arg != NO_ARG {
+        let raw = pick(args, rule.open_flags_arg);
+        let flags = if rule.open_flags_indirect != 0 {
+            // SAFETY: the first u64 of the caller's struct open_how; unreadable counts
+            // as a write.
+            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(OPEN_WRITE_FLAGS)
+        } else {
+            raw
+        };
+        if flags & OPEN_WRITE_FLAGS == 0 {
+            return;
+        }
+    }
+    let refused = ret == -EROFS;
+    for arg in [rule.write_path_arg, rule.write_path_arg2] {
+        if arg == NO_ARG {
+            continue;
+        }
+        let ptr = pick(args, arg);
+        let place = place_of(m.profile.id, ptr);
+        if place == Place::Fine && !refused {
+            continue;
+        }
+        let record = Record {
+            kind: kind::READ_ONLY,
+            nr,
+            action: 0,
+            verdict: verdict::ALLOW,
+            rule: u32::from(arg),
+            flags: ret as u64,
+            unresolved: u8::from(place == Place::Unresolved),
+        };
+        let path = if place == Place::Unreadable {
+            PathFrom::Unreadable
+        } else {
+            PathFrom::Scratch
+        };
+        emit(m, &record, args, proc_info, path);
+        return;
+    }
+}
+
+/// Reads the path at `ptr` into `PATH_SCRATCH` and places it against pattern set `set`.
+#[inline(always)]
+fn place_of(set: u32, ptr: u64) -> Place {
+    let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
+        return Place::Unreadable;
+    };
+    // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
+    let len = match unsafe { bpf_probe_read_user_str_bytes(ptr as *const u8, &mut *buf) } {
+        Ok(bytes) => bytes.len(),
+        Err(_) => {
+            // SAFETY: as above.
+            unsafe { (*buf)[0] = 0 };
+            return Place::Unreadable;
+        }
+    };
+    // SAFETY: as above.
+    if len == 0 || unsafe { (*buf)[0] } != b'/' {
+        return Place::Unresolved;
+    }
+    let mut scan = Matcher {
+        buf: buf.cast::<u8>().cast_const(),
+        len,
+        access: 0,
+        matched: 0,
+        set,
+    };
+    // SAFETY: the callback only uses the pointer as the `Matcher` it is.
+    unsafe {
+        bpf_loop(
+            SYSCALL_PATH_BYTES as u32,
+            dot_step as *mut c_void,
+            (&raw mut scan).cast(),
+            0,
+        )
+    };
+    if scan.matched != 0 {
+        return Place::Unresolved;
+    }
+    let applies = match_set(
+        set,
+        buf.cast::<u8>().cast_const(),
+        len,
+        pattern_applies::READ_ONLY | pattern_applies::WRITABLE,
+    );
+    if applies & pattern_applies::READ_ONLY != 0 {
+        Place::ReadOnly
+    } else {
+        Place::Fine
+    }
+}
+
+/// Looks at byte `i`: a `/` followed by `/`, `./`, `../` or `.`/`..` at the end makes
+/// the path one the kernel does not place.
+extern "C" fn dot_step(i: u64, state: *mut c_void) -> i64 {
+    // SAFETY: `state` is the `Matcher` passed to bpf_loop.
+    let m = unsafe { &mut *state.cast::<Matcher>() };
+    let i = i as usize;
+    if i >= m.len {
+        return 1;
+    }
+    let at = |j: usize| -> u8 {
+        if j < m.len {
+            // SAFETY: masked into the scratch buffer.
+            unsafe { *m.buf.add(j & PATH_MASK) }
+        } else {
+            0
+        }
+    };
+    if at(i) != b'/' {
+        return 0;
+    }
+    let (a, b, c) = (at(i + 1), at(i + 2), at(i + 3));
+    let end = |x: u8| x == b'/' || x == 0;
+    if a == b'/' || (a == b'.' && (end(b) || (b == b'.' && end(c)))) {
+        m.matched = 1;
+        return 1;
+    }
+    0
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).
@@ -230,13 +481,15 @@ struct Matcher {
     buf: *const u8,
     len: usize,
     access: u8,
+    /// The `applies` bits of the first pattern that matched (0: none).
     matched: u8,
+    set: u32,
 }
 
 /// Whether the call's path matches an escape pattern. A path that cannot be read
 /// counts as a match: an unknown path is never treated as harmless.
 #[inline(always)]
-fn path_matches(rule: &cgwarden_common::SyscallRule, args: &[u64; 6]) -> bool {
+fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> bool {
     let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
         return true;
     };
@@ -274,11 +527,19 @@ fn path_matches(rule: &cgwarden_common::SyscallRule, args: &[u64; 6]) -> bool {
             return true;
         }
     };
+    match_set(0, buf.cast::<u8>().cast_const(), len, access) != 0
+}
+
+/// Matches the path in `buf` (`len` bytes) against pattern set `set`; returns the
+/// `applies` bits of the first pattern that applies to `access` and matches, or 0.
+#[inline(always)]
+fn match_set(set: u32, buf: *const u8, len: usize, access: u8) -> u8 {
     let mut m = Matcher {
-        buf: buf.cast::<u8>().cast_const(),
+        buf,
         len,
         access,
         matched: 0,
+        set,
     };
     // SAFETY: the callback only uses the pointer as the `Matcher` it is.
     unsafe {
@@ -289,14 +550,19 @@ fn path_matches(rule: &cgwarden_common::SyscallRule, args: &[u64; 6]) -> bool {
             0,
         )
     };
-    m.matched != 0
+    m.matched
 }
 
-/// Tries pattern `i`; stops at the first match or the first unused slot.
+/// Tries pattern `i` of the set; stops at the first match or the first missing index.
 extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
     // SAFETY: `state` is the `Matcher` passed to bpf_loop.
     let m = unsafe { &mut *state.cast::<Matcher>() };
-    let Some(p) = PATH_PATTERNS.get(i as u32) else {
+    let key = PatternKey {
+        set: m.set,
+        index: i as u32,
+    };
+    // SAFETY: values are written whole by the agent and only read here.
+    let Some(p) = (unsafe { PATH_PATTERNS.get(&key) }) else {
         return 1;
     };
     if p.applies == 0 {
@@ -310,19 +576,30 @@ extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
         return 0;
     }
     for j in 0..PATTERN_PREFIX_BYTES {
+        if j >= pl {
+            break;
+        }
         // SAFETY: masked into the scratch buffer.
-        if j < pl && unsafe { *m.buf.add(j & PATH_MASK) } != p.prefix[j] {
+        if unsafe { *m.buf.add(j & PATH_MASK) } != p.prefix[j] {
             return 0;
         }
+    }
+    // A directory prefix ends at a path component boundary.
+    // SAFETY: as above.
+    if p.dir != 0 && pl < m.len && unsafe { *m.buf.add(pl & PATH_MASK) } != b'/' {
+        return 0;
     }
     let start = m.len - sl;
     for j in 0..PATTERN_SUFFIX_BYTES {
+        if j >= sl {
+            break;
+        }
         // SAFETY: as above.
-        if j < sl && unsafe { *m.buf.add((start + j) & PATH_MASK) } != p.suffix[j] {
+        if unsafe { *m.buf.add((start + j) & PATH_MASK) } != p.suffix[j] {
             return 0;
         }
     }
-    m.matched = 1;
+    m.matched = p.applies;
     1
 }
 

@@ -324,3 +324,81 @@ fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() 
         out.events
     );
 }
+
+/// Writes in `$1/ro` (read-only) and `$1/ro/rw` (writable): each step prints its
+/// errno or `ok`; relative paths after chdir. Sleeps before it changes directory again
+/// and at the end: the agent reads the working directory when it handles the event
+/// (within about 10 ms), so the relative paths are resolved where they were written.
+const WRITES: &str = r#"
+import os, sys, time
+d = sys.argv[1]
+ro, rw = d + '/ro', d + '/ro/rw'
+def step(f):
+    try:
+        f(); print('ok')
+    except OSError as e:
+        print('error', e.errno)
+step(lambda: open(ro + '/a', 'w').close())
+step(lambda: open(rw + '/b', 'w').close())
+step(lambda: open(ro + '/a').close())
+step(lambda: os.mkdir(ro + '/d'))
+step(lambda: os.rename(rw + '/b', ro + '/e'))
+os.chdir(rw)
+step(lambda: open('rel2', 'w').close())
+step(lambda: open('../../ro/rw/x', 'w').close())
+time.sleep(0.5)
+os.chdir(ro)
+step(lambda: open('rel', 'w').close())
+step(lambda: os.unlink(ro + '/a'))
+time.sleep(1)
+"#;
+
+fn read_only_deviations(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["deviation"] == "read_only")
+        .collect()
+}
+
+#[test]
+fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::create_dir_all(dir.path().join("ro/rw")).unwrap();
+    let p = ProfileFile::new(&format!(
+        "name: ro\nmode: enforce\nruntime:\n  read_only: [{d}/ro]\n  writable: [{d}/ro/rw]\n"
+    ));
+    let out = exec(p.path(), &["python3", "-c", WRITES, d]);
+    // Nothing is refused: the file system is writable and the kernel cannot refuse.
+    assert_eq!(out.stdout, "ok\n".repeat(9), "{out:?}");
+    let devs = read_only_deviations(&out.events);
+    let seen: Vec<(&str, String)> = devs
+        .iter()
+        .map(|e| {
+            (
+                e["write"]["syscall"].as_str().unwrap(),
+                e["write"]["path"].as_str().unwrap().replace(d, "$D"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("openat", "$D/ro/a".to_owned()),
+            ("mkdir", "$D/ro/d".to_owned()),
+            ("rename", "$D/ro/e".to_owned()),
+            ("openat", "$D/ro/rel".to_owned()),
+            ("unlink", "$D/ro/a".to_owned()),
+        ],
+        "{devs:?}"
+    );
+    // The relative write was resolved from the working directory.
+    assert_eq!(devs[3]["write"]["written"], "rel", "{}", devs[3]);
+    for e in &devs {
+        assert_eq!(e["verdict"], "report", "{e}");
+        assert_eq!(e["write"]["result"], "ok", "{e}");
+        assert_eq!(e["profile"], "ro", "{e}");
+        assert_eq!(e["process"], "python3", "{e}");
+    }
+}

@@ -48,6 +48,8 @@ pub struct Rules {
     pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
     /// `DEVICE_RULES` entries: the device allowlist.
     pub devices: Vec<(cgwarden_common::DeviceKey, u32)>,
+    /// `PATH_PATTERNS` entries of set `id`: the read-only and writable paths.
+    pub patterns: Vec<cgwarden_common::PathPattern>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
@@ -132,7 +134,7 @@ impl Agent {
         resolver: Resolver,
     ) -> anyhow::Result<Self> {
         kernel
-            .write_patterns(&crate::syscalls::escape_patterns())
+            .write_patterns(0, &crate::syscalls::escape_patterns())
             .context("writing the escape path patterns")?;
         let config = kernel
             .read_config()
@@ -200,7 +202,13 @@ impl Agent {
             let egress = compile_egress(id, &profile.egress, &|name| resolver.addresses(name))
                 .with_context(context)?;
             let names = compile_names(id, &profile.egress).with_context(context)?;
-            let syscalls = compile_syscalls(id, &profile.syscalls);
+            let mut syscalls = compile_syscalls(id, &profile.syscalls);
+            let runtime = &profile.runtime;
+            let patterns =
+                crate::policy::paths::compile_paths(&runtime.read_only, &runtime.writable);
+            if !patterns.is_empty() {
+                crate::policy::paths::add_write_rules(id, &mut syscalls);
+            }
             let devices = profile
                 .runtime
                 .devices
@@ -219,6 +227,7 @@ impl Agent {
                         names,
                         syscalls,
                         devices,
+                        patterns,
                     },
                 },
             );
@@ -445,6 +454,56 @@ impl Agent {
         self.update_levels()
     }
 
+    /// Where a write the kernel reported under a read-only path lands, or `None` when it
+    /// is no deviation after all: the kernel could not place the path (relative, or
+    /// with `..`), and resolved here it lies under a writable path. A write the kernel
+    /// refused with EROFS, or whose place is unknown, is always a deviation.
+    fn place_write(&self, e: &cgwarden_common::SyscallEvent) -> Option<events::Placed> {
+        use crate::policy::paths;
+        let Some(written) = events::written_path(e) else {
+            return Some(events::Placed {
+                path: "?".to_owned(),
+                written: None,
+                location_unknown: true,
+            });
+        };
+        if e.unresolved == 0 {
+            return Some(events::Placed {
+                path: written,
+                written: None,
+                location_unknown: false,
+            });
+        }
+        // `rule` carries the index of the path argument judged.
+        let dirfd = paths::write_syscall(e.nr).and_then(|s| {
+            let arg = u8::try_from(e.rule).ok()?;
+            let fd_arg = if arg == s.path { s.dirfd } else { s.dirfd2 }?;
+            Some(e.args[usize::from(fd_arg) % 6] as i32)
+        });
+        let proc = std::path::Path::new("/proc");
+        let Some(path) = paths::resolve(proc, e.header.pid, &written, dirfd) else {
+            return Some(events::Placed {
+                path: written,
+                written: None,
+                location_unknown: true,
+            });
+        };
+        let refused = e.flags as i64 == -30;
+        let runtime = self
+            .names
+            .by_id
+            .get(&e.header.profile)
+            .and_then(|(name, _)| self.compiled.get(name))
+            .map(|c| &c.profile.runtime);
+        let read_only =
+            runtime.is_none_or(|r| paths::is_read_only(&r.read_only, &r.writable, &path));
+        (read_only || refused).then(|| events::Placed {
+            written: (path != written).then_some(written),
+            path,
+            location_unknown: false,
+        })
+    }
+
     /// The chain of processes from `pid` upwards, from the kernel's process table and,
     /// past it, /proc.
     fn ancestry(&self, mut pid: u32) -> Vec<events::Ancestor> {
@@ -658,6 +717,12 @@ impl Agent {
             Ok(Raw::Device(e)) => {
                 let record = events::enrich_device(&e, &*self);
                 self.emit(&Record::Deviation(record))?;
+            }
+            Ok(Raw::ReadOnly(e)) => {
+                if let Some(placed) = self.place_write(&e) {
+                    let record = events::enrich_read_only(&e, placed, &*self);
+                    self.emit(&Record::Deviation(record))?;
+                }
             }
             Ok(Raw::Deviation(e)) => {
                 let record = events::enrich_deviation(&e, &*self);

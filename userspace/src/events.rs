@@ -33,6 +33,8 @@ pub enum Raw {
     Socket(SocketEvent),
     Deviation(Box<DeviationEvent>),
     Device(DeviceEvent),
+    /// A write under a read-only path (a [`SyscallEvent`] of kind `READ_ONLY`).
+    ReadOnly(Box<SyscallEvent>),
 }
 
 impl Raw {
@@ -46,6 +48,7 @@ impl Raw {
             Self::Socket(e) => &e.header,
             Self::Deviation(e) => &e.header,
             Self::Device(e) => &e.header,
+            Self::ReadOnly(e) => &e.header,
         }
     }
 }
@@ -65,6 +68,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::SYSCTL => record(bytes, kind, |e| Raw::Sysctl(Box::new(e))),
         kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
         kind::DEVICE => record(bytes, kind, Raw::Device),
+        kind::READ_ONLY => record(bytes, kind, |e| Raw::ReadOnly(Box::new(e))),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -379,6 +383,11 @@ pub struct DeviationRecord {
     /// The device accessed (`device` deviations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<DeviceAccess>,
+    /// What was written (`read_only` deviations): the path as judged (resolved when the
+    /// call gave a relative one), the syscall, and its result (`ok`, or the error, e.g.
+    /// `EROFS` when the file system itself is read-only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<WriteAttempt>,
     pub pid: u32,
     pub tid: u32,
     pub process: String,
@@ -405,6 +414,106 @@ pub struct DeviceAccess {
     /// The device's usual name (`mem`, `null`, ...), when well known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<&'static str>,
+}
+
+/// A write under a read-only path, as a [`DeviationRecord`] names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteAttempt {
+    /// The path written, as judged: absolute, resolved inside the container.
+    pub path: String,
+    /// The path as the call gave it, when that differs (relative, or with `..`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written: Option<String>,
+    /// The path could not be placed (unreadable, or relative and the process gone):
+    /// reported, never treated as harmless.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub location_unknown: bool,
+    pub syscall: String,
+    /// `ok` or the error the call returned (`EROFS`, `EACCES`, ...).
+    pub result: String,
+}
+
+/// Where a read-only write was judged to land.
+pub struct Placed {
+    pub path: String,
+    pub written: Option<String>,
+    pub location_unknown: bool,
+}
+
+/// The path a read-only record carries, as written (`None`: unreadable).
+pub fn written_path(e: &SyscallEvent) -> Option<String> {
+    if e.path_unreadable != 0 || e.path_len == 0 {
+        return None;
+    }
+    let end = (e.path_len as usize).saturating_sub(1).min(e.path.len());
+    Some(String::from_utf8_lossy(&e.path[..end]).into_owned())
+}
+
+/// A write under a read-only path, placed by the agent.
+pub fn enrich_read_only(e: &SyscallEvent, placed: Placed, ctx: &dyn Context) -> DeviationRecord {
+    let h = &e.header;
+    let syscall = syscalls::Sysno::new(e.nr as usize)
+        .map_or_else(|| format!("syscall_{}", e.nr), |s| s.name().to_owned());
+    let ret = e.flags as i64;
+    let result = if ret >= 0 {
+        "ok".to_owned()
+    } else {
+        errno_name(-ret)
+    };
+    let detail = if placed.location_unknown {
+        format!(
+            "{syscall} writes `{}` at an unknown location (judged as read-only): {result}",
+            placed.path
+        )
+    } else {
+        format!(
+            "{syscall} writes under a read-only path: {} ({result})",
+            placed.path
+        )
+    };
+    DeviationRecord {
+        time: rfc3339(ctx.wall_clock(h.ts_ns)),
+        kind: "deviation",
+        verdict: "report",
+        deviation: "read_only",
+        detail,
+        device: None,
+        write: Some(WriteAttempt {
+            path: placed.path,
+            written: placed.written,
+            location_unknown: placed.location_unknown,
+            syscall,
+            result,
+        }),
+        pid: h.pid,
+        tid: h.tid,
+        process: comm(&h.comm),
+        exe: Some(c_string(&e.exe)),
+        uid: h.uid,
+        gid: h.gid,
+        cgroup: ctx.cgroup_path(h.cgroup_id),
+        cgroup_id: h.cgroup_id,
+        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+    }
+}
+
+fn errno_name(errno: i64) -> String {
+    match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        13 => "EACCES",
+        16 => "EBUSY",
+        17 => "EEXIST",
+        18 => "EXDEV",
+        20 => "ENOTDIR",
+        21 => "EISDIR",
+        26 => "ETXTBSY",
+        28 => "ENOSPC",
+        30 => "EROFS",
+        39 => "ENOTEMPTY",
+        other => return format!("errno {other}"),
+    }
+    .to_owned()
 }
 
 /// A device access outside the profile's allowlist.
@@ -446,6 +555,7 @@ pub fn enrich_device(e: &DeviceEvent, ctx: &dyn Context) -> DeviationRecord {
             device.access,
         ),
         device: Some(device),
+        write: None,
         pid: h.pid,
         tid: h.tid,
         process: comm(&h.comm),
@@ -471,6 +581,7 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
             h.uid, e.expected_uid
         ),
         device: None,
+        write: None,
         pid: h.pid,
         tid: h.tid,
         process: comm(&h.comm),
@@ -504,6 +615,7 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         deviation: "raw_socket",
         detail: format!("{family} {ty} socket (protocol {})", e.protocol),
         device: None,
+        write: None,
         pid: h.pid,
         tid: h.tid,
         process: comm(&h.comm),

@@ -125,7 +125,8 @@ pub struct Kernel {
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
     pub(super) raw_syscalls: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
-    pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) path_patterns:
+        HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
     pub(super) device_rules: HashMap<MapData, DeviceKey, u32>,
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
@@ -474,8 +475,11 @@ impl Kernel {
             let tracepoint = crate::syscalls::tracepoint_name(*sysno);
             if tracefs.join(&tracepoint).exists() {
                 self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
-                if crate::syscalls::ESCAPE_PATH_SYSCALLS.contains(&sysno.name()) {
-                    // Path-filtered calls are judged at exit (see `ebpf/src/syscalls.rs`).
+                let judged_by_path = crate::syscalls::ESCAPE_PATH_SYSCALLS.contains(&sysno.name())
+                    || crate::policy::paths::write_syscall(nr).is_some();
+                if judged_by_path {
+                    // Calls judged by their path are judged at exit (see
+                    // `ebpf/src/syscalls.rs`).
                     let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
                     let name = SYSCALL_EXIT_PROGRAM;
                     self.attach_tracepoint(name, "syscalls", &exit)?;

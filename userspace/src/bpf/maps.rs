@@ -3,8 +3,8 @@
 
 use aya::maps::{MapError, lpm_trie::Key};
 use cgwarden_common::{
-    Config, EXE_BYTES, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, ProcInfo,
-    ProfileRef, counters, proc_flags,
+    Config, EXE_BYTES, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, PatternKey,
+    ProcInfo, ProfileRef, counters, proc_flags,
 };
 
 use super::Kernel;
@@ -94,6 +94,17 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.device_rules.remove(&key))?;
         }
+        // Set 0 is the escape set, rewritten by every agent.
+        let stale: Vec<_> = self
+            .path_patterns
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.set != 0 && !keep(k.set))
+            .collect();
+        removed += stale.len();
+        for key in stale {
+            ignore_missing(self.path_patterns.remove(&key))?;
+        }
         Ok(removed)
     }
 
@@ -109,6 +120,7 @@ impl Kernel {
         for (key, access) in &rules.devices {
             self.device_rules.insert(key, access, 0)?;
         }
+        self.write_patterns(rules.id, &rules.patterns)?;
         Ok(())
     }
 
@@ -124,6 +136,13 @@ impl Kernel {
         for (key, _) in &rules.devices {
             ignore_missing(self.device_rules.remove(key))?;
         }
+        for index in 0..rules.patterns.len() as u32 {
+            let key = PatternKey {
+                set: rules.id,
+                index,
+            };
+            ignore_missing(self.path_patterns.remove(&key))?;
+        }
         Ok(())
     }
 
@@ -132,13 +151,18 @@ impl Kernel {
         self.procs.get(&pid, 0).ok()
     }
 
-    /// Writes the escape set's path patterns.
+    /// Writes pattern set `set` (0: the escape set; a profile id: its read-only paths).
     pub fn write_patterns(
         &mut self,
+        set: u32,
         patterns: &[cgwarden_common::PathPattern],
     ) -> Result<(), MapError> {
         for (i, p) in patterns.iter().enumerate() {
-            self.path_patterns.set(i as u32, p, 0)?;
+            let key = PatternKey {
+                set,
+                index: i as u32,
+            };
+            self.path_patterns.insert(key, p, 0)?;
         }
         Ok(())
     }

@@ -168,6 +168,9 @@ pub fn compile_syscalls(
                 sockaddr: u8::from(spec.sockaddr),
                 open_flags_arg: spec.open_flags.map_or(NO_ARG, |(a, _)| a),
                 open_flags_indirect: spec.open_flags.map_or(0, |(_, i)| u8::from(i)),
+                read_only: 0,
+                write_path_arg: NO_ARG,
+                write_path_arg2: NO_ARG,
                 _pad: 0,
             };
             let nr = spec.sysno.id() as u32;

@@ -116,7 +116,18 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
 /// Parses one profile document; `file` is used in error messages and kept in the profile.
 pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
     let raw: RawProfile = serde_yaml::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        // A check over the whole `runtime:` section has no location of its own: point
+        // at the key it is about.
+        if (line, column) == (1, 1) {
+            let message = e.to_string();
+            if let Some(key) = ["writable", "read_only"]
+                .into_iter()
+                .find(|k| message.contains(&format!("`{k}`")) || message.contains(k))
+            {
+                (line, column) = nested_key_position(text, key);
+            }
+        }
         PolicyError {
             file: file.to_path_buf(),
             line,
@@ -201,6 +212,20 @@ fn clean_message(message: &str) -> String {
 }
 
 /// Line and column (1-based) of a top-level `key:` in a YAML text, or 1:1.
+/// Line and column of the first `key:` at any indentation.
+fn nested_key_position(text: &str, key: &str) -> (usize, usize) {
+    let prefix = format!("{key}:");
+    text.lines()
+        .enumerate()
+        .find_map(|(i, l)| {
+            let indent = l.len() - l.trim_start().len();
+            l.trim_start()
+                .starts_with(&prefix)
+                .then_some((i + 1, indent + 1))
+        })
+        .unwrap_or((1, 1))
+}
+
 fn key_position(text: &str, key: &str) -> (usize, usize) {
     let prefix = format!("{key}:");
     text.lines()

@@ -8,6 +8,7 @@
 pub mod compile;
 pub mod devices;
 mod load;
+pub mod paths;
 mod raw;
 mod types;
 

@@ -502,7 +502,7 @@ pub enum SyscallSet {
 /// The hardened runtime profile a container is meant to run with; deviations are
 /// reported, and enforced where the kernel can refuse them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "RuntimeFields")]
 pub struct Runtime {
     /// The uid processes run as; a program executed under another uid (root, above
     /// all) is reported.
@@ -518,6 +518,45 @@ pub struct Runtime {
     /// accesses are refused (enforce) or reported (audit).
     #[serde(default)]
     pub devices: Option<Vec<super::devices::DeviceRule>>,
+    /// Paths under which every write is reported (the longest listed path decides).
+    #[serde(default)]
+    pub read_only: Vec<super::paths::ProfilePath>,
+    /// Exceptions to `read_only`: writes under them are expected.
+    #[serde(default)]
+    pub writable: Vec<super::paths::ProfilePath>,
+}
+
+/// `runtime:` as written, checked as a whole into a [`Runtime`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeFields {
+    #[serde(default)]
+    user: Option<u32>,
+    #[serde(default)]
+    binds: Binds,
+    #[serde(default)]
+    raw_sockets: RawSockets,
+    #[serde(default)]
+    devices: Option<Vec<super::devices::DeviceRule>>,
+    #[serde(default)]
+    read_only: Vec<super::paths::ProfilePath>,
+    #[serde(default)]
+    writable: Vec<super::paths::ProfilePath>,
+}
+
+impl TryFrom<RuntimeFields> for Runtime {
+    type Error = String;
+    fn try_from(f: RuntimeFields) -> Result<Self, String> {
+        super::paths::validate(&f.read_only, &f.writable)?;
+        Ok(Self {
+            user: f.user,
+            binds: f.binds,
+            raw_sockets: f.raw_sockets,
+            devices: f.devices,
+            read_only: f.read_only,
+            writable: f.writable,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
