@@ -29,6 +29,12 @@ impl Container {
         for dir in ["bin", "proc", "sys", "dev", "tmp", "etc"] {
             fs::create_dir_all(rootfs.join(dir)).expect("rootfs dir");
         }
+        // As in any distribution's root: runc gives a tmpfs mounted on /tmp this mode.
+        fs::set_permissions(
+            rootfs.join("tmp"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o1777),
+        )
+        .expect("chmod tmp");
         let busybox = Path::new("/bin/busybox");
         assert!(
             busybox.exists(),

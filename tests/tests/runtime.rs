@@ -94,6 +94,17 @@ fn a_process_running_as_root_is_a_deviation_reported_once_per_program() {
 /// Starts an agent on `profile` (selector `/<base>/*`) and runs one runc container in
 /// `/<base>/<id>` with `user` as its uid; returns the container's stdout and the events.
 fn in_container(profile_body: &str, uid: u32, script: &str) -> (String, Vec<serde_json::Value>) {
+    in_container_with(profile_body, script, |c| {
+        c["process"]["user"] = serde_json::json!({ "uid": uid, "gid": uid });
+    })
+}
+
+/// Like [`in_container`], with any change to the container's config.json.
+fn in_container_with(
+    profile_body: &str,
+    script: &str,
+    customise: impl FnOnce(&mut serde_json::Value),
+) -> (String, Vec<serde_json::Value>) {
     use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
     let base = unique("cgwarden-test-rt");
     let _base = TestCgroup::create(&base);
@@ -102,10 +113,14 @@ fn in_container(profile_body: &str, uid: u32, script: &str) -> (String, Vec<serd
     ));
     let agent = RunningAgent::start(profile.path());
     let id = unique("cgw");
-    let container = Container::new(&id, &format!("/{base}/{id}"), &["sh", "-c", script], |c| {
-        c["process"]["user"] = serde_json::json!({ "uid": uid, "gid": uid });
-    });
+    let container = Container::new(
+        &id,
+        &format!("/{base}/{id}"),
+        &["sh", "-c", script],
+        customise,
+    );
     let out = container.run();
+    eprintln!("container stderr: {}", String::from_utf8_lossy(&out.stderr));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -401,4 +416,66 @@ fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
         assert_eq!(e["profile"], "ro", "{e}");
         assert_eq!(e["process"], "python3", "{e}");
     }
+}
+
+/// A container as the gateway runs: uid 1000, read-only root, a tmpfs on /tmp.
+fn gateway_like(c: &mut serde_json::Value, uid: u32) {
+    c["process"]["user"] = serde_json::json!({ "uid": uid, "gid": uid });
+    assert_eq!(c["root"]["readonly"], true);
+    c["mounts"].as_array_mut().unwrap().push(serde_json::json!({
+        "destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+        "options": ["nosuid", "nodev"]
+    }));
+}
+
+const READ_ONLY_ROOT: &str = "runtime:\n  read_only: [/]\n  writable: [/tmp, /dev, /proc]\n";
+
+#[test]
+fn a_write_under_a_read_only_root_is_reported_even_when_the_kernel_refuses_it() {
+    require_root();
+    let (stdout, events) = in_container_with(
+        READ_ONLY_ROOT,
+        "echo x > /etc/x; echo etc=$?; echo y > /tmp/y; echo tmp=$?; rm /bin/busybox; echo rm=$?; sleep 0.3",
+        |c| gateway_like(c, 0),
+    );
+    // The root file system itself refuses (EROFS); the tmpfs takes the write.
+    assert_eq!(stdout, "etc=1\ntmp=0\nrm=1\n", "{events:?}");
+    let devs = read_only_deviations(&events);
+    assert_eq!(devs.len(), 2, "{devs:?}");
+    let etc = devs[0];
+    assert_eq!(etc["write"]["path"], "/etc/x", "{etc}");
+    assert!(
+        matches!(etc["write"]["syscall"].as_str(), Some("open" | "openat")),
+        "{etc}"
+    );
+    assert_eq!(etc["write"]["result"], "EROFS", "{etc}");
+    assert_eq!(etc["profile"], "ctr", "{etc}");
+    assert!(etc["cgroup"].as_str().unwrap().contains("/cgw-"), "{etc}");
+    let rm = devs[1];
+    assert_eq!(rm["write"]["path"], "/bin/busybox", "{rm}");
+    assert!(
+        matches!(rm["write"]["syscall"].as_str(), Some("unlink" | "unlinkat")),
+        "{rm}"
+    );
+    assert_eq!(rm["write"]["result"], "EROFS", "{rm}");
+}
+
+#[test]
+fn the_hardened_gateway_container_has_no_deviation() {
+    require_root();
+    let body = format!(
+        "{READ_ONLY_ROOT}  user: 1000\n  binds: loopback\n  raw_sockets: deny\n  devices: [default]\nsyscalls:\n  - set: escape\n    action: kill\n"
+    );
+    let script = "echo hello; cat /etc/passwd > /dev/null; echo x > /tmp/y; cat /tmp/y; head -c 4 /dev/urandom > /dev/null; mkdir /tmp/d; rm -r /tmp/d; cd /tmp && echo z > z && cat z; sleep 0.3";
+    let (stdout, events) = in_container_with(&body, script, |c| gateway_like(c, 1000));
+    assert_eq!(stdout, "hello\nx\nz\n", "{events:?}");
+    let deviations: Vec<_> = events.iter().filter(|e| e["kind"] == "deviation").collect();
+    assert!(deviations.is_empty(), "{deviations:?}");
+    // The same profile sees a write to the root and a device outside the list.
+    let (_, events) = in_container_with(&body, "echo x > /etc/x; cat /dev/kmsg; sleep 0.3", |c| {
+        gateway_like(c, 1000)
+    });
+    let devs = read_only_deviations(&events);
+    assert_eq!(devs.len(), 1, "{events:?}");
+    assert_eq!(devs[0]["write"]["path"], "/etc/x");
 }
