@@ -120,7 +120,6 @@ fn in_container_with(
         customise,
     );
     let out = container.run();
-    eprintln!("container stderr: {}", String::from_utf8_lossy(&out.stderr));
     std::thread::sleep(std::time::Duration::from_millis(1500));
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -223,6 +222,12 @@ fn profiles_from_oci_and_compose_pass_check() {
             text.contains("user: 1000") && text.contains("raw_sockets: deny"),
             "{text}"
         );
+        // Both declare a read-only root: its writable mounts are the exceptions.
+        assert!(
+            text.contains("read_only: [/]") && text.contains("writable: [/dev, /proc"),
+            "{text}"
+        );
+        assert!(text.contains("devices:\n    - default\n"), "{text}");
         let profile = dir.path().join(file);
         std::fs::write(&profile, &text).unwrap();
         let check = Command::new(cgwarden_tests::cgwarden())

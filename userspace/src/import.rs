@@ -1,5 +1,7 @@
 //! Profiles from what users already have: an OCI runtime config (`config.json`) or a
-//! Compose service. The hardened settings become `runtime:` lines; egress is left as an
+//! Compose service. The hardened settings become `runtime:` lines (a read-only root
+//! becomes `read_only: [/]` with the container's writable mounts as exceptions; the
+//! devices it is given become its `devices:` allowlist); egress is left as an
 //! explicit, commented default-deny to fill in.
 
 use serde_json::Value;
@@ -17,6 +19,21 @@ pub struct Hardening {
     /// Published ports as written, for the comments.
     pub ports: Vec<String>,
     pub networks: Vec<String>,
+    /// Mount points the container can write (tmpfs, rw volumes, /dev, /proc), for a
+    /// read-only root's exceptions.
+    pub writable: Vec<String>,
+    /// Devices beyond the OCI default set: (type, major, minor, access, where from).
+    pub devices: Vec<DeviceLine>,
+}
+
+/// A device the container is given, as a `devices:` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLine {
+    pub kind: String,
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+    pub origin: String,
 }
 
 /// Reads an OCI runtime `config.json`.
@@ -38,7 +55,77 @@ pub fn from_oci(config: &Value) -> Hardening {
         loopback_ports: true,
         ports: Vec::new(),
         networks: Vec::new(),
+        writable: writable_mounts(
+            config["mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| {
+                    !m["options"]
+                        .as_array()
+                        .is_some_and(|o| o.iter().any(|x| x == "ro"))
+                })
+                .filter_map(|m| m["destination"].as_str()),
+        ),
+        devices: oci_devices(config),
     }
+}
+
+/// The devices an OCI config gives beyond the runtime's defaults: the nodes it creates
+/// (`linux.devices`) and the `allow: true` rules of `linux.resources.devices`.
+fn oci_devices(config: &Value) -> Vec<DeviceLine> {
+    let mut out = Vec::new();
+    for d in config["linux"]["devices"].as_array().into_iter().flatten() {
+        // FIFOs are no device to the device controller.
+        if d["type"] == "p" {
+            continue;
+        }
+        out.push(DeviceLine {
+            kind: d["type"].as_str().unwrap_or("c").replace('u', "c"),
+            major: d["major"].as_i64(),
+            minor: d["minor"].as_i64(),
+            access: "rwm".to_owned(),
+            origin: format!("linux.devices {}", d["path"].as_str().unwrap_or("?")),
+        });
+    }
+    for r in config["linux"]["resources"]["devices"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if r["allow"].as_bool() != Some(true) {
+            continue;
+        }
+        out.push(DeviceLine {
+            kind: r["type"].as_str().unwrap_or("a").to_owned(),
+            major: r["major"].as_i64(),
+            minor: r["minor"].as_i64(),
+            access: r["access"].as_str().unwrap_or("rwm").to_owned(),
+            origin: "linux.resources.devices".to_owned(),
+        });
+    }
+    out
+}
+
+/// Writable mount points as `writable:` entries: normalised, without those another one
+/// contains, at most what the kernel holds for a profile (one slot is `/`).
+fn writable_mounts<'a>(mounts: impl Iterator<Item = &'a str>) -> Vec<String> {
+    use crate::policy::paths::{ProfilePath, normalise};
+    let mut paths: Vec<String> = mounts
+        .filter(|m| m.starts_with('/'))
+        .map(normalise)
+        .filter(|m| m != "/")
+        .filter(|m| ProfilePath::try_from(m.clone()).is_ok())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let all = paths.clone();
+    paths.retain(|p| {
+        !all.iter()
+            .any(|o| o != p && p.starts_with(o.as_str()) && p[o.len()..].starts_with('/'))
+    });
+    paths.truncate(cgwarden_common::PATH_PATTERNS_MAX as usize - 1);
+    paths
 }
 
 /// Reads one service of a Compose file.
@@ -96,9 +183,50 @@ pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Harden
     let loopback_ports = ports
         .iter()
         .all(|p| p.starts_with("127.") || p.starts_with("[::1]") || p.starts_with("::1"));
+    // tmpfs mounts and volumes not marked `:ro` stay writable; the runtime's /dev and
+    // /proc always are.
+    let mut mounts: Vec<String> = strings("tmpfs")
+        .iter()
+        .map(|t| t.split(':').next().unwrap_or_default().to_owned())
+        .collect();
+    if let Some(serde_yaml::Value::String(t)) = svc.get("tmpfs") {
+        mounts.push(t.split(':').next().unwrap_or_default().to_owned());
+    }
+    for v in svc
+        .get("volumes")
+        .and_then(serde_yaml::Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        match v {
+            serde_yaml::Value::String(s) => {
+                let parts: Vec<&str> = s.split(':').collect();
+                let ro = parts
+                    .get(2)
+                    .is_some_and(|o| o.split(',').any(|x| x == "ro"));
+                if let (Some(target), false) = (parts.get(1).or(parts.first()), ro) {
+                    mounts.push((*target).to_owned());
+                }
+            }
+            serde_yaml::Value::Mapping(m) => {
+                let ro = m.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true);
+                if let (Some(target), false) = (m.get("target").and_then(|t| t.as_str()), ro) {
+                    mounts.push(target.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    mounts.extend(["/dev".to_owned(), "/proc".to_owned()]);
+    let devices = strings("devices")
+        .iter()
+        .filter_map(|d| compose_device(d))
+        .collect();
     Ok(Hardening {
         user,
         capabilities,
+        writable: writable_mounts(mounts.iter().map(String::as_str)),
+        devices,
         read_only_root: svc.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true),
         no_new_privileges: strings("security_opt")
             .iter()
@@ -106,6 +234,31 @@ pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Harden
         loopback_ports,
         ports,
         networks: strings("networks"),
+    })
+}
+
+/// A Compose `devices:` entry (`/dev/host[:/dev/ctr[:rwm]]`): the host node's numbers,
+/// read from the host (the entry is skipped when it is not a device here).
+fn compose_device(entry: &str) -> Option<DeviceLine> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut parts = entry.split(':');
+    let host = parts.next()?;
+    let access = parts.nth(1).unwrap_or("rwm").to_owned();
+    let meta = std::fs::metadata(host).ok()?;
+    let kind = if meta.file_type().is_char_device() {
+        "c"
+    } else if meta.file_type().is_block_device() {
+        "b"
+    } else {
+        return None;
+    };
+    let rdev = meta.rdev();
+    Some(DeviceLine {
+        kind: kind.to_owned(),
+        major: Some(i64::from(libc::major(rdev))),
+        minor: Some(i64::from(libc::minor(rdev))),
+        access,
+        origin: format!("devices {host}"),
     })
 }
 
@@ -173,6 +326,31 @@ pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
     } else {
         y.push_str("  raw_sockets: deny   # no CAP_NET_RAW: raw sockets are never legitimate\n");
     }
+    y.push_str(
+        "  # Devices: the OCI default set (null, zero, full, random, urandom, tty, ptmx,\n  # pts/*) and those the container is given; other opens and mknods fail (EPERM).\n  devices:\n    - default\n",
+    );
+    for d in &h.devices {
+        let number = |n: Option<i64>| {
+            n.filter(|n| *n >= 0)
+                .map_or_else(|| "\"*\"".to_owned(), |n| n.to_string())
+        };
+        y.push_str(&format!(
+            "    - {{type: {}, major: {}, minor: {}, access: {}}}   # from {}\n",
+            d.kind,
+            number(d.major),
+            number(d.minor),
+            d.access,
+            d.origin
+        ));
+    }
+    if h.read_only_root {
+        y.push_str("  # The root file system is read-only: every write under it is reported (the\n  # kernel refuses it with EROFS; the attempt is the deviation). Writable mounts:\n  read_only: [/]\n");
+        if !h.writable.is_empty() {
+            y.push_str(&format!("  writable: [{}]\n", h.writable.join(", ")));
+        }
+    } else {
+        y.push_str("  # The root file system is writable: list paths that must not change, e.g.\n  # read_only: [/etc, /usr]\n");
+    }
     y.push_str("syscalls:\n  # Container escape attempts. `kill` ends the process before it returns to\n  # user space (see the README for what it cannot undo).\n  - set: escape\n    action: kill\n");
     y
 }
@@ -195,6 +373,46 @@ mod tests {
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("gw.yaml")).unwrap();
         assert_eq!(p.runtime.user, Some(1000));
         assert_eq!(p.runtime.raw_sockets, crate::policy::RawSockets::Deny);
+        assert_eq!(p.runtime.read_only.len(), 1);
+        assert_eq!(
+            p.runtime.devices,
+            Some(vec![crate::policy::devices::DeviceRule::Default])
+        );
+    }
+
+    #[test]
+    fn oci_mounts_and_devices_become_writable_paths_and_device_rules() {
+        let config: Value = serde_json::json!({
+            "root": {"readonly": true},
+            "mounts": [
+                {"destination": "/proc", "type": "proc"},
+                {"destination": "/dev", "type": "tmpfs"},
+                {"destination": "/dev/pts", "type": "devpts"},
+                {"destination": "/sys", "type": "sysfs", "options": ["nosuid", "ro"]},
+                {"destination": "/var/lib/app/", "type": "bind", "options": ["rbind"]},
+                {"destination": "/etc/app", "type": "bind", "options": ["rbind", "ro"]}
+            ],
+            "linux": {
+                "devices": [{"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229}],
+                "resources": {"devices": [
+                    {"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 136, "access": "rw"}
+                ]}
+            }
+        });
+        let h = from_oci(&config);
+        assert_eq!(h.writable, ["/dev", "/proc", "/var/lib/app"]);
+        let yaml = profile_yaml("app", "config.json", &h);
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("app.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(p.runtime.writable.len(), 3);
+        let devices = p.runtime.devices.unwrap();
+        assert_eq!(devices.len(), 3, "{yaml}");
+        let compiled = crate::policy::devices::compile_devices(1, &devices);
+        let c = cgwarden_common::device_type::CHAR;
+        assert_ne!(crate::policy::devices::simulate(&compiled, c, 10, 229), 0);
+        assert_ne!(crate::policy::devices::simulate(&compiled, c, 136, 9), 0);
+        assert_eq!(crate::policy::devices::simulate(&compiled, c, 1, 1), 0);
     }
 
     #[test]
@@ -211,6 +429,7 @@ mod tests {
                 && h.no_new_privileges
                 && h.loopback_ports
         );
+        assert_eq!(h.writable, ["/dev", "/proc"]);
         let web = from_compose(&compose, "web").unwrap();
         assert!(!web.loopback_ports);
         assert!(web.capabilities.iter().any(|c| c == "NET_RAW"));
