@@ -151,7 +151,7 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
-    if rule.path_filter != 0 || rule.read_only != 0 {
+    if rule.path_filter != 0 || (rule.read_only != 0 && may_write(&rule, args)) {
         let pending = PendingCall {
             nr,
             _pad: 0,
@@ -338,19 +338,8 @@ fn read_only(
     ret: i64,
     proc_info: *const ProcInfo,
 ) {
-    // An open counts only when it may write.
-    if rule.open_flags_arg != NO_ARG {
-        let raw = pick(args, rule.open_flags_arg);
-        let flags = if rule.open_flags_indirect != 0 {
-            // SAFETY: the first u64 of the caller's struct open_how; unreadable counts
-            // as a write.
-            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(OPEN_WRITE_FLAGS)
-        } else {
-            raw
-        };
-        if flags & OPEN_WRITE_FLAGS == 0 {
-            return;
-        }
+    if !may_write(rule, args) {
+        return;
     }
     let refused = ret == -EROFS;
     for arg in [rule.write_path_arg, rule.write_path_arg2] {
@@ -379,6 +368,23 @@ fn read_only(
         emit(m, &record, args, proc_info, path);
         return;
     }
+}
+
+/// Whether a write call may write: an open only with write flags (an unreadable
+/// `open_how` counts as a write), every other write call always.
+#[inline(always)]
+fn may_write(rule: &SyscallRule, args: &[u64; 6]) -> bool {
+    if rule.open_flags_arg == NO_ARG {
+        return true;
+    }
+    let raw = pick(args, rule.open_flags_arg);
+    let flags = if rule.open_flags_indirect != 0 {
+        // SAFETY: the first u64 of the caller's struct open_how.
+        unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(OPEN_WRITE_FLAGS)
+    } else {
+        raw
+    };
+    flags & OPEN_WRITE_FLAGS != 0
 }
 
 /// Reads the path at `ptr` into `PATH_SCRATCH` and places it against pattern set `set`.

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod cgroup;
 pub mod container;
+pub mod devfilter;
 pub mod dns;
 pub mod net;
 pub mod netns;

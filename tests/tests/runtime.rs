@@ -484,3 +484,39 @@ fn the_hardened_gateway_container_has_no_deviation() {
     assert_eq!(devs.len(), 1, "{events:?}");
     assert_eq!(devs[0]["write"]["path"], "/etc/x");
 }
+
+#[test]
+fn a_runtime_device_filter_on_the_container_cgroup_runs_alongside_ours() {
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, devfilter, unique};
+    require_root();
+    let dir = device_dir();
+    let base = unique("cgwarden-test-dev");
+    let _base = TestCgroup::create(&base);
+    let ctr = TestCgroup::create(&format!("{base}/ctr"));
+    let profile = ProfileFile::new(&format!(
+        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\nruntime:\n  devices: [default]\n"
+    ));
+    let agent = RunningAgent::start(profile.path());
+    let opens = |paths: &[&str]| {
+        let script = "import os, sys\nfor p in sys.argv[1:]:\n    try:\n        os.close(os.open(p, os.O_RDONLY)); print('ok')\n    except OSError as e:\n        print('error', e.errno)\n";
+        let mut cmd = std::process::Command::new("python3");
+        cmd.args(["-c", script]).args(paths);
+        ctr.run(&mut cmd)
+    };
+    let node = dir.path().join("mem");
+    let node = node.to_str().unwrap();
+    // runc attaches its filter to the container's own cgroup with BPF_F_ALLOW_MULTI
+    // (cgroup v2): that works next to our link on an ancestor, and ours still judges.
+    devfilter::attach(ctr.path(), 1).expect("attach an allowing runtime filter");
+    assert_eq!(opens(&["/dev/null", node]), "ok\nerror 1\n");
+    // A runtime filter that refuses is obeyed too: both programs must allow.
+    devfilter::attach(ctr.path(), 0).expect("attach a refusing runtime filter");
+    assert_eq!(opens(&["/dev/null"]), "error 1\n");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let events = agent.events();
+    let devs = device_deviations(&events);
+    // Only ours is reported: /dev/null was refused by the runtime's filter, not ours.
+    assert_eq!(devs.len(), 1, "{events:?}");
+    assert_eq!(devs[0]["device"]["minor"], 11);
+    assert_eq!(devs[0]["verdict"], "deny");
+}

@@ -502,27 +502,21 @@ pub enum SyscallSet {
 /// The hardened runtime profile a container is meant to run with; deviations are
 /// reported, and enforced where the kernel can refuse them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, try_from = "RuntimeFields")]
+#[serde(try_from = "RuntimeFields")]
 pub struct Runtime {
     /// The uid processes run as; a program executed under another uid (root, above
     /// all) is reported.
-    #[serde(default)]
     pub user: Option<u32>,
     /// Which addresses the container may bind: `loopback` (and port 0) or `any`.
-    #[serde(default)]
     pub binds: Binds,
     /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
-    #[serde(default)]
     pub raw_sockets: RawSockets,
     /// The devices the container may open or create (`None`: no restriction); other
     /// accesses are refused (enforce) or reported (audit).
-    #[serde(default)]
     pub devices: Option<Vec<super::devices::DeviceRule>>,
     /// Paths under which every write is reported (the longest listed path decides).
-    #[serde(default)]
     pub read_only: Vec<super::paths::ProfilePath>,
     /// Exceptions to `read_only`: writes under them are expected.
-    #[serde(default)]
     pub writable: Vec<super::paths::ProfilePath>,
 }
 
