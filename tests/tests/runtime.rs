@@ -520,3 +520,44 @@ fn a_runtime_device_filter_on_the_container_cgroup_runs_alongside_ours() {
     assert_eq!(devs[0]["device"]["minor"], 11);
     assert_eq!(devs[0]["verdict"], "deny");
 }
+
+#[test]
+fn the_device_allowlist_keeps_enforcing_after_the_agent_is_killed() {
+    use cgwarden_tests::{
+        agent::{RunningAgent, StateDir},
+        cgroup::TestCgroup,
+        unique,
+    };
+    require_root();
+    let dir = device_dir();
+    let node = dir.path().join("mem");
+    let base = unique("cgwarden-test-dev");
+    let _base = TestCgroup::create(&base);
+    let ctr = TestCgroup::create(&format!("{base}/ctr"));
+    let profile = ProfileFile::new(&format!(
+        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\nruntime:\n  devices: [default]\n"
+    ));
+    let state = StateDir::new();
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    assert!(
+        state.path().read_dir().unwrap().flatten().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("links-")
+            && e.path().join("device").exists()),
+        "the device link is not pinned in {}",
+        state.path().display()
+    );
+    agent.kill9();
+    let read = |path: &std::path::Path| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.args(["-c", "head -c0 \"$1\" && echo ok || echo refused", "sh"])
+            .arg(path);
+        ctr.run(&mut cmd)
+    };
+    assert_eq!(read(&node), "refused\n");
+    assert_eq!(read(std::path::Path::new("/dev/null")), "ok\n");
+    drop(state);
+    // Uninstalled: the pinned link is gone and the node opens again.
+    assert_eq!(read(&node), "ok\n");
+}
