@@ -156,7 +156,8 @@ pub mod kind {
     /// A process running other than the profile says ([`crate::DeviationEvent`]).
     pub const DEVIATION: u32 = 9;
     /// A write under a read-only path ([`crate::SyscallEvent`], judged at syscall exit:
-    /// `flags` holds the syscall's return value).
+    /// `flags` holds the syscall's return value, `rule` the index of the path argument
+    /// judged, `path` that path as the call gave it).
     pub const READ_ONLY: u32 = 11;
     /// A device access outside the profile's allowlist ([`crate::DeviceEvent`]).
     pub const DEVICE: u32 = 10;

@@ -199,20 +199,28 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 r.profile.as_deref().unwrap_or("?"),
                 r.verdict
             ),
-            json!({
-                "evt.type": r.deviation,
-                "proc.name": r.process,
-                "proc.pid": r.pid,
-                "proc.exepath": r.exe,
-                "user.uid": r.uid,
-                "cgwarden.cgroup": r.cgroup,
-                "cgwarden.profile": r.profile,
-                "cgwarden.verdict": r.verdict,
-                "cgwarden.device": r.device.as_ref().map(|d| format!("{} {}:{} {}", d.kind, d.major, d.minor, d.access)),
-                "fd.name": r.write.as_ref().map(|w| &w.path),
-                "cgwarden.syscall": r.write.as_ref().map(|w| &w.syscall),
-                "cgwarden.result": r.write.as_ref().map(|w| &w.result),
-            }),
+            {
+                let mut fields = json!({
+                    "evt.type": r.deviation,
+                    "proc.name": r.process,
+                    "proc.pid": r.pid,
+                    "proc.exepath": r.exe,
+                    "user.uid": r.uid,
+                    "cgwarden.cgroup": r.cgroup,
+                    "cgwarden.profile": r.profile,
+                    "cgwarden.verdict": r.verdict,
+                });
+                if let Some(d) = &r.device {
+                    fields["cgwarden.device"] =
+                        json!(format!("{} {}:{} {}", d.kind, d.major, d.minor, d.access));
+                }
+                if let Some(w) = &r.write {
+                    fields["fd.name"] = json!(w.path);
+                    fields["cgwarden.syscall"] = json!(w.syscall);
+                    fields["cgwarden.result"] = json!(w.result);
+                }
+                fields
+            },
             vec!["cgwarden", "runtime", "deviation"],
         ),
         Record::Lost(r) => (
@@ -239,5 +247,50 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
         source: "cgwarden",
         tags,
         hostname: hostname.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{DeviationRecord, WriteAttempt};
+
+    #[test]
+    fn a_read_only_write_names_path_syscall_and_result() {
+        let r = DeviationRecord {
+            time: "t".into(),
+            kind: "deviation",
+            verdict: "report",
+            deviation: "read_only",
+            detail: "openat writes under a read-only path: /etc/x (EROFS)".into(),
+            device: None,
+            write: Some(WriteAttempt {
+                path: "/etc/x".into(),
+                written: None,
+                location_unknown: false,
+                syscall: "openat".into(),
+                result: "EROFS".into(),
+            }),
+            pid: 7,
+            tid: 7,
+            process: "sh".into(),
+            exe: Some("/bin/busybox".into()),
+            uid: 1000,
+            gid: 1000,
+            cgroup: Some("/gw/abc".into()),
+            cgroup_id: 9,
+            profile: Some("gateway".into()),
+        };
+        let alert = to_falco(&Record::Deviation(r), "host");
+        assert_eq!(alert.priority, "Warning");
+        assert_eq!(alert.output_fields["fd.name"], "/etc/x");
+        assert_eq!(alert.output_fields["cgwarden.syscall"], "openat");
+        assert_eq!(alert.output_fields["cgwarden.result"], "EROFS");
+        assert!(alert.output_fields.get("cgwarden.device").is_none());
+        assert!(
+            alert.output.contains("read_only deviation"),
+            "{}",
+            alert.output
+        );
     }
 }
