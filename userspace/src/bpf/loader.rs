@@ -29,7 +29,8 @@ use aya::{
 };
 use cgwarden_common::{
     Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
-    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRule, maps as names,
+    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRepeatKey, SyscallRule, maps as names,
+    syscall_watch,
 };
 use syscalls::Sysno;
 
@@ -116,11 +117,12 @@ pub struct Kernel {
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
     pub(super) counters: PerCpuArray<MapData, u64>,
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
+    pub(super) syscall_repeats: HashMap<MapData, SyscallRepeatKey, FlowState>,
     pub(super) names: HashMap<MapData, NameKey, EgressValue>,
     pub(super) learned: HashMap<MapData, LearnedKey, LearnedValue>,
     pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
-    pub(super) raw_syscalls: Array<MapData, u8>,
+    pub(super) syscall_watch: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     events: Option<RingBuf<MapData>>,
@@ -216,11 +218,12 @@ impl Kernel {
         let egress = take_map(&mut ebpf, names::EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
+        let syscall_repeats = take_map(&mut ebpf, names::SYSCALL_REPEATS)?;
         let names_map = take_map(&mut ebpf, names::NAMES)?;
         let learned = take_map(&mut ebpf, names::LEARNED)?;
         let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
-        let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
+        let syscall_watch = take_map(&mut ebpf, names::SYSCALL_WATCH)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -237,11 +240,12 @@ impl Kernel {
             egress,
             counters,
             flows,
+            syscall_repeats,
             names: names_map,
             learned,
             name_counts,
             syscall_rules,
-            raw_syscalls,
+            syscall_watch,
             procs,
             path_patterns,
             events,
@@ -458,18 +462,14 @@ impl Kernel {
                     .filter(|l| l.trim_start().starts_with("field:"))
                     .count()
                     .min(6);
+                self.set_watch(nr, syscall_watch::KNOWN | arity as u8)?;
                 self.watched.insert(nr, Watch::Tracepoint { arity });
             } else {
                 if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
                     log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
                     continue;
                 }
-                self.raw_syscalls
-                    .set(nr, 1, 0)
-                    .map_err(|source| LoadError::Map {
-                        name: names::RAW_SYSCALLS,
-                        source,
-                    })?;
+                self.set_watch(nr, syscall_watch::RAW)?;
                 if !self.raw_attached {
                     self.attach_raw()?;
                     log::info!(
@@ -481,6 +481,19 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// Tells the kernel how syscall `nr` is watched (see `syscall_watch`).
+    fn set_watch(&mut self, nr: u32, value: u8) -> Result<(), LoadError> {
+        if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
+            return Ok(());
+        }
+        self.syscall_watch
+            .set(nr, value, 0)
+            .map_err(|source| LoadError::Map {
+                name: names::SYSCALL_WATCH,
+                source,
+            })
     }
 
     /// The syscalls watched, and how.
