@@ -546,6 +546,10 @@ impl Agent {
             .collect();
         let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
+        let unpinned = self.kernel.sweep_tracepoints();
+        if unpinned > 0 {
+            log::info!("detached {unpinned} syscall tracepoints no profile watches any more");
+        }
         Ok(())
     }
 

@@ -135,6 +135,8 @@ pub struct Kernel {
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
     syscall_links: Vec<FdLinkOrPerf>,
+    /// Tracepoint links pinned (or adopted) by this agent, by pin name.
+    tracepoint_pins: std::collections::HashSet<String>,
 }
 
 /// How a syscall is watched.
@@ -155,7 +157,12 @@ pub enum Watch {
 enum FdLinkOrPerf {
     Tracepoint(TracePointLink),
     Raw(RawTracePointLink),
+    /// Pinned in the state directory: it outlives the agent.
+    Pinned(FdLink),
 }
+
+/// The pin of the raw `sys_enter` link.
+const RAW_PIN: &str = "raw-sys_enter";
 
 impl Kernel {
     /// Loads the object. With `state`, maps are pinned there (or reopened when a previous
@@ -254,6 +261,7 @@ impl Kernel {
             syscalls_used,
             watched: Default::default(),
             syscall_links: Vec::new(),
+            tracepoint_pins: Default::default(),
         })
     }
 
@@ -362,14 +370,21 @@ impl Kernel {
         if self.raw_attached {
             return Ok(());
         }
+        self.raw_attached = true;
+        if self.adopt_tracepoint(RAW_PIN) {
+            return Ok(());
+        }
         let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
         let id = program
             .attach("sys_enter")
             .map_err(failed(RAW_SYSCALL_PROGRAM))?;
         let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
-        self.syscall_links.push(FdLinkOrPerf::Raw(link));
-        self.raw_attached = true;
-        Ok(())
+        if self.state.is_some() {
+            self.pin_tracepoint(RAW_PIN, FdLink::from(link))
+        } else {
+            self.syscall_links.push(FdLinkOrPerf::Raw(link));
+            Ok(())
+        }
     }
 
     /// Learn mode: makes the raw `sys_enter` program record every syscall of learning
@@ -398,11 +413,79 @@ impl Kernel {
         category: &str,
         name: &str,
     ) -> Result<(), LoadError> {
+        let pin = format!("tp-{program_name}-{category}-{name}");
+        if self.adopt_tracepoint(&pin) {
+            return Ok(());
+        }
         let tp: &mut TracePoint = program(&mut self.ebpf, program_name)?;
         let id = tp.attach(category, name).map_err(failed(program_name))?;
         let link = tp.take_link(id).map_err(failed(program_name))?;
-        self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+        if self.state.is_some() {
+            let link = FdLink::try_from(link).map_err(|e| link_error(program_name, e))?;
+            self.pin_tracepoint(&pin, link)
+        } else {
+            self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+            Ok(())
+        }
+    }
+
+    /// Reuses a tracepoint link a previous agent of this build pinned, if there is one:
+    /// its program already runs on the same maps, so kill rules never stopped.
+    fn adopt_tracepoint(&mut self, pin: &str) -> bool {
+        let (Some(state), true) = (&self.state, self.adopted) else {
+            return false;
+        };
+        let path = link_dir(state).join(pin);
+        match PinnedLink::from_pin(&path) {
+            Ok(link) => {
+                self.syscall_links
+                    .push(FdLinkOrPerf::Pinned(FdLink::from(link)));
+                self.tracepoint_pins.insert(pin.to_owned());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Pins a tracepoint link, so the syscall rules (and the process table they rely
+    /// on) keep working while no agent runs, as the cgroup hooks do.
+    fn pin_tracepoint(&mut self, pin: &str, link: FdLink) -> Result<(), LoadError> {
+        let Some(state) = &self.state else {
+            self.syscall_links.push(FdLinkOrPerf::Pinned(link));
+            return Ok(());
+        };
+        let dir = link_dir(state);
+        fs::create_dir_all(&dir).map_err(|e| pin_error(&dir, e))?;
+        let path = dir.join(pin);
+        let _ = fs::remove_file(&path);
+        let pinned = link.pin(&path).map_err(|e| pin_error(&path, e))?;
+        self.syscall_links
+            .push(FdLinkOrPerf::Pinned(FdLink::from(pinned)));
+        self.tracepoint_pins.insert(pin.to_owned());
         Ok(())
+    }
+
+    /// Unpins the tracepoint links a previous agent left that this one does not use
+    /// (syscalls no profile watches any more); their programs detach.
+    pub fn sweep_tracepoints(&self) -> usize {
+        let Some(state) = &self.state else {
+            return 0;
+        };
+        let Ok(entries) = fs::read_dir(link_dir(state)) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let tracepoint = name.starts_with("tp-") || name == RAW_PIN;
+            if tracepoint && !self.tracepoint_pins.contains(&name) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => log::warn!("could not unpin {}: {e}", entry.path().display()),
+                }
+            }
+        }
+        removed
     }
 
     /// Run count and total run time of each attached program, as the kernel counts
