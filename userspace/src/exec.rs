@@ -95,6 +95,7 @@ pub async fn exec(
             }
         });
     }
+    let signals = serve::Signals::install()?;
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
@@ -109,6 +110,7 @@ pub async fn exec(
             child: Some(&mut child),
             control: None,
             metrics: None,
+            signals,
         },
     )
     .await?;

@@ -171,15 +171,11 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             p.mode,
             globs
         );
-        if !p.syscalls.is_empty() {
-            log::warn!(
-                "profile `{}`: syscall rules are validated but not yet enforced by this version",
-                p.name
-            );
-        }
     }
     agent.rescan()?;
     agent.kernel_mut().attach(&host.cgroup2)?;
+    // Before "enforcing" is said: a supervisor may signal the agent from then on.
+    let signals = serve::Signals::install()?;
     log::info!(
         "cgwarden is enforcing ({} in {:.0} ms); cgroup2 at {}{}",
         match (&s.state, adopted) {
@@ -203,6 +199,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             child: None,
             control: Some(&control),
             metrics: metrics.as_ref(),
+            signals,
         },
     )
     .await?;
