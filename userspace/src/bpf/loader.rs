@@ -164,6 +164,29 @@ enum FdLinkOrPerf {
 /// The pin of the raw `sys_enter` link.
 const RAW_PIN: &str = "raw-sys_enter";
 
+impl Drop for Kernel {
+    /// Detaches the tracepoints that are not pinned from several threads at once: each
+    /// detach waits for an RCU grace period, and one after the other they made a
+    /// `cgwarden exec` watching the escape set take seconds to return.
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.syscall_links);
+        if links.len() < 4 {
+            return;
+        }
+        let per_thread = links.len().div_ceil(8);
+        let mut links = links.into_iter();
+        std::thread::scope(|scope| {
+            loop {
+                let chunk: Vec<FdLinkOrPerf> = links.by_ref().take(per_thread).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                scope.spawn(move || drop(chunk));
+            }
+        });
+    }
+}
+
 impl Kernel {
     /// Loads the object. With `state`, maps are pinned there (or reopened when a previous
     /// agent of this build pinned them) and programs are loaded only if their links are
