@@ -11,7 +11,8 @@
 use std::{collections::HashMap, hash::Hash};
 
 use cgwarden_common::{
-    AGGREGATE_WINDOW_NS, FlowKey, FlowState, NetEvent, RULE_UNKNOWN, SyscallEvent, SyscallRepeatKey,
+    AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, RULE_UNKNOWN, SyscallEvent,
+    SyscallRepeatKey, kind,
 };
 
 /// A kernel event that the kernel aggregates by key.
@@ -21,10 +22,30 @@ pub trait Repeated: Copy {
     fn key(&self) -> Self::Key;
     /// The kernel's total for the key when it sent this event.
     fn total(&self) -> u64;
-    /// This event standing for the occurrences up to `total`, the last one at `last_ns`.
-    fn repeated(&self, last_ns: u64, total: u64) -> Self;
+    fn set_total(&mut self, total: u64);
+    fn header_mut(&mut self) -> &mut EventHeader;
     /// An event rebuilt from the key alone (its first event was lost).
     fn from_key(key: &Self::Key) -> Self;
+
+    /// This event standing for the occurrences up to `total`, the last one at `last_ns`.
+    fn repeated(&self, last_ns: u64, total: u64) -> Self {
+        let mut e = *self;
+        e.header_mut().ts_ns = last_ns;
+        e.set_total(total);
+        e
+    }
+}
+
+/// The header of an event rebuilt from a key: no process name, uid or time.
+fn header_of(kind: u32, profile: u32, cgroup_id: u64, pid: u32) -> EventHeader {
+    EventHeader {
+        kind,
+        profile,
+        cgroup_id,
+        pid,
+        tid: pid,
+        ..Default::default()
+    }
 }
 
 /// What the agent has reported per key.
@@ -142,16 +163,18 @@ impl Repeated for NetEvent {
         self.total
     }
 
-    fn repeated(&self, last_ns: u64, total: u64) -> Self {
-        let mut e = *self;
-        e.header.ts_ns = last_ns;
-        e.total = total;
-        e
+    fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
+    fn header_mut(&mut self) -> &mut EventHeader {
+        &mut self.header
     }
 
     /// No process name, uid or rule.
     fn from_key(key: &FlowKey) -> Self {
-        let mut e = NetEvent {
+        NetEvent {
+            header: header_of(key.kind, key.profile, key.cgroup_id, key.pid),
             addr: key.addr,
             port: key.port,
             protocol: key.protocol,
@@ -163,13 +186,7 @@ impl Repeated for NetEvent {
                 libc::AF_INET6 as u16
             },
             ..Default::default()
-        };
-        e.header.kind = key.kind;
-        e.header.profile = key.profile;
-        e.header.cgroup_id = key.cgroup_id;
-        e.header.pid = key.pid;
-        e.header.tid = key.pid;
-        e
+        }
     }
 }
 
@@ -194,17 +211,18 @@ impl Repeated for SyscallEvent {
         self.total
     }
 
-    fn repeated(&self, last_ns: u64, total: u64) -> Self {
-        let mut e = *self;
-        e.header.ts_ns = last_ns;
-        e.total = total;
-        e
+    fn set_total(&mut self, total: u64) {
+        self.total = total;
+    }
+
+    fn header_mut(&mut self) -> &mut EventHeader {
+        &mut self.header
     }
 
     /// No process name, uid, executable or parent.
     fn from_key(key: &SyscallRepeatKey) -> Self {
-        let mut e = SyscallEvent {
-            header: cgwarden_common::EventHeader::default(),
+        SyscallEvent {
+            header: header_of(kind::SYSCALL, key.profile, key.cgroup_id, key.pid),
             nr: key.nr,
             action: key.action,
             verdict: key.verdict,
@@ -219,13 +237,7 @@ impl Repeated for SyscallEvent {
             _pad2: 0,
             exe: [0; cgwarden_common::EXE_BYTES],
             total: 0,
-        };
-        e.header.kind = cgwarden_common::kind::SYSCALL;
-        e.header.profile = key.profile;
-        e.header.cgroup_id = key.cgroup_id;
-        e.header.pid = key.pid;
-        e.header.tid = key.pid;
-        e
+        }
     }
 }
 
