@@ -19,7 +19,8 @@
 //! - (b) `cgwarden exec`, a profile watching one unrelated syscall (`personality`,
 //!   report): what unwatched syscalls pay;
 //! - (c) `cgwarden exec`, a profile watching `getppid` (report): the getppid loop is
-//!   the watched syscall, every call an event;
+//!   the watched syscall, every call counted (identical calls are aggregated in the
+//!   kernel: the first is sent at once, then at most one record a second with the count);
 //! - (d) `cgwarden exec`, the built-in escape set (kill), which watches the module and
 //!   kexec syscalls through the raw `sys_enter` tracepoint (they have no tracepoint of
 //!   their own here), so a program runs for every syscall of every task;
@@ -351,7 +352,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         },
         Config {
             key: "c",
-            label: "cgwarden, watching `getppid` (report): every call an event".to_owned(),
+            label: "cgwarden, watching `getppid` (report): every call counted, repeats aggregated in the kernel".to_owned(),
             kind: Kind::Cgwarden {
                 policy: p_watch,
                 raw: false,
@@ -912,7 +913,10 @@ fn scan_events(path: &Path, pid: u32) -> anyhow::Result<Tally> {
             }
             Some("syscall") if json_field(&line, "pid") == Some(pid.as_str()) => {
                 if json_field(&line, "syscall") == Some("getppid") {
-                    t.getppid += 1;
+                    // Identical calls arrive aggregated: a record stands for `count`.
+                    t.getppid += json_field(&line, "count")
+                        .and_then(|c| c.parse::<u64>().ok())
+                        .unwrap_or(1);
                 } else {
                     t.other += 1;
                 }
