@@ -24,6 +24,10 @@ pub enum Stop {
     Signal,
     /// The command exited (`exec`).
     Exited(ExitStatus),
+    /// The deadline passed.
+    Deadline,
+    /// The watched cgroup was removed.
+    Gone,
 }
 
 /// What the loop watches besides the ring buffer.
@@ -40,6 +44,10 @@ pub struct Options<'a> {
     pub metrics: Option<&'a TcpListener>,
     /// The signals the loop answers, installed before the agent says it is enforcing.
     pub signals: Signals,
+    /// Stop at this time (`learn --container`).
+    pub deadline: Option<tokio::time::Instant>,
+    /// Stop when this cgroup directory is removed (checked every tick).
+    pub while_exists: Option<&'a Path>,
 }
 
 /// SIGHUP (reload), SIGINT and SIGTERM (stop, or forward to `exec`'s command).
@@ -96,6 +104,12 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let deadline = async {
+            match opts.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let scrape = async {
             match opts.metrics {
                 Some(listener) => listener.accept().await,
@@ -117,6 +131,9 @@ pub async fn serve(
                 agent.flush()?;
             }
             _ = tick.tick() => {
+                if opts.while_exists.is_some_and(|p| !p.exists()) {
+                    break Stop::Gone;
+                }
                 if opts.rescan {
                     agent.rescan()?;
                 }
@@ -176,6 +193,7 @@ pub async fn serve(
                 }
             }
             status = wait_child => break Stop::Exited(status?),
+            () = deadline => break Stop::Deadline,
         }
     };
     // What the kernel sent before the stop, within a bound: monitored cgroups other
