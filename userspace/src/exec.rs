@@ -158,8 +158,13 @@ pub async fn run(
         Target::Running {
             duration, label, ..
         } => {
+            let place = if label.ends_with(relative.as_str()) {
+                label.to_owned()
+            } else {
+                format!("{label} (cgroup {relative})")
+            };
             log::warn!(
-                "watching {label} (cgroup {relative}) for {}",
+                "watching {place} for {}",
                 humantime::format_duration(duration)
             );
             let stop = serve::serve(
@@ -182,11 +187,6 @@ pub async fn run(
                 Stop::Gone => log::warn!("cgroup {relative} was removed: the container ended"),
                 _ => {}
             }
-            let place = if label.ends_with(relative.as_str()) {
-                label.to_owned()
-            } else {
-                format!("{label} (cgroup {relative})")
-            };
             let watched = humantime::format_duration(duration);
             (stop, format!("{place}, watched for up to {watched}"))
         }
