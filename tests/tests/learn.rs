@@ -452,7 +452,11 @@ fn learn_a_running_runc_container_by_id() {
         "{text}"
     );
     assert_eq!(rule_count(&text), 1, "{text}");
-    assert!(text.contains(&format!("container {id}")), "{text}");
+    // Found through `runc state` (the cgroup path names no runtime): the right cgroup.
+    assert!(
+        text.contains(&format!("container {id} (cgroup {})", container.cgroup())),
+        "{text}"
+    );
     assert!(text.contains("user: 0"), "{text}");
     cgwarden_check(&out);
     let profile: serde_json::Value =
