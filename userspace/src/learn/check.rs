@@ -117,7 +117,7 @@ pub fn from_audit_run(records: &[Value]) -> Findings {
                 } else {
                     "report"
                 };
-                f.add(severity, syscall_text(r, &s("rule"), action), 1);
+                f.add(severity, syscall_text(r, &s("rule"), action), count(r));
             }
             "sysctl" => f.add(severity, sysctl_text(r), 1),
             "deviation" => f.add(severity, deviation_text(r), 1),
@@ -176,7 +176,11 @@ pub fn against(profile: &Profile, records: &[Value]) -> Findings {
                     } else {
                         (Severity::Report, "report")
                     };
-                    f.add(severity, syscall_text(r, &label(rule.rule), action), 1);
+                    f.add(
+                        severity,
+                        syscall_text(r, &label(rule.rule), action),
+                        count(r),
+                    );
                 }
             }
             "sysctl" => {
@@ -474,10 +478,16 @@ mod tests {
             json!({"kind":"connect","verdict":"allow","dst":"127.0.0.1","port":80,"protocol":"tcp","rule":"allow[0]","process":"a"}),
             json!({"kind":"connect","verdict":"audit","dst":"127.0.0.2","port":80,"protocol":"tcp","rule":"default","process":"a","count":2}),
             json!({"kind":"dns","name":"x.test","answers":[]}),
+            json!({"kind":"syscall","verdict":"allow","action":"report","syscall":"ptrace","rule":"syscalls[0]","exe":"/bin/gdb","count":3}),
         ];
         let f = from_audit_run(&records);
         assert_eq!(f.denied(), 1);
-        assert_eq!(f.reported(), 0);
+        assert_eq!(f.reported(), 1);
+        assert_eq!(
+            f.list()[1].what,
+            "syscall ptrace (report, rule syscalls[0]) by /bin/gdb"
+        );
+        assert_eq!(f.list()[1].count, 3, "repeats the kernel counted");
         assert_eq!(
             f.list()[0].what,
             "connect tcp 127.0.0.2:80 (rule default) by a"
