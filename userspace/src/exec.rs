@@ -82,6 +82,15 @@ pub async fn run(
             Path::new("/dev/null"),
         ),
     };
+    if let Under::Learn(Learning {
+        merge: Some(base), ..
+    }) = &under
+    {
+        let text =
+            std::fs::read_to_string(base).with_context(|| format!("reading {}", base.display()))?;
+        learn::merge::preflight(&text, base)
+            .map_err(|e| anyhow::anyhow!("cannot merge into {}: {e}", base.display()))?;
+    }
     let name = profile.name.as_str().to_owned();
     let host = host::prepare()?;
 
@@ -250,7 +259,7 @@ pub fn write_learned(
             let existing = std::fs::read_to_string(base)
                 .with_context(|| format!("reading {}", base.display()))?;
             let merged = learn::merge::merge(&existing, base, &observed)
-                .map_err(|e| anyhow::anyhow!("merging into {}: {e}", base.display()))?;
+                .map_err(|e| anyhow::anyhow!("cannot merge into {}: {e}", base.display()))?;
             eprint!("{}", merged.render_diff(base));
             merged.text
         }

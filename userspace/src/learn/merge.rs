@@ -87,6 +87,22 @@ pub fn merge(existing_text: &str, path: &Path, o: &Observed) -> Result<Merged, S
     })
 }
 
+/// Checks, before a learning run, that `existing_text` is a valid profile that new
+/// rules can be merged into, so a run is not wasted on a profile that cannot take them.
+pub fn preflight(existing_text: &str, path: &Path) -> Result<(), String> {
+    crate::policy::parse_str(existing_text, path).map_err(|e| e.to_string())?;
+    let probe = LearnedRule {
+        to: "192.0.2.1".to_owned(),
+        ports: Default::default(),
+        protocol: "tcp".to_owned(),
+        comments: Vec::new(),
+    };
+    let (text, _) = insert_allow(existing_text, &[probe])?;
+    crate::policy::parse_str(&text, path)
+        .map(|_| ())
+        .map_err(|e| format!("new rules cannot be merged into it: {e}"))
+}
+
 /// The flows (with only the ports) `profile` would deny by default; flows an explicit
 /// deny rule refuses go to `refused` instead.
 fn uncovered(
@@ -236,7 +252,7 @@ fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String
     let lines: Vec<&str> = text.lines().collect();
     let unsupported = |why: &str| {
         Err(format!(
-            "cannot merge into this profile: {why}; write `egress:` and `allow:` in block style"
+            "{why}; merging needs `egress:` and `allow:` in block style"
         ))
     };
     let Some(egress) = lines
@@ -435,9 +451,12 @@ mod tests {
             assert_eq!(m.added, 1, "{}", m.text);
             let p = crate::policy::parse_str(&m.text, Path::new("a.yaml")).unwrap();
             assert_eq!(p.egress.rules.len(), 1);
+            assert_eq!(preflight(base, Path::new("a.yaml")), Ok(()));
         }
         let flow = "name: a\nmode: audit\negress: {default: deny}\n";
         assert!(merge(flow, Path::new("a.yaml"), &observed(&records)).is_err());
+        assert!(preflight(flow, Path::new("a.yaml")).is_err());
+        assert!(preflight("name: a\nmode: nope\n", Path::new("a.yaml")).is_err());
         // Default allow: nothing to add, the text stays byte for byte.
         let open = "name: a\nmode: audit\negress:\n  default: allow\n";
         let m = merge(open, Path::new("a.yaml"), &observed(&records)).unwrap();
