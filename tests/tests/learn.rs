@@ -313,6 +313,9 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     let out = exec(&merged, &second_run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     assert!(denials(&out).is_empty(), "{:?}", denials(&out));
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > before).then_some(())
+    });
     assert_eq!(extra.accepted(), before + 1);
 }
 
@@ -351,6 +354,10 @@ fn check_lists_exactly_what_enforce_would_deny() {
     let out = exec_with(&["--check", check], &more, "");
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stdout, "ok\nok\n", "{out:?}");
+    // (The listener's thread counts after the probe has already exited.)
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > 0).then_some(())
+    });
     assert_eq!(extra.accepted(), 1, "audit mode refuses nothing");
     let denied = deny_lines(&out.stderr);
     assert_eq!(denied.len(), 1, "{}", out.stderr);
