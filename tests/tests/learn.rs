@@ -309,7 +309,11 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     cgwarden_check(&merged);
 
     // Enforced, the merged profile lets the whole new workload through.
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > 0).then_some(())
+    });
     let before = extra.accepted();
+    assert_eq!(before, 1, "the learning run reached it once");
     let out = exec(&merged, &second_run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     assert!(denials(&out).is_empty(), "{:?}", denials(&out));
