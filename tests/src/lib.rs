@@ -5,6 +5,7 @@
 //! fails the test with a message that names it.
 
 pub mod agent;
+pub mod bench_client;
 pub mod cgroup;
 pub mod container;
 pub mod dns;
