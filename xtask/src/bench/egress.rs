@@ -37,8 +37,8 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, run_quiet, which,
+    Cgroup, ScratchDir, cgroup2_mount, env_u64, json_field, loadavg, machine, max, median, min,
+    now_utc, output, remove_cgroup, run_quiet, thousands, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -58,14 +58,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let get = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .with_context(|| format!("{name}=`{v}` is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
+        let get = env_u64;
         let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 10)?.max(1))
             .context("CGWARDEN_BENCH_REPS")?;
         Ok(Self {
@@ -212,7 +205,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(250));
             let (sample, installed) = match c.kind {
                 Kind::Plain => {
-                    let out = client(
+                    let out = output(
                         Command::new(&connbench).args(client_args(Some(&plain))),
                         "connbench",
                     )?;
@@ -222,7 +215,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                     let t0 = Instant::now();
                     let loaded = NftTable::load(&nft, &nft_file, &table)?;
                     nft_load_s.push(t0.elapsed().as_secs_f64());
-                    let out = client(
+                    let out = output(
                         Command::new(&connbench).args(client_args(Some(&nft_cgroup))),
                         "connbench",
                     );
@@ -242,7 +235,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                         .arg("--")
                         .arg(&connbench)
                         .args(client_args(None));
-                    let out = client(&mut cmd, "cgwarden exec -- connbench")?;
+                    let out = output(&mut cmd, "cgwarden exec -- connbench")?;
                     let installed = installed_line(&out.stderr)
                         .context("cgwarden did not log its `installed …` line")?;
                     (check_client(c, &out, None)?, Some(installed))
@@ -283,7 +276,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                 .arg("--")
                 .arg(&true_bin);
             let t0 = Instant::now();
-            let out = client(&mut cmd, "cgwarden exec -- true")?;
+            let out = output(&mut cmd, "cgwarden exec -- true")?;
             let wall = t0.elapsed().as_secs_f64();
             if big {
                 wall_big.push(wall);
@@ -299,7 +292,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         let mut check = [0.0; 2];
         for (slot, policy) in [&p100k, &p1].into_iter().enumerate() {
             let t0 = Instant::now();
-            client(Command::new(bin).arg("check").arg(policy), "cgwarden check")?;
+            output(Command::new(bin).arg("check").arg(policy), "cgwarden check")?;
             check[slot] = t0.elapsed().as_secs_f64();
         }
         check_diff.push(check[0] - check[1]);
@@ -336,22 +329,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     eprintln!("bench egress: written to {}", out.display());
     drop(audit);
     Ok(())
-}
-
-/// Runs a client command to completion; its output, or an error with its stderr.
-fn client(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
 }
 
 /// Parses connbench's JSON line and checks that it ran where, and under what, we meant.
@@ -794,31 +771,6 @@ impl Report<'_> {
     }
 }
 
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
-/// 381234.5 -> "381,235"
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".to_owned();
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if x < 0.0 { format!("-{out}") } else { out }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,12 +788,5 @@ mod tests {
         let i = installed_line(log).expect("parsed");
         assert_eq!(i.entries, 100_001);
         assert!((i.load_ms - 123.4).abs() < 1e-9);
-    }
-
-    #[test]
-    fn formats_thousands() {
-        assert_eq!(thousands(381_234.6), "381,235");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(100_000.0), "100,000");
     }
 }

@@ -69,8 +69,8 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, which,
+    Cgroup, ScratchDir, cgroup2_mount, clk_tck, json_field, loadavg, machine, max, median, min,
+    now_utc, remove_cgroup, thousands, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -1193,15 +1193,6 @@ fn cpu_times(pid: u32, clk_tck: f64) -> anyhow::Result<(f64, f64)> {
     Ok((get(14)? / clk_tck, get(15)? / clk_tck))
 }
 
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// CPU ticks (user + system) of every process that is neither a kernel thread, nor this
 /// bench, nor one of its children, by pid.
 fn others_ticks() -> HashMap<u32, u64> {
@@ -1786,31 +1777,6 @@ fn loss_note(t: &Trial) -> String {
         ));
     }
     format!("**loss**: {}", notes.join("; "))
-}
-
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
-/// 381234.5 -> "381,235"
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".to_owned();
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if x < 0.0 { format!("-{out}") } else { out }
 }
 
 #[cfg(test)]

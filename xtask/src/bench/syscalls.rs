@@ -85,8 +85,8 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, run_quiet, which,
+    self, Cgroup, ScratchDir, cgroup2_mount, clk_tck, env_u64, json_field, loadavg, machine, max,
+    median, min, now_utc, remove_cgroup, run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -131,14 +131,7 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let get = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .with_context(|| format!("{name}=`{v}` is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
+        let get = env_u64;
         let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 5)?.max(1))
             .context("CGWARDEN_BENCH_REPS")?;
         Ok(Self {
@@ -814,21 +807,9 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
     })
 }
 
-/// Runs a command to completion; its output, or an error with its output.
+/// [`util::output`](super::util::output) with standard input from /dev/null.
 fn output(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("could not start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
+    util::output(cmd.stdin(Stdio::null()), what)
 }
 
 /// Parses the client's line and checks its cgroup (`None`: a `cgwarden exec` cgroup).
@@ -1839,24 +1820,6 @@ fn find_kauditd() -> Option<u32> {
         let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
         (comm.trim() == "kauditd").then_some(pid)
     })
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
 }
 
 struct Report<'a> {

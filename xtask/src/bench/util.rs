@@ -1,9 +1,10 @@
 //! Helpers shared by the benchmarks: guards that undo what a benchmark created (also
-//! when it fails), statistics, machine description, the date.
+//! when it fails), running commands and reading settings, statistics, machine
+//! description and load, number formatting, the date.
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Output},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -131,17 +132,86 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs a command quietly; Ok when it exited 0, Err with its stderr otherwise.
 pub fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    checked(cmd, what, |out| {
+        format!(" {}", String::from_utf8_lossy(&out.stderr).trim())
+    })
+    .map(drop)
+}
+
+/// Runs a command (a benchmark client, `cgwarden exec`) to completion; its output, or an
+/// error with its standard output and error.
+pub fn output(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
+    checked(cmd, what, |out| {
+        format!(
+            "\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs `cmd` to completion; its output when it exited 0, else the error
+/// `WHAT failed (STATUS):` followed by what `failure` says of the output.
+fn checked(
+    cmd: &mut Command,
+    what: &str,
+    failure: impl FnOnce(&Output) -> String,
+) -> anyhow::Result<Output> {
     let out = cmd
         .output()
         .with_context(|| format!("could not start {what}"))?;
     if !out.status.success() {
-        bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{what} failed ({}):{}", out.status, failure(&out));
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The whole number in the environment variable `name` (a benchmark setting), or
+/// `default` when it is not set.
+pub fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}=`{v}` is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown), the unit of the CPU
+/// times in /proc/PID/stat.
+pub fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// The 1- and 5-minute load averages (NaN when unknown).
+pub fn loadavg() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN));
+    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
+}
+
+/// A number for the reports, rounded, with thousands separators: 381234.5 -> "381,235"
+/// ("n/a" when not finite).
+pub fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".to_owned();
+    }
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -246,6 +316,13 @@ mod tests {
         assert_eq!(json_field(l, "b"), Some("x y"));
         assert_eq!(json_field(l, "c"), Some("null"));
         assert_eq!(json_field(l, "d"), None);
+    }
+
+    #[test]
+    fn formats_thousands() {
+        assert_eq!(thousands(381_234.6), "381,235");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(100_000.0), "100,000");
     }
 
     #[test]
