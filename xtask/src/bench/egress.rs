@@ -37,8 +37,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, env_u64, json_field, loadavg, machine, max, median, min,
-    now_utc, output, remove_cgroup, run_quiet, thousands, which,
+    Cgroup, ScratchDir, cgroup2_mount, client_binary, env_u64, json_field, load_line, loadavg,
+    machine, max, median, min, now_utc, output, publish, remove_cgroup, report_head, run_quiet,
+    thousands, warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -100,13 +101,7 @@ struct Installed {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let connbench = bin.with_file_name("connbench");
-    if !connbench.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            connbench.display()
-        );
-    }
+    let connbench = client_binary(bin, "connbench")?;
     let nft = which("nft").context("nft is not installed (`cargo xtask setup` installs it)")?;
     let true_bin = which("true").unwrap_or_else(|| PathBuf::from("/bin/true"));
     let cgroup2 = cgroup2_mount()?;
@@ -116,13 +111,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let date = now_utc();
     let load_before = loadavg();
-    if load_before.0 > 0.5 {
-        eprintln!(
-            "bench egress: warning: load average {:.2}: something else is running, expect noisy \
-             numbers",
-            load_before.0
-        );
-    }
+    warn_if_busy("egress", load_before);
     let audit = Audit::quiet_new_processes();
     eprintln!("bench egress: {}", audit.note());
 
@@ -321,12 +310,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         load: (load_before, loadavg()),
     }
     .render();
-    println!("{report}");
-    let out_dir = root.join("target/bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let out = out_dir.join("egress.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench egress: written to {}", out.display());
+    publish(root, "egress", &report)?;
     drop(audit);
     Ok(())
 }
@@ -611,15 +595,17 @@ impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Egress: `cargo xtask bench egress`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        report_head(
+            &mut o,
+            "Egress: `cargo xtask bench egress`",
+            &self.date,
+            &self.machine,
+        );
         let _ = writeln!(o, "- audit: {}", self.audit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after \
-             (the bench itself keeps one CPU busy; more means something else competed)"
+        load_line(
+            &mut o,
+            self.load,
+            " (the bench itself keeps one CPU busy; more means something else competed)",
         );
         let _ = writeln!(
             o,

@@ -69,8 +69,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, clk_tck, json_field, loadavg, machine, max, median, min,
-    now_utc, remove_cgroup, thousands, which,
+    Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, json_field, load_line, loadavg,
+    machine, max, median, min, now_utc, publish, remove_cgroup, report_head, thousands,
+    warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -293,13 +294,7 @@ impl Trial {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let eventstorm = bin.with_file_name("eventstorm");
-    if !eventstorm.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            eventstorm.display()
-        );
-    }
+    let eventstorm = client_binary(bin, "eventstorm")?;
     let kill = which("kill").context("no `kill` command")?;
     let cgroup2 = cgroup2_mount()?;
     let pid = std::process::id();
@@ -308,13 +303,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let date = now_utc();
     let load_before = loadavg();
-    if load_before.0 > 0.5 {
-        eprintln!(
-            "bench events: warning: load average {:.2}: something else is running, expect \
-             noisy numbers",
-            load_before.0
-        );
-    }
+    warn_if_busy("events", load_before);
     let scratch = ScratchDir::create(root.join(format!("target/bench/tmp-events-{pid}")))?;
     let shm = Path::new("/dev/shm");
     let shm_scratch = if settings.dirs.is_none() && fs_type(shm) == "tmpfs" {
@@ -455,12 +444,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         load: (load_before, loadavg()),
     }
     .render();
-    println!("{report}");
-    let out_dir = root.join("target/bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let out = out_dir.join("events.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench events: written to {}", out.display());
+    publish(root, "events", &report)?;
     drop(cgroup);
     drop(shm_scratch);
     drop(scratch);
@@ -1411,15 +1395,17 @@ impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Events: `cargo xtask bench events`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        report_head(
+            &mut o,
+            "Events: `cargo xtask bench events`",
+            &self.date,
+            &self.machine,
+        );
         let _ = writeln!(o, "- agent sources as of: {}", self.commit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after \
-             (the bench itself keeps both CPUs busy: the generator and the agent)"
+        load_line(
+            &mut o,
+            self.load,
+            " (the bench itself keeps both CPUs busy: the generator and the agent)",
         );
         let _ = writeln!(
             o,

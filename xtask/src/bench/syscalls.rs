@@ -85,8 +85,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    self, Cgroup, ScratchDir, cgroup2_mount, clk_tck, env_u64, json_field, loadavg, machine, max,
-    median, min, now_utc, remove_cgroup, run_quiet, which,
+    self, Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, env_u64, json_field,
+    load_line, loadavg, machine, max, median, min, now_utc, publish, remove_cgroup, report_head,
+    run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -235,13 +236,7 @@ struct Ctx<'a> {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let client = bin.with_file_name("syscallbench");
-    if !client.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            client.display()
-        );
-    }
+    let client = client_binary(bin, "syscallbench")?;
     which("gcc").context("gcc is not installed (the benign workload compiles C)")?;
     let cgroup2 = cgroup2_mount()?;
     let pid = std::process::id();
@@ -547,10 +542,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         load: (load_before, loadavg()),
     }
     .render();
-    println!("{report}");
-    let out = bench_dir.join("syscalls.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench syscalls: written to {}", out.display());
+    publish(root, "syscalls", &report)?;
     drop(ledger);
     Ok(())
 }
@@ -1925,16 +1917,15 @@ impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Syscalls: `cargo xtask bench syscalls`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        report_head(
+            &mut o,
+            "Syscalls: `cargo xtask bench syscalls`",
+            &self.date,
+            &self.machine,
+        );
         let _ = writeln!(o, "- peers: {}", self.versions);
         let _ = writeln!(o, "- audit: {}", self.audit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after"
-        );
+        load_line(&mut o, self.load, "");
         let disturbed: usize = self
             .samples
             .iter()

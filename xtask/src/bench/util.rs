@@ -3,6 +3,7 @@
 //! description and load, number formatting, the date.
 
 use std::{
+    fmt::Write as _,
     path::{Path, PathBuf},
     process::{Command, Output},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -188,6 +189,59 @@ pub fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// The client program `name` (a `tests/src/bin` binary) next to the `cgwarden` binary
+/// `bin`; an error saying how to build it when it is missing.
+pub fn client_binary(bin: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin.with_file_name(name);
+    if !path.is_file() {
+        bail!(
+            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// Warns on stderr (`bench NAME: warning: …`) when the 1-minute load average before a
+/// run says something else is running.
+pub fn warn_if_busy(name: &str, load: (f64, f64)) {
+    if load.0 > 0.5 {
+        eprintln!(
+            "bench {name}: warning: load average {:.2}: something else is running, expect \
+             noisy numbers",
+            load.0
+        );
+    }
+}
+
+/// The first lines of a report: the `### TITLE` heading and the `- date:` and
+/// `- machine:` lines.
+pub fn report_head(o: &mut String, title: &str, date: &str, machine: &str) {
+    let _ = writeln!(o, "### {title}\n");
+    let _ = writeln!(o, "- date: {date}");
+    let _ = writeln!(o, "- machine: {machine}");
+}
+
+/// The report's `- load average` line, from the load averages before and after the run;
+/// `remark` (empty, or starting with a space) ends it.
+pub fn load_line(o: &mut String, ((b1, b5), (a1, a5)): ((f64, f64), (f64, f64)), remark: &str) {
+    let _ = writeln!(
+        o,
+        "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after{remark}"
+    );
+}
+
+/// Prints the report and writes it to `target/bench/NAME.md`.
+pub fn publish(root: &Path, name: &str, report: &str) -> anyhow::Result<()> {
+    println!("{report}");
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let out = out_dir.join(format!("{name}.md"));
+    std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("bench {name}: written to {}", out.display());
+    Ok(())
+}
+
 /// The 1- and 5-minute load averages (NaN when unknown).
 pub fn loadavg() -> (f64, f64) {
     let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
@@ -323,6 +377,18 @@ mod tests {
         assert_eq!(thousands(381_234.6), "381,235");
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(100_000.0), "100,000");
+    }
+
+    #[test]
+    fn report_lines() {
+        let mut o = String::new();
+        report_head(&mut o, "T: `x`", "d", "m");
+        load_line(&mut o, ((1.0, 2.0), (3.0, 4.5)), " (r)");
+        assert_eq!(
+            o,
+            "### T: `x`\n\n- date: d\n- machine: m\n- load average (1 min, 5 min): 1.00, \
+             2.00 before; 3.00, 4.50 after (r)\n"
+        );
     }
 
     #[test]
