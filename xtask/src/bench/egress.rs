@@ -37,9 +37,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, client_binary, env_u64, json_field, load_line, loadavg,
-    machine, max, median, min, now_utc, output, publish, remove_cgroup, report_head, run_quiet,
-    thousands, warn_if_busy, which,
+    Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, env_u64, json_field,
+    load_line, loadavg, machine, max, median, min, now_utc, output, publish, remove_cgroup,
+    report_head, run_quiet, thousands, warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -216,12 +216,8 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                         .policy
                         .as_deref()
                         .context("cgwarden config without policy")?;
-                    let mut cmd = Command::new(bin);
+                    let mut cmd = cgwarden_exec(bin, policy, None);
                     cmd.env("RUST_LOG", "info")
-                        .arg("exec")
-                        .arg("--policy")
-                        .arg(policy)
-                        .arg("--")
                         .arg(&connbench)
                         .args(client_args(None));
                     let out = output(&mut cmd, "cgwarden exec -- connbench")?;
@@ -257,13 +253,8 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         for big in [rep % 2 == 0, rep % 2 != 0] {
             let policy = if big { &p100k } else { &p1 };
             std::thread::sleep(Duration::from_millis(100));
-            let mut cmd = Command::new(bin);
-            cmd.env("RUST_LOG", "info")
-                .arg("exec")
-                .arg("--policy")
-                .arg(policy)
-                .arg("--")
-                .arg(&true_bin);
+            let mut cmd = cgwarden_exec(bin, policy, None);
+            cmd.env("RUST_LOG", "info").arg(&true_bin);
             let t0 = Instant::now();
             let out = output(&mut cmd, "cgwarden exec -- true")?;
             let wall = t0.elapsed().as_secs_f64();

@@ -85,9 +85,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    self, Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, env_u64, json_field,
-    load_line, loadavg, machine, max, median, min, now_utc, publish, remove_cgroup, report_head,
-    run_quiet, which,
+    self, Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck, env_u64,
+    json_field, load_line, loadavg, machine, max, median, min, now_utc, publish, remove_cgroup,
+    report_head, run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -680,14 +680,8 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
         Kind::Cgwarden { policy, raw } => {
             let events = ctx.scratch.join("events.json");
             let _ = std::fs::remove_file(&events);
-            let mut cmd = Command::new(ctx.bin);
+            let mut cmd = cgwarden_exec(ctx.bin, policy, Some(&events));
             cmd.env("RUST_LOG", "info")
-                .arg("exec")
-                .arg("--policy")
-                .arg(policy)
-                .arg("--events")
-                .arg(&events)
-                .arg("--")
                 .arg(ctx.client)
                 .args(client_args(ctx, c, false));
             let out = output(&mut cmd, "cgwarden exec -- syscallbench")?;
@@ -917,13 +911,7 @@ fn program_costs(ctx: &Ctx, c: &Config) -> anyhow::Result<Vec<ProgCost>> {
     let events = ctx.scratch.join("events-stats.json");
     let stderr =
         std::fs::File::create(ctx.scratch.join("stats.stderr")).context("creating stats.stderr")?;
-    let mut child = Command::new(ctx.bin)
-        .arg("exec")
-        .arg("--policy")
-        .arg(policy)
-        .arg("--events")
-        .arg(&events)
-        .arg("--")
+    let mut child = cgwarden_exec(ctx.bin, policy, Some(&events))
         .arg(ctx.client)
         .args(client_args(ctx, c, false))
         .args(["--hold-ms", "1500"])

@@ -189,6 +189,18 @@ pub fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
+/// `BIN exec --policy POLICY [--events EVENTS] --`: `cgwarden exec`, which runs the
+/// command the caller appends under the profile, in a cgroup of its own.
+pub fn cgwarden_exec(bin: &Path, policy: &Path, events: Option<&Path>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("exec").arg("--policy").arg(policy);
+    if let Some(events) = events {
+        cmd.arg("--events").arg(events);
+    }
+    cmd.arg("--");
+    cmd
+}
+
 /// The client program `name` (a `tests/src/bin` binary) next to the `cgwarden` binary
 /// `bin`; an error saying how to build it when it is missing.
 pub fn client_binary(bin: &Path, name: &str) -> anyhow::Result<PathBuf> {
