@@ -37,9 +37,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, env_u64, json_field,
-    load_line, loadavg, machine, max, median, min, now_utc, output, publish, remove_cgroup,
-    report_head, run_quiet, thousands, warn_if_busy, which,
+    Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid, dir_entries,
+    env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc, output, publish,
+    remove_stale_cgroup, remove_stale_dir, report_head, run_quiet, thousands, warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -470,35 +470,26 @@ impl Drop for NftTable<'_> {
 /// `cgwarden-bench-<pid>-*` cgroups, `cgwarden_bench_<pid>` tables and
 /// `target/bench/tmp-egress-<pid>` directories of dead pids.
 fn remove_stale(root: &Path, cgroup2: &Path, nft: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
-    if let Ok(dir) = std::fs::read_dir(root.join("target/bench")) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("tmp-egress-")
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(&root.join("target/bench")) {
+        if let Some(pid) = name.strip_prefix("tmp-egress-")
+            && dead_pid(pid)
+        {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir(cgroup2) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rest) = name.strip_prefix("cgwarden-bench-")
-                && let Some((pid, _)) = rest.split_once('-')
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale cgroup {name}");
-                remove_cgroup(&entry.path());
-            }
+    for (name, path) in dir_entries(cgroup2) {
+        if let Some(rest) = name.strip_prefix("cgwarden-bench-")
+            && let Some((pid, _)) = rest.split_once('-')
+            && dead_pid(pid)
+        {
+            remove_stale_cgroup(&name, &path);
         }
     }
     if let Ok(out) = Command::new(nft).args(["list", "tables"]).output() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some(name) = line.strip_prefix("table inet ")
                 && let Some(pid) = name.strip_prefix("cgwarden_bench_")
-                && dead(pid)
+                && dead_pid(pid)
             {
                 eprintln!("bench: removing stale nft table {name}");
                 let _ = Command::new(nft)

@@ -69,9 +69,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, json_field, load_line, loadavg,
-    machine, max, median, min, now_utc, publish, remove_cgroup, report_head, thousands,
-    warn_if_busy, which,
+    Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid, dir_entries, json_field,
+    load_line, loadavg, machine, max, median, min, now_utc, publish, remove_stale_cgroup,
+    remove_stale_dir, report_head, thousands, warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -1328,53 +1328,37 @@ fn fs_type(path: &Path) -> String {
 /// Removes what an earlier run killed before its guards ran left: the cgroup, the
 /// pins and the scratch directories of dead pids.
 fn remove_stale(root: &Path, cgroup2: &Path, bin: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
     let stale_pid = |name: &str| -> Option<String> {
         let pid = name
             .strip_prefix("cgwarden-bench-")?
             .strip_suffix("-events")?;
-        dead(pid).then(|| pid.to_owned())
+        dead_pid(pid).then(|| pid.to_owned())
     };
-    if let Ok(dir) = std::fs::read_dir(root.join("target/bench")) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("tmp-events-")
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(&root.join("target/bench")) {
+        if let Some(pid) = name.strip_prefix("tmp-events-")
+            && dead_pid(pid)
+        {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(Path::new("/dev/shm")) {
+        if stale_pid(&name).is_some() {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir("/sys/fs/bpf") {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale pins {}", entry.path().display());
-                let _ = Command::new(bin)
-                    .arg("uninstall")
-                    .arg("--state-dir")
-                    .arg(entry.path())
-                    .output();
-            }
+    for (name, path) in dir_entries(Path::new("/sys/fs/bpf")) {
+        if stale_pid(&name).is_some() {
+            eprintln!("bench: removing stale pins {}", path.display());
+            let _ = Command::new(bin)
+                .arg("uninstall")
+                .arg("--state-dir")
+                .arg(&path)
+                .output();
         }
     }
-    if let Ok(dir) = std::fs::read_dir(cgroup2) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale cgroup {name}");
-                remove_cgroup(&entry.path());
-            }
+    for (name, path) in dir_entries(cgroup2) {
+        if stale_pid(&name).is_some() {
+            remove_stale_cgroup(&name, &path);
         }
     }
 }

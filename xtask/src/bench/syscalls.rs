@@ -85,9 +85,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    self, Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck, env_u64,
-    json_field, load_line, loadavg, machine, max, median, min, now_utc, publish, remove_cgroup,
-    report_head, run_quiet, which,
+    self, Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck, dead_pid,
+    dir_entries, env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc,
+    publish, remove_cgroup, report_head, run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -1568,26 +1568,21 @@ fn start_time(pid: u32) -> Option<String> {
 /// Undoes what earlier runs killed before their guards ran left behind: processes and
 /// audit settings listed in their ledgers, their cgroups and scratch directories.
 fn remove_stale(bench_dir: &Path, cgroup2: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
-    let Ok(dir) = std::fs::read_dir(bench_dir) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for (name, path) in dir_entries(bench_dir) {
         if let Some(pid) = name.strip_prefix("tmp-syscalls-")
-            && dead(pid)
+            && dead_pid(pid)
         {
-            eprintln!("bench syscalls: removing stale {}", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
+            eprintln!("bench syscalls: removing stale {}", path.display());
+            let _ = std::fs::remove_dir_all(&path);
         }
         if let Some(pid) = name
             .strip_prefix("syscalls-")
             .and_then(|r| r.strip_suffix(".ledger"))
-            && dead(pid)
+            && dead_pid(pid)
         {
             eprintln!("bench syscalls: undoing what run {pid} left");
-            undo_ledger(&entry.path());
-            let _ = std::fs::remove_file(entry.path());
+            undo_ledger(&path);
+            let _ = std::fs::remove_file(&path);
             let cg = cgroup2.join(format!("cgwarden-bench-{pid}-syscalls"));
             if cg.exists() {
                 remove_cgroup(&cg);

@@ -98,6 +98,35 @@ pub fn remove_cgroup(path: &Path) {
     }
 }
 
+/// Whether `pid` is a process id whose process is gone: what a killed run left under
+/// that id is stale.
+pub fn dead_pid(pid: &str) -> bool {
+    pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists()
+}
+
+/// The entries of the directory `dir` as (file name, path); none when it cannot be read.
+pub fn dir_entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
+/// Removes a scratch directory an earlier, killed run left, saying so.
+pub fn remove_stale_dir(path: &Path) {
+    eprintln!("bench: removing stale {}", path.display());
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// Removes the cgroup `name` (at `path`) an earlier, killed run left, saying so.
+pub fn remove_stale_cgroup(name: &str, path: &Path) {
+    eprintln!("bench: removing stale cgroup {name}");
+    remove_cgroup(path);
+}
+
 /// The cgroup2 mount point, from /proc/self/mountinfo (never assumed).
 pub fn cgroup2_mount() -> anyhow::Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
