@@ -38,8 +38,9 @@ use anyhow::{Context, bail};
 
 use super::util::{
     Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid, dir_entries,
-    env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc, output, publish,
-    remove_stale_cgroup, remove_stale_dir, report_head, run_quiet, thousands, warn_if_busy, which,
+    env_reps, env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc, output,
+    publish, remove_stale_cgroup, remove_stale_dir, report_head, run_quiet, thousands,
+    warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -60,10 +61,8 @@ struct Settings {
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
         let get = env_u64;
-        let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 10)?.max(1))
-            .context("CGWARDEN_BENCH_REPS")?;
         Ok(Self {
-            reps,
+            reps: env_reps(10)?,
             tcp: get("CGWARDEN_BENCH_TCP", 10_000)?.max(1),
             udp: get("CGWARDEN_BENCH_UDP", 200_000)?.max(1),
         })

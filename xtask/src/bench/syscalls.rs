@@ -86,8 +86,8 @@ use anyhow::{Context, bail};
 
 use super::util::{
     self, Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck, dead_pid,
-    dir_entries, env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc,
-    publish, remove_cgroup, report_head, run_quiet, which,
+    dir_entries, env_reps, env_u64, json_field, load_line, loadavg, machine, max, median, min,
+    now_utc, publish, remove_cgroup, report_head, run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -133,10 +133,8 @@ struct Settings {
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
         let get = env_u64;
-        let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 5)?.max(1))
-            .context("CGWARDEN_BENCH_REPS")?;
         Ok(Self {
-            reps,
+            reps: env_reps(5)?,
             getppid: get("CGWARDEN_BENCH_GETPPID", 100_000)?.max(ROUNDS * WATCHED_AUDITD_DIV),
             mix: get("CGWARDEN_BENCH_MIX", 10_000)?.max(ROUNDS),
             gcc: get("CGWARDEN_BENCH_GCC", 30)?.max(1),

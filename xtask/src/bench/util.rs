@@ -207,6 +207,11 @@ pub fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
     }
 }
 
+/// `CGWARDEN_BENCH_REPS`, the number of repetitions (at least 1; `default` when not set).
+pub fn env_reps(default: u64) -> anyhow::Result<usize> {
+    usize::try_from(env_u64("CGWARDEN_BENCH_REPS", default)?.max(1)).context("CGWARDEN_BENCH_REPS")
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown), the unit of the CPU
 /// times in /proc/PID/stat.
 pub fn clk_tck() -> f64 {
