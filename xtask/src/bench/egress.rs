@@ -37,10 +37,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid, dir_entries,
-    env_reps, env_u64, json_field, load_line, loadavg, machine, max, median, min, now_utc, output,
-    publish, remove_stale_cgroup, remove_stale_dir, report_head, run_quiet, thousands,
-    warn_if_busy, which,
+    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid,
+    dir_entries, env_reps, env_u64, json_field, max, median, min, output, publish,
+    remove_stale_cgroup, remove_stale_dir, run_quiet, thousands, warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -107,10 +106,8 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let pid = std::process::id();
     remove_stale(root, &cgroup2, &nft);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
-    warn_if_busy("egress", load_before);
+    let run = Run::begin();
+    warn_if_busy("egress", run.load_before());
     let audit = Audit::quiet_new_processes();
     eprintln!("bench egress: {}", audit.note());
 
@@ -283,8 +280,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         .collect();
 
     let report = Report {
-        date,
-        machine: machine(),
         audit: audit.note(),
         settings: &settings,
         configs: &configs,
@@ -296,8 +291,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         wall_diff: &wall_diff,
         check_diff: &check_diff,
         nft_load_s: &nft_load_s,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
     publish(root, "egress", &report)?;
@@ -554,8 +548,6 @@ impl Drop for Audit {
 }
 
 struct Report<'a> {
-    date: String,
-    machine: String,
     audit: String,
     settings: &'a Settings,
     configs: &'a [Config],
@@ -567,25 +559,18 @@ struct Report<'a> {
     wall_diff: &'a [f64],
     check_diff: &'a [f64],
     nft_load_s: &'a [f64],
-    took: Duration,
-    /// 1- and 5-minute load averages before and after.
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        report_head(
-            &mut o,
-            "Egress: `cargo xtask bench egress`",
-            &self.date,
-            &self.machine,
-        );
+        self.run.head(&mut o, "Egress: `cargo xtask bench egress`");
         let _ = writeln!(o, "- audit: {}", self.audit);
-        load_line(
+        self.run.load_line(
             &mut o,
-            self.load,
             " (the bench itself keeps one CPU busy; more means something else competed)",
         );
         let _ = writeln!(
@@ -601,7 +586,7 @@ impl Report<'_> {
             s.reps,
             s.tcp,
             s.udp,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
         let _ = writeln!(

@@ -69,9 +69,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid, dir_entries, json_field,
-    load_line, loadavg, machine, max, median, min, now_utc, publish, remove_stale_cgroup,
-    remove_stale_dir, report_head, thousands, warn_if_busy, which,
+    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
+    dir_entries, json_field, max, median, min, publish, remove_stale_cgroup, remove_stale_dir,
+    thousands, warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -300,10 +300,8 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let pid = std::process::id();
     remove_stale(root, &cgroup2, bin);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
-    warn_if_busy("events", load_before);
+    let run = Run::begin();
+    warn_if_busy("events", run.load_before());
     let scratch = ScratchDir::create(root.join(format!("target/bench/tmp-events-{pid}")))?;
     let shm = Path::new("/dev/shm");
     let shm_scratch = if settings.dirs.is_none() && fs_type(shm) == "tmpfs" {
@@ -393,7 +391,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     for (i, place) in places.iter_mut().enumerate() {
         eprintln!("bench events: {}", place.label());
         // Each place gets an equal share of what is left of the time budget.
-        let left = settings.budget.saturating_sub(started.elapsed());
+        let left = settings.budget.saturating_sub(run.elapsed());
         let deadline = Instant::now() + left / u32::try_from(n - i).unwrap_or(1);
         search(&env, &settings, place, deadline)?;
         let rate = match place.max_rate {
@@ -434,14 +432,11 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     }
 
     let report = Report {
-        date,
-        machine: machine(),
         commit: commit(root),
         settings: &settings,
         starts: &starts,
         places: &places,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
     publish(root, "events", &report)?;
@@ -1364,31 +1359,23 @@ fn remove_stale(root: &Path, cgroup2: &Path, bin: &Path) {
 }
 
 struct Report<'a> {
-    date: String,
-    machine: String,
     /// The commit the agent was built from.
     commit: String,
     settings: &'a Settings,
     starts: &'a [Start],
     places: &'a [Place],
-    took: Duration,
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        report_head(
-            &mut o,
-            "Events: `cargo xtask bench events`",
-            &self.date,
-            &self.machine,
-        );
+        self.run.head(&mut o, "Events: `cargo xtask bench events`");
         let _ = writeln!(o, "- agent sources as of: {}", self.commit);
-        load_line(
+        self.run.load_line(
             &mut o,
-            self.load,
             " (the bench itself keeps both CPUs busy: the generator and the agent)",
         );
         let _ = writeln!(
@@ -1424,7 +1411,7 @@ impl Report<'_> {
             thousands(TARGET_RATE as f64),
             s.reps,
             DISTURBED * 100.0,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
 

@@ -85,9 +85,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    self, Cgroup, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck, dead_pid,
-    dir_entries, env_reps, env_u64, json_field, load_line, loadavg, machine, max, median, min,
-    now_utc, publish, remove_cgroup, report_head, run_quiet, which,
+    self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck,
+    dead_pid, dir_entries, env_reps, env_u64, json_field, max, median, min, publish, remove_cgroup,
+    run_quiet, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -243,9 +243,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", bench_dir.display()))?;
     remove_stale(&bench_dir, &cgroup2);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
+    let run = Run::begin();
 
     // Peers: installed from Debian's packages when missing.
     let mut notes: Vec<String> = Vec::new();
@@ -526,8 +524,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     }
 
     let report = Report {
-        date,
-        machine: machine(),
         audit: audit_note,
         versions,
         notes,
@@ -536,8 +532,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         samples: &samples,
         costs: &costs,
         counts,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
     publish(root, "syscalls", &report)?;
@@ -1796,8 +1791,6 @@ fn find_kauditd() -> Option<u32> {
 }
 
 struct Report<'a> {
-    date: String,
-    machine: String,
     audit: String,
     versions: String,
     notes: Vec<String>,
@@ -1806,8 +1799,8 @@ struct Report<'a> {
     samples: &'a [Vec<Sample>],
     costs: &'a [ProgCost],
     counts: Option<Counts>,
-    took: Duration,
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 /// Which workload.
@@ -1898,15 +1891,11 @@ impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        report_head(
-            &mut o,
-            "Syscalls: `cargo xtask bench syscalls`",
-            &self.date,
-            &self.machine,
-        );
+        self.run
+            .head(&mut o, "Syscalls: `cargo xtask bench syscalls`");
         let _ = writeln!(o, "- peers: {}", self.versions);
         let _ = writeln!(o, "- audit: {}", self.audit);
-        load_line(&mut o, self.load, "");
+        self.run.load_line(&mut o, "");
         let disturbed: usize = self
             .samples
             .iter()
@@ -1941,7 +1930,7 @@ impl Report<'_> {
             s.getppid / WATCHED_AUDITD_DIV,
             s.mix,
             s.gcc,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
         let _ = writeln!(

@@ -6,7 +6,7 @@ use std::{
     fmt::Write as _,
     path::{Path, PathBuf},
     process::{Command, Output},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, bail};
@@ -260,21 +260,73 @@ pub fn warn_if_busy(name: &str, load: (f64, f64)) {
     }
 }
 
-/// The first lines of a report: the `### TITLE` heading and the `- date:` and
-/// `- machine:` lines.
-pub fn report_head(o: &mut String, title: &str, date: &str, machine: &str) {
-    let _ = writeln!(o, "### {title}\n");
-    let _ = writeln!(o, "- date: {date}");
-    let _ = writeln!(o, "- machine: {machine}");
+/// One run of a benchmark, from its start to its report: when it began and how loaded
+/// the machine was then.
+pub struct Run {
+    date: String,
+    started: Instant,
+    load_before: (f64, f64),
 }
 
-/// The report's `- load average` line, from the load averages before and after the run;
-/// `remark` (empty, or starting with a space) ends it.
-pub fn load_line(o: &mut String, ((b1, b5), (a1, a5)): ((f64, f64), (f64, f64)), remark: &str) {
-    let _ = writeln!(
-        o,
-        "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after{remark}"
-    );
+impl Run {
+    /// Notes the date, the time and the load average at the start of the bench.
+    pub fn begin() -> Self {
+        Self {
+            started: Instant::now(),
+            date: now_utc(),
+            load_before: loadavg(),
+        }
+    }
+
+    /// The 1- and 5-minute load averages at the start.
+    pub fn load_before(&self) -> (f64, f64) {
+        self.load_before
+    }
+
+    /// The time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The facts for the report, taken now: the machine, how long the bench took and the
+    /// load averages after it.
+    pub fn end(self) -> RunFacts {
+        RunFacts {
+            date: self.date,
+            machine: machine(),
+            took: self.started.elapsed(),
+            load: (self.load_before, loadavg()),
+        }
+    }
+}
+
+/// What a report says about its run (see [`Run::end`]).
+pub struct RunFacts {
+    pub date: String,
+    pub machine: String,
+    pub took: Duration,
+    /// 1- and 5-minute load averages before and after.
+    pub load: ((f64, f64), (f64, f64)),
+}
+
+impl RunFacts {
+    /// The first lines of a report: the `### TITLE` heading and the `- date:` and
+    /// `- machine:` lines.
+    pub fn head(&self, o: &mut String, title: &str) {
+        let _ = writeln!(o, "### {title}\n");
+        let _ = writeln!(o, "- date: {}", self.date);
+        let _ = writeln!(o, "- machine: {}", self.machine);
+    }
+
+    /// The report's `- load average` line, before and after the run; `remark` (empty, or
+    /// starting with a space) ends it.
+    pub fn load_line(&self, o: &mut String, remark: &str) {
+        let ((b1, b5), (a1, a5)) = self.load;
+        let _ = writeln!(
+            o,
+            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after{remark}"
+        );
+    }
 }
 
 /// Prints the report and writes it to `target/bench/NAME.md`.
@@ -428,8 +480,14 @@ mod tests {
     #[test]
     fn report_lines() {
         let mut o = String::new();
-        report_head(&mut o, "T: `x`", "d", "m");
-        load_line(&mut o, ((1.0, 2.0), (3.0, 4.5)), " (r)");
+        let run = RunFacts {
+            date: "d".to_owned(),
+            machine: "m".to_owned(),
+            took: Duration::ZERO,
+            load: ((1.0, 2.0), (3.0, 4.5)),
+        };
+        run.head(&mut o, "T: `x`");
+        run.load_line(&mut o, " (r)");
         assert_eq!(
             o,
             "### T: `x`\n\n- date: d\n- machine: m\n- load average (1 min, 5 min): 1.00, \
