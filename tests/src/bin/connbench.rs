@@ -65,18 +65,17 @@ fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     };
     for flag in flags(it) {
         let flag = flag?;
-        let value = &flag.value;
-        let number = || flag.number();
         match flag.name.as_str() {
-            "--tcp" => args.tcp = number()?.max(1),
-            "--udp" => args.udp = number()?.max(1),
-            "--rounds" => args.rounds = number()?.max(1),
-            "--warmup" => args.warmup = Some(number()?),
-            "--join-cgroup" => args.join = Some(PathBuf::from(value)),
+            "--tcp" => args.tcp = flag.number()?.max(1),
+            "--udp" => args.udp = flag.number()?.max(1),
+            "--rounds" => args.rounds = flag.number()?.max(1),
+            "--warmup" => args.warmup = Some(flag.number()?),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
             "--probe" => {
-                let addr: SocketAddr = value
+                let addr: SocketAddr = flag
+                    .value
                     .parse()
-                    .map_err(|_| bad(&format!("--probe: bad address `{value}`")))?;
+                    .map_err(|_| bad(&format!("--probe: bad address `{}`", flag.value)))?;
                 if !addr.ip().is_loopback() {
                     return Err(bad("--probe: only loopback destinations"));
                 }

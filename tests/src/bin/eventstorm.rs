@@ -66,13 +66,11 @@ fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     };
     for flag in flags(it) {
         let flag = flag?;
-        let value = &flag.value;
-        let number = || flag.number();
         match flag.name.as_str() {
-            "--count" => args.count = number()?,
-            "--rate" => args.rate = number()?,
-            "--threads" => args.threads = number()?.max(1),
-            "--join-cgroup" => args.join = Some(PathBuf::from(value)),
+            "--count" => args.count = flag.number()?,
+            "--rate" => args.rate = flag.number()?,
+            "--threads" => args.threads = flag.number()?.max(1),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
             _ => {
                 return Err(flag
                     .unknown("eventstorm --count N [--rate R] [--threads T] [--join-cgroup DIR]"));

@@ -88,18 +88,16 @@ fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     };
     for flag in flags(it) {
         let flag = flag?;
-        let value = &flag.value;
-        let number = || flag.number();
         match flag.name.as_str() {
-            "--getppid" => args.getppid = number()?,
-            "--mix" => args.mix = number()?,
-            "--gcc" => args.gcc = number()?,
-            "--rounds" => args.rounds = number()?.max(1),
-            "--pause-ms" => args.pause = Duration::from_millis(number()?),
-            "--scratch" => args.scratch = PathBuf::from(value),
-            "--join-cgroup" => args.join = Some(PathBuf::from(value)),
-            "--hold-ms" => args.hold = Duration::from_millis(number()?),
-            "--spread-cpus" => args.spread = number()? != 0,
+            "--getppid" => args.getppid = flag.number()?,
+            "--mix" => args.mix = flag.number()?,
+            "--gcc" => args.gcc = flag.number()?,
+            "--rounds" => args.rounds = flag.number()?.max(1),
+            "--pause-ms" => args.pause = Duration::from_millis(flag.number()?),
+            "--scratch" => args.scratch = PathBuf::from(&flag.value),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
+            "--hold-ms" => args.hold = Duration::from_millis(flag.number()?),
+            "--spread-cpus" => args.spread = flag.number()? != 0,
             _ => {
                 return Err(flag.unknown(
                     "syscallbench [--getppid N] [--mix N] [--gcc N] [--rounds K] \
