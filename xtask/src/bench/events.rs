@@ -71,7 +71,7 @@ use anyhow::{Context, bail};
 use super::util::{
     Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
     dir_entries, json_field, max, median, min, publish, remove_stale_cgroup, remove_stale_dir,
-    thousands, warn_if_busy, which,
+    stat_fields, thousands, warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -1156,13 +1156,8 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
 fn cpu_times(pid: u32, clk_tck: f64) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name may hold spaces: fields are counted after its closing paren.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let fields = stat_fields(&stat).context("malformed /proc/PID/stat")?;
+    // Fields 14 and 15 of stat(5); `fields` starts at field 3.
     let get = |i: usize| -> anyhow::Result<f64> {
         fields
             .get(i - 3)
@@ -1191,11 +1186,10 @@ fn others_ticks() -> HashMap<u32, u64> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
+        // `f` starts at field 3 of stat(5): ppid is field 4, utime..cstime 14..17.
+        let Some(f) = stat_fields(&stat) else {
             continue;
         };
-        // `rest` starts at field 3 of stat(5): ppid is field 4, utime..cstime 14..17.
-        let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
         let Some(ppid) = num(4) else { continue };
         if pid == me || ppid == u64::from(me) || pid == 2 || ppid == 2 {

@@ -87,7 +87,7 @@ use anyhow::{Context, bail};
 use super::util::{
     self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck,
     dead_pid, dir_entries, env_reps, env_u64, json_field, max, median, min, publish, remove_cgroup,
-    run_quiet, which,
+    run_quiet, stat_fields, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -1544,18 +1544,14 @@ impl Drop for Ledger {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
-        })
+        .and_then(|stat| stat_fields(&stat)?.first().map(|s| (*s).to_owned()))
         .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// Field 22 of /proc/PID/stat: when the process started (identifies it across pid reuse).
 fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19).map(str::to_owned)
+    stat_fields(&stat)?.get(19).map(|s| (*s).to_owned())
 }
 
 /// Undoes what earlier runs killed before their guards ran left behind: processes and
@@ -1760,14 +1756,11 @@ fn busy_ticks() -> u64 {
 /// utime + stime (+ cutime + cstime) of a process, in ticks.
 fn stat_ticks(path: &str, children: bool) -> u64 {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(')') else {
+    let Some(fields) = stat_fields(&stat) else {
         return 0;
     };
-    let v: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14-17 of the file: utime stime cutime cstime; `rest` starts at field 3.
+    let v: Vec<u64> = fields.iter().map(|x| x.parse().unwrap_or(0)).collect();
+    // Fields 14-17 of the file: utime stime cutime cstime; `fields` starts at field 3.
     let n = if children { 4 } else { 2 };
     v.iter().skip(11).take(n).sum()
 }

@@ -212,6 +212,14 @@ pub fn env_reps(default: u64) -> anyhow::Result<usize> {
     usize::try_from(env_u64("CGWARDEN_BENCH_REPS", default)?.max(1)).context("CGWARDEN_BENCH_REPS")
 }
 
+/// The fields of a /proc/PID/stat text after the command name (which may hold spaces
+/// and parentheses, so fields are counted after its last `)`): element 0 is field 3 of
+/// stat(5), the state; field N is element N - 3.
+pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().collect())
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown), the unit of the CPU
 /// times in /proc/PID/stat.
 pub fn clk_tck() -> f64 {
@@ -493,6 +501,13 @@ mod tests {
             "### T: `x`\n\n- date: d\n- machine: m\n- load average (1 min, 5 min): 1.00, \
              2.00 before; 3.00, 4.50 after (r)\n"
         );
+    }
+
+    #[test]
+    fn stat_fields_follow_the_command_name() {
+        let f = stat_fields("42 (a b) c) S 1 42 0").expect("fields");
+        assert_eq!(f, ["S", "1", "42", "0"]);
+        assert!(stat_fields("no paren").is_none());
     }
 
     #[test]
