@@ -34,12 +34,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 
 use super::util::{
-    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid,
-    dir_entries, env_reps, env_u64, json_field, max, median, min, output, publish,
-    remove_stale_cgroup, remove_stale_dir, run_quiet, thousands, warn_if_busy, which,
+    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, check_cgroup, client_binary,
+    dead_pid, dir_entries, env_reps, env_u64, json_field, json_number, max, median, min, output,
+    publish, remove_stale_cgroup, remove_stale_dir, result_line, run_quiet, thousands,
+    warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -306,14 +307,10 @@ fn check_client(
     cgroup: Option<&str>,
 ) -> anyhow::Result<Sample> {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"connect_ns\""))
+    let line = result_line(&stdout, "connect_ns")
         .with_context(|| format!("({}) no result line from connbench in:\n{stdout}", c.key))?;
     let number = |key: &str| -> anyhow::Result<f64> {
-        json_field(line, key)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("({}) no `{key}` in {line}", c.key))
+        json_number(line, key).with_context(|| format!("({}) no `{key}` in {line}", c.key))
     };
     let sample = Sample {
         connect_ns: number("connect_ns")?,
@@ -329,18 +326,8 @@ fn check_client(
             c.probe
         );
     }
-    let actual = json_field(line, "cgroup").unwrap_or("?");
-    let where_ok = match cgroup {
-        Some(expected) => actual == expected,
-        None => actual.starts_with("/cgwarden-exec-"),
-    };
-    if !where_ok {
-        bail!(
-            "({}) the client ran in cgroup `{actual}`, expected {}",
-            c.key,
-            cgroup.unwrap_or("/cgwarden-exec-*")
-        );
-    }
+    check_cgroup(json_field(line, "cgroup").unwrap_or("?"), cgroup)
+        .map_err(|e| anyhow!("({}) {e}", c.key))?;
     Ok(sample)
 }
 

@@ -70,8 +70,8 @@ use anyhow::{Context, bail};
 
 use super::util::{
     Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
-    dir_entries, json_field, max, median, min, publish, remove_stale_cgroup, remove_stale_dir,
-    stat_fields, thousands, warn_if_busy, which,
+    dir_entries, json_field, json_number, max, median, min, publish, remove_stale_cgroup,
+    remove_stale_dir, result_line, stat_fields, thousands, warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -820,14 +820,10 @@ fn generate_and_tally(
 }
 
 fn parse_generated(out: &str, cgroup: &str) -> anyhow::Result<Generated> {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"sent\""))
+    let line = result_line(out, "sent")
         .with_context(|| format!("no result line from eventstorm in: {out}"))?;
     let number = |key: &str| -> anyhow::Result<f64> {
-        json_field(line, key)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no `{key}` in {line}"))
+        json_number(line, key).with_context(|| format!("no `{key}` in {line}"))
     };
     let actual = json_field(line, "cgroup").unwrap_or("?");
     if actual != cgroup {

@@ -85,9 +85,9 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, clk_tck,
-    dead_pid, dir_entries, env_reps, env_u64, json_field, max, median, min, publish, remove_cgroup,
-    run_quiet, stat_fields, which,
+    self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, check_cgroup,
+    client_binary, clk_tck, dead_pid, dir_entries, env_reps, env_u64, json_field, json_number, max,
+    median, min, publish, remove_cgroup, result_line, run_quiet, stat_fields, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -794,11 +794,9 @@ fn output(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output>
 /// Parses the client's line and checks its cgroup (`None`: a `cgwarden exec` cgroup).
 fn parse_client(stdout: &[u8], cgroup: Option<&str>) -> anyhow::Result<ClientResult> {
     let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"getppid_calls\""))
+    let line = result_line(&text, "getppid_calls")
         .with_context(|| format!("no result line from syscallbench in:\n{text}"))?;
-    let opt = |key: &str| -> Option<f64> { json_field(line, key).and_then(|v| v.parse().ok()) };
+    let opt = |key: &str| json_number(line, key);
     let number = |key: &str| -> anyhow::Result<f64> {
         opt(key).with_context(|| format!("no `{key}` in {line}"))
     };
@@ -816,17 +814,7 @@ fn parse_client(stdout: &[u8], cgroup: Option<&str>) -> anyhow::Result<ClientRes
         gcc_ms: opt("gcc_ms"),
         elapsed_ms: number("elapsed_ms")?,
     };
-    let ok = match cgroup {
-        Some(expected) => r.cgroup == expected,
-        None => r.cgroup.starts_with("/cgwarden-exec-"),
-    };
-    if !ok {
-        bail!(
-            "the client ran in cgroup `{}`, expected {}",
-            r.cgroup,
-            cgroup.unwrap_or("/cgwarden-exec-*")
-        );
-    }
+    check_cgroup(&r.cgroup, cgroup)?;
     Ok(r)
 }
 

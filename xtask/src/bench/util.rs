@@ -447,6 +447,34 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A client's result: the first line of its output `out` that is a JSON object with the
+/// key `key`.
+pub fn result_line<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    let key = format!("\"{key}\"");
+    out.lines().find(|l| l.starts_with('{') && l.contains(&key))
+}
+
+/// The number at `"key":` in a flat JSON object line.
+pub fn json_number(line: &str, key: &str) -> Option<f64> {
+    json_field(line, key).and_then(|v| v.parse().ok())
+}
+
+/// Checks that a client ran in the cgroup `expected` (its path below the cgroup2 mount)
+/// or, for `None`, in a cgroup of `cgwarden exec`; `actual` is where it says it ran.
+pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> {
+    let ok = match expected {
+        Some(expected) => actual == expected,
+        None => actual.starts_with("/cgwarden-exec-"),
+    };
+    if !ok {
+        bail!(
+            "the client ran in cgroup `{actual}`, expected {}",
+            expected.unwrap_or("/cgwarden-exec-*")
+        );
+    }
+    Ok(())
+}
+
 /// The value of `"key":` in a flat JSON object line, without quotes.
 pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
@@ -508,6 +536,20 @@ mod tests {
         let f = stat_fields("42 (a b) c) S 1 42 0").expect("fields");
         assert_eq!(f, ["S", "1", "42", "0"]);
         assert!(stat_fields("no paren").is_none());
+    }
+
+    #[test]
+    fn client_results() {
+        let out = "noise\n{\"a\":1}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
+        let line = result_line(out, "sent").expect("line");
+        assert_eq!(json_number(line, "sent"), Some(5.0));
+        assert!(result_line(out, "b").is_none());
+        assert!(check_cgroup("/x", Some("/x")).is_ok());
+        assert!(check_cgroup("/cgwarden-exec-7", None).is_ok());
+        assert_eq!(
+            check_cgroup("/y", None).unwrap_err().to_string(),
+            "the client ran in cgroup `/y`, expected /cgwarden-exec-*"
+        );
     }
 
     #[test]
