@@ -70,8 +70,9 @@ use anyhow::{Context, bail};
 
 use super::util::{
     Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
-    dir_entries, json_field, json_number, max, median, min, publish, remove_stale_cgroup,
-    remove_stale_dir, result_line, stat_fields, thousands, warn_if_busy, which,
+    dir_entries, json_field, json_field_at, json_number, max, median, min, publish,
+    remove_stale_cgroup, remove_stale_dir, result_line, stat_fields, thousands, warn_if_busy,
+    which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -920,14 +921,14 @@ impl Tally {
 
     fn line(&mut self, line: &[u8]) -> anyhow::Result<()> {
         let text = String::from_utf8_lossy(line);
-        let count: u64 = field(&text, "\"count\":")
+        let count: u64 = json_field_at(&text, "\"count\":")
             .and_then(|c| c.parse().ok())
             .with_context(|| format!("an event without `count`: {text}"))?;
-        match field(&text, "\"kind\":") {
-            Some("sendmsg") if field(&text, "\"pid\":") == Some(self.pid.as_str()) => {
+        match json_field_at(&text, "\"kind\":") {
+            Some("sendmsg") if json_field_at(&text, "\"pid\":") == Some(self.pid.as_str()) => {
                 self.delivered += count;
                 self.records += 1;
-                if field(&text, "\"rule\":") == Some("unknown") {
+                if json_field_at(&text, "\"rule\":") == Some("unknown") {
                     self.recovered += 1;
                 }
             }
@@ -935,15 +936,6 @@ impl Tally {
             _ => self.other += 1,
         }
         Ok(())
-    }
-}
-
-/// The value after `pattern` (`"key":`) in a flat JSON line, without quotes.
-fn field<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
-    let rest = &line[line.find(pattern)? + pattern.len()..];
-    match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next(),
-        None => rest.split([',', '}']).next().map(str::trim),
     }
 }
 
@@ -1741,10 +1733,10 @@ mod tests {
     #[test]
     fn reads_fields() {
         let l = r#"{"time":"x","kind":"sendmsg","pid":42,"count":1}"#;
-        assert_eq!(field(l, "\"kind\":"), Some("sendmsg"));
-        assert_eq!(field(l, "\"pid\":"), Some("42"));
-        assert_eq!(field(l, "\"count\":"), Some("1"));
-        assert_eq!(field(l, "\"dst\":"), None);
+        assert_eq!(json_field_at(l, "\"kind\":"), Some("sendmsg"));
+        assert_eq!(json_field_at(l, "\"pid\":"), Some("42"));
+        assert_eq!(json_field_at(l, "\"count\":"), Some("1"));
+        assert_eq!(json_field_at(l, "\"dst\":"), None);
     }
 
     #[test]

@@ -477,12 +477,16 @@ pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> 
 
 /// The value of `"key":` in a flat JSON object line, without quotes.
 pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &line[start..];
-    if let Some(quoted) = rest.strip_prefix('"') {
-        quoted.split('"').next()
-    } else {
-        rest.split([',', '}']).next().map(str::trim)
+    json_field_at(line, &format!("\"{key}\":"))
+}
+
+/// [`json_field`] with the `"key":` pattern made by the caller, for lines read by the
+/// million (the events file).
+pub fn json_field_at<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
+    let rest = &line[line.find(pattern)? + pattern.len()..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => rest.split([',', '}']).next().map(str::trim),
     }
 }
 
