@@ -57,7 +57,7 @@
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    io::{BufRead, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpStream,
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
@@ -70,9 +70,9 @@ use anyhow::{Context, bail};
 
 use super::util::{
     Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
-    dir_entries, json_field, json_field_at, json_number, max, median, min, publish,
-    remove_stale_cgroup, remove_stale_dir, result_line, stat_fields, thousands, warn_if_busy,
-    which,
+    dir_entries, forward_lines, json_field, json_field_at, json_number, max, median, min, publish,
+    remove_stale_cgroup, remove_stale_dir, result_line, stat_fields, thousands, wait_for,
+    warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -975,14 +975,7 @@ impl<'a> Agent<'a> {
             .context("starting cgwarden run")?;
         let (tx, log) = mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send((Instant::now(), line)).is_err() {
-                        break;
-                    }
-                }
-            });
+            forward_lines(stderr, tx, |line| (Instant::now(), line));
         }
         // The guard exists from here on: any error below kills and uninstalls.
         let mut agent = Self {
@@ -1065,18 +1058,16 @@ impl Agent<'_> {
             .args(["-TERM", &pid])
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().context("waiting for the agent")? {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait_for(
+            &mut self.child,
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+        )
+        .context("waiting for the agent")?;
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         self.uninstall()?;
         match status {
             // Killed by the SIGTERM itself: it came before the agent's handler was in

@@ -86,8 +86,9 @@ use anyhow::{Context, bail};
 
 use super::util::{
     self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, check_cgroup,
-    client_binary, clk_tck, dead_pid, dir_entries, env_reps, env_u64, json_field, json_number, max,
-    median, min, publish, remove_cgroup, result_line, run_quiet, stat_fields, which,
+    client_binary, clk_tck, dead_pid, dir_entries, env_reps, env_u64, forward_lines, json_field,
+    json_number, max, median, min, publish, remove_cgroup, result_line, run_quiet, stat_fields,
+    wait_for, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -1088,19 +1089,10 @@ impl Bpftrace {
         ledger.child(child.id(), path);
         let (tx, lines) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
+            forward_lines(out, tx.clone(), |l| l);
         }
         if let Some(err) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for l in BufReader::new(err).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
+            forward_lines(err, tx, |l| l);
         }
         let mut bt = Self {
             child,
@@ -1143,12 +1135,14 @@ impl Bpftrace {
     /// SIGINT (bpftrace prints its maps and exits); everything it printed.
     fn stop(mut self) -> anyhow::Result<String> {
         signal(self.child.id(), "INT");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                bail!("bpftrace did not stop within 15 s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if wait_for(
+            &mut self.child,
+            Duration::from_secs(15),
+            Duration::from_millis(20),
+        )?
+        .is_none()
+        {
+            bail!("bpftrace did not stop within 15 s of SIGINT");
         }
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.printed.push_str(&l);
@@ -1422,14 +1416,9 @@ fn stop_child(child: &mut Child, sig: &str) {
         return;
     }
     signal(child.id(), sig);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while matches!(child.try_wait(), Ok(None)) {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Ok(None) = wait_for(child, Duration::from_secs(5), Duration::from_millis(20)) {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 

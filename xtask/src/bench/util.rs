@@ -4,8 +4,10 @@
 
 use std::{
     fmt::Write as _,
+    io::{BufRead as _, BufReader, Read},
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Child, Command, ExitStatus, Output},
+    sync::mpsc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -194,6 +196,45 @@ fn checked(
         bail!("{what} failed ({}):{}", out.status, failure(&out));
     }
     Ok(out)
+}
+
+/// Waits up to `timeout` for the child to exit, looking every `poll`: its status, or
+/// None when it still runs (the caller decides whether to kill it).
+pub fn wait_for(
+    child: &mut Child,
+    timeout: Duration,
+    poll: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Sends each line read from `from` (a child's stdout or stderr), as `wrap` makes it, to
+/// `to`, from a thread of its own, until the stream ends or fails or the receiver is
+/// gone.
+pub fn forward_lines<R, T>(
+    from: R,
+    to: mpsc::Sender<T>,
+    wrap: impl Fn(String) -> T + Send + 'static,
+) where
+    R: Read + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(wrap(line)).is_err() {
+                break;
+            }
+        }
+    });
 }
 
 /// The whole number in the environment variable `name` (a benchmark setting), or
@@ -554,6 +595,24 @@ mod tests {
             check_cgroup("/y", None).unwrap_err().to_string(),
             "the client ran in cgroup `/y`, expected /cgwarden-exec-*"
         );
+    }
+
+    #[test]
+    fn waits_for_a_child_and_forwards_its_lines() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo a; echo b"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let (tx, rx) = mpsc::channel();
+        forward_lines(child.stdout.take().expect("stdout"), tx, |l| l);
+        let status = wait_for(
+            &mut child,
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+        );
+        assert!(status.expect("wait").is_some_and(|s| s.success()));
+        assert_eq!(rx.iter().collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]
