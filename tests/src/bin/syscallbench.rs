@@ -130,17 +130,7 @@ fn run(args: &Args, started: Instant) -> io::Result<String> {
     };
     let by_cpu = (0..m.cpus.len())
         .map(|slot| {
-            let v: Vec<f64> = m
-                .getppid
-                .iter()
-                .filter(|(s, _)| *s == slot)
-                .map(|(_, x)| *x)
-                .collect();
-            if v.is_empty() {
-                "null".to_owned()
-            } else {
-                format!("{:.2}", median(&v))
-            }
+            slot_median(&m.getppid, slot).map_or_else(|| "null".to_owned(), |x| format!("{x:.2}"))
         })
         .collect::<Vec<_>>()
         .join(",");
@@ -186,16 +176,19 @@ struct Measured {
 /// The mean over CPU slots of each slot's median.
 fn spread_median(v: &[(usize, f64)], slots: usize) -> f64 {
     let medians: Vec<f64> = (0..slots.max(1))
-        .filter_map(|slot| {
-            let x: Vec<f64> = v
-                .iter()
-                .filter(|(s, _)| *s == slot)
-                .map(|(_, x)| *x)
-                .collect();
-            (!x.is_empty()).then(|| median(&x))
-        })
+        .filter_map(|slot| slot_median(v, slot))
         .collect();
     medians.iter().sum::<f64>() / medians.len() as f64
+}
+
+/// The median of the rounds on CPU slot `slot`; None when it had none.
+fn slot_median(v: &[(usize, f64)], slot: usize) -> Option<f64> {
+    let x: Vec<f64> = v
+        .iter()
+        .filter(|(s, _)| *s == slot)
+        .map(|(_, x)| *x)
+        .collect();
+    (!x.is_empty()).then(|| median(&x))
 }
 
 /// The CPUs this process may run on.
