@@ -14,6 +14,7 @@ mod dns;
 mod egress;
 mod event;
 mod maps;
+mod packet;
 mod procs;
 mod profile;
 mod skb;
