@@ -8,8 +8,8 @@ use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsScratch, EGRESS_MAX_ENTRIES,
     EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
     LearnedValue, NameCountKey, NameKey, PROCS_MAX_ENTRIES, PathPattern, PatternKey, PendingCall,
-    ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES, SyscallKey,
-    SyscallRule, counters,
+    ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
+    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, counters,
 };
 
 #[map]
@@ -50,7 +50,11 @@ pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(
 pub static SYSCALL_RULES: HashMap<SyscallKey, SyscallRule> = HashMap::with_max_entries(8_192, 0);
 
 #[map]
-pub static RAW_SYSCALLS: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
+pub static SYSCALL_WATCH: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
+
+#[map]
+pub static SYSCALL_REPEATS: LruHashMap<SyscallRepeatKey, FlowState> =
+    LruHashMap::with_max_entries(SYSCALL_REPEATS_MAX_ENTRIES, 0);
 
 #[map]
 pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);

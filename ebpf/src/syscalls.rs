@@ -17,11 +17,12 @@
 //! set or of the profile.
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::pt_regs,
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes,
-        generated::{bpf_loop, bpf_send_signal},
+        generated::{bpf_ktime_get_ns, bpf_loop, bpf_send_signal},
     },
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -30,15 +31,15 @@ use core::ffi::c_void;
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
     PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
-    SyscallKey, SyscallRule, config_flags, counters, kind, pattern_applies, proc_flags,
-    profile_flags, syscall_action, verdict,
+    SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, kind, pattern_applies,
+    proc_flags, profile_flags, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES,
-        SYSCALLS_USED, count,
+        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, SYSCALL_REPEATS,
+        SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
     },
     profile,
 };
@@ -51,15 +52,17 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
     let Some(m) = profile::current() else {
         return 0;
     };
-    // SAFETY: offsets of the syscall tracepoint record format.
-    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    let record = ctx.as_ptr().cast::<u64>();
+    // SAFETY: `__syscall_nr` is in every syscall record, so the verifier allows this
+    // direct read. The argument slots are copied with one probe read instead: a record
+    // is only as long as its syscall's arguments, and a program that reads past the
+    // shortest one directly cannot be attached to it. Slots past the syscall's arity
+    // hold whatever follows the record and are cleared by `judge`.
+    let nr = unsafe { *record.add(1).cast::<i32>() };
+    // SAFETY: as above.
+    let args = unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
     if nr < 0 {
         return 0;
-    }
-    let mut args = [0u64; 6];
-    for (i, arg) in args.iter_mut().enumerate() {
-        // SAFETY: as above.
-        *arg = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
     }
     judge(&m, nr as u32, &args);
     0
@@ -75,7 +78,11 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
     {
         learn_syscall(id);
     }
-    if id >= u64::from(RAW_SYSCALL_SLOTS) || RAW_SYSCALLS.get(id as u32).copied() != Some(1) {
+    if id >= u64::from(RAW_SYSCALL_SLOTS)
+        || SYSCALL_WATCH
+            .get(id as u32)
+            .is_none_or(|w| w & syscall_watch::RAW == 0)
+    {
         return 0;
     }
     let Some(m) = profile::current() else {
@@ -151,6 +158,8 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
+    // Saved for the exit as cleared here.
+    let args = &known_args(nr, args);
     if rule.path_filter != 0 || (rule.read_only != 0 && may_write(&rule, args)) {
         let pending = PendingCall {
             nr,
@@ -213,9 +222,32 @@ fn act(
         (true, false) => verdict::AUDIT,
         _ => verdict::ALLOW,
     };
+    let cgroup_id = m.cgroup_of_task();
+    let mut total = 0;
     if kill && enforce {
         // SAFETY: signals the current task; it dies before returning to user space.
         unsafe { bpf_send_signal(SIGKILL) };
+    } else if rule.path_arg == NO_ARG {
+        // Reported calls repeat (a loop, a retry): identical ones are counted in the
+        // kernel and sent at most once per window, like flows. Calls with a path are
+        // always sent: the same pointer can name another path.
+        let key = SyscallRepeatKey {
+            cgroup_id,
+            profile: m.profile.id,
+            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+            nr,
+            rule: rule.rule,
+            verdict,
+            action: rule.action,
+            _pad: [0; 6],
+            args: *args,
+        };
+        // SAFETY: plain helper call without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        match event::repeat(&SYSCALL_REPEATS, &key, now) {
+            Some(t) => total = t,
+            None => return,
+        }
     }
     let path = if scratch_path {
         PathFrom::Scratch
@@ -232,6 +264,8 @@ fn act(
         rule: rule.rule,
         flags,
         unresolved: 0,
+        cgroup_id,
+        total,
     };
     emit(m, &record, args, proc_info, path);
 }
@@ -257,6 +291,9 @@ struct Record {
     /// The flags checked (syscall events) or the return value (read-only events).
     flags: u64,
     unresolved: u8,
+    cgroup_id: u64,
+    /// Repeats so far (aggregated syscall events), 0 for events never aggregated.
+    total: u64,
 }
 
 /// Writes one [`SyscallEvent`].
@@ -276,7 +313,8 @@ fn emit(
     // SAFETY: `ev` points to the reserved event; every field is written before submit;
     // `proc_info` comes from the process table.
     unsafe {
-        (*ev).header = event::header(record.kind, m.profile.id, m.cgroup_of_task());
+        (*ev).header = event::header(record.kind, m.profile.id, record.cgroup_id);
+        (*ev).total = record.total;
         (*ev).nr = record.nr;
         (*ev).action = record.action;
         (*ev).verdict = record.verdict;
@@ -359,6 +397,8 @@ fn read_only(
             rule: u32::from(arg),
             flags: ret as u64,
             unresolved: u8::from(place == Place::Unresolved),
+            cgroup_id: m.cgroup_of_task(),
+            total: 0,
         };
         let path = if place == Place::Unreadable {
             PathFrom::Unreadable
@@ -465,6 +505,23 @@ extern "C" fn dot_step(i: u64, state: *mut c_void) -> i64 {
         return 1;
     }
     0
+}
+
+/// The call's arguments, with the slots past the syscall's arity cleared (they hold
+/// whatever followed the tracepoint record, or unused registers).
+#[inline(always)]
+fn known_args(nr: u32, args: &[u64; 6]) -> [u64; 6] {
+    let arity = match SYSCALL_WATCH.get(nr) {
+        Some(w) if w & syscall_watch::KNOWN != 0 => usize::from(w & syscall_watch::ARITY_MASK),
+        _ => 6,
+    };
+    let mut out = *args;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if i >= arity {
+            *slot = 0;
+        }
+    }
+    out
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).
@@ -581,14 +638,17 @@ extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
     if pl > m.len || sl > m.len {
         return 0;
     }
-    for j in 0..PATTERN_PREFIX_BYTES {
-        if j >= pl {
-            break;
-        }
-        // SAFETY: masked into the scratch buffer.
-        if unsafe { *m.buf.add(j & PATH_MASK) } != p.prefix[j] {
-            return 0;
-        }
+    // Word by word, the bytes past the prefix masked out: no branch per byte.
+    // SAFETY: both are map values (8-byte aligned), the scratch buffer holds at least
+    // PATTERN_PREFIX_BYTES and `PathPattern` is 8-byte aligned.
+    let (path, prefix) = (m.buf.cast::<u64>(), p.prefix.as_ptr().cast::<u64>());
+    let mut diff = 0u64;
+    for k in 0..PATTERN_PREFIX_BYTES / 8 {
+        // SAFETY: as above.
+        diff |= unsafe { *path.add(k) ^ *prefix.add(k) } & p.prefix_mask[k];
+    }
+    if diff != 0 {
+        return 0;
     }
     // A directory prefix ends at a path component boundary.
     // SAFETY: as above.
@@ -597,11 +657,8 @@ extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
     }
     let start = m.len - sl;
     for j in 0..PATTERN_SUFFIX_BYTES {
-        if j >= sl {
-            break;
-        }
-        // SAFETY: as above.
-        if unsafe { *m.buf.add((start + j) & PATH_MASK) } != p.suffix[j] {
+        // SAFETY: masked into the scratch buffer.
+        if j < sl && unsafe { *m.buf.add((start + j) & PATH_MASK) } != p.suffix[j] {
             return 0;
         }
     }

@@ -113,6 +113,7 @@ pub fn escape_patterns() -> Vec<cgwarden_common::PathPattern> {
                 .copy_from_slice(&prefix.as_bytes()[..usize::from(p.prefix_len)]);
             p.suffix[..usize::from(p.suffix_len)]
                 .copy_from_slice(&suffix.as_bytes()[..usize::from(p.suffix_len)]);
+            p.prefix_mask = crate::policy::paths::prefix_mask(usize::from(p.prefix_len));
             p
         })
         .collect()

@@ -132,9 +132,25 @@ pub fn compile_paths(read_only: &[ProfilePath], writable: &[ProfilePath]) -> Vec
                 ..Default::default()
             };
             p.prefix[..bytes.len()].copy_from_slice(bytes);
+            p.prefix_mask = prefix_mask(bytes.len());
             p
         })
         .collect()
+}
+
+/// The word masks of a prefix of `len` bytes (see [`PathPattern::prefix_mask`]): on
+/// this little-endian target, the low bytes of a word come first.
+pub fn prefix_mask(len: usize) -> [u64; PATTERN_PREFIX_BYTES / 8] {
+    let mut masks = [0u64; PATTERN_PREFIX_BYTES / 8];
+    for (k, mask) in masks.iter_mut().enumerate() {
+        let bytes = len.saturating_sub(8 * k).min(8);
+        *mask = if bytes == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * bytes)) - 1
+        };
+    }
+    masks
 }
 
 /// A syscall that writes under a path: which arguments are the paths written (rename:
@@ -318,18 +334,34 @@ mod tests {
     }
 
     /// What the kernel decides from the compiled patterns: the first pattern that
-    /// matches, as `ebpf/src/syscalls.rs` does.
+    /// matches, compared word by word under the masks, as `ebpf/src/syscalls.rs` does
+    /// (the scratch buffer past the path holds stale bytes).
     fn kernel(patterns: &[PathPattern], path: &str) -> bool {
         let b = path.as_bytes();
+        let mut buf = [0xa5u8; 256];
+        buf[..b.len()].copy_from_slice(b);
+        buf[b.len()] = 0;
+        let word = |bytes: &[u8], k: usize| {
+            u64::from_le_bytes(bytes[8 * k..8 * k + 8].try_into().unwrap())
+        };
         patterns
             .iter()
             .find(|p| {
                 let pl = usize::from(p.prefix_len);
-                b.len() >= pl
-                    && b[..pl] == p.prefix[..pl]
-                    && (p.dir == 0 || b.len() == pl || b[pl] == b'/')
+                let diff = (0..PATTERN_PREFIX_BYTES / 8).fold(0, |acc, k| {
+                    acc | ((word(&buf, k) ^ word(&p.prefix, k)) & p.prefix_mask[k])
+                });
+                b.len() >= pl && diff == 0 && (p.dir == 0 || b.len() == pl || b[pl] == b'/')
             })
             .is_some_and(|p| p.applies & pattern_applies::READ_ONLY != 0)
+    }
+
+    #[test]
+    fn prefix_masks_cover_exactly_the_prefix() {
+        assert_eq!(prefix_mask(0), [0; 8]);
+        assert_eq!(prefix_mask(3)[0], 0xff_ffff);
+        assert_eq!(prefix_mask(8)[..2], [u64::MAX, 0]);
+        assert_eq!(prefix_mask(64), [u64::MAX; 8]);
     }
 
     #[test]
