@@ -403,6 +403,9 @@ pub struct DeviationRecord {
     pub gid: u32,
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
+    /// The container, when the cgroup path names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
     pub profile: Option<String>,
 }
 
@@ -500,6 +503,9 @@ pub fn enrich_read_only(e: &SyscallEvent, placed: Placed, ctx: &dyn Context) -> 
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
+        container: ctx
+            .cgroup_path(h.cgroup_id)
+            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
@@ -571,6 +577,9 @@ pub fn enrich_device(e: &DeviceEvent, ctx: &dyn Context) -> DeviationRecord {
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
+        container: ctx
+            .cgroup_path(h.cgroup_id)
+            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
@@ -597,6 +606,9 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
+        container: ctx
+            .cgroup_path(h.cgroup_id)
+            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
@@ -631,6 +643,9 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
+        container: ctx
+            .cgroup_path(h.cgroup_id)
+            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
@@ -891,6 +906,24 @@ mod tests {
         );
         assert!(r.detail.contains("/dev/mem"), "{}", r.detail);
         assert_eq!(json["cgroup"], "/docker/abc");
+        assert!(json.get("container").is_none());
+
+        // In a container's cgroup, the deviation names the container.
+        struct InDocker;
+        impl Context for InDocker {
+            fn profile(&self, _: u32) -> Option<(&str, &[String])> {
+                None
+            }
+            fn cgroup_path(&self, _: u64) -> Option<String> {
+                Some("/docker/3f2a9c0d1e2b".to_owned())
+            }
+            fn wall_clock(&self, ns: u64) -> u128 {
+                u128::from(ns)
+            }
+        }
+        let json = serde_json::to_value(enrich_device(&decoded, &InDocker)).unwrap();
+        assert_eq!(json["container"]["id"], "3f2a9c0d1e2b");
+        assert_eq!(json["container"]["runtime"], "docker");
     }
 
     #[test]

@@ -279,6 +279,7 @@ mod tests {
             gid: 1000,
             cgroup: Some("/gw/abc".into()),
             cgroup_id: 9,
+            container: None,
             profile: Some("gateway".into()),
         };
         let alert = to_falco(&Record::Deviation(r), "host");
