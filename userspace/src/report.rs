@@ -1,6 +1,8 @@
 //! `cgwarden report`: what an events file says, per container: egress denials and
 //! audited flows, syscall attempts with the chain of processes behind them, writes
-//! under /proc/sys, DNS answers beyond the cap, and records lost.
+//! under /proc/sys, deviations from the hardened runtime profile (uid, raw sockets,
+//! devices, writes under read-only paths), DNS answers beyond the cap, and records
+//! lost.
 
 use std::{collections::BTreeMap, fmt::Write as _, io::BufRead};
 
@@ -16,6 +18,8 @@ pub struct ContainerReport {
     pub flows: BTreeMap<String, u64>,
     pub syscalls: Vec<SyscallLine>,
     pub sysctl_writes: Vec<String>,
+    /// `verdict what by process` → occurrences.
+    pub deviations: BTreeMap<String, u64>,
     pub dns_capped: Vec<String>,
 }
 
@@ -111,6 +115,16 @@ pub fn build(input: impl BufRead) -> std::io::Result<Report> {
                 str_of("process"),
                 e["pid"]
             )),
+            "deviation" => {
+                let key = format!(
+                    "{} {}: {} by {}",
+                    str_of("verdict"),
+                    str_of("deviation"),
+                    str_of("detail"),
+                    str_of("process")
+                );
+                *entry.deviations.entry(key).or_default() += 1;
+            }
             "dns" if e["capped"].as_u64().unwrap_or(0) > 0 => entry.dns_capped.push(format!(
                 "{}: {} addresses over the cap",
                 str_of("name"),
@@ -156,6 +170,12 @@ pub fn render(report: &Report) -> String {
         for w in &c.sysctl_writes {
             let _ = writeln!(out, "  sysctl: {w}");
         }
+        if !c.deviations.is_empty() {
+            out.push_str("  deviations:\n");
+            for (d, n) in &c.deviations {
+                let _ = writeln!(out, "    {d}  ×{n}");
+            }
+        }
         for d in &c.dns_capped {
             let _ = writeln!(out, "  dns: {d}");
         }
@@ -178,6 +198,8 @@ mod tests {
         let input = r#"{"kind":"connect","verdict":"deny","dst":"10.0.0.1","port":443,"protocol":"tcp","count":3,"cgroup":"/docker/a","profile":"web"}
 {"kind":"connect","verdict":"deny","dst":"10.0.0.1","port":443,"protocol":"tcp","count":2,"cgroup":"/docker/a","profile":"web"}
 {"kind":"syscall","verdict":"deny","syscall":"unshare","pid":9,"exe":"/usr/bin/unshare","ancestry":[{"pid":8,"exe":"/bin/sh"}],"args":{"flags":["CLONE_NEWUSER"]},"cgroup":"/docker/b","profile":"web","time":"t"}
+{"kind":"deviation","deviation":"read_only","verdict":"report","detail":"openat writes under a read-only path: /etc/x (EROFS)","process":"sh","cgroup":"/docker/b","profile":"web"}
+{"kind":"deviation","deviation":"read_only","verdict":"report","detail":"openat writes under a read-only path: /etc/x (EROFS)","process":"sh","cgroup":"/docker/b","profile":"web"}
 {"kind":"lost","count":4}
 not json
 "#;
@@ -192,5 +214,11 @@ not json
         let text = render(&r);
         assert!(text.contains("by 9 /usr/bin/unshare ← 8 /bin/sh"), "{text}");
         assert!(text.contains("deny 10.0.0.1:443/tcp  ×5"), "{text}");
+        assert!(
+            text.contains(
+                "report read_only: openat writes under a read-only path: /etc/x (EROFS) by sh  ×2"
+            ),
+            "{text}"
+        );
     }
 }
