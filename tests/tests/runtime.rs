@@ -471,7 +471,9 @@ fn the_hardened_gateway_container_has_no_deviation() {
     let body = format!(
         "{READ_ONLY_ROOT}  user: 1000\n  binds: loopback\n  raw_sockets: deny\n  devices: [default]\nsyscalls:\n  - set: escape\n    action: kill\n"
     );
-    let script = "echo hello; cat /etc/passwd > /dev/null; echo x > /tmp/y; cat /tmp/y; head -c 4 /dev/urandom > /dev/null; mkdir /tmp/d; rm -r /tmp/d; cd /tmp && echo z > z && cat z; sleep 0.3";
+    // `echo z > z` is a relative write the agent resolves from /proc while the shell
+    // lives: the final sleep keeps it alive well past the agent's drain interval.
+    let script = "echo hello; cat /etc/passwd > /dev/null; echo x > /tmp/y; cat /tmp/y; head -c 4 /dev/urandom > /dev/null; mkdir /tmp/d; rm -r /tmp/d; cd /tmp && echo z > z && cat z; sleep 1";
     let (stdout, events) = in_container_with(&body, script, |c| gateway_like(c, 1000));
     assert_eq!(stdout, "hello\nx\nz\n", "{events:?}");
     let deviations: Vec<_> = events.iter().filter(|e| e["kind"] == "deviation").collect();
