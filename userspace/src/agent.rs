@@ -46,6 +46,8 @@ pub struct Rules {
     pub egress: Vec<EgressEntry>,
     pub names: Vec<NameEntry>,
     pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
+    /// What the profile allows of a program's credentials after its exec.
+    pub creds: Option<cgwarden_common::CredRule>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
@@ -95,6 +97,11 @@ pub struct Agent {
     recorded: Option<Vec<Record>>,
     /// Uid deviations already reported: (cgroup, uid, program).
     deviations_seen: std::collections::HashSet<(u64, u32, String)>,
+    /// Credential deviations already reported: (cgroup, deviation, program).
+    creds_seen: std::collections::HashSet<(u64, &'static str, String)>,
+    /// Whether the kernel side knows where the credentials are (from the kernel's
+    /// BTF), or why not.
+    cred_offsets: Result<(), String>,
     /// Levels (and cgroups) a previous agent left in the pinned maps: kept enforcing
     /// until this agent's own assignments replace them, then swept.
     inherited: Option<Inherited>,
@@ -145,6 +152,16 @@ impl Agent {
         if inherited.is_some() {
             log::info!("adopting the enforcement a previous agent left in the kernel");
         }
+        let cred_offsets = match crate::btf::kernel_cred_offsets(std::path::Path::new(VMLINUX)) {
+            Ok(offsets) => {
+                kernel
+                    .write_cred_offsets(offsets)
+                    .context("writing the credential offsets")?;
+                log::debug!("credential offsets from {VMLINUX}: {offsets:?}");
+                Ok(())
+            }
+            Err(e) => Err(format!("credential offsets from {VMLINUX}: {e}")),
+        };
         Ok(Self {
             kernel,
             cgroup_root,
@@ -164,10 +181,12 @@ impl Agent {
             resolver,
             sources: Vec::new(),
             deviations_seen: Default::default(),
+            creds_seen: Default::default(),
             recorded: None,
             held_back_seen: 0,
             held_back_at: None,
             inherited,
+            cred_offsets,
         })
     }
 
@@ -200,6 +219,16 @@ impl Agent {
             let names = compile_names(id, &profile.egress).with_context(context)?;
             let syscalls = compile_syscalls(id, &profile.syscalls);
             let pref = profile_ref(id, &profile);
+            if profile.runtime.needs_creds()
+                && let Err(why) = &self.cred_offsets
+            {
+                anyhow::bail!(
+                    "profile `{}` ({}): `runtime.capabilities` and `runtime.no_new_privileges` need the kernel's credential layout, which is unknown: {why}",
+                    profile.name,
+                    profile.source.display()
+                );
+            }
+            let creds = cred_rule(&profile.runtime, self.cred_offsets.is_ok());
             fresh.insert(
                 profile.name.as_str().to_owned(),
                 Compiled {
@@ -210,6 +239,7 @@ impl Agent {
                         egress,
                         names,
                         syscalls,
+                        creds,
                     },
                 },
             );
@@ -231,9 +261,9 @@ impl Agent {
         wanted.sort_by_key(|s| s.id());
         wanted.dedup();
         let track = !wanted.is_empty()
-            || fresh
-                .values()
-                .any(|c| c.profile.runtime.user.is_some() || c.profile.learn);
+            || fresh.values().any(|c| {
+                c.profile.runtime.user.is_some() || c.rules.creds.is_some() || c.profile.learn
+            });
         if fresh.values().any(|c| c.profile.learn) {
             self.kernel
                 .learn_syscalls()
@@ -535,7 +565,8 @@ impl Agent {
             .map(|c| c.pref.id)
             .chain(self.retired.iter().map(|(_, r)| r.id))
             .collect();
-        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
+        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?
+            + self.kernel.sweep_cred_rules(|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
         Ok(())
     }
@@ -660,6 +691,22 @@ impl Agent {
                 }
                 if self.deviations_seen.insert(key) {
                     self.emit(&Record::Deviation(record))?;
+                }
+            }
+            Ok(Raw::Creds(e)) => {
+                // One report per container, deviation and program.
+                for record in events::enrich_creds(&e, &*self) {
+                    let key = (
+                        e.header.cgroup_id,
+                        record.deviation,
+                        record.exe.clone().unwrap_or_default(),
+                    );
+                    if self.creds_seen.len() > 100_000 {
+                        self.creds_seen.clear();
+                    }
+                    if self.creds_seen.insert(key) {
+                        self.emit(&Record::Deviation(record))?;
+                    }
                 }
             }
             Ok(Raw::Sysctl(e)) => {
@@ -869,6 +916,31 @@ impl events::Context for Agent {
     fn wall_clock(&self, monotonic_ns: u64) -> u128 {
         (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
     }
+}
+
+/// Where the kernel describes its own types.
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// What a profile allows of credentials after an exec; `None` when it asks nothing the
+/// kernel can check (`known`: the credential offsets are known).
+fn cred_rule(runtime: &crate::policy::Runtime, known: bool) -> Option<cgwarden_common::CredRule> {
+    use cgwarden_common::cred_rule;
+    if !known {
+        return None;
+    }
+    let mut rule = cgwarden_common::CredRule::default();
+    if let Some(caps) = runtime.capabilities {
+        rule.flags |= cred_rule::CAPS;
+        rule.allowed_caps = caps.0;
+    }
+    if runtime.no_new_privileges {
+        rule.flags |= cred_rule::NO_NEW_PRIVS;
+    }
+    if let Some(uid) = runtime.user {
+        rule.flags |= cred_rule::EUID;
+        rule.expected_euid = uid;
+    }
+    (rule.flags != 0).then_some(rule)
 }
 
 /// A profile entry for a cgroup, or for the cgroups below it.

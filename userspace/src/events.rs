@@ -9,8 +9,8 @@ use std::{
 };
 
 use cgwarden_common::{
-    DeviationEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN, SocketEvent,
-    SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
+    CredsEvent, DeviationEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN,
+    SocketEvent, SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -32,6 +32,7 @@ pub enum Raw {
     Sysctl(Box<SysctlEvent>),
     Socket(SocketEvent),
     Deviation(Box<DeviationEvent>),
+    Creds(Box<CredsEvent>),
 }
 
 impl Raw {
@@ -44,6 +45,7 @@ impl Raw {
             Self::Sysctl(e) => &e.header,
             Self::Socket(e) => &e.header,
             Self::Deviation(e) => &e.header,
+            Self::Creds(e) => &e.header,
         }
     }
 }
@@ -60,6 +62,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::SYSCALL => record(bytes, kind, |e| Raw::Syscall(Box::new(e))),
         kind::SOCKET => record(bytes, kind, Raw::Socket),
         kind::DEVIATION => record(bytes, kind, |e| Raw::Deviation(Box::new(e))),
+        kind::CREDS => record(bytes, kind, |e| Raw::Creds(Box::new(e))),
         kind::SYSCTL => record(bytes, kind, |e| Raw::Sysctl(Box::new(e))),
         kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
         other => Err(DecodeError::UnknownKind(other)),
@@ -382,6 +385,107 @@ pub struct DeviationRecord {
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
     pub profile: Option<String>,
+    /// Credentials, for deviations about them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub creds: Option<CredsDetail>,
+}
+
+/// The credentials a credential deviation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredsDetail {
+    pub euid: u32,
+    pub egid: u32,
+    /// Effective capabilities, by name.
+    pub capabilities: Vec<String>,
+    /// Those the profile does not allow (only when it names an allowed set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities_beyond_profile: Option<Vec<String>>,
+    pub no_new_privileges: bool,
+    /// Effective uid and capabilities before the exec, when the process table knew them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<CredsBefore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredsBefore {
+    pub euid: u32,
+    pub capabilities: Vec<String>,
+}
+
+/// One record per deviation a credentials record reports: `euid`, `capabilities`,
+/// `no_new_privileges`, `privilege_gain`.
+pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
+    use crate::caps::CapSet;
+    use cgwarden_common::{cred_deviation as cd, cred_rule};
+    let h = &e.header;
+    let caps = CapSet(e.cap_effective);
+    let allowed = CapSet(e.rule.allowed_caps);
+    let beyond = caps.beyond(allowed);
+    let before = (e.before_known != 0).then(|| CredsBefore {
+        euid: e.before.euid,
+        capabilities: CapSet(e.before.cap_effective).names(),
+    });
+    let detail = CredsDetail {
+        euid: e.euid,
+        egid: e.egid,
+        capabilities: caps.names(),
+        capabilities_beyond_profile: (e.rule.flags & cred_rule::CAPS != 0).then(|| beyond.names()),
+        no_new_privileges: e.no_new_privs != 0,
+        before,
+    };
+    let mut out = Vec::new();
+    for (bit, name) in [
+        (cd::EUID, "euid"),
+        (cd::CAPS, "capabilities"),
+        (cd::NO_NEW_PRIVS, "no_new_privileges"),
+        (cd::GAINED, "privilege_gain"),
+    ] {
+        if e.what & bit == 0 {
+            continue;
+        }
+        let text = match bit {
+            cd::EUID => format!(
+                "runs with effective uid {} (real uid {}) where the profile says uid {}",
+                e.euid, h.uid, e.rule.expected_euid
+            ),
+            cd::CAPS => format!("holds {beyond} beyond what the profile allows ({allowed})"),
+            cd::NO_NEW_PRIVS => {
+                "runs without the no-new-privileges flag the profile promises".to_owned()
+            }
+            _ => {
+                let gained = CapSet(e.cap_effective).beyond(CapSet(e.before.cap_effective));
+                let mut parts = Vec::new();
+                if e.euid < e.before.euid {
+                    parts.push(format!("effective uid {} -> {}", e.before.euid, e.euid));
+                }
+                if !gained.is_empty() {
+                    parts.push(format!("capabilities + {gained}"));
+                }
+                format!(
+                    "the exec gained privileges ({}) where the profile promises no-new-privileges",
+                    parts.join(", ")
+                )
+            }
+        };
+        out.push(DeviationRecord {
+            time: rfc3339(ctx.wall_clock(h.ts_ns)),
+            kind: "deviation",
+            verdict: "report",
+            deviation: name,
+            detail: text,
+            pid: h.pid,
+            tid: h.tid,
+            process: comm(&h.comm),
+            exe: Some(c_string(&e.exe)),
+            uid: h.uid,
+            gid: h.gid,
+            cgroup: ctx.cgroup_path(h.cgroup_id),
+            cgroup_id: h.cgroup_id,
+            profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+            creds: Some(detail.clone()),
+        });
+    }
+    out
 }
 
 /// A process running under another uid than the profile's.
@@ -405,6 +509,7 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        creds: None,
     }
 }
 
@@ -437,6 +542,7 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        creds: None,
     }
 }
 

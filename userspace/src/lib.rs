@@ -14,6 +14,8 @@
 pub mod agent;
 pub mod aggregate;
 pub mod bpf;
+pub mod btf;
+pub mod caps;
 pub mod cgroups;
 pub mod config;
 pub mod container;

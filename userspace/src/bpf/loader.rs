@@ -123,6 +123,8 @@ pub struct Kernel {
     pub(super) raw_syscalls: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) cred_offsets: Array<MapData, cgwarden_common::CredOffsets>,
+    pub(super) cred_rules: HashMap<MapData, u32, cgwarden_common::CredRule>,
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
@@ -224,6 +226,8 @@ impl Kernel {
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
+        let cred_offsets = take_map(&mut ebpf, names::CRED_OFFSETS)?;
+        let cred_rules = take_map(&mut ebpf, names::CRED_RULES)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -244,6 +248,8 @@ impl Kernel {
             raw_syscalls,
             procs,
             path_patterns,
+            cred_offsets,
+            cred_rules,
             events,
             tracking: false,
             raw_attached: false,

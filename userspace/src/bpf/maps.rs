@@ -96,6 +96,9 @@ impl Kernel {
         for (key, rule, _) in &rules.syscalls {
             self.syscall_rules.insert(key, rule, 0)?;
         }
+        if let Some(rule) = rules.creds {
+            self.set_cred_rule(rules.id, rule)?;
+        }
         Ok(())
     }
 
@@ -107,6 +110,9 @@ impl Kernel {
         }
         for (key, _, _) in &rules.syscalls {
             ignore_missing(self.syscall_rules.remove(key))?;
+        }
+        if rules.creds.is_some() {
+            self.remove_cred_rule(rules.id)?;
         }
         Ok(())
     }

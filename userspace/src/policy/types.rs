@@ -514,6 +514,25 @@ pub struct Runtime {
     /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
     #[serde(default)]
     pub raw_sockets: RawSockets,
+    /// The effective capabilities a program may hold after its exec (`[]`: none);
+    /// others are reported, by name. Absent: not checked.
+    #[serde(default)]
+    pub capabilities: Option<crate::caps::CapSet>,
+    /// `true`: every program runs with the no-new-privileges flag, and no exec raises
+    /// the effective uid or capabilities (a set-uid program); either is reported.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// `true`: the container's root filesystem is read-only (checked against its OCI
+    /// config when the container is discovered).
+    #[serde(default)]
+    pub read_only_root: bool,
+}
+
+impl Runtime {
+    /// Whether the kernel must read task credentials (and so needs their offsets).
+    pub fn needs_creds(&self) -> bool {
+        self.capabilities.is_some() || self.no_new_privileges
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
