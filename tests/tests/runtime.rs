@@ -222,3 +222,157 @@ fn profiles_from_oci_and_compose_pass_check() {
         );
     }
 }
+
+/// The profile a hardened container is held to: uid 1000, no capabilities,
+/// no-new-privileges, read-only root.
+const HARDENED_CREDS: &str = "runtime:\n  user: 1000\n  capabilities: []\n  no_new_privileges: true\n  read_only_root: true\n";
+
+/// Like [`in_container`], with the whole config.json and the rootfs in the caller's
+/// hands.
+fn container_with(
+    profile_body: &str,
+    script: &str,
+    customise: impl FnOnce(&mut serde_json::Value),
+    rootfs: impl FnOnce(&std::path::Path),
+) -> (String, Vec<serde_json::Value>) {
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
+    let base = unique("cgwarden-test-rt");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\n{profile_body}"
+    ));
+    let agent = RunningAgent::start(profile.path());
+    let id = unique("cgw");
+    let container = Container::new(
+        &id,
+        &format!("/{base}/{id}"),
+        &["sh", "-c", script],
+        customise,
+    );
+    rootfs(&container.rootfs());
+    let out = container.run();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let events = agent.events();
+    assert!(
+        out.status.success(),
+        "container failed: {}\n{events:?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (String::from_utf8_lossy(&out.stdout).into_owned(), events)
+}
+
+fn hardened_config(c: &mut serde_json::Value) {
+    c["process"]["user"] = serde_json::json!({ "uid": 1000, "gid": 1000 });
+    c["process"]["capabilities"] = serde_json::json!({});
+    c["process"]["noNewPrivileges"] = serde_json::json!(true);
+    c["root"]["readonly"] = serde_json::json!(true);
+}
+
+fn deviations<'a>(events: &'a [serde_json::Value], what: &str) -> Vec<&'a serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == "deviation" && e["deviation"] == what)
+        .collect()
+}
+
+#[test]
+fn a_container_as_hardened_as_its_profile_has_no_credential_deviation() {
+    require_root();
+    let (stdout, events) = container_with(
+        HARDENED_CREDS,
+        "/bin/busybox id -u; /bin/busybox true",
+        hardened_config,
+        |_| {},
+    );
+    assert_eq!(stdout.trim(), "1000");
+    let found: Vec<_> = events.iter().filter(|e| e["kind"] == "deviation").collect();
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
+    require_root();
+    let all: Vec<String> = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_SYS_ADMIN",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_SYS_PTRACE",
+        "CAP_NET_BIND_SERVICE",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let (stdout, events) = container_with(
+        "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n",
+        "/bin/busybox id -u; /bin/busybox true",
+        |c| {
+            c["process"]["user"] = serde_json::json!({ "uid": 0, "gid": 0 });
+            c["process"]["capabilities"] = serde_json::json!({
+                "bounding": all, "effective": all, "permitted": all,
+            });
+            c["process"]["noNewPrivileges"] = serde_json::json!(false);
+        },
+        |_| {},
+    );
+    assert_eq!(stdout.trim(), "0");
+    assert!(!deviations(&events, "uid").is_empty(), "{events:?}");
+    let caps = deviations(&events, "capabilities");
+    let c = caps
+        .first()
+        .unwrap_or_else(|| panic!("no capabilities deviation: {events:?}"));
+    let beyond: Vec<&str> = c["capabilities_beyond_profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(beyond.contains(&"CAP_SYS_ADMIN"), "{c}");
+    assert!(beyond.contains(&"CAP_NET_RAW"), "{c}");
+    // The profile allows this one.
+    assert!(!beyond.contains(&"CAP_NET_BIND_SERVICE"), "{c}");
+    assert_eq!(c["euid"], 0);
+    assert_eq!(c["profile"], "ctr");
+    let nnp = deviations(&events, "no_new_privileges");
+    assert!(!nnp.is_empty(), "{events:?}");
+    assert_eq!(nnp[0]["no_new_privileges"], false);
+}
+
+#[test]
+fn a_setuid_root_program_in_a_no_new_privileges_profile_is_a_privilege_gain() {
+    require_root();
+    use std::os::unix::fs::PermissionsExt as _;
+    let (stdout, events) = container_with(
+        HARDENED_CREDS,
+        "/bin/busybox id -u; /bin/suidbox true; echo done",
+        |c| {
+            hardened_config(c);
+            // The runtime forgot no-new-privileges: a set-uid program works.
+            c["process"]["noNewPrivileges"] = serde_json::json!(false);
+        },
+        |rootfs| {
+            let suid = rootfs.join("bin/suidbox");
+            std::fs::copy(rootfs.join("bin/busybox"), &suid).unwrap();
+            std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        },
+    );
+    assert_eq!(stdout.trim(), "1000\ndone");
+    let gain = deviations(&events, "privilege_gain");
+    let g = gain
+        .iter()
+        .find(|e| e["exe"] == "/bin/suidbox")
+        .unwrap_or_else(|| panic!("no privilege gain: {events:?}"));
+    assert_eq!(g["euid"], 0, "{g}");
+    assert_eq!(g["uid"], 1000, "{g}");
+    assert_eq!(g["before"]["euid"], 1000, "{g}");
+    assert!(g["detail"].as_str().unwrap().contains("1000 -> 0"), "{g}");
+    // The effective uid differs from the profile's while the real one matches.
+    assert!(
+        deviations(&events, "euid")
+            .iter()
+            .any(|e| e["exe"] == "/bin/suidbox"),
+        "{events:?}"
+    );
+    // Nothing set-uid ran before: the shell itself gained nothing.
+    assert!(gain.iter().all(|e| e["exe"] == "/bin/suidbox"), "{gain:?}");
+}
