@@ -227,19 +227,40 @@ fn profiles_from_oci_and_compose_pass_check() {
 /// no-new-privileges, read-only root.
 const HARDENED_CREDS: &str = "runtime:\n  user: 1000\n  capabilities: []\n  no_new_privileges: true\n  read_only_root: true\n";
 
+/// What a container run under an agent produced.
+struct Run {
+    stdout: String,
+    events: Vec<serde_json::Value>,
+    /// The agent's log.
+    log: String,
+    /// The container's id.
+    id: String,
+}
+
 /// Like [`in_container`], with the whole config.json and the rootfs in the caller's
-/// hands.
+/// hands; `selector` is the profile's selector body (None: `cgroup: /<base>/*`).
 fn container_with(
     profile_body: &str,
     script: &str,
     customise: impl FnOnce(&mut serde_json::Value),
     rootfs: impl FnOnce(&std::path::Path),
-) -> (String, Vec<serde_json::Value>) {
+) -> Run {
+    container_selected(None, profile_body, script, customise, rootfs)
+}
+
+fn container_selected(
+    selector: Option<&str>,
+    profile_body: &str,
+    script: &str,
+    customise: impl FnOnce(&mut serde_json::Value),
+    rootfs: impl FnOnce(&std::path::Path),
+) -> Run {
     use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
     let base = unique("cgwarden-test-rt");
     let _base = TestCgroup::create(&base);
+    let selector = selector.map_or_else(|| format!("  cgroup: \"/{base}/*\"\n"), str::to_owned);
     let profile = ProfileFile::new(&format!(
-        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\n{profile_body}"
+        "name: ctr\nmode: enforce\nselector:\n{selector}{profile_body}"
     ));
     let agent = RunningAgent::start(profile.path());
     let id = unique("cgw");
@@ -258,7 +279,12 @@ fn container_with(
         "container failed: {}\n{events:?}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (String::from_utf8_lossy(&out.stdout).into_owned(), events)
+    Run {
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        events,
+        log: agent.log(),
+        id,
+    }
 }
 
 fn hardened_config(c: &mut serde_json::Value) {
@@ -275,17 +301,28 @@ fn deviations<'a>(events: &'a [serde_json::Value], what: &str) -> Vec<&'a serde_
         .collect()
 }
 
+/// Whether the agent's log shows it read the container's OCI state (so a test that
+/// expects no configuration deviation is not passing for want of looking).
+fn discovered(run: &Run) -> bool {
+    run.log.contains(&format!("container {} (", run.id))
+}
+
 #[test]
 fn a_container_as_hardened_as_its_profile_has_no_credential_deviation() {
     require_root();
-    let (stdout, events) = container_with(
+    let run = container_with(
         HARDENED_CREDS,
-        "/bin/busybox id -u; /bin/busybox true",
+        "/bin/busybox id -u; /bin/busybox true; /bin/busybox sleep 0.5",
         hardened_config,
         |_| {},
     );
-    assert_eq!(stdout.trim(), "1000");
-    let found: Vec<_> = events.iter().filter(|e| e["kind"] == "deviation").collect();
+    assert_eq!(run.stdout.trim(), "1000");
+    assert!(discovered(&run), "{}", run.log);
+    let found: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "deviation")
+        .collect();
     assert!(found.is_empty(), "{found:?}");
 }
 
@@ -303,21 +340,24 @@ fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
     ]
     .map(str::to_owned)
     .to_vec();
-    let (stdout, events) = container_with(
-        "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n",
-        "/bin/busybox id -u; /bin/busybox true",
+    let run = container_with(
+        "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n  read_only_root: true\n",
+        "/bin/busybox id -u; /bin/busybox true; /bin/busybox sleep 0.5",
         |c| {
             c["process"]["user"] = serde_json::json!({ "uid": 0, "gid": 0 });
             c["process"]["capabilities"] = serde_json::json!({
                 "bounding": all, "effective": all, "permitted": all,
             });
             c["process"]["noNewPrivileges"] = serde_json::json!(false);
+            c["root"]["readonly"] = serde_json::json!(false);
         },
         |_| {},
     );
-    assert_eq!(stdout.trim(), "0");
-    assert!(!deviations(&events, "uid").is_empty(), "{events:?}");
-    let caps = deviations(&events, "capabilities");
+    let events = &run.events;
+    assert_eq!(run.stdout.trim(), "0");
+    // At exec, from the kernel.
+    assert!(!deviations(events, "uid").is_empty(), "{events:?}");
+    let caps = deviations(events, "capabilities");
     let c = caps
         .first()
         .unwrap_or_else(|| panic!("no capabilities deviation: {events:?}"));
@@ -333,16 +373,35 @@ fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
     assert!(!beyond.contains(&"CAP_NET_BIND_SERVICE"), "{c}");
     assert_eq!(c["euid"], 0);
     assert_eq!(c["profile"], "ctr");
-    let nnp = deviations(&events, "no_new_privileges");
+    let nnp = deviations(events, "no_new_privileges");
     assert!(!nnp.is_empty(), "{events:?}");
     assert_eq!(nnp[0]["no_new_privileges"], false);
+    // At discovery, from config.json: once each.
+    for what in [
+        "oci_user",
+        "oci_capabilities",
+        "oci_no_new_privileges",
+        "oci_read_only_root",
+    ] {
+        let found = deviations(events, what);
+        assert_eq!(found.len(), 1, "{what}: {events:?}");
+        assert_eq!(found[0]["container"]["id"], run.id.as_str(), "{}", found[0]);
+    }
+    let oci_caps = &deviations(events, "oci_capabilities")[0];
+    assert!(
+        oci_caps["detail"]
+            .as_str()
+            .unwrap()
+            .contains("CAP_SYS_ADMIN"),
+        "{oci_caps}"
+    );
 }
 
 #[test]
 fn a_setuid_root_program_in_a_no_new_privileges_profile_is_a_privilege_gain() {
     require_root();
     use std::os::unix::fs::PermissionsExt as _;
-    let (stdout, events) = container_with(
+    let run = container_with(
         HARDENED_CREDS,
         "/bin/busybox id -u; /bin/suidbox true; echo done",
         |c| {
@@ -356,8 +415,9 @@ fn a_setuid_root_program_in_a_no_new_privileges_profile_is_a_privilege_gain() {
             std::fs::set_permissions(&suid, std::fs::Permissions::from_mode(0o4755)).unwrap();
         },
     );
-    assert_eq!(stdout.trim(), "1000\ndone");
-    let gain = deviations(&events, "privilege_gain");
+    let events = &run.events;
+    assert_eq!(run.stdout.trim(), "1000\ndone");
+    let gain = deviations(events, "privilege_gain");
     let g = gain
         .iter()
         .find(|e| e["exe"] == "/bin/suidbox")
@@ -368,11 +428,40 @@ fn a_setuid_root_program_in_a_no_new_privileges_profile_is_a_privilege_gain() {
     assert!(g["detail"].as_str().unwrap().contains("1000 -> 0"), "{g}");
     // The effective uid differs from the profile's while the real one matches.
     assert!(
-        deviations(&events, "euid")
+        deviations(events, "euid")
             .iter()
             .any(|e| e["exe"] == "/bin/suidbox"),
         "{events:?}"
     );
     // Nothing set-uid ran before: the shell itself gained nothing.
     assert!(gain.iter().all(|e| e["exe"] == "/bin/suidbox"), "{gain:?}");
+}
+
+#[test]
+fn a_container_is_selected_and_named_by_its_config_json_name() {
+    require_root();
+    let name = cgwarden_tests::unique("web");
+    let run = container_selected(
+        Some(&format!("  name: \"{name}\"\n")),
+        "runtime:\n  user: 1000\n",
+        // The name selector applies once the agent has read the container's state.
+        "/bin/busybox sleep 1; /bin/busybox true; echo ok",
+        |c| {
+            c["annotations"] = serde_json::json!({ "io.kubernetes.container.name": name });
+        },
+        |_| {},
+    );
+    let events = &run.events;
+    assert_eq!(run.stdout.trim(), "ok");
+    let uid = deviations(events, "uid");
+    let u = uid
+        .iter()
+        .find(|e| e["exe"] == "/bin/busybox")
+        .unwrap_or_else(|| panic!("the name selector did not apply: {events:?}\n{}", run.log));
+    assert_eq!(u["container"]["name"], name.as_str(), "{u}");
+    assert_eq!(u["container"]["id"], run.id.as_str(), "{u}");
+    assert_eq!(u["container"]["runtime"], "runc", "{u}");
+    let oci = deviations(events, "oci_user");
+    assert_eq!(oci.len(), 1, "{events:?}");
+    assert_eq!(oci[0]["container"]["name"], name.as_str());
 }

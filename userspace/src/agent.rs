@@ -99,6 +99,14 @@ pub struct Agent {
     deviations_seen: std::collections::HashSet<(u64, u32, String)>,
     /// Credential deviations already reported: (cgroup, deviation, program).
     creds_seen: std::collections::HashSet<(u64, &'static str, String)>,
+    /// OCI runtime state directories (runc's `--root`), and the containers found in
+    /// them by (directory index, container id).
+    runc_roots: Vec<PathBuf>,
+    oci: HashMap<(usize, String), crate::oci::OciContainer>,
+    /// Container cgroup path → its key in `oci`.
+    oci_paths: HashMap<String, (usize, String)>,
+    /// Configuration deviations already reported: (cgroup, container id).
+    oci_reported: std::collections::HashSet<(u64, String)>,
     /// Whether the kernel side knows where the credentials are (from the kernel's
     /// BTF), or why not.
     cred_offsets: Result<(), String>,
@@ -187,7 +195,110 @@ impl Agent {
             held_back_at: None,
             inherited,
             cred_offsets,
+            runc_roots: vec![PathBuf::from(crate::oci::DEFAULT_RUNC_ROOT)],
+            oci: HashMap::new(),
+            oci_paths: HashMap::new(),
+            oci_reported: Default::default(),
         })
+    }
+
+    /// Where to look for OCI runtime state (runc's `--root` directories).
+    pub fn set_runc_roots(&mut self, roots: Vec<PathBuf>) {
+        self.runc_roots = roots;
+    }
+
+    /// The OCI runtime state directories.
+    pub fn runc_roots(&self) -> &[PathBuf] {
+        &self.runc_roots
+    }
+
+    /// Reads the state of containers that appeared in the runtime's state directories
+    /// and forgets those that went. A state not readable yet is tried again next time.
+    fn refresh_oci(&mut self) {
+        let mut present = std::collections::HashSet::new();
+        for (i, root) in self.runc_roots.iter().enumerate() {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let key = (i, entry.file_name().to_string_lossy().into_owned());
+                if !self.oci.contains_key(&key)
+                    && let Some(c) =
+                        crate::oci::read_state(&entry.path().join("state.json"), &self.cgroup_root)
+                {
+                    log::info!(
+                        "container {} ({}) in cgroup {}",
+                        c.id,
+                        c.name.as_deref().unwrap_or("no name"),
+                        c.cgroup.as_deref().unwrap_or("?")
+                    );
+                    self.oci.insert(key.clone(), c);
+                }
+                present.insert(key);
+            }
+        }
+        self.oci.retain(|k, _| present.contains(k));
+        self.oci_paths = self
+            .oci
+            .iter()
+            .filter_map(|(k, c)| c.cgroup.clone().map(|p| (p, k.clone())))
+            .collect();
+    }
+
+    /// The container whose own cgroup is `path`, as its runtime describes it.
+    fn oci_at(&self, path: &str) -> Option<&crate::oci::OciContainer> {
+        self.oci_paths.get(path).and_then(|k| self.oci.get(k))
+    }
+
+    /// Reports, once per container, where its OCI configuration promises less
+    /// hardening than the profile its cgroup has.
+    fn report_oci_deviations(&mut self) -> anyhow::Result<()> {
+        let mut found = Vec::new();
+        for (cgroup, a) in &self.assignments {
+            if a.descendants_only {
+                continue;
+            }
+            let Some(path) = self.paths.get(cgroup) else {
+                continue;
+            };
+            let Some(c) = self.oci_paths.get(path).and_then(|k| self.oci.get(k)) else {
+                continue;
+            };
+            if !self.oci_reported.insert((*cgroup, c.id.clone())) {
+                continue;
+            }
+            let Some(compiled) = self.compiled.get(&a.profile) else {
+                continue;
+            };
+            for (deviation, detail) in crate::oci::deviations(&c.config, &compiled.profile.runtime)
+            {
+                found.push(events::DeviationRecord {
+                    time: events::rfc3339(now_ns()),
+                    kind: "deviation",
+                    verdict: "report",
+                    deviation,
+                    detail,
+                    pid: c.init_pid,
+                    tid: c.init_pid,
+                    process: String::new(),
+                    exe: None,
+                    uid: c.config.uid,
+                    gid: c.config.gid,
+                    cgroup: Some(path.clone()),
+                    cgroup_id: *cgroup,
+                    profile: Some(a.profile.clone()),
+                    container: Some(oci_container(c)),
+                    creds: None,
+                });
+            }
+        }
+        let assigned = &self.assignments;
+        self.oci_reported
+            .retain(|(id, _)| assigned.contains_key(id));
+        for record in found {
+            self.emit(&Record::Deviation(record))?;
+        }
+        Ok(())
     }
 
     pub fn kernel_mut(&mut self) -> &mut Kernel {
@@ -575,16 +686,16 @@ impl Agent {
     /// get the profile, vanished or no longer matching ones lose it. The first profile
     /// in name order whose selector matches wins.
     pub fn rescan(&mut self) -> anyhow::Result<()> {
+        self.refresh_oci();
         let entries = cgroups::walk(&self.cgroup_root);
         let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
         self.paths.clear();
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
-            if let Some(c) = self
-                .compiled
-                .values()
-                .find(|c| c.profile.selector.matches(&e.path))
-            {
+            if let Some(c) = self.compiled.values().find(|c| {
+                let name = self.oci_at(&e.path).and_then(|o| o.name.as_deref());
+                c.profile.selector.matches_named(&e.path, name)
+            }) {
                 wanted.insert(
                     e.id,
                     (
@@ -638,7 +749,7 @@ impl Agent {
                 self.assign_scoped(id, &path, level, &profile, below)?;
             }
         }
-        Ok(())
+        self.report_oci_deviations()
     }
 
     /// Decodes, enriches and writes one ring-buffer record.
@@ -915,6 +1026,35 @@ impl events::Context for Agent {
 
     fn wall_clock(&self, monotonic_ns: u64) -> u128 {
         (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
+    }
+
+    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
+        let path = self.paths.get(&cgroup_id)?;
+        // The container's own cgroup or one nested in it.
+        let mut at = path.as_str();
+        loop {
+            if let Some(c) = self.oci_at(at) {
+                let mut found =
+                    crate::container::identify(path).unwrap_or_else(|| oci_container(c));
+                found.name = c.name.clone();
+                return Some(found);
+            }
+            match at.rfind('/') {
+                Some(0) | None => break,
+                Some(i) => at = &at[..i],
+            }
+        }
+        crate::container::identify(path)
+    }
+}
+
+/// A container as its OCI runtime's state names it.
+fn oci_container(c: &crate::oci::OciContainer) -> crate::container::Container {
+    crate::container::Container {
+        runtime: "runc",
+        id: c.id.clone(),
+        pod: None,
+        name: c.name.clone(),
     }
 }
 

@@ -109,6 +109,11 @@ pub trait Context {
     }
     /// Wall-clock nanoseconds since the Unix epoch for a `CLOCK_MONOTONIC` time.
     fn wall_clock(&self, monotonic_ns: u64) -> u128;
+    /// The container a cgroup belongs to (its path, or what its runtime says).
+    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
+        self.cgroup_path(cgroup_id)
+            .and_then(|p| crate::container::identify(&p))
+    }
 }
 
 /// An event as the sinks receive it.
@@ -251,9 +256,7 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         process: comm(&h.comm),
         uid: h.uid,
         gid: h.gid,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
+        container: ctx.container(h.cgroup_id),
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: profile.map(|(name, _)| name.to_owned()),
@@ -305,6 +308,9 @@ pub struct SyscallRecord {
     pub cgroup_id: u64,
     pub profile: Option<String>,
     pub rule: String,
+    /// The container, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
 }
 
 impl Eq for SyscallRecord {}
@@ -361,6 +367,7 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
         rule: ctx
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
+        container: ctx.container(h.cgroup_id),
     }
 }
 
@@ -385,6 +392,9 @@ pub struct DeviationRecord {
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
     pub profile: Option<String>,
+    /// The container, when known (its name from the OCI runtime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
     /// Credentials, for deviations about them.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub creds: Option<CredsDetail>,
@@ -482,6 +492,7 @@ pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
             cgroup: ctx.cgroup_path(h.cgroup_id),
             cgroup_id: h.cgroup_id,
             profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+            container: ctx.container(h.cgroup_id),
             creds: Some(detail.clone()),
         });
     }
@@ -509,6 +520,7 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        container: ctx.container(h.cgroup_id),
         creds: None,
     }
 }
@@ -542,6 +554,7 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        container: ctx.container(h.cgroup_id),
         creds: None,
     }
 }

@@ -27,6 +27,7 @@ pub mod host;
 pub mod import;
 pub mod learn;
 pub mod metrics;
+pub mod oci;
 pub mod policy;
 pub mod procfs;
 pub mod report;

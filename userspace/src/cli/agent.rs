@@ -55,6 +55,10 @@ pub struct RunArgs {
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics")]
     no_metrics: bool,
+    /// An OCI runtime state directory (runc's `--root`) where containers' state.json
+    /// leads to their config.json; repeatable. Default: /run/runc.
+    #[arg(long = "runc-root")]
+    runc_roots: Vec<PathBuf>,
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
@@ -122,6 +126,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
         }),
         metrics,
+        runc_roots: if args.runc_roots.is_empty() {
+            vec![PathBuf::from(cgwarden::oci::DEFAULT_RUNC_ROOT)]
+        } else {
+            args.runc_roots
+        },
     };
     runtime()?.block_on(run_agent(settings))
 }
@@ -134,6 +143,7 @@ struct Settings {
     resolver: Option<SocketAddr>,
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+    runc_roots: Vec<PathBuf>,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
@@ -160,6 +170,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         sinks,
         Resolver::system(s.resolver),
     )?;
+    agent.set_runc_roots(s.runc_roots.clone());
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.
     agent.install(profiles)?;

@@ -138,6 +138,12 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
                 .filter_map(|p| glob::Pattern::new(p).ok())
                 .collect(),
             runtime: s.runtime.into_vec(),
+            name: s
+                .name
+                .into_vec()
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
         },
         None => Selector::default(),
     };

@@ -39,6 +39,8 @@ pub struct Selector {
     pub container: Vec<glob::Pattern>,
     /// Runtimes.
     pub runtime: Vec<String>,
+    /// Container name globs (names from the OCI runtime's config.json).
+    pub name: Vec<glob::Pattern>,
 }
 
 impl Selector {
@@ -46,7 +48,18 @@ impl Selector {
     /// its path matches a `cgroup` glob, or it is a container whose id matches a
     /// `container` glob or whose runtime is listed (both when both are given).
     pub fn matches(&self, cgroup_path: &str) -> bool {
+        self.matches_named(cgroup_path, None)
+    }
+
+    /// Like [`Selector::matches`], for a cgroup that is the own cgroup of a container
+    /// its OCI runtime names `name`: a `name` glob selects it too.
+    pub fn matches_named(&self, cgroup_path: &str, name: Option<&str>) -> bool {
         if self.cgroup.iter().any(|g| g.matches(cgroup_path)) {
+            return true;
+        }
+        if let Some(name) = name
+            && self.name.iter().any(|g| g.matches(name))
+        {
             return true;
         }
         if self.container.is_empty() && self.runtime.is_empty() {
