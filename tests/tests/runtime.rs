@@ -465,3 +465,63 @@ fn a_container_is_selected_and_named_by_its_config_json_name() {
     assert_eq!(oci.len(), 1, "{events:?}");
     assert_eq!(oci[0]["container"]["name"], name.as_str());
 }
+
+/// The cgroups `status` lists for profile `name`.
+fn status_cgroups(agent: &cgwarden_tests::agent::RunningAgent, name: &str) -> Vec<String> {
+    let (_, out, _) = agent.client("status");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    status["profiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == name)
+        .flat_map(|p| p["cgroups"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
+    require_root();
+    use std::time::{Duration, Instant};
+
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, unique, wait_for};
+    let base = unique("cgwarden-test-watch");
+    let _base = TestCgroup::create(&base);
+    // A glob on the name, not `<base>/*`: no parent entry covers these cgroups, only
+    // their own, written when the agent sees them.
+    let profile = ProfileFile::new(&format!(
+        "name: watched\nmode: audit\nselector:\n  cgroup: \"/{base}/c-*\"\n"
+    ));
+    let agent = RunningAgent::start(profile.path());
+    assert!(agent.log().contains("watching"), "{}", agent.log());
+    // The periodic walk is a backstop once a second: five cgroups each covered well
+    // within 300 ms would be a 1-in-400 chance without the watch.
+    let limit = Duration::from_millis(300);
+    for i in 0..5 {
+        std::thread::sleep(Duration::from_millis(137));
+        let cgroup = TestCgroup::create(&format!("{base}/c-{i}"));
+        let rel = cgroup.relative().to_owned();
+        let start = Instant::now();
+        let seen = wait_for(Duration::from_secs(3), || {
+            status_cgroups(&agent, "watched")
+                .contains(&rel)
+                .then_some(())
+        });
+        let took = start.elapsed();
+        assert!(
+            seen.is_some(),
+            "{rel} never got its profile:\n{}",
+            agent.log()
+        );
+        assert!(took < limit, "{rel} got its profile after {took:?}");
+        drop(cgroup);
+        let start = Instant::now();
+        let gone = wait_for(Duration::from_secs(3), || {
+            (!status_cgroups(&agent, "watched").contains(&rel)).then_some(())
+        });
+        let took = start.elapsed();
+        assert!(gone.is_some(), "{rel} kept its profile after it went");
+        assert!(took < limit, "{rel} lost its profile after {took:?}");
+    }
+}

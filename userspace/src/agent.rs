@@ -212,6 +212,30 @@ impl Agent {
         &self.runc_roots
     }
 
+    /// The cgroup2 mount the agent watches.
+    pub fn cgroup_root(&self) -> &std::path::Path {
+        &self.cgroup_root
+    }
+
+    /// Whether containers appeared in (or left) the runtime's state directories since
+    /// the last [`Agent::rescan`]: one directory read per state directory.
+    pub fn oci_changed(&self) -> bool {
+        let mut seen = 0;
+        for (i, root) in self.runc_roots.iter().enumerate() {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let key = (i, entry.file_name().to_string_lossy().into_owned());
+                if !self.oci.contains_key(&key) {
+                    return true;
+                }
+                seen += 1;
+            }
+        }
+        seen != self.oci.len()
+    }
+
     /// Reads the state of containers that appeared in the runtime's state directories
     /// and forgets those that went. A state not readable yet is tried again next time.
     fn refresh_oci(&mut self) {

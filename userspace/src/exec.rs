@@ -106,6 +106,7 @@ pub async fn exec(
         Options {
             policy: policy_file,
             rescan: false,
+            watch: false,
             child: Some(&mut child),
             control: None,
             metrics: None,

@@ -35,3 +35,4 @@ pub mod resolver;
 pub mod serve;
 pub mod sinks;
 pub mod syscalls;
+pub mod watch;

@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// leads to their config.json; repeatable. Default: /run/runc.
     #[arg(long = "runc-root")]
     runc_roots: Vec<PathBuf>,
+    /// Find new cgroups only by walking the tree every 100 ms, without inotify.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
@@ -126,6 +129,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
         }),
         metrics,
+        watch: !args.no_watch,
         runc_roots: if args.runc_roots.is_empty() {
             vec![PathBuf::from(cgwarden::oci::DEFAULT_RUNC_ROOT)]
         } else {
@@ -144,6 +148,7 @@ struct Settings {
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     runc_roots: Vec<PathBuf>,
+    watch: bool,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
@@ -211,6 +216,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         Options {
             policy: &s.policy,
             rescan: true,
+            watch: s.watch,
             child: None,
             control: Some(&control),
             metrics: metrics.as_ref(),
