@@ -725,7 +725,7 @@ pub mod cred_rule {
     /// Report effective capabilities outside [`crate::CredRule::allowed_caps`].
     pub const CAPS: u32 = 1;
     /// The profile promises no-new-privileges: report a program executed without the
-    /// flag, and an exec that raised the effective uid or capabilities.
+    /// flag, and an exec that gained privileges (see [`crate::cred_deviation::GAINED`]).
     pub const NO_NEW_PRIVS: u32 = 2;
     /// Report an effective uid other than [`crate::CredRule::expected_euid`] while the
     /// real uid is the expected one (a set-uid program).
@@ -760,8 +760,8 @@ pub mod cred_deviation {
     pub const CAPS: u32 = 2;
     /// The no-new-privileges flag is not set.
     pub const NO_NEW_PRIVS: u32 = 4;
-    /// The exec raised the effective uid (to a lower one, root above all) or added
-    /// effective capabilities.
+    /// The exec switched the effective uid or gid to ones other than the real ones
+    /// (a set-uid or set-gid program) or added effective capabilities.
     pub const GAINED: u32 = 8;
 }
 

@@ -69,8 +69,9 @@ pub fn exec(m: &Match, exe: &[u8; EXE_BYTES]) {
     let before = unsafe { CREDS.get(&tgid) }.copied();
     let _ = CREDS.insert(&tgid, &now, 0);
     let mut what = 0;
+    let uid_gid = bpf_get_current_uid_gid();
+    let (uid, gid) = (uid_gid as u32, (uid_gid >> 32) as u32);
     if rule.flags & cred_rule::EUID != 0 {
-        let uid = bpf_get_current_uid_gid() as u32;
         if uid == rule.expected_euid && now.euid != rule.expected_euid {
             what |= cred_deviation::EUID;
         }
@@ -82,8 +83,14 @@ pub fn exec(m: &Match, exe: &[u8; EXE_BYTES]) {
         if !nnp {
             what |= cred_deviation::NO_NEW_PRIVS;
         }
+        // What no-new-privileges stops: an exec that switches the effective ids to the
+        // file's owner (set-uid/set-gid: they then differ from the real ones) or adds
+        // file capabilities. A process that dropped to another user itself (gosu,
+        // su-exec) has equal real and effective ids and is not a gain.
         if let Some(b) = before
-            && ((b.euid != 0 && now.euid < b.euid) || now.cap_effective & !b.cap_effective != 0)
+            && ((now.euid != b.euid && now.euid != uid)
+                || (now.egid != b.egid && now.egid != gid)
+                || now.cap_effective & !b.cap_effective != 0)
         {
             what |= cred_deviation::GAINED;
         }

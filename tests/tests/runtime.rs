@@ -336,13 +336,16 @@ fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
         "CAP_NET_ADMIN",
         "CAP_NET_RAW",
         "CAP_SYS_PTRACE",
+        "CAP_SETUID",
+        "CAP_SETGID",
         "CAP_NET_BIND_SERVICE",
     ]
     .map(str::to_owned)
     .to_vec();
     let run = container_with(
         "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n  read_only_root: true\n",
-        "/bin/busybox id -u; /bin/busybox true; /bin/busybox sleep 0.5",
+        // `su` drops to uid 1000 itself before its exec: no privilege gain.
+        "/bin/busybox id -u; /bin/busybox true; /bin/busybox su user -c '/bin/busybox id -u'; /bin/busybox sleep 0.5",
         |c| {
             c["process"]["user"] = serde_json::json!({ "uid": 0, "gid": 0 });
             c["process"]["capabilities"] = serde_json::json!({
@@ -351,10 +354,12 @@ fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
             c["process"]["noNewPrivileges"] = serde_json::json!(false);
             c["root"]["readonly"] = serde_json::json!(false);
         },
-        |_| {},
+        |rootfs| std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap(),
     );
     let events = &run.events;
-    assert_eq!(run.stdout.trim(), "0");
+    assert_eq!(run.stdout.trim(), "0\n1000", "{}", run.log);
+    let gains = deviations(events, "privilege_gain");
+    assert!(gains.is_empty(), "{gains:?}");
     // At exec, from the kernel.
     assert!(!deviations(events, "uid").is_empty(), "{events:?}");
     let caps = deviations(events, "capabilities");
@@ -524,4 +529,49 @@ fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
         assert!(gone.is_some(), "{rel} kept its profile after it went");
         assert!(took < limit, "{rel} lost its profile after {took:?}");
     }
+}
+
+#[test]
+fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
+    require_root();
+    let p = ProfileFile::new(
+        "name: creds\nmode: audit\nruntime:\n  capabilities: []\n  no_new_privileges: true\n",
+    );
+    let run = |btf: &str| {
+        std::process::Command::new(cgwarden_tests::cgwarden())
+            .args(["exec", "--policy"])
+            .arg(p.path())
+            .args(["--", "true"])
+            .env("CGWARDEN_BTF", btf)
+            .output()
+            .unwrap()
+    };
+    let out = run("/nonexistent/vmlinux");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("profile `creds`") && stderr.contains("/nonexistent/vmlinux"),
+        "{stderr}"
+    );
+    // The same profile runs with the kernel's own BTF.
+    let out = run("/sys/kernel/btf/vmlinux");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A profile without those keys does not need the layout.
+    let plain = ProfileFile::new("name: plain\nmode: audit\nruntime:\n  user: 0\n");
+    let out = std::process::Command::new(cgwarden_tests::cgwarden())
+        .args(["exec", "--policy"])
+        .arg(plain.path())
+        .args(["--", "true"])
+        .env("CGWARDEN_BTF", "/nonexistent/vmlinux")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

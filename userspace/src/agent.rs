@@ -160,15 +160,18 @@ impl Agent {
         if inherited.is_some() {
             log::info!("adopting the enforcement a previous agent left in the kernel");
         }
-        let cred_offsets = match crate::btf::kernel_cred_offsets(std::path::Path::new(VMLINUX)) {
+        // `CGWARDEN_BTF` names another BTF file (tests use it to see the refusal).
+        let vmlinux =
+            std::env::var_os("CGWARDEN_BTF").map_or_else(|| PathBuf::from(VMLINUX), PathBuf::from);
+        let cred_offsets = match crate::btf::kernel_cred_offsets(&vmlinux) {
             Ok(offsets) => {
                 kernel
                     .write_cred_offsets(offsets)
                     .context("writing the credential offsets")?;
-                log::debug!("credential offsets from {VMLINUX}: {offsets:?}");
+                log::debug!("credential offsets from {}: {offsets:?}", vmlinux.display());
                 Ok(())
             }
-            Err(e) => Err(format!("credential offsets from {VMLINUX}: {e}")),
+            Err(e) => Err(format!("{e}")),
         };
         Ok(Self {
             kernel,
@@ -546,6 +549,11 @@ impl Agent {
                 "ringbuf_drops": counters.ringbuf_drops,
             },
             "cgroup2": self.cgroup_root,
+            "credentials": match &self.cred_offsets {
+                Ok(()) => serde_json::json!({ "ok": true }),
+                Err(why) => serde_json::json!({ "ok": false, "error": why }),
+            },
+            "oci_containers": self.oci.len(),
         })
     }
 

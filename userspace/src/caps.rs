@@ -120,7 +120,7 @@ impl fmt::Display for CapSet {
         let names = self.names();
         match names.len() {
             0 => f.write_str("no capabilities"),
-            1..=6 => f.write_str(&names.join(" ")),
+            1..=12 => f.write_str(&names.join(" ")),
             n => write!(f, "{n} capabilities ({} ...)", names[..4].join(" ")),
         }
     }

@@ -419,6 +419,7 @@ pub struct CredsDetail {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CredsBefore {
     pub euid: u32,
+    pub egid: u32,
     pub capabilities: Vec<String>,
 }
 
@@ -433,6 +434,7 @@ pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
     let beyond = caps.beyond(allowed);
     let before = (e.before_known != 0).then(|| CredsBefore {
         euid: e.before.euid,
+        egid: e.before.egid,
         capabilities: CapSet(e.before.cap_effective).names(),
     });
     let detail = CredsDetail {
@@ -465,8 +467,11 @@ pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
             _ => {
                 let gained = CapSet(e.cap_effective).beyond(CapSet(e.before.cap_effective));
                 let mut parts = Vec::new();
-                if e.euid < e.before.euid {
+                if e.euid != e.before.euid {
                     parts.push(format!("effective uid {} -> {}", e.before.euid, e.euid));
+                }
+                if e.egid != e.before.egid {
+                    parts.push(format!("effective gid {} -> {}", e.before.egid, e.egid));
                 }
                 if !gained.is_empty() {
                     parts.push(format!("capabilities + {gained}"));
