@@ -5,7 +5,7 @@
 //! reader of the BTF type section: enough to find a struct by name and the byte offset
 //! and size of a member, looking through anonymous struct and union members.
 
-use std::{collections::HashMap, fs, path::Path};
+use std::{fs, path::Path};
 
 use cgwarden_common::CredOffsets;
 
@@ -45,22 +45,23 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
-/// One BTF type: its kind, name, size or referenced type, and members (structs and
-/// unions) as (name, type, bit offset).
-#[derive(Debug, Clone)]
-struct Type {
-    kind: u32,
-    name: String,
-    size_or_type: u32,
-    members: Vec<(String, u32, u32)>,
-    /// Arrays: element type and count.
-    array: Option<(u32, u32)>,
+/// The types of one BTF blob. Parsing only records where each type starts; names and
+/// members are read when asked for, so reading the kernel's 5 MB takes milliseconds.
+pub struct Btf {
+    data: Vec<u8>,
+    /// Byte offset of the string section in `data`.
+    strings: std::ops::Range<usize>,
+    /// Byte offset of each type's record, by id (id 0, `void`, has none).
+    types: Vec<usize>,
 }
 
-/// The types of one BTF blob, by id (id 0 is `void`).
-pub struct Btf {
-    types: Vec<Type>,
-    structs: HashMap<String, u32>,
+/// The header fields of one type record.
+struct Header {
+    name_off: u32,
+    kind: u32,
+    vlen: usize,
+    kind_flag: bool,
+    size_or_type: u32,
 }
 
 impl Btf {
@@ -70,104 +71,99 @@ impl Btf {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&data)
+        Self::parse(data)
     }
 
     /// Parses a little-endian BTF blob.
-    pub fn parse(data: &[u8]) -> Result<Self, BtfError> {
-        let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-        let u32_at = |o: usize| {
-            data.get(o..o + 4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        };
-        if u16_at(0) != Some(0xeb9f) {
+    pub fn parse(data: impl Into<Vec<u8>>) -> Result<Self, BtfError> {
+        let data = data.into();
+        if data.get(0..2) != Some(&0xeb9fu16.to_le_bytes()[..]) {
             return Err(BtfError::Invalid("bad magic (or not little-endian)"));
         }
-        let field = |o| u32_at(o).ok_or(BtfError::Invalid("short header"));
+        let field = |o: usize| u32_at(&data, o).ok_or(BtfError::Invalid("short header"));
         let hdr_len = field(4)? as usize;
         let (type_off, type_len) = (field(8)? as usize, field(12)? as usize);
         let (str_off, str_len) = (field(16)? as usize, field(20)? as usize);
-        let strings = data
-            .get(hdr_len + str_off..hdr_len + str_off + str_len)
-            .ok_or(BtfError::Invalid("string section out of bounds"))?;
-        let name = |off: u32| -> String {
-            let start = off as usize;
-            let rest = strings.get(start..).unwrap_or_default();
-            let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
-            String::from_utf8_lossy(&rest[..end]).into_owned()
-        };
+        let strings = hdr_len + str_off..hdr_len + str_off + str_len;
         let start = hdr_len + type_off;
         let end = start + type_len;
-        if data.len() < end {
-            return Err(BtfError::Invalid("type section out of bounds"));
+        if data.len() < end || data.len() < strings.end {
+            return Err(BtfError::Invalid("section out of bounds"));
         }
-        let mut types = vec![Type {
-            kind: 0,
-            name: String::new(),
-            size_or_type: 0,
-            members: Vec::new(),
-            array: None,
-        }];
-        let mut structs = HashMap::new();
+        let mut types = vec![0];
         let mut o = start;
         while o + 12 <= end {
-            let get = |at: usize| u32_at(at).ok_or(BtfError::Invalid("truncated type"));
-            let name_off = get(o)?;
-            let info = get(o + 4)?;
-            let size_or_type = get(o + 8)?;
+            let info = u32_at(&data, o + 4).ok_or(BtfError::Invalid("truncated type"))?;
             let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            o += 12;
-            let mut ty = Type {
-                kind,
-                name: name(name_off),
-                size_or_type,
-                members: Vec::new(),
-                array: None,
-            };
-            match kind {
-                KIND_INT | KIND_VAR | KIND_DECL_TAG => o += 4,
-                KIND_ARRAY => {
-                    ty.array = Some((get(o)?, get(o + 8)?));
-                    o += 12;
-                }
-                KIND_STRUCT | KIND_UNION => {
-                    for _ in 0..vlen {
-                        let offset = get(o + 8)?;
-                        let bits = if kind_flag {
-                            offset & 0xff_ffff
-                        } else {
-                            offset
-                        };
-                        ty.members.push((name(get(o)?), get(o + 4)?, bits));
-                        o += 12;
-                    }
-                }
-                KIND_ENUM | KIND_FUNC_PROTO => o += 8 * vlen,
-                KIND_DATASEC | KIND_ENUM64 => o += 12 * vlen,
-                _ => {}
-            }
-            if kind == KIND_STRUCT && !ty.name.is_empty() {
-                // The first definition wins (modules may repeat names).
-                structs.entry(ty.name.clone()).or_insert(types.len() as u32);
-            }
-            types.push(ty);
+            types.push(o);
+            o += 12
+                + match (info >> 24) & 0x1f {
+                    KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+                    KIND_ARRAY => 12,
+                    KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+                    KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+                    _ => 0,
+                };
         }
-        Ok(Self { types, structs })
+        Ok(Self {
+            data,
+            strings,
+            types,
+        })
+    }
+
+    fn header(&self, id: u32) -> Option<Header> {
+        let o = *self.types.get(id as usize).filter(|_| id != 0)?;
+        let info = u32_at(&self.data, o + 4)?;
+        Some(Header {
+            name_off: u32_at(&self.data, o)?,
+            kind: (info >> 24) & 0x1f,
+            vlen: (info & 0xffff) as usize,
+            kind_flag: info >> 31 == 1,
+            size_or_type: u32_at(&self.data, o + 8)?,
+        })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let rest = self
+            .data
+            .get(self.strings.start + off as usize..self.strings.end)
+            .unwrap_or_default();
+        let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+        &rest[..end]
+    }
+
+    /// Members of a struct or union: (name offset, type, bit offset).
+    fn members(&self, id: u32) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+        let h = self.header(id);
+        let base = self.types.get(id as usize).copied().unwrap_or(0) + 12;
+        let (n, kind_flag) = match &h {
+            Some(h) if matches!(h.kind, KIND_STRUCT | KIND_UNION) => (h.vlen, h.kind_flag),
+            _ => (0, false),
+        };
+        (0..n).filter_map(move |i| {
+            let o = base + 12 * i;
+            let offset = u32_at(&self.data, o + 8)?;
+            let bits = if kind_flag {
+                offset & 0xff_ffff
+            } else {
+                offset
+            };
+            Some((u32_at(&self.data, o)?, u32_at(&self.data, o + 4)?, bits))
+        })
     }
 
     /// Follows typedefs and qualifiers to the type they name.
     fn resolve(&self, mut id: u32) -> u32 {
         for _ in 0..32 {
-            match self.types.get(id as usize) {
-                Some(t)
+            match self.header(id) {
+                Some(h)
                     if matches!(
-                        t.kind,
+                        h.kind,
                         KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG
                     ) =>
                 {
-                    id = t.size_or_type;
+                    id = h.size_or_type;
                 }
                 _ => break,
             }
@@ -178,38 +174,52 @@ impl Btf {
     /// Size in bytes of a type.
     fn size(&self, id: u32) -> u32 {
         let id = self.resolve(id);
-        match self.types.get(id as usize) {
-            Some(t) if t.kind == KIND_PTR => 8,
-            Some(t) => match t.array {
-                Some((elem, n)) => self.size(elem) * n,
-                None => t.size_or_type,
-            },
+        match self.header(id) {
+            Some(h) if h.kind == KIND_PTR => 8,
+            Some(h) if h.kind == KIND_ARRAY => {
+                let o = self.types[id as usize] + 12;
+                let elem = u32_at(&self.data, o).unwrap_or(0);
+                let n = u32_at(&self.data, o + 8).unwrap_or(0);
+                self.size(elem).saturating_mul(n)
+            }
+            Some(h) => h.size_or_type,
             None => 0,
         }
+    }
+
+    /// The first struct named `name`.
+    fn struct_named(&self, name: &str) -> Option<u32> {
+        (1..self.types.len() as u32).find(|id| {
+            self.header(*id)
+                .is_some_and(|h| h.kind == KIND_STRUCT && self.name(h.name_off) == name.as_bytes())
+        })
     }
 
     /// Byte offset and size of `member` in struct `name`, looking into anonymous
     /// members.
     pub fn member(&self, name: &str, member: &str) -> Result<(u32, u32), BtfError> {
-        let id = *self
-            .structs
-            .get(name)
+        let id = self
+            .struct_named(name)
             .ok_or_else(|| BtfError::NoStruct(name.to_owned()))?;
-        self.find(id, member, 0)
+        self.find(id, member.as_bytes(), 0, 0)
             .ok_or_else(|| BtfError::NoMember(name.to_owned(), member.to_owned()))
     }
 
-    fn find(&self, id: u32, member: &str, base_bits: u32) -> Option<(u32, u32)> {
-        let t = self.types.get(self.resolve(id) as usize)?;
-        for (name, ty, bits) in &t.members {
+    fn find(&self, id: u32, member: &[u8], base_bits: u32, depth: u32) -> Option<(u32, u32)> {
+        if depth > 8 {
+            return None;
+        }
+        let id = self.resolve(id);
+        for (name_off, ty, bits) in self.members(id) {
+            let name = self.name(name_off);
             if name == member {
-                return Some(((base_bits + bits) / 8, self.size(*ty)));
+                return Some(((base_bits + bits) / 8, self.size(ty)));
             }
-            let inner = self.types.get(self.resolve(*ty) as usize)?;
-            if name.is_empty()
-                && matches!(inner.kind, KIND_STRUCT | KIND_UNION)
-                && let Some(found) = self.find(*ty, member, base_bits + bits)
-            {
+            let anonymous = name.is_empty()
+                && self
+                    .header(self.resolve(ty))
+                    .is_some_and(|h| matches!(h.kind, KIND_STRUCT | KIND_UNION));
+            if anonymous && let Some(found) = self.find(ty, member, base_bits + bits, depth + 1) {
                 return Some(found);
             }
         }
@@ -238,6 +248,11 @@ impl Btf {
             _pad: 0,
         })
     }
+}
+
+fn u32_at(data: &[u8], o: usize) -> Option<u32> {
+    data.get(o..o + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// The credential offsets of the running kernel.
@@ -291,7 +306,7 @@ mod tests {
 
     #[test]
     fn finds_members_through_typedefs_and_anonymous_members() {
-        let btf = Btf::parse(&blob()).unwrap();
+        let btf = Btf::parse(blob()).unwrap();
         assert_eq!(btf.member("cred", "a").unwrap(), (0, 4));
         assert_eq!(btf.member("cred", "euid").unwrap(), (4, 4));
         assert_eq!(btf.member("cred", "x").unwrap(), (8, 4));
@@ -310,7 +325,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_btf() {
         assert!(matches!(
-            Btf::parse(b"hello world, not btf at all"),
+            Btf::parse(b"hello world, not btf at all".to_vec()),
             Err(BtfError::Invalid(_))
         ));
     }

@@ -103,7 +103,17 @@ impl Watcher {
             match self.add(&d, Kind::Cgroup) {
                 Ok(()) => {}
                 Err(e) if first => return Err(e),
-                Err(_) => continue,
+                // Gone meanwhile: nothing to watch.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) => {
+                    // Out of watches (fs.inotify.max_user_watches) or similar: below
+                    // this cgroup only the periodic walk finds new cgroups.
+                    log::warn!(
+                        "cannot watch cgroup {}: {e}; new cgroups below it are found by the periodic walk",
+                        d.display()
+                    );
+                    continue;
+                }
             }
             first = false;
             if let Ok(entries) = std::fs::read_dir(&d) {
