@@ -575,3 +575,39 @@ fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn processes_running_before_the_profile_are_judged_when_it_applies() {
+    require_root();
+    use std::{process::Command, time::Duration};
+
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, unique};
+    let base = unique("cgwarden-test-running");
+    let cgroup = TestCgroup::create(&base);
+    // Root with every capability, no no-new-privileges: started before any agent.
+    let mut sleeper = cgroup.spawn(Command::new("sleep").arg("30"));
+    let profile = ProfileFile::new(&format!(
+        "name: late\nmode: audit\nselector:\n  cgroup: \"/{base}\"\nruntime:\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n"
+    ));
+    let agent = RunningAgent::start(profile.path());
+    let pid = sleeper.id();
+    let found = agent.wait_event(Duration::from_secs(5), |e| {
+        e["deviation"] == "capabilities" && e["pid"] == pid
+    });
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let e = found.unwrap_or_else(|| panic!("no deviation: {:?}\n{}", agent.events(), agent.log()));
+    assert!(e["exe"].as_str().unwrap().ends_with("/sleep"), "{e}");
+    assert_eq!(e["cgroup"], format!("/{base}"), "{e}");
+    let beyond = e["capabilities_beyond_profile"].as_array().unwrap();
+    assert!(beyond.iter().any(|c| c == "CAP_SYS_ADMIN"), "{e}");
+    assert!(beyond.iter().all(|c| c != "CAP_NET_BIND_SERVICE"), "{e}");
+    assert!(
+        agent
+            .events()
+            .iter()
+            .any(|e| e["deviation"] == "no_new_privileges" && e["pid"] == pid),
+        "{:?}",
+        agent.events()
+    );
+}

@@ -592,11 +592,17 @@ impl Agent {
             .get(profile)
             .with_context(|| format!("no profile named `{profile}`"))?;
         let arm = !c.rules.syscalls.is_empty() && !descendants_only;
+        let creds = c
+            .rules
+            .creds
+            .filter(|_| !descendants_only)
+            .map(|r| (c.pref.id, r));
         self.kernel
             .set_cgroup_profile(cgroup_id, with_scope(c.pref, descendants_only))?;
         if arm {
             self.arm_existing(path)?;
         }
+
         self.assignments.insert(
             cgroup_id,
             Assignment {
@@ -606,7 +612,11 @@ impl Agent {
             },
         );
         self.paths.insert(cgroup_id, path.to_owned());
-        self.update_levels()
+        self.update_levels()?;
+        if let Some((id, rule)) = creds {
+            self.judge_running(cgroup_id, path, id, &rule)?;
+        }
+        Ok(())
     }
 
     /// The chain of processes from `pid` upwards, from the kernel's process table and,
@@ -643,6 +653,68 @@ impl Agent {
                 continue;
             }
             self.kernel.arm_process(p.pid, p.ppid, &p.exe)?;
+        }
+        Ok(())
+    }
+
+    /// Judges the credentials of the processes already in a cgroup (the kernel judges
+    /// new ones at their exec). A runtime's set-up process is left alone.
+    fn judge_running(
+        &mut self,
+        cgroup_id: u64,
+        path: &str,
+        profile: u32,
+        rule: &cgwarden_common::CredRule,
+    ) -> anyhow::Result<()> {
+        let dir = self.cgroup_root.join(path.trim_start_matches('/'));
+        let proc_root = std::path::Path::new("/proc");
+        let now = u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+        for pid in crate::procfs::pids_below(&dir) {
+            let Some(p) = crate::procfs::process(proc_root, pid) else {
+                continue;
+            };
+            if crate::procfs::is_runtime_init(&p) {
+                continue;
+            }
+            let Some(status) = crate::running::status(proc_root, pid) else {
+                continue;
+            };
+            let mut comm = [0u8; 16];
+            let n = p.comm.len().min(15);
+            comm[..n].copy_from_slice(&p.comm.as_bytes()[..n]);
+            let header = cgwarden_common::EventHeader {
+                kind: cgwarden_common::kind::CREDS,
+                profile,
+                ts_ns: now,
+                cgroup_id,
+                pid,
+                tid: pid,
+                uid: status.uid,
+                gid: status.gid,
+                comm,
+            };
+            if let Some(event) = crate::running::judge(&status, rule, header, &p.exe) {
+                self.emit_creds(&event)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the deviations of a credentials record, once per container, deviation and
+    /// program.
+    fn emit_creds(&mut self, e: &cgwarden_common::CredsEvent) -> anyhow::Result<()> {
+        for record in events::enrich_creds(e, &*self) {
+            let key = (
+                e.header.cgroup_id,
+                record.deviation,
+                record.exe.clone().unwrap_or_default(),
+            );
+            if self.creds_seen.len() > 100_000 {
+                self.creds_seen.clear();
+            }
+            if self.creds_seen.insert(key) {
+                self.emit(&Record::Deviation(record))?;
+            }
         }
         Ok(())
     }
@@ -836,22 +908,7 @@ impl Agent {
                     self.emit(&Record::Deviation(record))?;
                 }
             }
-            Ok(Raw::Creds(e)) => {
-                // One report per container, deviation and program.
-                for record in events::enrich_creds(&e, &*self) {
-                    let key = (
-                        e.header.cgroup_id,
-                        record.deviation,
-                        record.exe.clone().unwrap_or_default(),
-                    );
-                    if self.creds_seen.len() > 100_000 {
-                        self.creds_seen.clear();
-                    }
-                    if self.creds_seen.insert(key) {
-                        self.emit(&Record::Deviation(record))?;
-                    }
-                }
-            }
+            Ok(Raw::Creds(e)) => self.emit_creds(&e)?,
             Ok(Raw::Sysctl(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);

@@ -32,6 +32,7 @@ pub mod policy;
 pub mod procfs;
 pub mod report;
 pub mod resolver;
+pub mod running;
 pub mod serve;
 pub mod sinks;
 pub mod syscalls;
