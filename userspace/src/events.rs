@@ -164,6 +164,17 @@ impl Record {
         }
     }
 
+    /// The container's name (from its OCI runtime), when known.
+    pub fn container_name(&self) -> Option<&str> {
+        let c = match self {
+            Self::Net(r) => r.container.as_ref(),
+            Self::Syscall(r) => r.container.as_ref(),
+            Self::Deviation(r) => r.container.as_ref(),
+            _ => None,
+        };
+        c.and_then(|c| c.name.as_deref())
+    }
+
     /// The profile that applied, when known.
     pub fn profile(&self) -> Option<&str> {
         match self {
