@@ -21,6 +21,9 @@ pub struct Watcher {
     fd: OwnedFd,
     /// Watch descriptor → directory and whether it is part of the cgroup tree.
     watches: HashMap<i32, (PathBuf, Kind)>,
+    /// What was asked for, to watch again after the kernel's queue overflowed.
+    cgroup2: PathBuf,
+    state_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +54,29 @@ impl Watcher {
         let mut w = Self {
             fd,
             watches: HashMap::new(),
+            cgroup2: cgroup2.to_path_buf(),
+            state_roots: state_roots.to_vec(),
         };
-        w.add_tree(cgroup2)?;
-        for root in state_roots {
+        w.add_all()?;
+        Ok(w)
+    }
+
+    /// Watches everything asked for (again: a directory already watched keeps its
+    /// watch descriptor).
+    fn add_all(&mut self) -> io::Result<()> {
+        let cgroup2 = self.cgroup2.clone();
+        self.add_tree(&cgroup2)?;
+        for root in self.state_roots.clone() {
             if root.is_dir() {
-                w.add(root, Kind::StateRoot)?;
-                for entry in std::fs::read_dir(root)?.flatten() {
+                self.add(&root, Kind::StateRoot)?;
+                for entry in std::fs::read_dir(&root)?.flatten() {
                     if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        let _ = w.add(&entry.path(), Kind::StateEntry);
+                        let _ = self.add(&entry.path(), Kind::StateEntry);
                     }
                 }
             }
         }
-        Ok(w)
+        Ok(())
     }
 
     /// How many directories are watched.
@@ -132,6 +145,7 @@ impl Watcher {
     /// lost, so the caller must look at everything).
     pub fn read(&mut self) -> io::Result<bool> {
         let mut changed = false;
+        let mut overflowed = false;
         let mut buf = [0u8; 16 * 1024];
         loop {
             // SAFETY: reading into a buffer we own, of the length given.
@@ -145,12 +159,12 @@ impl Watcher {
             if n < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::WouldBlock {
-                    return Ok(changed);
+                    break;
                 }
                 return Err(e);
             }
             if n == 0 {
-                return Ok(changed);
+                break;
             }
             let mut at = 0usize;
             let header = std::mem::size_of::<libc::inotify_event>();
@@ -167,6 +181,8 @@ impl Watcher {
                 at += header + ev.len as usize;
                 changed = true;
                 if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                    // Directories created meanwhile have no watch yet.
+                    overflowed = true;
                     continue;
                 }
                 if ev.mask & libc::IN_IGNORED != 0 {
@@ -191,6 +207,11 @@ impl Watcher {
                 }
             }
         }
+        if overflowed {
+            log::warn!("inotify queue overflowed: watching the cgroup tree again");
+            self.add_all()?;
+        }
+        Ok(changed)
     }
 }
 
