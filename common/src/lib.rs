@@ -34,9 +34,11 @@ pub mod maps {
 
     /// `HashMap<SyscallKey, SyscallRule>`: the syscalls each profile watches.
     pub const SYSCALL_RULES: &str = "SYSCALL_RULES";
-    /// `Array<u8>` indexed by syscall number: 1 when the raw `sys_enter` program watches
-    /// it (the syscall has no tracepoint of its own on this kernel).
-    pub const RAW_SYSCALLS: &str = "RAW_SYSCALLS";
+    /// `Array<u8>` indexed by syscall number: how each watched syscall is watched
+    /// ([`syscall_watch`] bits).
+    pub const SYSCALL_WATCH: &str = "SYSCALL_WATCH";
+    /// `LruHashMap<SyscallRepeatKey, FlowState>`: repeat counts of reported syscalls.
+    pub const SYSCALL_REPEATS: &str = "SYSCALL_REPEATS";
 
     /// `LruHashMap<u32 tgid, ProcInfo>`: processes of monitored cgroups.
     pub const PROCS: &str = "PROCS";
@@ -61,17 +63,18 @@ pub mod maps {
     pub const CREDS: &str = "CREDS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 22] = [
         CRED_OFFSETS,
         CRED_RULES,
         CREDS,
         SYSCALLS_USED,
+        SYSCALL_REPEATS,
         PENDING,
         PROCS,
         PATH_PATTERNS,
         PATH_SCRATCH,
         SYSCALL_RULES,
-        RAW_SYSCALLS,
+        SYSCALL_WATCH,
         CGROUP_PROFILES,
         CONFIG,
         EGRESS,
@@ -377,6 +380,7 @@ mod user {
     unsafe impl aya::Pod for super::NameCountKey {}
     unsafe impl aya::Pod for super::SyscallKey {}
     unsafe impl aya::Pod for super::SyscallRule {}
+    unsafe impl aya::Pod for super::SyscallRepeatKey {}
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::PathPattern {}
     unsafe impl aya::Pod for super::CredOffsets {}
@@ -496,9 +500,40 @@ pub struct DnsEvent {
     pub qname: [u8; 256],
 }
 
-/// Number of syscall slots in `RAW_SYSCALLS` (a power of two above every x86_64 and
+/// Number of syscall slots in `SYSCALL_WATCH` (a power of two above every x86_64 and
 /// aarch64 syscall number).
 pub const RAW_SYSCALL_SLOTS: u32 = 1024;
+
+/// Values of `SYSCALL_WATCH`: how a syscall is watched.
+pub mod syscall_watch {
+    /// The raw `sys_enter` program watches it (no tracepoint of its own here).
+    pub const RAW: u8 = 0x80;
+    /// The arity in the low bits is known (without it, all six slots are kept).
+    pub const KNOWN: u8 = 0x40;
+    /// The low bits: the syscall's number of arguments; the slots after them hold
+    /// whatever followed the record and are cleared before they are reported.
+    pub const ARITY_MASK: u8 = 0x07;
+}
+
+/// Capacity of `SYSCALL_REPEATS`.
+pub const SYSCALL_REPEATS_MAX_ENTRIES: u32 = 16_384;
+
+/// Identity of a reported syscall for aggregation: identical repeats (same process,
+/// syscall, arguments and verdict) share a key. Calls with a path argument are never
+/// aggregated (the same pointer can name another path).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SyscallRepeatKey {
+    pub cgroup_id: u64,
+    pub profile: u32,
+    pub pid: u32,
+    pub nr: u32,
+    pub rule: u32,
+    pub verdict: u8,
+    pub action: u8,
+    pub _pad: [u8; 6],
+    pub args: [u64; 6],
+}
 
 /// What to do when a watched syscall is made.
 pub mod syscall_action {
@@ -633,6 +668,9 @@ pub struct SyscallEvent {
     pub ppid: u32,
     pub _pad2: u32,
     pub exe: [u8; EXE_BYTES],
+    /// How many times this call (same [`SyscallRepeatKey`]) has been made so far, this
+    /// one included; 0 for calls that are never aggregated (kills, path arguments).
+    pub total: u64,
 }
 
 /// Bytes of a sysctl name and value kept in a [`SysctlEvent`].

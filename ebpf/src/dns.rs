@@ -14,7 +14,7 @@ use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{bpf_ktime_get_ns, bpf_loop, bpf_sk_fullsock, bpf_skb_load_bytes},
+    helpers::generated::{bpf_ktime_get_ns, bpf_loop, bpf_skb_load_bytes},
     programs::SkBuffContext,
 };
 use cgwarden_common::{
@@ -26,12 +26,10 @@ use cgwarden_common::{
 use crate::{
     event,
     maps::{CONFIG, DNS_BUF, DNS_SCRATCH, EVENTS, LEARNED, NAME_COUNTS, NAMES, count},
+    packet::{ETH_P_IP, ETH_P_IPV6, PASS, eth_proto, full_socket},
     profile::{self, Match},
 };
 
-const PASS: i32 = 1;
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_IPV6: u16 = 0x86DD;
 const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
 const TYPE_A: u16 = 1;
@@ -48,16 +46,9 @@ pub fn ingress(ctx: &SkBuffContext) -> i32 {
     {
         return PASS;
     }
-    // SAFETY: reading fields of the context the kernel passed.
-    let udp = unsafe {
-        let sk = (*skb).__bindgen_anon_2.sk;
-        if sk.is_null() {
-            false
-        } else {
-            let full = bpf_sk_fullsock(sk);
-            !full.is_null() && (*full).protocol == u32::from(IPPROTO_UDP)
-        }
-    };
+    let full = full_socket(skb);
+    // SAFETY: `full` is checked for null before the read.
+    let udp = !full.is_null() && unsafe { (*full).protocol } == u32::from(IPPROTO_UDP);
     if !udp {
         return PASS;
     }
@@ -110,8 +101,7 @@ struct Cursor {
 
 fn answer(ctx: &SkBuffContext, m: &Match) -> Option<()> {
     let skb = ctx.skb.skb;
-    // SAFETY: reading a field of the context.
-    let eth_proto = u16::from_be(unsafe { (*skb).protocol } as u16);
+    let eth_proto = eth_proto(skb);
     let l4 = if eth_proto == ETH_P_IP {
         let ip = ctx.load::<[u8; 20]>(0).ok()?;
         if ip[9] != IPPROTO_UDP {

@@ -1,12 +1,14 @@
 //! Reporting: aggregation of identical repeats and writing to the ring buffer.
 //!
 //! A reported flow is keyed by everything that makes it "the same" (cgroup, profile,
-//! pid, destination, protocol, verdict, hook). Its total only grows; the kernel sends
+//! pid, destination, protocol, verdict, hook), a reported syscall by its process,
+//! number, arguments and verdict. Its total only grows; the kernel sends
 //! an event for the first occurrence and then at most one per window, each carrying the
 //! total so far, and the agent flushes totals left over at the end of a burst. A full
 //! ring buffer never delays or changes a verdict: the loss is counted per CPU, and the
 //! flow's total still reaches the agent with the next event or flush.
 
+use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
@@ -51,8 +53,20 @@ pub fn report_net(event: &mut NetEvent) {
         verdict: event.verdict,
         kind: h.kind,
     };
-    let now = h.ts_ns;
-    match FLOWS.get_ptr_mut(&key) {
+    let Some(total) = repeat(&FLOWS, &key, h.ts_ns) else {
+        return;
+    };
+    event.total = total;
+    send_net(event);
+}
+
+/// Counts one occurrence of a reported event in its repeat table and says whether to
+/// send it: `Some(total so far)` for the first occurrence and then at most once per
+/// window, `None` for a repeat held back (its total reaches the agent with the next
+/// event or the agent's flush).
+#[inline(always)]
+pub fn repeat<K>(table: &LruHashMap<K, FlowState>, key: &K, now: u64) -> Option<u64> {
+    match table.get_ptr_mut(key) {
         Some(state) => {
             // SAFETY: the pointer comes from the map; `total` is only changed atomically.
             let total = unsafe { atomic_add(&raw mut (*state).total, 1) } + 1;
@@ -61,11 +75,11 @@ pub fn report_net(event: &mut NetEvent) {
                 (*state).last_ns = now;
                 if now.wrapping_sub((*state).last_emit_ns) < AGGREGATE_WINDOW_NS {
                     count(counters::AGGREGATED);
-                    return;
+                    return None;
                 }
                 (*state).last_emit_ns = now;
             }
-            event.total = total;
+            Some(total)
         }
         None => {
             let fresh = FlowState {
@@ -73,19 +87,18 @@ pub fn report_net(event: &mut NetEvent) {
                 last_emit_ns: now,
                 last_ns: now,
             };
-            if FLOWS.insert(&key, &fresh, BPF_NOEXIST as u64).is_err() {
+            if table.insert(key, &fresh, BPF_NOEXIST as u64).is_err() {
                 // Another CPU inserted it first: count this one there and let that
                 // CPU's event (or the agent's flush) report it.
-                if let Some(state) = FLOWS.get_ptr_mut(&key) {
+                if let Some(state) = table.get_ptr_mut(key) {
                     // SAFETY: as above.
                     unsafe { atomic_add(&raw mut (*state).total, 1) };
                 }
-                return;
+                return None;
             }
-            event.total = 1;
+            Some(1)
         }
     }
-    send_net(event);
 }
 
 /// Submit flags for a record of type `T`: wake the agent once each time the backlog

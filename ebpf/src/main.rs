@@ -15,6 +15,7 @@ mod dns;
 mod egress;
 mod event;
 mod maps;
+mod packet;
 mod procs;
 mod profile;
 mod skb;

@@ -9,7 +9,7 @@ use cgwarden_common::{
     EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
     LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern,
     PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
-    SyscallKey, SyscallRule, counters,
+    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, counters,
 };
 
 #[map]
@@ -50,7 +50,11 @@ pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(
 pub static SYSCALL_RULES: HashMap<SyscallKey, SyscallRule> = HashMap::with_max_entries(8_192, 0);
 
 #[map]
-pub static RAW_SYSCALLS: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
+pub static SYSCALL_WATCH: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS, 0);
+
+#[map]
+pub static SYSCALL_REPEATS: LruHashMap<SyscallRepeatKey, FlowState> =
+    LruHashMap::with_max_entries(SYSCALL_REPEATS_MAX_ENTRIES, 0);
 
 #[map]
 pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);

@@ -5,43 +5,34 @@
 //! of ordinary sockets were judged when they connected or sent, and pass untouched.
 
 use aya_ebpf::{
-    bindings::__sk_buff,
-    helpers::generated::{bpf_sk_fullsock, bpf_skb_cgroup_id},
-    programs::SkBuffContext,
+    bindings::__sk_buff, helpers::generated::bpf_skb_cgroup_id, programs::SkBuffContext,
 };
 use cgwarden_common::kind;
 
 use crate::{
-    egress, profile,
+    egress,
+    packet::{DROP, ETH_P_IP, ETH_P_IPV6, PASS, eth_proto, full_socket},
+    profile,
     sockaddr::{AF_INET, AF_INET6, normalise, v4_mapped},
 };
 
-const ETH_P_IP: u32 = 0x0800;
-const ETH_P_IPV6: u32 = 0x86DD;
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_ICMPV6: u8 = 58;
 const SOCK_RAW: u32 = 3;
-/// cgroup_skb verdicts.
-const PASS: i32 = 1;
-const DROP: i32 = 0;
 
 /// Judges one outgoing packet. The socket decides first whether the packet needs
 /// judging at all, so TCP and UDP traffic pays one helper call and nothing else.
 #[inline(always)]
 pub fn egress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
-    // SAFETY: reading fields of the context the kernel passed.
+    let full = full_socket(skb);
+    if full.is_null() {
+        // No socket: not sent by a process of this cgroup (forwarded, or a TCP control
+        // packet of a request socket), judged by nothing here.
+        return PASS;
+    }
+    // SAFETY: `full` is a full socket the kernel handed out, not null.
     let raw = unsafe {
-        let sk = (*skb).__bindgen_anon_2.sk;
-        if sk.is_null() {
-            // No socket: not sent by a process of this cgroup (forwarded, or a TCP
-            // control packet of a request socket), judged by nothing here.
-            return PASS;
-        }
-        let full = bpf_sk_fullsock(sk);
-        if full.is_null() {
-            return PASS;
-        }
         let raw = (*full).type_ == SOCK_RAW;
         let protocol = (*full).protocol;
         if !raw && protocol != u32::from(IPPROTO_ICMP) && protocol != u32::from(IPPROTO_ICMPV6) {
@@ -52,8 +43,7 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     let Some(m) = profile::of_skb(skb) else {
         return PASS;
     };
-    // SAFETY: reading a field of the context.
-    let eth_proto = u32::from(u16::from_be(unsafe { (*skb).protocol } as u16));
+    let eth_proto = eth_proto(skb);
     let (protocol, addr, family) = if eth_proto == ETH_P_IP {
         let Ok(header) = ctx.load::<[u8; 20]>(0) else {
             return fail_closed(&m.profile);

@@ -11,11 +11,12 @@
 //! nothing here can make the syscall fail.
 
 use aya_ebpf::{
+    EbpfContext,
     bindings::pt_regs,
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
         bpf_probe_read_user_str_bytes,
-        generated::{bpf_loop, bpf_send_signal},
+        generated::{bpf_ktime_get_ns, bpf_loop, bpf_send_signal},
     },
     programs::{RawTracePointContext, TracePointContext},
 };
@@ -23,15 +24,16 @@ use core::ffi::c_void;
 
 use cgwarden_common::{
     NO_ARG, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES, PendingCall,
-    RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent, SyscallKey, config_flags, counters, kind,
-    pattern_applies, proc_flags, profile_flags, syscall_action, verdict,
+    RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent, SyscallKey, SyscallRepeatKey,
+    config_flags, counters, kind, pattern_applies, proc_flags, profile_flags, syscall_action,
+    syscall_watch, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, RAW_SYSCALLS, SYSCALL_RULES,
-        SYSCALLS_USED, count,
+        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, SYSCALL_REPEATS,
+        SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
     },
     profile,
 };
@@ -44,15 +46,17 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
     let Some(m) = profile::current() else {
         return 0;
     };
-    // SAFETY: offsets of the syscall tracepoint record format.
-    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    let record = ctx.as_ptr().cast::<u64>();
+    // SAFETY: `__syscall_nr` is in every syscall record, so the verifier allows this
+    // direct read. The argument slots are copied with one probe read instead: a record
+    // is only as long as its syscall's arguments, and a program that reads past the
+    // shortest one directly cannot be attached to it. Slots past the syscall's arity
+    // hold whatever follows the record and are cleared by `judge`.
+    let nr = unsafe { *record.add(1).cast::<i32>() };
+    // SAFETY: as above.
+    let args = unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
     if nr < 0 {
         return 0;
-    }
-    let mut args = [0u64; 6];
-    for (i, arg) in args.iter_mut().enumerate() {
-        // SAFETY: as above.
-        *arg = unsafe { ctx.read_at::<u64>(16 + 8 * i) }.unwrap_or(0);
     }
     judge(&m, nr as u32, &args, false);
     0
@@ -68,7 +72,11 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
     {
         learn_syscall(id);
     }
-    if id >= u64::from(RAW_SYSCALL_SLOTS) || RAW_SYSCALLS.get(id as u32).copied() != Some(1) {
+    if id >= u64::from(RAW_SYSCALL_SLOTS)
+        || SYSCALL_WATCH
+            .get(id as u32)
+            .is_none_or(|w| w & syscall_watch::RAW == 0)
+    {
         return 0;
     }
     let Some(m) = profile::current() else {
@@ -112,6 +120,7 @@ pub fn exit(_ctx: &TracePointContext) -> u32 {
 /// the exit tracepoint for a path-filtered call saved at entry.
 #[inline(always)]
 fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
+    let args = &known_args(nr, args);
     let key = SyscallKey {
         profile: m.profile.id,
         nr,
@@ -166,9 +175,32 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
         (true, false) => verdict::AUDIT,
         _ => verdict::ALLOW,
     };
+    let cgroup_id = m.cgroup_of_task();
+    let mut total = 0;
     if kill && enforce {
         // SAFETY: signals the current task; it dies before returning to user space.
         unsafe { bpf_send_signal(SIGKILL) };
+    } else if rule.path_arg == NO_ARG {
+        // Reported calls repeat (a loop, a retry): identical ones are counted in the
+        // kernel and sent at most once per window, like flows. Calls with a path are
+        // always sent: the same pointer can name another path.
+        let key = SyscallRepeatKey {
+            cgroup_id,
+            profile: m.profile.id,
+            pid: tgid,
+            nr,
+            rule: rule.rule,
+            verdict,
+            action: rule.action,
+            _pad: [0; 6],
+            args: *args,
+        };
+        // SAFETY: plain helper call without arguments.
+        let now = unsafe { bpf_ktime_get_ns() };
+        match event::repeat(&SYSCALL_REPEATS, &key, now) {
+            Some(t) => total = t,
+            None => return,
+        }
     }
     let Some(mut slot) = EVENTS.reserve::<SyscallEvent>(0) else {
         count(counters::RINGBUF_DROPS);
@@ -177,7 +209,8 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
     let ev = slot.as_mut_ptr();
     // SAFETY: `ev` points to the reserved event; every field is written before submit.
     unsafe {
-        (*ev).header = event::header(kind::SYSCALL, m.profile.id, m.cgroup_of_task());
+        (*ev).header = event::header(kind::SYSCALL, m.profile.id, cgroup_id);
+        (*ev).total = total;
         (*ev).nr = nr;
         (*ev).action = rule.action;
         (*ev).verdict = verdict;
@@ -208,6 +241,23 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6], at_exit: bool) {
         }
     }
     slot.submit(crate::event::wakeup::<SyscallEvent>());
+}
+
+/// The call's arguments, with the slots past the syscall's arity cleared (they hold
+/// whatever followed the tracepoint record, or unused registers).
+#[inline(always)]
+fn known_args(nr: u32, args: &[u64; 6]) -> [u64; 6] {
+    let arity = match SYSCALL_WATCH.get(nr) {
+        Some(w) if w & syscall_watch::KNOWN != 0 => usize::from(w & syscall_watch::ARITY_MASK),
+        _ => 6,
+    };
+    let mut out = *args;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if i >= arity {
+            *slot = 0;
+        }
+    }
+    out
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).

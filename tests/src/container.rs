@@ -83,6 +83,24 @@ impl Container {
             .expect("runc run")
     }
 
+    /// Starts the container in the background (`runc run`, not detached: the returned
+    /// child is runc, which lives as long as the container).
+    pub fn spawn(&self) -> std::process::Child {
+        Command::new(which("runc"))
+            .args(["run", "--bundle"])
+            .arg(self.bundle.path())
+            .arg(&self.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("runc run")
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn cgroup(&self) -> &str {
         &self.cgroup
     }

@@ -5,6 +5,7 @@
 //! fails the test with a message that names it.
 
 pub mod agent;
+pub mod bench_client;
 pub mod cgroup;
 pub mod container;
 pub mod dns;
@@ -26,13 +27,7 @@ pub fn cgwarden() -> PathBuf {
     if let Some(bin) = std::env::var_os("CGWARDEN_BIN") {
         return PathBuf::from(bin);
     }
-    let exe = std::env::current_exe().unwrap_or_default();
-    // target/debug/deps/<test> -> target/debug/cgwarden
-    let guess = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("cgwarden"))
-        .unwrap_or_default();
+    let guess = built("cgwarden");
     assert!(
         guess.exists(),
         "cgwarden binary not found at {}; run the tests with `cargo xtask test`",
@@ -43,14 +38,19 @@ pub fn cgwarden() -> PathBuf {
 
 /// The netprobe helper (`tests/src/bin/netprobe.rs`).
 pub fn netprobe() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("netprobe"))
-        .unwrap_or_default();
+    let path = built("netprobe");
     assert!(path.exists(), "netprobe not built at {}", path.display());
     path
+}
+
+/// Where cargo puts the workspace binary `name` for the test executable that calls:
+/// target/debug/deps/<test> -> target/debug/<name>.
+fn built(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join(name))
+        .unwrap_or_default()
 }
 
 /// Fails the test unless it runs as root.

@@ -135,3 +135,67 @@ fn fail_open_detaches_when_the_agent_exits() {
     assert_eq!(attempt(), "ok\n", "fail-open left enforcement behind");
     assert!(!state.path().exists(), "fail-open pinned something");
 }
+
+#[test]
+fn kill_rules_keep_killing_after_kill_9_and_a_restart_adds_no_second_program() {
+    use std::os::unix::process::ExitStatusExt as _;
+    require_root();
+    let base = unique("cgwarden-test-faults-sys");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: faults\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\nsyscalls:\n  - names: [personality]\n    action: kill\n"
+    ));
+    let state = StateDir::new();
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    // personality(0xffffffff) only queries: the process lives unless it is killed.
+    let attempt = || {
+        let mut cmd = Command::new("python3");
+        cmd.args([
+            "-c",
+            "import ctypes; ctypes.CDLL(None).personality(0xffffffff); print('survived')",
+        ])
+        .stdout(std::process::Stdio::piped());
+        let child = app.spawn(&mut cmd);
+        let pid = child.id();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.signal(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            pid,
+        )
+    };
+    let killed = |(signal, stdout, _): (Option<i32>, String, u32)| (signal, stdout);
+    assert_eq!(killed(attempt()), (Some(9), String::new()));
+    agent.kill9();
+    assert_eq!(
+        killed(attempt()),
+        (Some(9), String::new()),
+        "the kill rule stopped with the agent"
+    );
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    assert!(agent.log().contains("adopted the pins"), "{}", agent.log());
+    let (signal, stdout, pid) = attempt();
+    assert_eq!((signal, stdout), (Some(9), String::new()));
+    let reported = agent.wait_event(Duration::from_secs(5), |e| {
+        e["syscall"] == "personality" && e["pid"] == pid
+    });
+    assert!(reported.is_some(), "no kill reported:\n{}", agent.log());
+    std::thread::sleep(Duration::from_millis(300));
+    // Reported once, not once per attached program (adopted and new).
+    let reports = agent.events().iter().filter(|e| e["pid"] == pid).count();
+    assert_eq!(reports, 1, "the adopted and a new program both ran");
+    drop(agent);
+    let out = Command::new(cgwarden())
+        .args(["uninstall", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        killed(attempt()),
+        (None, "survived\n".to_owned()),
+        "a kill rule left after uninstall"
+    );
+}

@@ -1,15 +1,23 @@
 //! Learn mode: a profile generated from what a workload really did allows exactly that
-//! workload, and the seccomp export runs it in runc.
+//! workload, and the seccomp export runs it in runc; learning again on top of a profile
+//! adds only what is new; `--check` lists what a profile would deny; a running
+//! container is learned by its id.
 
-use std::process::Command;
+use std::{
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
 
 use cgwarden_tests::{
-    ExecOutput, ProfileFile, cgwarden,
+    ExecOutput, ProfileFile,
+    cgroup::TestCgroup,
+    cgwarden,
     container::Container,
     dns::DnsServer,
     exec, exec_with,
     net::{TcpServer, UdpServer},
-    netprobe, require_root, unique,
+    netprobe, require_root, unique, wait_for,
 };
 
 fn denials(out: &ExecOutput) -> Vec<&serde_json::Value> {
@@ -176,4 +184,356 @@ fn learn_from_an_events_file_of_a_running_agent() {
         )),
         "{text}"
     );
+    // Learning the same events on top of it adds nothing and changes no byte.
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("app.yaml");
+    std::fs::write(&base, text.as_bytes()).unwrap();
+    let again = Command::new(cgwarden())
+        .args(["learn", "--merge"])
+        .arg(&base)
+        .arg("--events")
+        .arg(agent.events_path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+    assert!(stderr.contains("0 rule(s) added"), "{stderr}");
+    assert!(stderr.contains("egress: nothing new"), "{stderr}");
+    // And judged against it, the events file has nothing enforce mode would deny.
+    let check = Command::new(cgwarden())
+        .args(["learn", "--check"])
+        .arg(&base)
+        .arg("--events")
+        .arg(agent.events_path())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(report.contains("0 would be denied"), "{report}");
+}
+
+/// Every line of `old` is in `new`, in the same order.
+fn keeps_every_line(old: &str, new: &str) -> bool {
+    let mut lines = new.lines();
+    old.lines().all(|l| lines.any(|n| n == l))
+}
+
+fn rule_count(profile: &str) -> usize {
+    profile
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- to:"))
+        .count()
+}
+
+fn cgwarden_check(profile: &Path) {
+    let check = Command::new(cgwarden())
+        .arg("check")
+        .arg(profile)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
+    require_root();
+    let api = TcpServer::bind("127.0.0.85");
+    let metrics = UdpServer::bind("127.0.0.86");
+    let extra = TcpServer::bind("127.0.0.87");
+    let probe = netprobe().display().to_string();
+    let (api_addr, metrics_addr, extra_addr) = (
+        api.addr.to_string(),
+        metrics.addr.to_string(),
+        extra.addr.to_string(),
+    );
+    let first_run = [probe.as_str(), "tcp", &api_addr, "udp", &metrics_addr];
+    let dir = tempfile::tempdir().unwrap();
+    let first = dir.path().join("first.yaml");
+    let out = exec_with(
+        &["--learn", first.to_str().unwrap(), "--name", "svc"],
+        &first_run,
+        "",
+    );
+    assert_eq!(out.stdout, "ok\nok\n", "{out:?}");
+    let first_text = std::fs::read_to_string(&first).unwrap();
+    assert_eq!(rule_count(&first_text), 2, "{first_text}");
+
+    // The same workload plus one new destination, learned on top of the first profile.
+    let mut second_run = first_run.to_vec();
+    second_run.extend(["tcp", &extra_addr]);
+    let merged = dir.path().join("merged.yaml");
+    let out = exec_with(
+        &[
+            "--learn",
+            merged.to_str().unwrap(),
+            "--merge",
+            first.to_str().unwrap(),
+        ],
+        &second_run,
+        "",
+    );
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    let merged_text = std::fs::read_to_string(&merged).unwrap();
+    assert!(
+        keeps_every_line(&first_text, &merged_text),
+        "an existing line changed:\n{first_text}\n---\n{merged_text}"
+    );
+    assert_eq!(rule_count(&merged_text), 3, "{merged_text}");
+    assert!(
+        merged_text.contains(&format!(
+            "- to: 127.0.0.87\n      ports: [{}]\n      protocol: tcp",
+            extra.port()
+        )),
+        "{merged_text}"
+    );
+    // The diff on standard error is exactly the lines added.
+    let added: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix('+'))
+        .collect();
+    assert_eq!(
+        added.len(),
+        merged_text.lines().count() - first_text.lines().count(),
+        "{}",
+        out.stderr
+    );
+    assert!(added.iter().all(|l| merged_text.contains(l)), "{added:?}");
+    assert!(added.iter().any(|l| l.contains("- to: 127.0.0.87")));
+    assert!(out.stderr.contains("1 rule(s) added"), "{}", out.stderr);
+    cgwarden_check(&merged);
+
+    // Enforced, the merged profile lets the whole new workload through.
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > 0).then_some(())
+    });
+    let before = extra.accepted();
+    assert_eq!(before, 1, "the learning run reached it once");
+    let out = exec(&merged, &second_run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    assert!(denials(&out).is_empty(), "{:?}", denials(&out));
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > before).then_some(())
+    });
+    assert_eq!(extra.accepted(), before + 1);
+}
+
+/// The `deny` lines of a check's output.
+fn deny_lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| l.starts_with("deny ")).collect()
+}
+
+#[test]
+fn check_lists_exactly_what_enforce_would_deny() {
+    require_root();
+    let api = TcpServer::bind("127.0.0.88");
+    let extra = TcpServer::bind("127.0.0.89");
+    let probe = netprobe().display().to_string();
+    let (api_addr, extra_addr) = (api.addr.to_string(), extra.addr.to_string());
+    let learned_run = [probe.as_str(), "tcp", &api_addr];
+    let dir = tempfile::tempdir().unwrap();
+    let learned = dir.path().join("learned.yaml");
+    let out = exec_with(&["--learn", learned.to_str().unwrap()], &learned_run, "");
+    assert_eq!(out.stdout, "ok\n", "{out:?}");
+    let check = learned.to_str().unwrap();
+
+    // The workload it was learned from: nothing.
+    let out = exec_with(&["--check", check], &learned_run, "");
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(deny_lines(&out.stderr).is_empty(), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("0 would be denied, 0 reported"),
+        "{}",
+        out.stderr
+    );
+
+    // One new destination: exactly one line, naming it; audit mode let it through.
+    let mut more = learned_run.to_vec();
+    more.extend(["tcp", &extra_addr]);
+    let out = exec_with(&["--check", check], &more, "");
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stdout, "ok\nok\n", "{out:?}");
+    // (The listener's thread counts after the probe has already exited.)
+    wait_for(Duration::from_secs(5), || {
+        (extra.accepted() > 0).then_some(())
+    });
+    assert_eq!(extra.accepted(), 1, "audit mode refuses nothing");
+    let denied = deny_lines(&out.stderr);
+    assert_eq!(denied.len(), 1, "{}", out.stderr);
+    assert!(
+        denied[0].contains(&format!(
+            "connect tcp {extra_addr} (rule default) by netprobe"
+        )),
+        "{}",
+        denied[0]
+    );
+    assert!(
+        out.stderr.contains("1 would be denied, 0 reported"),
+        "{}",
+        out.stderr
+    );
+
+    // The same verdict from the events of that run, judged offline.
+    let events = dir.path().join("events.jsonl");
+    let lines: Vec<String> = out.events.iter().map(|e| e.to_string()).collect();
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let offline = Command::new(cgwarden())
+        .args(["learn", "--check", check, "--events"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&offline.stdout);
+    assert_eq!(offline.status.code(), Some(1), "{text}");
+    let denied = deny_lines(&text);
+    assert_eq!(denied.len(), 1, "{text}");
+    assert!(denied[0].contains(&extra_addr), "{text}");
+}
+
+/// `runc run` in the background; killed on drop (the container itself is deleted by
+/// [`Container`]'s drop).
+struct Runc(std::process::Child);
+
+impl Drop for Runc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn learn_a_running_runc_container_by_id() {
+    require_root();
+    let server = TcpServer::bind("127.0.0.91");
+    let id = unique("cgw");
+    let script = format!(
+        "while true; do /bin/busybox nc {} {} </dev/null; /bin/busybox usleep 100000; done",
+        server.addr.ip(),
+        server.port()
+    );
+    let container = Container::new(
+        &id,
+        &format!("/{}", unique("cgwarden-test-learnc")),
+        &["sh", "-c", &script],
+        |_| {},
+    );
+    let _runc = Runc(container.spawn());
+    let running = wait_for(Duration::from_secs(10), || {
+        (server.accepted() > 0).then_some(())
+    });
+    assert!(running.is_some(), "the container never connected");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("learned.yaml");
+    let seccomp = dir.path().join("seccomp.json");
+    let started = Instant::now();
+    let learn = Command::new(cgwarden())
+        .args([
+            "learn",
+            "--container",
+            &id,
+            "--duration",
+            "2s",
+            "--name",
+            "app",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .arg("--seccomp")
+        .arg(&seccomp)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        learn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&learn.stderr)
+    );
+    assert!(took >= Duration::from_secs(2), "stopped early: {took:?}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains(&format!(
+            "- to: 127.0.0.91\n      ports: [{}]\n      protocol: tcp",
+            server.port()
+        )),
+        "{text}"
+    );
+    assert_eq!(rule_count(&text), 1, "{text}");
+    // Found through `runc state` (the cgroup path names no runtime): the right cgroup.
+    assert!(
+        text.contains(&format!("container {id} (cgroup {})", container.cgroup())),
+        "{text}"
+    );
+    assert!(text.contains("user: 0"), "{text}");
+    cgwarden_check(&out);
+    let profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&seccomp).unwrap()).unwrap();
+    let names = profile["syscalls"][0]["names"].as_array().unwrap();
+    assert!(names.iter().any(|n| n == "connect"), "{names:?}");
+
+    // The container was left alone: it still runs and still connects.
+    let root = cgwarden_tests::cgroup::cgroup2_root();
+    assert!(root.join(&container.cgroup()[1..]).is_dir());
+    let before = server.accepted();
+    let still = wait_for(Duration::from_secs(5), || {
+        (server.accepted() > before).then_some(())
+    });
+    assert!(still.is_some(), "the container stopped connecting");
+}
+
+#[test]
+fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
+    require_root();
+    let server = TcpServer::bind("127.0.0.92");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let id = format!("{:032x}{:032x}", nanos, std::process::id());
+    let base = unique("cgwarden-test-learnd");
+    let _base = TestCgroup::create(&base);
+    let app = TestCgroup::create(&format!("{base}/docker-{id}.scope"));
+    let script = format!(
+        "while true; do {} tcp {}; sleep 0.1; done",
+        netprobe().display(),
+        server.addr
+    );
+    let mut child = app.spawn(
+        Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null()),
+    );
+    let running = wait_for(Duration::from_secs(10), || {
+        (server.accepted() > 0).then_some(())
+    });
+    assert!(running.is_some(), "the process never connected");
+
+    let learn = Command::new(cgwarden())
+        .args(["learn", "--container", &id[..12], "--duration", "1500ms"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = String::from_utf8_lossy(&learn.stdout);
+    assert!(
+        learn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&learn.stderr)
+    );
+    assert!(
+        text.contains(&format!("/{base}/docker-{id}.scope")),
+        "the cgroup it found: {text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "- to: 127.0.0.92\n      ports: [{}]\n      protocol: tcp",
+            server.port()
+        )),
+        "{text}"
+    );
+    assert_eq!(rule_count(&text), 1, "{text}");
 }

@@ -389,3 +389,30 @@ fn report_shows_the_chain_of_processes_behind_an_attempt() {
         "{chain:?}"
     );
 }
+
+#[test]
+fn repeated_reported_calls_are_counted_exactly_and_sent_aggregated() {
+    require_root();
+    let p = profile("enforce", "  - names: [getppid]\n    action: report\n");
+    let bench = env!("CARGO_BIN_EXE_syscallbench");
+    let out = exec(p.path(), &[bench, "--getppid", "200000", "--rounds", "2"]);
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let result: Value = serde_json::from_str(out.stdout.trim()).expect("syscallbench's result");
+    let calls = result["getppid_calls"].as_u64().expect("getppid_calls");
+    let events: Vec<&Value> = syscall_events(&out)
+        .into_iter()
+        .filter(|e| e["syscall"] == "getppid")
+        .collect();
+    let counted: u64 = events.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, calls, "every call is counted once: {events:?}");
+    // The first call is sent at once, then at most one record per second of repeats.
+    assert!(
+        !events.is_empty() && events.len() < 20,
+        "{} records for {calls} identical calls",
+        events.len()
+    );
+    assert_eq!(
+        events[0]["count"], 1,
+        "the first call is reported by itself"
+    );
+}

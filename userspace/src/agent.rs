@@ -81,7 +81,10 @@ pub struct Agent {
     followers: Followers,
     clock_offset_ns: i128,
     counters: Counters,
-    aggregator: Aggregator,
+    aggregator: Aggregator<cgwarden_common::NetEvent>,
+    syscall_repeats: Aggregator<cgwarden_common::SyscallEvent>,
+    /// Entries of the kernel's flow table at the last walk (a scrape does not walk it).
+    flows_seen: usize,
     last_flush: Instant,
     /// Egress entries of replaced profiles, removed once no program can still be
     /// using the old profile id (see [`RETIRE_AFTER`]).
@@ -150,9 +153,13 @@ impl Agent {
         let config = kernel
             .read_config()
             .context("reading the kernel's settings")?;
-        let mut aggregator = Aggregator::default();
         // Repeats a previous agent already counted are not reported again.
-        aggregator.prime(&kernel.flows());
+        let flows = kernel.flows();
+        let flows_seen = flows.len();
+        let mut aggregator = Aggregator::default();
+        aggregator.prime(&flows);
+        let mut syscall_repeats = Aggregator::default();
+        syscall_repeats.prime(&kernel.syscall_repeats());
         let inherited = (config.levels != 0).then(|| Inherited {
             levels: config.levels,
             sweep_at: Instant::now() + RETIRE_AFTER,
@@ -187,6 +194,8 @@ impl Agent {
             clock_offset_ns: clock_offset_ns(),
             counters: Counters::default(),
             aggregator,
+            syscall_repeats,
+            flows_seen,
             last_flush: Instant::now(),
             retired: Vec::new(),
             resolver,
@@ -783,6 +792,10 @@ impl Agent {
         let removed = self.kernel.sweep_rules(|id| live.contains(&id))?
             + self.kernel.sweep_cred_rules(|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
+        let unpinned = self.kernel.sweep_tracepoints();
+        if unpinned > 0 {
+            log::info!("detached {unpinned} syscall tracepoints no profile watches any more");
+        }
         Ok(())
     }
 
@@ -872,21 +885,15 @@ impl Agent {
                 }
             }
             Ok(Raw::Syscall(e)) => {
-                if !self.paths.contains_key(&e.header.cgroup_id) {
-                    self.learn_path(e.header.cgroup_id);
+                // Calls the kernel does not aggregate carry no total.
+                let count = if e.total == 0 {
+                    Some(1)
+                } else {
+                    self.syscall_repeats.on_event(&e)
+                };
+                if let Some(count) = count {
+                    self.write_syscall(&e, count)?;
                 }
-                let mut record = events::enrich_syscall(&e, &*self);
-                if record.ppid == 0 {
-                    // The process entered the cgroup before it executed (so the kernel
-                    // never saw its fork); /proc still knows its parent while it lives.
-                    if let Some(p) =
-                        crate::procfs::process(std::path::Path::new("/proc"), record.pid)
-                    {
-                        record.ppid = p.ppid;
-                    }
-                }
-                record.ancestry = self.ancestry(record.ppid);
-                self.emit(&Record::Syscall(record))?;
             }
             Ok(Raw::Socket(e)) => {
                 let record = events::enrich_socket(&e, &*self);
@@ -934,6 +941,26 @@ impl Agent {
             Err(e) => log::warn!("dropping a kernel record: {e}"),
         }
         Ok(())
+    }
+
+    fn write_syscall(
+        &mut self,
+        e: &cgwarden_common::SyscallEvent,
+        count: u64,
+    ) -> anyhow::Result<()> {
+        if !self.paths.contains_key(&e.header.cgroup_id) {
+            self.learn_path(e.header.cgroup_id);
+        }
+        let mut record = events::enrich_syscall(e, count, &*self);
+        if record.ppid == 0 {
+            // The process entered the cgroup before it executed (so the kernel never saw
+            // its fork); /proc still knows its parent while it lives.
+            if let Some(p) = crate::procfs::process(std::path::Path::new("/proc"), record.pid) {
+                record.ppid = p.ppid;
+            }
+        }
+        record.ancestry = self.ancestry(record.ppid);
+        self.emit(&Record::Syscall(record))
     }
 
     fn write_net(&mut self, e: &cgwarden_common::NetEvent, count: u64) -> anyhow::Result<()> {
@@ -1008,7 +1035,7 @@ impl Agent {
                 ),
                 (
                     "FLOWS",
-                    self.kernel.flows().len() as u64,
+                    self.flows_seen as u64,
                     u64::from(cgwarden_common::FLOWS_MAX_ENTRIES),
                 ),
                 (
@@ -1046,6 +1073,7 @@ impl Agent {
         }
         self.last_flush = Instant::now();
         let flows = self.kernel.flows();
+        self.flows_seen = flows.len();
         let now = if force {
             u64::MAX
         } else {
@@ -1053,6 +1081,10 @@ impl Agent {
         };
         for (event, count) in self.aggregator.flush(&flows, now) {
             self.write_net(&event, count)?;
+        }
+        let repeats = self.kernel.syscall_repeats();
+        for (event, count) in self.syscall_repeats.flush(&repeats, now) {
+            self.write_syscall(&event, count)?;
         }
         Ok(())
     }

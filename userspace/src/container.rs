@@ -47,6 +47,40 @@ pub fn identify(path: &str) -> Option<Container> {
     })
 }
 
+/// Why [`find_cgroup`] found no single container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FindError {
+    NotFound,
+    /// The prefix matches several containers (their cgroup paths).
+    Ambiguous(Vec<String>),
+}
+
+/// Finds the cgroup (path relative to `cgroup2`, the cgroup2 mount) of the container
+/// whose id starts with `id`: the container's own cgroup, not cgroups nested in it.
+pub fn find_cgroup(cgroup2: &std::path::Path, id: &str) -> Result<String, FindError> {
+    let id = id.to_ascii_lowercase();
+    let mut found: Vec<(String, String)> = Vec::new();
+    for e in crate::cgroups::walk(cgroup2) {
+        let Some(c) = identify(&e.path) else {
+            continue;
+        };
+        let own = e.path.trim_end_matches('/').ends_with(&c.id)
+            || e.path.trim_end_matches(".scope").ends_with(&c.id);
+        if own && !id.is_empty() && c.id.starts_with(&id) {
+            found.push((c.id, e.path));
+        }
+    }
+    found.sort();
+    found.dedup_by(|a, b| a.0 == b.0);
+    match found.len() {
+        0 => Err(FindError::NotFound),
+        1 => Ok(found.remove(0).1),
+        _ => Err(FindError::Ambiguous(
+            found.into_iter().map(|(_, p)| p).collect(),
+        )),
+    }
+}
+
 /// A systemd scope named after a runtime and a container id.
 fn component(part: &str) -> Option<(&'static str, String)> {
     let body = part.strip_suffix(".scope").unwrap_or(part);
@@ -109,5 +143,31 @@ mod tests {
         assert!(identify(&format!("/kubepods/besteffort/pod{pod}/crio-{ID}")).is_some());
         assert!(identify("/system.slice/sshd.service").is_none());
         assert!(identify("/docker/not-an-id").is_none());
+    }
+
+    #[test]
+    fn finds_a_container_cgroup_by_id_prefix() {
+        let root = tempfile::tempdir().unwrap();
+        let other = ID.replace("0123", "0124");
+        for dir in [
+            format!("system.slice/docker-{ID}.scope/nested"),
+            format!("docker/{other}"),
+            "system.slice/sshd.service".to_owned(),
+        ] {
+            std::fs::create_dir_all(root.path().join(dir)).unwrap();
+        }
+        assert_eq!(
+            find_cgroup(root.path(), "0123456789ab"),
+            Ok(format!("/system.slice/docker-{ID}.scope"))
+        );
+        assert_eq!(
+            find_cgroup(root.path(), &other[..12]),
+            Ok(format!("/docker/{other}"))
+        );
+        assert!(matches!(
+            find_cgroup(root.path(), "012"),
+            Err(FindError::Ambiguous(p)) if p.len() == 2
+        ));
+        assert_eq!(find_cgroup(root.path(), "ffff"), Err(FindError::NotFound));
     }
 }

@@ -191,7 +191,8 @@ impl Record {
     pub fn count(&self) -> u64 {
         match self {
             Self::Net(r) => r.count,
-            Self::Dns(_) | Self::Syscall(_) | Self::Sysctl(_) | Self::Deviation(_) => 1,
+            Self::Syscall(r) => r.count,
+            Self::Dns(_) | Self::Sysctl(_) | Self::Deviation(_) => 1,
             Self::Lost(r) => r.count,
         }
     }
@@ -319,6 +320,9 @@ pub struct SyscallRecord {
     pub cgroup_id: u64,
     pub profile: Option<String>,
     pub rule: String,
+    /// Identical calls (same process, syscall and arguments) this record stands for:
+    /// the kernel counts repeats and sends at most one record per second for them.
+    pub count: u64,
     /// The container, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<crate::container::Container>,
@@ -334,7 +338,9 @@ pub struct Ancestor {
 }
 
 /// Turns a decoded syscall record into what users see.
-pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
+/// Turns a decoded syscall record, standing for `count` identical calls, into what
+/// users read.
+pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> SyscallRecord {
     let h = &e.header;
     let sysno = syscalls::Sysno::new(e.nr as usize);
     let path = (e.path_len > 0).then(|| {
@@ -378,6 +384,7 @@ pub fn enrich_syscall(e: &SyscallEvent, ctx: &dyn Context) -> SyscallRecord {
         rule: ctx
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
+        count,
         container: ctx.container(h.cgroup_id),
     }
 }

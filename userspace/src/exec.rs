@@ -1,11 +1,14 @@
-//! `cgwarden exec`: run one command in a fresh cgroup under one profile, with an
-//! embedded agent, and clean everything up afterwards.
+//! `cgwarden exec` and the live modes of `cgwarden learn`: one profile (or the learning
+//! profile) on one cgroup with an embedded agent, either a fresh cgroup for a command
+//! that is removed afterwards, or a running container's cgroup for a while, left as it
+//! was.
 
 use std::{
     ffi::OsString,
     fs::File,
     os::{fd::AsRawFd, unix::process::ExitStatusExt},
-    path::Path,
+    path::{Path, PathBuf},
+    time::Duration,
 };
 
 use anyhow::Context as _;
@@ -14,71 +17,297 @@ use crate::{
     agent::Agent,
     bpf::Kernel,
     cgroups::OwnedCgroup,
-    host, policy,
+    host,
+    learn::{self, check::Findings},
+    policy::{self, Mode, Profile},
     resolver::Resolver,
     serve::{self, Options, Stop},
     sinks::Sinks,
 };
 
-/// What `exec` runs the command under.
+/// What the cgroup runs under.
 pub enum Under<'a> {
     /// The single profile in this file.
     Profile(&'a Path),
     /// Learn mode: write the learned profile (and optionally an OCI seccomp profile).
-    Learn {
-        name: &'a str,
-        profile_out: &'a Path,
-        seccomp_out: Option<&'a Path>,
+    Learn(Learning<'a>),
+    /// The single profile in this file, forced to audit mode; afterwards, list what
+    /// enforce mode would have denied or reported.
+    Check(&'a Path),
+}
+
+/// Where a learning run writes what it learned.
+pub struct Learning<'a> {
+    /// The learned profile's name (a merged profile keeps the existing one's).
+    pub name: &'a str,
+    /// The profile file; `None`: standard output.
+    pub profile_out: Option<&'a Path>,
+    pub seccomp_out: Option<&'a Path>,
+    /// Learn on top of this profile: keep it, add only what is new.
+    pub merge: Option<&'a Path>,
+}
+
+/// The cgroup a run applies to.
+pub enum Target<'a> {
+    /// A fresh cgroup for this command, removed when it ends.
+    Command(&'a [OsString]),
+    /// A running container's cgroup (path relative to the cgroup2 root), for this long
+    /// or until the cgroup is removed; the cgroup and its processes are left alone.
+    Running {
+        cgroup: &'a str,
+        duration: Duration,
+        /// For messages and the learned profile's header (`container 3f2a…`).
+        label: &'a str,
     },
 }
 
-/// Runs `command` under a profile (or learns one); returns the exit code to exit with
-/// (the command's, or 128 + signal when it was killed).
-pub async fn exec(
+/// Runs a target under a profile (or learns one, or checks one); returns the exit code
+/// to exit with: the command's (128 + signal when it was killed), 0 for a running
+/// cgroup; with `Check`, 1 when enforce mode would have denied anything.
+pub async fn run(
     under: Under<'_>,
+    target: Target<'_>,
     sinks: Sinks,
     resolver: Resolver,
-    command: &[OsString],
 ) -> anyhow::Result<i32> {
     let (profile, policy_file) = match &under {
-        Under::Profile(policy_file) => {
-            let profiles = policy::load_path(policy_file).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let [profile] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
-                anyhow::anyhow!(
-                    "exec takes exactly one profile; {} has {}",
-                    policy_file.display(),
-                    p.len()
-                )
-            })?;
-            (profile, *policy_file)
+        Under::Profile(file) => (one_profile(file)?, *file),
+        Under::Check(file) => {
+            let mut p = one_profile(file)?;
+            p.mode = Mode::Audit;
+            (p, *file)
         }
-        Under::Learn { name, .. } => (
-            crate::learn::learning_profile(name).map_err(|e| anyhow::anyhow!("{e}"))?,
+        Under::Learn(l) => (
+            learn::learning_profile(l.name).map_err(|e| anyhow::anyhow!("{e}"))?,
             Path::new("/dev/null"),
         ),
     };
+    if let Under::Learn(Learning {
+        merge: Some(base), ..
+    }) = &under
+    {
+        let text =
+            std::fs::read_to_string(base).with_context(|| format!("reading {}", base.display()))?;
+        learn::merge::preflight(&text, base)
+            .map_err(|e| anyhow::anyhow!("cannot merge into {}: {e}", base.display()))?;
+    }
     let name = profile.name.as_str().to_owned();
-    let (program, args) = command.split_first().context("no command given")?;
-
     let host = host::prepare()?;
-    let cgroup = OwnedCgroup::create(
-        &host.cgroup2,
-        &format!("cgwarden-exec-{}-{}", std::process::id(), unique()),
-    )
-    .context("creating the command's cgroup")?;
+
+    // The cgroup: a fresh one for a command, or the running one.
+    let (owned, path, relative) = match &target {
+        Target::Command(_) => {
+            let cgroup = OwnedCgroup::create(
+                &host.cgroup2,
+                &format!("cgwarden-exec-{}-{}", std::process::id(), unique()),
+            )
+            .context("creating the command's cgroup")?;
+            let (path, relative) = (cgroup.path().to_path_buf(), cgroup.relative().to_owned());
+            (Some(cgroup), path, relative)
+        }
+        Target::Running { cgroup, .. } => {
+            let path = host.cgroup2.join(cgroup.trim_start_matches('/'));
+            anyhow::ensure!(path.is_dir(), "cgroup {cgroup} does not exist");
+            (None, path, (*cgroup).to_owned())
+        }
+    };
+    let id = crate::cgroups::cgroup_id(&path)
+        .with_context(|| format!("reading the id of {}", path.display()))?;
+    let level = relative.split('/').filter(|p| !p.is_empty()).count() as u32;
+
     let mut kernel = Kernel::load(None)?;
-    kernel.attach(cgroup.path())?;
+    kernel.attach(&path)?;
     let ring = kernel.take_events().context("event ring buffer")?;
     let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
     agent.install(vec![profile])?;
-    agent.assign(cgroup.id(), cgroup.relative(), cgroup.level(), &name)?;
-    if matches!(under, Under::Learn { .. }) {
+    if !matches!(under, Under::Profile(_)) {
         agent.record_all();
     }
+    // uids of the processes already there (a running container's programs may never
+    // execute again while it is watched).
+    let uids_before: Vec<u32> = crate::procfs::pids_below(&path)
+        .into_iter()
+        .filter(|pid| {
+            crate::procfs::process(Path::new("/proc"), *pid)
+                .is_some_and(|p| !crate::procfs::is_runtime_init(&p))
+        })
+        .filter_map(|pid| crate::procfs::uid(Path::new("/proc"), pid))
+        .collect();
+    agent.assign(id, &relative, level, &name)?;
 
+    let (stop, origin) = match target {
+        Target::Command(command) => {
+            let signals = serve::Signals::install()?;
+            let mut child = spawn_in(&path, command)?;
+            let stop = serve::serve(
+                &mut agent,
+                ring,
+                Options {
+                    policy: policy_file,
+                    rescan: false,
+                    watch: false,
+                    child: Some(&mut child),
+                    control: None,
+                    metrics: None,
+                    signals,
+                    deadline: None,
+                    while_exists: None,
+                },
+            )
+            .await?;
+            let origin = format!(
+                "`{}`",
+                command
+                    .iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+            (stop, origin)
+        }
+        Target::Running {
+            duration, label, ..
+        } => {
+            let place = if label.ends_with(relative.as_str()) {
+                label.to_owned()
+            } else {
+                format!("{label} (cgroup {relative})")
+            };
+            log::warn!(
+                "watching {place} for {}",
+                humantime::format_duration(duration)
+            );
+            let stop = serve::serve(
+                &mut agent,
+                ring,
+                Options {
+                    policy: policy_file,
+                    rescan: false,
+                    watch: false,
+                    child: None,
+                    control: None,
+                    metrics: None,
+                    signals: serve::Signals::install()?,
+                    deadline: Some(tokio::time::Instant::now() + duration),
+                    while_exists: Some(&path),
+                },
+            )
+            .await?;
+            match stop {
+                Stop::Signal => log::warn!("interrupted: writing what was seen so far"),
+                Stop::Gone => log::warn!("cgroup {relative} was removed: the container ended"),
+                _ => {}
+            }
+            let watched = humantime::format_duration(duration);
+            (stop, format!("{place}, watched for up to {watched}"))
+        }
+    };
+    let mut code = match stop {
+        Stop::Exited(status) => status
+            .code()
+            .or_else(|| status.signal().map(|s| 128 + s))
+            .unwrap_or(1),
+        Stop::Signal if owned.is_some() => 130,
+        Stop::Signal | Stop::Deadline | Stop::Gone => 0,
+    };
+    let records: Vec<serde_json::Value> = agent
+        .recorded()
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    match under {
+        Under::Learn(learning) => {
+            let used = agent.syscalls_used(&name);
+            write_learned(&learning, &origin, &records, &uids_before, Some(&used))?;
+        }
+        Under::Check(file) => {
+            let findings = learn::check::from_audit_run(&records);
+            eprint!(
+                "{}",
+                check_text(
+                    &findings,
+                    &name,
+                    file,
+                    &format!("profile `{name}` forced to audit mode, the kernel judged")
+                )
+            );
+            if findings.failed() {
+                code = 1;
+            }
+        }
+        Under::Profile(_) => {}
+    }
+    drop(agent);
+    if let Some(cgroup) = owned {
+        cgroup.remove().context("removing the command's cgroup")?;
+    }
+    Ok(code)
+}
+
+/// Writes what a learning run (or an events file) shows: the learned profile, or the
+/// existing profile with what is new merged in (the diff goes to standard error), and
+/// the seccomp profile when asked for and `syscalls_used` is known.
+pub fn write_learned(
+    learning: &Learning<'_>,
+    origin: &str,
+    records: &[serde_json::Value],
+    extra_uids: &[u32],
+    syscalls_used: Option<&[u32]>,
+) -> anyhow::Result<()> {
+    let mut observed = learn::observe(records);
+    observed.uids.extend(extra_uids);
+    let text = match learning.merge {
+        Some(base) => {
+            let existing = std::fs::read_to_string(base)
+                .with_context(|| format!("reading {}", base.display()))?;
+            let merged = learn::merge::merge(&existing, base, &observed)
+                .map_err(|e| anyhow::anyhow!("cannot merge into {}: {e}", base.display()))?;
+            eprint!("{}", merged.render_diff(base));
+            merged.text
+        }
+        None => learn::profile_yaml(learning.name, origin, &observed),
+    };
+    match learning.profile_out {
+        Some(out) => {
+            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?
+        }
+        None => print!("{text}"),
+    }
+    if let (Some(out), Some(used)) = (learning.seccomp_out, syscalls_used) {
+        let text = serde_json::to_string_pretty(&learn::seccomp(used))?;
+        std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
+
+/// The findings of a check, for people; `how` says how they were found.
+pub fn check_text(findings: &Findings, profile: &str, file: &Path, how: &str) -> String {
+    format!(
+        "check of {} ({how}):\n{}",
+        file.display(),
+        findings.render(profile)
+    )
+}
+
+fn one_profile(file: &Path) -> anyhow::Result<Profile> {
+    let profiles = policy::load_path(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    <[_; 1]>::try_from(profiles)
+        .map(|[p]| p)
+        .map_err(|p: Vec<_>| {
+            anyhow::anyhow!(
+                "exactly one profile is needed; {} has {}",
+                file.display(),
+                p.len()
+            )
+        })
+}
+
+/// Starts `command` inside the cgroup at `path` (it joins before exec).
+fn spawn_in(path: &Path, command: &[OsString]) -> anyhow::Result<tokio::process::Child> {
+    let (program, args) = command.split_first().context("no command given")?;
     let procs = File::options()
         .write(true)
-        .open(cgroup.path().join("cgroup.procs"))
+        .open(path.join("cgroup.procs"))
         .context("opening cgroup.procs")?;
     let procs_fd = procs.as_raw_fd();
     let mut cmd = tokio::process::Command::new(program);
@@ -95,65 +324,40 @@ pub async fn exec(
             }
         });
     }
-    let mut child = cmd
+    let child = cmd
         .spawn()
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
     drop(procs);
+    Ok(child)
+}
 
-    let stop = serve::serve(
-        &mut agent,
-        ring,
-        Options {
-            policy: policy_file,
-            rescan: false,
-            watch: false,
-            child: Some(&mut child),
-            control: None,
-            metrics: None,
-        },
-    )
-    .await?;
-    let code = match stop {
-        Stop::Exited(status) => status
-            .code()
-            .or_else(|| status.signal().map(|s| 128 + s))
-            .unwrap_or(1),
-        Stop::Signal => 130,
-    };
-    if let Under::Learn {
-        profile_out,
-        seccomp_out,
-        name,
-    } = under
-    {
-        let records: Vec<serde_json::Value> = agent
-            .recorded()
-            .iter()
-            .filter_map(|r| serde_json::to_value(r).ok())
-            .collect();
-        let observed = crate::learn::observe(&records);
-        let origin = format!(
-            "`{}`",
-            command
-                .iter()
-                .map(|a| a.to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        std::fs::write(
-            profile_out,
-            crate::learn::profile_yaml(name, &origin, &observed),
-        )
-        .with_context(|| format!("writing {}", profile_out.display()))?;
-        if let Some(out) = seccomp_out {
-            let used = agent.syscalls_used(name);
-            let text = serde_json::to_string_pretty(&crate::learn::seccomp(&used))?;
-            std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+/// Finds the cgroup (relative to `cgroup2`) of a running container: by the id its
+/// cgroup path names (Docker, containerd, CRI-O, Podman; a unique prefix is enough),
+/// else by asking runc for the container's init process and reading its cgroup.
+pub fn find_container(cgroup2: &Path, id: &str) -> anyhow::Result<PathBuf> {
+    match crate::container::find_cgroup(cgroup2, id) {
+        Ok(path) => return Ok(PathBuf::from(path)),
+        Err(crate::container::FindError::Ambiguous(paths)) => {
+            anyhow::bail!("`{id}` names several containers: {}", paths.join(", "))
         }
+        Err(crate::container::FindError::NotFound) => {}
     }
-    drop(agent);
-    cgroup.remove().context("removing the command's cgroup")?;
-    Ok(code)
+    let out = std::process::Command::new("runc")
+        .args(["state", id])
+        .output();
+    if let Ok(out) = out
+        && out.status.success()
+        && let Ok(state) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        && let Some(pid) = state["pid"].as_u64().and_then(|p| u32::try_from(p).ok())
+        && pid != 0
+        && let Some(path) = crate::procfs::cgroup_path(Path::new("/proc"), pid)
+    {
+        return Ok(PathBuf::from(path));
+    }
+    anyhow::bail!(
+        "no running container `{id}`: no cgroup below {} names it and `runc state {id}` knows none",
+        cgroup2.display()
+    )
 }
 
 fn unique() -> u64 {

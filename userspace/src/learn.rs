@@ -1,10 +1,16 @@
 //! Learn mode: the tightest profile that would have allowed everything a workload did,
 //! from the records of a learning run (or an events file), and an OCI seccomp profile
-//! of every syscall it used.
+//! of every syscall it used. [`merge`] learns on top of an existing profile, [`check`]
+//! says what a profile would deny, [`collapse`] decides when addresses become a CIDR.
+
+pub mod check;
+pub mod collapse;
+pub mod merge;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
+    net::IpAddr,
 };
 
 use serde_json::{Value, json};
@@ -31,46 +37,186 @@ pub struct FlowSeen {
     pub count: u64,
     pub first: String,
     pub last: String,
+    /// The addresses behind the destination (itself, or what its name resolved to),
+    /// with how many flows went to each.
+    pub addrs: BTreeMap<String, u64>,
+}
+
+impl FlowSeen {
+    fn add(&mut self, other: &FlowSeen) {
+        self.ports.extend(&other.ports);
+        self.count += other.count;
+        if self.first.is_empty() || (!other.first.is_empty() && other.first < self.first) {
+            self.first.clone_from(&other.first);
+        }
+        if other.last > self.last {
+            self.last.clone_from(&other.last);
+        }
+        for (a, c) in &other.addrs {
+            *self.addrs.entry(a.clone()).or_default() += c;
+        }
+    }
+}
+
+/// One allow rule of a learned profile, with the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedRule {
+    /// As the profile writes it: a name, an address or a CIDR.
+    pub to: String,
+    pub ports: BTreeSet<u16>,
+    pub protocol: String,
+    /// Comment lines (without `#`).
+    pub comments: Vec<String>,
+}
+
+impl LearnedRule {
+    /// The rule as YAML list item lines, the `- ` at `indent` spaces.
+    pub fn render(&self, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        let mut y = String::new();
+        for c in &self.comments {
+            let _ = writeln!(y, "{pad}# {c}");
+        }
+        let quoted = if self.to.contains(':') || self.to.starts_with('*') {
+            format!("\"{}\"", self.to)
+        } else {
+            self.to.clone()
+        };
+        let _ = writeln!(y, "{pad}- to: {quoted}");
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+            let _ = writeln!(y, "{pad}  ports: [{}]", ports.join(", "));
+        }
+        let _ = writeln!(y, "{pad}  protocol: {}", self.protocol);
+        y
+    }
+}
+
+/// The allow rules for `flows`: a name stays one rule however many addresses it had;
+/// addresses seen without a name with the same protocol and ports collapse to a CIDR
+/// where enough of them share a small prefix ([`collapse::collapse`]), otherwise each is
+/// its own exact rule.
+pub fn rules(flows: &BTreeMap<(String, String), FlowSeen>) -> Vec<LearnedRule> {
+    let mut out = Vec::new();
+    // (protocol, ports) → address → what was seen.
+    let mut unnamed: BTreeMap<(String, BTreeSet<u16>), BTreeMap<IpAddr, FlowSeen>> =
+        BTreeMap::new();
+    for ((to, proto), seen) in flows {
+        match to.parse::<IpAddr>() {
+            Ok(addr) => {
+                unnamed
+                    .entry((proto.clone(), seen.ports.clone()))
+                    .or_default()
+                    .entry(addr)
+                    .or_default()
+                    .add(seen);
+            }
+            Err(_) => {
+                let mut comments = vec![format!(
+                    "{} flow(s), first {}, last {}",
+                    seen.count, seen.first, seen.last
+                )];
+                if seen.addrs.len() > 1 {
+                    comments.push(format!(
+                        "{} addresses of this name: {}",
+                        seen.addrs.len(),
+                        counted(seen.addrs.iter().map(|(a, c)| (a.as_str(), *c)))
+                    ));
+                }
+                out.push(LearnedRule {
+                    to: to.clone(),
+                    ports: seen.ports.clone(),
+                    protocol: proto.clone(),
+                    comments,
+                });
+            }
+        }
+    }
+    for ((proto, ports), by_addr) in unnamed {
+        let counts: Vec<(IpAddr, u64)> = by_addr.iter().map(|(a, s)| (*a, s.count)).collect();
+        for c in collapse::collapse(&counts) {
+            let comments = match &c {
+                collapse::Collapsed::Exact(addr, _) => {
+                    let s = &by_addr[addr];
+                    vec![format!(
+                        "{} flow(s), first {}, last {}",
+                        s.count, s.first, s.last
+                    )]
+                }
+                collapse::Collapsed::Net(net, members) => {
+                    let mut all = FlowSeen::default();
+                    for (a, _) in members {
+                        all.add(&by_addr[a]);
+                    }
+                    let text: Vec<(String, u64)> =
+                        members.iter().map(|(a, c)| (a.to_string(), *c)).collect();
+                    vec![
+                        format!(
+                            "{} flow(s), first {}, last {}",
+                            all.count, all.first, all.last
+                        ),
+                        format!(
+                            "{} addresses seen without a name, collapsed to {net} (at least {} in one /{}): {}",
+                            members.len(),
+                            collapse::MIN_ADDRESSES,
+                            if net.is_ipv4() {
+                                collapse::V4_BUCKET
+                            } else {
+                                collapse::V6_BUCKET
+                            },
+                            counted(text.iter().map(|(a, c)| (a.as_str(), *c)))
+                        ),
+                    ]
+                }
+            };
+            out.push(LearnedRule {
+                to: c.to_text(),
+                ports: ports.clone(),
+                protocol: proto.clone(),
+                comments,
+            });
+        }
+    }
+    out.sort_by(|a, b| (&a.to, &a.protocol).cmp(&(&b.to, &b.protocol)));
+    out
+}
+
+/// `a ×3, b ×1`.
+fn counted<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {
+    items
+        .map(|(a, c)| format!("{a} ×{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Folds JSON records (as the sinks write them) into what the profile must allow.
 /// Destinations the workload resolved itself (DNS answers it received) are written as
 /// the name; others as the address.
 pub fn observe(records: &[Value]) -> Observed {
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
-    for r in records.iter().filter(|r| r["kind"] == "dns") {
-        if let (Some(name), Some(answers)) = (r["name"].as_str(), r["answers"].as_array()) {
-            for a in answers {
-                if let Some(addr) = a["addr"].as_str() {
-                    names.insert(addr.to_owned(), name.to_owned());
-                }
-            }
-        }
-    }
+    let names = resolved_names(records);
     let mut o = Observed::default();
     for r in records {
         match r["kind"].as_str().unwrap_or("") {
             "connect" | "sendmsg" | "packet" => {
                 let dst = r["dst"].as_str().unwrap_or("").to_owned();
-                let to = names.get(&dst).cloned().unwrap_or(dst);
-                let proto = match r["protocol"].as_str().unwrap_or("any") {
-                    "tcp" => "tcp",
-                    "udp" | "udplite" => "udp",
-                    "icmp" | "icmpv6" => "icmp",
-                    _ => "any",
-                };
+                let to = names.get(&dst).cloned().unwrap_or_else(|| dst.clone());
+                let proto = check::learned_protocol(r["protocol"].as_str().unwrap_or("any"));
                 let seen = o.flows.entry((to, proto.to_owned())).or_default();
                 if proto != "icmp"
                     && let Some(port) = r["port"].as_u64()
                 {
                     seen.ports.insert(port as u16);
                 }
-                seen.count += r["count"].as_u64().unwrap_or(1);
+                let count = r["count"].as_u64().unwrap_or(1);
+                seen.count += count;
+                *seen.addrs.entry(dst).or_default() += count;
                 let time = r["time"].as_str().unwrap_or("").to_owned();
-                if seen.first.is_empty() {
+                if seen.first.is_empty() || time < seen.first {
                     seen.first = time.clone();
                 }
-                seen.last = time;
+                if time > seen.last {
+                    seen.last = time;
+                }
             }
             "syscall" => {
                 if let Some(s) = r["syscall"].as_str() {
@@ -90,6 +236,21 @@ pub fn observe(records: &[Value]) -> Observed {
     o
 }
 
+/// Address → the name it answered, from the DNS answers among `records`.
+pub fn resolved_names(records: &[Value]) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for r in records.iter().filter(|r| r["kind"] == "dns") {
+        if let (Some(name), Some(answers)) = (r["name"].as_str(), r["answers"].as_array()) {
+            for a in answers {
+                if let Some(addr) = a["addr"].as_str() {
+                    names.insert(addr.to_owned(), name.to_owned());
+                }
+            }
+        }
+    }
+    names
+}
+
 /// The profile as YAML, every rule commented with how often and when it was seen.
 pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     let mut y = String::new();
@@ -105,23 +266,8 @@ pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
         y.push_str("  allow: []\n");
     } else {
         y.push_str("  allow:\n");
-        for ((to, proto), seen) in &o.flows {
-            let _ = writeln!(
-                y,
-                "    # {} flow(s), first {}, last {}",
-                seen.count, seen.first, seen.last
-            );
-            let quoted = if to.contains(':') || to.starts_with('*') {
-                format!("\"{to}\"")
-            } else {
-                to.clone()
-            };
-            let _ = writeln!(y, "    - to: {quoted}");
-            if !seen.ports.is_empty() {
-                let ports: Vec<String> = seen.ports.iter().map(u16::to_string).collect();
-                let _ = writeln!(y, "      ports: [{}]", ports.join(", "));
-            }
-            let _ = writeln!(y, "      protocol: {proto}");
+        for rule in rules(&o.flows) {
+            y.push_str(&rule.render(4));
         }
     }
     y.push_str("runtime:\n");
@@ -290,6 +436,39 @@ mod tests {
             Some(cgwarden_common::syscall_action::REPORT)
         );
         assert_eq!(action(mount), Some(cgwarden_common::syscall_action::KILL));
+    }
+
+    #[test]
+    fn a_name_stays_one_rule_and_unnamed_neighbours_collapse() {
+        let mut records = vec![json!({"kind":"dns","name":"cdn.test","answers":[
+            {"addr":"192.0.2.1","ttl":60},{"addr":"192.0.2.2","ttl":60},
+            {"addr":"192.0.2.3","ttl":60},{"addr":"192.0.2.4","ttl":60}]})];
+        for i in 1..=4 {
+            records.push(json!({"kind":"connect","dst":format!("192.0.2.{i}"),"port":443,"protocol":"tcp","time":format!("t{i}")}));
+        }
+        for (i, n) in [(1, 2), (2, 1), (3, 1), (6, 1)] {
+            records.push(json!({"kind":"connect","dst":format!("198.51.100.{i}"),"port":5432,"protocol":"tcp","count":n,"time":"t9"}));
+        }
+        // Same /24 but another port: evidence for its own port only, stays exact.
+        records.push(
+            json!({"kind":"connect","dst":"198.51.100.7","port":80,"protocol":"tcp","time":"t9"}),
+        );
+        let yaml = profile_yaml("learned", "a test", &observe(&records));
+        assert!(
+            yaml.contains("4 addresses of this name: 192.0.2.1 ×1, 192.0.2.2 ×1, 192.0.2.3 ×1, 192.0.2.4 ×1\n    - to: cdn.test\n"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("- to: 192.0.2."), "{yaml}");
+        assert!(
+            yaml.contains("collapsed to 198.51.100.0/29 (at least 4 in one /24): 198.51.100.1 ×2, 198.51.100.2 ×1, 198.51.100.3 ×1, 198.51.100.6 ×1\n    - to: 198.51.100.0/29\n      ports: [5432]"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("- to: 198.51.100.7\n      ports: [80]"),
+            "{yaml}"
+        );
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("learned.yaml")).unwrap();
+        assert_eq!(p.egress.rules.len(), 3);
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
 //! - [`sinks`], [`metrics`]: where events and counters go; [`config`]: the agent's file;
-//! - [`exec`]: one command under a profile.
+//! - [`exec`]: one command (or, for a while, a running cgroup) under a profile;
+//!   [`learn`]: learn mode, merging, checking a profile.
 
 pub mod agent;
 pub mod aggregate;

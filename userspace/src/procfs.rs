@@ -38,6 +38,27 @@ pub fn process(proc_root: &Path, pid: u32) -> Option<Process> {
     })
 }
 
+/// The real uid of a process, from `<proc>/<pid>/status`.
+pub fn uid(proc_root: &Path, pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The cgroup v2 path of a process (relative to the cgroup2 root), from the `0::` line
+/// of `<proc>/<pid>/cgroup`.
+pub fn cgroup_path(proc_root: &Path, pid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
 /// Every process in a cgroup and the cgroups below it.
 pub fn pids_below(cgroup: &Path) -> Vec<u32> {
     let mut out = Vec::new();
@@ -88,5 +109,28 @@ mod tests {
         assert!(is_runtime_init(&named("runc:[2:INIT]", "/usr/sbin/runc")));
         assert!(is_runtime_init(&named("runc", "/usr/sbin/runc")));
         assert!(!is_runtime_init(&named("nginx", "/usr/sbin/nginx")));
+    }
+
+    #[test]
+    fn reads_uid_and_cgroup_v2_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("7");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(
+            p.join("status"),
+            "Name:\tsh\nUid:\t1000\t1000\t1000\t1000\n",
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("cgroup"),
+            "12:pids:/x\n1:name=systemd:/user.slice\n0::/cgwarden-test/app\n",
+        )
+        .unwrap();
+        assert_eq!(uid(dir.path(), 7), Some(1000));
+        assert_eq!(
+            cgroup_path(dir.path(), 7).as_deref(),
+            Some("/cgwarden-test/app")
+        );
+        assert_eq!(uid(dir.path(), 8), None);
     }
 }

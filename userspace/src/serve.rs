@@ -24,6 +24,10 @@ pub enum Stop {
     Signal,
     /// The command exited (`exec`).
     Exited(ExitStatus),
+    /// The deadline passed.
+    Deadline,
+    /// The watched cgroup was removed.
+    Gone,
 }
 
 /// What the loop watches besides the ring buffer.
@@ -41,6 +45,30 @@ pub struct Options<'a> {
     pub control: Option<&'a ControlSocket>,
     /// The Prometheus metrics listener (`run`).
     pub metrics: Option<&'a TcpListener>,
+    /// The signals the loop answers, installed before the agent says it is enforcing.
+    pub signals: Signals,
+    /// Stop at this time (`learn --container`).
+    pub deadline: Option<tokio::time::Instant>,
+    /// Stop when this cgroup directory is removed (checked every tick).
+    pub while_exists: Option<&'a Path>,
+}
+
+/// SIGHUP (reload), SIGINT and SIGTERM (stop, or forward to `exec`'s command).
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// From now on these signals are queued for the loop instead of killing the agent.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            hup: signal(SignalKind::hangup())?,
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
 }
 
 const TICK: Duration = Duration::from_millis(100);
@@ -61,9 +89,11 @@ pub async fn serve(
     let mut tick = tokio::time::interval(TICK);
     // The kernel wakes the agent only for batches; small amounts are drained here.
     let mut drain_tick = tokio::time::interval(DRAIN_EVERY);
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+    let Signals {
+        mut hup,
+        mut int,
+        mut term,
+    } = opts.signals;
     let mut forwarded = 0u32;
     let mut dns_tick = std::time::Instant::now();
     // New cgroups and containers are applied as their directories appear; the walk on
@@ -108,6 +138,12 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let deadline = async {
+            match opts.deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let scrape = async {
             match opts.metrics {
                 Some(listener) => listener.accept().await,
@@ -136,8 +172,11 @@ pub async fn serve(
             }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                drain(agent, guard.get_inner_mut())?;
-                guard.clear_ready();
+                // With records left, readiness is kept so the loop comes back at once,
+                // after signals, ticks and the control socket had their turn.
+                if !drain(agent, guard.get_inner_mut())? {
+                    guard.clear_ready();
+                }
                 agent.flush()?;
             }
             _ = drain_tick.tick() => {
@@ -145,6 +184,9 @@ pub async fn serve(
                 agent.flush()?;
             }
             _ = tick.tick() => {
+                if opts.while_exists.is_some_and(|p| !p.exists()) {
+                    break Stop::Gone;
+                }
                 if opts.rescan
                     && (watch.is_none()
                         || last_walk.elapsed() >= BACKSTOP_WALK
@@ -210,9 +252,16 @@ pub async fn serve(
                 }
             }
             status = wait_child => break Stop::Exited(status?),
+            () = deadline => break Stop::Deadline,
         }
     };
-    drain(agent, ring.get_mut())?;
+    // What the kernel sent before the stop, within a bound: monitored cgroups other
+    // than a stopped command's may keep producing.
+    for _ in 0..16 {
+        if !drain(agent, ring.get_mut())? {
+            break;
+        }
+    }
     agent.check_counters()?;
     agent.flush_aggregates(true)?;
     agent.flush()?;
@@ -236,11 +285,19 @@ async fn answer_scrape(mut stream: tokio::net::TcpStream, body: String) {
     }
 }
 
-fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> anyhow::Result<()> {
-    while let Some(item) = ring.next() {
+/// Records handled per turn of the loop: a storm must not starve signals, the control
+/// socket, counters and flushes.
+const DRAIN_BATCH: usize = 65_536;
+
+/// Handles up to [`DRAIN_BATCH`] records; returns whether more may be waiting.
+fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> anyhow::Result<bool> {
+    for _ in 0..DRAIN_BATCH {
+        let Some(item) = ring.next() else {
+            return Ok(false);
+        };
         agent.handle_record(&item)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Forwards a signal to the command run by `exec`. The first two are passed on as they

@@ -23,8 +23,9 @@
 //!
 //! Every address is on loopback; connbench never sends anywhere else.
 
+use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags, json_list, median, split};
 use std::{
-    io::{self, Write as _},
+    io,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},
     path::PathBuf,
     time::{Duration, Instant},
@@ -47,20 +48,13 @@ struct Args {
 }
 
 fn main() {
-    match parse(std::env::args().skip(1)).and_then(|a| run(&a)) {
-        Ok(line) => {
-            let mut out = io::stdout().lock();
-            // Nothing useful to do when stdout is gone.
-            let _ = writeln!(out, "{line}");
-        }
-        Err(e) => {
-            eprintln!("connbench: {e}");
-            std::process::exit(1);
-        }
-    }
+    finish(
+        "connbench",
+        parse(std::env::args().skip(1)).and_then(|a| run(&a)),
+    );
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
+fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     let mut args = Args {
         tcp: 10_000,
         udp: 200_000,
@@ -69,36 +63,29 @@ fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
         join: None,
         probe: None,
     };
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| bad(&format!("{flag} needs a value")))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(&format!("{flag}: `{value}` is not a number")))
-        };
-        match flag.as_str() {
-            "--tcp" => args.tcp = number()?.max(1),
-            "--udp" => args.udp = number()?.max(1),
-            "--rounds" => args.rounds = number()?.max(1),
-            "--warmup" => args.warmup = Some(number()?),
-            "--join-cgroup" => args.join = Some(PathBuf::from(&value)),
+    for flag in flags(it) {
+        let flag = flag?;
+        match flag.name.as_str() {
+            "--tcp" => args.tcp = flag.number()?.max(1),
+            "--udp" => args.udp = flag.number()?.max(1),
+            "--rounds" => args.rounds = flag.number()?.max(1),
+            "--warmup" => args.warmup = Some(flag.number()?),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
             "--probe" => {
-                let addr: SocketAddr = value
+                let addr: SocketAddr = flag
+                    .value
                     .parse()
-                    .map_err(|_| bad(&format!("--probe: bad address `{value}`")))?;
+                    .map_err(|_| bad(&format!("--probe: bad address `{}`", flag.value)))?;
                 if !addr.ip().is_loopback() {
                     return Err(bad("--probe: only loopback destinations"));
                 }
                 args.probe = Some(addr);
             }
             _ => {
-                return Err(bad(&format!(
-                    "unknown flag {flag}; usage: connbench [--tcp N] [--udp N] [--rounds K] \
-                     [--warmup N] [--join-cgroup DIR] [--probe ADDR]"
-                )));
+                return Err(flag.unknown(
+                    "connbench [--tcp N] [--udp N] [--rounds K] [--warmup N] \
+                     [--join-cgroup DIR] [--probe ADDR]",
+                ));
             }
         }
     }
@@ -106,15 +93,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
 }
 
 fn run(args: &Args) -> io::Result<String> {
-    if let Some(dir) = &args.join {
-        std::fs::write(dir.join("cgroup.procs"), b"0").map_err(|e| {
-            io::Error::new(e.kind(), format!("joining cgroup {}: {e}", dir.display()))
-        })?;
-    }
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")?
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
-        .unwrap_or_default();
+    let cgroup = enter_cgroup(args.join.as_deref())?;
 
     // TCP: ns per iteration, per round.
     tcp_round(args.warmup.unwrap_or(args.tcp / 10))?;
@@ -150,12 +129,6 @@ fn run(args: &Args) -> io::Result<String> {
             }
         }
     };
-    let list = |v: &[f64]| {
-        v.iter()
-            .map(|x| format!("{x:.0}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
     let tcp_mean = tcp.iter().sum::<f64>() / tcp.len() as f64;
     let udp_mean = if udp_secs > 0.0 {
         args.udp as f64 / udp_secs
@@ -173,28 +146,10 @@ fn run(args: &Args) -> io::Result<String> {
         median(&tcp),
         median(&udp),
         std::process::id(),
-        cgroup.replace(['"', '\\'], "_"),
-        list(&tcp),
-        list(&udp),
+        cgroup,
+        json_list(tcp.iter().copied(), 0),
+        json_list(udp.iter().copied(), 0),
     ))
-}
-
-/// `total` split into `rounds` nearly equal, non-zero parts.
-fn split(total: u64, rounds: u64) -> Vec<u64> {
-    let rounds = rounds.clamp(1, total.max(1));
-    (0..rounds)
-        .map(|i| total / rounds + u64::from(i < total % rounds))
-        .collect()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Times `n` iterations of connect+accept+close; listeners are made outside the timing.

@@ -26,8 +26,9 @@
 //! send to the last, `rate` = `sent / secs` and `cpu_s` the process's user + system CPU
 //! time (which includes the eBPF programs that ran in its sends).
 
+use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags};
 use std::{
-    io::{self, Write as _},
+    io,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -50,46 +51,29 @@ struct Args {
 }
 
 fn main() {
-    match parse(std::env::args().skip(1)).and_then(|a| run(&a)) {
-        Ok(line) => {
-            let mut out = io::stdout().lock();
-            // Nothing useful to do when stdout is gone.
-            let _ = writeln!(out, "{line}");
-        }
-        Err(e) => {
-            eprintln!("eventstorm: {e}");
-            std::process::exit(1);
-        }
-    }
+    finish(
+        "eventstorm",
+        parse(std::env::args().skip(1)).and_then(|a| run(&a)),
+    );
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
+fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     let mut args = Args {
         count: 0,
         rate: 0,
         threads: 1,
         join: None,
     };
-    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_owned());
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| bad(&format!("{flag} needs a value")))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(&format!("{flag}: `{value}` is not a number")))
-        };
-        match flag.as_str() {
-            "--count" => args.count = number()?,
-            "--rate" => args.rate = number()?,
-            "--threads" => args.threads = number()?.max(1),
-            "--join-cgroup" => args.join = Some(PathBuf::from(&value)),
+    for flag in flags(it) {
+        let flag = flag?;
+        match flag.name.as_str() {
+            "--count" => args.count = flag.number()?,
+            "--rate" => args.rate = flag.number()?,
+            "--threads" => args.threads = flag.number()?.max(1),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
             _ => {
-                return Err(bad(&format!(
-                    "unknown flag {flag}; usage: eventstorm --count N [--rate R] [--threads T] \
-                     [--join-cgroup DIR]"
-                )));
+                return Err(flag
+                    .unknown("eventstorm --count N [--rate R] [--threads T] [--join-cgroup DIR]"));
             }
         }
     }
@@ -108,15 +92,7 @@ fn destination(i: u64) -> (u32, u16) {
 }
 
 fn run(args: &Args) -> io::Result<String> {
-    if let Some(dir) = &args.join {
-        std::fs::write(dir.join("cgroup.procs"), b"0").map_err(|e| {
-            io::Error::new(e.kind(), format!("joining cgroup {}: {e}", dir.display()))
-        })?;
-    }
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")?
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
-        .unwrap_or_default();
+    let cgroup = enter_cgroup(args.join.as_deref())?;
 
     let threads = args.threads.clamp(1, args.count);
     let start = Instant::now();
@@ -164,7 +140,7 @@ fn run(args: &Args) -> io::Result<String> {
         total.errors,
         if secs > 0.0 { sent as f64 / secs } else { 0.0 },
         std::process::id(),
-        cgroup.replace(['"', '\\'], "_"),
+        cgroup,
     ))
 }
 

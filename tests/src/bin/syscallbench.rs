@@ -39,9 +39,10 @@
 //! check that a monitor saw all of them; `elapsed_ms` is the time from start to the
 //! result, so the harness can tell a monitor's own start and stop from the workload.
 
+use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags, json_list, median, split};
 use std::{
     ffi::CString,
-    io::{self, Write as _},
+    io,
     os::unix::ffi::OsStrExt as _,
     path::{Path, PathBuf},
     process::Command,
@@ -62,29 +63,18 @@ struct Args {
 
 fn main() {
     let started = Instant::now();
-    match parse(std::env::args().skip(1)).and_then(|a| run(&a, started).map(|l| (l, a.hold))) {
-        Ok((line, hold)) => {
-            let mut out = io::stdout().lock();
-            // Nothing useful to do when stdout is gone.
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-            drop(out);
-            if !hold.is_zero() {
-                std::thread::sleep(hold);
-            }
-        }
-        Err(e) => {
-            eprintln!("syscallbench: {e}");
-            std::process::exit(1);
-        }
+    let mut hold = Duration::ZERO;
+    let result = parse(std::env::args().skip(1)).and_then(|a| {
+        hold = a.hold;
+        run(&a, started)
+    });
+    finish("syscallbench", result);
+    if !hold.is_zero() {
+        std::thread::sleep(hold);
     }
 }
 
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, what.to_owned())
-}
-
-fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
+fn parse(it: impl Iterator<Item = String>) -> io::Result<Args> {
     let mut args = Args {
         getppid: 0,
         mix: 0,
@@ -96,31 +86,24 @@ fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
         hold: Duration::ZERO,
         spread: false,
     };
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .ok_or_else(|| bad(&format!("{flag} needs a value")))?;
-        let number = || {
-            value
-                .parse::<u64>()
-                .map_err(|_| bad(&format!("{flag}: `{value}` is not a number")))
-        };
-        match flag.as_str() {
-            "--getppid" => args.getppid = number()?,
-            "--mix" => args.mix = number()?,
-            "--gcc" => args.gcc = number()?,
-            "--rounds" => args.rounds = number()?.max(1),
-            "--pause-ms" => args.pause = Duration::from_millis(number()?),
-            "--scratch" => args.scratch = PathBuf::from(&value),
-            "--join-cgroup" => args.join = Some(PathBuf::from(&value)),
-            "--hold-ms" => args.hold = Duration::from_millis(number()?),
-            "--spread-cpus" => args.spread = number()? != 0,
+    for flag in flags(it) {
+        let flag = flag?;
+        match flag.name.as_str() {
+            "--getppid" => args.getppid = flag.number()?,
+            "--mix" => args.mix = flag.number()?,
+            "--gcc" => args.gcc = flag.number()?,
+            "--rounds" => args.rounds = flag.number()?.max(1),
+            "--pause-ms" => args.pause = Duration::from_millis(flag.number()?),
+            "--scratch" => args.scratch = PathBuf::from(&flag.value),
+            "--join-cgroup" => args.join = Some(PathBuf::from(&flag.value)),
+            "--hold-ms" => args.hold = Duration::from_millis(flag.number()?),
+            "--spread-cpus" => args.spread = flag.number()? != 0,
             _ => {
-                return Err(bad(&format!(
-                    "unknown flag {flag}; usage: syscallbench [--getppid N] [--mix N] \
-                     [--gcc N] [--rounds K] [--pause-ms MS] [--scratch DIR] \
-                     [--join-cgroup DIR] [--hold-ms MS] [--spread-cpus 1]"
-                )));
+                return Err(flag.unknown(
+                    "syscallbench [--getppid N] [--mix N] [--gcc N] [--rounds K] \
+                     [--pause-ms MS] [--scratch DIR] [--join-cgroup DIR] [--hold-ms MS] \
+                     [--spread-cpus 1]",
+                ));
             }
         }
     }
@@ -128,15 +111,7 @@ fn parse(mut it: impl Iterator<Item = String>) -> io::Result<Args> {
 }
 
 fn run(args: &Args, started: Instant) -> io::Result<String> {
-    if let Some(dir) = &args.join {
-        std::fs::write(dir.join("cgroup.procs"), b"0").map_err(|e| {
-            io::Error::new(e.kind(), format!("joining cgroup {}: {e}", dir.display()))
-        })?;
-    }
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")?
-        .lines()
-        .find_map(|l| l.strip_prefix("0::").map(str::to_owned))
-        .unwrap_or_default();
+    let cgroup = enter_cgroup(args.join.as_deref())?;
 
     let pid = std::process::id();
     let dir = args.scratch.join(format!("syscallbench-{pid}"));
@@ -145,12 +120,7 @@ fn run(args: &Args, started: Instant) -> io::Result<String> {
     let _ = std::fs::remove_dir_all(&dir);
     let m = result?;
 
-    let list = |v: &[(usize, f64)]| {
-        v.iter()
-            .map(|(_, x)| format!("{x:.1}"))
-            .collect::<Vec<_>>()
-            .join(",")
-    };
+    let list = |v: &[(usize, f64)]| json_list(v.iter().map(|(_, x)| *x), 1);
     let opt = |v: &[(usize, f64)]| {
         if v.is_empty() {
             "null".to_owned()
@@ -160,17 +130,7 @@ fn run(args: &Args, started: Instant) -> io::Result<String> {
     };
     let by_cpu = (0..m.cpus.len())
         .map(|slot| {
-            let v: Vec<f64> = m
-                .getppid
-                .iter()
-                .filter(|(s, _)| *s == slot)
-                .map(|(_, x)| *x)
-                .collect();
-            if v.is_empty() {
-                "null".to_owned()
-            } else {
-                format!("{:.2}", median(&v))
-            }
+            slot_median(&m.getppid, slot).map_or_else(|| "null".to_owned(), |x| format!("{x:.2}"))
         })
         .collect::<Vec<_>>()
         .join(",");
@@ -186,7 +146,7 @@ fn run(args: &Args, started: Instant) -> io::Result<String> {
          \"elapsed_ms\":{:.1},\"cpus\":[{cpus}],\"getppid_ns_by_cpu\":[{by_cpu}],\
          \"getppid_ns_rounds\":[{}],\"mix_ns_rounds\":[{}],\
          \"gcc_ms_rounds\":[{}]}}",
-        cgroup.replace(['"', '\\'], "_"),
+        cgroup,
         args.rounds,
         m.getppid_calls,
         opt(&m.getppid),
@@ -216,16 +176,19 @@ struct Measured {
 /// The mean over CPU slots of each slot's median.
 fn spread_median(v: &[(usize, f64)], slots: usize) -> f64 {
     let medians: Vec<f64> = (0..slots.max(1))
-        .filter_map(|slot| {
-            let x: Vec<f64> = v
-                .iter()
-                .filter(|(s, _)| *s == slot)
-                .map(|(_, x)| *x)
-                .collect();
-            (!x.is_empty()).then(|| median(&x))
-        })
+        .filter_map(|slot| slot_median(v, slot))
         .collect();
     medians.iter().sum::<f64>() / medians.len() as f64
+}
+
+/// The median of the rounds on CPU slot `slot`; None when it had none.
+fn slot_median(v: &[(usize, f64)], slot: usize) -> Option<f64> {
+    let x: Vec<f64> = v
+        .iter()
+        .filter(|(s, _)| *s == slot)
+        .map(|(_, x)| *x)
+        .collect();
+    (!x.is_empty()).then(|| median(&x))
 }
 
 /// The CPUs this process may run on.
@@ -334,27 +297,6 @@ fn getppid_loop(n: u64) -> u64 {
         std::hint::black_box(unsafe { libc::getppid() });
     }
     n
-}
-
-/// `total` split into at most `rounds` nearly equal, non-zero parts (none for 0).
-fn split(total: u64, rounds: u64) -> Vec<u64> {
-    if total == 0 {
-        return Vec::new();
-    }
-    let rounds = rounds.clamp(1, total);
-    (0..rounds)
-        .map(|i| total / rounds + u64::from(i < total % rounds))
-        .collect()
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn os_error(what: &str) -> io::Error {

@@ -29,7 +29,8 @@ use aya::{
 };
 use cgwarden_common::{
     Config, EgressKey, EgressValue, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey,
-    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRule, maps as names,
+    NameKey, ProcInfo, ProfileRef, SyscallKey, SyscallRepeatKey, SyscallRule, maps as names,
+    syscall_watch,
 };
 use syscalls::Sysno;
 
@@ -116,11 +117,12 @@ pub struct Kernel {
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
     pub(super) counters: PerCpuArray<MapData, u64>,
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
+    pub(super) syscall_repeats: HashMap<MapData, SyscallRepeatKey, FlowState>,
     pub(super) names: HashMap<MapData, NameKey, EgressValue>,
     pub(super) learned: HashMap<MapData, LearnedKey, LearnedValue>,
     pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
-    pub(super) raw_syscalls: Array<MapData, u8>,
+    pub(super) syscall_watch: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     pub(super) cred_offsets: Array<MapData, cgwarden_common::CredOffsets>,
@@ -135,6 +137,8 @@ pub struct Kernel {
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
     syscall_links: Vec<FdLinkOrPerf>,
+    /// Tracepoint links pinned (or adopted) by this agent, by pin name.
+    tracepoint_pins: std::collections::HashSet<String>,
 }
 
 /// How a syscall is watched.
@@ -155,6 +159,34 @@ pub enum Watch {
 enum FdLinkOrPerf {
     Tracepoint(TracePointLink),
     Raw(RawTracePointLink),
+    /// Pinned in the state directory: it outlives the agent.
+    Pinned(FdLink),
+}
+
+/// The pin of the raw `sys_enter` link.
+const RAW_PIN: &str = "raw-sys_enter";
+
+impl Drop for Kernel {
+    /// Detaches the tracepoints that are not pinned from several threads at once: each
+    /// detach waits for an RCU grace period, and one after the other they made a
+    /// `cgwarden exec` watching the escape set take seconds to return.
+    fn drop(&mut self) {
+        let links = std::mem::take(&mut self.syscall_links);
+        if links.len() < 4 {
+            return;
+        }
+        let per_thread = links.len().div_ceil(8);
+        let mut links = links.into_iter();
+        std::thread::scope(|scope| {
+            loop {
+                let chunk: Vec<FdLinkOrPerf> = links.by_ref().take(per_thread).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                scope.spawn(move || drop(chunk));
+            }
+        });
+    }
 }
 
 impl Kernel {
@@ -218,11 +250,12 @@ impl Kernel {
         let egress = take_map(&mut ebpf, names::EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
+        let syscall_repeats = take_map(&mut ebpf, names::SYSCALL_REPEATS)?;
         let names_map = take_map(&mut ebpf, names::NAMES)?;
         let learned = take_map(&mut ebpf, names::LEARNED)?;
         let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
-        let raw_syscalls = take_map(&mut ebpf, names::RAW_SYSCALLS)?;
+        let syscall_watch = take_map(&mut ebpf, names::SYSCALL_WATCH)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -241,11 +274,12 @@ impl Kernel {
             egress,
             counters,
             flows,
+            syscall_repeats,
             names: names_map,
             learned,
             name_counts,
             syscall_rules,
-            raw_syscalls,
+            syscall_watch,
             procs,
             path_patterns,
             cred_offsets,
@@ -256,6 +290,7 @@ impl Kernel {
             syscalls_used,
             watched: Default::default(),
             syscall_links: Vec::new(),
+            tracepoint_pins: Default::default(),
         })
     }
 
@@ -364,14 +399,21 @@ impl Kernel {
         if self.raw_attached {
             return Ok(());
         }
+        self.raw_attached = true;
+        if self.adopt_tracepoint(RAW_PIN) {
+            return Ok(());
+        }
         let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
         let id = program
             .attach("sys_enter")
             .map_err(failed(RAW_SYSCALL_PROGRAM))?;
         let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
-        self.syscall_links.push(FdLinkOrPerf::Raw(link));
-        self.raw_attached = true;
-        Ok(())
+        if self.state.is_some() {
+            self.pin_tracepoint(RAW_PIN, FdLink::from(link))
+        } else {
+            self.syscall_links.push(FdLinkOrPerf::Raw(link));
+            Ok(())
+        }
     }
 
     /// Learn mode: makes the raw `sys_enter` program record every syscall of learning
@@ -400,11 +442,79 @@ impl Kernel {
         category: &str,
         name: &str,
     ) -> Result<(), LoadError> {
+        let pin = format!("tp-{program_name}-{category}-{name}");
+        if self.adopt_tracepoint(&pin) {
+            return Ok(());
+        }
         let tp: &mut TracePoint = program(&mut self.ebpf, program_name)?;
         let id = tp.attach(category, name).map_err(failed(program_name))?;
         let link = tp.take_link(id).map_err(failed(program_name))?;
-        self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+        if self.state.is_some() {
+            let link = FdLink::try_from(link).map_err(|e| link_error(program_name, e))?;
+            self.pin_tracepoint(&pin, link)
+        } else {
+            self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+            Ok(())
+        }
+    }
+
+    /// Reuses a tracepoint link a previous agent of this build pinned, if there is one:
+    /// its program already runs on the same maps, so kill rules never stopped.
+    fn adopt_tracepoint(&mut self, pin: &str) -> bool {
+        let (Some(state), true) = (&self.state, self.adopted) else {
+            return false;
+        };
+        let path = link_dir(state).join(pin);
+        match PinnedLink::from_pin(&path) {
+            Ok(link) => {
+                self.syscall_links
+                    .push(FdLinkOrPerf::Pinned(FdLink::from(link)));
+                self.tracepoint_pins.insert(pin.to_owned());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Pins a tracepoint link, so the syscall rules (and the process table they rely
+    /// on) keep working while no agent runs, as the cgroup hooks do.
+    fn pin_tracepoint(&mut self, pin: &str, link: FdLink) -> Result<(), LoadError> {
+        let Some(state) = &self.state else {
+            self.syscall_links.push(FdLinkOrPerf::Pinned(link));
+            return Ok(());
+        };
+        let dir = link_dir(state);
+        fs::create_dir_all(&dir).map_err(|e| pin_error(&dir, e))?;
+        let path = dir.join(pin);
+        let _ = fs::remove_file(&path);
+        let pinned = link.pin(&path).map_err(|e| pin_error(&path, e))?;
+        self.syscall_links
+            .push(FdLinkOrPerf::Pinned(FdLink::from(pinned)));
+        self.tracepoint_pins.insert(pin.to_owned());
         Ok(())
+    }
+
+    /// Unpins the tracepoint links a previous agent left that this one does not use
+    /// (syscalls no profile watches any more); their programs detach.
+    pub fn sweep_tracepoints(&self) -> usize {
+        let Some(state) = &self.state else {
+            return 0;
+        };
+        let Ok(entries) = fs::read_dir(link_dir(state)) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let tracepoint = name.starts_with("tp-") || name == RAW_PIN;
+            if tracepoint && !self.tracepoint_pins.contains(&name) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => log::warn!("could not unpin {}: {e}", entry.path().display()),
+                }
+            }
+        }
+        removed
     }
 
     /// Run count and total run time of each attached program, as the kernel counts
@@ -464,18 +574,14 @@ impl Kernel {
                     .filter(|l| l.trim_start().starts_with("field:"))
                     .count()
                     .min(6);
+                self.set_watch(nr, syscall_watch::KNOWN | arity as u8)?;
                 self.watched.insert(nr, Watch::Tracepoint { arity });
             } else {
                 if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
                     log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
                     continue;
                 }
-                self.raw_syscalls
-                    .set(nr, 1, 0)
-                    .map_err(|source| LoadError::Map {
-                        name: names::RAW_SYSCALLS,
-                        source,
-                    })?;
+                self.set_watch(nr, syscall_watch::RAW)?;
                 if !self.raw_attached {
                     self.attach_raw()?;
                     log::info!(
@@ -487,6 +593,19 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+
+    /// Tells the kernel how syscall `nr` is watched (see `syscall_watch`).
+    fn set_watch(&mut self, nr: u32, value: u8) -> Result<(), LoadError> {
+        if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
+            return Ok(());
+        }
+        self.syscall_watch
+            .set(nr, value, 0)
+            .map_err(|source| LoadError::Map {
+                name: names::SYSCALL_WATCH,
+                source,
+            })
     }
 
     /// The syscalls watched, and how.

@@ -4,7 +4,7 @@
 use aya::maps::{MapError, lpm_trie::Key};
 use cgwarden_common::{
     Config, EXE_BYTES, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, ProcInfo,
-    ProfileRef, counters, proc_flags,
+    ProfileRef, SyscallRepeatKey, counters, proc_flags,
 };
 
 use super::Kernel;
@@ -198,6 +198,11 @@ impl Kernel {
     /// Every flow the kernel is aggregating, with its state.
     pub fn flows(&self) -> Vec<(FlowKey, FlowState)> {
         self.flows.iter().filter_map(Result::ok).collect()
+    }
+
+    /// The kernel's repeat totals of reported syscalls.
+    pub fn syscall_repeats(&self) -> Vec<(SyscallRepeatKey, FlowState)> {
+        self.syscall_repeats.iter().filter_map(Result::ok).collect()
     }
 
     /// Reads the per-CPU counters and sums them.

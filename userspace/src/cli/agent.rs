@@ -1,7 +1,6 @@
 //! `cgwarden run` and `cgwarden exec`: the commands that load the kernel side.
 
 use std::{
-    ffi::OsString,
     net::SocketAddr,
     path::{Path, PathBuf},
     time::Instant,
@@ -187,15 +186,11 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             p.mode,
             globs
         );
-        if !p.syscalls.is_empty() {
-            log::warn!(
-                "profile `{}`: syscall rules are validated but not yet enforced by this version",
-                p.name
-            );
-        }
     }
     agent.rescan()?;
     agent.kernel_mut().attach(&host.cgroup2)?;
+    // Before "enforcing" is said: a supervisor may signal the agent from then on.
+    let signals = serve::Signals::install()?;
     log::info!(
         "cgwarden is enforcing ({} in {:.0} ms); cgroup2 at {}{}",
         match (&s.state, adopted) {
@@ -220,6 +215,9 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             child: None,
             control: Some(&control),
             metrics: metrics.as_ref(),
+            signals,
+            deadline: None,
+            while_exists: None,
         },
     )
     .await?;
@@ -233,20 +231,59 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `exec`: `sinks` are `--events` and `--sink` (default: JSON on standard error), or
+/// `None` for no sink at all.
 pub fn exec(
     under: cgwarden::exec::Under<'_>,
-    events: Option<PathBuf>,
-    sinks: Vec<SinkSpec>,
+    target: cgwarden::exec::Target<'_>,
+    sinks: Option<(Option<PathBuf>, Vec<SinkSpec>)>,
     resolver: Option<SocketAddr>,
-    command: &[OsString],
 ) -> anyhow::Result<i32> {
-    let specs = sink_specs(events, sinks, Target::Stderr);
+    let specs = match sinks {
+        Some((events, sinks)) => sink_specs(events, sinks, Target::Stderr),
+        None => Vec::new(),
+    };
     let sinks = sinks::Sinks::open(&specs).context("opening the event sinks")?;
-    runtime()?.block_on(cgwarden::exec::exec(
+    runtime()?.block_on(cgwarden::exec::run(
         under,
+        target,
         sinks,
         Resolver::system(resolver),
-        command,
+    ))
+}
+
+/// `learn --container/--cgroup`: the learning profile (or the checked one, in audit
+/// mode) on a running cgroup for `duration`.
+pub fn learn_running(
+    under: cgwarden::exec::Under<'_>,
+    container: Option<&str>,
+    cgroup: Option<&str>,
+    duration: std::time::Duration,
+    resolver: Option<SocketAddr>,
+) -> anyhow::Result<i32> {
+    let host = host::prepare()?;
+    let (path, label) = match (container, cgroup) {
+        (Some(id), _) => (
+            cgwarden::exec::find_container(&host.cgroup2, id)?
+                .display()
+                .to_string(),
+            format!("container {id}"),
+        ),
+        (None, Some(path)) => (
+            format!("/{}", path.trim_start_matches('/')),
+            format!("cgroup {path}"),
+        ),
+        (None, None) => anyhow::bail!("give --container or --cgroup"),
+    };
+    runtime()?.block_on(cgwarden::exec::run(
+        under,
+        cgwarden::exec::Target::Running {
+            cgroup: &path,
+            duration,
+            label: &label,
+        },
+        sinks::Sinks::open(&[]).context("opening the event sinks")?,
+        Resolver::system(resolver),
     ))
 }
 

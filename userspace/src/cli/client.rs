@@ -113,8 +113,9 @@ pub fn from_compose(compose: &Path, service: &str) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Prints the profile learned from an events file.
-pub fn learn(events: Option<&Path>, name: &str) -> anyhow::Result<i32> {
+/// Reads an events file (`-` or unset: standard input); lines that are not JSON are
+/// skipped.
+fn read_records(events: Option<&Path>) -> anyhow::Result<Vec<serde_json::Value>> {
     use std::io::{BufRead, BufReader};
     let reader: Box<dyn BufRead> = match events {
         Some(path) if path != Path::new("-") => Box::new(BufReader::new(
@@ -128,11 +129,42 @@ pub fn learn(events: Option<&Path>, name: &str) -> anyhow::Result<i32> {
             records.push(value);
         }
     }
-    let observed = cgwarden::learn::observe(&records);
+    Ok(records)
+}
+
+/// Writes the profile learned from an events file (merged into an existing one when
+/// asked).
+pub fn learn(
+    events: Option<&Path>,
+    learning: &cgwarden::exec::Learning<'_>,
+) -> anyhow::Result<i32> {
+    let records = read_records(events)?;
     let origin = events.map_or("standard input".to_owned(), |p| p.display().to_string());
+    cgwarden::exec::write_learned(learning, &origin, &records, &[], None)?;
+    Ok(0)
+}
+
+/// Lists what `profile` would deny or report for the records of an events file; 1 when
+/// anything would be denied.
+pub fn check_events(events: Option<&Path>, profile: &Path) -> anyhow::Result<i32> {
+    let profiles = policy::load_path(profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let [p] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
+        anyhow::anyhow!(
+            "exactly one profile is needed; {} has {}",
+            profile.display(),
+            p.len()
+        )
+    })?;
+    let records = read_records(events)?;
+    let findings = cgwarden::learn::check::against(&p, &records);
     print!(
         "{}",
-        cgwarden::learn::profile_yaml(name, &origin, &observed)
+        cgwarden::exec::check_text(
+            &findings,
+            p.name.as_str(),
+            profile,
+            "the events file judged against it; names it lists are not resolved"
+        )
     );
-    Ok(0)
+    Ok(i32::from(findings.failed()))
 }

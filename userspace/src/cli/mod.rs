@@ -27,19 +27,29 @@ pub enum Command {
     /// Run one command in a fresh cgroup under a profile.
     Exec {
         /// The profile file.
-        #[arg(long, required_unless_present = "learn")]
+        #[arg(long, required_unless_present_any = ["learn", "check"])]
         policy: Option<PathBuf>,
         /// Learn mode: run the command with everything reported and nothing refused,
         /// then write the tightest profile that allows what it did to this file.
-        #[arg(long, conflicts_with = "policy")]
+        #[arg(long, conflicts_with_all = ["policy", "check"])]
         learn: Option<PathBuf>,
         /// With --learn: also write an OCI seccomp profile of every syscall it used.
         #[arg(long, requires = "learn")]
         seccomp: Option<PathBuf>,
+        /// With --learn: learn on top of this profile: keep every line of it, add only
+        /// what is new, print the lines added on standard error.
+        #[arg(long, requires = "learn")]
+        merge: Option<PathBuf>,
+        /// Run the command under this profile forced to audit mode, then list on
+        /// standard error what enforce mode would have denied or reported; exit 1 when
+        /// anything would have been denied.
+        #[arg(long, conflicts_with_all = ["policy", "learn"])]
+        check: Option<PathBuf>,
         /// With --learn: the learned profile's name.
         #[arg(long, default_value = "learned")]
         name: String,
-        /// Where to write events as JSON lines (`-` or unset: standard error).
+        /// Where to write events as JSON lines (`-` or unset: standard error; with
+        /// --check unset means none).
         #[arg(long)]
         events: Option<PathBuf>,
         /// More sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|PATH).
@@ -92,16 +102,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write the tightest profile that allows what an events file shows (record them
-    /// with a profile in audit mode, `report: all` and `dns: {report: true}`).
-    Learn {
-        /// The events file (JSON lines); `-` or unset: standard input.
-        #[arg(long)]
-        events: Option<PathBuf>,
-        /// The profile's name.
-        #[arg(long, default_value = "learned")]
-        name: String,
-    },
+    /// Write the tightest profile that allows what a workload did: from an events file
+    /// (record it with a profile in audit mode, `report: all` and `dns: {report: true}`)
+    /// or by watching a running container for a while. With --check, say what a
+    /// profile would deny instead.
+    Learn(LearnArgs),
     /// Write a profile from a container definition users already have.
     #[command(subcommand)]
     Profile(ProfileCommand),
@@ -110,6 +115,47 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("live").args(["container", "cgroup"]))]
+pub struct LearnArgs {
+    /// The events file (JSON lines); `-` or unset: standard input.
+    #[arg(long, conflicts_with_all = ["container", "cgroup"])]
+    events: Option<PathBuf>,
+    /// Watch this running container instead: its id (a unique prefix is enough) as
+    /// its cgroup path names it (Docker, containerd, CRI-O, Podman) or as runc knows it.
+    #[arg(long, conflicts_with = "cgroup")]
+    container: Option<String>,
+    /// Watch this cgroup instead (path relative to the cgroup2 mount, e.g. `/app`).
+    #[arg(long)]
+    cgroup: Option<String>,
+    /// How long to watch a container or cgroup (e.g. `30s`, `5m`); it stops earlier
+    /// when the cgroup is removed or on Ctrl-C.
+    #[arg(long, default_value = "30s")]
+    duration: humantime::Duration,
+    /// Write the profile here (unset: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// With --container/--cgroup: also write an OCI seccomp profile of every syscall
+    /// used while watched (a window: what the container did before is not in it).
+    #[arg(long, requires = "live")]
+    seccomp: Option<PathBuf>,
+    /// Learn on top of this profile: keep every line of it, add only what is new, and
+    /// print the lines added on standard error.
+    #[arg(long, conflicts_with = "check")]
+    merge: Option<PathBuf>,
+    /// Do not learn: list what this profile would deny or report in enforce mode
+    /// (judging the events file, or watching the container under the profile forced
+    /// to audit mode); exit 1 when anything would be denied.
+    #[arg(long)]
+    check: Option<PathBuf>,
+    /// The profile's name.
+    #[arg(long, default_value = "learned")]
+    name: String,
+    /// DNS server for the names in the profile (--check on a container).
+    #[arg(long)]
+    resolver: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -122,6 +168,34 @@ pub enum ProfileCommand {
     },
     /// From one service of a Compose file.
     FromCompose { compose: PathBuf, service: String },
+}
+
+/// `learn`: from an events file (`client`), or live on a running cgroup (`agent`).
+fn learn(a: LearnArgs) -> anyhow::Result<i32> {
+    use cgwarden::exec::{Learning, Under};
+    let learning = Learning {
+        name: &a.name,
+        profile_out: a.out.as_deref(),
+        seccomp_out: a.seccomp.as_deref(),
+        merge: a.merge.as_deref(),
+    };
+    if a.container.is_none() && a.cgroup.is_none() {
+        return match &a.check {
+            Some(profile) => client::check_events(a.events.as_deref(), profile),
+            None => client::learn(a.events.as_deref(), &learning),
+        };
+    }
+    let under = match &a.check {
+        Some(profile) => Under::Check(profile),
+        None => Under::Learn(learning),
+    };
+    agent::learn_running(
+        under,
+        a.container.as_deref(),
+        a.cgroup.as_deref(),
+        a.duration.into(),
+        a.resolver,
+    )
 }
 
 impl Command {
@@ -141,22 +215,33 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             policy,
             learn,
             seccomp,
+            merge,
+            check,
             name,
             events,
             sinks,
             resolver,
             command,
         } => {
-            let under = match (&policy, &learn) {
-                (Some(p), _) => cgwarden::exec::Under::Profile(p),
-                (None, Some(out)) => cgwarden::exec::Under::Learn {
+            use cgwarden::exec::{Learning, Under};
+            let under = match (&policy, &learn, &check) {
+                (Some(p), _, _) => Under::Profile(p),
+                (None, Some(out), _) => Under::Learn(Learning {
                     name: &name,
-                    profile_out: out,
+                    profile_out: Some(out),
                     seccomp_out: seccomp.as_deref(),
-                },
-                (None, None) => anyhow::bail!("give --policy or --learn"),
+                    merge: merge.as_deref(),
+                }),
+                (None, None, Some(p)) => Under::Check(p),
+                (None, None, None) => anyhow::bail!("give --policy, --learn or --check"),
             };
-            agent::exec(under, events, sinks, resolver, &command)
+            let quiet = check.is_some() && events.is_none() && sinks.is_empty();
+            agent::exec(
+                under,
+                cgwarden::exec::Target::Command(&command),
+                if quiet { None } else { Some((events, sinks)) },
+                resolver,
+            )
         }
         Command::Check { paths } => Ok(client::check(&paths)),
         Command::Reload { control } => client::request(&control, control::Command::Reload),
@@ -169,7 +254,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         } => client::follow(&control, control::Filter { kind, container }),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
         Command::Report { events, json } => client::report(events.as_deref(), json),
-        Command::Learn { events, name } => client::learn(events.as_deref(), &name),
+        Command::Learn(args) => learn(args),
         Command::Profile(ProfileCommand::FromOci { config, name }) => {
             client::from_oci(&config, &name)
         }

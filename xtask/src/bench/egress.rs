@@ -34,11 +34,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, run_quiet, which,
+    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, check_cgroup, client_binary,
+    dead_pid, dir_entries, env_reps, env_u64, json_field, json_number, max, median, min, output,
+    publish, remove_stale_cgroup, remove_stale_dir, result_line, run_quiet, thousands,
+    warn_if_busy, which,
 };
 
 /// Rules in the big profile and elements in the nftables set.
@@ -58,18 +60,9 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let get = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .with_context(|| format!("{name}=`{v}` is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
-        let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 10)?.max(1))
-            .context("CGWARDEN_BENCH_REPS")?;
+        let get = env_u64;
         Ok(Self {
-            reps,
+            reps: env_reps(10)?,
             tcp: get("CGWARDEN_BENCH_TCP", 10_000)?.max(1),
             udp: get("CGWARDEN_BENCH_UDP", 200_000)?.max(1),
         })
@@ -107,29 +100,15 @@ struct Installed {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let connbench = bin.with_file_name("connbench");
-    if !connbench.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            connbench.display()
-        );
-    }
+    let connbench = client_binary(bin, "connbench")?;
     let nft = which("nft").context("nft is not installed (`cargo xtask setup` installs it)")?;
     let true_bin = which("true").unwrap_or_else(|| PathBuf::from("/bin/true"));
     let cgroup2 = cgroup2_mount()?;
     let pid = std::process::id();
     remove_stale(root, &cgroup2, &nft);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
-    if load_before.0 > 0.5 {
-        eprintln!(
-            "bench egress: warning: load average {:.2}: something else is running, expect noisy \
-             numbers",
-            load_before.0
-        );
-    }
+    let run = Run::begin();
+    warn_if_busy("egress", run.load_before());
     let audit = Audit::quiet_new_processes();
     eprintln!("bench egress: {}", audit.note());
 
@@ -212,7 +191,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(250));
             let (sample, installed) = match c.kind {
                 Kind::Plain => {
-                    let out = client(
+                    let out = output(
                         Command::new(&connbench).args(client_args(Some(&plain))),
                         "connbench",
                     )?;
@@ -222,7 +201,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                     let t0 = Instant::now();
                     let loaded = NftTable::load(&nft, &nft_file, &table)?;
                     nft_load_s.push(t0.elapsed().as_secs_f64());
-                    let out = client(
+                    let out = output(
                         Command::new(&connbench).args(client_args(Some(&nft_cgroup))),
                         "connbench",
                     );
@@ -234,15 +213,11 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                         .policy
                         .as_deref()
                         .context("cgwarden config without policy")?;
-                    let mut cmd = Command::new(bin);
+                    let mut cmd = cgwarden_exec(bin, policy, None);
                     cmd.env("RUST_LOG", "info")
-                        .arg("exec")
-                        .arg("--policy")
-                        .arg(policy)
-                        .arg("--")
                         .arg(&connbench)
                         .args(client_args(None));
-                    let out = client(&mut cmd, "cgwarden exec -- connbench")?;
+                    let out = output(&mut cmd, "cgwarden exec -- connbench")?;
                     let installed = installed_line(&out.stderr)
                         .context("cgwarden did not log its `installed …` line")?;
                     (check_client(c, &out, None)?, Some(installed))
@@ -275,15 +250,10 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         for big in [rep % 2 == 0, rep % 2 != 0] {
             let policy = if big { &p100k } else { &p1 };
             std::thread::sleep(Duration::from_millis(100));
-            let mut cmd = Command::new(bin);
-            cmd.env("RUST_LOG", "info")
-                .arg("exec")
-                .arg("--policy")
-                .arg(policy)
-                .arg("--")
-                .arg(&true_bin);
+            let mut cmd = cgwarden_exec(bin, policy, None);
+            cmd.env("RUST_LOG", "info").arg(&true_bin);
             let t0 = Instant::now();
-            let out = client(&mut cmd, "cgwarden exec -- true")?;
+            let out = output(&mut cmd, "cgwarden exec -- true")?;
             let wall = t0.elapsed().as_secs_f64();
             if big {
                 wall_big.push(wall);
@@ -299,7 +269,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         let mut check = [0.0; 2];
         for (slot, policy) in [&p100k, &p1].into_iter().enumerate() {
             let t0 = Instant::now();
-            client(Command::new(bin).arg("check").arg(policy), "cgwarden check")?;
+            output(Command::new(bin).arg("check").arg(policy), "cgwarden check")?;
             check[slot] = t0.elapsed().as_secs_f64();
         }
         check_diff.push(check[0] - check[1]);
@@ -311,8 +281,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         .collect();
 
     let report = Report {
-        date,
-        machine: machine(),
         audit: audit.note(),
         settings: &settings,
         configs: &configs,
@@ -324,34 +292,12 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         wall_diff: &wall_diff,
         check_diff: &check_diff,
         nft_load_s: &nft_load_s,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
-    println!("{report}");
-    let out_dir = root.join("target/bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let out = out_dir.join("egress.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench egress: written to {}", out.display());
+    publish(root, "egress", &report)?;
     drop(audit);
     Ok(())
-}
-
-/// Runs a client command to completion; its output, or an error with its stderr.
-fn client(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("could not start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
 }
 
 /// Parses connbench's JSON line and checks that it ran where, and under what, we meant.
@@ -361,14 +307,10 @@ fn check_client(
     cgroup: Option<&str>,
 ) -> anyhow::Result<Sample> {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"connect_ns\""))
+    let line = result_line(&stdout, "connect_ns")
         .with_context(|| format!("({}) no result line from connbench in:\n{stdout}", c.key))?;
     let number = |key: &str| -> anyhow::Result<f64> {
-        json_field(line, key)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("({}) no `{key}` in {line}", c.key))
+        json_number(line, key).with_context(|| format!("({}) no `{key}` in {line}", c.key))
     };
     let sample = Sample {
         connect_ns: number("connect_ns")?,
@@ -384,18 +326,8 @@ fn check_client(
             c.probe
         );
     }
-    let actual = json_field(line, "cgroup").unwrap_or("?");
-    let where_ok = match cgroup {
-        Some(expected) => actual == expected,
-        None => actual.starts_with("/cgwarden-exec-"),
-    };
-    if !where_ok {
-        bail!(
-            "({}) the client ran in cgroup `{actual}`, expected {}",
-            c.key,
-            cgroup.unwrap_or("/cgwarden-exec-*")
-        );
-    }
+    check_cgroup(json_field(line, "cgroup").unwrap_or("?"), cgroup)
+        .map_err(|e| anyhow!("({}) {e}", c.key))?;
     Ok(sample)
 }
 
@@ -518,35 +450,26 @@ impl Drop for NftTable<'_> {
 /// `cgwarden-bench-<pid>-*` cgroups, `cgwarden_bench_<pid>` tables and
 /// `target/bench/tmp-egress-<pid>` directories of dead pids.
 fn remove_stale(root: &Path, cgroup2: &Path, nft: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
-    if let Ok(dir) = std::fs::read_dir(root.join("target/bench")) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("tmp-egress-")
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(&root.join("target/bench")) {
+        if let Some(pid) = name.strip_prefix("tmp-egress-")
+            && dead_pid(pid)
+        {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir(cgroup2) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(rest) = name.strip_prefix("cgwarden-bench-")
-                && let Some((pid, _)) = rest.split_once('-')
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale cgroup {name}");
-                remove_cgroup(&entry.path());
-            }
+    for (name, path) in dir_entries(cgroup2) {
+        if let Some(rest) = name.strip_prefix("cgwarden-bench-")
+            && let Some((pid, _)) = rest.split_once('-')
+            && dead_pid(pid)
+        {
+            remove_stale_cgroup(&name, &path);
         }
     }
     if let Ok(out) = Command::new(nft).args(["list", "tables"]).output() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             if let Some(name) = line.strip_prefix("table inet ")
                 && let Some(pid) = name.strip_prefix("cgwarden_bench_")
-                && dead(pid)
+                && dead_pid(pid)
             {
                 eprintln!("bench: removing stale nft table {name}");
                 let _ = Command::new(nft)
@@ -612,8 +535,6 @@ impl Drop for Audit {
 }
 
 struct Report<'a> {
-    date: String,
-    machine: String,
     audit: String,
     settings: &'a Settings,
     configs: &'a [Config],
@@ -625,24 +546,19 @@ struct Report<'a> {
     wall_diff: &'a [f64],
     check_diff: &'a [f64],
     nft_load_s: &'a [f64],
-    took: Duration,
-    /// 1- and 5-minute load averages before and after.
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Egress: `cargo xtask bench egress`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        self.run.head(&mut o, "Egress: `cargo xtask bench egress`");
         let _ = writeln!(o, "- audit: {}", self.audit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after \
-             (the bench itself keeps one CPU busy; more means something else competed)"
+        self.run.load_line(
+            &mut o,
+            " (the bench itself keeps one CPU busy; more means something else competed)",
         );
         let _ = writeln!(
             o,
@@ -657,7 +573,7 @@ impl Report<'_> {
             s.reps,
             s.tcp,
             s.udp,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
         let _ = writeln!(
@@ -794,31 +710,6 @@ impl Report<'_> {
     }
 }
 
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
-/// 381234.5 -> "381,235"
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".to_owned();
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if x < 0.0 { format!("-{out}") } else { out }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -836,12 +727,5 @@ mod tests {
         let i = installed_line(log).expect("parsed");
         assert_eq!(i.entries, 100_001);
         assert!((i.load_ms - 123.4).abs() < 1e-9);
-    }
-
-    #[test]
-    fn formats_thousands() {
-        assert_eq!(thousands(381_234.6), "381,235");
-        assert_eq!(thousands(999.0), "999");
-        assert_eq!(thousands(100_000.0), "100,000");
     }
 }

@@ -57,7 +57,7 @@
 use std::{
     collections::HashMap,
     fmt::Write as _,
-    io::{BufRead, BufReader, Read as _, Write as _},
+    io::{Read as _, Write as _},
     net::TcpStream,
     os::unix::process::ExitStatusExt,
     path::{Path, PathBuf},
@@ -69,8 +69,10 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, which,
+    Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid,
+    dir_entries, forward_lines, json_field, json_field_at, json_number, max, median, min, publish,
+    remove_stale_cgroup, remove_stale_dir, result_line, stat_fields, thousands, wait_for,
+    warn_if_busy, which,
 };
 
 /// The target rate (events/s) and limits from the issue.
@@ -293,28 +295,14 @@ impl Trial {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let eventstorm = bin.with_file_name("eventstorm");
-    if !eventstorm.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            eventstorm.display()
-        );
-    }
+    let eventstorm = client_binary(bin, "eventstorm")?;
     let kill = which("kill").context("no `kill` command")?;
     let cgroup2 = cgroup2_mount()?;
     let pid = std::process::id();
     remove_stale(root, &cgroup2, bin);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
-    if load_before.0 > 0.5 {
-        eprintln!(
-            "bench events: warning: load average {:.2}: something else is running, expect \
-             noisy numbers",
-            load_before.0
-        );
-    }
+    let run = Run::begin();
+    warn_if_busy("events", run.load_before());
     let scratch = ScratchDir::create(root.join(format!("target/bench/tmp-events-{pid}")))?;
     let shm = Path::new("/dev/shm");
     let shm_scratch = if settings.dirs.is_none() && fs_type(shm) == "tmpfs" {
@@ -404,7 +392,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     for (i, place) in places.iter_mut().enumerate() {
         eprintln!("bench events: {}", place.label());
         // Each place gets an equal share of what is left of the time budget.
-        let left = settings.budget.saturating_sub(started.elapsed());
+        let left = settings.budget.saturating_sub(run.elapsed());
         let deadline = Instant::now() + left / u32::try_from(n - i).unwrap_or(1);
         search(&env, &settings, place, deadline)?;
         let rate = match place.max_rate {
@@ -445,22 +433,14 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     }
 
     let report = Report {
-        date,
-        machine: machine(),
         commit: commit(root),
         settings: &settings,
         starts: &starts,
         places: &places,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
-    println!("{report}");
-    let out_dir = root.join("target/bench");
-    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
-    let out = out_dir.join("events.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench events: written to {}", out.display());
+    publish(root, "events", &report)?;
     drop(cgroup);
     drop(shm_scratch);
     drop(scratch);
@@ -841,14 +821,10 @@ fn generate_and_tally(
 }
 
 fn parse_generated(out: &str, cgroup: &str) -> anyhow::Result<Generated> {
-    let line = out
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"sent\""))
+    let line = result_line(out, "sent")
         .with_context(|| format!("no result line from eventstorm in: {out}"))?;
     let number = |key: &str| -> anyhow::Result<f64> {
-        json_field(line, key)
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no `{key}` in {line}"))
+        json_number(line, key).with_context(|| format!("no `{key}` in {line}"))
     };
     let actual = json_field(line, "cgroup").unwrap_or("?");
     if actual != cgroup {
@@ -945,14 +921,14 @@ impl Tally {
 
     fn line(&mut self, line: &[u8]) -> anyhow::Result<()> {
         let text = String::from_utf8_lossy(line);
-        let count: u64 = field(&text, "\"count\":")
+        let count: u64 = json_field_at(&text, "\"count\":")
             .and_then(|c| c.parse().ok())
             .with_context(|| format!("an event without `count`: {text}"))?;
-        match field(&text, "\"kind\":") {
-            Some("sendmsg") if field(&text, "\"pid\":") == Some(self.pid.as_str()) => {
+        match json_field_at(&text, "\"kind\":") {
+            Some("sendmsg") if json_field_at(&text, "\"pid\":") == Some(self.pid.as_str()) => {
                 self.delivered += count;
                 self.records += 1;
-                if field(&text, "\"rule\":") == Some("unknown") {
+                if json_field_at(&text, "\"rule\":") == Some("unknown") {
                     self.recovered += 1;
                 }
             }
@@ -960,15 +936,6 @@ impl Tally {
             _ => self.other += 1,
         }
         Ok(())
-    }
-}
-
-/// The value after `pattern` (`"key":`) in a flat JSON line, without quotes.
-fn field<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
-    let rest = &line[line.find(pattern)? + pattern.len()..];
-    match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next(),
-        None => rest.split([',', '}']).next().map(str::trim),
     }
 }
 
@@ -1008,14 +975,7 @@ impl<'a> Agent<'a> {
             .context("starting cgwarden run")?;
         let (tx, log) = mpsc::channel();
         if let Some(stderr) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send((Instant::now(), line)).is_err() {
-                        break;
-                    }
-                }
-            });
+            forward_lines(stderr, tx, |line| (Instant::now(), line));
         }
         // The guard exists from here on: any error below kills and uninstalls.
         let mut agent = Self {
@@ -1098,18 +1058,16 @@ impl Agent<'_> {
             .args(["-TERM", &pid])
             .stderr(Stdio::null())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().context("waiting for the agent")? {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let status = wait_for(
+            &mut self.child,
+            Duration::from_secs(10),
+            Duration::from_millis(10),
+        )
+        .context("waiting for the agent")?;
+        if status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
         self.uninstall()?;
         match status {
             // Killed by the SIGTERM itself: it came before the agent's handler was in
@@ -1177,13 +1135,8 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
 fn cpu_times(pid: u32, clk_tck: f64) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    // The command name may hold spaces: fields are counted after its closing paren.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r)
-        .context("malformed /proc/PID/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // Fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let fields = stat_fields(&stat).context("malformed /proc/PID/stat")?;
+    // Fields 14 and 15 of stat(5); `fields` starts at field 3.
     let get = |i: usize| -> anyhow::Result<f64> {
         fields
             .get(i - 3)
@@ -1191,15 +1144,6 @@ fn cpu_times(pid: u32, clk_tck: f64) -> anyhow::Result<(f64, f64)> {
             .context("malformed /proc/PID/stat")
     };
     Ok((get(14)? / clk_tck, get(15)? / clk_tck))
-}
-
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 /// CPU ticks (user + system) of every process that is neither a kernel thread, nor this
@@ -1221,11 +1165,10 @@ fn others_ticks() -> HashMap<u32, u64> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
+        // `f` starts at field 3 of stat(5): ppid is field 4, utime..cstime 14..17.
+        let Some(f) = stat_fields(&stat) else {
             continue;
         };
-        // `rest` starts at field 3 of stat(5): ppid is field 4, utime..cstime 14..17.
-        let f: Vec<&str> = rest.split_whitespace().collect();
         let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
         let Some(ppid) = num(4) else { continue };
         if pid == me || ppid == u64::from(me) || pid == 2 || ppid == 2 {
@@ -1353,82 +1296,60 @@ fn fs_type(path: &Path) -> String {
 /// Removes what an earlier run killed before its guards ran left: the cgroup, the
 /// pins and the scratch directories of dead pids.
 fn remove_stale(root: &Path, cgroup2: &Path, bin: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
     let stale_pid = |name: &str| -> Option<String> {
         let pid = name
             .strip_prefix("cgwarden-bench-")?
             .strip_suffix("-events")?;
-        dead(pid).then(|| pid.to_owned())
+        dead_pid(pid).then(|| pid.to_owned())
     };
-    if let Ok(dir) = std::fs::read_dir(root.join("target/bench")) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some(pid) = name.strip_prefix("tmp-events-")
-                && dead(pid)
-            {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(&root.join("target/bench")) {
+        if let Some(pid) = name.strip_prefix("tmp-events-")
+            && dead_pid(pid)
+        {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale {}", entry.path().display());
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
+    for (name, path) in dir_entries(Path::new("/dev/shm")) {
+        if stale_pid(&name).is_some() {
+            remove_stale_dir(&path);
         }
     }
-    if let Ok(dir) = std::fs::read_dir("/sys/fs/bpf") {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale pins {}", entry.path().display());
-                let _ = Command::new(bin)
-                    .arg("uninstall")
-                    .arg("--state-dir")
-                    .arg(entry.path())
-                    .output();
-            }
+    for (name, path) in dir_entries(Path::new("/sys/fs/bpf")) {
+        if stale_pid(&name).is_some() {
+            eprintln!("bench: removing stale pins {}", path.display());
+            let _ = Command::new(bin)
+                .arg("uninstall")
+                .arg("--state-dir")
+                .arg(&path)
+                .output();
         }
     }
-    if let Ok(dir) = std::fs::read_dir(cgroup2) {
-        for entry in dir.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if stale_pid(&name).is_some() {
-                eprintln!("bench: removing stale cgroup {name}");
-                remove_cgroup(&entry.path());
-            }
+    for (name, path) in dir_entries(cgroup2) {
+        if stale_pid(&name).is_some() {
+            remove_stale_cgroup(&name, &path);
         }
     }
 }
 
 struct Report<'a> {
-    date: String,
-    machine: String,
     /// The commit the agent was built from.
     commit: String,
     settings: &'a Settings,
     starts: &'a [Start],
     places: &'a [Place],
-    took: Duration,
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Events: `cargo xtask bench events`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        self.run.head(&mut o, "Events: `cargo xtask bench events`");
         let _ = writeln!(o, "- agent sources as of: {}", self.commit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after \
-             (the bench itself keeps both CPUs busy: the generator and the agent)"
+        self.run.load_line(
+            &mut o,
+            " (the bench itself keeps both CPUs busy: the generator and the agent)",
         );
         let _ = writeln!(
             o,
@@ -1463,7 +1384,7 @@ impl Report<'_> {
             thousands(TARGET_RATE as f64),
             s.reps,
             DISTURBED * 100.0,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
 
@@ -1788,31 +1709,6 @@ fn loss_note(t: &Trial) -> String {
     format!("**loss**: {}", notes.join("; "))
 }
 
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
-/// 381234.5 -> "381,235"
-fn thousands(x: f64) -> String {
-    if !x.is_finite() {
-        return "n/a".to_owned();
-    }
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if x < 0.0 { format!("-{out}") } else { out }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1828,10 +1724,10 @@ mod tests {
     #[test]
     fn reads_fields() {
         let l = r#"{"time":"x","kind":"sendmsg","pid":42,"count":1}"#;
-        assert_eq!(field(l, "\"kind\":"), Some("sendmsg"));
-        assert_eq!(field(l, "\"pid\":"), Some("42"));
-        assert_eq!(field(l, "\"count\":"), Some("1"));
-        assert_eq!(field(l, "\"dst\":"), None);
+        assert_eq!(json_field_at(l, "\"kind\":"), Some("sendmsg"));
+        assert_eq!(json_field_at(l, "\"pid\":"), Some("42"));
+        assert_eq!(json_field_at(l, "\"count\":"), Some("1"));
+        assert_eq!(json_field_at(l, "\"dst\":"), None);
     }
 
     #[test]

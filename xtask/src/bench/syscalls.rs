@@ -19,7 +19,8 @@
 //! - (b) `cgwarden exec`, a profile watching one unrelated syscall (`personality`,
 //!   report): what unwatched syscalls pay;
 //! - (c) `cgwarden exec`, a profile watching `getppid` (report): the getppid loop is
-//!   the watched syscall, every call an event;
+//!   the watched syscall, every call counted (identical calls are aggregated in the
+//!   kernel: the first is sent at once, then at most one record a second with the count);
 //! - (d) `cgwarden exec`, the built-in escape set (kill), which watches the module and
 //!   kexec syscalls through the raw `sys_enter` tracepoint (they have no tracepoint of
 //!   their own here), so a program runs for every syscall of every task;
@@ -85,8 +86,10 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, ScratchDir, cgroup2_mount, json_field, machine, max, median, min, now_utc,
-    remove_cgroup, run_quiet, which,
+    self, Cgroup, Run, RunFacts, ScratchDir, cgroup2_mount, cgwarden_exec, check_cgroup,
+    client_binary, clk_tck, dead_pid, dir_entries, env_reps, env_u64, forward_lines, json_field,
+    json_number, max, median, min, publish, remove_cgroup, result_line, run_quiet, stat_fields,
+    wait_for, which,
 };
 
 /// Timed rounds per workload in a client run.
@@ -131,18 +134,9 @@ struct Settings {
 
 impl Settings {
     fn from_env() -> anyhow::Result<Self> {
-        let get = |name: &str, default: u64| -> anyhow::Result<u64> {
-            match std::env::var(name) {
-                Ok(v) => v
-                    .parse()
-                    .with_context(|| format!("{name}=`{v}` is not a number")),
-                Err(_) => Ok(default),
-            }
-        };
-        let reps = usize::try_from(get("CGWARDEN_BENCH_REPS", 5)?.max(1))
-            .context("CGWARDEN_BENCH_REPS")?;
+        let get = env_u64;
         Ok(Self {
-            reps,
+            reps: env_reps(5)?,
             getppid: get("CGWARDEN_BENCH_GETPPID", 100_000)?.max(ROUNDS * WATCHED_AUDITD_DIV),
             mix: get("CGWARDEN_BENCH_MIX", 10_000)?.max(ROUNDS),
             gcc: get("CGWARDEN_BENCH_GCC", 30)?.max(1),
@@ -242,13 +236,7 @@ struct Ctx<'a> {
 
 pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    let client = bin.with_file_name("syscallbench");
-    if !client.is_file() {
-        bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            client.display()
-        );
-    }
+    let client = client_binary(bin, "syscallbench")?;
     which("gcc").context("gcc is not installed (the benign workload compiles C)")?;
     let cgroup2 = cgroup2_mount()?;
     let pid = std::process::id();
@@ -257,9 +245,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", bench_dir.display()))?;
     remove_stale(&bench_dir, &cgroup2);
 
-    let started = Instant::now();
-    let date = now_utc();
-    let load_before = loadavg();
+    let run = Run::begin();
 
     // Peers: installed from Debian's packages when missing.
     let mut notes: Vec<String> = Vec::new();
@@ -351,7 +337,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         },
         Config {
             key: "c",
-            label: "cgwarden, watching `getppid` (report): every call an event".to_owned(),
+            label: "cgwarden, watching `getppid` (report): every call counted, repeats aggregated in the kernel".to_owned(),
             kind: Kind::Cgwarden {
                 policy: p_watch,
                 raw: false,
@@ -540,8 +526,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     }
 
     let report = Report {
-        date,
-        machine: machine(),
         audit: audit_note,
         versions,
         notes,
@@ -550,14 +534,10 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         samples: &samples,
         costs: &costs,
         counts,
-        took: started.elapsed(),
-        load: (load_before, loadavg()),
+        run: run.end(),
     }
     .render();
-    println!("{report}");
-    let out = bench_dir.join("syscalls.md");
-    std::fs::write(&out, &report).with_context(|| format!("writing {}", out.display()))?;
-    eprintln!("bench syscalls: written to {}", out.display());
+    publish(root, "syscalls", &report)?;
     drop(ledger);
     Ok(())
 }
@@ -695,14 +675,8 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
         Kind::Cgwarden { policy, raw } => {
             let events = ctx.scratch.join("events.json");
             let _ = std::fs::remove_file(&events);
-            let mut cmd = Command::new(ctx.bin);
+            let mut cmd = cgwarden_exec(ctx.bin, policy, Some(&events));
             cmd.env("RUST_LOG", "info")
-                .arg("exec")
-                .arg("--policy")
-                .arg(policy)
-                .arg("--events")
-                .arg(&events)
-                .arg("--")
                 .arg(ctx.client)
                 .args(client_args(ctx, c, false));
             let out = output(&mut cmd, "cgwarden exec -- syscallbench")?;
@@ -814,31 +788,17 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
     })
 }
 
-/// Runs a command to completion; its output, or an error with its output.
+/// [`util::output`](super::util::output) with standard input from /dev/null.
 fn output(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("could not start {what}"))?;
-    if !out.status.success() {
-        bail!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(out)
+    util::output(cmd.stdin(Stdio::null()), what)
 }
 
 /// Parses the client's line and checks its cgroup (`None`: a `cgwarden exec` cgroup).
 fn parse_client(stdout: &[u8], cgroup: Option<&str>) -> anyhow::Result<ClientResult> {
     let text = String::from_utf8_lossy(stdout);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with('{') && l.contains("\"getppid_calls\""))
+    let line = result_line(&text, "getppid_calls")
         .with_context(|| format!("no result line from syscallbench in:\n{text}"))?;
-    let opt = |key: &str| -> Option<f64> { json_field(line, key).and_then(|v| v.parse().ok()) };
+    let opt = |key: &str| json_number(line, key);
     let number = |key: &str| -> anyhow::Result<f64> {
         opt(key).with_context(|| format!("no `{key}` in {line}"))
     };
@@ -856,17 +816,7 @@ fn parse_client(stdout: &[u8], cgroup: Option<&str>) -> anyhow::Result<ClientRes
         gcc_ms: opt("gcc_ms"),
         elapsed_ms: number("elapsed_ms")?,
     };
-    let ok = match cgroup {
-        Some(expected) => r.cgroup == expected,
-        None => r.cgroup.starts_with("/cgwarden-exec-"),
-    };
-    if !ok {
-        bail!(
-            "the client ran in cgroup `{}`, expected {}",
-            r.cgroup,
-            cgroup.unwrap_or("/cgwarden-exec-*")
-        );
-    }
+    check_cgroup(&r.cgroup, cgroup)?;
     Ok(r)
 }
 
@@ -912,7 +862,10 @@ fn scan_events(path: &Path, pid: u32) -> anyhow::Result<Tally> {
             }
             Some("syscall") if json_field(&line, "pid") == Some(pid.as_str()) => {
                 if json_field(&line, "syscall") == Some("getppid") {
-                    t.getppid += 1;
+                    // Identical calls arrive aggregated: a record stands for `count`.
+                    t.getppid += json_field(&line, "count")
+                        .and_then(|c| c.parse::<u64>().ok())
+                        .unwrap_or(1);
                 } else {
                     t.other += 1;
                 }
@@ -944,13 +897,7 @@ fn program_costs(ctx: &Ctx, c: &Config) -> anyhow::Result<Vec<ProgCost>> {
     let events = ctx.scratch.join("events-stats.json");
     let stderr =
         std::fs::File::create(ctx.scratch.join("stats.stderr")).context("creating stats.stderr")?;
-    let mut child = Command::new(ctx.bin)
-        .arg("exec")
-        .arg("--policy")
-        .arg(policy)
-        .arg("--events")
-        .arg(&events)
-        .arg("--")
+    let mut child = cgwarden_exec(ctx.bin, policy, Some(&events))
         .arg(ctx.client)
         .args(client_args(ctx, c, false))
         .args(["--hold-ms", "1500"])
@@ -1146,19 +1093,10 @@ impl Bpftrace {
         ledger.child(child.id(), path);
         let (tx, lines) = mpsc::channel();
         if let Some(out) = child.stdout.take() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
+            forward_lines(out, tx.clone(), |l| l);
         }
         if let Some(err) = child.stderr.take() {
-            std::thread::spawn(move || {
-                for l in BufReader::new(err).lines().map_while(Result::ok) {
-                    let _ = tx.send(l);
-                }
-            });
+            forward_lines(err, tx, |l| l);
         }
         let mut bt = Self {
             child,
@@ -1201,12 +1139,14 @@ impl Bpftrace {
     /// SIGINT (bpftrace prints its maps and exits); everything it printed.
     fn stop(mut self) -> anyhow::Result<String> {
         signal(self.child.id(), "INT");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                bail!("bpftrace did not stop within 15 s of SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if wait_for(
+            &mut self.child,
+            Duration::from_secs(15),
+            Duration::from_millis(20),
+        )?
+        .is_none()
+        {
+            bail!("bpftrace did not stop within 15 s of SIGINT");
         }
         while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
             self.printed.push_str(&l);
@@ -1480,14 +1420,9 @@ fn stop_child(child: &mut Child, sig: &str) {
         return;
     }
     signal(child.id(), sig);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while matches!(child.try_wait(), Ok(None)) {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    if let Ok(None) = wait_for(child, Duration::from_secs(5), Duration::from_millis(20)) {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -1590,43 +1525,34 @@ impl Drop for Ledger {
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
-        })
+        .and_then(|stat| stat_fields(&stat)?.first().map(|s| (*s).to_owned()))
         .is_some_and(|state| state != "Z" && state != "X")
 }
 
 /// Field 22 of /proc/PID/stat: when the process started (identifies it across pid reuse).
 fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    rest.split_whitespace().nth(19).map(str::to_owned)
+    stat_fields(&stat)?.get(19).map(|s| (*s).to_owned())
 }
 
 /// Undoes what earlier runs killed before their guards ran left behind: processes and
 /// audit settings listed in their ledgers, their cgroups and scratch directories.
 fn remove_stale(bench_dir: &Path, cgroup2: &Path) {
-    let dead = |pid: &str| pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists();
-    let Ok(dir) = std::fs::read_dir(bench_dir) else {
-        return;
-    };
-    for entry in dir.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for (name, path) in dir_entries(bench_dir) {
         if let Some(pid) = name.strip_prefix("tmp-syscalls-")
-            && dead(pid)
+            && dead_pid(pid)
         {
-            eprintln!("bench syscalls: removing stale {}", entry.path().display());
-            let _ = std::fs::remove_dir_all(entry.path());
+            eprintln!("bench syscalls: removing stale {}", path.display());
+            let _ = std::fs::remove_dir_all(&path);
         }
         if let Some(pid) = name
             .strip_prefix("syscalls-")
             .and_then(|r| r.strip_suffix(".ledger"))
-            && dead(pid)
+            && dead_pid(pid)
         {
             eprintln!("bench syscalls: undoing what run {pid} left");
-            undo_ledger(&entry.path());
-            let _ = std::fs::remove_file(entry.path());
+            undo_ledger(&path);
+            let _ = std::fs::remove_file(&path);
             let cg = cgroup2.join(format!("cgwarden-bench-{pid}-syscalls"));
             if cg.exists() {
                 remove_cgroup(&cg);
@@ -1811,14 +1737,11 @@ fn busy_ticks() -> u64 {
 /// utime + stime (+ cutime + cstime) of a process, in ticks.
 fn stat_ticks(path: &str, children: bool) -> u64 {
     let stat = std::fs::read_to_string(path).unwrap_or_default();
-    let Some((_, rest)) = stat.rsplit_once(')') else {
+    let Some(fields) = stat_fields(&stat) else {
         return 0;
     };
-    let v: Vec<u64> = rest
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    // Fields 14-17 of the file: utime stime cutime cstime; `rest` starts at field 3.
+    let v: Vec<u64> = fields.iter().map(|x| x.parse().unwrap_or(0)).collect();
+    // Fields 14-17 of the file: utime stime cutime cstime; `fields` starts at field 3.
     let n = if children { 4 } else { 2 };
     v.iter().skip(11).take(n).sum()
 }
@@ -1841,27 +1764,7 @@ fn find_kauditd() -> Option<u32> {
     })
 }
 
-fn clk_tck() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// The 1- and 5-minute load averages (NaN when unknown).
-fn loadavg() -> (f64, f64) {
-    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let mut it = text
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN));
-    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
-}
-
 struct Report<'a> {
-    date: String,
-    machine: String,
     audit: String,
     versions: String,
     notes: Vec<String>,
@@ -1870,8 +1773,8 @@ struct Report<'a> {
     samples: &'a [Vec<Sample>],
     costs: &'a [ProgCost],
     counts: Option<Counts>,
-    took: Duration,
-    load: ((f64, f64), (f64, f64)),
+    /// When the bench ran, and the load around it.
+    run: RunFacts,
 }
 
 /// Which workload.
@@ -1962,16 +1865,11 @@ impl Report<'_> {
     fn render(&self) -> String {
         let s = self.settings;
         let mut o = String::new();
-        let _ = writeln!(o, "### Syscalls: `cargo xtask bench syscalls`\n");
-        let _ = writeln!(o, "- date: {}", self.date);
-        let _ = writeln!(o, "- machine: {}", self.machine);
+        self.run
+            .head(&mut o, "Syscalls: `cargo xtask bench syscalls`");
         let _ = writeln!(o, "- peers: {}", self.versions);
         let _ = writeln!(o, "- audit: {}", self.audit);
-        let ((b1, b5), (a1, a5)) = self.load;
-        let _ = writeln!(
-            o,
-            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after"
-        );
+        self.run.load_line(&mut o, "");
         let disturbed: usize = self
             .samples
             .iter()
@@ -2006,7 +1904,7 @@ impl Report<'_> {
             s.getppid / WATCHED_AUDITD_DIV,
             s.mix,
             s.gcc,
-            self.took.as_secs_f64()
+            self.run.took.as_secs_f64()
         );
         let _ = writeln!(o);
         let _ = writeln!(

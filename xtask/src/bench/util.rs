@@ -1,10 +1,14 @@
 //! Helpers shared by the benchmarks: guards that undo what a benchmark created (also
-//! when it fails), statistics, machine description, the date.
+//! when it fails), running commands and reading settings, statistics, machine
+//! description and load, number formatting, the date.
 
 use std::{
+    fmt::Write as _,
+    io::{BufRead as _, BufReader, Read},
     path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    process::{Child, Command, ExitStatus, Output},
+    sync::mpsc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::{Context, bail};
@@ -96,6 +100,35 @@ pub fn remove_cgroup(path: &Path) {
     }
 }
 
+/// Whether `pid` is a process id whose process is gone: what a killed run left under
+/// that id is stale.
+pub fn dead_pid(pid: &str) -> bool {
+    pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists()
+}
+
+/// The entries of the directory `dir` as (file name, path); none when it cannot be read.
+pub fn dir_entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect()
+}
+
+/// Removes a scratch directory an earlier, killed run left, saying so.
+pub fn remove_stale_dir(path: &Path) {
+    eprintln!("bench: removing stale {}", path.display());
+    let _ = std::fs::remove_dir_all(path);
+}
+
+/// Removes the cgroup `name` (at `path`) an earlier, killed run left, saying so.
+pub fn remove_stale_cgroup(name: &str, path: &Path) {
+    eprintln!("bench: removing stale cgroup {name}");
+    remove_cgroup(path);
+}
+
 /// The cgroup2 mount point, from /proc/self/mountinfo (never assumed).
 pub fn cgroup2_mount() -> anyhow::Result<PathBuf> {
     let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
@@ -131,17 +164,255 @@ pub fn which(name: &str) -> Option<PathBuf> {
 
 /// Runs a command quietly; Ok when it exited 0, Err with its stderr otherwise.
 pub fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    checked(cmd, what, |out| {
+        format!(" {}", String::from_utf8_lossy(&out.stderr).trim())
+    })
+    .map(drop)
+}
+
+/// Runs a command (a benchmark client, `cgwarden exec`) to completion; its output, or an
+/// error with its standard output and error.
+pub fn output(cmd: &mut Command, what: &str) -> anyhow::Result<Output> {
+    checked(cmd, what, |out| {
+        format!(
+            "\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Runs `cmd` to completion; its output when it exited 0, else the error
+/// `WHAT failed (STATUS):` followed by what `failure` says of the output.
+fn checked(
+    cmd: &mut Command,
+    what: &str,
+    failure: impl FnOnce(&Output) -> String,
+) -> anyhow::Result<Output> {
     let out = cmd
         .output()
         .with_context(|| format!("could not start {what}"))?;
     if !out.status.success() {
+        bail!("{what} failed ({}):{}", out.status, failure(&out));
+    }
+    Ok(out)
+}
+
+/// Waits up to `timeout` for the child to exit, looking every `poll`: its status, or
+/// None when it still runs (the caller decides whether to kill it).
+pub fn wait_for(
+    child: &mut Child,
+    timeout: Duration,
+    poll: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(poll);
+    }
+}
+
+/// Sends each line read from `from` (a child's stdout or stderr), as `wrap` makes it, to
+/// `to`, from a thread of its own, until the stream ends or fails or the receiver is
+/// gone.
+pub fn forward_lines<R, T>(
+    from: R,
+    to: mpsc::Sender<T>,
+    wrap: impl Fn(String) -> T + Send + 'static,
+) where
+    R: Read + Send + 'static,
+    T: Send + 'static,
+{
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(wrap(line)).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+/// The whole number in the environment variable `name` (a benchmark setting), or
+/// `default` when it is not set.
+pub fn env_u64(name: &str, default: u64) -> anyhow::Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}=`{v}` is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// `CGWARDEN_BENCH_REPS`, the number of repetitions (at least 1; `default` when not set).
+pub fn env_reps(default: u64) -> anyhow::Result<usize> {
+    usize::try_from(env_u64("CGWARDEN_BENCH_REPS", default)?.max(1)).context("CGWARDEN_BENCH_REPS")
+}
+
+/// The fields of a /proc/PID/stat text after the command name (which may hold spaces
+/// and parentheses, so fields are counted after its last `)`): element 0 is field 3 of
+/// stat(5), the state; field N is element N - 3.
+pub fn stat_fields(stat: &str) -> Option<Vec<&str>> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().collect())
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 when unknown), the unit of the CPU
+/// times in /proc/PID/stat.
+pub fn clk_tck() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// `BIN exec --policy POLICY [--events EVENTS] --`: `cgwarden exec`, which runs the
+/// command the caller appends under the profile, in a cgroup of its own.
+pub fn cgwarden_exec(bin: &Path, policy: &Path, events: Option<&Path>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("exec").arg("--policy").arg(policy);
+    if let Some(events) = events {
+        cmd.arg("--events").arg(events);
+    }
+    cmd.arg("--");
+    cmd
+}
+
+/// The client program `name` (a `tests/src/bin` binary) next to the `cgwarden` binary
+/// `bin`; an error saying how to build it when it is missing.
+pub fn client_binary(bin: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let path = bin.with_file_name(name);
+    if !path.is_file() {
         bail!(
-            "{what} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
+            path.display()
         );
     }
+    Ok(path)
+}
+
+/// Warns on stderr (`bench NAME: warning: …`) when the 1-minute load average before a
+/// run says something else is running.
+pub fn warn_if_busy(name: &str, load: (f64, f64)) {
+    if load.0 > 0.5 {
+        eprintln!(
+            "bench {name}: warning: load average {:.2}: something else is running, expect \
+             noisy numbers",
+            load.0
+        );
+    }
+}
+
+/// One run of a benchmark, from its start to its report: when it began and how loaded
+/// the machine was then.
+pub struct Run {
+    date: String,
+    started: Instant,
+    load_before: (f64, f64),
+}
+
+impl Run {
+    /// Notes the date, the time and the load average at the start of the bench.
+    pub fn begin() -> Self {
+        Self {
+            started: Instant::now(),
+            date: now_utc(),
+            load_before: loadavg(),
+        }
+    }
+
+    /// The 1- and 5-minute load averages at the start.
+    pub fn load_before(&self) -> (f64, f64) {
+        self.load_before
+    }
+
+    /// The time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The facts for the report, taken now: the machine, how long the bench took and the
+    /// load averages after it.
+    pub fn end(self) -> RunFacts {
+        RunFacts {
+            date: self.date,
+            machine: machine(),
+            took: self.started.elapsed(),
+            load: (self.load_before, loadavg()),
+        }
+    }
+}
+
+/// What a report says about its run (see [`Run::end`]).
+pub struct RunFacts {
+    pub date: String,
+    pub machine: String,
+    pub took: Duration,
+    /// 1- and 5-minute load averages before and after.
+    pub load: ((f64, f64), (f64, f64)),
+}
+
+impl RunFacts {
+    /// The first lines of a report: the `### TITLE` heading and the `- date:` and
+    /// `- machine:` lines.
+    pub fn head(&self, o: &mut String, title: &str) {
+        let _ = writeln!(o, "### {title}\n");
+        let _ = writeln!(o, "- date: {}", self.date);
+        let _ = writeln!(o, "- machine: {}", self.machine);
+    }
+
+    /// The report's `- load average` line, before and after the run; `remark` (empty, or
+    /// starting with a space) ends it.
+    pub fn load_line(&self, o: &mut String, remark: &str) {
+        let ((b1, b5), (a1, a5)) = self.load;
+        let _ = writeln!(
+            o,
+            "- load average (1 min, 5 min): {b1:.2}, {b5:.2} before; {a1:.2}, {a5:.2} after{remark}"
+        );
+    }
+}
+
+/// Prints the report and writes it to `target/bench/NAME.md`.
+pub fn publish(root: &Path, name: &str, report: &str) -> anyhow::Result<()> {
+    println!("{report}");
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let out = out_dir.join(format!("{name}.md"));
+    std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("bench {name}: written to {}", out.display());
     Ok(())
+}
+
+/// The 1- and 5-minute load averages (NaN when unknown).
+pub fn loadavg() -> (f64, f64) {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let mut it = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN));
+    (it.next().unwrap_or(f64::NAN), it.next().unwrap_or(f64::NAN))
+}
+
+/// A number for the reports, rounded, with thousands separators: 381234.5 -> "381,235"
+/// ("n/a" when not finite).
+pub fn thousands(x: f64) -> String {
+    if !x.is_finite() {
+        return "n/a".to_owned();
+    }
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if x < 0.0 { format!("-{out}") } else { out }
 }
 
 pub fn median(values: &[f64]) -> f64 {
@@ -217,14 +488,46 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// A client's result: the first line of its output `out` that is a JSON object with the
+/// key `key`.
+pub fn result_line<'a>(out: &'a str, key: &str) -> Option<&'a str> {
+    let key = format!("\"{key}\"");
+    out.lines().find(|l| l.starts_with('{') && l.contains(&key))
+}
+
+/// The number at `"key":` in a flat JSON object line.
+pub fn json_number(line: &str, key: &str) -> Option<f64> {
+    json_field(line, key).and_then(|v| v.parse().ok())
+}
+
+/// Checks that a client ran in the cgroup `expected` (its path below the cgroup2 mount)
+/// or, for `None`, in a cgroup of `cgwarden exec`; `actual` is where it says it ran.
+pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> {
+    let ok = match expected {
+        Some(expected) => actual == expected,
+        None => actual.starts_with("/cgwarden-exec-"),
+    };
+    if !ok {
+        bail!(
+            "the client ran in cgroup `{actual}`, expected {}",
+            expected.unwrap_or("/cgwarden-exec-*")
+        );
+    }
+    Ok(())
+}
+
 /// The value of `"key":` in a flat JSON object line, without quotes.
 pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-    let rest = &line[start..];
-    if let Some(quoted) = rest.strip_prefix('"') {
-        quoted.split('"').next()
-    } else {
-        rest.split([',', '}']).next().map(str::trim)
+    json_field_at(line, &format!("\"{key}\":"))
+}
+
+/// [`json_field`] with the `"key":` pattern made by the caller, for lines read by the
+/// million (the events file).
+pub fn json_field_at<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
+    let rest = &line[line.find(pattern)? + pattern.len()..];
+    match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next(),
+        None => rest.split([',', '}']).next().map(str::trim),
     }
 }
 
@@ -246,6 +549,70 @@ mod tests {
         assert_eq!(json_field(l, "b"), Some("x y"));
         assert_eq!(json_field(l, "c"), Some("null"));
         assert_eq!(json_field(l, "d"), None);
+    }
+
+    #[test]
+    fn formats_thousands() {
+        assert_eq!(thousands(381_234.6), "381,235");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(100_000.0), "100,000");
+    }
+
+    #[test]
+    fn report_lines() {
+        let mut o = String::new();
+        let run = RunFacts {
+            date: "d".to_owned(),
+            machine: "m".to_owned(),
+            took: Duration::ZERO,
+            load: ((1.0, 2.0), (3.0, 4.5)),
+        };
+        run.head(&mut o, "T: `x`");
+        run.load_line(&mut o, " (r)");
+        assert_eq!(
+            o,
+            "### T: `x`\n\n- date: d\n- machine: m\n- load average (1 min, 5 min): 1.00, \
+             2.00 before; 3.00, 4.50 after (r)\n"
+        );
+    }
+
+    #[test]
+    fn stat_fields_follow_the_command_name() {
+        let f = stat_fields("42 (a b) c) S 1 42 0").expect("fields");
+        assert_eq!(f, ["S", "1", "42", "0"]);
+        assert!(stat_fields("no paren").is_none());
+    }
+
+    #[test]
+    fn client_results() {
+        let out = "noise\n{\"a\":1}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
+        let line = result_line(out, "sent").expect("line");
+        assert_eq!(json_number(line, "sent"), Some(5.0));
+        assert!(result_line(out, "b").is_none());
+        assert!(check_cgroup("/x", Some("/x")).is_ok());
+        assert!(check_cgroup("/cgwarden-exec-7", None).is_ok());
+        assert_eq!(
+            check_cgroup("/y", None).unwrap_err().to_string(),
+            "the client ran in cgroup `/y`, expected /cgwarden-exec-*"
+        );
+    }
+
+    #[test]
+    fn waits_for_a_child_and_forwards_its_lines() {
+        let mut child = Command::new("sh")
+            .args(["-c", "echo a; echo b"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let (tx, rx) = mpsc::channel();
+        forward_lines(child.stdout.take().expect("stdout"), tx, |l| l);
+        let status = wait_for(
+            &mut child,
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+        );
+        assert!(status.expect("wait").is_some_and(|s| s.success()));
+        assert_eq!(rx.iter().collect::<Vec<_>>(), ["a", "b"]);
     }
 
     #[test]

@@ -1,0 +1,465 @@
+//! Learning on top of an existing profile: only what the existing profile would deny is
+//! added (new allow rules, appended to `egress.allow`); every existing line stays as it
+//! was. What cannot be added without changing an existing rule (a syscall the profile
+//! kills, a uid, bind or raw-socket setting the workload departs from, a flow a deny
+//! rule refuses) is listed for a person to decide, never changed.
+
+use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr, path::Path};
+
+use super::{FlowSeen, LearnedRule, Observed, check::egress_verdict};
+use crate::policy::{Binds, Profile, RawSockets};
+
+/// The merged profile and what changed.
+#[derive(Debug)]
+pub struct Merged {
+    pub text: String,
+    /// The profile's name (the existing one's).
+    pub name: String,
+    /// Lines added to (`+`) or replaced in (`-`) the egress section.
+    pub egress_diff: Vec<String>,
+    /// How many allow rules were added.
+    pub added: usize,
+    /// What the run did that the existing profile refuses and that was not merged.
+    pub not_merged: Vec<String>,
+}
+
+impl Merged {
+    /// The diff for people, per section.
+    pub fn render_diff(&self, base: &Path) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "merged into profile `{}` of {}: {} rule(s) added",
+            self.name,
+            base.display(),
+            self.added
+        );
+        if self.egress_diff.is_empty() {
+            out.push_str("egress: nothing new\n");
+        } else {
+            out.push_str("egress:\n");
+            for l in &self.egress_diff {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+        out.push_str("syscalls: nothing added (existing rules are kept as they are)\n");
+        out.push_str("runtime: nothing added (existing settings are kept as they are)\n");
+        if !self.not_merged.is_empty() {
+            out.push_str("not merged, the existing profile still refuses or reports these (review by hand):\n");
+            for l in &self.not_merged {
+                let _ = writeln!(out, "  ! {l}");
+            }
+        }
+        out
+    }
+}
+
+/// Merges what a run observed into `existing_text` (the profile file at `path`).
+pub fn merge(existing_text: &str, path: &Path, o: &Observed) -> Result<Merged, String> {
+    let existing = crate::policy::parse_str(existing_text, path).map_err(|e| e.to_string())?;
+    let mut not_merged = Vec::new();
+    let new_flows = uncovered(&existing, &o.flows, &mut not_merged);
+    let rules = super::rules(&new_flows);
+    let (text, egress_diff) = if rules.is_empty() {
+        (existing_text.to_owned(), Vec::new())
+    } else {
+        insert_allow(existing_text, &rules)?
+    };
+    not_merged.extend(runtime_conflicts(&existing, o));
+    let merged = crate::policy::parse_str(&text, path)
+        .map_err(|e| format!("the merged profile does not parse (a bug): {e}"))?;
+    verify(&existing, &merged, rules.len())?;
+    // Every flow not refused by a deny rule is now allowed.
+    let mut left = Vec::new();
+    let still = uncovered(&merged, &o.flows, &mut left);
+    if !still.is_empty() {
+        return Err(format!(
+            "the merged profile still denies {:?} (a bug)",
+            still.keys().collect::<Vec<_>>()
+        ));
+    }
+    Ok(Merged {
+        text,
+        name: existing.name.as_str().to_owned(),
+        egress_diff,
+        added: rules.len(),
+        not_merged,
+    })
+}
+
+/// Checks, before a learning run, that `existing_text` is a valid profile that new
+/// rules can be merged into, so a run is not wasted on a profile that cannot take them.
+pub fn preflight(existing_text: &str, path: &Path) -> Result<(), String> {
+    crate::policy::parse_str(existing_text, path).map_err(|e| e.to_string())?;
+    let probe = LearnedRule {
+        to: "192.0.2.1".to_owned(),
+        ports: Default::default(),
+        protocol: "tcp".to_owned(),
+        comments: Vec::new(),
+    };
+    let (text, _) = insert_allow(existing_text, &[probe])?;
+    crate::policy::parse_str(&text, path)
+        .map(|_| ())
+        .map_err(|e| format!("new rules cannot be merged into it: {e}"))
+}
+
+/// The flows (with only the ports) `profile` would deny by default; flows an explicit
+/// deny rule refuses go to `refused` instead.
+fn uncovered(
+    profile: &Profile,
+    flows: &BTreeMap<(String, String), FlowSeen>,
+    refused: &mut Vec<String>,
+) -> BTreeMap<(String, String), FlowSeen> {
+    let mut out = BTreeMap::new();
+    for ((to, proto), seen) in flows {
+        let addrs: Vec<IpAddr> = seen
+            .addrs
+            .keys()
+            .filter_map(|a| a.parse().ok())
+            .chain(to.parse().ok())
+            .collect();
+        let name = to.parse::<IpAddr>().is_err().then_some(to.as_str());
+        let ports: Vec<Option<u16>> = if seen.ports.is_empty() {
+            vec![None]
+        } else {
+            seen.ports.iter().copied().map(Some).collect()
+        };
+        let mut missing = FlowSeen {
+            ports: Default::default(),
+            ..seen.clone()
+        };
+        let mut any = false;
+        for port in ports {
+            let v = egress_verdict(profile, &addrs, name, proto, port);
+            if v.allowed {
+                continue;
+            }
+            if v.explicit_deny {
+                refused.push(format!(
+                    "{proto} to {to}{}: refused by rule {}",
+                    port.map(|p| format!(" port {p}")).unwrap_or_default(),
+                    v.rule
+                ));
+                continue;
+            }
+            any = true;
+            missing.ports.extend(port);
+        }
+        if any {
+            out.insert((to.clone(), proto.clone()), missing);
+        }
+    }
+    out
+}
+
+/// Settings of the existing profile the run departed from.
+fn runtime_conflicts(existing: &Profile, o: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    let compiled = crate::policy::compile::compile_syscalls(0, &existing.syscalls);
+    for name in &o.escape_syscalls {
+        let Some(nr) = crate::syscalls::lookup(name).map(|s| s.id() as u32) else {
+            continue;
+        };
+        if let Some((_, rule, _)) = compiled.iter().find(|(k, _, _)| k.nr == nr)
+            && rule.action == cgwarden_common::syscall_action::KILL
+        {
+            out.push(format!(
+                "syscall {name}: the workload used it; syscalls[{}] kills it",
+                rule.rule
+            ));
+        }
+    }
+    if let Some(user) = existing.runtime.user {
+        let others: Vec<String> = o
+            .uids
+            .iter()
+            .filter(|u| **u != user)
+            .map(u32::to_string)
+            .collect();
+        if !others.is_empty() {
+            out.push(format!(
+                "runtime.user {user}: programs ran as uid {}",
+                others.join(", ")
+            ));
+        }
+    }
+    if o.wide_binds && existing.runtime.binds == Binds::Loopback {
+        out.push("runtime.binds loopback: the workload bound non-loopback addresses".to_owned());
+    }
+    if o.raw_sockets && existing.runtime.raw_sockets == RawSockets::Deny {
+        out.push("runtime.raw_sockets deny: the workload created raw or packet sockets".to_owned());
+    }
+    out
+}
+
+/// Checks that merging kept every existing rule and setting and added `added` rules.
+fn verify(old: &Profile, new: &Profile, added: usize) -> Result<(), String> {
+    let fail = |what: &str| Err(format!("merging changed the existing {what} (a bug)"));
+    if old.name != new.name || old.mode != new.mode {
+        return fail("name or mode");
+    }
+    if format!("{:?}", old.syscalls) != format!("{:?}", new.syscalls) {
+        return fail("syscall rules");
+    }
+    if old.runtime != new.runtime {
+        return fail("runtime settings");
+    }
+    if (old.egress.default, old.egress.report, old.egress.dns)
+        != (new.egress.default, new.egress.report, new.egress.dns)
+    {
+        return fail("egress settings");
+    }
+    let allows = |p: &Profile| {
+        p.egress
+            .rules
+            .iter()
+            .filter(|r| r.action == crate::policy::RuleAction::Allow)
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+    };
+    let denies = |p: &Profile| {
+        p.egress
+            .rules
+            .iter()
+            .filter(|r| r.action == crate::policy::RuleAction::Deny)
+            .map(|r| format!("{r:?}"))
+            .collect::<Vec<_>>()
+    };
+    let (old_allow, new_allow) = (allows(old), allows(new));
+    if new_allow.len() != old_allow.len() + added || new_allow[..old_allow.len()] != old_allow[..] {
+        return fail("allow rules");
+    }
+    if denies(old) != denies(new) {
+        return fail("deny rules");
+    }
+    Ok(())
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// A line that carries YAML content (not blank, not only a comment).
+fn is_content(line: &str) -> bool {
+    let t = line.trim();
+    !t.is_empty() && !t.starts_with('#')
+}
+
+/// Appends `rules` to the block-style `egress.allow` list of a profile text (creating
+/// the list when the section has none or it is `[]`). Returns the new text and the
+/// diff lines.
+fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String>), String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let unsupported = |why: &str| {
+        Err(format!(
+            "{why}; merging needs `egress:` and `allow:` in block style"
+        ))
+    };
+    let Some(egress) = lines
+        .iter()
+        .position(|l| l.starts_with("egress:") && indent_of(l) == 0)
+    else {
+        return unsupported("it has no `egress:` section");
+    };
+    if is_content(&lines[egress]["egress:".len()..]) {
+        return unsupported("`egress:` is written in flow style");
+    }
+    // The section: every following line until the next top-level key.
+    let mut end = egress + 1;
+    while end < lines.len() && (!is_content(lines[end]) || indent_of(lines[end]) > 0) {
+        end += 1;
+    }
+    let section = egress + 1..end;
+    let Some(child) = section
+        .clone()
+        .find(|i| is_content(lines[*i]))
+        .map(|i| indent_of(lines[i]))
+    else {
+        return unsupported("`egress:` is empty");
+    };
+    let last_content = |from: usize, to: usize| (from..to).rev().find(|i| is_content(lines[*i]));
+    let render = |indent: usize| -> Vec<String> {
+        rules
+            .iter()
+            .flat_map(|r| {
+                r.render(indent)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let allow = section
+        .clone()
+        .find(|i| indent_of(lines[*i]) == child && lines[*i].trim_start().starts_with("allow:"));
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let mut diff = Vec::new();
+    match allow {
+        None => {
+            let at = last_content(egress + 1, end).unwrap_or(egress) + 1;
+            let mut new = vec![format!("{}allow:", " ".repeat(child))];
+            new.extend(render(child + 2));
+            diff.extend(new.iter().map(|l| format!("+{l}")));
+            out.splice(at..at, new);
+        }
+        Some(a) => {
+            let rest = lines[a].trim_start()["allow:".len()..].trim();
+            if rest.starts_with("[]") {
+                let new_key = format!("{}allow:", " ".repeat(child));
+                diff.push(format!("-{}", lines[a]));
+                diff.push(format!("+{new_key}"));
+                out[a] = new_key;
+                let items = render(child + 2);
+                diff.extend(items.iter().map(|l| format!("+{l}")));
+                out.splice(a + 1..a + 1, items);
+            } else if rest.is_empty() || rest.starts_with('#') {
+                // The list: deeper lines, or `- ` items at the key's own indent.
+                let mut j = a + 1;
+                let mut item_indent = None;
+                while j < end {
+                    let l = lines[j];
+                    if is_content(l) {
+                        let ind = indent_of(l);
+                        let item = l.trim_start().starts_with('-');
+                        if item_indent.is_none() && item && ind >= child {
+                            item_indent = Some(ind);
+                        }
+                        if !(ind > child || (ind == child && item)) {
+                            break;
+                        }
+                    }
+                    j += 1;
+                }
+                let indent = item_indent.unwrap_or(child + 2);
+                let at = last_content(a, j).unwrap_or(a) + 1;
+                let items = render(indent);
+                diff.extend(items.iter().map(|l| format!("+{l}")));
+                out.splice(at..at, items);
+            } else {
+                return unsupported("`allow:` is written in flow style");
+            }
+        }
+    }
+    let mut text_out = out.join("\n");
+    if text.ends_with('\n') || text.is_empty() {
+        text_out.push('\n');
+    }
+    Ok((text_out, diff))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn observed(records: &[serde_json::Value]) -> Observed {
+        super::super::observe(records)
+    }
+
+    fn base_records() -> Vec<serde_json::Value> {
+        vec![
+            json!({"kind":"dns","name":"api.test","answers":[{"addr":"127.0.0.21","ttl":60}]}),
+            json!({"kind":"connect","dst":"127.0.0.21","port":443,"protocol":"tcp","time":"t1"}),
+            json!({"kind":"sendmsg","dst":"127.53.0.1","port":53,"protocol":"udp","time":"t0"}),
+            json!({"kind":"deviation","deviation":"uid","uid":1000}),
+        ]
+    }
+
+    /// Every line of `old` appears in `new`, in the same order.
+    fn keeps_every_line(old: &str, new: &str) -> bool {
+        let mut new_lines = new.lines();
+        old.lines().all(|l| new_lines.any(|n| n == l))
+    }
+
+    #[test]
+    fn adds_exactly_the_new_destination_and_port() {
+        let base = super::super::profile_yaml("svc", "a test", &observed(&base_records()));
+        let mut again = base_records();
+        again.push(
+            json!({"kind":"connect","dst":"127.0.0.21","port":8443,"protocol":"tcp","time":"t5"}),
+        );
+        again.push(
+            json!({"kind":"connect","dst":"127.0.0.99","port":80,"protocol":"tcp","time":"t6"}),
+        );
+        let m = merge(&base, Path::new("base.yaml"), &observed(&again)).unwrap();
+        assert_eq!(m.added, 2, "{}", m.text);
+        assert!(keeps_every_line(&base, &m.text), "{}", m.text);
+        assert!(
+            m.text
+                .contains("- to: api.test\n      ports: [8443]\n      protocol: tcp"),
+            "only the new port of a known name: {}",
+            m.text
+        );
+        assert!(m.text.contains("- to: 127.0.0.99\n      ports: [80]"));
+        let plus: Vec<&String> = m
+            .egress_diff
+            .iter()
+            .filter(|l| l.starts_with('+'))
+            .collect();
+        assert_eq!(plus.len(), m.text.lines().count() - base.lines().count());
+        assert!(m.not_merged.is_empty(), "{:?}", m.not_merged);
+        // Learning the same again adds nothing.
+        let m2 = merge(&m.text, Path::new("m.yaml"), &observed(&again)).unwrap();
+        assert_eq!(m2.added, 0);
+        assert_eq!(m2.text, m.text);
+        assert!(
+            m2.render_diff(Path::new("m.yaml"))
+                .contains("egress: nothing new")
+        );
+    }
+
+    #[test]
+    fn existing_rules_decide_and_conflicts_are_listed_not_changed() {
+        let base = "# hand-written\nname: web\nmode: enforce\negress:\n  default: deny\n  allow:\n  - to: 10.0.0.0/8   # the cluster\n    protocol: tcp\n  deny:\n  - to: 10.9.0.0/16\nruntime:\n  user: 1000\n  binds: loopback\nsyscalls:\n  - set: escape\n    action: kill\n";
+        let records = vec![
+            json!({"kind":"connect","dst":"10.1.2.3","port":5432,"protocol":"tcp"}),
+            json!({"kind":"connect","dst":"10.9.0.1","port":80,"protocol":"tcp"}),
+            json!({"kind":"connect","dst":"192.0.2.1","port":443,"protocol":"tcp"}),
+            json!({"kind":"syscall","syscall":"unshare"}),
+            json!({"kind":"deviation","deviation":"uid","uid":0}),
+            json!({"kind":"bind"}),
+        ];
+        let m = merge(base, Path::new("web.yaml"), &observed(&records)).unwrap();
+        assert_eq!(m.added, 1);
+        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        // Items at the key's own indent: the new one follows that style.
+        assert!(
+            m.text.contains("  - to: 192.0.2.1\n    ports: [443]"),
+            "{}",
+            m.text
+        );
+        assert_eq!(m.not_merged.len(), 4, "{:?}", m.not_merged);
+        assert!(m.not_merged[0].contains("10.9.0.1") && m.not_merged[0].contains("deny[0]"));
+        assert!(
+            m.not_merged
+                .iter()
+                .any(|l| l.starts_with("syscall unshare"))
+        );
+        assert!(m.not_merged.iter().any(|l| l.contains("uid 0")));
+        assert!(m.not_merged.iter().any(|l| l.starts_with("runtime.binds")));
+    }
+
+    #[test]
+    fn an_empty_or_missing_allow_list_is_created() {
+        let records = vec![json!({"kind":"connect","dst":"192.0.2.1","port":443,"protocol":"tcp"})];
+        for base in [
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow: []\nsyscalls:\n  - names: [ptrace]\n    action: report\n",
+            "name: a\nmode: audit\negress:\n    default: deny\n",
+        ] {
+            let m = merge(base, Path::new("a.yaml"), &observed(&records)).unwrap();
+            assert_eq!(m.added, 1, "{}", m.text);
+            let p = crate::policy::parse_str(&m.text, Path::new("a.yaml")).unwrap();
+            assert_eq!(p.egress.rules.len(), 1);
+            assert_eq!(preflight(base, Path::new("a.yaml")), Ok(()));
+        }
+        let flow = "name: a\nmode: audit\negress: {default: deny}\n";
+        assert!(merge(flow, Path::new("a.yaml"), &observed(&records)).is_err());
+        assert!(preflight(flow, Path::new("a.yaml")).is_err());
+        assert!(preflight("name: a\nmode: nope\n", Path::new("a.yaml")).is_err());
+        // Default allow: nothing to add, the text stays byte for byte.
+        let open = "name: a\nmode: audit\negress:\n  default: allow\n";
+        let m = merge(open, Path::new("a.yaml"), &observed(&records)).unwrap();
+        assert_eq!((m.added, m.text.as_str()), (0, open));
+    }
+}
