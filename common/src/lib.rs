@@ -56,9 +56,22 @@ pub mod maps {
     /// `HashMap<DeviceKey, u32 access bits>`: the devices each profile allows.
     pub const DEVICE_RULES: &str = "DEVICE_RULES";
 
+    /// `Array<CredOffsets>` with one entry: where the credentials are in this kernel's
+    /// `task_struct` and `cred` (from its BTF).
+    pub const CRED_OFFSETS: &str = "CRED_OFFSETS";
+    /// `HashMap<u32 profile id, CredRule>`: the effective ids and capabilities a profile
+    /// allows.
+    pub const CRED_RULES: &str = "CRED_RULES";
+    /// `LruHashMap<u32 tgid, CredState>`: credentials of monitored processes before
+    /// their next exec, to tell an exec that gained privileges.
+    pub const CREDS: &str = "CREDS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 23] = [
         DEVICE_RULES,
+        CRED_OFFSETS,
+        CRED_RULES,
+        CREDS,
         SYSCALLS_USED,
         SYSCALL_REPEATS,
         PENDING,
@@ -158,12 +171,14 @@ pub mod kind {
     pub const SOCKET: u32 = 8;
     /// A process running other than the profile says ([`crate::DeviationEvent`]).
     pub const DEVIATION: u32 = 9;
+    /// Credentials after an exec beyond what the profile allows ([`crate::CredsEvent`]).
+    pub const CREDS: u32 = 10;
     /// A write under a read-only path ([`crate::SyscallEvent`], judged at syscall exit:
     /// `flags` holds the syscall's return value, `rule` the index of the path argument
     /// judged, `path` that path as the call gave it).
     pub const READ_ONLY: u32 = 11;
     /// A device access outside the profile's allowlist ([`crate::DeviceEvent`]).
-    pub const DEVICE: u32 = 10;
+    pub const DEVICE: u32 = 12;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -381,6 +396,9 @@ mod user {
     unsafe impl aya::Pod for super::SyscallRepeatKey {}
     unsafe impl aya::Pod for super::ProcInfo {}
     unsafe impl aya::Pod for super::PathPattern {}
+    unsafe impl aya::Pod for super::CredOffsets {}
+    unsafe impl aya::Pod for super::CredRule {}
+    unsafe impl aya::Pod for super::CredState {}
     unsafe impl aya::Pod for super::DeviceKey {}
     unsafe impl aya::Pod for super::PatternKey {}
 }
@@ -776,6 +794,96 @@ pub struct DeviationEvent {
     /// [`deviation`].
     pub what: u32,
     pub expected_uid: u32,
+    /// The program just executed.
+    pub exe: [u8; EXE_BYTES],
+}
+
+/// Byte offsets of the credential fields in this kernel, found by the agent in its BTF
+/// (aya's eBPF side has no CO-RE relocations). Entry 0 of `CRED_OFFSETS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredOffsets {
+    /// 1 once the agent has written the offsets; the kernel reads nothing before.
+    pub valid: u32,
+    /// `task_struct.cred` (a pointer to the subjective credentials).
+    pub task_cred: u32,
+    /// `task_struct.atomic_flags` (bit [`PFA_NO_NEW_PRIVS`]).
+    pub task_atomic_flags: u32,
+    /// `cred.uid`, `cred.euid`, `cred.egid` (each a 32-bit `kuid_t`/`kgid_t`).
+    pub cred_uid: u32,
+    pub cred_euid: u32,
+    pub cred_egid: u32,
+    /// `cred.cap_effective` (a 64-bit `kernel_cap_t`).
+    pub cred_cap_effective: u32,
+    pub _pad: u32,
+}
+
+/// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.
+pub const PFA_NO_NEW_PRIVS: u64 = 1;
+
+/// Bits of [`CredRule::flags`].
+pub mod cred_rule {
+    /// Report effective capabilities outside [`crate::CredRule::allowed_caps`].
+    pub const CAPS: u32 = 1;
+    /// The profile promises no-new-privileges: report a program executed without the
+    /// flag, and an exec that gained privileges (see [`crate::cred_deviation::GAINED`]).
+    pub const NO_NEW_PRIVS: u32 = 2;
+    /// Report an effective uid other than [`crate::CredRule::expected_euid`] while the
+    /// real uid is the expected one (a set-uid program).
+    pub const EUID: u32 = 4;
+}
+
+/// Value of `CRED_RULES`: what a profile allows after an exec.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredRule {
+    /// [`cred_rule`] bits.
+    pub flags: u32,
+    pub expected_euid: u32,
+    /// Allowed effective capabilities, bit `n` = capability `n`.
+    pub allowed_caps: u64,
+}
+
+/// Value of `CREDS`: a process's effective credentials when last seen.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredState {
+    pub euid: u32,
+    pub egid: u32,
+    pub cap_effective: u64,
+}
+
+/// What a [`CredsEvent`] reports (bits, several may be set).
+pub mod cred_deviation {
+    /// The effective uid is not the profile's user (the real uid is).
+    pub const EUID: u32 = 1;
+    /// Effective capabilities outside the allowed set.
+    pub const CAPS: u32 = 2;
+    /// The no-new-privileges flag is not set.
+    pub const NO_NEW_PRIVS: u32 = 4;
+    /// The exec switched the effective uid or gid to ones other than the real ones
+    /// (a set-uid or set-gid program) or added effective capabilities.
+    pub const GAINED: u32 = 8;
+}
+
+/// Credentials after the exec of an armed process beyond what its profile allows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CredsEvent {
+    pub header: EventHeader,
+    /// [`cred_deviation`] bits.
+    pub what: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// 1 when the no-new-privileges flag is set.
+    pub no_new_privs: u32,
+    pub cap_effective: u64,
+    /// The profile's rule.
+    pub rule: CredRule,
+    /// The credentials before the exec, when known (`before_known` = 1).
+    pub before: CredState,
+    pub before_known: u32,
+    pub _pad: u32,
     /// The program just executed.
     pub exe: [u8; EXE_BYTES],
 }

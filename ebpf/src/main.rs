@@ -10,6 +10,7 @@
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod creds;
 mod devices;
 mod dns;
 mod egress;

@@ -102,3 +102,14 @@ pub unsafe fn atomic_add(ptr: *mut u64, v: u64) -> u64 {
         )
     }
 }
+
+#[map]
+pub static CRED_OFFSETS: Array<cgwarden_common::CredOffsets> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static CRED_RULES: HashMap<u32, cgwarden_common::CredRule> =
+    HashMap::with_max_entries(4_096, 0);
+
+#[map]
+pub static CREDS: LruHashMap<u32, cgwarden_common::CredState> =
+    LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);

@@ -48,6 +48,7 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
     let _ = PROCS.insert(&tgid, &info, 0);
     // The runtime's set-up process runs as root by design; only armed programs are judged.
     if info.flags & proc_flags::ARMED != 0 {
+        crate::creds::exec(&m, &info.exe);
         let expected = m.profile.expected_uid_plus_one;
         let uid = bpf_get_current_uid_gid() as u32;
         if expected != 0 && uid != expected - 1 {
@@ -99,7 +100,9 @@ pub fn fork(ctx: &TracePointContext) -> u32 {
     };
     let child = child as u32;
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let tracked = if profile::current().is_some() {
+    let monitored = profile::current().is_some();
+    crate::creds::fork(child, monitored);
+    let tracked = if monitored {
         PROCS.get_ptr(&parent)
     } else {
         None

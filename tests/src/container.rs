@@ -110,6 +110,16 @@ impl Container {
     pub fn cgroup(&self) -> &str {
         &self.cgroup
     }
+
+    /// The container's root filesystem, to add files before it runs.
+    pub fn rootfs(&self) -> std::path::PathBuf {
+        self.bundle.path().join("rootfs")
+    }
+
+    /// The bundle directory (with config.json).
+    pub fn bundle(&self) -> &Path {
+        self.bundle.path()
+    }
 }
 
 impl Drop for Container {

@@ -50,6 +50,8 @@ pub struct Rules {
     pub devices: Vec<(cgwarden_common::DeviceKey, u32)>,
     /// `PATH_PATTERNS` entries of set `id`: the read-only and writable paths.
     pub patterns: Vec<cgwarden_common::PathPattern>,
+    /// What the profile allows of a program's credentials after its exec.
+    pub creds: Option<cgwarden_common::CredRule>,
 }
 
 /// Names and rule labels of every id ever installed, for events still in flight.
@@ -102,6 +104,19 @@ pub struct Agent {
     recorded: Option<Vec<Record>>,
     /// Uid deviations already reported: (cgroup, uid, program).
     deviations_seen: std::collections::HashSet<(u64, u32, String)>,
+    /// Credential deviations already reported: (cgroup, deviation, program).
+    creds_seen: std::collections::HashSet<(u64, &'static str, String)>,
+    /// OCI runtime state directories (runc's `--root`), and the containers found in
+    /// them by (directory index, container id).
+    runc_roots: Vec<PathBuf>,
+    oci: HashMap<(usize, String), crate::oci::OciContainer>,
+    /// Container cgroup path → its key in `oci`.
+    oci_paths: HashMap<String, (usize, String)>,
+    /// Configuration deviations already reported: (cgroup, container id).
+    oci_reported: std::collections::HashSet<(u64, String)>,
+    /// Whether the kernel side knows where the credentials are (from the kernel's
+    /// BTF), or why not.
+    cred_offsets: Result<(), String>,
     /// Levels (and cgroups) a previous agent left in the pinned maps: kept enforcing
     /// until this agent's own assignments replace them, then swept.
     inherited: Option<Inherited>,
@@ -156,6 +171,19 @@ impl Agent {
         if inherited.is_some() {
             log::info!("adopting the enforcement a previous agent left in the kernel");
         }
+        // `CGWARDEN_BTF` names another BTF file (tests use it to see the refusal).
+        let vmlinux =
+            std::env::var_os("CGWARDEN_BTF").map_or_else(|| PathBuf::from(VMLINUX), PathBuf::from);
+        let cred_offsets = match crate::btf::kernel_cred_offsets(&vmlinux) {
+            Ok(offsets) => {
+                kernel
+                    .write_cred_offsets(offsets)
+                    .context("writing the credential offsets")?;
+                log::debug!("credential offsets from {}: {offsets:?}", vmlinux.display());
+                Ok(())
+            }
+            Err(e) => Err(format!("{e}")),
+        };
         Ok(Self {
             kernel,
             cgroup_root,
@@ -177,11 +205,142 @@ impl Agent {
             resolver,
             sources: Vec::new(),
             deviations_seen: Default::default(),
+            creds_seen: Default::default(),
             recorded: None,
             held_back_seen: 0,
             held_back_at: None,
             inherited,
+            cred_offsets,
+            runc_roots: vec![PathBuf::from(crate::oci::DEFAULT_RUNC_ROOT)],
+            oci: HashMap::new(),
+            oci_paths: HashMap::new(),
+            oci_reported: Default::default(),
         })
+    }
+
+    /// Where to look for OCI runtime state (runc's `--root` directories).
+    pub fn set_runc_roots(&mut self, roots: Vec<PathBuf>) {
+        self.runc_roots = roots;
+    }
+
+    /// The OCI runtime state directories.
+    pub fn runc_roots(&self) -> &[PathBuf] {
+        &self.runc_roots
+    }
+
+    /// The cgroup2 mount the agent watches.
+    pub fn cgroup_root(&self) -> &std::path::Path {
+        &self.cgroup_root
+    }
+
+    /// Whether containers appeared in (or left) the runtime's state directories since
+    /// the last [`Agent::rescan`]: one directory read per state directory.
+    pub fn oci_changed(&self) -> bool {
+        let mut seen = 0;
+        for (i, root) in self.runc_roots.iter().enumerate() {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let key = (i, entry.file_name().to_string_lossy().into_owned());
+                if !self.oci.contains_key(&key) {
+                    return true;
+                }
+                seen += 1;
+            }
+        }
+        seen != self.oci.len()
+    }
+
+    /// Reads the state of containers that appeared in the runtime's state directories
+    /// and forgets those that went. A state not readable yet is tried again next time.
+    fn refresh_oci(&mut self) {
+        let mut present = std::collections::HashSet::new();
+        for (i, root) in self.runc_roots.iter().enumerate() {
+            let Ok(entries) = std::fs::read_dir(root) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let key = (i, entry.file_name().to_string_lossy().into_owned());
+                if !self.oci.contains_key(&key)
+                    && let Some(c) =
+                        crate::oci::read_state(&entry.path().join("state.json"), &self.cgroup_root)
+                {
+                    log::info!(
+                        "container {} ({}) in cgroup {}",
+                        c.id,
+                        c.name.as_deref().unwrap_or("no name"),
+                        c.cgroup.as_deref().unwrap_or("?")
+                    );
+                    self.oci.insert(key.clone(), c);
+                }
+                present.insert(key);
+            }
+        }
+        self.oci.retain(|k, _| present.contains(k));
+        self.oci_paths = self
+            .oci
+            .iter()
+            .filter_map(|(k, c)| c.cgroup.clone().map(|p| (p, k.clone())))
+            .collect();
+    }
+
+    /// The container whose own cgroup is `path`, as its runtime describes it.
+    fn oci_at(&self, path: &str) -> Option<&crate::oci::OciContainer> {
+        self.oci_paths.get(path).and_then(|k| self.oci.get(k))
+    }
+
+    /// Reports, once per container, where its OCI configuration promises less
+    /// hardening than the profile its cgroup has.
+    fn report_oci_deviations(&mut self) -> anyhow::Result<()> {
+        let mut found = Vec::new();
+        for (cgroup, a) in &self.assignments {
+            if a.descendants_only {
+                continue;
+            }
+            let Some(path) = self.paths.get(cgroup) else {
+                continue;
+            };
+            let Some(c) = self.oci_paths.get(path).and_then(|k| self.oci.get(k)) else {
+                continue;
+            };
+            if !self.oci_reported.insert((*cgroup, c.id.clone())) {
+                continue;
+            }
+            let Some(compiled) = self.compiled.get(&a.profile) else {
+                continue;
+            };
+            for (deviation, detail) in crate::oci::deviations(&c.config, &compiled.profile.runtime)
+            {
+                found.push(events::DeviationRecord {
+                    time: events::rfc3339(now_ns()),
+                    kind: "deviation",
+                    verdict: "report",
+                    deviation,
+                    detail,
+                    device: None,
+                    write: None,
+                    pid: c.init_pid,
+                    tid: c.init_pid,
+                    process: String::new(),
+                    exe: None,
+                    uid: c.config.uid,
+                    gid: c.config.gid,
+                    cgroup: Some(path.clone()),
+                    cgroup_id: *cgroup,
+                    profile: Some(a.profile.clone()),
+                    container: Some(oci_container(c)),
+                    creds: None,
+                });
+            }
+        }
+        let assigned = &self.assignments;
+        self.oci_reported
+            .retain(|(id, _)| assigned.contains_key(id));
+        for record in found {
+            self.emit(&Record::Deviation(record))?;
+        }
+        Ok(())
     }
 
     pub fn kernel_mut(&mut self) -> &mut Kernel {
@@ -225,6 +384,16 @@ impl Agent {
                 .map(|d| crate::policy::devices::compile_devices(id, d))
                 .unwrap_or_default();
             let pref = profile_ref(id, &profile);
+            if profile.runtime.needs_creds()
+                && let Err(why) = &self.cred_offsets
+            {
+                anyhow::bail!(
+                    "profile `{}` ({}): `runtime.capabilities` and `runtime.no_new_privileges` need the kernel's credential layout, which is unknown: {why}",
+                    profile.name,
+                    profile.source.display()
+                );
+            }
+            let creds = cred_rule(&profile.runtime, self.cred_offsets.is_ok());
             fresh.insert(
                 profile.name.as_str().to_owned(),
                 Compiled {
@@ -237,6 +406,7 @@ impl Agent {
                         syscalls,
                         devices,
                         patterns,
+                        creds,
                     },
                 },
             );
@@ -258,9 +428,9 @@ impl Agent {
         wanted.sort_by_key(|s| s.id());
         wanted.dedup();
         let track = !wanted.is_empty()
-            || fresh
-                .values()
-                .any(|c| c.profile.runtime.user.is_some() || c.profile.learn);
+            || fresh.values().any(|c| {
+                c.profile.runtime.user.is_some() || c.rules.creds.is_some() || c.profile.learn
+            });
         if fresh.values().any(|c| c.profile.learn) {
             self.kernel
                 .learn_syscalls()
@@ -408,6 +578,11 @@ impl Agent {
                 "ringbuf_drops": counters.ringbuf_drops,
             },
             "cgroup2": self.cgroup_root,
+            "credentials": match &self.cred_offsets {
+                Ok(()) => serde_json::json!({ "ok": true }),
+                Err(why) => serde_json::json!({ "ok": false, "error": why }),
+            },
+            "oci_containers": self.oci.len(),
         })
     }
 
@@ -446,11 +621,17 @@ impl Agent {
             .get(profile)
             .with_context(|| format!("no profile named `{profile}`"))?;
         let arm = !c.rules.syscalls.is_empty() && !descendants_only;
+        let creds = c
+            .rules
+            .creds
+            .filter(|_| !descendants_only)
+            .map(|r| (c.pref.id, r));
         self.kernel
             .set_cgroup_profile(cgroup_id, with_scope(c.pref, descendants_only))?;
         if arm {
             self.arm_existing(path)?;
         }
+
         self.assignments.insert(
             cgroup_id,
             Assignment {
@@ -460,7 +641,11 @@ impl Agent {
             },
         );
         self.paths.insert(cgroup_id, path.to_owned());
-        self.update_levels()
+        self.update_levels()?;
+        if let Some((id, rule)) = creds {
+            self.judge_running(cgroup_id, path, id, &rule)?;
+        }
+        Ok(())
     }
 
     /// Where a write the kernel reported under a read-only path lands, or `None` when it
@@ -551,6 +736,68 @@ impl Agent {
         Ok(())
     }
 
+    /// Judges the credentials of the processes already in a cgroup (the kernel judges
+    /// new ones at their exec). A runtime's set-up process is left alone.
+    fn judge_running(
+        &mut self,
+        cgroup_id: u64,
+        path: &str,
+        profile: u32,
+        rule: &cgwarden_common::CredRule,
+    ) -> anyhow::Result<()> {
+        let dir = self.cgroup_root.join(path.trim_start_matches('/'));
+        let proc_root = std::path::Path::new("/proc");
+        let now = u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+        for pid in crate::procfs::pids_below(&dir) {
+            let Some(p) = crate::procfs::process(proc_root, pid) else {
+                continue;
+            };
+            if crate::procfs::is_runtime_init(&p) {
+                continue;
+            }
+            let Some(status) = crate::running::status(proc_root, pid) else {
+                continue;
+            };
+            let mut comm = [0u8; 16];
+            let n = p.comm.len().min(15);
+            comm[..n].copy_from_slice(&p.comm.as_bytes()[..n]);
+            let header = cgwarden_common::EventHeader {
+                kind: cgwarden_common::kind::CREDS,
+                profile,
+                ts_ns: now,
+                cgroup_id,
+                pid,
+                tid: pid,
+                uid: status.uid,
+                gid: status.gid,
+                comm,
+            };
+            if let Some(event) = crate::running::judge(&status, rule, header, &p.exe) {
+                self.emit_creds(&event)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Emits the deviations of a credentials record, once per container, deviation and
+    /// program.
+    fn emit_creds(&mut self, e: &cgwarden_common::CredsEvent) -> anyhow::Result<()> {
+        for record in events::enrich_creds(e, &*self) {
+            let key = (
+                e.header.cgroup_id,
+                record.deviation,
+                record.exe.clone().unwrap_or_default(),
+            );
+            if self.creds_seen.len() > 100_000 {
+                self.creds_seen.clear();
+            }
+            if self.creds_seen.insert(key) {
+                self.emit(&Record::Deviation(record))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stops applying a profile to a cgroup and forgets what it learned from DNS.
     pub fn unassign(&mut self, cgroup_id: u64) -> anyhow::Result<()> {
         self.kernel.remove_cgroup_profile(cgroup_id)?;
@@ -612,7 +859,8 @@ impl Agent {
             .map(|c| c.pref.id)
             .chain(self.retired.iter().map(|(_, r)| r.id))
             .collect();
-        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
+        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?
+            + self.kernel.sweep_cred_rules(|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
         let unpinned = self.kernel.sweep_tracepoints();
         if unpinned > 0 {
@@ -625,16 +873,16 @@ impl Agent {
     /// get the profile, vanished or no longer matching ones lose it. The first profile
     /// in name order whose selector matches wins.
     pub fn rescan(&mut self) -> anyhow::Result<()> {
+        self.refresh_oci();
         let entries = cgroups::walk(&self.cgroup_root);
         let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
         self.paths.clear();
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
-            if let Some(c) = self
-                .compiled
-                .values()
-                .find(|c| c.profile.selector.matches(&e.path))
-            {
+            if let Some(c) = self.compiled.values().find(|c| {
+                let name = self.oci_at(&e.path).and_then(|o| o.name.as_deref());
+                c.profile.selector.matches_named(&e.path, name)
+            }) {
                 wanted.insert(
                     e.id,
                     (
@@ -688,7 +936,7 @@ impl Agent {
                 self.assign_scoped(id, &path, level, &profile, below)?;
             }
         }
-        Ok(())
+        self.report_oci_deviations()
     }
 
     /// Decodes, enriches and writes one ring-buffer record.
@@ -747,6 +995,7 @@ impl Agent {
                     self.emit(&Record::Deviation(record))?;
                 }
             }
+            Ok(Raw::Creds(e)) => self.emit_creds(&e)?,
             Ok(Raw::Sysctl(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
@@ -979,6 +1228,60 @@ impl events::Context for Agent {
     fn wall_clock(&self, monotonic_ns: u64) -> u128 {
         (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
     }
+
+    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
+        let path = self.paths.get(&cgroup_id)?;
+        // The container's own cgroup or one nested in it.
+        let mut at = path.as_str();
+        loop {
+            if let Some(c) = self.oci_at(at) {
+                let mut found =
+                    crate::container::identify(path).unwrap_or_else(|| oci_container(c));
+                found.name = c.name.clone();
+                return Some(found);
+            }
+            match at.rfind('/') {
+                Some(0) | None => break,
+                Some(i) => at = &at[..i],
+            }
+        }
+        crate::container::identify(path)
+    }
+}
+
+/// A container as its OCI runtime's state names it.
+fn oci_container(c: &crate::oci::OciContainer) -> crate::container::Container {
+    crate::container::Container {
+        runtime: "runc",
+        id: c.id.clone(),
+        pod: None,
+        name: c.name.clone(),
+    }
+}
+
+/// Where the kernel describes its own types.
+const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+/// What a profile allows of credentials after an exec; `None` when it asks nothing the
+/// kernel can check (`known`: the credential offsets are known).
+fn cred_rule(runtime: &crate::policy::Runtime, known: bool) -> Option<cgwarden_common::CredRule> {
+    use cgwarden_common::cred_rule;
+    if !known {
+        return None;
+    }
+    let mut rule = cgwarden_common::CredRule::default();
+    if let Some(caps) = runtime.capabilities {
+        rule.flags |= cred_rule::CAPS;
+        rule.allowed_caps = caps.0;
+    }
+    if runtime.no_new_privileges {
+        rule.flags |= cred_rule::NO_NEW_PRIVS;
+    }
+    if let Some(uid) = runtime.user {
+        rule.flags |= cred_rule::EUID;
+        rule.expected_euid = uid;
+    }
+    (rule.flags != 0).then_some(rule)
 }
 
 /// A profile entry for a cgroup, or for the cgroups below it.

@@ -12,6 +12,9 @@ pub struct Container {
     /// The Kubernetes pod uid, for pod cgroups.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// The container's name, from its OCI runtime's config.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Identifies the container a cgroup path belongs to, if any.
@@ -36,7 +39,12 @@ pub fn identify(path: &str) -> Option<Container> {
             found = Some(("docker", id.to_owned()));
         }
     }
-    found.map(|(runtime, id)| Container { runtime, id, pod })
+    found.map(|(runtime, id)| Container {
+        runtime,
+        id,
+        pod,
+        name: None,
+    })
 }
 
 /// Why [`find_cgroup`] found no single container.

@@ -37,17 +37,17 @@ pub enum Command {
 pub struct Filter {
     /// Only this kind (`connect`, `dns`, ...).
     pub kind: Option<String>,
-    /// Only events whose cgroup path contains this (a container id or name).
+    /// Only events whose cgroup path contains this (a container id or name), or of the
+    /// container its OCI runtime names so.
     pub container: Option<String>,
 }
 
 impl Filter {
     pub fn matches(&self, record: &Record) -> bool {
         self.kind.as_deref().is_none_or(|k| record.kind() == k)
-            && self
-                .container
-                .as_deref()
-                .is_none_or(|c| record.cgroup().is_some_and(|g| g.contains(c)))
+            && self.container.as_deref().is_none_or(|c| {
+                record.cgroup().is_some_and(|g| g.contains(c)) || record.container_name() == Some(c)
+            })
     }
 }
 

@@ -9,8 +9,8 @@ use std::{
 };
 
 use cgwarden_common::{
-    DeviationEvent, DeviceEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT, RULE_UNKNOWN,
-    SocketEvent, SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
+    CredsEvent, DeviationEvent, DeviceEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT,
+    RULE_UNKNOWN, SocketEvent, SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -35,6 +35,7 @@ pub enum Raw {
     Device(DeviceEvent),
     /// A write under a read-only path (a [`SyscallEvent`] of kind `READ_ONLY`).
     ReadOnly(Box<SyscallEvent>),
+    Creds(Box<CredsEvent>),
 }
 
 impl Raw {
@@ -49,6 +50,7 @@ impl Raw {
             Self::Deviation(e) => &e.header,
             Self::Device(e) => &e.header,
             Self::ReadOnly(e) => &e.header,
+            Self::Creds(e) => &e.header,
         }
     }
 }
@@ -65,6 +67,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::SYSCALL => record(bytes, kind, |e| Raw::Syscall(Box::new(e))),
         kind::SOCKET => record(bytes, kind, Raw::Socket),
         kind::DEVIATION => record(bytes, kind, |e| Raw::Deviation(Box::new(e))),
+        kind::CREDS => record(bytes, kind, |e| Raw::Creds(Box::new(e))),
         kind::SYSCTL => record(bytes, kind, |e| Raw::Sysctl(Box::new(e))),
         kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
         kind::DEVICE => record(bytes, kind, Raw::Device),
@@ -113,6 +116,11 @@ pub trait Context {
     }
     /// Wall-clock nanoseconds since the Unix epoch for a `CLOCK_MONOTONIC` time.
     fn wall_clock(&self, monotonic_ns: u64) -> u128;
+    /// The container a cgroup belongs to (its path, or what its runtime says).
+    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
+        self.cgroup_path(cgroup_id)
+            .and_then(|p| crate::container::identify(&p))
+    }
 }
 
 /// An event as the sinks receive it.
@@ -161,6 +169,17 @@ impl Record {
             Self::Deviation(r) => r.cgroup.as_deref(),
             Self::Lost(_) => None,
         }
+    }
+
+    /// The container's name (from its OCI runtime), when known.
+    pub fn container_name(&self) -> Option<&str> {
+        let c = match self {
+            Self::Net(r) => r.container.as_ref(),
+            Self::Syscall(r) => r.container.as_ref(),
+            Self::Deviation(r) => r.container.as_ref(),
+            _ => None,
+        };
+        c.and_then(|c| c.name.as_deref())
     }
 
     /// The profile that applied, when known.
@@ -256,9 +275,7 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         process: comm(&h.comm),
         uid: h.uid,
         gid: h.gid,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
+        container: ctx.container(h.cgroup_id),
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: profile.map(|(name, _)| name.to_owned()),
@@ -313,6 +330,9 @@ pub struct SyscallRecord {
     /// Identical calls (same process, syscall and arguments) this record stands for:
     /// the kernel counts repeats and sends at most one record per second for them.
     pub count: u64,
+    /// The container, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<crate::container::Container>,
 }
 
 impl Eq for SyscallRecord {}
@@ -372,6 +392,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
         count,
+        container: ctx.container(h.cgroup_id),
     }
 }
 
@@ -403,10 +424,119 @@ pub struct DeviationRecord {
     pub gid: u32,
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
-    /// The container, when the cgroup path names one.
+    pub profile: Option<String>,
+    /// The container, when known (its name from the OCI runtime).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container: Option<crate::container::Container>,
-    pub profile: Option<String>,
+    /// Credentials, for deviations about them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub creds: Option<CredsDetail>,
+}
+
+/// The credentials a credential deviation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredsDetail {
+    pub euid: u32,
+    pub egid: u32,
+    /// Effective capabilities, by name.
+    pub capabilities: Vec<String>,
+    /// Those the profile does not allow (only when it names an allowed set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities_beyond_profile: Option<Vec<String>>,
+    pub no_new_privileges: bool,
+    /// Effective uid and capabilities before the exec, when the process table knew them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<CredsBefore>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CredsBefore {
+    pub euid: u32,
+    pub egid: u32,
+    pub capabilities: Vec<String>,
+}
+
+/// One record per deviation a credentials record reports: `euid`, `capabilities`,
+/// `no_new_privileges`, `privilege_gain`.
+pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
+    use crate::caps::CapSet;
+    use cgwarden_common::{cred_deviation as cd, cred_rule};
+    let h = &e.header;
+    let caps = CapSet(e.cap_effective);
+    let allowed = CapSet(e.rule.allowed_caps);
+    let beyond = caps.beyond(allowed);
+    let before = (e.before_known != 0).then(|| CredsBefore {
+        euid: e.before.euid,
+        egid: e.before.egid,
+        capabilities: CapSet(e.before.cap_effective).names(),
+    });
+    let detail = CredsDetail {
+        euid: e.euid,
+        egid: e.egid,
+        capabilities: caps.names(),
+        capabilities_beyond_profile: (e.rule.flags & cred_rule::CAPS != 0).then(|| beyond.names()),
+        no_new_privileges: e.no_new_privs != 0,
+        before,
+    };
+    let mut out = Vec::new();
+    for (bit, name) in [
+        (cd::EUID, "euid"),
+        (cd::CAPS, "capabilities"),
+        (cd::NO_NEW_PRIVS, "no_new_privileges"),
+        (cd::GAINED, "privilege_gain"),
+    ] {
+        if e.what & bit == 0 {
+            continue;
+        }
+        let text = match bit {
+            cd::EUID => format!(
+                "runs with effective uid {} (real uid {}) where the profile says uid {}",
+                e.euid, h.uid, e.rule.expected_euid
+            ),
+            cd::CAPS => format!("holds {beyond} beyond what the profile allows ({allowed})"),
+            cd::NO_NEW_PRIVS => {
+                "runs without the no-new-privileges flag the profile promises".to_owned()
+            }
+            _ => {
+                let gained = CapSet(e.cap_effective).beyond(CapSet(e.before.cap_effective));
+                let mut parts = Vec::new();
+                if e.euid != e.before.euid {
+                    parts.push(format!("effective uid {} -> {}", e.before.euid, e.euid));
+                }
+                if e.egid != e.before.egid {
+                    parts.push(format!("effective gid {} -> {}", e.before.egid, e.egid));
+                }
+                if !gained.is_empty() {
+                    parts.push(format!("capabilities + {gained}"));
+                }
+                format!(
+                    "the exec gained privileges ({}) where the profile promises no-new-privileges",
+                    parts.join(", ")
+                )
+            }
+        };
+        out.push(DeviationRecord {
+            time: rfc3339(ctx.wall_clock(h.ts_ns)),
+            kind: "deviation",
+            verdict: "report",
+            deviation: name,
+            detail: text,
+            device: None,
+            write: None,
+            pid: h.pid,
+            tid: h.tid,
+            process: comm(&h.comm),
+            exe: Some(c_string(&e.exe)),
+            uid: h.uid,
+            gid: h.gid,
+            cgroup: ctx.cgroup_path(h.cgroup_id),
+            cgroup_id: h.cgroup_id,
+            profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+            container: ctx.container(h.cgroup_id),
+            creds: Some(detail.clone()),
+        });
+    }
+    out
 }
 
 /// A device access, as a [`DeviationRecord`] names it.
@@ -503,10 +633,9 @@ pub fn enrich_read_only(e: &SyscallEvent, placed: Placed, ctx: &dyn Context) -> 
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        container: ctx.container(h.cgroup_id),
+        creds: None,
     }
 }
 
@@ -577,9 +706,8 @@ pub fn enrich_device(e: &DeviceEvent, ctx: &dyn Context) -> DeviationRecord {
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
+        container: ctx.container(h.cgroup_id),
+        creds: None,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
     }
 }
@@ -606,10 +734,9 @@ pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecor
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        container: ctx.container(h.cgroup_id),
+        creds: None,
     }
 }
 
@@ -643,10 +770,9 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         gid: h.gid,
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
-        container: ctx
-            .cgroup_path(h.cgroup_id)
-            .and_then(|p| crate::container::identify(&p)),
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        container: ctx.container(h.cgroup_id),
+        creds: None,
     }
 }
 

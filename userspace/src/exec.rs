@@ -145,6 +145,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
+                    watch: false,
                     child: Some(&mut child),
                     control: None,
                     metrics: None,
@@ -182,6 +183,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
+                    watch: false,
                     child: None,
                     control: None,
                     metrics: None,

@@ -36,6 +36,9 @@ pub struct Options<'a> {
     pub policy: &'a Path,
     /// Apply selectors to the cgroup tree on every tick (`run`).
     pub rescan: bool,
+    /// With `rescan`: also apply them as soon as inotify sees a cgroup or container
+    /// appear (the tick's walk becomes a backstop).
+    pub watch: bool,
     /// The command run by `exec`; signals are forwarded to it instead of stopping.
     pub child: Option<&'a mut Child>,
     /// The control socket (`run`).
@@ -69,6 +72,8 @@ impl Signals {
 }
 
 const TICK: Duration = Duration::from_millis(100);
+/// With inotify watches in place, the full walk of the cgroup tree is only a backstop.
+const BACKSTOP_WALK: Duration = Duration::from_secs(1);
 /// How long an event may wait in the ring buffer when no batch woke the agent.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
@@ -91,6 +96,35 @@ pub async fn serve(
     } = opts.signals;
     let mut forwarded = 0u32;
     let mut dns_tick = std::time::Instant::now();
+    // New cgroups and containers are applied as their directories appear; the walk on
+    // the tick stays as a backstop.
+    let mut watch = if opts.rescan && opts.watch {
+        match crate::watch::Watcher::new(agent.cgroup_root(), agent.runc_roots())
+            // SAFETY: the AsyncFd owns the watcher, so its fd stays open for as long as
+            // it is registered.
+            .and_then(|w| {
+                unsafe { AsyncFd::register_with_interest(w, Interest::READABLE) }
+                    .map_err(std::io::Error::from)
+            }) {
+            Ok(w) => {
+                log::info!(
+                    "watching {} cgroup and runtime state directories for new containers",
+                    w.get_ref().len()
+                );
+                Some(w)
+            }
+            Err(e) => {
+                log::warn!(
+                    "cannot watch the cgroup tree ({e}); new cgroups are found by a walk every {} ms",
+                    TICK.as_millis()
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut last_walk = std::time::Instant::now();
     let stop = loop {
         let wait_child = async {
             match opts.child.as_deref_mut() {
@@ -116,7 +150,26 @@ pub async fn serve(
                 None => std::future::pending().await,
             }
         };
+        let watched = async {
+            match watch.as_mut() {
+                Some(w) => w.readable_mut().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            guard = watched => {
+                let mut guard = guard?;
+                let changed = guard.get_inner_mut().read()?;
+                guard.clear_ready();
+                if changed {
+                    // Records of a cgroup's processes reach the ring buffer before its
+                    // directory can go: handle them while its path is still known.
+                    drain(agent, ring.get_mut())?;
+                    last_walk = std::time::Instant::now();
+                    agent.rescan()?;
+                    agent.flush()?;
+                }
+            }
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 // With records left, readiness is kept so the loop comes back at once,
@@ -134,7 +187,13 @@ pub async fn serve(
                 if opts.while_exists.is_some_and(|p| !p.exists()) {
                     break Stop::Gone;
                 }
-                if opts.rescan {
+                if opts.rescan
+                    && (watch.is_none()
+                        || last_walk.elapsed() >= BACKSTOP_WALK
+                        || agent.oci_changed())
+                {
+                    drain(agent, ring.get_mut())?;
+                    last_walk = std::time::Instant::now();
                     agent.rescan()?;
                 }
                 agent.check_counters()?;

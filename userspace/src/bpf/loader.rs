@@ -130,6 +130,8 @@ pub struct Kernel {
     pub(super) path_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
     pub(super) device_rules: HashMap<MapData, DeviceKey, u32>,
+    pub(super) cred_offsets: Array<MapData, cgwarden_common::CredOffsets>,
+    pub(super) cred_rules: HashMap<MapData, u32, cgwarden_common::CredRule>,
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
@@ -266,6 +268,8 @@ impl Kernel {
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
         let device_rules = take_map(&mut ebpf, names::DEVICE_RULES)?;
+        let cred_offsets = take_map(&mut ebpf, names::CRED_OFFSETS)?;
+        let cred_rules = take_map(&mut ebpf, names::CRED_RULES)?;
         let events = Some(take_map(&mut ebpf, names::EVENTS)?);
         Ok(Self {
             ebpf,
@@ -288,6 +292,8 @@ impl Kernel {
             procs,
             path_patterns,
             device_rules,
+            cred_offsets,
+            cred_rules,
             events,
             tracking: false,
             raw_attached: false,

@@ -121,6 +121,9 @@ impl Kernel {
             self.device_rules.insert(key, access, 0)?;
         }
         self.write_patterns(rules.id, &rules.patterns)?;
+        if let Some(rule) = rules.creds {
+            self.set_cred_rule(rules.id, rule)?;
+        }
         Ok(())
     }
 
@@ -142,6 +145,9 @@ impl Kernel {
                 index,
             };
             ignore_missing(self.path_patterns.remove(&key))?;
+        }
+        if rules.creds.is_some() {
+            self.remove_cred_rule(rules.id)?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! to a cgroup through bpf_links (pinned, so enforcement outlives the agent), and read
 //! and write its maps.
 
+mod creds;
 mod loader;
 mod maps;
 mod raw;

@@ -54,6 +54,13 @@ pub struct RunArgs {
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics")]
     no_metrics: bool,
+    /// An OCI runtime state directory (runc's `--root`) where containers' state.json
+    /// leads to their config.json; repeatable. Default: /run/runc.
+    #[arg(long = "runc-root")]
+    runc_roots: Vec<PathBuf>,
+    /// Find new cgroups only by walking the tree every 100 ms, without inotify.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
@@ -121,6 +128,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
         }),
         metrics,
+        watch: !args.no_watch,
+        runc_roots: if args.runc_roots.is_empty() {
+            vec![PathBuf::from(cgwarden::oci::DEFAULT_RUNC_ROOT)]
+        } else {
+            args.runc_roots
+        },
     };
     runtime()?.block_on(run_agent(settings))
 }
@@ -133,6 +146,8 @@ struct Settings {
     resolver: Option<SocketAddr>,
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
+    runc_roots: Vec<PathBuf>,
+    watch: bool,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
@@ -159,6 +174,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         sinks,
         Resolver::system(s.resolver),
     )?;
+    agent.set_runc_roots(s.runc_roots.clone());
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.
     agent.install(profiles)?;
@@ -195,6 +211,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         Options {
             policy: &s.policy,
             rescan: true,
+            watch: s.watch,
             child: None,
             control: Some(&control),
             metrics: metrics.as_ref(),

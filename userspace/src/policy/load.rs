@@ -149,6 +149,12 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
                 .filter_map(|p| glob::Pattern::new(p).ok())
                 .collect(),
             runtime: s.runtime.into_vec(),
+            name: s
+                .name
+                .into_vec()
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect(),
         },
         None => Selector::default(),
     };
@@ -287,6 +293,36 @@ mod tests {
                 .matches(&format!("/docker/{}", id.replace("0123", "ffff")))
         );
         assert!(!p.selector.matches("/system.slice/sshd.service"));
+    }
+
+    #[test]
+    fn hardened_runtime_keys_and_name_selectors() {
+        let p = parse(
+            "name: a\nmode: audit\nselector:\n  name: \"web-*\"\nruntime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE, cap_chown]\n  no_new_privileges: true\n  read_only_root: true\n",
+        )
+        .unwrap();
+        let caps = p.runtime.capabilities.unwrap();
+        assert_eq!(caps.names(), vec!["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]);
+        assert!(p.runtime.no_new_privileges && p.runtime.read_only_root);
+        assert!(p.runtime.needs_creds());
+        assert!(p.selector.matches_named("/x/abc", Some("web-1")));
+        assert!(!p.selector.matches_named("/x/abc", Some("db-1")));
+        assert!(!p.selector.matches("/x/abc"));
+        let none = parse("name: a\nmode: audit\nruntime:\n  capabilities: []\n").unwrap();
+        assert_eq!(none.runtime.capabilities.map(|c| c.0), Some(0));
+        assert!(
+            !parse("name: a\nmode: audit\nruntime:\n  user: 1\n")
+                .unwrap()
+                .runtime
+                .needs_creds()
+        );
+        let e = parse("name: a\nmode: audit\nruntime:\n  capabilities: [FLY]\n").unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(
+            e.message.contains("`FLY` is not a Linux capability"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

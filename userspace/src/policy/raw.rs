@@ -40,6 +40,9 @@ pub struct RawSelector {
     /// Runtimes: docker, containerd, cri-o, podman.
     #[serde(default)]
     pub runtime: OneOrMany<String>,
+    /// Container names (globs), as the OCI runtime's config.json names them.
+    #[serde(default)]
+    pub name: OneOrMany<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -39,6 +39,8 @@ pub struct Selector {
     pub container: Vec<glob::Pattern>,
     /// Runtimes.
     pub runtime: Vec<String>,
+    /// Container name globs (names from the OCI runtime's config.json).
+    pub name: Vec<glob::Pattern>,
 }
 
 impl Selector {
@@ -46,7 +48,18 @@ impl Selector {
     /// its path matches a `cgroup` glob, or it is a container whose id matches a
     /// `container` glob or whose runtime is listed (both when both are given).
     pub fn matches(&self, cgroup_path: &str) -> bool {
+        self.matches_named(cgroup_path, None)
+    }
+
+    /// Like [`Selector::matches`], for a cgroup that is the own cgroup of a container
+    /// its OCI runtime names `name`: a `name` glob selects it too.
+    pub fn matches_named(&self, cgroup_path: &str, name: Option<&str>) -> bool {
         if self.cgroup.iter().any(|g| g.matches(cgroup_path)) {
+            return true;
+        }
+        if let Some(name) = name
+            && self.name.iter().any(|g| g.matches(name))
+        {
             return true;
         }
         if self.container.is_empty() && self.runtime.is_empty() {
@@ -511,6 +524,15 @@ pub struct Runtime {
     pub binds: Binds,
     /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
     pub raw_sockets: RawSockets,
+    /// The effective capabilities a program may hold after its exec (`[]`: none);
+    /// others are reported, by name. Absent: not checked.
+    pub capabilities: Option<crate::caps::CapSet>,
+    /// `true`: every program runs with the no-new-privileges flag, and no exec raises
+    /// the effective uid or capabilities (a set-uid program); either is reported.
+    pub no_new_privileges: bool,
+    /// `true`: the container's root filesystem is read-only (checked against its OCI
+    /// config when the container is discovered).
+    pub read_only_root: bool,
     /// The devices the container may open or create (`None`: no restriction); other
     /// accesses are refused (enforce) or reported (audit).
     pub devices: Option<Vec<super::devices::DeviceRule>>,
@@ -518,6 +540,13 @@ pub struct Runtime {
     pub read_only: Vec<super::paths::ProfilePath>,
     /// Exceptions to `read_only`: writes under them are expected.
     pub writable: Vec<super::paths::ProfilePath>,
+}
+
+impl Runtime {
+    /// Whether the kernel must read task credentials (and so needs their offsets).
+    pub fn needs_creds(&self) -> bool {
+        self.capabilities.is_some() || self.no_new_privileges
+    }
 }
 
 /// `runtime:` as written, checked as a whole into a [`Runtime`].
@@ -530,6 +559,12 @@ struct RuntimeFields {
     binds: Binds,
     #[serde(default)]
     raw_sockets: RawSockets,
+    #[serde(default)]
+    capabilities: Option<crate::caps::CapSet>,
+    #[serde(default)]
+    no_new_privileges: bool,
+    #[serde(default)]
+    read_only_root: bool,
     #[serde(default)]
     devices: Option<Vec<super::devices::DeviceRule>>,
     #[serde(default)]
@@ -546,6 +581,9 @@ impl TryFrom<RuntimeFields> for Runtime {
             user: f.user,
             binds: f.binds,
             raw_sockets: f.raw_sockets,
+            capabilities: f.capabilities,
+            no_new_privileges: f.no_new_privileges,
+            read_only_root: f.read_only_root,
             devices: f.devices,
             read_only: f.read_only,
             writable: f.writable,

@@ -280,6 +280,7 @@ mod tests {
             cgroup: Some("/gw/abc".into()),
             cgroup_id: 9,
             container: None,
+            creds: None,
             profile: Some("gateway".into()),
         };
         let alert = to_falco(&Record::Deviation(r), "host");

@@ -1,0 +1,141 @@
+//! Effective credentials after an exec: the effective uid, the effective capabilities
+//! and the no-new-privileges flag of an armed process, read from its `task_struct` at
+//! offsets the agent found in the kernel's BTF, and judged against the profile's
+//! `CredRule`. The credentials a process had before (recorded at fork and at each exec)
+//! tell an exec that gained privileges, such as a set-uid program.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
+    generated::bpf_get_current_task,
+};
+use cgwarden_common::{
+    CredOffsets, CredState, CredsEvent, EXE_BYTES, PFA_NO_NEW_PRIVS, counters, cred_deviation,
+    cred_rule, kind,
+};
+
+use crate::{
+    event,
+    maps::{CRED_OFFSETS, CRED_RULES, CREDS, EVENTS, count},
+    profile::Match,
+};
+
+/// The current task's effective credentials and no-new-privileges flag.
+#[inline(always)]
+fn current(o: &CredOffsets) -> Option<(CredState, bool)> {
+    // SAFETY: a plain helper call; the pointers below are only read through
+    // `bpf_probe_read_kernel`, which fails safely on a bad address.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let cred: *const u8 =
+            bpf_probe_read_kernel(task.add(o.task_cred as usize).cast::<*const u8>()).ok()?;
+        let euid: u32 = bpf_probe_read_kernel(cred.add(o.cred_euid as usize).cast()).ok()?;
+        let egid: u32 = bpf_probe_read_kernel(cred.add(o.cred_egid as usize).cast()).ok()?;
+        let caps: u64 =
+            bpf_probe_read_kernel(cred.add(o.cred_cap_effective as usize).cast()).ok()?;
+        let flags: u64 =
+            bpf_probe_read_kernel(task.add(o.task_atomic_flags as usize).cast()).ok()?;
+        Some((
+            CredState {
+                euid,
+                egid,
+                cap_effective: caps,
+            },
+            flags & PFA_NO_NEW_PRIVS != 0,
+        ))
+    }
+}
+
+#[inline(always)]
+fn offsets() -> Option<&'static CredOffsets> {
+    CRED_OFFSETS.get(0).filter(|o| o.valid != 0)
+}
+
+/// An armed process of `m`'s cgroup executed `exe`: report credentials beyond its
+/// profile's rule, and remember them for its next exec.
+#[inline(always)]
+pub fn exec(m: &Match, exe: &[u8; EXE_BYTES]) {
+    // SAFETY: values are written whole by the agent and only read here.
+    let Some(rule) = (unsafe { CRED_RULES.get(&m.profile.id) }) else {
+        return;
+    };
+    let Some(o) = offsets() else {
+        return;
+    };
+    let Some((now, nnp)) = current(o) else {
+        return;
+    };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: values are written whole and copied out at once.
+    let before = unsafe { CREDS.get(&tgid) }.copied();
+    let _ = CREDS.insert(&tgid, &now, 0);
+    let mut what = 0;
+    let uid_gid = bpf_get_current_uid_gid();
+    let (uid, gid) = (uid_gid as u32, (uid_gid >> 32) as u32);
+    if rule.flags & cred_rule::EUID != 0 {
+        if uid == rule.expected_euid && now.euid != rule.expected_euid {
+            what |= cred_deviation::EUID;
+        }
+    }
+    if rule.flags & cred_rule::CAPS != 0 && now.cap_effective & !rule.allowed_caps != 0 {
+        what |= cred_deviation::CAPS;
+    }
+    if rule.flags & cred_rule::NO_NEW_PRIVS != 0 {
+        if !nnp {
+            what |= cred_deviation::NO_NEW_PRIVS;
+        }
+        // What no-new-privileges stops: an exec that switches the effective ids to the
+        // file's owner (set-uid/set-gid: they then differ from the real ones) or adds
+        // file capabilities. A process that dropped to another user itself (gosu,
+        // su-exec) has equal real and effective ids and is not a gain.
+        if let Some(b) = before
+            && ((now.euid != b.euid && now.euid != uid)
+                || (now.egid != b.egid && now.egid != gid)
+                || now.cap_effective & !b.cap_effective != 0)
+        {
+            what |= cred_deviation::GAINED;
+        }
+    }
+    if what == 0 {
+        return;
+    }
+    let Some(mut slot) = EVENTS.reserve::<CredsEvent>(0) else {
+        count(counters::RINGBUF_DROPS);
+        return;
+    };
+    // Written field by field in place: the whole record does not fit the BPF stack.
+    let e = slot.as_mut_ptr();
+    // SAFETY: `e` points to the reserved record, which is written before it is submitted.
+    unsafe {
+        (*e).header = event::header(kind::CREDS, m.profile.id, m.cgroup_of_task());
+        (*e).what = what;
+        (*e).euid = now.euid;
+        (*e).egid = now.egid;
+        (*e).no_new_privs = u32::from(nnp);
+        (*e).cap_effective = now.cap_effective;
+        (*e).rule = *rule;
+        (*e).before = before.unwrap_or_default();
+        (*e).before_known = u32::from(before.is_some());
+        (*e)._pad = 0;
+        core::ptr::copy_nonoverlapping(exe.as_ptr(), (*e).exe.as_mut_ptr(), EXE_BYTES);
+    }
+    slot.submit(event::wakeup::<CredsEvent>());
+}
+
+/// A process forked `child`: it starts with the current task's credentials when the
+/// current task is monitored. Otherwise a reused pid must not keep a dead process's.
+#[inline(always)]
+pub fn fork(child: u32, monitored: bool) {
+    if !monitored {
+        // SAFETY: only the presence is checked.
+        if unsafe { CREDS.get(&child) }.is_some() {
+            let _ = CREDS.remove(&child);
+        }
+        return;
+    }
+    let Some(o) = offsets() else {
+        return;
+    };
+    if let Some((now, _)) = current(o) {
+        let _ = CREDS.insert(&child, &now, 0);
+    }
+}
