@@ -42,9 +42,12 @@ pub mod maps {
 
     /// `LruHashMap<u32 tgid, ProcInfo>`: processes of monitored cgroups.
     pub const PROCS: &str = "PROCS";
-    /// `HashMap<PatternKey, PathPattern>`: path patterns by set and index: set 0 holds
-    /// the escape set's, set `p` the read-only and writable paths of profile id `p`.
+    /// `Array<PathPattern>`: the escape set's path patterns (pattern set 0), in an
+    /// array because every watched open walks them.
     pub const PATH_PATTERNS: &str = "PATH_PATTERNS";
+    /// `HashMap<PatternKey, PathPattern>`: the read-only and writable paths of each
+    /// profile (pattern set = the profile id), judged only for writes.
+    pub const PROFILE_PATTERNS: &str = "PROFILE_PATTERNS";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
     /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
@@ -67,7 +70,7 @@ pub mod maps {
     pub const CREDS: &str = "CREDS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 23] = [
+    pub const ALL: [&str; 24] = [
         DEVICE_RULES,
         CRED_OFFSETS,
         CRED_RULES,
@@ -77,6 +80,7 @@ pub mod maps {
         PENDING,
         PROCS,
         PATH_PATTERNS,
+        PROFILE_PATTERNS,
         PATH_SCRATCH,
         SYSCALL_RULES,
         SYSCALL_WATCH,
@@ -644,8 +648,9 @@ impl Default for PathPattern {
     }
 }
 
-/// Key of `PATH_PATTERNS`: the pattern set (0: the escape set; otherwise a profile id)
-/// and the pattern's place in it (0, 1, ... up to the first missing index).
+/// Key of `PROFILE_PATTERNS`: the pattern set (a profile id; set 0, the escape set, is
+/// the `PATH_PATTERNS` array) and the pattern's place in it (0, 1, ... up to the first
+/// missing index).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PatternKey {

@@ -7,9 +7,10 @@ use aya_ebpf::{
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsScratch, EGRESS_MAX_ENTRIES,
     EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
-    LearnedValue, NameCountKey, NameKey, PROCS_MAX_ENTRIES, PathPattern, PatternKey, PendingCall,
-    ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
-    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, counters,
+    LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern,
+    PatternKey, PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES,
+    SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule,
+    counters,
 };
 
 #[map]
@@ -60,7 +61,10 @@ pub static SYSCALL_REPEATS: LruHashMap<SyscallRepeatKey, FlowState> =
 pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);
 
 #[map]
-pub static PATH_PATTERNS: HashMap<PatternKey, PathPattern> = HashMap::with_max_entries(8_192, 0);
+pub static PATH_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATTERNS_MAX, 0);
+
+#[map]
+pub static PROFILE_PATTERNS: HashMap<PatternKey, PathPattern> = HashMap::with_max_entries(8_192, 0);
 
 #[map]
 pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =

@@ -38,8 +38,8 @@ use cgwarden_common::{
 use crate::{
     event,
     maps::{
-        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, SYSCALL_REPEATS,
-        SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
+        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
+        SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
     },
     profile,
 };
@@ -620,12 +620,17 @@ fn match_set(set: u32, buf: *const u8, len: usize, access: u8) -> u8 {
 extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
     // SAFETY: `state` is the `Matcher` passed to bpf_loop.
     let m = unsafe { &mut *state.cast::<Matcher>() };
-    let key = PatternKey {
-        set: m.set,
-        index: i as u32,
+    let p = if m.set == 0 {
+        PATH_PATTERNS.get(i as u32)
+    } else {
+        let key = PatternKey {
+            set: m.set,
+            index: i as u32,
+        };
+        // SAFETY: values are written whole by the agent and only read here.
+        unsafe { PROFILE_PATTERNS.get(&key) }
     };
-    // SAFETY: values are written whole by the agent and only read here.
-    let Some(p) = (unsafe { PATH_PATTERNS.get(&key) }) else {
+    let Some(p) = p else {
         return 1;
     };
     if p.applies == 0 {

@@ -48,7 +48,7 @@ pub struct Rules {
     pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
     /// `DEVICE_RULES` entries: the device allowlist.
     pub devices: Vec<(cgwarden_common::DeviceKey, u32)>,
-    /// `PATH_PATTERNS` entries of set `id`: the read-only and writable paths.
+    /// `PROFILE_PATTERNS` entries of set `id`: the read-only and writable paths.
     pub patterns: Vec<cgwarden_common::PathPattern>,
     /// What the profile allows of a program's credentials after its exec.
     pub creds: Option<cgwarden_common::CredRule>,
@@ -152,7 +152,7 @@ impl Agent {
         resolver: Resolver,
     ) -> anyhow::Result<Self> {
         kernel
-            .write_patterns(0, &crate::syscalls::escape_patterns())
+            .write_escape_patterns(&crate::syscalls::escape_patterns())
             .context("writing the escape path patterns")?;
         let config = kernel
             .read_config()

@@ -127,7 +127,8 @@ pub struct Kernel {
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
     pub(super) syscall_watch: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
-    pub(super) path_patterns:
+    pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) profile_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
     pub(super) device_rules: HashMap<MapData, DeviceKey, u32>,
     pub(super) cred_offsets: Array<MapData, cgwarden_common::CredOffsets>,
@@ -266,6 +267,7 @@ impl Kernel {
         let syscall_watch = take_map(&mut ebpf, names::SYSCALL_WATCH)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
+        let profile_patterns = take_map(&mut ebpf, names::PROFILE_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
         let device_rules = take_map(&mut ebpf, names::DEVICE_RULES)?;
         let cred_offsets = take_map(&mut ebpf, names::CRED_OFFSETS)?;
@@ -291,6 +293,7 @@ impl Kernel {
             syscall_watch,
             procs,
             path_patterns,
+            profile_patterns,
             device_rules,
             cred_offsets,
             cred_rules,

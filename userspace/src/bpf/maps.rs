@@ -94,16 +94,15 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.device_rules.remove(&key))?;
         }
-        // Set 0 is the escape set, rewritten by every agent.
         let stale: Vec<_> = self
-            .path_patterns
+            .profile_patterns
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.set != 0 && !keep(k.set))
+            .filter(|k| !keep(k.set))
             .collect();
         removed += stale.len();
         for key in stale {
-            ignore_missing(self.path_patterns.remove(&key))?;
+            ignore_missing(self.profile_patterns.remove(&key))?;
         }
         Ok(removed)
     }
@@ -120,7 +119,7 @@ impl Kernel {
         for (key, access) in &rules.devices {
             self.device_rules.insert(key, access, 0)?;
         }
-        self.write_patterns(rules.id, &rules.patterns)?;
+        self.write_profile_patterns(rules.id, &rules.patterns)?;
         if let Some(rule) = rules.creds {
             self.set_cred_rule(rules.id, rule)?;
         }
@@ -144,7 +143,7 @@ impl Kernel {
                 set: rules.id,
                 index,
             };
-            ignore_missing(self.path_patterns.remove(&key))?;
+            ignore_missing(self.profile_patterns.remove(&key))?;
         }
         if rules.creds.is_some() {
             self.remove_cred_rule(rules.id)?;
@@ -157,8 +156,19 @@ impl Kernel {
         self.procs.get(&pid, 0).ok()
     }
 
-    /// Writes pattern set `set` (0: the escape set; a profile id: its read-only paths).
-    pub fn write_patterns(
+    /// Writes the escape set's path patterns (pattern set 0).
+    pub fn write_escape_patterns(
+        &mut self,
+        patterns: &[cgwarden_common::PathPattern],
+    ) -> Result<(), MapError> {
+        for (i, p) in patterns.iter().enumerate() {
+            self.path_patterns.set(i as u32, p, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a profile's read-only and writable paths (pattern set = its id).
+    fn write_profile_patterns(
         &mut self,
         set: u32,
         patterns: &[cgwarden_common::PathPattern],
@@ -168,7 +178,7 @@ impl Kernel {
                 set,
                 index: i as u32,
             };
-            self.path_patterns.insert(key, p, 0)?;
+            self.profile_patterns.insert(key, p, 0)?;
         }
         Ok(())
     }
