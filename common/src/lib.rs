@@ -768,7 +768,9 @@ pub struct SysctlEvent {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingCall {
     pub nr: u32,
-    pub _pad: u32,
+    /// 1 when the call may write (judged at entry, see `OPEN_WRITE_FLAGS`): only those
+    /// are judged against read-only paths at exit.
+    pub writes: u32,
     pub args: [u64; 6],
 }
 

@@ -127,7 +127,7 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     let Some(m) = profile::current() else {
         return 0;
     };
-    judge_exit(&m, call.nr, &call.args, ret);
+    judge_exit(&m, &call, ret);
     0
 }
 
@@ -160,10 +160,11 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     };
     // Saved for the exit as cleared here.
     let args = &known_args(nr, args);
-    if rule.path_filter != 0 || (rule.read_only != 0 && may_write(&rule, args)) {
+    let writes = rule.read_only != 0 && may_write(&rule, args);
+    if rule.path_filter != 0 || writes {
         let pending = PendingCall {
             nr,
-            _pad: 0,
+            writes: u32::from(writes),
             args: *args,
         };
         let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
@@ -191,14 +192,15 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
 /// Applies the rule for a path-judged call at its exit: the escape patterns (the rule's
 /// action), then the profile's read-only paths (a deviation report).
 #[inline(always)]
-fn judge_exit(m: &profile::Match, nr: u32, args: &[u64; 6], ret: i64) {
+fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
+    let (nr, args) = (call.nr, &call.args);
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
     if rule.action != 0 && rule.path_filter != 0 && path_matches(&rule, args) {
         act(m, &rule, nr, args, 0, proc_info, true);
     }
-    if rule.read_only != 0 {
+    if call.writes != 0 {
         read_only(m, &rule, nr, args, ret, proc_info);
     }
 }
@@ -364,9 +366,12 @@ enum Place {
 
 const EROFS: i64 = 30;
 
-/// A write call under a profile with read-only paths: reported when a path it writes
-/// lies under a read-only path, when the kernel refused it as a write to a read-only
-/// file system (a symlink cannot hide that), or when its place is not known here.
+/// A write call under a profile with read-only paths (an open only with write flags,
+/// decided at entry and carried in `PendingCall::writes`: deciding it again here would
+/// multiply the paths the verifier walks through the matcher, about sevenfold):
+/// reported when a path it writes lies under a read-only path, when the kernel refused
+/// it as a write to a read-only file system (a symlink cannot hide that), or when its
+/// place is not known here.
 #[inline(always)]
 fn read_only(
     m: &profile::Match,
@@ -376,9 +381,6 @@ fn read_only(
     ret: i64,
     proc_info: *const ProcInfo,
 ) {
-    if !may_write(rule, args) {
-        return;
-    }
     let refused = ret == -EROFS;
     for arg in [rule.write_path_arg, rule.write_path_arg2] {
         if arg == NO_ARG {

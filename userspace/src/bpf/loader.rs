@@ -228,6 +228,14 @@ impl Kernel {
         {
             let program: &mut TracePoint = program(&mut ebpf, name)?;
             program.load().map_err(failed(name))?;
+            // The verifier allows a million; the path-judging exit program is the largest.
+            if let Some(n) = program
+                .info()
+                .ok()
+                .and_then(|i| i.verified_instruction_count())
+            {
+                log::debug!("program {name}: {n} instructions verified");
+            }
         }
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
