@@ -198,14 +198,7 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
         return;
     };
     if rule.action != 0 && rule.path_filter != 0 {
-        let matched = path_matches(&rule, args);
-        if matched & pattern_applies::EXE_HANDLE != 0 {
-            remember_exe_handle(ret);
-        } else if matched & pattern_applies::PROC_FD != 0 {
-            if reopens_exe_handle() {
-                act(m, &rule, nr, args, 0, proc_info, true);
-            }
-        } else if matched != 0 {
+        if escapes(&rule, args, ret) {
             act(m, &rule, nr, args, 0, proc_info, true);
         }
     }
@@ -606,10 +599,25 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
     match_set(0, buf.cast::<u8>().cast_const(), len, access)
 }
 
+/// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
+/// path matches an escape pattern, with the executable-handle patterns resolved.
+#[inline(never)]
+fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> bool {
+    let matched = path_matches(rule, args);
+    if matched & pattern_applies::EXE_HANDLE != 0 {
+        remember_exe_handle(ret);
+        return false;
+    }
+    if matched & pattern_applies::PROC_FD != 0 {
+        return reopens_exe_handle();
+    }
+    matched != 0
+}
+
 /// Remembers the descriptor an open of some `/proc/<pid>/exe` returned (any mode,
 /// `O_PATH` included): reopening it for writing through `/proc/.../fd/<fd>` would write
 /// that executable.
-#[inline(always)]
+#[inline(never)]
 fn remember_exe_handle(ret: i64) {
     if ret < 0 {
         return;
@@ -636,7 +644,7 @@ struct ProcFd {
 
 /// Whether the path in `PATH_SCRATCH` reopens a remembered executable handle through
 /// `/proc/<pid|self|thread-self>/fd/<fd>`.
-#[inline(always)]
+#[inline(never)]
 fn reopens_exe_handle() -> bool {
     let Some(buf) = PATH_SCRATCH.get_ptr(0) else {
         return false;
