@@ -329,22 +329,20 @@ impl Kernel {
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         for (name, attach_type) in SKB_PROGRAMS {
             let program = program::<CgroupSkb>(&mut self.ebpf, name)?;
             let id = program
                 .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         {
             let name = SOCK_CREATE_PROGRAM;
@@ -352,11 +350,10 @@ impl Kernel {
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         // aya cannot make the sysctl and device programs' links pinnable: link them
         // directly. A cgroup link is always a multi-attachment, so the device program
@@ -724,6 +721,17 @@ where
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
         .map_err(failed(name))
+}
+
+/// A cgroup program's link as a link that can be pinned.
+fn pinnable<L>(name: &'static str, link: L) -> Result<(&'static str, FdLink), LoadError>
+where
+    FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
+{
+    Ok((
+        name,
+        FdLink::try_from(link).map_err(|e| link_error(name, e))?,
+    ))
 }
 
 /// A tracepoint program, loaded (verified) on first use.
