@@ -112,7 +112,13 @@ import ctypes, os, socket
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 # mount a cgroup filesystem (to write release_agent)
-libc.mount(b"cgroup", b"{target}", b"cgroup", 0, b"rdma")
+mounted = libc.mount(b"cgroup", b"{target}", b"cgroup", 0, b"none,name={hierarchy}") == 0
+# open its release_agent for writing (the escape; a named v1 hierarchy of its own, and
+# nothing is written anyway)
+try:
+    os.close(os.open("{target}/release_agent", os.O_WRONLY))
+except OSError:
+    pass
 # ptrace another process
 libc.ptrace(16, {peer_pid}, 0, 0)
 # keyctl (KEYCTL_GET_KEYRING_ID)
@@ -122,9 +128,10 @@ libc.syscall(313, -1, b"", 0)
 # setns into another process's network namespace
 fd = os.open("/proc/{peer_pid}/ns/net", os.O_RDONLY)
 libc.setns(fd, 0x40000000)
-print("done")
+print("done" if mounted else "not mounted")
 "#,
-        target = target.display()
+        target = target.display(),
+        hierarchy = unique("cgwarden-test-v1"),
     );
     let out = run(&p, &python(&script));
     let _ = peer.kill();
@@ -141,6 +148,13 @@ print("done")
     };
     let mount = find("mount");
     assert_eq!(mount["path"], target.display().to_string());
+    let release_agent = target.join("release_agent").display().to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["syscall"] == "openat" && e["path"] == release_agent.as_str()),
+        "release_agent opened for writing not reported: {events:?}"
+    );
     let ptrace = find("ptrace");
     assert_eq!(ptrace["args"]["request"], "PTRACE_ATTACH");
     assert_eq!(ptrace["args"]["pid"], peer_pid);
