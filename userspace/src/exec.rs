@@ -145,7 +145,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
-                    watch: false,
+                    watch: None,
                     child: Some(&mut child),
                     control: None,
                     metrics: None,
@@ -183,7 +183,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
-                    watch: false,
+                    watch: None,
                     child: None,
                     control: None,
                     metrics: None,
