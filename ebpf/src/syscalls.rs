@@ -383,40 +383,59 @@ fn read_only(
     ret: i64,
     proc_info: *const ProcInfo,
 ) {
-    let refused = ret == -EROFS;
+    let call = WriteCall {
+        m,
+        nr,
+        args,
+        ret,
+        proc_info,
+    };
     for arg in [rule.write_path_arg, rule.write_path_arg2] {
-        if arg == NO_ARG {
-            continue;
-        }
-        let ptr = pick(args, arg);
-        let place = place_of(m.profile.id, ptr);
-        if place == Place::Fine && !refused {
-            continue;
-        }
-        let record = Record {
-            kind: kind::READ_ONLY,
-            nr,
-            action: 0,
-            verdict: verdict::ALLOW,
-            rule: u32::from(arg),
-            flags: ret as u64,
-            unresolved: u8::from(place == Place::Unresolved),
-            cgroup_id: m.cgroup_of_task(),
-            total: 0,
-        };
-        let path = if place == Place::Unreadable {
-            PathFrom::Unreadable
-        } else {
-            PathFrom::Scratch
-        };
-        emit(m, &record, args, proc_info, path);
-        // A write placed under a read-only path (or refused, or unreadable) is one
-        // deviation per call. A path only the agent can place (relative) may turn out
-        // writable, so the other path argument (rename's target) is judged as well.
-        if place != Place::Unresolved {
+        if arg != NO_ARG && judge_write_path(&call, arg) {
             return;
         }
     }
+}
+
+/// A write judged at its exit against the profile's read-only paths.
+struct WriteCall<'a> {
+    m: &'a profile::Match,
+    nr: u32,
+    args: &'a [u64; 6],
+    ret: i64,
+    proc_info: *const ProcInfo,
+}
+
+/// Judges one path argument of a write and reports it when it deviates or only the
+/// agent can place it. Returns whether the call is settled (a deviation reported): a
+/// path only the agent can place (relative) may turn out writable, so the call's other
+/// path (rename's target) is judged as well. Not inlined: the verifier then checks one
+/// copy, however many paths a call has.
+#[inline(never)]
+fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
+    let m = call.m;
+    let place = place_of(m.profile.id, pick(call.args, arg));
+    if place == Place::Fine && call.ret != -EROFS {
+        return false;
+    }
+    let record = Record {
+        kind: kind::READ_ONLY,
+        nr: call.nr,
+        action: 0,
+        verdict: verdict::ALLOW,
+        rule: u32::from(arg),
+        flags: call.ret as u64,
+        unresolved: u8::from(place == Place::Unresolved),
+        cgroup_id: m.cgroup_of_task(),
+        total: 0,
+    };
+    let path = if place == Place::Unreadable {
+        PathFrom::Unreadable
+    } else {
+        PathFrom::Scratch
+    };
+    emit(m, &record, call.args, call.proc_info, path);
+    place != Place::Unresolved
 }
 
 /// Whether a write call may write: an open only with write flags (an unreadable
