@@ -228,6 +228,10 @@ fn profiles_from_oci_and_compose_pass_check() {
             "{text}"
         );
         assert!(text.contains("devices:\n    - default\n"), "{text}");
+        // No capabilities after exec (empty effective set, `cap_drop: [ALL]`), and
+        // no-new-privileges (runc's spec sets it; the service's security_opt).
+        assert!(text.contains("\n  capabilities: []\n"), "{text}");
+        assert!(text.contains("\n  no_new_privileges: true\n"), "{text}");
         let profile = dir.path().join(file);
         std::fs::write(&profile, &text).unwrap();
         let check = Command::new(cgwarden_tests::cgwarden())
