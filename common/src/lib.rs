@@ -48,6 +48,10 @@ pub mod maps {
     /// `HashMap<PatternKey, PathPattern>`: the read-only and writable paths of each
     /// profile (pattern set = the profile id), judged only for writes.
     pub const PROFILE_PATTERNS: &str = "PROFILE_PATTERNS";
+    /// `LruHashMap<u64 (tgid << 32 | fd), u8>`: file descriptors a process got by opening
+    /// some `/proc/<pid>/exe`, so that reopening one for writing through
+    /// `/proc/<pid>/fd/<fd>` is caught.
+    pub const EXE_HANDLES: &str = "EXE_HANDLES";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
     /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
@@ -70,7 +74,8 @@ pub mod maps {
     pub const CREDS: &str = "CREDS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 24] = [
+    pub const ALL: [&str; 25] = [
+        EXE_HANDLES,
         DEVICE_RULES,
         CRED_OFFSETS,
         CRED_RULES,
@@ -675,6 +680,12 @@ pub mod pattern_applies {
     pub const READ_ONLY: u8 = 8;
     /// Writes under the path are expected (`runtime.writable`).
     pub const WRITABLE: u8 = 16;
+    /// An open of the path yields a handle on a process's executable: the descriptor is
+    /// remembered in `EXE_HANDLES` instead of being reported.
+    pub const EXE_HANDLE: u8 = 32;
+    /// A write-open of the path counts only when it reopens a remembered executable
+    /// handle through `/proc/<pid|self|thread-self>/fd/<fd>`.
+    pub const PROC_FD: u8 = 64;
 }
 
 /// Bytes of an executable path kept per process.

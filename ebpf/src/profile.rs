@@ -52,29 +52,30 @@ fn lookup(ancestor: impl Fn(i32) -> u64) -> Option<Match> {
     if levels == 0 {
         return None;
     }
-    let mut level = MAX_CGROUP_LEVELS;
+    // Only the populated levels, deepest first: one step per set bit.
+    let mut remaining = levels;
     // Bounded: at most MAX_CGROUP_LEVELS iterations.
     for _ in 0..MAX_CGROUP_LEVELS {
-        level -= 1;
-        if levels & (1u32 << level) != 0 {
-            let id = ancestor(level as i32);
-            if id != 0 {
-                // SAFETY: values are written whole by the agent and only read here.
-                if let Some(profile) = unsafe { CGROUP_PROFILES.get(&id) } {
-                    // A parent entry covers only the cgroups below it.
-                    let below = profile.flags & profile_flags::DESCENDANTS_ONLY == 0
-                        || ancestor(level as i32 + 1) != 0;
-                    if below {
-                        return Some(Match {
-                            profile: *profile,
-                            cgroup: id,
-                        });
-                    }
-                }
-            }
-        }
-        if level == 0 {
+        if remaining == 0 {
             break;
+        }
+        let level = 31 - remaining.leading_zeros();
+        remaining &= !(1u32 << level);
+        let id = ancestor(level as i32);
+        if id == 0 {
+            continue;
+        }
+        // SAFETY: values are written whole by the agent and only read here.
+        if let Some(profile) = unsafe { CGROUP_PROFILES.get(&id) } {
+            // A parent entry covers only the cgroups below it.
+            let below = profile.flags & profile_flags::DESCENDANTS_ONLY == 0
+                || ancestor(level as i32 + 1) != 0;
+            if below {
+                return Some(Match {
+                    profile: *profile,
+                    cgroup: id,
+                });
+            }
         }
     }
     None

@@ -38,7 +38,7 @@ use cgwarden_common::{
 use crate::{
     event,
     maps::{
-        CONFIG, EVENTS, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
+        CONFIG, EVENTS, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
         SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
     },
     profile,
@@ -197,8 +197,10 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
-    if rule.action != 0 && rule.path_filter != 0 && path_matches(&rule, args) {
-        act(m, &rule, nr, args, 0, proc_info, true);
+    if rule.action != 0 && rule.path_filter != 0 {
+        if escapes(&rule, args, ret) {
+            act(m, &rule, nr, args, 0, proc_info, true);
+        }
     }
     if call.writes != 0 {
         read_only(m, &rule, nr, args, ret, proc_info);
@@ -551,12 +553,14 @@ struct Matcher {
     set: u32,
 }
 
-/// Whether the call's path matches an escape pattern. A path that cannot be read
-/// counts as a match: an unknown path is never treated as harmless.
+/// The `applies` bits of the escape pattern the call's path matches, 0 for none. A
+/// path that cannot be read counts as a plain match: an unknown path is never treated
+/// as harmless.
 #[inline(always)]
-fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> bool {
+fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
+    const UNKNOWN: u8 = pattern_applies::OPEN;
     let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return true;
+        return UNKNOWN;
     };
     let ptr = pick(args, rule.path_arg);
     let (src, access) = if rule.sockaddr != 0 {
@@ -564,7 +568,7 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> bool {
         let family = unsafe { bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
         if family != AF_UNIX {
             // Network connects are judged by the egress hooks.
-            return false;
+            return 0;
         }
         (ptr + 2, pattern_applies::CONNECT)
     } else {
@@ -589,10 +593,142 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> bool {
         Err(_) => {
             // SAFETY: as above.
             unsafe { (*buf)[0] = 0 };
-            return true;
+            return UNKNOWN;
         }
     };
-    match_set(0, buf.cast::<u8>().cast_const(), len, access) != 0
+    match_set(0, buf.cast::<u8>().cast_const(), len, access)
+}
+
+/// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
+/// path matches an escape pattern, with the executable-handle patterns resolved.
+#[inline(never)]
+fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> bool {
+    let matched = path_matches(rule, args);
+    if matched & pattern_applies::EXE_HANDLE != 0 {
+        remember_exe_handle(ret);
+        return false;
+    }
+    if matched & pattern_applies::PROC_FD != 0 {
+        return reopens_exe_handle();
+    }
+    matched != 0
+}
+
+/// Remembers the descriptor an open of some `/proc/<pid>/exe` returned (any mode,
+/// `O_PATH` included): reopening it for writing through `/proc/.../fd/<fd>` would write
+/// that executable.
+#[inline(never)]
+fn remember_exe_handle(ret: i64) {
+    if ret < 0 {
+        return;
+    }
+    let tgid = bpf_get_current_pid_tgid() >> 32;
+    let _ = EXE_HANDLES.insert(&((tgid << 32) | (ret as u64 & 0xffff_ffff)), &1, 0);
+}
+
+/// Parser state for `/proc/<pid|self|thread-self>/fd/<fd>` in `PATH_SCRATCH`.
+#[repr(C)]
+struct ProcFd {
+    buf: *const u8,
+    /// 0: the process component, 1: `fd`, 2: the descriptor, 3: parsed.
+    phase: u8,
+    /// The process component was `self` or `thread-self`.
+    own: u8,
+    digits: u8,
+    len: u8,
+    /// The component's first eight bytes.
+    tag: u64,
+    num: u64,
+    pid: u64,
+}
+
+/// Whether the path in `PATH_SCRATCH` reopens a remembered executable handle through
+/// `/proc/<pid|self|thread-self>/fd/<fd>`.
+#[inline(never)]
+fn reopens_exe_handle() -> bool {
+    let Some(buf) = PATH_SCRATCH.get_ptr(0) else {
+        return false;
+    };
+    let mut p = ProcFd {
+        buf: buf.cast::<u8>(),
+        phase: 0,
+        own: 0,
+        digits: 1,
+        len: 0,
+        tag: 0,
+        num: 0,
+        pid: 0,
+    };
+    // SAFETY: the callback only uses the pointer as the `ProcFd` it is.
+    unsafe {
+        bpf_loop(
+            (SYSCALL_PATH_BYTES - PROC_PREFIX) as u32,
+            proc_fd_step as *mut c_void,
+            (&raw mut p).cast(),
+            0,
+        )
+    };
+    if p.phase != 3 {
+        return false;
+    }
+    let pid = if p.own != 0 {
+        bpf_get_current_pid_tgid() >> 32
+    } else {
+        p.pid
+    };
+    // SAFETY: a plain read of a flag byte.
+    unsafe { EXE_HANDLES.get(&((pid << 32) | (p.num & 0xffff_ffff))) }.is_some()
+}
+
+/// Bytes of `/proc/`, where the parse starts.
+const PROC_PREFIX: usize = 6;
+
+/// Reads byte `i` after `/proc/`; stops at the end of the path or on anything that is
+/// not `<pid|self|thread-self>/fd/<digits>`.
+extern "C" fn proc_fd_step(i: u64, state: *mut c_void) -> i64 {
+    // SAFETY: `state` is the `ProcFd` passed to bpf_loop.
+    let p = unsafe { &mut *state.cast::<ProcFd>() };
+    // SAFETY: masked into the scratch buffer.
+    let c = unsafe { *p.buf.add((PROC_PREFIX + i as usize) & PATH_MASK) };
+    if c == b'/' || c == 0 {
+        let ok = match p.phase {
+            0 => {
+                if p.len == 4 && p.tag == u64::from_le_bytes(*b"self\0\0\0\0")
+                    || p.len == 11 && p.tag == u64::from_le_bytes(*b"thread-s")
+                {
+                    p.own = 1;
+                    true
+                } else {
+                    p.pid = p.num;
+                    p.len > 0 && p.digits != 0
+                }
+            }
+            1 => p.len == 2 && p.tag == u64::from_le_bytes(*b"fd\0\0\0\0\0\0"),
+            _ => c == 0 && p.len > 0 && p.digits != 0,
+        };
+        if !ok || (c == 0) != (p.phase == 2) {
+            return 1;
+        }
+        p.phase += 1;
+        if p.phase == 3 {
+            return 1;
+        }
+        p.len = 0;
+        p.tag = 0;
+        p.num = 0;
+        p.digits = 1;
+        return 0;
+    }
+    if p.len < 8 {
+        p.tag |= u64::from(c) << (8 * u64::from(p.len));
+    }
+    p.len = p.len.saturating_add(1);
+    if c.is_ascii_digit() {
+        p.num = p.num.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+    } else {
+        p.digits = 0;
+    }
+    0
 }
 
 /// Matches the path in `buf` (`len` bytes) against pattern set `set`; returns the

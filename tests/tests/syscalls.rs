@@ -112,7 +112,13 @@ import ctypes, os, socket
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
 # mount a cgroup filesystem (to write release_agent)
-libc.mount(b"cgroup", b"{target}", b"cgroup", 0, b"rdma")
+mounted = libc.mount(b"cgroup", b"{target}", b"cgroup", 0, b"none,name={hierarchy}") == 0
+# open its release_agent for writing (the escape; a named v1 hierarchy of its own, and
+# nothing is written anyway)
+try:
+    os.close(os.open("{target}/release_agent", os.O_WRONLY))
+except OSError:
+    pass
 # ptrace another process
 libc.ptrace(16, {peer_pid}, 0, 0)
 # keyctl (KEYCTL_GET_KEYRING_ID)
@@ -122,9 +128,10 @@ libc.syscall(313, -1, b"", 0)
 # setns into another process's network namespace
 fd = os.open("/proc/{peer_pid}/ns/net", os.O_RDONLY)
 libc.setns(fd, 0x40000000)
-print("done")
+print("done" if mounted else "not mounted")
 "#,
-        target = target.display()
+        target = target.display(),
+        hierarchy = unique("cgwarden-test-v1"),
     );
     let out = run(&p, &python(&script));
     let _ = peer.kill();
@@ -141,6 +148,13 @@ print("done")
     };
     let mount = find("mount");
     assert_eq!(mount["path"], target.display().to_string());
+    let release_agent = target.join("release_agent").display().to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["syscall"] == "openat" && e["path"] == release_agent.as_str()),
+        "release_agent opened for writing not reported: {events:?}"
+    );
     let ptrace = find("ptrace");
     assert_eq!(ptrace["args"]["request"], "PTRACE_ATTACH");
     assert_eq!(ptrace["args"]["pid"], peer_pid);
@@ -415,4 +429,55 @@ fn repeated_reported_calls_are_counted_exactly_and_sent_aggregated() {
         events[0]["count"], 1,
         "the first call is reported by itself"
     );
+}
+
+#[test]
+fn an_executable_reopened_for_writing_through_proc_fd_is_caught() {
+    require_root();
+    // CVE-2019-5736's second step: a handle on an executable (here O_PATH on
+    // /proc/self/exe), reopened for writing through /proc/self/fd/N. The interpreter is
+    // running, so the kernel refuses the write-open (ETXTBSY) and nothing is written.
+    let script = r#"
+import os, sys
+fd = os.open("/proc/self/exe", os.O_PATH)
+# An ordinary reopen of stdout through /proc is not an escape.
+os.close(os.open("/proc/self/fd/1", os.O_WRONLY))
+print("fd", fd); sys.stdout.flush()
+try:
+    os.open(f"/proc/{os.getpid()}/fd/{fd}", os.O_WRONLY)
+except OSError as e:
+    print("errno", e.errno)
+print("after"); sys.stdout.flush()
+"#;
+    let out = run(&escape("report"), &python(script));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let fd: u32 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("fd "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{out:?}"));
+    let events = syscall_events(&out);
+    assert_eq!(events.len(), 1, "only the reopen is an escape: {events:?}");
+    let e = events[0];
+    assert_eq!(e["syscall"], "openat");
+    let path = e["path"].as_str().unwrap();
+    assert!(
+        path.starts_with("/proc/") && path.ends_with(&format!("/fd/{fd}")),
+        "{e}"
+    );
+    assert!(
+        e["args"]["flags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "O_WRONLY"),
+        "{e}"
+    );
+
+    // Under kill the process dies at the reopen: nothing after it prints.
+    let out = run(&escape("kill"), &python(script));
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+    assert!(out.stdout.starts_with("fd "), "{out:?}");
+    assert!(!out.stdout.contains("after"), "{out:?}");
 }

@@ -433,6 +433,40 @@ pub struct DeviationRecord {
     pub creds: Option<CredsDetail>,
 }
 
+impl DeviationRecord {
+    /// A deviation the kernel reported: who and where from its header; no device,
+    /// write or credentials (callers add the one that applies).
+    fn from_kernel(
+        h: &EventHeader,
+        ctx: &dyn Context,
+        deviation: &'static str,
+        verdict: &'static str,
+        detail: String,
+        exe: Option<String>,
+    ) -> Self {
+        Self {
+            time: rfc3339(ctx.wall_clock(h.ts_ns)),
+            kind: "deviation",
+            verdict,
+            deviation,
+            detail,
+            device: None,
+            write: None,
+            pid: h.pid,
+            tid: h.tid,
+            process: comm(&h.comm),
+            exe,
+            uid: h.uid,
+            gid: h.gid,
+            cgroup: ctx.cgroup_path(h.cgroup_id),
+            cgroup_id: h.cgroup_id,
+            profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+            container: ctx.container(h.cgroup_id),
+            creds: None,
+        }
+    }
+}
+
 /// The credentials a credential deviation is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CredsDetail {
@@ -516,24 +550,8 @@ pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
             }
         };
         out.push(DeviationRecord {
-            time: rfc3339(ctx.wall_clock(h.ts_ns)),
-            kind: "deviation",
-            verdict: "report",
-            deviation: name,
-            detail: text,
-            device: None,
-            write: None,
-            pid: h.pid,
-            tid: h.tid,
-            process: comm(&h.comm),
-            exe: Some(c_string(&e.exe)),
-            uid: h.uid,
-            gid: h.gid,
-            cgroup: ctx.cgroup_path(h.cgroup_id),
-            cgroup_id: h.cgroup_id,
-            profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
-            container: ctx.container(h.cgroup_id),
             creds: Some(detail.clone()),
+            ..DeviationRecord::from_kernel(h, ctx, name, "report", text, Some(c_string(&e.exe)))
         });
     }
     out
@@ -612,12 +630,6 @@ pub fn enrich_read_only(e: &SyscallEvent, placed: Placed, ctx: &dyn Context) -> 
         )
     };
     DeviationRecord {
-        time: rfc3339(ctx.wall_clock(h.ts_ns)),
-        kind: "deviation",
-        verdict: "report",
-        deviation: "read_only",
-        detail,
-        device: None,
         write: Some(WriteAttempt {
             path: placed.path,
             written: placed.written,
@@ -625,17 +637,14 @@ pub fn enrich_read_only(e: &SyscallEvent, placed: Placed, ctx: &dyn Context) -> 
             syscall,
             result,
         }),
-        pid: h.pid,
-        tid: h.tid,
-        process: comm(&h.comm),
-        exe: Some(c_string(&e.exe)),
-        uid: h.uid,
-        gid: h.gid,
-        cgroup: ctx.cgroup_path(h.cgroup_id),
-        cgroup_id: h.cgroup_id,
-        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
-        container: ctx.container(h.cgroup_id),
-        creds: None,
+        ..DeviationRecord::from_kernel(
+            h,
+            ctx,
+            "read_only",
+            "report",
+            detail,
+            Some(c_string(&e.exe)),
+        )
     }
 }
 
@@ -680,64 +689,37 @@ pub fn enrich_device(e: &DeviceEvent, ctx: &dyn Context) -> DeviationRecord {
     } else {
         "access to"
     };
+    let detail = format!(
+        "{what} device {} {}:{}{} ({}) outside the profile's devices",
+        device.kind,
+        e.major,
+        e.minor,
+        device
+            .name
+            .map(|n| format!(" /dev/{n}"))
+            .unwrap_or_default(),
+        device.access,
+    );
     DeviationRecord {
-        time: rfc3339(ctx.wall_clock(h.ts_ns)),
-        kind: "deviation",
-        verdict: verdict_name(e.verdict),
-        deviation: "device",
-        detail: format!(
-            "{what} device {} {}:{}{} ({}) outside the profile's devices",
-            device.kind,
-            e.major,
-            e.minor,
-            device
-                .name
-                .map(|n| format!(" /dev/{n}"))
-                .unwrap_or_default(),
-            device.access,
-        ),
         device: Some(device),
-        write: None,
-        pid: h.pid,
-        tid: h.tid,
-        process: comm(&h.comm),
-        exe: None,
-        uid: h.uid,
-        gid: h.gid,
-        cgroup: ctx.cgroup_path(h.cgroup_id),
-        cgroup_id: h.cgroup_id,
-        container: ctx.container(h.cgroup_id),
-        creds: None,
-        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        ..DeviationRecord::from_kernel(h, ctx, "device", verdict_name(e.verdict), detail, None)
     }
 }
 
 /// A process running under another uid than the profile's.
 pub fn enrich_deviation(e: &DeviationEvent, ctx: &dyn Context) -> DeviationRecord {
     let h = &e.header;
-    DeviationRecord {
-        time: rfc3339(ctx.wall_clock(h.ts_ns)),
-        kind: "deviation",
-        verdict: "report",
-        deviation: "uid",
-        detail: format!(
+    DeviationRecord::from_kernel(
+        h,
+        ctx,
+        "uid",
+        "report",
+        format!(
             "runs as uid {} where the profile says uid {}",
             h.uid, e.expected_uid
         ),
-        device: None,
-        write: None,
-        pid: h.pid,
-        tid: h.tid,
-        process: comm(&h.comm),
-        exe: Some(c_string(&e.exe)),
-        uid: h.uid,
-        gid: h.gid,
-        cgroup: ctx.cgroup_path(h.cgroup_id),
-        cgroup_id: h.cgroup_id,
-        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
-        container: ctx.container(h.cgroup_id),
-        creds: None,
-    }
+        Some(c_string(&e.exe)),
+    )
 }
 
 /// A raw or packet socket the profile forbids.
@@ -754,26 +736,14 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
     } else {
         format!("type {}", e.sock_type)
     };
-    DeviationRecord {
-        time: rfc3339(ctx.wall_clock(h.ts_ns)),
-        kind: "deviation",
-        verdict: verdict_name(e.verdict),
-        deviation: "raw_socket",
-        detail: format!("{family} {ty} socket (protocol {})", e.protocol),
-        device: None,
-        write: None,
-        pid: h.pid,
-        tid: h.tid,
-        process: comm(&h.comm),
-        exe: None,
-        uid: h.uid,
-        gid: h.gid,
-        cgroup: ctx.cgroup_path(h.cgroup_id),
-        cgroup_id: h.cgroup_id,
-        profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
-        container: ctx.container(h.cgroup_id),
-        creds: None,
-    }
+    DeviationRecord::from_kernel(
+        h,
+        ctx,
+        "raw_socket",
+        verdict_name(e.verdict),
+        format!("{family} {ty} socket (protocol {})", e.protocol),
+        None,
+    )
 }
 
 /// A write under /proc/sys.

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Large one-off buffers (the kernel's BTF, read once at start, ≈ 6 MB) go back to the
+    // system when freed: without a fixed threshold glibc raises it after the first such
+    // free and keeps the next ones in the heap for the agent's whole life.
+    // SAFETY: mallopt only changes allocator tuning; called before any thread exists.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
     let args = cli::Cli::parse();
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(args.command.default_log_level()),

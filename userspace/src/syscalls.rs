@@ -70,7 +70,7 @@ pub const ESCAPE_PATH_SYSCALLS: &[&str] = &["open", "openat", "openat2", "connec
 
 /// The escape set's paths: (accesses, prefix, suffix).
 pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
-    use cgwarden_common::pattern_applies::{CONNECT, OPEN, OPEN_WRITE};
+    use cgwarden_common::pattern_applies::{CONNECT, EXE_HANDLE, OPEN, OPEN_WRITE, PROC_FD};
     &[
         // Cgroup v1 release agents, core dumps, module loading and hotplug helpers,
         // the magic SysRq key: writing them runs code or acts on the host.
@@ -80,8 +80,11 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (OPEN_WRITE, "", "kernel/modprobe"),
         (OPEN_WRITE, "", "uevent_helper"),
         (OPEN_WRITE, "", "sysrq-trigger"),
-        // Overwriting a process's executable (CVE-2019-5736 style runtime escapes).
+        // Overwriting a process's executable (CVE-2019-5736 style runtime escapes):
+        // directly, or through a handle opened earlier (even O_PATH) and reopened for
+        // writing through /proc/<pid>/fd/<fd>. Order matters: the first match decides.
         (OPEN_WRITE, "/proc/", "/exe"),
+        (OPEN | EXE_HANDLE, "/proc/", "/exe"),
         // Host block devices: reading or writing the host's disks.
         (OPEN, "/dev/sd", ""),
         (OPEN, "/dev/vd", ""),
@@ -94,6 +97,8 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (CONNECT, "", "containerd.sock"),
         (CONNECT, "", "crio.sock"),
         (CONNECT, "", "podman.sock"),
+        // Last: any other write-open under /proc is parsed as /proc/<pid>/fd/<fd>.
+        (OPEN_WRITE | PROC_FD, "/proc/", ""),
     ]
 };
 

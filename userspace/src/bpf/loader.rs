@@ -215,28 +215,8 @@ impl Kernel {
             let dir = link_dir(s);
             all_programs().all(|name| dir.join(name).exists())
         });
-        // Syscall programs are attached per syscall by every agent (their links are not
-        // pinned), so they are loaded even when the cgroup hooks are adopted.
-        let tp: &mut TracePoint = program(&mut ebpf, SYSCALL_PROGRAM)?;
-        tp.load().map_err(failed(SYSCALL_PROGRAM))?;
-        let raw: &mut RawTracePoint = program(&mut ebpf, RAW_SYSCALL_PROGRAM)?;
-        raw.load().map_err(failed(RAW_SYSCALL_PROGRAM))?;
-        for name in PROC_PROGRAMS
-            .map(|(n, _)| n)
-            .into_iter()
-            .chain([SYSCALL_EXIT_PROGRAM])
-        {
-            let program: &mut TracePoint = program(&mut ebpf, name)?;
-            program.load().map_err(failed(name))?;
-            // The verifier allows a million; the path-judging exit program is the largest.
-            if let Some(n) = program
-                .info()
-                .ok()
-                .and_then(|i| i.verified_instruction_count())
-            {
-                log::debug!("program {name}: {n} instructions verified");
-            }
-        }
+        // The tracepoint programs (syscalls, process table) are loaded when something
+        // first attaches them: an egress-only agent never pays for verifying them.
         if !adopted {
             for name in SOCK_ADDR_PROGRAMS {
                 let started = std::time::Instant::now();
@@ -349,22 +329,20 @@ impl Kernel {
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         for (name, attach_type) in SKB_PROGRAMS {
             let program = program::<CgroupSkb>(&mut self.ebpf, name)?;
             let id = program
                 .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         {
             let name = SOCK_CREATE_PROGRAM;
@@ -372,11 +350,10 @@ impl Kernel {
             let id = program
                 .attach(cgroup.as_fd(), CgroupAttachMode::Single)
                 .map_err(failed(name))?;
-            let link = program.take_link(id).map_err(failed(name))?;
-            fresh.push((
+            fresh.push(pinnable(
                 name,
-                FdLink::try_from(link).map_err(|e| link_error(name, e))?,
-            ));
+                program.take_link(id).map_err(failed(name))?,
+            )?);
         }
         // aya cannot make the sysctl and device programs' links pinnable: link them
         // directly. A cgroup link is always a multi-attachment, so the device program
@@ -447,7 +424,7 @@ impl Kernel {
         if self.adopt_tracepoint(RAW_PIN) {
             return Ok(());
         }
-        let program: &mut RawTracePoint = program(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
+        let program: &mut RawTracePoint = loaded(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
         let id = program
             .attach("sys_enter")
             .map_err(failed(RAW_SYSCALL_PROGRAM))?;
@@ -490,7 +467,7 @@ impl Kernel {
         if self.adopt_tracepoint(&pin) {
             return Ok(());
         }
-        let tp: &mut TracePoint = program(&mut self.ebpf, program_name)?;
+        let tp: &mut TracePoint = loaded(&mut self.ebpf, program_name)?;
         let id = tp.attach(category, name).map_err(failed(program_name))?;
         let link = tp.take_link(id).map_err(failed(program_name))?;
         if self.state.is_some() {
@@ -744,6 +721,46 @@ where
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
         .map_err(failed(name))
+}
+
+/// A cgroup program's link as a link that can be pinned.
+fn pinnable<L>(name: &'static str, link: L) -> Result<(&'static str, FdLink), LoadError>
+where
+    FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
+{
+    Ok((
+        name,
+        FdLink::try_from(link).map_err(|e| link_error(name, e))?,
+    ))
+}
+
+/// A tracepoint program, loaded (verified) on first use.
+fn loaded<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, LoadError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .ok_or(LoadError::MissingProgram(name))?;
+    if program.fd().is_err() {
+        let started = std::time::Instant::now();
+        match program {
+            aya::programs::Program::TracePoint(p) => p.load(),
+            aya::programs::Program::RawTracePoint(p) => p.load(),
+            _ => return Err(LoadError::MissingProgram(name)),
+        }
+        .map_err(failed(name))?;
+        // The verifier allows a million; the path-judging exit program is the largest.
+        let verified = program
+            .info()
+            .ok()
+            .and_then(|i| i.verified_instruction_count());
+        log::debug!(
+            "program {name}: {verified:?} instructions verified in {:?}",
+            started.elapsed()
+        );
+    }
+    program.try_into().map_err(failed(name))
 }
 
 /// Wraps a program's error with its name.

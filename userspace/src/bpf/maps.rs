@@ -51,8 +51,9 @@ impl Kernel {
         self.cgroup_profiles.iter().filter_map(Result::ok).collect()
     }
 
-    /// Removes egress and name entries of profile ids for which `keep` is false: what a
-    /// previous agent left behind.
+    /// Removes the rule entries (egress, names, syscalls, devices, path patterns,
+    /// credentials) of profile ids for which `keep` is false: what a previous agent left
+    /// behind.
     pub fn sweep_rules(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, MapError> {
         let stale: Vec<_> = self
             .egress
@@ -64,46 +65,11 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.egress.remove(&key))?;
         }
-        let stale: Vec<_> = self
-            .names
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !keep(k.profile))
-            .collect();
-        removed += stale.len();
-        for key in stale {
-            ignore_missing(self.names.remove(&key))?;
-        }
-        let stale: Vec<_> = self
-            .syscall_rules
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !keep(k.profile))
-            .collect();
-        removed += stale.len();
-        for key in stale {
-            ignore_missing(self.syscall_rules.remove(&key))?;
-        }
-        let stale: Vec<_> = self
-            .device_rules
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !keep(k.profile))
-            .collect();
-        removed += stale.len();
-        for key in stale {
-            ignore_missing(self.device_rules.remove(&key))?;
-        }
-        let stale: Vec<_> = self
-            .profile_patterns
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !keep(k.set))
-            .collect();
-        removed += stale.len();
-        for key in stale {
-            ignore_missing(self.profile_patterns.remove(&key))?;
-        }
+        removed += sweep(&mut self.names, |k| keep(k.profile))?;
+        removed += sweep(&mut self.syscall_rules, |k| keep(k.profile))?;
+        removed += sweep(&mut self.device_rules, |k| keep(k.profile))?;
+        removed += sweep(&mut self.profile_patterns, |k| keep(k.set))?;
+        removed += sweep(&mut self.cred_rules, |k| keep(*k))?;
         Ok(removed)
     }
 
@@ -278,4 +244,20 @@ fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapError> {
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => other,
     }
+}
+
+/// Removes the entries of `map` whose key `keep` rejects; returns how many.
+fn sweep<K: aya::Pod, V: aya::Pod>(
+    map: &mut aya::maps::HashMap<aya::maps::MapData, K, V>,
+    keep: impl Fn(&K) -> bool,
+) -> Result<usize, MapError> {
+    let stale: Vec<K> = map
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !keep(k))
+        .collect();
+    for key in &stale {
+        ignore_missing(map.remove(key))?;
+    }
+    Ok(stale.len())
 }
