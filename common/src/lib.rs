@@ -827,13 +827,17 @@ pub struct CredOffsets {
     pub task_cred: u32,
     /// `task_struct.atomic_flags` (bit [`PFA_NO_NEW_PRIVS`]).
     pub task_atomic_flags: u32,
-    /// `cred.uid`, `cred.euid`, `cred.egid` (each a 32-bit `kuid_t`/`kgid_t`).
-    pub cred_uid: u32,
+    /// `cred.euid`, `cred.egid` (each a 32-bit `kuid_t`/`kgid_t`).
     pub cred_euid: u32,
     pub cred_egid: u32,
     /// `cred.cap_effective` (a 64-bit `kernel_cap_t`).
     pub cred_cap_effective: u32,
-    pub _pad: u32,
+    /// `task_struct.files`, `files_struct.fdt`, `fdtable.fd`, `file.f_inode`: from a
+    /// descriptor to its inode (which file an executable handle or a reopen names).
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub file_inode: u32,
 }
 
 /// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.

@@ -45,6 +45,29 @@ fn current(o: &CredOffsets) -> Option<(CredState, bool)> {
     }
 }
 
+/// The inode (its kernel address) behind descriptor `fd` of the current task, when the
+/// agent found the offsets in the kernel's BTF.
+#[inline(always)]
+pub fn inode_of_fd(fd: u64) -> Option<u64> {
+    let o = offsets()?;
+    // SAFETY: as in `current`: every pointer is only read through
+    // `bpf_probe_read_kernel`, which fails safely on a bad address.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let files: *const u8 =
+            bpf_probe_read_kernel(task.add(o.task_files as usize).cast::<*const u8>()).ok()?;
+        let fdt: *const u8 =
+            bpf_probe_read_kernel(files.add(o.files_fdt as usize).cast::<*const u8>()).ok()?;
+        let fds: *const *const u8 =
+            bpf_probe_read_kernel(fdt.add(o.fdtable_fd as usize).cast::<*const *const u8>())
+                .ok()?;
+        let file: *const u8 = bpf_probe_read_kernel(fds.add((fd & 0xffff) as usize)).ok()?;
+        let inode: u64 =
+            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<u64>()).ok()?;
+        (inode != 0).then_some(inode)
+    }
+}
+
 #[inline(always)]
 fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)

@@ -609,21 +609,32 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> bool {
         return false;
     }
     if matched & pattern_applies::PROC_FD != 0 {
-        return reopens_exe_handle();
+        return reopens_exe_handle(ret);
     }
     matched != 0
 }
 
-/// Remembers the descriptor an open of some `/proc/<pid>/exe` returned (any mode,
-/// `O_PATH` included): reopening it for writing through `/proc/.../fd/<fd>` would write
-/// that executable.
+/// Key of `EXE_HANDLES` for a descriptor by number: the process and the number.
+#[inline(always)]
+fn fd_key(tgid: u64, fd: u64) -> u64 {
+    (tgid << 32) | (fd & 0xffff_ffff)
+}
+
+/// Remembers an executable handle an open of some `/proc/<pid>/exe` returned (any
+/// mode, `O_PATH` included): by its inode, which every later reopen of the same file
+/// shows whatever path, process or descriptor it goes through, and by process and
+/// number, for reopens that fail (a running executable cannot be opened for writing:
+/// ETXTBSY) and for kernels whose BTF the agent could not read.
 #[inline(never)]
 fn remember_exe_handle(ret: i64) {
     if ret < 0 {
         return;
     }
+    if let Some(inode) = crate::creds::inode_of_fd(ret as u64) {
+        let _ = EXE_HANDLES.insert(&inode, &1, 0);
+    }
     let tgid = bpf_get_current_pid_tgid() >> 32;
-    let _ = EXE_HANDLES.insert(&((tgid << 32) | (ret as u64 & 0xffff_ffff)), &1, 0);
+    let _ = EXE_HANDLES.insert(&fd_key(tgid, ret as u64), &1, 0);
 }
 
 /// Parser state for `/proc/<pid|self|thread-self>/fd/<fd>` in `PATH_SCRATCH`.
@@ -642,10 +653,18 @@ struct ProcFd {
     pid: u64,
 }
 
-/// Whether the path in `PATH_SCRATCH` reopens a remembered executable handle through
+/// Whether a write-open under `/proc` (whose path is in `PATH_SCRATCH`, `ret` its
+/// result) reopens a remembered executable handle: a descriptor it returned names a
+/// remembered inode; a refused one names a remembered descriptor through
 /// `/proc/<pid|self|thread-self>/fd/<fd>`.
 #[inline(never)]
-fn reopens_exe_handle() -> bool {
+fn reopens_exe_handle(ret: i64) -> bool {
+    if ret >= 0 {
+        if let Some(inode) = crate::creds::inode_of_fd(ret as u64) {
+            // SAFETY: a plain read of a flag byte.
+            return unsafe { EXE_HANDLES.get(&inode) }.is_some();
+        }
+    }
     let Some(buf) = PATH_SCRATCH.get_ptr(0) else {
         return false;
     };
@@ -677,7 +696,7 @@ fn reopens_exe_handle() -> bool {
         p.pid
     };
     // SAFETY: a plain read of a flag byte.
-    unsafe { EXE_HANDLES.get(&((pid << 32) | (p.num & 0xffff_ffff))) }.is_some()
+    unsafe { EXE_HANDLES.get(&fd_key(pid, p.num)) }.is_some()
 }
 
 /// Bytes of `/proc/`, where the parse starts.

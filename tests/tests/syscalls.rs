@@ -481,3 +481,51 @@ print("after"); sys.stdout.flush()
     assert!(out.stdout.starts_with("fd "), "{out:?}");
     assert!(!out.stdout.contains("after"), "{out:?}");
 }
+
+#[test]
+fn an_executable_handle_reopened_by_a_child_is_caught_by_its_inode() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // A handle on another process's executable (a copy of sleep, so nothing else runs
+    // it); once that process is gone the file can be opened for writing, and a forked
+    // child reopens the inherited handle through its own /proc/self/fd (another process
+    // and another path than the one that opened it). It only opens: nothing is written.
+    let script = format!(
+        r#"
+import os, shutil, subprocess, time
+victim = "{dir}/victim"
+shutil.copy("/usr/bin/sleep", victim)
+p = subprocess.Popen([victim, "30"])
+time.sleep(0.3)
+fd = os.open(f"/proc/{{p.pid}}/exe", os.O_PATH)
+p.kill(); p.wait()
+child = os.fork()
+if child == 0:
+    os.close(os.open(f"/proc/self/fd/{{fd}}", os.O_WRONLY))
+    print("child reopened", flush=True)
+    os._exit(0)
+_, status = os.waitpid(child, 0)
+print("status", status, flush=True)
+"#,
+        dir = dir.path().display()
+    );
+    let out = run(&escape("report"), &python(&script));
+    assert!(out.stdout.contains("child reopened"), "{out:?}");
+    let reopen: Vec<&Value> = syscall_events(&out)
+        .into_iter()
+        .filter(|e| {
+            e["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("/proc/self/fd/"))
+        })
+        .collect();
+    assert_eq!(reopen.len(), 1, "{:?}", out.events);
+    assert_eq!(reopen[0]["syscall"], "openat");
+
+    let out = run(&escape("kill"), &python(&script));
+    assert!(!out.stdout.contains("child reopened"), "{out:?}");
+    assert!(
+        out.stdout.contains("status 9"),
+        "the child was not killed: {out:?}"
+    );
+}

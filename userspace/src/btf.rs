@@ -241,11 +241,13 @@ impl Btf {
             valid: 1,
             task_cred: self.sized("task_struct", "cred", 8)?,
             task_atomic_flags: self.sized("task_struct", "atomic_flags", 8)?,
-            cred_uid: self.sized("cred", "uid", 4)?,
             cred_euid: self.sized("cred", "euid", 4)?,
             cred_egid: self.sized("cred", "egid", 4)?,
             cred_cap_effective: self.sized("cred", "cap_effective", 8)?,
-            _pad: 0,
+            task_files: self.sized("task_struct", "files", 8)?,
+            files_fdt: self.sized("files_struct", "fdt", 8)?,
+            fdtable_fd: self.sized("fdtable", "fd", 8)?,
+            file_inode: self.sized("file", "f_inode", 8)?,
         })
     }
 }

@@ -97,8 +97,10 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (CONNECT, "", "containerd.sock"),
         (CONNECT, "", "crio.sock"),
         (CONNECT, "", "podman.sock"),
-        // Last: any other write-open under /proc is parsed as /proc/<pid>/fd/<fd>.
+        // Last: any other write-open under /proc or /dev/fd is checked for a reopen of
+        // a remembered executable handle.
         (OPEN_WRITE | PROC_FD, "/proc/", ""),
+        (OPEN_WRITE | PROC_FD, "/dev/fd/", ""),
     ]
 };
 

@@ -588,17 +588,16 @@ impl Kernel {
                     let name = SYSCALL_EXIT_PROGRAM;
                     self.attach_tracepoint(name, "syscalls", &exit)?;
                 }
-                let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format"))
-                    .unwrap_or_default();
-                // Fields after `__syscall_nr` are the arguments.
-                let arity = format
-                    .lines()
-                    .skip_while(|l| !l.contains("__syscall_nr"))
-                    .skip(1)
-                    .filter(|l| l.trim_start().starts_with("field:"))
-                    .count()
-                    .min(6);
-                self.set_watch(nr, syscall_watch::KNOWN | arity as u8)?;
+                // Fields after `__syscall_nr` are the arguments. A format that cannot be
+                // read leaves the arity unknown: the kernel then keeps all six slots
+                // (never fewer than the syscall has, which would hide its flags).
+                let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format")).ok();
+                let arity = format.as_deref().and_then(syscall_arity);
+                if arity.is_none() {
+                    log::warn!("{tracepoint}: no readable format, keeping all six arguments");
+                }
+                self.set_watch(nr, arity.map_or(0, |a| syscall_watch::KNOWN | a as u8))?;
+                let arity = arity.unwrap_or(6);
                 self.watched.insert(nr, Watch::Tracepoint { arity });
             } else {
                 if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
@@ -723,6 +722,19 @@ where
         .map_err(failed(name))
 }
 
+/// The number of arguments a `syscalls:sys_enter_*` tracepoint's format lists (the
+/// fields after `__syscall_nr`), or `None` when it has no `__syscall_nr` field.
+fn syscall_arity(format: &str) -> Option<usize> {
+    let mut lines = format.lines();
+    lines.by_ref().find(|l| l.contains("__syscall_nr"))?;
+    Some(
+        lines
+            .filter(|l| l.trim_start().starts_with("field:"))
+            .count()
+            .min(6),
+    )
+}
+
 /// A cgroup program's link as a link that can be pinned.
 fn pinnable<L>(name: &'static str, link: L) -> Result<(&'static str, FdLink), LoadError>
 where
@@ -774,4 +786,17 @@ where
 {
     let map = ebpf.take_map(name).ok_or(LoadError::MissingMap(name))?;
     T::try_from(map).map_err(|source| LoadError::Map { name, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syscall_arity;
+
+    #[test]
+    fn arity_comes_from_the_fields_after_the_syscall_number() {
+        let format = "name: sys_enter_setns\nformat:\n\tfield:unsigned short common_type;\toffset:0;\n\tfield:int __syscall_nr;\toffset:8;\n\tfield:int fd;\toffset:16;\n\tfield:int flags;\toffset:24;\n\nprint fmt: \"fd\"";
+        assert_eq!(syscall_arity(format), Some(2));
+        assert_eq!(syscall_arity("garbage"), None);
+        assert_eq!(syscall_arity(""), None);
+    }
 }
