@@ -410,7 +410,12 @@ fn read_only(
             PathFrom::Scratch
         };
         emit(m, &record, args, proc_info, path);
-        return;
+        // A write placed under a read-only path (or refused, or unreadable) is one
+        // deviation per call. A path only the agent can place (relative) may turn out
+        // writable, so the other path argument (rename's target) is judged as well.
+        if place != Place::Unresolved {
+            return;
+        }
     }
 }
 

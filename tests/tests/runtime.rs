@@ -369,6 +369,9 @@ step(lambda: os.mkdir(ro + '/d'))
 step(lambda: os.rename(rw + '/b', ro + '/e'))
 os.chdir(rw)
 step(lambda: open('rel2', 'w').close())
+# A relative source in a writable directory must not hide an absolute target under a
+# read-only one.
+step(lambda: os.rename('rel2', ro + '/f'))
 step(lambda: open('../../ro/rw/x', 'w').close())
 time.sleep(0.5)
 os.chdir(ro)
@@ -395,7 +398,7 @@ fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
     ));
     let out = exec(p.path(), &["python3", "-c", WRITES, d]);
     // Nothing is refused: the file system is writable and the kernel cannot refuse.
-    assert_eq!(out.stdout, "ok\n".repeat(9), "{out:?}");
+    assert_eq!(out.stdout, "ok\n".repeat(10), "{out:?}");
     let devs = read_only_deviations(&out.events);
     let seen: Vec<(&str, String)> = devs
         .iter()
@@ -412,13 +415,14 @@ fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
             ("openat", "$D/ro/a".to_owned()),
             ("mkdir", "$D/ro/d".to_owned()),
             ("rename", "$D/ro/e".to_owned()),
+            ("rename", "$D/ro/f".to_owned()),
             ("openat", "$D/ro/rel".to_owned()),
             ("unlink", "$D/ro/a".to_owned()),
         ],
         "{devs:?}"
     );
     // The relative write was resolved from the working directory.
-    assert_eq!(devs[3]["write"]["written"], "rel", "{}", devs[3]);
+    assert_eq!(devs[4]["write"]["written"], "rel", "{}", devs[4]);
     for e in &devs {
         assert_eq!(e["verdict"], "report", "{e}");
         assert_eq!(e["write"]["result"], "ok", "{e}");
