@@ -38,12 +38,19 @@ pub fn check(ctx: &DeviceContext) -> i32 {
     let dev_type = access_type & 0xffff;
     let access = access_type >> 16;
     let id = m.profile.id;
-    let allowed = rule(id, dev_type, major, minor)
-        | rule(id, dev_type, major, DEVICE_ANY)
-        | rule(id, dev_type, DEVICE_ANY, minor)
-        | rule(id, dev_type, DEVICE_ANY, DEVICE_ANY);
-    if access & !allowed == 0 {
-        return PROCEED;
+    // The exact entry first (the common case: /dev/null and friends), then the
+    // wildcard forms only while the request is not covered yet.
+    let mut allowed = 0;
+    for (maj, min) in [
+        (major, minor),
+        (major, DEVICE_ANY),
+        (DEVICE_ANY, minor),
+        (DEVICE_ANY, DEVICE_ANY),
+    ] {
+        allowed |= rule(id, dev_type, maj, min);
+        if access & !allowed == 0 {
+            return PROCEED;
+        }
     }
     let enforce = flags & profile_flags::ENFORCE != 0;
     match EVENTS.reserve::<DeviceEvent>(0) {

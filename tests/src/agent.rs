@@ -61,8 +61,20 @@ impl RunningAgent {
         agent
     }
 
+    /// Like [`RunningAgent::start`], with extra `run` options.
+    pub fn start_with(policy: &Path, options: &[&str]) -> Self {
+        let state = StateDir::new();
+        let mut agent = Self::start_in_with(policy, state.path(), options);
+        agent._state = Some(state);
+        agent
+    }
+
     /// Starts an agent that pins in `state` (which the caller cleans up).
     pub fn start_in(policy: &Path, state: &Path) -> Self {
+        Self::start_in_with(policy, state, &[])
+    }
+
+    fn start_in_with(policy: &Path, state: &Path, options: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = fs::File::create(dir.path().join("agent.log")).expect("log file");
         let child = Command::new(cgwarden())
@@ -76,6 +88,7 @@ impl RunningAgent {
             .arg("--state-dir")
             .arg(state)
             .args(["--metrics", "127.0.0.1:0"])
+            .args(options)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

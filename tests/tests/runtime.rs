@@ -838,7 +838,7 @@ fn status_cgroups(agent: &cgwarden_tests::agent::RunningAgent, name: &str) -> Ve
 #[test]
 fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
     require_root();
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, unique, wait_for};
     let base = unique("cgwarden-test-watch");
@@ -848,36 +848,27 @@ fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
     let profile = ProfileFile::new(&format!(
         "name: watched\nmode: audit\nselector:\n  cgroup: \"/{base}/c-*\"\n"
     ));
-    let agent = RunningAgent::start(profile.path());
+    // The backstop walk only after an hour: whatever is seen below was seen by inotify.
+    let agent = RunningAgent::start_with(profile.path(), &["--walk-every", "1h"]);
     assert!(agent.log().contains("watching"), "{}", agent.log());
-    // The periodic walk is a backstop once a second: five cgroups each covered well
-    // within 300 ms would be a 1-in-400 chance without the watch.
-    let limit = Duration::from_millis(300);
     for i in 0..5 {
-        std::thread::sleep(Duration::from_millis(137));
         let cgroup = TestCgroup::create(&format!("{base}/c-{i}"));
         let rel = cgroup.relative().to_owned();
-        let start = Instant::now();
-        let seen = wait_for(Duration::from_secs(3), || {
+        let seen = wait_for(Duration::from_secs(5), || {
             status_cgroups(&agent, "watched")
                 .contains(&rel)
                 .then_some(())
         });
-        let took = start.elapsed();
         assert!(
             seen.is_some(),
             "{rel} never got its profile:\n{}",
             agent.log()
         );
-        assert!(took < limit, "{rel} got its profile after {took:?}");
         drop(cgroup);
-        let start = Instant::now();
-        let gone = wait_for(Duration::from_secs(3), || {
+        let gone = wait_for(Duration::from_secs(5), || {
             (!status_cgroups(&agent, "watched").contains(&rel)).then_some(())
         });
-        let took = start.elapsed();
         assert!(gone.is_some(), "{rel} kept its profile after it went");
-        assert!(took < limit, "{rel} lost its profile after {took:?}");
     }
 }
 

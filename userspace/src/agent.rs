@@ -868,8 +868,7 @@ impl Agent {
             .map(|c| c.pref.id)
             .chain(self.retired.iter().map(|(_, r)| r.id))
             .collect();
-        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?
-            + self.kernel.sweep_cred_rules(|id| live.contains(&id))?;
+        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
         let unpinned = self.kernel.sweep_tracepoints();
         if unpinned > 0 {

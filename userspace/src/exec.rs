@@ -161,7 +161,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
-                    watch: false,
+                    watch: None,
                     child: Some(&mut child),
                     control: None,
                     metrics: None,
@@ -199,7 +199,7 @@ pub async fn run(
                 Options {
                     policy: policy_file,
                     rescan: false,
-                    watch: false,
+                    watch: None,
                     child: None,
                     control: None,
                     metrics: None,

@@ -37,8 +37,8 @@ pub struct Options<'a> {
     /// Apply selectors to the cgroup tree on every tick (`run`).
     pub rescan: bool,
     /// With `rescan`: also apply them as soon as inotify sees a cgroup or container
-    /// appear (the tick's walk becomes a backstop).
-    pub watch: bool,
+    /// appear; the tick's walk becomes a backstop every this long.
+    pub watch: Option<Duration>,
     /// The command run by `exec`; signals are forwarded to it instead of stopping.
     pub child: Option<&'a mut Child>,
     /// The control socket (`run`).
@@ -72,8 +72,6 @@ impl Signals {
 }
 
 const TICK: Duration = Duration::from_millis(100);
-/// With inotify watches in place, the full walk of the cgroup tree is only a backstop.
-const BACKSTOP_WALK: Duration = Duration::from_secs(1);
 /// How long an event may wait in the ring buffer when no batch woke the agent.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
 
@@ -98,7 +96,7 @@ pub async fn serve(
     let mut dns_tick = std::time::Instant::now();
     // New cgroups and containers are applied as their directories appear; the walk on
     // the tick stays as a backstop.
-    let mut watch = if opts.rescan && opts.watch {
+    let mut watch = if opts.rescan && opts.watch.is_some() {
         match crate::watch::Watcher::new(agent.cgroup_root(), agent.runc_roots())
             // SAFETY: the AsyncFd owns the watcher, so its fd stays open for as long as
             // it is registered.
@@ -189,7 +187,7 @@ pub async fn serve(
                 }
                 if opts.rescan
                     && (watch.is_none()
-                        || last_walk.elapsed() >= BACKSTOP_WALK
+                        || opts.watch.is_some_and(|every| last_walk.elapsed() >= every)
                         || agent.oci_changed())
                 {
                     drain(agent, ring.get_mut())?;

@@ -17,28 +17,9 @@ impl Kernel {
         self.cred_rules.insert(profile, rule, 0)
     }
 
-    /// Removes a profile's credential rule (gone already is fine).
+    /// Removes a profile's credential rule (gone already is fine). A previous agent's
+    /// rules are swept with the other rule maps (`sweep_rules`).
     pub fn remove_cred_rule(&mut self, profile: u32) -> Result<(), MapError> {
-        match self.cred_rules.remove(&profile) {
-            Err(MapError::KeyNotFound) => Ok(()),
-            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
-                Ok(())
-            }
-            other => other,
-        }
-    }
-
-    /// Removes the rules of profile ids for which `keep` is false (a previous agent's).
-    pub fn sweep_cred_rules(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, MapError> {
-        let stale: Vec<u32> = self
-            .cred_rules
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|id| !keep(*id))
-            .collect();
-        for id in &stale {
-            self.remove_cred_rule(*id)?;
-        }
-        Ok(stale.len())
+        super::maps::ignore_missing(self.cred_rules.remove(&profile))
     }
 }

@@ -238,7 +238,7 @@ impl Kernel {
 }
 
 /// Treats "no such key" as success: removing what is already gone is not an error.
-fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapError> {
+pub(super) fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapError> {
     match result {
         Err(MapError::KeyNotFound) => Ok(()),
         Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),

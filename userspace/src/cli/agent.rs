@@ -61,6 +61,10 @@ pub struct RunArgs {
     /// Find new cgroups only by walking the tree every 100 ms, without inotify.
     #[arg(long)]
     no_watch: bool,
+    /// With inotify: how often the whole cgroup tree is walked anyway, as a backstop
+    /// for anything the watches missed.
+    #[arg(long, default_value = "1s", conflicts_with = "no_watch")]
+    walk_every: humantime::Duration,
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
@@ -128,7 +132,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
         }),
         metrics,
-        watch: !args.no_watch,
+        watch: (!args.no_watch).then(|| args.walk_every.into()),
         runc_roots: if args.runc_roots.is_empty() {
             vec![PathBuf::from(cgwarden::oci::DEFAULT_RUNC_ROOT)]
         } else {
@@ -147,7 +151,8 @@ struct Settings {
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     runc_roots: Vec<PathBuf>,
-    watch: bool,
+    /// Discovery by inotify, with the backstop walk's period; `None`: walk every tick.
+    watch: Option<std::time::Duration>,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
