@@ -430,12 +430,18 @@ impl Agent {
             }
             written.push(c);
         }
-        let mut wanted: Vec<Sysno> = fresh
+        // Each watched syscall, and whether some rule judges it by its path at exit.
+        let mut wanted: Vec<(Sysno, bool)> = fresh
             .values()
-            .flat_map(|c| c.rules.syscalls.iter().map(|(_, _, s)| *s))
+            .flat_map(|c| {
+                c.rules
+                    .syscalls
+                    .iter()
+                    .map(|(_, r, s)| (*s, r.path_filter != 0 || r.read_only != 0))
+            })
             .collect();
-        wanted.sort_by_key(|s| s.id());
-        wanted.dedup();
+        wanted.sort_by_key(|(s, exit)| (s.id(), !exit));
+        wanted.dedup_by_key(|(s, _)| s.id());
         let track = !wanted.is_empty()
             || fresh.values().any(|c| {
                 c.profile.runtime.user.is_some() || c.rules.creds.is_some() || c.profile.learn

@@ -143,6 +143,8 @@ pub struct Kernel {
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
     syscall_links: Vec<FdLinkOrPerf>,
+    /// Syscalls whose exit tracepoint is attached (path-judged calls).
+    exits: std::collections::HashSet<u32>,
     /// Tracepoint links pinned (or adopted) by this agent, by pin name.
     tracepoint_pins: std::collections::HashSet<String>,
 }
@@ -292,6 +294,7 @@ impl Kernel {
             watched: Default::default(),
             syscall_links: Vec::new(),
             tracepoint_pins: Default::default(),
+            exits: Default::default(),
         })
     }
 
@@ -569,25 +572,24 @@ impl Kernel {
     /// Makes sure a program runs on each of these syscalls: its own tracepoint where the
     /// kernel has one, the raw `sys_enter` tracepoint (filtered by number) otherwise.
     /// Syscalls already watched are left as they are.
-    pub fn watch_syscalls(&mut self, wanted: &[Sysno]) -> Result<(), LoadError> {
+    /// With `true`, the syscall is also judged at exit (by its path): its exit tracepoint
+    /// is attached, now or, for a syscall already watched without it, when first needed.
+    pub fn watch_syscalls(&mut self, wanted: &[(Sysno, bool)]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
-        for sysno in wanted {
+        for &(sysno, at_exit) in wanted {
             let nr = sysno.id() as u32;
+            let tracepoint = crate::syscalls::tracepoint_name(sysno);
+            if at_exit && !self.exits.contains(&nr) && tracefs.join(&tracepoint).exists() {
+                // Calls judged by their path are judged at exit (see `ebpf/src/syscalls.rs`).
+                let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
+                self.attach_tracepoint(SYSCALL_EXIT_PROGRAM, "syscalls", &exit)?;
+                self.exits.insert(nr);
+            }
             if self.watched.contains_key(&nr) {
                 continue;
             }
-            let tracepoint = crate::syscalls::tracepoint_name(*sysno);
             if tracefs.join(&tracepoint).exists() {
                 self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
-                let judged_by_path = crate::syscalls::ESCAPE_PATH_SYSCALLS.contains(&sysno.name())
-                    || crate::policy::paths::write_syscall(nr).is_some();
-                if judged_by_path {
-                    // Calls judged by their path are judged at exit (see
-                    // `ebpf/src/syscalls.rs`).
-                    let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
-                    let name = SYSCALL_EXIT_PROGRAM;
-                    self.attach_tracepoint(name, "syscalls", &exit)?;
-                }
                 // Fields after `__syscall_nr` are the arguments. A format that cannot be
                 // read leaves the arity unknown: the kernel then keeps all six slots
                 // (never fewer than the syscall has, which would hide its flags).
