@@ -213,6 +213,169 @@ fn learn_from_an_events_file_of_a_running_agent() {
     assert!(report.contains("0 would be denied"), "{report}");
 }
 
+/// Creates a c 1:11 node (what /dev/kmsg is) in `$1` and opens it, then writes to
+/// /dev/null (in the default set); each further argument creates a c 1:2 node (kmem) of
+/// that name. One line per step: `ok` or `error <errno>`.
+const DEVICE_WORKLOAD: &str = r#"
+import os, stat, sys
+d = sys.argv[1]
+def step(f):
+    try:
+        f(); print('ok')
+    except OSError as e:
+        print('error', e.errno)
+node = d + '/kmsg'
+if os.path.exists(node):
+    os.unlink(node)
+step(lambda: os.mknod(node, 0o600 | stat.S_IFCHR, os.makedev(1, 11)))
+step(lambda: os.close(os.open(node, os.O_RDONLY)))
+step(lambda: os.close(os.open('/dev/null', os.O_WRONLY)))
+for extra in sys.argv[2:]:
+    step(lambda: os.mknod(d + '/' + extra, 0o600 | stat.S_IFCHR, os.makedev(1, 2)))
+"#;
+
+fn deviations<'a>(out: &'a ExecOutput, what: &str) -> Vec<&'a serde_json::Value> {
+    out.events
+        .iter()
+        .filter(|e| e["kind"] == "deviation" && e["deviation"] == what)
+        .collect()
+}
+
+/// `cgwarden exec <options> -- <command>` started with the no-new-privileges flag set
+/// (`setpriv --no-new-privs`), so every program of the command has it too.
+fn exec_without_new_privileges(options: &[&str], command: &[&str]) -> ExecOutput {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let out = Command::new("setpriv")
+        .arg("--no-new-privs")
+        .arg(cgwarden())
+        .arg("exec")
+        .arg("--events")
+        .arg(&events)
+        .args(options)
+        .arg("--")
+        .args(command)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run setpriv --no-new-privs cgwarden exec");
+    ExecOutput {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        events: cgwarden_tests::read_events(&events),
+    }
+}
+
+#[test]
+fn a_learned_profile_has_the_devices_and_capabilities_the_workload_used() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = tempfile::tempdir().unwrap();
+    let nodes = nodes.path().to_str().unwrap();
+    let learned = dir.path().join("learned.yaml");
+    let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
+    let out = exec_with(
+        &["--learn", learned.to_str().unwrap(), "--name", "dev"],
+        &run,
+        "",
+    );
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    let text = std::fs::read_to_string(&learned).unwrap();
+    // The default set, and exactly the accesses used on the one device beyond it.
+    assert!(
+        text.contains("  devices:\n    - default\n    # c 1:11 /dev/kmsg: rm ×2 by python3\n    - {type: c, major: 1, minor: 11, access: rm}\n  # The effective"),
+        "{text}"
+    );
+    assert!(text.contains("\n  capabilities: ["), "{text}");
+    // cgwarden exec does not set no-new-privileges for the command.
+    assert!(!text.contains("no_new_privileges: true"), "{text}");
+    cgwarden_check(&learned);
+
+    // Enforced, the learned profile refuses nothing the workload does and reports no
+    // device, capability or other deviation.
+    let out = exec(&learned, &run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    assert!(deviations(&out, "device").is_empty(), "{:?}", out.events);
+    assert!(
+        deviations(&out, "capabilities").is_empty(),
+        "{:?}",
+        out.events
+    );
+    assert!(denials(&out).is_empty(), "{:?}", denials(&out));
+
+    // A device it never used is refused, and is the one deviation.
+    let mut more = run.to_vec();
+    more.push("kmem");
+    let out = exec(&learned, &more);
+    assert_eq!(out.stdout, "ok\nok\nok\nerror 1\n", "{out:?}");
+    let d = denials(&out);
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["deviation"], "device");
+    assert_eq!(d[0]["verdict"], "deny");
+    assert_eq!(d[0]["device"]["minor"], 2);
+    assert_eq!(d[0]["device"]["access"], "m");
+
+    // Learned with no-new-privileges set for every program: the profile promises it,
+    // the same workload keeps it, and one started without it deviates.
+    let nnp = dir.path().join("nnp.yaml");
+    let out = exec_without_new_privileges(&["--learn", nnp.to_str().unwrap()], &run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    let text = std::fs::read_to_string(&nnp).unwrap();
+    assert!(text.contains("\n  no_new_privileges: true"), "{text}");
+    cgwarden_check(&nnp);
+    let out = exec_without_new_privileges(&["--policy", nnp.to_str().unwrap()], &run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    assert!(denials(&out).is_empty(), "{:?}", denials(&out));
+    let out = exec(&nnp, &run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    assert!(
+        !deviations(&out, "no_new_privileges").is_empty(),
+        "{:?}",
+        out.events
+    );
+}
+
+#[test]
+fn merge_adds_the_devices_a_profile_lacks() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = tempfile::tempdir().unwrap();
+    let nodes = nodes.path().to_str().unwrap();
+    // A profile that knows only the default set, in block style.
+    let base = dir.path().join("base.yaml");
+    let base_text = "name: dev\nmode: enforce\negress:\n  default: deny\nruntime:\n  user: 0\n  devices:\n    - default\n  capabilities: [ALL]\n";
+    std::fs::write(&base, base_text).unwrap();
+    let merged = dir.path().join("merged.yaml");
+    let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
+    let out = exec_with(
+        &[
+            "--learn",
+            merged.to_str().unwrap(),
+            "--merge",
+            base.to_str().unwrap(),
+        ],
+        &run,
+        "",
+    );
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    let text = std::fs::read_to_string(&merged).unwrap();
+    assert!(keeps_every_line(base_text, &text), "{text}");
+    assert!(
+        text.contains("    - default\n    # c 1:11 /dev/kmsg: rm ×2 by python3\n    - {type: c, major: 1, minor: 11, access: rm}\n  capabilities: [ALL]\n"),
+        "{text}"
+    );
+    assert!(
+        out.stderr
+            .contains("+    - {type: c, major: 1, minor: 11, access: rm}"),
+        "{}",
+        out.stderr
+    );
+    cgwarden_check(&merged);
+    let out = exec(&merged, &run);
+    assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
+    assert!(deviations(&out, "device").is_empty(), "{:?}", out.events);
+}
+
 /// Every line of `old` is in `new`, in the same order.
 fn keeps_every_line(old: &str, new: &str) -> bool {
     let mut lines = new.lines();

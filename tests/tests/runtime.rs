@@ -228,6 +228,10 @@ fn profiles_from_oci_and_compose_pass_check() {
             "{text}"
         );
         assert!(text.contains("devices:\n    - default\n"), "{text}");
+        // No capabilities after exec (empty effective set, `cap_drop: [ALL]`), and
+        // no-new-privileges (runc's spec sets it; the service's security_opt).
+        assert!(text.contains("\n  capabilities: []\n"), "{text}");
+        assert!(text.contains("\n  no_new_privileges: true\n"), "{text}");
         let profile = dir.path().join(file);
         std::fs::write(&profile, &text).unwrap();
         let check = Command::new(cgwarden_tests::cgwarden())
@@ -573,8 +577,9 @@ fn the_device_allowlist_keeps_enforcing_after_the_agent_is_killed() {
 }
 
 /// The profile a hardened container is held to: uid 1000, no capabilities,
-/// no-new-privileges, read-only root.
-const HARDENED_CREDS: &str = "runtime:\n  user: 1000\n  capabilities: []\n  no_new_privileges: true\n  read_only_root: true\n";
+/// no-new-privileges, read-only root (`read_only: [/]`, which the container's
+/// config.json must promise too).
+const HARDENED_CREDS: &str = "runtime:\n  user: 1000\n  capabilities: []\n  no_new_privileges: true\n  read_only: [/]\n  writable: [/tmp, /dev, /proc]\n";
 
 /// What a container run under an agent produced.
 struct Run {
@@ -692,7 +697,7 @@ fn a_root_container_with_every_capability_and_no_nnp_deviates_by_name() {
     .map(str::to_owned)
     .to_vec();
     let run = container_with(
-        "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n  read_only_root: true\n",
+        "runtime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n  read_only: [/]\n  writable: [/tmp, /dev, /proc]\n",
         // `su` drops to uid 1000 itself before its exec: no privilege gain.
         "/bin/busybox id -u; /bin/busybox true; /bin/busybox su user -c '/bin/busybox id -u'; /bin/busybox sleep 0.5",
         |c| {

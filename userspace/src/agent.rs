@@ -343,6 +343,15 @@ impl Agent {
         Ok(())
     }
 
+    /// Why the kernel's credential layout is unknown, or `Ok` when profiles may judge
+    /// capabilities and no-new-privileges.
+    pub fn credential_layout(&self) -> Result<(), &str> {
+        self.cred_offsets
+            .as_ref()
+            .map(|_| ())
+            .map_err(String::as_str)
+    }
+
     pub fn kernel_mut(&mut self) -> &mut Kernel {
         &mut self.kernel
     }

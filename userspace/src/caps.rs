@@ -73,7 +73,7 @@ impl CapSet {
         for name in names {
             let name = name.as_ref();
             if name.eq_ignore_ascii_case("all") {
-                bits |= (1u64 << NAMES.len()) - 1;
+                bits |= Self::all().0;
                 continue;
             }
             let n =
@@ -91,6 +91,25 @@ impl CapSet {
     /// The capabilities of `self` that `allowed` does not hold.
     pub fn beyond(self, allowed: Self) -> Self {
         Self(self.0 & !allowed.0)
+    }
+
+    /// Every capability with a name.
+    pub fn all() -> Self {
+        Self((1u64 << NAMES.len()) - 1)
+    }
+
+    /// The set as a profile lists it: `[]`, `[ALL]` when it holds every capability, or
+    /// the names without `CAP_` (`[CHOWN, NET_BIND_SERVICE]`); numbers without a name
+    /// are left out (a profile cannot name them).
+    pub fn profile_list(self) -> String {
+        if self == Self::all() {
+            return "[ALL]".to_owned();
+        }
+        let names: Vec<&str> = (0..NAMES.len())
+            .filter(|n| self.0 & (1 << n) != 0)
+            .map(|n| NAMES[n].trim_start_matches("CAP_"))
+            .collect();
+        format!("[{}]", names.join(", "))
     }
 
     /// Names of the capabilities in the set (`cap_<n>` for numbers without a name).
@@ -139,6 +158,17 @@ mod tests {
         assert!(CapSet::from_names(&["FLY"]).is_err());
         assert_eq!(CapSet(1 << 63).names(), vec!["cap_63"]);
         let all = CapSet::from_names(&["ALL"]).unwrap();
+        assert_eq!(all, CapSet::all());
         assert_eq!(all.beyond(set).0.count_ones(), 39);
+        assert_eq!(all.profile_list(), "[ALL]");
+        assert_eq!(CapSet::default().profile_list(), "[]");
+        assert_eq!(
+            CapSet(set.0 | 1 << 63).profile_list(),
+            "[NET_BIND_SERVICE, SYS_ADMIN]"
+        );
+        let listed = format!("capabilities: {}", set.profile_list());
+        let parsed: std::collections::HashMap<String, CapSet> =
+            serde_yaml::from_str(&listed).unwrap();
+        assert_eq!(parsed["capabilities"], set);
     }
 }

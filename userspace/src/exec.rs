@@ -77,8 +77,9 @@ pub async fn run(
             p.mode = Mode::Audit;
             (p, *file)
         }
+        // Credentials are added once the agent knows whether it can read them.
         Under::Learn(l) => (
-            learn::learning_profile(l.name).map_err(|e| anyhow::anyhow!("{e}"))?,
+            learn::learning_profile(l.name, false).map_err(|e| anyhow::anyhow!("{e}"))?,
             Path::new("/dev/null"),
         ),
     };
@@ -119,6 +120,21 @@ pub async fn run(
     kernel.attach(&path)?;
     let ring = kernel.take_events().context("event ring buffer")?;
     let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
+    let mut profile = profile;
+    let mut watched = learn::Watched::default();
+    if let Under::Learn(l) = &under {
+        watched.devices = true;
+        match agent.credential_layout() {
+            Ok(()) => {
+                watched.creds = true;
+                profile =
+                    learn::learning_profile(l.name, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
+            Err(why) => log::warn!(
+                "capabilities and no-new-privileges are not learned: the kernel's credential layout is unknown: {why}"
+            ),
+        }
+    }
     agent.install(vec![profile])?;
     if !matches!(under, Under::Profile(_)) {
         agent.record_all();
@@ -218,7 +234,14 @@ pub async fn run(
     match under {
         Under::Learn(learning) => {
             let used = agent.syscalls_used(&name);
-            write_learned(&learning, &origin, &records, &uids_before, Some(&used))?;
+            write_learned(
+                &learning,
+                &origin,
+                &records,
+                watched,
+                &uids_before,
+                Some(&used),
+            )?;
         }
         Under::Check(file) => {
             let findings = learn::check::from_audit_run(&records);
@@ -246,15 +269,20 @@ pub async fn run(
 
 /// Writes what a learning run (or an events file) shows: the learned profile, or the
 /// existing profile with what is new merged in (the diff goes to standard error), and
-/// the seccomp profile when asked for and `syscalls_used` is known.
+/// the seccomp profile when asked for and `syscalls_used` is known. `watched` says
+/// whether the records hold every device access and every program's credentials (a
+/// live learning run), so the profile may have `devices`, `capabilities` and
+/// `no_new_privileges` lines.
 pub fn write_learned(
     learning: &Learning<'_>,
     origin: &str,
     records: &[serde_json::Value],
+    watched: learn::Watched,
     extra_uids: &[u32],
     syscalls_used: Option<&[u32]>,
 ) -> anyhow::Result<()> {
     let mut observed = learn::observe(records);
+    observed.watched = watched;
     observed.uids.extend(extra_uids);
     let text = match learning.merge {
         Some(base) => {

@@ -1,17 +1,31 @@
 //! Profiles from what users already have: an OCI runtime config (`config.json`) or a
-//! Compose service. The hardened settings become `runtime:` lines (a read-only root
-//! becomes `read_only: [/]` with the container's writable mounts as exceptions; the
-//! devices it is given become its `devices:` allowlist); egress is left as an
-//! explicit, commented default-deny to fill in.
+//! Compose service. The hardened settings become `runtime:` lines (the capabilities the
+//! container keeps become `capabilities:`, its no-new-privileges setting
+//! `no_new_privileges:`, a read-only root becomes `read_only: [/]` with the container's
+//! writable mounts as exceptions, the devices it is given become its `devices:`
+//! allowlist); egress is left as an explicit, commented default-deny to fill in.
+
+use std::fmt::Write as _;
 
 use serde_json::Value;
+
+use crate::caps::CapSet;
 
 /// The hardened settings found in a container definition.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Hardening {
     pub user: Option<u32>,
-    /// Capabilities the container keeps (empty: none).
-    pub capabilities: Vec<String>,
+    /// The effective capabilities the container's programs hold (OCI: `effective` and
+    /// `ambient`; Compose: Docker's default set with `cap_add` and `cap_drop`).
+    pub capabilities: CapSet,
+    /// The bounding set, when it is wider: what an exec as root, or a program with
+    /// file capabilities, can still gain.
+    pub bounding: CapSet,
+    /// Capability names this agent does not know (a newer kernel's), left out of
+    /// `capabilities:` and named in a comment.
+    pub unknown_capabilities: Vec<String>,
+    /// Where the capabilities were read, for the comment.
+    pub capabilities_from: &'static str,
     pub read_only_root: bool,
     pub no_new_privileges: bool,
     /// Every published port is bound to a loopback address.
@@ -39,16 +53,24 @@ pub struct DeviceLine {
 /// Reads an OCI runtime `config.json`.
 pub fn from_oci(config: &Value) -> Hardening {
     let caps = &config["process"]["capabilities"];
-    let mut capabilities: Vec<String> = ["bounding", "effective", "permitted"]
-        .iter()
-        .flat_map(|set| caps[*set].as_array().cloned().unwrap_or_default())
-        .filter_map(|c| c.as_str().map(str::to_owned))
-        .collect();
-    capabilities.sort();
-    capabilities.dedup();
+    let names = |sets: &[&str]| -> Vec<String> {
+        sets.iter()
+            .flat_map(|set| caps[*set].as_array().cloned().unwrap_or_default())
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect()
+    };
+    // Ambient capabilities are raised into the effective set at every exec.
+    let (capabilities, mut unknown_capabilities) = cap_set(&names(&["effective", "ambient"]));
+    let (bounding, unknown_bounding) = cap_set(&names(&["bounding", "permitted"]));
+    unknown_capabilities.extend(unknown_bounding);
+    unknown_capabilities.sort();
+    unknown_capabilities.dedup();
     Hardening {
         user: config["process"]["user"]["uid"].as_u64().map(|u| u as u32),
         capabilities,
+        bounding: bounding.beyond(capabilities),
+        unknown_capabilities,
+        capabilities_from: "process.capabilities.effective and .ambient",
         read_only_root: config["root"]["readonly"].as_bool() == Some(true),
         no_new_privileges: config["process"]["noNewPrivileges"].as_bool() == Some(true),
         // An OCI config publishes no ports: the runtime's network set-up does.
@@ -165,20 +187,9 @@ pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Harden
         serde_yaml::Value::String(s) => s.split(':').next().and_then(|x| x.parse().ok()),
         _ => None,
     });
-    let cap_drop = strings("cap_drop");
-    let all_dropped = cap_drop.iter().any(|c| c.eq_ignore_ascii_case("ALL"));
-    let capabilities = if all_dropped {
-        strings("cap_add")
-    } else {
-        // Docker's default set, less what is dropped, plus what is added.
-        let mut caps: Vec<String> = DOCKER_DEFAULT_CAPS
-            .iter()
-            .map(|c| (*c).to_owned())
-            .filter(|c| !cap_drop.iter().any(|d| d.eq_ignore_ascii_case(c)))
-            .collect();
-        caps.extend(strings("cap_add"));
-        caps
-    };
+    let privileged = svc.get("privileged").and_then(serde_yaml::Value::as_bool) == Some(true);
+    let (capabilities, unknown_capabilities) =
+        docker_capabilities(&strings("cap_add"), &strings("cap_drop"), privileged);
     let ports = strings("ports");
     let loopback_ports = ports
         .iter()
@@ -225,6 +236,14 @@ pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Harden
     Ok(Hardening {
         user,
         capabilities,
+        // Docker gives the same bounding set as effective one.
+        bounding: CapSet::default(),
+        unknown_capabilities,
+        capabilities_from: if privileged {
+            "privileged"
+        } else {
+            "Docker's default set with cap_add and cap_drop"
+        },
         writable: writable_mounts(mounts.iter().map(String::as_str)),
         devices,
         read_only_root: svc.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true),
@@ -262,6 +281,47 @@ fn compose_device(entry: &str) -> Option<DeviceLine> {
     })
 }
 
+/// The capabilities Docker gives a service, the way the engine computes them: `cap_add:
+/// [ALL]` is every capability less `cap_drop`; `cap_drop: [ALL]` keeps only `cap_add`;
+/// otherwise the default set less `cap_drop` plus `cap_add`. Names may have the `CAP_`
+/// prefix or not, in any case. Unknown names are returned apart.
+fn docker_capabilities(
+    cap_add: &[String],
+    cap_drop: &[String],
+    privileged: bool,
+) -> (CapSet, Vec<String>) {
+    if privileged {
+        return (CapSet::all(), Vec::new());
+    }
+    let (add, mut unknown) = cap_set(cap_add);
+    // A dropped name this agent does not know is no capability it could see held.
+    let (drop, _) = cap_set(cap_drop);
+    let all = CapSet::all();
+    let caps = if add == all {
+        all.beyond(drop)
+    } else if drop == all {
+        add
+    } else {
+        CapSet(cap_set(DOCKER_DEFAULT_CAPS).0.beyond(drop).0 | add.0)
+    };
+    unknown.sort();
+    unknown.dedup();
+    (caps, unknown)
+}
+
+/// The capabilities named, and the names that are none this agent knows.
+fn cap_set<S: AsRef<str>>(names: &[S]) -> (CapSet, Vec<String>) {
+    let mut set = CapSet::default();
+    let mut unknown = Vec::new();
+    for name in names {
+        match CapSet::from_names(&[name.as_ref()]) {
+            Ok(one) => set.0 |= one.0,
+            Err(_) => unknown.push(name.as_ref().to_owned()),
+        }
+    }
+    (set, unknown)
+}
+
 const DOCKER_DEFAULT_CAPS: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
@@ -287,7 +347,7 @@ pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
     y.push_str(&format!(
         "# The container's own settings: user {}, capabilities {}, read-only root {}, no-new-privileges {}.\n",
         h.user.map_or("unset (root)".to_owned(), |u| u.to_string()),
-        if h.capabilities.is_empty() { "none".to_owned() } else { h.capabilities.join(" ") },
+        if h.capabilities.is_empty() { "none".to_owned() } else { h.capabilities.to_string() },
         yes(h.read_only_root),
         yes(h.no_new_privileges)
     ));
@@ -317,14 +377,40 @@ pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
             h.ports.join(", ")
         ));
     }
-    let net_raw = h
-        .capabilities
+    let net_raw = CapSet(h.capabilities.0 | h.bounding.0)
+        .names()
         .iter()
-        .any(|c| c.trim_start_matches("CAP_") == "NET_RAW");
+        .any(|c| c == "CAP_NET_RAW");
     if net_raw {
         y.push_str("  raw_sockets: allow   # the container keeps CAP_NET_RAW\n");
     } else {
         y.push_str("  raw_sockets: deny   # no CAP_NET_RAW: raw sockets are never legitimate\n");
+    }
+    let _ = writeln!(
+        y,
+        "  # Effective capabilities after exec ({}): a program holding any other\n  # is reported, by name.",
+        h.capabilities_from
+    );
+    let root = h.user.is_none_or(|u| u == 0);
+    if root && !h.bounding.is_empty() {
+        let _ = writeln!(
+            y,
+            "  # It runs as root: an exec gains the bounding set too ({}), reported\n  # unless listed here.",
+            h.bounding
+        );
+    }
+    if !h.unknown_capabilities.is_empty() {
+        let _ = writeln!(
+            y,
+            "  # Not capabilities this agent knows, left out: {}.",
+            h.unknown_capabilities.join(", ")
+        );
+    }
+    let _ = writeln!(y, "  capabilities: {}", h.capabilities.profile_list());
+    if h.no_new_privileges {
+        y.push_str("  # no-new-privileges is set: a program without the flag, or an exec that gains\n  # privileges (a set-uid or file-capability program), is reported.\n  no_new_privileges: true\n");
+    } else {
+        y.push_str("  # no-new-privileges is not set: set it in the container and here.\n  no_new_privileges: false\n");
     }
     y.push_str(
         "  # Devices: the OCI default set (null, zero, full, random, urandom, tty, ptmx,\n  # pts/*) and those the container is given; other opens and mknods fail (EPERM).\n  devices:\n    - default\n",
@@ -370,7 +456,11 @@ mod tests {
         assert_eq!(h.user, Some(1000));
         assert!(h.capabilities.is_empty() && h.read_only_root && h.no_new_privileges);
         let yaml = profile_yaml("gw", "config.json", &h);
+        assert!(yaml.contains("\n  capabilities: []\n"), "{yaml}");
+        assert!(yaml.contains("\n  no_new_privileges: true\n"), "{yaml}");
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("gw.yaml")).unwrap();
+        assert_eq!(p.runtime.capabilities, Some(CapSet::default()));
+        assert!(p.runtime.no_new_privileges && p.runtime.read_only_root());
         assert_eq!(p.runtime.user, Some(1000));
         assert_eq!(p.runtime.raw_sockets, crate::policy::RawSockets::Deny);
         assert_eq!(p.runtime.read_only.len(), 1);
@@ -430,12 +520,99 @@ mod tests {
                 && h.loopback_ports
         );
         assert_eq!(h.writable, ["/dev", "/proc"]);
+        let yaml = profile_yaml("gateway", "compose", &h);
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("gw.yaml")).unwrap();
+        assert_eq!(p.runtime.capabilities, Some(CapSet::default()), "{yaml}");
+        assert!(p.runtime.no_new_privileges, "{yaml}");
         let web = from_compose(&compose, "web").unwrap();
         assert!(!web.loopback_ports);
-        assert!(web.capabilities.iter().any(|c| c == "NET_RAW"));
+        assert_eq!(
+            web.capabilities,
+            CapSet::from_names(DOCKER_DEFAULT_CAPS).unwrap()
+        );
         let yaml = profile_yaml("web", "compose", &web);
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("web.yaml")).unwrap();
         assert_eq!(p.runtime.binds, crate::policy::Binds::Any);
+        assert_eq!(p.runtime.capabilities, Some(web.capabilities), "{yaml}");
+        assert!(!p.runtime.no_new_privileges, "{yaml}");
+        assert!(yaml.contains("  raw_sockets: allow"), "{yaml}");
         assert!(from_compose(&compose, "db").is_err());
+    }
+
+    #[test]
+    fn oci_capabilities_are_the_effective_and_ambient_sets_by_profile_name() {
+        let config: Value = serde_json::json!({
+            "process": {"user": {"uid": 0}, "noNewPrivileges": false, "capabilities": {
+                "bounding": ["CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_AUDIT_WRITE", "CAP_FUTURE"],
+                "effective": ["CAP_NET_BIND_SERVICE", "CAP_FUTURE"],
+                "permitted": ["CAP_NET_BIND_SERVICE"],
+                "ambient": ["CAP_KILL"]
+            }}
+        });
+        let h = from_oci(&config);
+        assert_eq!(
+            h.capabilities.names(),
+            vec!["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(h.bounding.names(), vec!["CAP_AUDIT_WRITE"]);
+        assert_eq!(h.unknown_capabilities, ["CAP_FUTURE"]);
+        let yaml = profile_yaml("app", "config.json", &h);
+        assert!(
+            yaml.contains("\n  capabilities: [KILL, NET_BIND_SERVICE]\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("bounding set too (CAP_AUDIT_WRITE)"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("left out: CAP_FUTURE."), "{yaml}");
+        assert!(yaml.contains("\n  no_new_privileges: false\n"), "{yaml}");
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("app.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        assert_eq!(p.runtime.capabilities, Some(h.capabilities));
+        assert!(!p.runtime.no_new_privileges);
+    }
+
+    #[test]
+    fn compose_capabilities_follow_dockers_rules() {
+        let caps = |add: &[&str], drop: &[&str]| {
+            let s = |l: &[&str]| l.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>();
+            docker_capabilities(&s(add), &s(drop), false)
+        };
+        let default = CapSet::from_names(DOCKER_DEFAULT_CAPS).unwrap();
+        let all = CapSet::from_names(&["ALL"]).unwrap();
+        assert_eq!(caps(&[], &[]).0, default);
+        // Names with or without the prefix, in any case.
+        let (c, unknown) = caps(&["cap_net_admin", "FLY"], &["CAP_NET_RAW", "mknod"]);
+        assert_eq!(
+            c,
+            CapSet(
+                default
+                    .beyond(CapSet::from_names(&["NET_RAW", "MKNOD"]).unwrap())
+                    .0
+                    | CapSet::from_names(&["NET_ADMIN"]).unwrap().0
+            )
+        );
+        assert_eq!(unknown, ["FLY"]);
+        assert_eq!(
+            caps(&["NET_BIND_SERVICE"], &["ALL"]).0.names(),
+            vec!["CAP_NET_BIND_SERVICE"]
+        );
+        assert_eq!(
+            caps(&["ALL"], &["SYS_ADMIN"]).0,
+            all.beyond(CapSet::from_names(&["SYS_ADMIN"]).unwrap())
+        );
+        assert_eq!(docker_capabilities(&[], &[], true).0, all);
+        // A privileged service: every capability, written as ALL, and it parses.
+        let compose: serde_yaml::Value = serde_yaml::from_str(
+            "services:\n  x:\n    privileged: true\n    security_opt: [no-new-privileges]\n",
+        )
+        .unwrap();
+        let h = from_compose(&compose, "x").unwrap();
+        let yaml = profile_yaml("x", "compose", &h);
+        assert!(yaml.contains("\n  capabilities: [ALL]\n"), "{yaml}");
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("x.yaml")).unwrap();
+        assert_eq!(p.runtime.capabilities, Some(all));
+        assert!(p.runtime.no_new_privileges);
     }
 }

@@ -15,9 +15,26 @@ use std::{
 
 use serde_json::{Value, json};
 
+use crate::{
+    caps::CapSet,
+    policy::devices::{self, Device, DeviceRule, DeviceType},
+};
+
 /// What a learning run saw.
 #[derive(Debug, Default)]
 pub struct Observed {
+    /// What the run watched beyond flows, syscalls, uids, binds and raw sockets: only
+    /// a live learning run sees every device access and every program's credentials.
+    pub watched: Watched,
+    /// Device accesses by device, with the accesses and programs seen.
+    pub devices: BTreeMap<DeviceId, DeviceSeen>,
+    /// The effective capabilities programs held after their exec, together.
+    pub capabilities: CapSet,
+    /// Capabilities held that have no name here (a newer kernel's), as the records
+    /// name them.
+    pub unnamed_capabilities: BTreeSet<String>,
+    /// Programs that ran without the no-new-privileges flag.
+    pub without_no_new_privileges: BTreeSet<String>,
     /// Flows by (destination as written in the profile, protocol) → ports, count,
     /// first and last time.
     pub flows: BTreeMap<(String, String), FlowSeen>,
@@ -29,6 +46,102 @@ pub struct Observed {
     pub wide_binds: bool,
     /// Raw or packet sockets were created.
     pub raw_sockets: bool,
+}
+
+/// What a run watched besides the network and syscalls.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Watched {
+    /// Every device access was reported (the learning profile's empty device list).
+    pub devices: bool,
+    /// Every program's credentials were judged at its exec (the kernel's credential
+    /// layout was known): capabilities and no-new-privileges can be learned.
+    pub creds: bool,
+}
+
+/// A device node: `c` or `b`, major, minor.
+pub type DeviceId = (char, u32, u32);
+
+/// How a device was used.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DeviceSeen {
+    /// [`cgwarden_common::device_access`] bits.
+    pub access: u32,
+    pub count: u64,
+    pub programs: BTreeSet<String>,
+}
+
+impl DeviceSeen {
+    /// The profile entry allowing exactly `access` on device `id`, with a comment saying
+    /// what was seen.
+    pub fn entry(id: DeviceId, access: u32, seen: &Self) -> LearnedDevice {
+        let (kind, major, minor) = id;
+        let name = (kind == 'c')
+            .then(|| devices::char_device_name(major, minor))
+            .flatten()
+            .map(|n| format!(" /dev/{n}"))
+            .unwrap_or_default();
+        LearnedDevice {
+            id,
+            access,
+            comment: format!(
+                "{kind} {major}:{minor}{name}: {} ×{} by {}",
+                devices::access_text(seen.access),
+                seen.count,
+                seen.programs.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+/// One `devices:` entry of a learned profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedDevice {
+    pub id: DeviceId,
+    pub access: u32,
+    pub comment: String,
+}
+
+impl LearnedDevice {
+    /// The entry as YAML list item lines, the `- ` at `indent` spaces.
+    pub fn render(&self, indent: usize) -> String {
+        let pad = " ".repeat(indent);
+        let (kind, major, minor) = self.id;
+        format!(
+            "{pad}# {}\n{pad}- {{type: {kind}, major: {major}, minor: {minor}, access: {}}}\n",
+            self.comment,
+            devices::access_text(self.access)
+        )
+    }
+
+    /// The rule the entry parses to.
+    pub fn rule(&self) -> DeviceRule {
+        let (kind, major, minor) = self.id;
+        DeviceRule::Device(Device {
+            kind: if kind == 'b' {
+                DeviceType::Block
+            } else {
+                DeviceType::Char
+            },
+            major: Some(major),
+            minor: Some(minor),
+            access: self.access,
+        })
+    }
+}
+
+/// The `devices:` entries beyond `allowed` that the devices seen need: for each device,
+/// the accesses `allowed` does not grant.
+pub fn device_entries(
+    seen: &BTreeMap<DeviceId, DeviceSeen>,
+    allowed: &[DeviceRule],
+) -> Vec<LearnedDevice> {
+    seen.iter()
+        .filter_map(|(id, s)| {
+            let (kind, major, minor) = *id;
+            let missing = s.access & !devices::allowed(allowed, kind == 'b', major, minor);
+            (missing != 0).then(|| DeviceSeen::entry(*id, missing, s))
+        })
+        .collect()
 }
 
 #[derive(Debug, Default, Clone)]
@@ -230,10 +343,64 @@ pub fn observe(records: &[Value]) -> Observed {
                     o.uids.insert(uid as u32);
                 }
             }
+            "deviation" if r["deviation"] == "device" => observe_device(&mut o, r),
+            // The credential deviations (`capabilities`, `no_new_privileges`,
+            // `privilege_gain`, `euid`) carry the program's credentials after its exec.
+            "deviation" if r["capabilities"].is_array() && r["no_new_privileges"].is_boolean() => {
+                for name in r["capabilities"].as_array().into_iter().flatten() {
+                    let name = name.as_str().unwrap_or_default();
+                    match CapSet::from_names(&[name]) {
+                        Ok(one) => o.capabilities.0 |= one.0,
+                        Err(_) => {
+                            o.unnamed_capabilities.insert(name.to_owned());
+                        }
+                    }
+                }
+                if r["no_new_privileges"] == false {
+                    o.without_no_new_privileges.insert(program(r));
+                }
+            }
             _ => {}
         }
     }
     o
+}
+
+fn observe_device(o: &mut Observed, r: &Value) {
+    let d = &r["device"];
+    let kind = if d["type"] == "b" { 'b' } else { 'c' };
+    let (Some(major), Some(minor)) = (d["major"].as_u64(), d["minor"].as_u64()) else {
+        return;
+    };
+    let access = d["access"]
+        .as_str()
+        .unwrap_or("")
+        .chars()
+        .fold(0, |bits, c| {
+            bits | match c {
+                'r' => cgwarden_common::device_access::READ,
+                'w' => cgwarden_common::device_access::WRITE,
+                'm' => cgwarden_common::device_access::MKNOD,
+                _ => 0,
+            }
+        });
+    let seen = o
+        .devices
+        .entry((kind, major as u32, minor as u32))
+        .or_default();
+    seen.access |= access;
+    seen.count += 1;
+    seen.programs.insert(program(r));
+}
+
+/// The program a record names: its executable, else its process name.
+fn program(r: &Value) -> String {
+    r["exe"]
+        .as_str()
+        .filter(|e| !e.is_empty())
+        .or_else(|| r["process"].as_str())
+        .unwrap_or("?")
+        .to_owned()
 }
 
 /// Address → the name it answered, from the DNS answers among `records`.
@@ -254,6 +421,8 @@ pub fn resolved_names(records: &[Value]) -> BTreeMap<String, String> {
 /// The profile as YAML, every rule commented with how often and when it was seen.
 pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     let mut y = String::new();
+    // The origin may be a command line with a multi-line script in it: one comment line.
+    let origin = origin.replace('\r', "\\r").replace('\n', "\\n");
     let _ = writeln!(y, "# Learned by cgwarden from {origin}.");
     let _ = writeln!(
         y,
@@ -287,6 +456,7 @@ pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     } else {
         y.push_str("  raw_sockets: deny\n");
     }
+    y.push_str(&runtime_yaml(o));
     y.push_str("syscalls:\n");
     if o.escape_syscalls.is_empty() {
         y.push_str("  # it used no escape-relevant syscall: the whole set is killed\n");
@@ -303,6 +473,61 @@ pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
             y,
             "  - set: escape\n    except: [{}]\n    action: kill",
             used.join(", ")
+        );
+    }
+    y
+}
+
+/// The `devices`, `capabilities` and `no_new_privileges` lines of a learned profile's
+/// `runtime:` section, each only when the run watched it.
+fn runtime_yaml(o: &Observed) -> String {
+    let mut y = String::new();
+    if o.watched.devices {
+        y.push_str("  # Devices: the OCI default set (null, zero, full, random, urandom, tty, ptmx,\n  # pts/*) and every other device it opened or created.\n  devices:\n    - default\n");
+        for entry in device_entries(&o.devices, &[DeviceRule::Default]) {
+            y.push_str(&entry.render(4));
+        }
+    } else {
+        y.push_str(
+            "  # Devices were not watched (learned from an events file): no `devices` line.\n",
+        );
+    }
+    if !o.watched.creds {
+        y.push_str("  # Credentials were not watched (learned from an events file, or the kernel's\n  # credential layout is unknown): no `capabilities` or `no_new_privileges` line.\n");
+        return y;
+    }
+    let _ = writeln!(
+        y,
+        "  # The effective capabilities its programs held after exec ({}).",
+        if o.capabilities.is_empty() {
+            "none".to_owned()
+        } else {
+            o.capabilities.to_string()
+        }
+    );
+    if !o.unnamed_capabilities.is_empty() {
+        let _ = writeln!(
+            y,
+            "  # Also held, without a name here: {}.",
+            o.unnamed_capabilities
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let _ = writeln!(y, "  capabilities: {}", o.capabilities.profile_list());
+    if o.without_no_new_privileges.is_empty() {
+        y.push_str("  no_new_privileges: true   # every program ran with the flag\n");
+    } else {
+        let _ = writeln!(
+            y,
+            "  # Programs ran without no-new-privileges ({}): no `no_new_privileges` line.",
+            o.without_no_new_privileges
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     y
@@ -380,10 +605,22 @@ pub fn seccomp(nrs: &[u32]) -> Value {
 }
 
 /// The profile a learning run applies: audit everything, report every flow and DNS
-/// answer, report escape-relevant syscalls, record every syscall.
-pub fn learning_profile(name: &str) -> Result<crate::policy::Profile, crate::policy::PolicyError> {
+/// answer, report escape-relevant syscalls, record every syscall. A uid no program runs
+/// as and an empty device list make every program's uid and every device access a
+/// report; with `creds` (the kernel's credential layout is known), no allowed
+/// capability and a promised no-new-privileges make every program holding a capability
+/// or running without the flag one too.
+pub fn learning_profile(
+    name: &str,
+    creds: bool,
+) -> Result<crate::policy::Profile, crate::policy::PolicyError> {
+    let creds = if creds {
+        "  capabilities: []\n  no_new_privileges: true\n"
+    } else {
+        ""
+    };
     let text = format!(
-        "name: {name}\nmode: audit\negress:\n  default: deny\n  report: all\n  dns:\n    report: true\nruntime:\n  user: 4294967294\n  binds: loopback\n  raw_sockets: deny\nsyscalls:\n  - set: escape\n    action: report\n"
+        "name: {name}\nmode: audit\negress:\n  default: deny\n  report: all\n  dns:\n    report: true\nruntime:\n  user: 4294967294\n  binds: loopback\n  raw_sockets: deny\n  devices: []\n{creds}syscalls:\n  - set: escape\n    action: report\n"
     );
     let mut profile = crate::policy::parse_str(&text, std::path::Path::new("(learning profile)"))?;
     profile.learn = true;
@@ -469,6 +706,112 @@ mod tests {
         );
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("learned.yaml")).unwrap();
         assert_eq!(p.egress.rules.len(), 3);
+    }
+
+    /// A live learning run's records of devices and credentials.
+    fn runtime_records() -> Vec<Value> {
+        vec![
+            json!({"kind":"deviation","deviation":"device","process":"python3","device":{"type":"c","major":1,"minor":3,"access":"w"}}),
+            json!({"kind":"deviation","deviation":"device","process":"python3","device":{"type":"c","major":1,"minor":11,"access":"m"}}),
+            json!({"kind":"deviation","deviation":"device","process":"python3","device":{"type":"c","major":1,"minor":11,"access":"r"}}),
+            json!({"kind":"deviation","deviation":"device","process":"dd","device":{"type":"b","major":7,"minor":0,"access":"rw"}}),
+            json!({"kind":"deviation","deviation":"capabilities","exe":"/bin/app","capabilities":["CAP_NET_BIND_SERVICE"],"capabilities_beyond_profile":["CAP_NET_BIND_SERVICE"],"no_new_privileges":true}),
+            json!({"kind":"deviation","deviation":"capabilities","exe":"/bin/helper","capabilities":["CAP_CHOWN","cap_50"],"no_new_privileges":true}),
+        ]
+    }
+
+    #[test]
+    fn a_live_run_learns_devices_capabilities_and_no_new_privileges() {
+        let mut o = observe(&runtime_records());
+        o.watched = Watched {
+            devices: true,
+            creds: true,
+        };
+        let yaml = profile_yaml("learned", "a test", &o);
+        // /dev/null is in the default set; kmsg and the loop device are not.
+        assert!(
+            yaml.contains("  devices:\n    - default\n    # b 7:0: rw ×1 by dd\n    - {type: b, major: 7, minor: 0, access: rw}\n    # c 1:11 /dev/kmsg: rm ×2 by python3\n    - {type: c, major: 1, minor: 11, access: rm}\n"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("  capabilities: [CHOWN, NET_BIND_SERVICE]\n"),
+            "{yaml}"
+        );
+        assert!(yaml.contains("without a name here: cap_50."), "{yaml}");
+        assert!(yaml.contains("  no_new_privileges: true"), "{yaml}");
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("learned.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let devices = p.runtime.devices.unwrap();
+        use cgwarden_common::device_access::{MKNOD, READ, WRITE};
+        assert_eq!(devices::allowed(&devices, false, 1, 11), READ | MKNOD);
+        assert_eq!(devices::allowed(&devices, true, 7, 0), READ | WRITE);
+        assert_eq!(devices::allowed(&devices, false, 1, 1), 0);
+        assert_eq!(
+            p.runtime.capabilities,
+            Some(CapSet::from_names(&["CHOWN", "NET_BIND_SERVICE"]).unwrap())
+        );
+        assert!(p.runtime.no_new_privileges);
+
+        // One program without the flag: no `no_new_privileges` line.
+        let mut records = runtime_records();
+        records.push(json!({"kind":"deviation","deviation":"no_new_privileges","exe":"/bin/sh","capabilities":[],"no_new_privileges":false}));
+        let mut o = observe(&records);
+        o.watched = Watched {
+            devices: true,
+            creds: true,
+        };
+        let yaml = profile_yaml("learned", "a test", &o);
+        assert!(!yaml.contains("no_new_privileges: true"), "{yaml}");
+        assert!(
+            yaml.contains("without no-new-privileges (/bin/sh)"),
+            "{yaml}"
+        );
+        // Every capability is `ALL`; none is `[]`.
+        let all = json!({"kind":"deviation","deviation":"capabilities","exe":"/bin/x","capabilities":CapSet::all().names(),"no_new_privileges":false});
+        let mut o = observe(&[all]);
+        o.watched.creds = true;
+        assert!(profile_yaml("l", "t", &o).contains("  capabilities: [ALL]\n"));
+        let mut o = observe(&[]);
+        o.watched.creds = true;
+        let yaml = profile_yaml("l", "t", &o);
+        assert!(yaml.contains("  capabilities: []\n"), "{yaml}");
+        assert!(yaml.contains("  no_new_privileges: true"), "{yaml}");
+    }
+
+    #[test]
+    fn a_multi_line_command_stays_in_its_comment() {
+        let yaml = profile_yaml("l", "`python3 -c import os\nos.sync()`", &observe(&[]));
+        assert!(
+            yaml.starts_with("# Learned by cgwarden from `python3 -c import os\\nos.sync()`.\n"),
+            "{yaml}"
+        );
+        crate::policy::parse_str(&yaml, std::path::Path::new("l.yaml"))
+            .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    }
+
+    #[test]
+    fn an_events_file_teaches_no_devices_or_credentials() {
+        let yaml = profile_yaml("learned", "a test", &observe(&runtime_records()));
+        assert!(!yaml.contains("devices:"), "{yaml}");
+        assert!(!yaml.contains("capabilities:"), "{yaml}");
+        assert!(!yaml.contains("no_new_privileges:"), "{yaml}");
+        let p = crate::policy::parse_str(&yaml, std::path::Path::new("learned.yaml")).unwrap();
+        assert_eq!(p.runtime.devices, None);
+        assert!(!p.runtime.needs_creds());
+    }
+
+    #[test]
+    fn the_learning_profile_reports_every_device_and_credential() {
+        let p = learning_profile("l", true).unwrap();
+        assert!(p.learn);
+        assert_eq!(p.mode, crate::policy::Mode::Audit);
+        assert_eq!(p.runtime.devices, Some(Vec::new()));
+        assert_eq!(p.runtime.capabilities, Some(CapSet::default()));
+        assert!(p.runtime.no_new_privileges);
+        assert_eq!(p.runtime.user, Some(4_294_967_294));
+        let p = learning_profile("l", false).unwrap();
+        assert!(!p.runtime.needs_creds());
+        assert_eq!(p.runtime.devices, Some(Vec::new()));
     }
 
     #[test]

@@ -198,7 +198,8 @@ pub fn deviations(config: &OciConfig, runtime: &Runtime) -> Vec<(&'static str, S
             "config.json does not set noNewPrivileges; the profile promises it".to_owned(),
         ));
     }
-    if runtime.read_only_root && !config.read_only_root {
+    // A profile whose `read_only` covers `/` promises a read-only root.
+    if runtime.read_only_root() && !config.read_only_root {
         out.push((
             "oci_read_only_root",
             "config.json leaves the root filesystem writable; the profile says read-only"
@@ -258,11 +259,12 @@ mod tests {
 
     #[test]
     fn a_weaker_config_than_the_profile_deviates() {
+        let root = crate::policy::paths::ProfilePath::try_from("/".to_owned()).unwrap();
         let runtime = Runtime {
             user: Some(1000),
             capabilities: Some(CapSet::default()),
             no_new_privileges: true,
-            read_only_root: true,
+            read_only: vec![root],
             ..Runtime::default()
         };
         let weak = from_spec(&json!({
@@ -287,6 +289,13 @@ mod tests {
             read_only_root: true,
         };
         assert!(deviations(&strong, &runtime).is_empty());
+        // Read-only paths below the root promise nothing about the root itself.
+        let etc = crate::policy::paths::ProfilePath::try_from("/etc".to_owned()).unwrap();
+        let partial = Runtime {
+            read_only: vec![etc],
+            ..Runtime::default()
+        };
+        assert!(deviations(&weak, &partial).is_empty());
         assert_eq!(name_of(&json!({"hostname": "h"})).as_deref(), Some("h"));
     }
 }

@@ -140,7 +140,16 @@ pub fn learn(
 ) -> anyhow::Result<i32> {
     let records = read_records(events)?;
     let origin = events.map_or("standard input".to_owned(), |p| p.display().to_string());
-    cgwarden::exec::write_learned(learning, &origin, &records, &[], None)?;
+    // An events file holds only what its profile reported: devices and credentials
+    // outside it were never recorded, so they are not learned from it.
+    cgwarden::exec::write_learned(
+        learning,
+        &origin,
+        &records,
+        cgwarden::learn::Watched::default(),
+        &[],
+        None,
+    )?;
     Ok(0)
 }
 

@@ -1,13 +1,17 @@
 //! Learning on top of an existing profile: only what the existing profile would deny is
-//! added (new allow rules, appended to `egress.allow`); every existing line stays as it
-//! was. What cannot be added without changing an existing rule (a syscall the profile
-//! kills, a uid, bind or raw-socket setting the workload departs from, a flow a deny
-//! rule refuses) is listed for a person to decide, never changed.
+//! added (new allow rules, appended to `egress.allow`; devices it used beyond an
+//! existing `devices:` list, appended to it), and the `runtime:` lines a live learning
+//! run writes (`devices`, `capabilities`, `no_new_privileges`) are added when the
+//! profile has none; every existing line stays as it was. What cannot be added without
+//! changing an existing rule (a syscall the profile kills, a uid, bind or raw-socket
+//! setting the workload departs from, capabilities beyond the listed ones, a program
+//! without the no-new-privileges the profile promises, a flow a deny rule refuses) is
+//! listed for a person to decide, never changed.
 
 use std::{collections::BTreeMap, fmt::Write as _, net::IpAddr, path::Path};
 
-use super::{FlowSeen, LearnedRule, Observed, check::egress_verdict};
-use crate::policy::{Binds, Profile, RawSockets};
+use super::{FlowSeen, LearnedDevice, LearnedRule, Observed, check::egress_verdict};
+use crate::policy::{Binds, Profile, RawSockets, Runtime, devices::DeviceRule};
 
 /// The merged profile and what changed.
 #[derive(Debug)]
@@ -17,6 +21,8 @@ pub struct Merged {
     pub name: String,
     /// Lines added to (`+`) or replaced in (`-`) the egress section.
     pub egress_diff: Vec<String>,
+    /// Lines added to the runtime section.
+    pub runtime_diff: Vec<String>,
     /// How many allow rules were added.
     pub added: usize,
     /// What the run did that the existing profile refuses and that was not merged.
@@ -43,7 +49,14 @@ impl Merged {
             }
         }
         out.push_str("syscalls: nothing added (existing rules are kept as they are)\n");
-        out.push_str("runtime: nothing added (existing settings are kept as they are)\n");
+        if self.runtime_diff.is_empty() {
+            out.push_str("runtime: nothing added (existing settings are kept as they are)\n");
+        } else {
+            out.push_str("runtime:\n");
+            for l in &self.runtime_diff {
+                let _ = writeln!(out, "{l}");
+            }
+        }
         if !self.not_merged.is_empty() {
             out.push_str("not merged, the existing profile still refuses or reports these (review by hand):\n");
             for l in &self.not_merged {
@@ -66,9 +79,18 @@ pub fn merge(existing_text: &str, path: &Path, o: &Observed) -> Result<Merged, S
         insert_allow(existing_text, &rules)?
     };
     not_merged.extend(runtime_conflicts(&existing, o));
+    let add = plan_runtime(&existing, &text, o, &mut not_merged);
+    let (text, runtime_diff) = insert_runtime(&text, &add);
     let merged = crate::policy::parse_str(&text, path)
         .map_err(|e| format!("the merged profile does not parse (a bug): {e}"))?;
-    verify(&existing, &merged, rules.len())?;
+    verify(&existing, &merged, rules.len(), &add.expected)?;
+    if let Some(list) = &merged.runtime.devices
+        && o.watched.devices
+        && !add.devices_refused
+        && !super::device_entries(&o.devices, list).is_empty()
+    {
+        return Err("the merged profile still refuses a device the run used (a bug)".to_owned());
+    }
     // Every flow not refused by a deny rule is now allowed.
     let mut left = Vec::new();
     let still = uncovered(&merged, &o.flows, &mut left);
@@ -82,6 +104,7 @@ pub fn merge(existing_text: &str, path: &Path, o: &Observed) -> Result<Merged, S
         text,
         name: existing.name.as_str().to_owned(),
         egress_diff,
+        runtime_diff,
         added: rules.len(),
         not_merged,
     })
@@ -192,8 +215,263 @@ fn runtime_conflicts(existing: &Profile, o: &Observed) -> Vec<String> {
     out
 }
 
-/// Checks that merging kept every existing rule and setting and added `added` rules.
-fn verify(old: &Profile, new: &Profile, added: usize) -> Result<(), String> {
+/// What merging adds to the `runtime:` section, and the settings that gives.
+#[derive(Debug, Default)]
+struct RuntimeAdd {
+    /// Lines of the keys the profile does not have, relative to the section's indent.
+    keys: Vec<String>,
+    /// Entries appended to the existing (block-style) `devices:` list.
+    devices: Vec<LearnedDevice>,
+    /// Devices the run used that a flow-style `devices:` list refuses: listed, not
+    /// merged.
+    devices_refused: bool,
+    /// The runtime settings the merged profile must parse to.
+    expected: Runtime,
+}
+
+/// Decides what the runtime section gets from a live learning run: the `devices`,
+/// `capabilities` and `no_new_privileges` lines the profile lacks (as a fresh learned
+/// profile would have them), the devices an existing `devices:` list lacks, and, in
+/// `not_merged`, what departs from existing settings.
+fn plan_runtime(
+    existing: &Profile,
+    text: &str,
+    o: &Observed,
+    not_merged: &mut Vec<String>,
+) -> RuntimeAdd {
+    let mut add = RuntimeAdd {
+        expected: existing.runtime.clone(),
+        ..RuntimeAdd::default()
+    };
+    let runtime = &existing.runtime;
+    let section = Section::find(text, "runtime");
+    if section.as_ref().is_some_and(|s| s.flow) {
+        if o.watched.devices || o.watched.creds {
+            not_merged.push(
+                "runtime: written in flow style; devices and credentials were not merged"
+                    .to_owned(),
+            );
+        }
+        return add;
+    }
+    let has_key = |key: &str| section.as_ref().is_some_and(|s| s.key(text, key).is_some());
+    if o.watched.devices {
+        match &runtime.devices {
+            None => {
+                let entries = super::device_entries(&o.devices, &[DeviceRule::Default]);
+                add.keys.push("devices:".to_owned());
+                add.keys.push("  - default".to_owned());
+                for e in &entries {
+                    add.keys.extend(e.render(2).lines().map(str::to_owned));
+                }
+                add.expected.devices = Some(
+                    std::iter::once(DeviceRule::Default)
+                        .chain(entries.iter().map(LearnedDevice::rule))
+                        .collect(),
+                );
+            }
+            Some(list) => {
+                let entries = super::device_entries(&o.devices, list);
+                let block = section
+                    .as_ref()
+                    .and_then(|s| s.key(text, "devices"))
+                    .is_some_and(|line| {
+                        let rest = text.lines().nth(line).unwrap_or_default().trim_start()
+                            ["devices:".len()..]
+                            .trim();
+                        rest.is_empty() || rest.starts_with('#')
+                    });
+                // Nothing to do when everything it used is allowed already.
+                if !entries.is_empty() && block {
+                    if let Some(expected) = &mut add.expected.devices {
+                        expected.extend(entries.iter().map(LearnedDevice::rule));
+                    }
+                    add.devices = entries;
+                } else if !entries.is_empty() {
+                    add.devices_refused = true;
+                    for e in &entries {
+                        let item = e.render(0);
+                        not_merged.push(format!(
+                            "runtime.devices (flow style, add by hand): {}",
+                            item.lines()
+                                .last()
+                                .unwrap_or_default()
+                                .trim_start_matches("- ")
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if o.watched.creds {
+        match runtime.capabilities {
+            None => {
+                add.keys.push(format!(
+                    "# The effective capabilities its programs held after exec ({})",
+                    if o.capabilities.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        o.capabilities.to_string()
+                    }
+                ));
+                add.keys
+                    .push(format!("capabilities: {}", o.capabilities.profile_list()));
+                add.expected.capabilities = Some(o.capabilities);
+            }
+            Some(allowed) => {
+                let beyond = o.capabilities.beyond(allowed);
+                if !beyond.is_empty() {
+                    not_merged.push(format!(
+                        "runtime.capabilities {}: programs held {beyond}",
+                        allowed.profile_list()
+                    ));
+                }
+            }
+        }
+        let without = &o.without_no_new_privileges;
+        if runtime.no_new_privileges && !without.is_empty() {
+            not_merged.push(format!(
+                "runtime.no_new_privileges: programs ran without it ({})",
+                without.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        } else if !runtime.no_new_privileges && without.is_empty() && !has_key("no_new_privileges")
+        {
+            add.keys
+                .push("no_new_privileges: true   # every program ran with the flag".to_owned());
+            add.expected.no_new_privileges = true;
+        }
+    }
+    add
+}
+
+/// A top-level section of a profile text.
+struct Section {
+    /// The line of `key:`.
+    header: usize,
+    /// The line after its last line.
+    end: usize,
+    /// `key: {...}` or `key: [...]` on one line.
+    flow: bool,
+}
+
+impl Section {
+    fn find(text: &str, key: &str) -> Option<Self> {
+        let lines: Vec<&str> = text.lines().collect();
+        let prefix = format!("{key}:");
+        let header = lines
+            .iter()
+            .position(|l| l.starts_with(&prefix) && indent_of(l) == 0)?;
+        let flow = is_content(&lines[header][prefix.len()..]);
+        let mut end = header + 1;
+        while end < lines.len() && (!is_content(lines[end]) || indent_of(lines[end]) > 0) {
+            end += 1;
+        }
+        Some(Self { header, end, flow })
+    }
+
+    /// The indent of the section's keys (`None`: it has none).
+    fn child_indent(&self, lines: &[&str]) -> Option<usize> {
+        (self.header + 1..self.end)
+            .find(|i| is_content(lines[*i]))
+            .map(|i| indent_of(lines[i]))
+    }
+
+    /// The line of `key:` directly in the section.
+    fn key(&self, text: &str, key: &str) -> Option<usize> {
+        let lines: Vec<&str> = text.lines().collect();
+        let child = self.child_indent(&lines)?;
+        let prefix = format!("{key}:");
+        (self.header + 1..self.end)
+            .find(|i| indent_of(lines[*i]) == child && lines[*i].trim_start().starts_with(&prefix))
+    }
+}
+
+/// Writes what [`plan_runtime`] decided into the profile text: device entries after
+/// the last item of the `devices:` list, new keys after the section's last line (a new
+/// `runtime:` section at the end when there is none). Returns the text and the diff.
+fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
+    if add.keys.is_empty() && add.devices.is_empty() {
+        return (text.to_owned(), Vec::new());
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    let mut diff = Vec::new();
+    match Section::find(text, "runtime") {
+        None => {
+            let mut new = vec!["runtime:".to_owned()];
+            new.extend(add.keys.iter().map(|k| format!("  {k}")));
+            diff.extend(new.iter().map(|l| format!("+{l}")));
+            out.extend(new);
+        }
+        Some(section) => {
+            let child = section.child_indent(&lines).unwrap_or(2);
+            let last_content = |from: usize, to: usize| {
+                (from..to)
+                    .rev()
+                    .find(|i| is_content(lines[*i]))
+                    .unwrap_or(from)
+            };
+            // New keys after the section's last line (inserted first: the device list
+            // lies before that point, so its place does not move).
+            let at = last_content(section.header, section.end) + 1;
+            let keys: Vec<String> = add
+                .keys
+                .iter()
+                .map(|k| format!("{}{k}", " ".repeat(child)))
+                .collect();
+            let mut device_lines = Vec::new();
+            if !add.devices.is_empty()
+                && let Some(d) = section.key(text, "devices")
+            {
+                // The list: deeper lines, or `- ` items at the key's own indent.
+                let mut j = d + 1;
+                let mut item_indent = None;
+                while j < section.end {
+                    let l = lines[j];
+                    if is_content(l) {
+                        let ind = indent_of(l);
+                        let item = l.trim_start().starts_with('-');
+                        if item_indent.is_none() && item && ind >= child {
+                            item_indent = Some(ind);
+                        }
+                        if !(ind > child || (ind == child && item)) {
+                            break;
+                        }
+                    }
+                    j += 1;
+                }
+                let indent = item_indent.unwrap_or(child + 2);
+                let items: Vec<String> = add
+                    .devices
+                    .iter()
+                    .flat_map(|e| {
+                        e.render(indent)
+                            .lines()
+                            .map(str::to_owned)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect();
+                device_lines = items.clone();
+                let list_end = last_content(d, j) + 1;
+                out.splice(at..at, keys.clone());
+                out.splice(list_end..list_end, items);
+            } else {
+                out.splice(at..at, keys.clone());
+            }
+            diff.extend(device_lines.iter().map(|l| format!("+{l}")));
+            diff.extend(keys.iter().map(|l| format!("+{l}")));
+        }
+    }
+    let mut text_out = out.join("\n");
+    if text.ends_with('\n') || text.is_empty() {
+        text_out.push('\n');
+    }
+    (text_out, diff)
+}
+
+/// Checks that merging kept every existing rule and setting, added `added` rules, and
+/// left the runtime settings as `runtime` (the existing ones with what was added).
+fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Result<(), String> {
     let fail = |what: &str| Err(format!("merging changed the existing {what} (a bug)"));
     if old.name != new.name || old.mode != new.mode {
         return fail("name or mode");
@@ -201,7 +479,7 @@ fn verify(old: &Profile, new: &Profile, added: usize) -> Result<(), String> {
     if format!("{:?}", old.syscalls) != format!("{:?}", new.syscalls) {
         return fail("syscall rules");
     }
-    if old.runtime != new.runtime {
+    if *runtime != new.runtime {
         return fail("runtime settings");
     }
     if (old.egress.default, old.egress.report, old.egress.dns)
@@ -461,5 +739,122 @@ mod tests {
         let open = "name: a\nmode: audit\negress:\n  default: allow\n";
         let m = merge(open, Path::new("a.yaml"), &observed(&records)).unwrap();
         assert_eq!((m.added, m.text.as_str()), (0, open));
+    }
+
+    fn live(records: &[serde_json::Value]) -> Observed {
+        let mut o = observed(records);
+        o.watched = super::super::Watched {
+            devices: true,
+            creds: true,
+        };
+        o
+    }
+
+    fn kmsg(access: &str) -> serde_json::Value {
+        json!({"kind":"deviation","deviation":"device","process":"app","device":{"type":"c","major":1,"minor":11,"access":access}})
+    }
+
+    fn creds(exe: &str, caps: &[&str], nnp: bool) -> serde_json::Value {
+        json!({"kind":"deviation","deviation":"capabilities","exe":exe,"capabilities":caps,"no_new_privileges":nnp})
+    }
+
+    #[test]
+    fn runtime_lines_are_added_when_the_profile_has_none() {
+        let base = "name: a\nmode: enforce\negress:\n  default: deny\nruntime:\n  user: 0   # root\n\nsyscalls:\n  - set: escape\n    action: kill\n";
+        let m = merge(
+            base,
+            Path::new("a.yaml"),
+            &live(&[kmsg("r"), creds("/bin/app", &["CAP_CHOWN"], true)]),
+        )
+        .unwrap();
+        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        assert!(
+            m.text.contains("  user: 0   # root\n  devices:\n    - default\n    # c 1:11 /dev/kmsg: r ×1 by app\n    - {type: c, major: 1, minor: 11, access: r}\n"),
+            "{}",
+            m.text
+        );
+        assert!(m.text.contains("  capabilities: [CHOWN]\n"), "{}", m.text);
+        assert!(m.text.contains("  no_new_privileges: true"), "{}", m.text);
+        let p = crate::policy::parse_str(&m.text, Path::new("a.yaml")).unwrap();
+        assert_eq!(p.runtime.user, Some(0));
+        assert!(p.runtime.no_new_privileges);
+        assert_eq!(
+            m.runtime_diff.len(),
+            m.text.lines().count() - base.lines().count()
+        );
+        assert!(
+            m.render_diff(Path::new("a.yaml"))
+                .contains("runtime:\n+  devices:")
+        );
+        // Learned again: nothing new.
+        let again = merge(
+            &m.text,
+            Path::new("a.yaml"),
+            &live(&[kmsg("r"), creds("/bin/app", &["CAP_CHOWN"], true)]),
+        )
+        .unwrap();
+        assert_eq!(again.text, m.text);
+        assert!(again.runtime_diff.is_empty());
+        assert!(
+            again
+                .render_diff(Path::new("a.yaml"))
+                .contains("runtime: nothing added")
+        );
+        // No runtime section at all: one is appended.
+        let bare = "name: a\nmode: enforce\negress:\n  default: deny\n";
+        let m = merge(bare, Path::new("a.yaml"), &live(&[])).unwrap();
+        assert!(
+            m.text.ends_with("runtime:\n  devices:\n    - default\n  # The effective capabilities its programs held after exec (none)\n  capabilities: []\n  no_new_privileges: true   # every program ran with the flag\n"),
+            "{}",
+            m.text
+        );
+        // An events file (nothing watched) adds no runtime line.
+        let m = merge(base, Path::new("a.yaml"), &observed(&[kmsg("r")])).unwrap();
+        assert_eq!(m.text, base);
+    }
+
+    #[test]
+    fn new_devices_are_appended_and_credential_departures_listed() {
+        let base = "name: a\nmode: enforce\negress:\n  default: deny\nruntime:\n  capabilities: [NET_BIND_SERVICE]\n  no_new_privileges: true\n  devices:\n  - default\n  - {type: c, major: 1, minor: 11, access: r}   # kmsg\n  read_only: [/]\n";
+        let records = [
+            kmsg("rm"),
+            json!({"kind":"deviation","deviation":"device","process":"app","device":{"type":"c","major":10,"minor":200,"access":"rw"}}),
+            creds("/bin/app", &["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"], true),
+            creds("/bin/sh", &[], false),
+        ];
+        let m = merge(base, Path::new("a.yaml"), &live(&records)).unwrap();
+        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        // Only the access the existing rule lacks, and the new device; in the list's
+        // own style, before the next key.
+        assert!(
+            m.text.contains("access: r}   # kmsg\n  # c 1:11 /dev/kmsg: rm ×1 by app\n  - {type: c, major: 1, minor: 11, access: m}\n  # c 10:200 /dev/net/tun: rw ×1 by app\n  - {type: c, major: 10, minor: 200, access: rw}\n  read_only: [/]\n"),
+            "{}",
+            m.text
+        );
+        assert_eq!(m.not_merged.len(), 2, "{:?}", m.not_merged);
+        assert!(
+            m.not_merged[0].contains("CAP_SYS_ADMIN"),
+            "{:?}",
+            m.not_merged
+        );
+        assert!(m.not_merged[1].contains("/bin/sh"), "{:?}", m.not_merged);
+        let p = crate::policy::parse_str(&m.text, Path::new("a.yaml")).unwrap();
+        assert_eq!(
+            p.runtime.capabilities.unwrap().names(),
+            vec!["CAP_NET_BIND_SERVICE"]
+        );
+        // A flow-style list is not changed: what it lacks is listed.
+        let flow = "name: a\nmode: enforce\negress:\n  default: deny\nruntime:\n  devices: [default]\n  no_new_privileges: false\n";
+        let m = merge(flow, Path::new("a.yaml"), &live(&[kmsg("r")])).unwrap();
+        assert!(
+            m.not_merged
+                .iter()
+                .any(|l| l.contains("{type: c, major: 1, minor: 11, access: r}")),
+            "{:?}",
+            m.not_merged
+        );
+        // An explicit `no_new_privileges: false` stays; capabilities are added.
+        assert!(!m.text.contains("no_new_privileges: true"), "{}", m.text);
+        assert!(m.text.contains("  capabilities: []\n"), "{}", m.text);
     }
 }

@@ -132,10 +132,20 @@ pub fn compile_devices(profile: u32, rules: &[DeviceRule]) -> Vec<(DeviceKey, u3
     out.into_iter().collect()
 }
 
-/// The accesses the compiled entries allow for one device, the way the kernel looks
-/// them up (exact, then the three wildcard forms). For tests.
-#[cfg(test)]
-pub(crate) fn simulate(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, minor: u32) -> u32 {
+/// The accesses `rules` allow on one device (`block`: a block device, else a character
+/// device), as the kernel judges them.
+pub fn allowed(rules: &[DeviceRule], block: bool, major: u32, minor: u32) -> u32 {
+    let dev_type = if block {
+        device_type::BLOCK
+    } else {
+        device_type::CHAR
+    };
+    lookup(&compile_devices(0, rules), dev_type, major, minor)
+}
+
+/// The accesses compiled entries allow on one device, the way the kernel looks them up
+/// (exact, then the three wildcard forms).
+fn lookup(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, minor: u32) -> u32 {
     entries
         .iter()
         .filter(|(k, _)| {
@@ -144,6 +154,13 @@ pub(crate) fn simulate(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, 
                 && (k.minor == minor || k.minor == DEVICE_ANY)
         })
         .fold(0, |acc, (_, a)| acc | a)
+}
+
+/// The accesses the compiled entries allow for one device, the way the kernel looks
+/// them up (exact, then the three wildcard forms). For tests.
+#[cfg(test)]
+pub(crate) fn simulate(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, minor: u32) -> u32 {
+    lookup(entries, dev_type, major, minor)
 }
 
 impl<'de> Deserialize<'de> for DeviceRule {

@@ -117,22 +117,21 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
 pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
     let raw: RawProfile = serde_yaml::from_str(text).map_err(|e| {
         let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        // A check over the whole `runtime:` section has no location of its own: point
-        // at the key it is about.
-        if (line, column) == (1, 1) {
-            let message = e.to_string();
-            if let Some(key) = ["writable", "read_only"]
+        // A check over the whole `runtime:` section has no location of its own (or the
+        // section's): point at the key it is about.
+        let message = e.to_string();
+        if ((line, column) == (1, 1) || message.contains("`read_only_root`"))
+            && let Some(key) = ["read_only_root", "writable", "read_only"]
                 .into_iter()
                 .find(|k| message.contains(&format!("`{k}`")) || message.contains(k))
-            {
-                (line, column) = nested_key_position(text, key);
-            }
+        {
+            (line, column) = nested_key_position(text, key);
         }
         PolicyError {
             file: file.to_path_buf(),
             line,
             column,
-            message: clean_message(&e.to_string()),
+            message: clean_message(&message),
         }
     })?;
     Ok(from_raw(raw, file))
@@ -298,12 +297,12 @@ mod tests {
     #[test]
     fn hardened_runtime_keys_and_name_selectors() {
         let p = parse(
-            "name: a\nmode: audit\nselector:\n  name: \"web-*\"\nruntime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE, cap_chown]\n  no_new_privileges: true\n  read_only_root: true\n",
+            "name: a\nmode: audit\nselector:\n  name: \"web-*\"\nruntime:\n  user: 1000\n  capabilities: [NET_BIND_SERVICE, cap_chown]\n  no_new_privileges: true\n  read_only: [/]\n  writable: [/tmp]\n",
         )
         .unwrap();
         let caps = p.runtime.capabilities.unwrap();
         assert_eq!(caps.names(), vec!["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]);
-        assert!(p.runtime.no_new_privileges && p.runtime.read_only_root);
+        assert!(p.runtime.no_new_privileges && p.runtime.read_only_root());
         assert!(p.runtime.needs_creds());
         assert!(p.selector.matches_named("/x/abc", Some("web-1")));
         assert!(!p.selector.matches_named("/x/abc", Some("db-1")));
@@ -323,6 +322,24 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_read_only_root_is_read_only_slash() {
+        let root = |body: &str| {
+            parse(&format!("name: a\nmode: audit\nruntime:\n{body}"))
+                .unwrap()
+                .runtime
+                .read_only_root()
+        };
+        assert!(root("  read_only: [/]\n  writable: [/tmp, /dev]\n"));
+        assert!(!root("  read_only: [/etc, /usr]\n"));
+        assert!(!root("  user: 1000\n"));
+        // The old key is refused where it is written, with what to write instead.
+        let e = parse("name: a\nmode: audit\nruntime:\n  user: 1000\n  read_only_root: true\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (5, 3), "{e}");
+        assert!(e.message.contains("`read_only: [/]`"), "{e}");
     }
 
     #[test]

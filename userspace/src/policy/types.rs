@@ -530,13 +530,12 @@ pub struct Runtime {
     /// `true`: every program runs with the no-new-privileges flag, and no exec raises
     /// the effective uid or capabilities (a set-uid program); either is reported.
     pub no_new_privileges: bool,
-    /// `true`: the container's root filesystem is read-only (checked against its OCI
-    /// config when the container is discovered).
-    pub read_only_root: bool,
     /// The devices the container may open or create (`None`: no restriction); other
     /// accesses are refused (enforce) or reported (audit).
     pub devices: Option<Vec<super::devices::DeviceRule>>,
     /// Paths under which every write is reported (the longest listed path decides).
+    /// Listing `/` promises a read-only root filesystem: a container whose OCI config
+    /// leaves it writable is reported when it is discovered ([`Runtime::read_only_root`]).
     pub read_only: Vec<super::paths::ProfilePath>,
     /// Exceptions to `read_only`: writes under them are expected.
     pub writable: Vec<super::paths::ProfilePath>,
@@ -546,6 +545,12 @@ impl Runtime {
     /// Whether the kernel must read task credentials (and so needs their offsets).
     pub fn needs_creds(&self) -> bool {
         self.capabilities.is_some() || self.no_new_privileges
+    }
+
+    /// Whether the profile promises a read-only root filesystem: `read_only` lists `/`
+    /// (a `writable` path cannot also be `/`, so nothing takes the root back).
+    pub fn read_only_root(&self) -> bool {
+        super::paths::is_read_only(&self.read_only, &self.writable, "/")
     }
 }
 
@@ -563,8 +568,9 @@ struct RuntimeFields {
     capabilities: Option<crate::caps::CapSet>,
     #[serde(default)]
     no_new_privileges: bool,
+    /// Gone: a read-only root is `read_only: [/]`. Kept here only to say so.
     #[serde(default)]
-    read_only_root: bool,
+    read_only_root: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     devices: Option<Vec<super::devices::DeviceRule>>,
     #[serde(default)]
@@ -576,6 +582,12 @@ struct RuntimeFields {
 impl TryFrom<RuntimeFields> for Runtime {
     type Error = String;
     fn try_from(f: RuntimeFields) -> Result<Self, String> {
+        if f.read_only_root.is_some() {
+            return Err(
+                "`read_only_root` is no longer a key: a read-only root is `read_only: [/]`, with the container's writable mounts as `writable` (the OCI check follows from it)"
+                    .to_owned(),
+            );
+        }
         super::paths::validate(&f.read_only, &f.writable)?;
         Ok(Self {
             user: f.user,
@@ -583,7 +595,6 @@ impl TryFrom<RuntimeFields> for Runtime {
             raw_sockets: f.raw_sockets,
             capabilities: f.capabilities,
             no_new_privileges: f.no_new_privileges,
-            read_only_root: f.read_only_root,
             devices: f.devices,
             read_only: f.read_only,
             writable: f.writable,
