@@ -529,3 +529,43 @@ print("status", status, flush=True)
         "the child was not killed: {out:?}"
     );
 }
+
+#[test]
+fn the_exit_program_stays_well_inside_the_verifier_budget() {
+    require_root();
+    // The largest program: the escape set's path checks and read-only paths, both
+    // judged at exit. The kernel refuses a program past a million verified
+    // instructions; a change that doubles inlined code there can reach it unnoticed
+    // (it did once: 974k), so the budget kept here is half of that.
+    let p = profile(
+        "enforce",
+        "  - set: escape\n    action: kill\nruntime:\n  read_only: [/]\n  writable: [/tmp]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(cgwarden_tests::cgwarden())
+        .args(["exec", "--events"])
+        .arg(dir.path().join("events.jsonl"))
+        .arg("--policy")
+        .arg(p.path())
+        .args(["--", "true"])
+        .env("RUST_LOG", "cgwarden::bpf::loader=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let verified: u64 = log
+        .lines()
+        .find_map(|l| {
+            l.split("program sys_exit: Some(")
+                .nth(1)?
+                .split(')')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no verified count for sys_exit in the log:\n{log}"));
+    assert!(
+        verified < 500_000,
+        "sys_exit took {verified} verified instructions (kernel limit 1,000,000)"
+    );
+}
