@@ -164,6 +164,11 @@ pub async fn serve(
                     // directory can go: handle them while its path is still known.
                     drain(agent, ring.get_mut())?;
                     last_walk = std::time::Instant::now();
+                    if let Some(w) = watch.as_mut()
+                        && let Err(e) = w.get_mut().watch_new_state_roots()
+                    {
+                        log::warn!("cannot watch a runtime state directory: {e}");
+                    }
                     agent.rescan()?;
                     agent.flush()?;
                 }
@@ -192,6 +197,11 @@ pub async fn serve(
                 {
                     drain(agent, ring.get_mut())?;
                     last_walk = std::time::Instant::now();
+                    if let Some(w) = watch.as_mut()
+                        && let Err(e) = w.get_mut().watch_new_state_roots()
+                    {
+                        log::warn!("cannot watch a runtime state directory: {e}");
+                    }
                     agent.rescan()?;
                 }
                 agent.check_counters()?;

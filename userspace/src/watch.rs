@@ -67,13 +67,35 @@ impl Watcher {
         let cgroup2 = self.cgroup2.clone();
         self.add_tree(&cgroup2)?;
         for root in self.state_roots.clone() {
-            if root.is_dir() {
-                self.add(&root, Kind::StateRoot)?;
-                for entry in std::fs::read_dir(&root)?.flatten() {
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        let _ = self.add(&entry.path(), Kind::StateEntry);
-                    }
+            self.add_state_root(&root)?;
+        }
+        Ok(())
+    }
+
+    /// Watches a runtime state directory and its container directories, if it exists.
+    fn add_state_root(&mut self, root: &Path) -> io::Result<()> {
+        if root.is_dir() {
+            self.add(root, Kind::StateRoot)?;
+            for entry in std::fs::read_dir(root)?.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    let _ = self.add(&entry.path(), Kind::StateEntry);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts watching the state directories that did not exist before (a runtime makes
+    /// its root with its first container, or made it again); the agent calls this with
+    /// each backstop walk.
+    pub fn watch_new_state_roots(&mut self) -> io::Result<()> {
+        for root in self.state_roots.clone() {
+            let watched = self
+                .watches
+                .values()
+                .any(|(dir, kind)| *kind == Kind::StateRoot && *dir == root);
+            if !watched {
+                self.add_state_root(&root)?;
             }
         }
         Ok(())
@@ -230,6 +252,20 @@ impl AsRawFd for Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_directory_made_after_the_start_is_watched_from_the_next_walk() {
+        let tree = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let root = state.path().join("runc");
+        let mut w = Watcher::new(tree.path(), std::slice::from_ref(&root)).unwrap();
+        let before = w.len();
+        std::fs::create_dir_all(root.join("ctr1")).unwrap();
+        w.watch_new_state_roots().unwrap();
+        assert_eq!(w.len(), before + 2, "the root and its container directory");
+        w.watch_new_state_roots().unwrap();
+        assert_eq!(w.len(), before + 2, "watched once");
+    }
 
     #[test]
     fn sees_new_directories_at_any_depth_and_watches_them() {
