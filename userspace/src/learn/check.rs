@@ -270,29 +270,38 @@ pub fn egress_verdict(
     if addrs.is_empty() {
         return default;
     }
+    // The addresses are judged by the kernel's own tables: the compiled entries, looked
+    // up as the kernel looks them up (names were judged above, from the answers seen).
+    let entries = match crate::policy::compile::compile_egress(0, &profile.egress, &|_| Vec::new())
+    {
+        Ok(entries) => entries,
+        Err(e) => {
+            // The agent refuses such a profile; judged by its default here.
+            log::warn!("profile `{}` does not compile: {e}", profile.name);
+            Vec::new()
+        }
+    };
+    let proto_bit = match protocol {
+        "tcp" => cgwarden_common::proto::TCP,
+        "udp" => cgwarden_common::proto::UDP,
+        "icmp" => cgwarden_common::proto::ICMP,
+        _ => cgwarden_common::proto::OTHER,
+    };
     let mut last = default.clone();
     for addr in addrs {
-        let addr = unmap(*addr);
-        let mut candidates: Vec<(u8, bool, &crate::policy::EgressRule)> = rules
-            .iter()
-            .filter(|r| fits(r))
-            .flat_map(|r| {
-                r.to.iter().filter_map(move |d| match d {
-                    Destination::Net(net) if net.contains(addr) => {
-                        Some((net.prefix(), r.action == RuleAction::Deny, r))
-                    }
-                    _ => None,
-                })
-            })
-            .collect();
-        // Longest prefix first; at equal length deny first.
-        candidates.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-        let v = match candidates.first() {
-            Some((_, deny, r)) => EgressVerdict {
-                allowed: !deny,
-                rule: r.label.clone(),
-                explicit_deny: *deny,
-            },
+        let found =
+            crate::policy::compile::simulate(&entries, unmap(*addr), port.unwrap_or(0), proto_bit);
+        let v = match found {
+            Some((verdict, index)) => {
+                let deny = verdict == cgwarden_common::verdict::DENY;
+                EgressVerdict {
+                    allowed: !deny,
+                    rule: rules
+                        .get(index as usize)
+                        .map_or_else(|| format!("egress[{index}]"), |r| r.label.clone()),
+                    explicit_deny: deny,
+                }
+            }
             None => default.clone(),
         };
         if !v.allowed {

@@ -321,8 +321,9 @@ fn display_prefix((addr, len): Prefix) -> String {
 }
 
 /// What the kernel would decide for a flow, computed from compiled entries the way the
-/// kernel does it. Used by tests to check the compiler; the agent never calls it.
-#[cfg(test)]
+/// kernel does it (the longest prefix, then its first rule whose port and protocol
+/// match): the rule's verdict and index. Tests check the compiler with it, and
+/// `learn --check` judges recorded flows with it.
 pub(crate) fn simulate(
     entries: &[EgressEntry],
     ip: IpAddr,
