@@ -145,20 +145,22 @@ pub fn exec(m: &Match, exe: &[u8; EXE_BYTES]) {
 }
 
 /// A process forked `child`: it starts with the current task's credentials when the
-/// current task is monitored. Otherwise a reused pid must not keep a dead process's.
+/// current task's profile has a credential rule (no reads otherwise). Otherwise a
+/// reused pid must not keep a dead process's.
 #[inline(always)]
-pub fn fork(child: u32, monitored: bool) {
-    if !monitored {
-        // SAFETY: only the presence is checked.
-        if unsafe { CREDS.get(&child) }.is_some() {
-            let _ = CREDS.remove(&child);
+pub fn fork(child: u32, m: Option<&Match>) {
+    // SAFETY: values are written whole by the agent and only read here.
+    let rule = m.and_then(|m| unsafe { CRED_RULES.get(&m.profile.id) });
+    match rule.and_then(|_| offsets()).and_then(current) {
+        Some((now, _)) => {
+            let _ = CREDS.insert(&child, &now, 0);
         }
-        return;
-    }
-    let Some(o) = offsets() else {
-        return;
-    };
-    if let Some((now, _)) = current(o) {
-        let _ = CREDS.insert(&child, &now, 0);
+        // Not judged: a reused pid must not keep what a dead process had.
+        // SAFETY: only the presence is checked.
+        None => {
+            if unsafe { CREDS.get(&child) }.is_some() {
+                let _ = CREDS.remove(&child);
+            }
+        }
     }
 }

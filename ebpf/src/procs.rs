@@ -100,9 +100,9 @@ pub fn fork(ctx: &TracePointContext) -> u32 {
     };
     let child = child as u32;
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let monitored = profile::current().is_some();
-    crate::creds::fork(child, monitored);
-    let tracked = if monitored {
+    let m = profile::current();
+    crate::creds::fork(child, m.as_ref());
+    let tracked = if m.is_some() {
         PROCS.get_ptr(&parent)
     } else {
         None
