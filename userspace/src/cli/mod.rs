@@ -83,7 +83,8 @@ pub enum Command {
         /// Keep following (the only mode: events already written are in the sinks).
         #[arg(long)]
         follow: bool,
-        /// Only events of this kind (connect, sendmsg, packet, dns, lost).
+        /// Only events of this kind (connect, sendmsg, packet, bind, dns, syscall, sysctl,
+        /// deviation, lost).
         #[arg(long)]
         kind: Option<String>,
         /// Only events of cgroups whose path contains this (a container id or name).
