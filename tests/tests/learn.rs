@@ -70,11 +70,7 @@ fn a_learned_profile_allows_the_workload_and_nothing_new() {
         .arg(&learned)
         .output()
         .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    cgwarden_tests::assert_success(&check);
 
     // The same workload under the learned profile, enforced: nothing is denied.
     let profile = ProfileFile::new(&text);
@@ -132,11 +128,7 @@ fn the_seccomp_export_runs_the_workload_in_runc() {
         },
     );
     let run = container.run();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    cgwarden_tests::assert_success(&run);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello\n");
     // And the filter is real: a syscall the workload never used is refused.
     let id = unique("cgw");
@@ -244,26 +236,7 @@ fn deviations<'a>(out: &'a ExecOutput, what: &str) -> Vec<&'a serde_json::Value>
 /// `cgwarden exec <options> -- <command>` started with the no-new-privileges flag set
 /// (`setpriv --no-new-privs`), so every program of the command has it too.
 fn exec_without_new_privileges(options: &[&str], command: &[&str]) -> ExecOutput {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let out = Command::new("setpriv")
-        .arg("--no-new-privs")
-        .arg(cgwarden())
-        .arg("exec")
-        .arg("--events")
-        .arg(&events)
-        .args(options)
-        .arg("--")
-        .args(command)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run setpriv --no-new-privs cgwarden exec");
-    ExecOutput {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        events: cgwarden_tests::read_events(&events),
-    }
+    cgwarden_tests::exec_under(&["setpriv", "--no-new-privs"], options, command, "")
 }
 
 #[test]
@@ -347,16 +320,7 @@ fn merge_adds_the_devices_a_profile_lacks() {
     std::fs::write(&base, base_text).unwrap();
     let merged = dir.path().join("merged.yaml");
     let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
-    let out = exec_with(
-        &[
-            "--learn",
-            merged.to_str().unwrap(),
-            "--merge",
-            base.to_str().unwrap(),
-        ],
-        &run,
-        "",
-    );
+    let out = learn_merging(&merged, &base, &run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&merged).unwrap();
     assert!(keeps_every_line(base_text, &text), "{text}");
@@ -374,6 +338,21 @@ fn merge_adds_the_devices_a_profile_lacks() {
     let out = exec(&merged, &run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     assert!(deviations(&out, "device").is_empty(), "{:?}", out.events);
+}
+
+/// `cgwarden exec --learn <learned> --merge <base> -- <command>`: learns `command` on top
+/// of the profile `base`.
+fn learn_merging(learned: &Path, base: &Path, command: &[&str]) -> ExecOutput {
+    exec_with(
+        &[
+            "--learn",
+            learned.to_str().unwrap(),
+            "--merge",
+            base.to_str().unwrap(),
+        ],
+        command,
+        "",
+    )
 }
 
 /// Every line of `old` is in `new`, in the same order.
@@ -395,11 +374,7 @@ fn cgwarden_check(profile: &Path) {
         .arg(profile)
         .output()
         .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    cgwarden_tests::assert_success(&check);
 }
 
 #[test]
@@ -430,16 +405,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     let mut second_run = first_run.to_vec();
     second_run.extend(["tcp", &extra_addr]);
     let merged = dir.path().join("merged.yaml");
-    let out = exec_with(
-        &[
-            "--learn",
-            merged.to_str().unwrap(),
-            "--merge",
-            first.to_str().unwrap(),
-        ],
-        &second_run,
-        "",
-    );
+    let out = learn_merging(&merged, &first, &second_run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let merged_text = std::fs::read_to_string(&merged).unwrap();
     assert!(
@@ -611,11 +577,7 @@ fn learn_a_running_runc_container_by_id() {
         .output()
         .unwrap();
     let took = started.elapsed();
-    assert!(
-        learn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&learn.stderr)
-    );
+    cgwarden_tests::assert_success(&learn);
     assert!(took >= Duration::from_secs(2), "stopped early: {took:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
@@ -682,11 +644,7 @@ fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
     let _ = child.kill();
     let _ = child.wait();
     let text = String::from_utf8_lossy(&learn.stdout);
-    assert!(
-        learn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&learn.stderr)
-    );
+    cgwarden_tests::assert_success(&learn);
     assert!(
         text.contains(&format!("/{base}/docker-{id}.scope")),
         "the cgroup it found: {text}"

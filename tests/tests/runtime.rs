@@ -212,11 +212,7 @@ fn profiles_from_oci_and_compose_pass_check() {
             .args(&args)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cgwarden_tests::assert_success(&out);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             text.contains("user: 1000") && text.contains("raw_sockets: deny"),
@@ -239,11 +235,7 @@ fn profiles_from_oci_and_compose_pass_check() {
             .arg(&profile)
             .output()
             .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        cgwarden_tests::assert_success(&check);
     }
 }
 
@@ -900,11 +892,7 @@ fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
     );
     // The same profile runs with the kernel's own BTF.
     let out = run("/sys/kernel/btf/vmlinux");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cgwarden_tests::assert_success(&out);
     // A profile without those keys does not need the layout.
     let plain = ProfileFile::new("name: plain\nmode: audit\nruntime:\n  user: 0\n");
     let out = std::process::Command::new(cgwarden_tests::cgwarden())
@@ -914,11 +902,7 @@ fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
         .env("CGWARDEN_BTF", "/nonexistent/vmlinux")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cgwarden_tests::assert_success(&out);
 }
 
 #[test]
