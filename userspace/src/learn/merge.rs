@@ -423,24 +423,7 @@ fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
             if !add.devices.is_empty()
                 && let Some(d) = section.key(text, "devices")
             {
-                // The list: deeper lines, or `- ` items at the key's own indent.
-                let mut j = d + 1;
-                let mut item_indent = None;
-                while j < section.end {
-                    let l = lines[j];
-                    if is_content(l) {
-                        let ind = indent_of(l);
-                        let item = l.trim_start().starts_with('-');
-                        if item_indent.is_none() && item && ind >= child {
-                            item_indent = Some(ind);
-                        }
-                        if !(ind > child || (ind == child && item)) {
-                            break;
-                        }
-                    }
-                    j += 1;
-                }
-                let indent = item_indent.unwrap_or(child + 2);
+                let (j, indent) = block_list(&lines, d, section.end, child);
                 let items: Vec<String> = add
                     .devices
                     .iter()
@@ -511,6 +494,31 @@ fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Resu
         return fail("deny rules");
     }
     Ok(())
+}
+
+/// The block list under the key on line `key`, whose section's children stand at
+/// `child` and which ends by line `end` at the latest. The list is the deeper lines, or
+/// `- ` items at the key's own indent. Returns the line after the list (the first
+/// content line that is neither) and the indent of its items (`child + 2` when it has
+/// none yet).
+fn block_list(lines: &[&str], key: usize, end: usize, child: usize) -> (usize, usize) {
+    let mut j = key + 1;
+    let mut item_indent = None;
+    while j < end {
+        let l = lines[j];
+        if is_content(l) {
+            let ind = indent_of(l);
+            let item = l.trim_start().starts_with('-');
+            if item_indent.is_none() && item && ind >= child {
+                item_indent = Some(ind);
+            }
+            if !(ind > child || (ind == child && item)) {
+                break;
+            }
+        }
+        j += 1;
+    }
+    (j, item_indent.unwrap_or(child + 2))
 }
 
 fn indent_of(line: &str) -> usize {
@@ -591,24 +599,7 @@ fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String
                 diff.extend(items.iter().map(|l| format!("+{l}")));
                 out.splice(a + 1..a + 1, items);
             } else if rest.is_empty() || rest.starts_with('#') {
-                // The list: deeper lines, or `- ` items at the key's own indent.
-                let mut j = a + 1;
-                let mut item_indent = None;
-                while j < end {
-                    let l = lines[j];
-                    if is_content(l) {
-                        let ind = indent_of(l);
-                        let item = l.trim_start().starts_with('-');
-                        if item_indent.is_none() && item && ind >= child {
-                            item_indent = Some(ind);
-                        }
-                        if !(ind > child || (ind == child && item)) {
-                            break;
-                        }
-                    }
-                    j += 1;
-                }
-                let indent = item_indent.unwrap_or(child + 2);
+                let (j, indent) = block_list(&lines, a, end, child);
                 let at = last_content(a, j).unwrap_or(a) + 1;
                 let items = render(indent);
                 diff.extend(items.iter().map(|l| format!("+{l}")));
