@@ -69,39 +69,30 @@ pub fn collapse(addrs: &[(IpAddr, u64)]) -> Vec<Collapsed> {
 
 /// The smallest network holding every address of `members` (all of one family).
 fn covering(members: &[(IpAddr, u64)]) -> IpNetwork {
+    // An address as a number, with its family's width in bits.
+    let number = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
     let first = members[0].0;
-    match first {
-        IpAddr::V4(a) => {
-            let base = u32::from(a);
-            let differ = members.iter().fold(0u32, |acc, (m, _)| match m {
-                IpAddr::V4(m) => acc | (u32::from(*m) ^ base),
-                IpAddr::V6(_) => acc,
-            });
-            let prefix = differ.leading_zeros().min(32) as u8;
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IpNetwork::new(IpAddr::V4((base & mask).into()), prefix)
-                .unwrap_or_else(|_| IpNetwork::from(first))
-        }
-        IpAddr::V6(a) => {
-            let base = u128::from(a);
-            let differ = members.iter().fold(0u128, |acc, (m, _)| match m {
-                IpAddr::V6(m) => acc | (u128::from(*m) ^ base),
-                IpAddr::V4(_) => acc,
-            });
-            let prefix = differ.leading_zeros().min(128) as u8;
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            IpNetwork::new(IpAddr::V6((base & mask).into()), prefix)
-                .unwrap_or_else(|_| IpNetwork::from(first))
-        }
-    }
+    let (base, width) = number(first);
+    let differ = members
+        .iter()
+        .map(|(m, _)| number(*m))
+        .filter(|(_, w)| *w == width)
+        .fold(0u128, |acc, (m, _)| acc | (m ^ base));
+    // Leading zeros within the family's width.
+    let prefix = (differ.leading_zeros() - (128 - width)).min(width) as u8;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        (u128::MAX << (128 - u32::from(prefix))) >> (128 - width)
+    };
+    let network = match first {
+        IpAddr::V4(_) => IpAddr::V4(((base & mask) as u32).into()),
+        IpAddr::V6(_) => IpAddr::V6((base & mask).into()),
+    };
+    IpNetwork::new(network, prefix).unwrap_or_else(|_| IpNetwork::from(first))
 }
 
 #[cfg(test)]
