@@ -103,6 +103,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// Each address seen once.
+    fn once(addrs: &[&str]) -> Vec<(IpAddr, u64)> {
+        addrs.iter().map(|s| (a(s), 1)).collect()
+    }
+
     fn texts(out: &[Collapsed]) -> Vec<String> {
         out.iter().map(Collapsed::to_text).collect()
     }
@@ -122,18 +127,18 @@ mod tests {
         assert_eq!(members.len(), 4);
         assert_eq!(members[0], (a("10.1.2.1"), 3));
         // Far apart within the /24: the cover is the whole /24, never wider.
-        let out = collapse(&[
-            (a("10.1.2.1"), 1),
-            (a("10.1.2.77"), 1),
-            (a("10.1.2.130"), 1),
-            (a("10.1.2.254"), 1),
-        ]);
+        let out = collapse(&once(&[
+            "10.1.2.1",
+            "10.1.2.77",
+            "10.1.2.130",
+            "10.1.2.254",
+        ]));
         assert_eq!(texts(&out), ["10.1.2.0/24"]);
     }
 
     #[test]
     fn three_addresses_stay_exact() {
-        let out = collapse(&[(a("10.1.2.1"), 1), (a("10.1.2.2"), 1), (a("10.1.2.3"), 1)]);
+        let out = collapse(&once(&["10.1.2.1", "10.1.2.2", "10.1.2.3"]));
         assert_eq!(texts(&out), ["10.1.2.1", "10.1.2.2", "10.1.2.3"]);
         assert!(out.iter().all(|c| matches!(c, Collapsed::Exact(..))));
     }
@@ -152,25 +157,20 @@ mod tests {
 
     #[test]
     fn neighbours_across_a_24_boundary_do_not_collapse() {
-        let out = collapse(&[
-            (a("10.1.2.254"), 1),
-            (a("10.1.2.255"), 1),
-            (a("10.1.3.0"), 1),
-            (a("10.1.3.1"), 1),
-        ]);
+        let out = collapse(&once(&["10.1.2.254", "10.1.2.255", "10.1.3.0", "10.1.3.1"]));
         assert_eq!(out.len(), 4, "{out:?}");
     }
 
     #[test]
     fn v6_collapses_within_a_64_and_never_mixes_families() {
-        let out = collapse(&[
-            (a("2001:db8::1"), 1),
-            (a("2001:db8::2"), 1),
-            (a("2001:db8::a"), 1),
-            (a("2001:db8::f"), 1),
-            (a("2001:db8:0:1::1"), 1),
-            (a("10.0.0.1"), 1),
-        ]);
+        let out = collapse(&once(&[
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::a",
+            "2001:db8::f",
+            "2001:db8:0:1::1",
+            "10.0.0.1",
+        ]));
         assert_eq!(
             texts(&out),
             ["10.0.0.1", "2001:db8::/124", "2001:db8:0:1::1"],
