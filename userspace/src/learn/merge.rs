@@ -641,6 +641,13 @@ mod tests {
         old.lines().all(|l| new_lines.any(|n| n == l))
     }
 
+    /// Merges, and asserts that every line of `base` is kept.
+    fn merge_keeping(base: &str, path: &Path, o: &Observed) -> Merged {
+        let m = merge(base, path, o).unwrap();
+        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        m
+    }
+
     #[test]
     fn adds_exactly_the_new_destination_and_port() {
         let base = super::super::profile_yaml("svc", "a test", &observed(&base_records()));
@@ -651,9 +658,8 @@ mod tests {
         again.push(
             json!({"kind":"connect","dst":"127.0.0.99","port":80,"protocol":"tcp","time":"t6"}),
         );
-        let m = merge(&base, Path::new("base.yaml"), &observed(&again)).unwrap();
+        let m = merge_keeping(&base, Path::new("base.yaml"), &observed(&again));
         assert_eq!(m.added, 2, "{}", m.text);
-        assert!(keeps_every_line(&base, &m.text), "{}", m.text);
         assert!(
             m.text
                 .contains("- to: api.test\n      ports: [8443]\n      protocol: tcp"),
@@ -689,9 +695,8 @@ mod tests {
             json!({"kind":"deviation","deviation":"uid","uid":0}),
             json!({"kind":"bind"}),
         ];
-        let m = merge(base, Path::new("web.yaml"), &observed(&records)).unwrap();
+        let m = merge_keeping(base, Path::new("web.yaml"), &observed(&records));
         assert_eq!(m.added, 1);
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
         // Items at the key's own indent: the new one follows that style.
         assert!(
             m.text.contains("  - to: 192.0.2.1\n    ports: [443]"),
@@ -752,13 +757,11 @@ mod tests {
     #[test]
     fn runtime_lines_are_added_when_the_profile_has_none() {
         let base = "name: a\nmode: enforce\negress:\n  default: deny\nruntime:\n  user: 0   # root\n\nsyscalls:\n  - set: escape\n    action: kill\n";
-        let m = merge(
+        let m = merge_keeping(
             base,
             Path::new("a.yaml"),
             &live(&[kmsg("r"), creds("/bin/app", &["CAP_CHOWN"], true)]),
-        )
-        .unwrap();
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        );
         assert!(
             m.text.contains("  user: 0   # root\n  devices:\n    - default\n    # c 1:11 /dev/kmsg: r ×1 by app\n    - {type: c, major: 1, minor: 11, access: r}\n"),
             "{}",
@@ -813,8 +816,7 @@ mod tests {
             creds("/bin/app", &["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"], true),
             creds("/bin/sh", &[], false),
         ];
-        let m = merge(base, Path::new("a.yaml"), &live(&records)).unwrap();
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        let m = merge_keeping(base, Path::new("a.yaml"), &live(&records));
         // Only the access the existing rule lacks, and the new device; in the list's
         // own style, before the next key.
         assert!(
