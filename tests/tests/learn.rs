@@ -54,23 +54,14 @@ fn a_learned_profile_allows_the_workload_and_nothing_new() {
 
     let dir = tempfile::tempdir().unwrap();
     let learned = dir.path().join("learned.yaml");
-    let out = exec_with(
-        &["--learn", learned.to_str().unwrap(), "--name", "svc"],
-        &args,
-        "",
-    );
+    let out = learn_named(&learned, "svc", &args);
     assert_eq!(out.stdout, "ok 127.0.0.81\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&learned).unwrap();
     assert!(
         text.contains("- to: svc.test"),
         "the name it resolved, not the address:\n{text}"
     );
-    let check = Command::new(cgwarden())
-        .arg("check")
-        .arg(&learned)
-        .output()
-        .unwrap();
-    cgwarden_tests::assert_success(&check);
+    cgwarden_check(&learned);
 
     // The same workload under the learned profile, enforced: nothing is denied.
     let profile = ProfileFile::new(&text);
@@ -163,11 +154,7 @@ fn learn_from_an_events_file_of_a_running_agent() {
         e["dst"] == "127.0.0.84"
     });
     assert!(found.is_some(), "{}", agent.log());
-    let learned = Command::new(cgwarden())
-        .args(["learn", "--name", "app", "--events"])
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let learned = learn_from_events(&["--name", "app"], &agent.events_path());
     let text = String::from_utf8_lossy(&learned.stdout);
     assert!(
         text.contains(&format!(
@@ -180,26 +167,14 @@ fn learn_from_an_events_file_of_a_running_agent() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("app.yaml");
     std::fs::write(&base, text.as_bytes()).unwrap();
-    let again = Command::new(cgwarden())
-        .args(["learn", "--merge"])
-        .arg(&base)
-        .arg("--events")
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let again = learn_from_events(&["--merge", base.to_str().unwrap()], &agent.events_path());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
     assert!(stderr.contains("0 rule(s) added"), "{stderr}");
     assert!(stderr.contains("egress: nothing new"), "{stderr}");
     // And judged against it, the events file has nothing enforce mode would deny.
-    let check = Command::new(cgwarden())
-        .args(["learn", "--check"])
-        .arg(&base)
-        .arg("--events")
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let check = learn_from_events(&["--check", base.to_str().unwrap()], &agent.events_path());
     let report = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(0), "{report}");
     assert!(report.contains("0 would be denied"), "{report}");
@@ -247,11 +222,7 @@ fn a_learned_profile_has_the_devices_and_capabilities_the_workload_used() {
     let nodes = nodes.path().to_str().unwrap();
     let learned = dir.path().join("learned.yaml");
     let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
-    let out = exec_with(
-        &["--learn", learned.to_str().unwrap(), "--name", "dev"],
-        &run,
-        "",
-    );
+    let out = learn_named(&learned, "dev", &run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&learned).unwrap();
     // The default set, and exactly the accesses used on the one device beyond it.
@@ -340,6 +311,27 @@ fn merge_adds_the_devices_a_profile_lacks() {
     assert!(deviations(&out, "device").is_empty(), "{:?}", out.events);
 }
 
+/// `cgwarden learn <options> --events <events>`: learning (or checking) offline from
+/// an events file.
+fn learn_from_events(options: &[&str], events: &Path) -> std::process::Output {
+    Command::new(cgwarden())
+        .arg("learn")
+        .args(options)
+        .arg("--events")
+        .arg(events)
+        .output()
+        .unwrap()
+}
+
+/// `cgwarden exec --learn <learned> --name <name> -- <command>`.
+fn learn_named(learned: &Path, name: &str, command: &[&str]) -> ExecOutput {
+    exec_with(
+        &["--learn", learned.to_str().unwrap(), "--name", name],
+        command,
+        "",
+    )
+}
+
 /// `cgwarden exec --learn <learned> --merge <base> -- <command>`: learns `command` on top
 /// of the profile `base`.
 fn learn_merging(learned: &Path, base: &Path, command: &[&str]) -> ExecOutput {
@@ -392,11 +384,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     let first_run = [probe.as_str(), "tcp", &api_addr, "udp", &metrics_addr];
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.yaml");
-    let out = exec_with(
-        &["--learn", first.to_str().unwrap(), "--name", "svc"],
-        &first_run,
-        "",
-    );
+    let out = learn_named(&first, "svc", &first_run);
     assert_eq!(out.stdout, "ok\nok\n", "{out:?}");
     let first_text = std::fs::read_to_string(&first).unwrap();
     assert_eq!(rule_count(&first_text), 2, "{first_text}");
@@ -511,11 +499,7 @@ fn check_lists_exactly_what_enforce_would_deny() {
     let events = dir.path().join("events.jsonl");
     let lines: Vec<String> = out.events.iter().map(|e| e.to_string()).collect();
     std::fs::write(&events, lines.join("\n")).unwrap();
-    let offline = Command::new(cgwarden())
-        .args(["learn", "--check", check, "--events"])
-        .arg(&events)
-        .output()
-        .unwrap();
+    let offline = learn_from_events(&["--check", check], &events);
     let text = String::from_utf8_lossy(&offline.stdout);
     assert_eq!(offline.status.code(), Some(1), "{text}");
     let denied = deny_lines(&text);
