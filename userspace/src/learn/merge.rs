@@ -40,23 +40,25 @@ impl Merged {
             base.display(),
             self.added
         );
-        if self.egress_diff.is_empty() {
-            out.push_str("egress: nothing new\n");
-        } else {
-            out.push_str("egress:\n");
-            for l in &self.egress_diff {
-                let _ = writeln!(out, "{l}");
+        // A section's diff lines under its name, or `<name>: <nothing>` when it has none.
+        let section = |out: &mut String, name: &str, diff: &[String], nothing: &str| {
+            if diff.is_empty() {
+                let _ = writeln!(out, "{name}: {nothing}");
+            } else {
+                let _ = writeln!(out, "{name}:");
+                for l in diff {
+                    let _ = writeln!(out, "{l}");
+                }
             }
-        }
+        };
+        section(&mut out, "egress", &self.egress_diff, "nothing new");
         out.push_str("syscalls: nothing added (existing rules are kept as they are)\n");
-        if self.runtime_diff.is_empty() {
-            out.push_str("runtime: nothing added (existing settings are kept as they are)\n");
-        } else {
-            out.push_str("runtime:\n");
-            for l in &self.runtime_diff {
-                let _ = writeln!(out, "{l}");
-            }
-        }
+        section(
+            &mut out,
+            "runtime",
+            &self.runtime_diff,
+            "nothing added (existing settings are kept as they are)",
+        );
         if !self.not_merged.is_empty() {
             out.push_str("not merged, the existing profile still refuses or reports these (review by hand):\n");
             for l in &self.not_merged {
@@ -424,16 +426,7 @@ fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
                 && let Some(d) = section.key(text, "devices")
             {
                 let (j, indent) = block_list(&lines, d, section.end, child);
-                let items: Vec<String> = add
-                    .devices
-                    .iter()
-                    .flat_map(|e| {
-                        e.render(indent)
-                            .lines()
-                            .map(str::to_owned)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let items = lines_of(add.devices.iter().map(|e| e.render(indent)));
                 device_lines = items.clone();
                 let list_end = last_content(d, j) + 1;
                 out.splice(at..at, keys.clone());
@@ -455,6 +448,7 @@ fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
 /// Checks that merging kept every existing rule and setting, added `added` rules, and
 /// left the runtime settings as `runtime` (the existing ones with what was added).
 fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Result<(), String> {
+    use crate::policy::RuleAction::{Allow, Deny};
     let fail = |what: &str| Err(format!("merging changed the existing {what} (a bug)"));
     if old.name != new.name || old.mode != new.mode {
         return fail("name or mode");
@@ -470,27 +464,20 @@ fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Resu
     {
         return fail("egress settings");
     }
-    let allows = |p: &Profile| {
+    // A profile's rules of one action, each as its debug text.
+    let rules = |p: &Profile, action| {
         p.egress
             .rules
             .iter()
-            .filter(|r| r.action == crate::policy::RuleAction::Allow)
+            .filter(|r| r.action == action)
             .map(|r| format!("{r:?}"))
             .collect::<Vec<_>>()
     };
-    let denies = |p: &Profile| {
-        p.egress
-            .rules
-            .iter()
-            .filter(|r| r.action == crate::policy::RuleAction::Deny)
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-    };
-    let (old_allow, new_allow) = (allows(old), allows(new));
+    let (old_allow, new_allow) = (rules(old, Allow), rules(new, Allow));
     if new_allow.len() != old_allow.len() + added || new_allow[..old_allow.len()] != old_allow[..] {
         return fail("allow rules");
     }
-    if denies(old) != denies(new) {
+    if rules(old, Deny) != rules(new, Deny) {
         return fail("deny rules");
     }
     Ok(())
@@ -519,6 +506,13 @@ fn block_list(lines: &[&str], key: usize, end: usize, child: usize) -> (usize, u
         j += 1;
     }
     (j, item_indent.unwrap_or(child + 2))
+}
+
+/// The lines of every text, in order.
+fn lines_of(texts: impl Iterator<Item = String>) -> Vec<String> {
+    texts
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
 }
 
 fn indent_of(line: &str) -> usize {
@@ -564,17 +558,7 @@ fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String
         return unsupported("`egress:` is empty");
     };
     let last_content = |from: usize, to: usize| (from..to).rev().find(|i| is_content(lines[*i]));
-    let render = |indent: usize| -> Vec<String> {
-        rules
-            .iter()
-            .flat_map(|r| {
-                r.render(indent)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
+    let render = |indent: usize| lines_of(rules.iter().map(|r| r.render(indent)));
     let allow = section
         .clone()
         .find(|i| indent_of(lines[*i]) == child && lines[*i].trim_start().starts_with("allow:"));
