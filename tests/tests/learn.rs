@@ -157,10 +157,7 @@ fn learn_from_an_events_file_of_a_running_agent() {
     let learned = learn_from_events(&["--name", "app"], &agent.events_path());
     let text = String::from_utf8_lossy(&learned.stdout);
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.84\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.84", server.port())),
         "{text}"
     );
     // Learning the same events on top of it adds nothing and changes no byte.
@@ -353,6 +350,11 @@ fn keeps_every_line(old: &str, new: &str) -> bool {
     old.lines().all(|l| lines.any(|n| n == l))
 }
 
+/// The lines of a learned rule allowing TCP to `to` on `port` alone.
+fn tcp_rule(to: &str, port: u16) -> String {
+    format!("- to: {to}\n      ports: [{port}]\n      protocol: tcp")
+}
+
 fn rule_count(profile: &str) -> usize {
     profile
         .lines()
@@ -402,10 +404,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     );
     assert_eq!(rule_count(&merged_text), 3, "{merged_text}");
     assert!(
-        merged_text.contains(&format!(
-            "- to: 127.0.0.87\n      ports: [{}]\n      protocol: tcp",
-            extra.port()
-        )),
+        merged_text.contains(&tcp_rule("127.0.0.87", extra.port())),
         "{merged_text}"
     );
     // The diff on standard error is exactly the lines added.
@@ -565,10 +564,7 @@ fn learn_a_running_runc_container_by_id() {
     assert!(took >= Duration::from_secs(2), "stopped early: {took:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.91\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.91", server.port())),
         "{text}"
     );
     assert_eq!(rule_count(&text), 1, "{text}");
@@ -634,10 +630,7 @@ fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
         "the cgroup it found: {text}"
     );
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.92\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.92", server.port())),
         "{text}"
     );
     assert_eq!(rule_count(&text), 1, "{text}");
