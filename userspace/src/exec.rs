@@ -316,7 +316,6 @@ fn one_profile(file: &Path) -> anyhow::Result<Profile> {
         })
 }
 
-/// Starts `command` inside the cgroup at `path` (it joins before exec).
 /// The serve loop's options for the one cgroup `exec` watches (its command's, or a
 /// running container's): no rescan, inotify watch, control socket or metrics.
 fn one_cgroup<'a>(
@@ -339,6 +338,7 @@ fn one_cgroup<'a>(
     }
 }
 
+/// Starts `command` inside the cgroup at `path` (it joins before exec).
 fn spawn_in(path: &Path, command: &[OsString]) -> anyhow::Result<tokio::process::Child> {
     let (program, args) = command.split_first().context("no command given")?;
     let procs = File::options()
