@@ -128,10 +128,29 @@ pub fn exec_full(profile: &Path, options: &[&str], command: &[&str], input: &str
 /// Runs `cgwarden exec <options> --events <file> -- <command>` (learn mode passes no
 /// `--policy`).
 pub fn exec_with(options: &[&str], command: &[&str], input: &str) -> ExecOutput {
+    exec_under(&[], options, command, input)
+}
+
+/// Like [`exec_with`], with `cgwarden` started by `launcher` (a program and its
+/// arguments, e.g. `["setpriv", "--no-new-privs"]`); an empty `launcher` runs it directly.
+pub fn exec_under(
+    launcher: &[&str],
+    options: &[&str],
+    command: &[&str],
+    input: &str,
+) -> ExecOutput {
     use std::io::Write as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let events = dir.path().join("events.jsonl");
-    let mut child = Command::new(cgwarden())
+    let mut cmd = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(cgwarden());
+            cmd
+        }
+        None => Command::new(cgwarden()),
+    };
+    let mut child = cmd
         .arg("exec")
         .arg("--events")
         .arg(&events)
@@ -156,6 +175,16 @@ pub fn exec_with(options: &[&str], command: &[&str], input: &str) -> ExecOutput 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         events: read_events(&events),
     }
+}
+
+/// Asserts that a finished command exited successfully, showing its standard error if not.
+#[track_caller]
+pub fn assert_success(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Reads a JSON-lines events file (missing file: no events).

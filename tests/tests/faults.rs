@@ -87,11 +87,7 @@ fn kill_9_keeps_enforcing_and_a_restart_adopts_without_a_gap() {
         .arg(state.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cgwarden_tests::assert_success(&out);
     assert!(!state.path().exists());
     assert_eq!(attempt(), "ok\nok\n", "enforcement left after uninstall");
 }

@@ -54,27 +54,14 @@ fn a_learned_profile_allows_the_workload_and_nothing_new() {
 
     let dir = tempfile::tempdir().unwrap();
     let learned = dir.path().join("learned.yaml");
-    let out = exec_with(
-        &["--learn", learned.to_str().unwrap(), "--name", "svc"],
-        &args,
-        "",
-    );
+    let out = learn_named(&learned, "svc", &args);
     assert_eq!(out.stdout, "ok 127.0.0.81\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&learned).unwrap();
     assert!(
         text.contains("- to: svc.test"),
         "the name it resolved, not the address:\n{text}"
     );
-    let check = Command::new(cgwarden())
-        .arg("check")
-        .arg(&learned)
-        .output()
-        .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    cgwarden_check(&learned);
 
     // The same workload under the learned profile, enforced: nothing is denied.
     let profile = ProfileFile::new(&text);
@@ -132,11 +119,7 @@ fn the_seccomp_export_runs_the_workload_in_runc() {
         },
     );
     let run = container.run();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    cgwarden_tests::assert_success(&run);
     assert_eq!(String::from_utf8_lossy(&run.stdout), "hello\n");
     // And the filter is real: a syscall the workload never used is refused.
     let id = unique("cgw");
@@ -171,43 +154,24 @@ fn learn_from_an_events_file_of_a_running_agent() {
         e["dst"] == "127.0.0.84"
     });
     assert!(found.is_some(), "{}", agent.log());
-    let learned = Command::new(cgwarden())
-        .args(["learn", "--name", "app", "--events"])
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let learned = learn_from_events(&["--name", "app"], &agent.events_path());
     let text = String::from_utf8_lossy(&learned.stdout);
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.84\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.84", server.port())),
         "{text}"
     );
     // Learning the same events on top of it adds nothing and changes no byte.
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("app.yaml");
     std::fs::write(&base, text.as_bytes()).unwrap();
-    let again = Command::new(cgwarden())
-        .args(["learn", "--merge"])
-        .arg(&base)
-        .arg("--events")
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let again = learn_from_events(&["--merge", base.to_str().unwrap()], &agent.events_path());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&again.stdout), text);
     assert!(stderr.contains("0 rule(s) added"), "{stderr}");
     assert!(stderr.contains("egress: nothing new"), "{stderr}");
     // And judged against it, the events file has nothing enforce mode would deny.
-    let check = Command::new(cgwarden())
-        .args(["learn", "--check"])
-        .arg(&base)
-        .arg("--events")
-        .arg(agent.events_path())
-        .output()
-        .unwrap();
+    let check = learn_from_events(&["--check", base.to_str().unwrap()], &agent.events_path());
     let report = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(0), "{report}");
     assert!(report.contains("0 would be denied"), "{report}");
@@ -244,26 +208,7 @@ fn deviations<'a>(out: &'a ExecOutput, what: &str) -> Vec<&'a serde_json::Value>
 /// `cgwarden exec <options> -- <command>` started with the no-new-privileges flag set
 /// (`setpriv --no-new-privs`), so every program of the command has it too.
 fn exec_without_new_privileges(options: &[&str], command: &[&str]) -> ExecOutput {
-    let dir = tempfile::tempdir().unwrap();
-    let events = dir.path().join("events.jsonl");
-    let out = Command::new("setpriv")
-        .arg("--no-new-privs")
-        .arg(cgwarden())
-        .arg("exec")
-        .arg("--events")
-        .arg(&events)
-        .args(options)
-        .arg("--")
-        .args(command)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run setpriv --no-new-privs cgwarden exec");
-    ExecOutput {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        events: cgwarden_tests::read_events(&events),
-    }
+    cgwarden_tests::exec_under(&["setpriv", "--no-new-privs"], options, command, "")
 }
 
 #[test]
@@ -274,11 +219,7 @@ fn a_learned_profile_has_the_devices_and_capabilities_the_workload_used() {
     let nodes = nodes.path().to_str().unwrap();
     let learned = dir.path().join("learned.yaml");
     let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
-    let out = exec_with(
-        &["--learn", learned.to_str().unwrap(), "--name", "dev"],
-        &run,
-        "",
-    );
+    let out = learn_named(&learned, "dev", &run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&learned).unwrap();
     // The default set, and exactly the accesses used on the one device beyond it.
@@ -347,16 +288,7 @@ fn merge_adds_the_devices_a_profile_lacks() {
     std::fs::write(&base, base_text).unwrap();
     let merged = dir.path().join("merged.yaml");
     let run = ["python3", "-c", DEVICE_WORKLOAD, nodes];
-    let out = exec_with(
-        &[
-            "--learn",
-            merged.to_str().unwrap(),
-            "--merge",
-            base.to_str().unwrap(),
-        ],
-        &run,
-        "",
-    );
+    let out = learn_merging(&merged, &base, &run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let text = std::fs::read_to_string(&merged).unwrap();
     assert!(keeps_every_line(base_text, &text), "{text}");
@@ -376,10 +308,51 @@ fn merge_adds_the_devices_a_profile_lacks() {
     assert!(deviations(&out, "device").is_empty(), "{:?}", out.events);
 }
 
+/// `cgwarden learn <options> --events <events>`: learning (or checking) offline from
+/// an events file.
+fn learn_from_events(options: &[&str], events: &Path) -> std::process::Output {
+    Command::new(cgwarden())
+        .arg("learn")
+        .args(options)
+        .arg("--events")
+        .arg(events)
+        .output()
+        .unwrap()
+}
+
+/// `cgwarden exec --learn <learned> --name <name> -- <command>`.
+fn learn_named(learned: &Path, name: &str, command: &[&str]) -> ExecOutput {
+    exec_with(
+        &["--learn", learned.to_str().unwrap(), "--name", name],
+        command,
+        "",
+    )
+}
+
+/// `cgwarden exec --learn <learned> --merge <base> -- <command>`: learns `command` on top
+/// of the profile `base`.
+fn learn_merging(learned: &Path, base: &Path, command: &[&str]) -> ExecOutput {
+    exec_with(
+        &[
+            "--learn",
+            learned.to_str().unwrap(),
+            "--merge",
+            base.to_str().unwrap(),
+        ],
+        command,
+        "",
+    )
+}
+
 /// Every line of `old` is in `new`, in the same order.
 fn keeps_every_line(old: &str, new: &str) -> bool {
     let mut lines = new.lines();
     old.lines().all(|l| lines.any(|n| n == l))
+}
+
+/// The lines of a learned rule allowing TCP to `to` on `port` alone.
+fn tcp_rule(to: &str, port: u16) -> String {
+    format!("- to: {to}\n      ports: [{port}]\n      protocol: tcp")
 }
 
 fn rule_count(profile: &str) -> usize {
@@ -395,11 +368,7 @@ fn cgwarden_check(profile: &Path) {
         .arg(profile)
         .output()
         .unwrap();
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stderr)
-    );
+    cgwarden_tests::assert_success(&check);
 }
 
 #[test]
@@ -417,11 +386,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     let first_run = [probe.as_str(), "tcp", &api_addr, "udp", &metrics_addr];
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.yaml");
-    let out = exec_with(
-        &["--learn", first.to_str().unwrap(), "--name", "svc"],
-        &first_run,
-        "",
-    );
+    let out = learn_named(&first, "svc", &first_run);
     assert_eq!(out.stdout, "ok\nok\n", "{out:?}");
     let first_text = std::fs::read_to_string(&first).unwrap();
     assert_eq!(rule_count(&first_text), 2, "{first_text}");
@@ -430,16 +395,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     let mut second_run = first_run.to_vec();
     second_run.extend(["tcp", &extra_addr]);
     let merged = dir.path().join("merged.yaml");
-    let out = exec_with(
-        &[
-            "--learn",
-            merged.to_str().unwrap(),
-            "--merge",
-            first.to_str().unwrap(),
-        ],
-        &second_run,
-        "",
-    );
+    let out = learn_merging(&merged, &first, &second_run);
     assert_eq!(out.stdout, "ok\nok\nok\n", "{out:?}");
     let merged_text = std::fs::read_to_string(&merged).unwrap();
     assert!(
@@ -448,10 +404,7 @@ fn merge_adds_exactly_the_new_destination_and_keeps_the_old_rules() {
     );
     assert_eq!(rule_count(&merged_text), 3, "{merged_text}");
     assert!(
-        merged_text.contains(&format!(
-            "- to: 127.0.0.87\n      ports: [{}]\n      protocol: tcp",
-            extra.port()
-        )),
+        merged_text.contains(&tcp_rule("127.0.0.87", extra.port())),
         "{merged_text}"
     );
     // The diff on standard error is exactly the lines added.
@@ -545,11 +498,7 @@ fn check_lists_exactly_what_enforce_would_deny() {
     let events = dir.path().join("events.jsonl");
     let lines: Vec<String> = out.events.iter().map(|e| e.to_string()).collect();
     std::fs::write(&events, lines.join("\n")).unwrap();
-    let offline = Command::new(cgwarden())
-        .args(["learn", "--check", check, "--events"])
-        .arg(&events)
-        .output()
-        .unwrap();
+    let offline = learn_from_events(&["--check", check], &events);
     let text = String::from_utf8_lossy(&offline.stdout);
     assert_eq!(offline.status.code(), Some(1), "{text}");
     let denied = deny_lines(&text);
@@ -611,18 +560,11 @@ fn learn_a_running_runc_container_by_id() {
         .output()
         .unwrap();
     let took = started.elapsed();
-    assert!(
-        learn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&learn.stderr)
-    );
+    cgwarden_tests::assert_success(&learn);
     assert!(took >= Duration::from_secs(2), "stopped early: {took:?}");
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.91\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.91", server.port())),
         "{text}"
     );
     assert_eq!(rule_count(&text), 1, "{text}");
@@ -682,20 +624,13 @@ fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
     let _ = child.kill();
     let _ = child.wait();
     let text = String::from_utf8_lossy(&learn.stdout);
-    assert!(
-        learn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&learn.stderr)
-    );
+    cgwarden_tests::assert_success(&learn);
     assert!(
         text.contains(&format!("/{base}/docker-{id}.scope")),
         "the cgroup it found: {text}"
     );
     assert!(
-        text.contains(&format!(
-            "- to: 127.0.0.92\n      ports: [{}]\n      protocol: tcp",
-            server.port()
-        )),
+        text.contains(&tcp_rule("127.0.0.92", server.port())),
         "{text}"
     );
     assert_eq!(rule_count(&text), 1, "{text}");

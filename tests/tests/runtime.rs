@@ -21,6 +21,15 @@ s = socket.socket(socket.AF_INET6); s.bind(('::1', 28081)); print('ok')
 s = socket.socket(); s.bind(('0.0.0.0', 0)); print('ok')
 "#;
 
+/// The events whose `deviation` field is `what` (`"device"`, `"uid"`, …), whatever
+/// their `kind`.
+fn events_with_deviation<'a>(
+    events: &'a [serde_json::Value],
+    what: &str,
+) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["deviation"] == what).collect()
+}
+
 #[test]
 fn binds_are_loopback_only_and_raw_sockets_are_refused() {
     require_root();
@@ -40,11 +49,7 @@ fn binds_are_loopback_only_and_raw_sockets_are_refused() {
         &[probe.to_str().unwrap(), "icmp-raw", "127.0.0.1:0"],
     );
     assert_eq!(out.stdout, "error 1\n", "{out:?}");
-    let raw: Vec<_> = out
-        .events
-        .iter()
-        .filter(|e| e["deviation"] == "raw_socket")
-        .collect();
+    let raw = events_with_deviation(&out.events, "raw_socket");
     assert_eq!(raw.len(), 1, "{:?}", out.events);
     assert_eq!(raw[0]["verdict"], "deny");
 }
@@ -67,11 +72,7 @@ fn a_process_running_as_root_is_a_deviation_reported_once_per_program() {
     require_root();
     let p = hardened("enforce");
     let out = exec(p.path(), &["sh", "-c", "/bin/true; /bin/true; /bin/true"]);
-    let uid: Vec<_> = out
-        .events
-        .iter()
-        .filter(|e| e["deviation"] == "uid")
-        .collect();
+    let uid = events_with_deviation(&out.events, "uid");
     let trues = uid
         .iter()
         .filter(|e| e["exe"] == "/bin/true" || e["exe"] == "/usr/bin/true")
@@ -105,26 +106,8 @@ fn in_container_with(
     script: &str,
     customise: impl FnOnce(&mut serde_json::Value),
 ) -> (String, Vec<serde_json::Value>) {
-    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
-    let base = unique("cgwarden-test-rt");
-    let _base = TestCgroup::create(&base);
-    let profile = ProfileFile::new(&format!(
-        "name: ctr\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\n{profile_body}"
-    ));
-    let agent = RunningAgent::start(profile.path());
-    let id = unique("cgw");
-    let container = Container::new(
-        &id,
-        &format!("/{base}/{id}"),
-        &["sh", "-c", script],
-        customise,
-    );
-    let out = container.run();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        agent.events(),
-    )
+    let (_, run) = run_container(None, profile_body, script, customise, |_| {});
+    (run.stdout, run.events)
 }
 
 #[test]
@@ -212,11 +195,7 @@ fn profiles_from_oci_and_compose_pass_check() {
             .args(&args)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        cgwarden_tests::assert_success(&out);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             text.contains("user: 1000") && text.contains("raw_sockets: deny"),
@@ -239,11 +218,7 @@ fn profiles_from_oci_and_compose_pass_check() {
             .arg(&profile)
             .output()
             .unwrap();
-        assert!(
-            check.status.success(),
-            "{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
+        cgwarden_tests::assert_success(&check);
     }
 }
 
@@ -290,13 +265,6 @@ fn run_devices(profile: &ProfileFile, dir: &std::path::Path) -> cgwarden_tests::
     )
 }
 
-fn device_deviations(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    events
-        .iter()
-        .filter(|e| e["deviation"] == "device")
-        .collect()
-}
-
 #[test]
 fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() {
     require_root();
@@ -306,7 +274,7 @@ fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() 
     // /dev/null read and write ok; c 1:11 refused for reading and for mknod; a null node
     // may be created (the default set allows rwm on it).
     assert_eq!(out.stdout, "ok\nok\nerror 1\nerror 1\nok\n", "{out:?}");
-    let devs = device_deviations(&out.events);
+    let devs = events_with_deviation(&out.events, "device");
     assert_eq!(devs.len(), 2, "{:?}", out.events);
     for (e, access) in devs.iter().zip(["r", "m"]) {
         assert_eq!(e["verdict"], "deny", "{e}");
@@ -327,7 +295,7 @@ fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() 
     p.rewrite("name: dev\nmode: audit\nruntime:\n  devices:\n    - default\n");
     let out = run_devices(&p, dir.path());
     assert_eq!(out.stdout, "ok\nok\nok\nok\nok\n", "{out:?}");
-    let devs = device_deviations(&out.events);
+    let devs = events_with_deviation(&out.events, "device");
     assert_eq!(devs.len(), 2, "{:?}", out.events);
     assert!(devs.iter().all(|e| e["verdict"] == "audit"), "{devs:?}");
     std::fs::remove_file(dir.path().join("null2")).unwrap();
@@ -337,13 +305,18 @@ fn devices_outside_the_allowlist_are_refused_in_enforce_and_reported_in_audit() 
     p.rewrite("name: dev\nmode: enforce\nruntime:\n  devices:\n    - default\n    - {type: c, major: 1, minor: \"*\", access: r}\n");
     let out = run_devices(&p, dir.path());
     assert_eq!(out.stdout, "ok\nok\nok\nerror 1\nok\n", "{out:?}");
-    assert_eq!(device_deviations(&out.events).len(), 1, "{:?}", out.events);
+    assert_eq!(
+        events_with_deviation(&out.events, "device").len(),
+        1,
+        "{:?}",
+        out.events
+    );
     std::fs::remove_file(dir.path().join("null2")).unwrap();
     p.rewrite("name: dev\nmode: enforce\nruntime:\n  user: 0\n");
     let out = run_devices(&p, dir.path());
     assert_eq!(out.stdout, "ok\nok\nok\nok\nok\n", "{out:?}");
     assert!(
-        device_deviations(&out.events).is_empty(),
+        events_with_deviation(&out.events, "device").is_empty(),
         "{:?}",
         out.events
     );
@@ -380,13 +353,6 @@ step(lambda: os.unlink(ro + '/a'))
 time.sleep(1)
 "#;
 
-fn read_only_deviations(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    events
-        .iter()
-        .filter(|e| e["deviation"] == "read_only")
-        .collect()
-}
-
 #[test]
 fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
     require_root();
@@ -399,7 +365,7 @@ fn writes_under_read_only_paths_are_reported_in_a_plain_cgroup() {
     let out = exec(p.path(), &["python3", "-c", WRITES, d]);
     // Nothing is refused: the file system is writable and the kernel cannot refuse.
     assert_eq!(out.stdout, "ok\n".repeat(10), "{out:?}");
-    let devs = read_only_deviations(&out.events);
+    let devs = events_with_deviation(&out.events, "read_only");
     let seen: Vec<(&str, String)> = devs
         .iter()
         .map(|e| {
@@ -453,7 +419,7 @@ fn a_write_under_a_read_only_root_is_reported_even_when_the_kernel_refuses_it() 
     );
     // The root file system itself refuses (EROFS); the tmpfs takes the write.
     assert_eq!(stdout, "etc=1\ntmp=0\nrm=1\n", "{events:?}");
-    let devs = read_only_deviations(&events);
+    let devs = events_with_deviation(&events, "read_only");
     assert_eq!(devs.len(), 2, "{devs:?}");
     let etc = devs[0];
     assert_eq!(etc["write"]["path"], "/etc/x", "{etc}");
@@ -490,7 +456,7 @@ fn the_hardened_gateway_container_has_no_deviation() {
     let (_, events) = in_container_with(&body, "echo x > /etc/x; cat /dev/kmsg; sleep 0.3", |c| {
         gateway_like(c, 1000)
     });
-    let devs = read_only_deviations(&events);
+    let devs = events_with_deviation(&events, "read_only");
     assert_eq!(devs.len(), 1, "{events:?}");
     assert_eq!(devs[0]["write"]["path"], "/etc/x");
 }
@@ -524,7 +490,7 @@ fn a_runtime_device_filter_on_the_container_cgroup_runs_alongside_ours() {
     assert_eq!(opens(&["/dev/null"]), "error 1\n");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let events = agent.events();
-    let devs = device_deviations(&events);
+    let devs = events_with_deviation(&events, "device");
     // Only ours is reported: /dev/null was refused by the runtime's filter, not ours.
     assert_eq!(devs.len(), 1, "{events:?}");
     assert_eq!(devs[0]["device"]["minor"], 11);
@@ -609,6 +575,26 @@ fn container_selected(
     customise: impl FnOnce(&mut serde_json::Value),
     rootfs: impl FnOnce(&std::path::Path),
 ) -> Run {
+    let (out, run) = run_container(selector, profile_body, script, customise, rootfs);
+    assert!(
+        out.status.success(),
+        "container failed: {}\n{:?}",
+        String::from_utf8_lossy(&out.stderr),
+        run.events
+    );
+    run
+}
+
+/// Runs `script` in a new container under an agent enforcing a profile of
+/// `profile_body` (`selector` as in [`container_selected`]), and returns the
+/// container's exit and what the run produced, whether the container succeeded or not.
+fn run_container(
+    selector: Option<&str>,
+    profile_body: &str,
+    script: &str,
+    customise: impl FnOnce(&mut serde_json::Value),
+    rootfs: impl FnOnce(&std::path::Path),
+) -> (std::process::Output, Run) {
     use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, container::Container, unique};
     let base = unique("cgwarden-test-rt");
     let _base = TestCgroup::create(&base);
@@ -627,18 +613,13 @@ fn container_selected(
     rootfs(&container.rootfs());
     let out = container.run();
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let events = agent.events();
-    assert!(
-        out.status.success(),
-        "container failed: {}\n{events:?}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Run {
+    let run = Run {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        events,
+        events: agent.events(),
         log: agent.log(),
         id,
-    }
+    };
+    (out, run)
 }
 
 fn hardened_config(c: &mut serde_json::Value) {
@@ -900,11 +881,7 @@ fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
     );
     // The same profile runs with the kernel's own BTF.
     let out = run("/sys/kernel/btf/vmlinux");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cgwarden_tests::assert_success(&out);
     // A profile without those keys does not need the layout.
     let plain = ProfileFile::new("name: plain\nmode: audit\nruntime:\n  user: 0\n");
     let out = std::process::Command::new(cgwarden_tests::cgwarden())
@@ -914,11 +891,7 @@ fn without_the_kernel_s_credential_layout_a_profile_that_needs_it_is_refused() {
         .env("CGWARDEN_BTF", "/nonexistent/vmlinux")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cgwarden_tests::assert_success(&out);
 }
 
 #[test]

@@ -158,17 +158,7 @@ pub async fn run(
             let stop = serve::serve(
                 &mut agent,
                 ring,
-                Options {
-                    policy: policy_file,
-                    rescan: false,
-                    watch: None,
-                    child: Some(&mut child),
-                    control: None,
-                    metrics: None,
-                    signals,
-                    deadline: None,
-                    while_exists: None,
-                },
+                one_cgroup(policy_file, signals, Some(&mut child), None, None),
             )
             .await?;
             let origin = format!(
@@ -196,17 +186,13 @@ pub async fn run(
             let stop = serve::serve(
                 &mut agent,
                 ring,
-                Options {
-                    policy: policy_file,
-                    rescan: false,
-                    watch: None,
-                    child: None,
-                    control: None,
-                    metrics: None,
-                    signals: serve::Signals::install()?,
-                    deadline: Some(tokio::time::Instant::now() + duration),
-                    while_exists: Some(&path),
-                },
+                one_cgroup(
+                    policy_file,
+                    serve::Signals::install()?,
+                    None,
+                    Some(tokio::time::Instant::now() + duration),
+                    Some(&path),
+                ),
             )
             .await?;
             match stop {
@@ -328,6 +314,28 @@ fn one_profile(file: &Path) -> anyhow::Result<Profile> {
                 p.len()
             )
         })
+}
+
+/// The serve loop's options for the one cgroup `exec` watches (its command's, or a
+/// running container's): no rescan, inotify watch, control socket or metrics.
+fn one_cgroup<'a>(
+    policy: &'a Path,
+    signals: serve::Signals,
+    child: Option<&'a mut tokio::process::Child>,
+    deadline: Option<tokio::time::Instant>,
+    while_exists: Option<&'a Path>,
+) -> Options<'a> {
+    Options {
+        policy,
+        rescan: false,
+        watch: None,
+        child,
+        control: None,
+        metrics: None,
+        signals,
+        deadline,
+        while_exists,
+    }
 }
 
 /// Starts `command` inside the cgroup at `path` (it joins before exec).

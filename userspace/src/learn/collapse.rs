@@ -69,39 +69,30 @@ pub fn collapse(addrs: &[(IpAddr, u64)]) -> Vec<Collapsed> {
 
 /// The smallest network holding every address of `members` (all of one family).
 fn covering(members: &[(IpAddr, u64)]) -> IpNetwork {
+    // An address as a number, with its family's width in bits.
+    let number = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => (u128::from(u32::from(a)), 32),
+        IpAddr::V6(a) => (u128::from(a), 128),
+    };
     let first = members[0].0;
-    match first {
-        IpAddr::V4(a) => {
-            let base = u32::from(a);
-            let differ = members.iter().fold(0u32, |acc, (m, _)| match m {
-                IpAddr::V4(m) => acc | (u32::from(*m) ^ base),
-                IpAddr::V6(_) => acc,
-            });
-            let prefix = differ.leading_zeros().min(32) as u8;
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(prefix))
-            };
-            IpNetwork::new(IpAddr::V4((base & mask).into()), prefix)
-                .unwrap_or_else(|_| IpNetwork::from(first))
-        }
-        IpAddr::V6(a) => {
-            let base = u128::from(a);
-            let differ = members.iter().fold(0u128, |acc, (m, _)| match m {
-                IpAddr::V6(m) => acc | (u128::from(*m) ^ base),
-                IpAddr::V4(_) => acc,
-            });
-            let prefix = differ.leading_zeros().min(128) as u8;
-            let mask = if prefix == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(prefix))
-            };
-            IpNetwork::new(IpAddr::V6((base & mask).into()), prefix)
-                .unwrap_or_else(|_| IpNetwork::from(first))
-        }
-    }
+    let (base, width) = number(first);
+    let differ = members
+        .iter()
+        .map(|(m, _)| number(*m))
+        .filter(|(_, w)| *w == width)
+        .fold(0u128, |acc, (m, _)| acc | (m ^ base));
+    // Leading zeros within the family's width.
+    let prefix = (differ.leading_zeros() - (128 - width)).min(width) as u8;
+    let mask = if prefix == 0 {
+        0
+    } else {
+        (u128::MAX << (128 - u32::from(prefix))) >> (128 - width)
+    };
+    let network = match first {
+        IpAddr::V4(_) => IpAddr::V4(((base & mask) as u32).into()),
+        IpAddr::V6(_) => IpAddr::V6((base & mask).into()),
+    };
+    IpNetwork::new(network, prefix).unwrap_or_else(|_| IpNetwork::from(first))
 }
 
 #[cfg(test)]
@@ -110,6 +101,11 @@ mod tests {
 
     fn a(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// Each address seen once.
+    fn once(addrs: &[&str]) -> Vec<(IpAddr, u64)> {
+        addrs.iter().map(|s| (a(s), 1)).collect()
     }
 
     fn texts(out: &[Collapsed]) -> Vec<String> {
@@ -131,18 +127,18 @@ mod tests {
         assert_eq!(members.len(), 4);
         assert_eq!(members[0], (a("10.1.2.1"), 3));
         // Far apart within the /24: the cover is the whole /24, never wider.
-        let out = collapse(&[
-            (a("10.1.2.1"), 1),
-            (a("10.1.2.77"), 1),
-            (a("10.1.2.130"), 1),
-            (a("10.1.2.254"), 1),
-        ]);
+        let out = collapse(&once(&[
+            "10.1.2.1",
+            "10.1.2.77",
+            "10.1.2.130",
+            "10.1.2.254",
+        ]));
         assert_eq!(texts(&out), ["10.1.2.0/24"]);
     }
 
     #[test]
     fn three_addresses_stay_exact() {
-        let out = collapse(&[(a("10.1.2.1"), 1), (a("10.1.2.2"), 1), (a("10.1.2.3"), 1)]);
+        let out = collapse(&once(&["10.1.2.1", "10.1.2.2", "10.1.2.3"]));
         assert_eq!(texts(&out), ["10.1.2.1", "10.1.2.2", "10.1.2.3"]);
         assert!(out.iter().all(|c| matches!(c, Collapsed::Exact(..))));
     }
@@ -161,25 +157,20 @@ mod tests {
 
     #[test]
     fn neighbours_across_a_24_boundary_do_not_collapse() {
-        let out = collapse(&[
-            (a("10.1.2.254"), 1),
-            (a("10.1.2.255"), 1),
-            (a("10.1.3.0"), 1),
-            (a("10.1.3.1"), 1),
-        ]);
+        let out = collapse(&once(&["10.1.2.254", "10.1.2.255", "10.1.3.0", "10.1.3.1"]));
         assert_eq!(out.len(), 4, "{out:?}");
     }
 
     #[test]
     fn v6_collapses_within_a_64_and_never_mixes_families() {
-        let out = collapse(&[
-            (a("2001:db8::1"), 1),
-            (a("2001:db8::2"), 1),
-            (a("2001:db8::a"), 1),
-            (a("2001:db8::f"), 1),
-            (a("2001:db8:0:1::1"), 1),
-            (a("10.0.0.1"), 1),
-        ]);
+        let out = collapse(&once(&[
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8::a",
+            "2001:db8::f",
+            "2001:db8:0:1::1",
+            "10.0.0.1",
+        ]));
         assert_eq!(
             texts(&out),
             ["10.0.0.1", "2001:db8::/124", "2001:db8:0:1::1"],

@@ -40,23 +40,25 @@ impl Merged {
             base.display(),
             self.added
         );
-        if self.egress_diff.is_empty() {
-            out.push_str("egress: nothing new\n");
-        } else {
-            out.push_str("egress:\n");
-            for l in &self.egress_diff {
-                let _ = writeln!(out, "{l}");
+        // A section's diff lines under its name, or `<name>: <nothing>` when it has none.
+        let section = |out: &mut String, name: &str, diff: &[String], nothing: &str| {
+            if diff.is_empty() {
+                let _ = writeln!(out, "{name}: {nothing}");
+            } else {
+                let _ = writeln!(out, "{name}:");
+                for l in diff {
+                    let _ = writeln!(out, "{l}");
+                }
             }
-        }
+        };
+        section(&mut out, "egress", &self.egress_diff, "nothing new");
         out.push_str("syscalls: nothing added (existing rules are kept as they are)\n");
-        if self.runtime_diff.is_empty() {
-            out.push_str("runtime: nothing added (existing settings are kept as they are)\n");
-        } else {
-            out.push_str("runtime:\n");
-            for l in &self.runtime_diff {
-                let _ = writeln!(out, "{l}");
-            }
-        }
+        section(
+            &mut out,
+            "runtime",
+            &self.runtime_diff,
+            "nothing added (existing settings are kept as they are)",
+        );
         if !self.not_merged.is_empty() {
             out.push_str("not merged, the existing profile still refuses or reports these (review by hand):\n");
             for l in &self.not_merged {
@@ -423,34 +425,8 @@ fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
             if !add.devices.is_empty()
                 && let Some(d) = section.key(text, "devices")
             {
-                // The list: deeper lines, or `- ` items at the key's own indent.
-                let mut j = d + 1;
-                let mut item_indent = None;
-                while j < section.end {
-                    let l = lines[j];
-                    if is_content(l) {
-                        let ind = indent_of(l);
-                        let item = l.trim_start().starts_with('-');
-                        if item_indent.is_none() && item && ind >= child {
-                            item_indent = Some(ind);
-                        }
-                        if !(ind > child || (ind == child && item)) {
-                            break;
-                        }
-                    }
-                    j += 1;
-                }
-                let indent = item_indent.unwrap_or(child + 2);
-                let items: Vec<String> = add
-                    .devices
-                    .iter()
-                    .flat_map(|e| {
-                        e.render(indent)
-                            .lines()
-                            .map(str::to_owned)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let (j, indent) = block_list(&lines, d, section.end, child);
+                let items = lines_of(add.devices.iter().map(|e| e.render(indent)));
                 device_lines = items.clone();
                 let list_end = last_content(d, j) + 1;
                 out.splice(at..at, keys.clone());
@@ -472,6 +448,7 @@ fn insert_runtime(text: &str, add: &RuntimeAdd) -> (String, Vec<String>) {
 /// Checks that merging kept every existing rule and setting, added `added` rules, and
 /// left the runtime settings as `runtime` (the existing ones with what was added).
 fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Result<(), String> {
+    use crate::policy::RuleAction::{Allow, Deny};
     let fail = |what: &str| Err(format!("merging changed the existing {what} (a bug)"));
     if old.name != new.name || old.mode != new.mode {
         return fail("name or mode");
@@ -487,30 +464,55 @@ fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Resu
     {
         return fail("egress settings");
     }
-    let allows = |p: &Profile| {
+    // A profile's rules of one action, each as its debug text.
+    let rules = |p: &Profile, action| {
         p.egress
             .rules
             .iter()
-            .filter(|r| r.action == crate::policy::RuleAction::Allow)
+            .filter(|r| r.action == action)
             .map(|r| format!("{r:?}"))
             .collect::<Vec<_>>()
     };
-    let denies = |p: &Profile| {
-        p.egress
-            .rules
-            .iter()
-            .filter(|r| r.action == crate::policy::RuleAction::Deny)
-            .map(|r| format!("{r:?}"))
-            .collect::<Vec<_>>()
-    };
-    let (old_allow, new_allow) = (allows(old), allows(new));
+    let (old_allow, new_allow) = (rules(old, Allow), rules(new, Allow));
     if new_allow.len() != old_allow.len() + added || new_allow[..old_allow.len()] != old_allow[..] {
         return fail("allow rules");
     }
-    if denies(old) != denies(new) {
+    if rules(old, Deny) != rules(new, Deny) {
         return fail("deny rules");
     }
     Ok(())
+}
+
+/// The block list under the key on line `key`, whose section's children stand at
+/// `child` and which ends by line `end` at the latest. The list is the deeper lines, or
+/// `- ` items at the key's own indent. Returns the line after the list (the first
+/// content line that is neither) and the indent of its items (`child + 2` when it has
+/// none yet).
+fn block_list(lines: &[&str], key: usize, end: usize, child: usize) -> (usize, usize) {
+    let mut j = key + 1;
+    let mut item_indent = None;
+    while j < end {
+        let l = lines[j];
+        if is_content(l) {
+            let ind = indent_of(l);
+            let item = l.trim_start().starts_with('-');
+            if item_indent.is_none() && item && ind >= child {
+                item_indent = Some(ind);
+            }
+            if !(ind > child || (ind == child && item)) {
+                break;
+            }
+        }
+        j += 1;
+    }
+    (j, item_indent.unwrap_or(child + 2))
+}
+
+/// The lines of every text, in order.
+fn lines_of(texts: impl Iterator<Item = String>) -> Vec<String> {
+    texts
+        .flat_map(|t| t.lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
 }
 
 fn indent_of(line: &str) -> usize {
@@ -556,17 +558,7 @@ fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String
         return unsupported("`egress:` is empty");
     };
     let last_content = |from: usize, to: usize| (from..to).rev().find(|i| is_content(lines[*i]));
-    let render = |indent: usize| -> Vec<String> {
-        rules
-            .iter()
-            .flat_map(|r| {
-                r.render(indent)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    };
+    let render = |indent: usize| lines_of(rules.iter().map(|r| r.render(indent)));
     let allow = section
         .clone()
         .find(|i| indent_of(lines[*i]) == child && lines[*i].trim_start().starts_with("allow:"));
@@ -591,24 +583,7 @@ fn insert_allow(text: &str, rules: &[LearnedRule]) -> Result<(String, Vec<String
                 diff.extend(items.iter().map(|l| format!("+{l}")));
                 out.splice(a + 1..a + 1, items);
             } else if rest.is_empty() || rest.starts_with('#') {
-                // The list: deeper lines, or `- ` items at the key's own indent.
-                let mut j = a + 1;
-                let mut item_indent = None;
-                while j < end {
-                    let l = lines[j];
-                    if is_content(l) {
-                        let ind = indent_of(l);
-                        let item = l.trim_start().starts_with('-');
-                        if item_indent.is_none() && item && ind >= child {
-                            item_indent = Some(ind);
-                        }
-                        if !(ind > child || (ind == child && item)) {
-                            break;
-                        }
-                    }
-                    j += 1;
-                }
-                let indent = item_indent.unwrap_or(child + 2);
+                let (j, indent) = block_list(&lines, a, end, child);
                 let at = last_content(a, j).unwrap_or(a) + 1;
                 let items = render(indent);
                 diff.extend(items.iter().map(|l| format!("+{l}")));
@@ -650,6 +625,13 @@ mod tests {
         old.lines().all(|l| new_lines.any(|n| n == l))
     }
 
+    /// Merges, and asserts that every line of `base` is kept.
+    fn merge_keeping(base: &str, path: &Path, o: &Observed) -> Merged {
+        let m = merge(base, path, o).unwrap();
+        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        m
+    }
+
     #[test]
     fn adds_exactly_the_new_destination_and_port() {
         let base = super::super::profile_yaml("svc", "a test", &observed(&base_records()));
@@ -660,9 +642,8 @@ mod tests {
         again.push(
             json!({"kind":"connect","dst":"127.0.0.99","port":80,"protocol":"tcp","time":"t6"}),
         );
-        let m = merge(&base, Path::new("base.yaml"), &observed(&again)).unwrap();
+        let m = merge_keeping(&base, Path::new("base.yaml"), &observed(&again));
         assert_eq!(m.added, 2, "{}", m.text);
-        assert!(keeps_every_line(&base, &m.text), "{}", m.text);
         assert!(
             m.text
                 .contains("- to: api.test\n      ports: [8443]\n      protocol: tcp"),
@@ -698,9 +679,8 @@ mod tests {
             json!({"kind":"deviation","deviation":"uid","uid":0}),
             json!({"kind":"bind"}),
         ];
-        let m = merge(base, Path::new("web.yaml"), &observed(&records)).unwrap();
+        let m = merge_keeping(base, Path::new("web.yaml"), &observed(&records));
         assert_eq!(m.added, 1);
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
         // Items at the key's own indent: the new one follows that style.
         assert!(
             m.text.contains("  - to: 192.0.2.1\n    ports: [443]"),
@@ -761,13 +741,11 @@ mod tests {
     #[test]
     fn runtime_lines_are_added_when_the_profile_has_none() {
         let base = "name: a\nmode: enforce\negress:\n  default: deny\nruntime:\n  user: 0   # root\n\nsyscalls:\n  - set: escape\n    action: kill\n";
-        let m = merge(
+        let m = merge_keeping(
             base,
             Path::new("a.yaml"),
             &live(&[kmsg("r"), creds("/bin/app", &["CAP_CHOWN"], true)]),
-        )
-        .unwrap();
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        );
         assert!(
             m.text.contains("  user: 0   # root\n  devices:\n    - default\n    # c 1:11 /dev/kmsg: r ×1 by app\n    - {type: c, major: 1, minor: 11, access: r}\n"),
             "{}",
@@ -822,8 +800,7 @@ mod tests {
             creds("/bin/app", &["CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"], true),
             creds("/bin/sh", &[], false),
         ];
-        let m = merge(base, Path::new("a.yaml"), &live(&records)).unwrap();
-        assert!(keeps_every_line(base, &m.text), "{}", m.text);
+        let m = merge_keeping(base, Path::new("a.yaml"), &live(&records));
         // Only the access the existing rule lacks, and the new device; in the list's
         // own style, before the next key.
         assert!(
