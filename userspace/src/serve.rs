@@ -160,16 +160,8 @@ pub async fn serve(
                 let changed = guard.get_inner_mut().read()?;
                 guard.clear_ready();
                 if changed {
-                    // Records of a cgroup's processes reach the ring buffer before its
-                    // directory can go: handle them while its path is still known.
-                    drain(agent, ring.get_mut())?;
                     last_walk = std::time::Instant::now();
-                    if let Some(w) = watch.as_mut()
-                        && let Err(e) = w.get_mut().watch_new_state_roots()
-                    {
-                        log::warn!("cannot watch a runtime state directory: {e}");
-                    }
-                    agent.rescan()?;
+                    rescan(agent, ring.get_mut(), watch.as_mut())?;
                     agent.flush()?;
                 }
             }
@@ -195,14 +187,8 @@ pub async fn serve(
                         || opts.watch.is_some_and(|every| last_walk.elapsed() >= every)
                         || agent.oci_changed())
                 {
-                    drain(agent, ring.get_mut())?;
                     last_walk = std::time::Instant::now();
-                    if let Some(w) = watch.as_mut()
-                        && let Err(e) = w.get_mut().watch_new_state_roots()
-                    {
-                        log::warn!("cannot watch a runtime state directory: {e}");
-                    }
-                    agent.rescan()?;
+                    rescan(agent, ring.get_mut(), watch.as_mut())?;
                 }
                 agent.check_counters()?;
                 agent.remove_retired()?;
@@ -291,6 +277,24 @@ async fn answer_scrape(mut stream: tokio::net::TcpStream, body: String) {
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
     }
+}
+
+/// Applies the selectors to the cgroup tree as it is now. Records of a cgroup's
+/// processes reach the ring buffer before its directory can go, so they are handled
+/// first, while its path is still known; state directories that appeared meanwhile are
+/// watched from now on.
+fn rescan(
+    agent: &mut Agent,
+    ring: &mut RingBuf<MapData>,
+    watch: Option<&mut AsyncFd<crate::watch::Watcher>>,
+) -> anyhow::Result<()> {
+    drain(agent, ring)?;
+    if let Some(w) = watch
+        && let Err(e) = w.get_mut().watch_new_state_roots()
+    {
+        log::warn!("cannot watch a runtime state directory: {e}");
+    }
+    agent.rescan()
 }
 
 /// Records handled per turn of the loop: a storm must not starve signals, the control
