@@ -783,6 +783,10 @@ pub struct PendingCall {
     /// are judged against read-only paths at exit.
     pub writes: u32,
     pub args: [u64; 6],
+    /// The profile found at entry and the monitored cgroup it is attached to: the exit
+    /// does not look them up again.
+    pub profile: ProfileRef,
+    pub cgroup: u64,
 }
 
 /// A socket whose creation the profile forbids (raw or packet sockets).

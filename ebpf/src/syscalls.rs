@@ -124,8 +124,9 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     }
     // SAFETY: as above.
     let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
-    let Some(m) = profile::current() else {
-        return 0;
+    let m = profile::Match {
+        profile: call.profile,
+        cgroup: call.cgroup,
     };
     judge_exit(&m, &call, ret);
     0
@@ -166,6 +167,8 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
             nr,
             writes: u32::from(writes),
             args: *args,
+            profile: m.profile,
+            cgroup: m.cgroup,
         };
         let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
     }
