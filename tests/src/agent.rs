@@ -175,6 +175,14 @@ impl RunningAgent {
         self.terminate()
     }
 
+    /// Stops the agent with SIGTERM (it drains and flushes everything the kernel sent
+    /// before it exits) and returns every event it wrote: for "nothing else happened"
+    /// checks that must not depend on how long a test waits.
+    pub fn stop_and_read(mut self) -> Vec<Value> {
+        self.terminate();
+        self.events()
+    }
+
     fn terminate(&mut self) -> Option<i32> {
         self.signal(libc::SIGTERM);
         let code = wait_for(Duration::from_secs(10), || {
