@@ -38,18 +38,7 @@ pub fn judge(m: &Match, flow: &Flow, kind: u32, cgroup_id: u64) -> bool {
     let profile = &m.profile;
     let (verdict, rule) = decide(m, flow);
     if verdict != verdict::ALLOW || profile.flags & profile_flags::REPORT_ALLOWED != 0 {
-        event::report_net(&mut NetEvent {
-            header: event::header(kind, profile.id, cgroup_id),
-            addr: flow.addr,
-            port: flow.port,
-            family: flow.family,
-            protocol: flow.protocol,
-            verdict,
-            _pad: 0,
-            rule,
-            _pad2: 0,
-            total: 0,
-        });
+        report(m, flow, kind, cgroup_id, verdict, rule);
     }
     if verdict == verdict::DENY {
         count(counters::EGRESS_DENIED);
@@ -57,6 +46,24 @@ pub fn judge(m: &Match, flow: &Flow, kind: u32, cgroup_id: u64) -> bool {
     } else {
         true
     }
+}
+
+/// Reports a flow (aggregated with its repeats) as an event of `kind`: egress hooks
+/// and the bind hook describe flows the same way.
+#[inline(always)]
+pub fn report(m: &Match, flow: &Flow, kind: u32, cgroup_id: u64, verdict: u8, rule: u32) {
+    event::report_net(&mut NetEvent {
+        header: event::header(kind, m.profile.id, cgroup_id),
+        addr: flow.addr,
+        port: flow.port,
+        family: flow.family,
+        protocol: flow.protocol,
+        verdict,
+        _pad: 0,
+        rule,
+        _pad2: 0,
+        total: 0,
+    });
 }
 
 /// The verdict for a flow and the index of the deciding rule: the static rules first,

@@ -138,17 +138,13 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
     } else {
         verdict::AUDIT
     };
-    crate::event::report_net(&mut cgwarden_common::NetEvent {
-        header: crate::event::header(cgwarden_common::kind::BIND, m.profile.id, cgroup_id),
-        addr: flow.addr,
-        port: flow.port,
-        family: flow.family,
-        protocol: flow.protocol,
+    egress::report(
+        m,
+        flow,
+        cgwarden_common::kind::BIND,
+        cgroup_id,
         verdict,
-        _pad: 0,
-        rule: cgwarden_common::RULE_DEFAULT,
-        _pad2: 0,
-        total: 0,
-    });
+        cgwarden_common::RULE_DEFAULT,
+    );
     !enforce
 }
