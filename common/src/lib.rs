@@ -48,9 +48,10 @@ pub mod maps {
     /// `HashMap<PatternKey, PathPattern>`: the read-only and writable paths of each
     /// profile (pattern set = the profile id), judged only for writes.
     pub const PROFILE_PATTERNS: &str = "PROFILE_PATTERNS";
-    /// `LruHashMap<u64 (tgid << 32 | fd), u8>`: file descriptors a process got by opening
-    /// some `/proc/<pid>/exe`, so that reopening one for writing through
-    /// `/proc/<pid>/fd/<fd>` is caught.
+    /// `LruHashMap<u64, u8>`: executable handles a process got by opening some
+    /// `/proc/<pid>/exe`, so that reopening one for writing is caught. Two kinds of key
+    /// that cannot collide: the inode's kernel address (at or above 0xffff800000000000)
+    /// and `tgid << 32 | fd` (below 2^54), for reopens the kernel refuses.
     pub const EXE_HANDLES: &str = "EXE_HANDLES";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
