@@ -367,12 +367,9 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
         nr: e.nr,
         args: sysno
             .map(|s| {
-                // Slots past the syscall's arity hold whatever followed the tracepoint
-                // record; they are not shown.
-                let mut args = e.args;
-                let arity = ctx.syscall_arity(e.nr).min(6);
-                args[arity..].fill(0);
-                crate::syscalls::decode(s, &args, arity)
+                // The kernel has cleared the slots past the syscall's arity; only the
+                // syscall's own arguments are shown.
+                crate::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
             })
             .unwrap_or_default(),
         path,
