@@ -69,6 +69,20 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
     0
 }
 
+/// Whether the calling process runs the container's own program: it executed one since
+/// it entered a monitored cgroup, or descends from one that did. A runtime's set-up
+/// process (runc's `runc:[2:INIT]`, which writes the config's sysctls and mounts the
+/// container's filesystems) is not armed until it executes the entry point.
+#[inline(always)]
+pub fn armed() -> bool {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    PROCS.get_ptr(&tgid).is_some_and(|p| {
+        // SAFETY: the pointer comes from the map.
+        let flags = unsafe { (*p).flags };
+        flags & proc_flags::ARMED != 0
+    })
+}
+
 /// Whether `exe` names an open file rather than a path (`/dev/fd/N`, `/proc/self/fd/N`,
 /// `/proc/self/exe`): how runc runs its sealed copy of itself.
 #[inline(always)]

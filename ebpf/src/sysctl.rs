@@ -1,6 +1,7 @@
 //! The cgroup sysctl hook: writes under /proc/sys, whatever path reached the file (a
 //! bind mount, /proc/self/fd/N, a second procfs). Profiles that watch escape attempts
-//! report them, and refuse them (EPERM) when their action is `kill`.
+//! report them, and refuse them (EPERM) when their action is `kill`. Only the container's
+//! own processes are judged (see [`crate::procs::armed`]).
 
 use aya_ebpf::{
     helpers::generated::{bpf_sysctl_get_name, bpf_sysctl_get_new_value},
@@ -29,6 +30,12 @@ pub fn sysctl(ctx: &SysctlContext) -> i32 {
     }
     // SAFETY: reading a field of the context the kernel passed.
     if unsafe { (*ctx.sysctl).write } == 0 {
+        return PROCEED;
+    }
+    // The runtime writes the OCI config's sysctls (Docker sets
+    // `net.ipv4.ip_unprivileged_port_start` for every container) from its set-up process,
+    // before the entry point runs: that is the configuration, not the container.
+    if !crate::procs::armed() {
         return PROCEED;
     }
     let deny_wanted = flags & profile_flags::DENY_SYSCTL != 0;

@@ -20,6 +20,11 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
     "python3",
+    // The container engines the integration tests run real containers in: Docker Engine
+    // (docker.io brings containerd and its own runc), docker-compose and Podman.
+    "docker.io",
+    "docker-compose",
+    "podman",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
