@@ -74,8 +74,14 @@ pub mod maps {
     /// their next exec, to tell an exec that gained privileges.
     pub const CREDS: &str = "CREDS";
 
+    /// `HashMap<u32 tgid, GatedProc>`: container processes stopped at their first exec
+    /// until the agent has decided their container's profile (see
+    /// [`crate::profile_flags::GATE`]). Pinned, so a restarted agent releases them.
+    pub const GATED: &str = "GATED";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 25] = [
+    pub const ALL: [&str; 26] = [
+        GATED,
         EXE_HANDLES,
         DEVICE_RULES,
         CRED_OFFSETS,
@@ -118,6 +124,9 @@ pub mod counters {
     pub const DNS_CAPPED: u32 = 4;
     /// Repeats of a reported flow counted without an event (aggregation).
     pub const AGGREGATED: u32 = 5;
+    /// Processes held at the gate that did not fit in `GATED` (the agent finds them by
+    /// their stopped state instead).
+    pub const GATE_FULL: u32 = 6;
     /// Number of counters.
     pub const COUNT: u32 = 8;
 }
@@ -189,6 +198,9 @@ pub mod kind {
     pub const READ_ONLY: u32 = 11;
     /// A device access outside the profile's allowlist ([`crate::DeviceEvent`]).
     pub const DEVICE: u32 = 12;
+    /// A container's first process stopped at the gate ([`crate::GateEvent`]): the agent
+    /// decides its profile and lets it go on.
+    pub const GATE: u32 = 13;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -229,6 +241,43 @@ pub mod profile_flags {
     pub const LEARN_SYSCALLS: u32 = 1024;
     /// Device access is restricted to the profile's `DEVICE_RULES` (cgroup_device hook).
     pub const RESTRICT_DEVICES: u32 = 2048;
+    /// The gate: set (with `DESCENDANTS_ONLY`) on a parent cgroup whose children are
+    /// containers of an engine, while some profile selects containers by what their
+    /// engine says (name, image, compose service, Kubernetes pod), which the kernel
+    /// cannot see. A child cgroup with no entry of its own is a container the agent has
+    /// not identified yet: no hook judges it, and its first process is stopped
+    /// (SIGSTOP) right after it executes the entry point, before it runs any of it, until
+    /// the agent has given the cgroup its profile (or [`UNMONITORED`]) and continues it.
+    pub const GATE: u32 = 4096;
+    /// An entry that says "no profile here": a container below a gate that no profile
+    /// selects. Every hook treats it as an unmonitored cgroup.
+    pub const UNMONITORED: u32 = 8192;
+}
+
+/// The compiled-profile id of gate entries (never given to a profile).
+pub const GATE_PROFILE_ID: u32 = u32::MAX;
+/// The compiled-profile id of [`profile_flags::UNMONITORED`] entries.
+pub const UNMONITORED_PROFILE_ID: u32 = u32::MAX - 1;
+
+/// Value of `GATED`: a process stopped at the gate.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GatedProc {
+    /// The container's cgroup (the task's own cgroup when it was stopped).
+    pub cgroup_id: u64,
+    /// `CLOCK_MONOTONIC` time it was stopped.
+    pub since_ns: u64,
+}
+
+/// Most processes held at the gate at once.
+pub const GATED_MAX_ENTRIES: u32 = 4_096;
+
+/// A process stopped at the gate (`kind::GATE`): only the header; the `GATED` map
+/// holds the truth, this record wakes the agent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GateEvent {
+    pub header: EventHeader,
 }
 
 /// Value of `CGROUP_PROFILES`: the compiled profile that applies to a cgroup and its
@@ -391,6 +440,7 @@ mod user {
     // SAFETY: all of these are `#[repr(C)]` plain data with no padding holes that
     // matter for map keys (keys are fully initialised by `Default` before use).
     unsafe impl aya::Pod for super::ProfileRef {}
+    unsafe impl aya::Pod for super::GatedProc {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EgressKey {}
     unsafe impl aya::Pod for super::EgressValue {}

@@ -15,6 +15,7 @@ mod devices;
 mod dns;
 mod egress;
 mod event;
+mod gate;
 mod maps;
 mod packet;
 mod procs;

@@ -6,11 +6,11 @@ use aya_ebpf::{
 };
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsScratch, EGRESS_MAX_ENTRIES,
-    EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, LEARNED_MAX_ENTRIES, LearnedKey,
-    LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern,
-    PatternKey, PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES,
-    SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule,
-    counters,
+    EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, GATED_MAX_ENTRIES, GatedProc,
+    LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX,
+    PROCS_MAX_ENTRIES, PathPattern, PatternKey, PendingCall, ProcInfo, ProfileRef,
+    RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey,
+    SyscallRepeatKey, SyscallRule, counters,
 };
 
 #[map]
@@ -56,6 +56,9 @@ pub static SYSCALL_WATCH: Array<u8> = Array::with_max_entries(RAW_SYSCALL_SLOTS,
 #[map]
 pub static SYSCALL_REPEATS: LruHashMap<SyscallRepeatKey, FlowState> =
     LruHashMap::with_max_entries(SYSCALL_REPEATS_MAX_ENTRIES, 0);
+
+#[map]
+pub static GATED: HashMap<u32, GatedProc> = HashMap::with_max_entries(GATED_MAX_ENTRIES, 0);
 
 #[map]
 pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS_MAX_ENTRIES, 0);

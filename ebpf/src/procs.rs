@@ -1,6 +1,7 @@
 //! The process table of monitored cgroups, from the scheduler's exec and fork
 //! tracepoints: who the parent is, which program runs, and whether syscall rules apply
-//! yet (see `proc_flags::ARMED`).
+//! yet (see `proc_flags::ARMED`). A container's first exec below a gate is held there
+//! (see [`crate::gate`]).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},
@@ -17,9 +18,12 @@ use crate::{
 /// `sched:sched_process_exec`: the task executed a program; it is now armed.
 #[inline(always)]
 pub fn exec(ctx: &TracePointContext) -> u32 {
-    let Some(m) = profile::current() else {
+    let Some(m) = profile::entry_of_current() else {
         return 0;
     };
+    if !m.is_profile() && !m.is_gate() {
+        return 0;
+    }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let (ppid, was) = PROCS.get_ptr(&tgid).map_or((0, 0), |p| {
         // SAFETY: the pointer comes from the map.
@@ -46,6 +50,12 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         info.flags = was;
     }
     let _ = PROCS.insert(&tgid, &info, 0);
+    if m.is_gate() {
+        if info.flags & proc_flags::ARMED != 0 {
+            crate::gate::hold(tgid);
+        }
+        return 0;
+    }
     // The runtime's set-up process runs as root by design; only armed programs are judged.
     if info.flags & proc_flags::ARMED != 0 {
         crate::creds::exec(&m, &info.exe);

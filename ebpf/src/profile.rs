@@ -4,6 +4,10 @@
 //! records in `CONFIG.levels` at which cgroup levels profiles exist, so the lookup
 //! touches only the ancestors at those levels, deepest first. A task in no monitored
 //! cgroup costs one array read plus one hash lookup per populated level (usually one).
+//!
+//! Two entries are not profiles: a gate on an engine's parent cgroup (its containers are
+//! not identified yet) and "unmonitored" on a container no profile selects. Every hook
+//! but the exec hook sees both as "no profile" (see `profile_flags::GATE`).
 
 use aya_ebpf::{
     bindings::__sk_buff,
@@ -21,6 +25,18 @@ pub struct Match {
 }
 
 impl Match {
+    /// A real profile, not a gate or an "unmonitored" entry (which no hook judges).
+    #[inline(always)]
+    pub fn is_profile(&self) -> bool {
+        self.profile.flags & (profile_flags::GATE | profile_flags::UNMONITORED) == 0
+    }
+
+    /// A gate entry: the task's container is not identified yet.
+    #[inline(always)]
+    pub fn is_gate(&self) -> bool {
+        self.profile.flags & profile_flags::GATE != 0
+    }
+
     /// The current task's own cgroup (which may be below the monitored one).
     #[inline(always)]
     pub fn cgroup_of_task(&self) -> u64 {
@@ -32,6 +48,13 @@ impl Match {
 /// The profile of the current task's cgroup (socket-address hooks, tracepoints).
 #[inline(always)]
 pub fn current() -> Option<Match> {
+    entry_of_current().filter(Match::is_profile)
+}
+
+/// The entry that covers the current task's cgroup, gate and "unmonitored" entries
+/// included: only the exec hook acts on those.
+#[inline(always)]
+pub fn entry_of_current() -> Option<Match> {
     // SAFETY: a plain helper call with an integer argument.
     lookup(|level| unsafe { bpf_get_current_ancestor_cgroup_id(level) })
 }
@@ -41,7 +64,7 @@ pub fn current() -> Option<Match> {
 #[inline(always)]
 pub fn of_skb(skb: *mut __sk_buff) -> Option<Match> {
     // SAFETY: `skb` is the context pointer the kernel passed to the program.
-    lookup(|level| unsafe { bpf_skb_ancestor_cgroup_id(skb, level) })
+    lookup(|level| unsafe { bpf_skb_ancestor_cgroup_id(skb, level) }).filter(Match::is_profile)
 }
 
 /// Searches the populated levels, deepest first, with `ancestor(level)` giving the id of

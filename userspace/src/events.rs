@@ -36,6 +36,8 @@ pub enum Raw {
     /// A write under a read-only path (a [`SyscallEvent`] of kind `READ_ONLY`).
     ReadOnly(Box<SyscallEvent>),
     Creds(Box<CredsEvent>),
+    /// A container's first process held at the gate.
+    Gate(cgwarden_common::GateEvent),
 }
 
 impl Raw {
@@ -51,6 +53,7 @@ impl Raw {
             Self::Device(e) => &e.header,
             Self::ReadOnly(e) => &e.header,
             Self::Creds(e) => &e.header,
+            Self::Gate(e) => &e.header,
         }
     }
 }
@@ -72,6 +75,7 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         kind::DNS => record(bytes, kind, |e| Raw::Dns(Box::new(e))),
         kind::DEVICE => record(bytes, kind, Raw::Device),
         kind::READ_ONLY => record(bytes, kind, |e| Raw::ReadOnly(Box::new(e))),
+        kind::GATE => record(bytes, kind, Raw::Gate),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -117,9 +121,9 @@ pub trait Context {
     /// Wall-clock nanoseconds since the Unix epoch for a `CLOCK_MONOTONIC` time.
     fn wall_clock(&self, monotonic_ns: u64) -> u128;
     /// The container a cgroup belongs to (its path, or what its runtime says).
-    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
+    fn container(&self, cgroup_id: u64) -> Option<crate::engines::Identity> {
         self.cgroup_path(cgroup_id)
-            .and_then(|p| crate::container::identify(&p))
+            .and_then(|p| crate::engines::cgroup_path::identify(&p))
     }
 }
 
@@ -173,13 +177,17 @@ impl Record {
 
     /// The container's name (from its OCI runtime), when known.
     pub fn container_name(&self) -> Option<&str> {
-        let c = match self {
-            Self::Net(r) => r.container.as_ref(),
-            Self::Syscall(r) => r.container.as_ref(),
-            Self::Deviation(r) => r.container.as_ref(),
+        self.who().and_then(|w| w.container.name.as_deref())
+    }
+
+    /// The container the event happened in, when known.
+    pub fn who(&self) -> Option<&crate::engines::Identity> {
+        match self {
+            Self::Net(r) => r.who.as_ref(),
+            Self::Syscall(r) => r.who.as_ref(),
+            Self::Deviation(r) => r.who.as_ref(),
             _ => None,
-        };
-        c.and_then(|c| c.name.as_deref())
+        }
     }
 
     /// The profile that applied, when known.
@@ -239,8 +247,9 @@ pub struct NetRecord {
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
     /// The container, when the cgroup path names one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<crate::container::Container>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: Option<crate::engines::Identity>,
     pub profile: Option<String>,
     pub rule: String,
     pub protocol: &'static str,
@@ -275,7 +284,7 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
         process: comm(&h.comm),
         uid: h.uid,
         gid: h.gid,
-        container: ctx.container(h.cgroup_id),
+        who: ctx.container(h.cgroup_id),
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: profile.map(|(name, _)| name.to_owned()),
@@ -331,8 +340,9 @@ pub struct SyscallRecord {
     /// the kernel counts repeats and sends at most one record per second for them.
     pub count: u64,
     /// The container, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<crate::container::Container>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: Option<crate::engines::Identity>,
 }
 
 impl Eq for SyscallRecord {}
@@ -389,7 +399,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
         count,
-        container: ctx.container(h.cgroup_id),
+        who: ctx.container(h.cgroup_id),
     }
 }
 
@@ -423,8 +433,9 @@ pub struct DeviationRecord {
     pub cgroup_id: u64,
     pub profile: Option<String>,
     /// The container, when known (its name from the OCI runtime).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<crate::container::Container>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: Option<crate::engines::Identity>,
     /// Credentials, for deviations about them.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub creds: Option<CredsDetail>,
@@ -458,7 +469,7 @@ impl DeviationRecord {
             cgroup: ctx.cgroup_path(h.cgroup_id),
             cgroup_id: h.cgroup_id,
             profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
-            container: ctx.container(h.cgroup_id),
+            who: ctx.container(h.cgroup_id),
             creds: None,
         }
     }

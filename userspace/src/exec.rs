@@ -371,12 +371,12 @@ fn spawn_in(path: &Path, command: &[OsString]) -> anyhow::Result<tokio::process:
 /// cgroup path names (Docker, containerd, CRI-O, Podman; a unique prefix is enough),
 /// else by asking runc for the container's init process and reading its cgroup.
 pub fn find_container(cgroup2: &Path, id: &str) -> anyhow::Result<PathBuf> {
-    match crate::container::find_cgroup(cgroup2, id) {
+    match crate::engines::cgroup_path::find_cgroup(cgroup2, id) {
         Ok(path) => return Ok(PathBuf::from(path)),
-        Err(crate::container::FindError::Ambiguous(paths)) => {
+        Err(crate::engines::cgroup_path::FindError::Ambiguous(paths)) => {
             anyhow::bail!("`{id}` names several containers: {}", paths.join(", "))
         }
-        Err(crate::container::FindError::NotFound) => {}
+        Err(crate::engines::cgroup_path::FindError::NotFound) => {}
     }
     let out = std::process::Command::new("runc")
         .args(["state", id])

@@ -4,7 +4,7 @@
 //! it profiles and turns its records into events:
 //! - [`policy`]: profile schema, validation, compilation to map entries;
 //! - [`bpf`]: loading the object, attaching programs, writing maps;
-//! - [`cgroups`]: the cgroup v2 tree;
+//! - [`cgroups`]: the cgroup v2 tree; [`engines`]: which containers run, and their names;
 //! - [`host`]: privileges and mounts;
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
@@ -19,16 +19,15 @@ pub mod btf;
 pub mod caps;
 pub mod cgroups;
 pub mod config;
-pub mod container;
 pub mod control;
 pub mod dns_wire;
+pub mod engines;
 pub mod events;
 pub mod exec;
 pub mod host;
 pub mod import;
 pub mod learn;
 pub mod metrics;
-pub mod oci;
 pub mod policy;
 pub mod procfs;
 pub mod report;

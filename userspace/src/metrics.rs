@@ -270,7 +270,7 @@ mod tests {
             gid: 0,
             cgroup: Some("/c\"x".into()),
             cgroup_id: 1,
-            container: None,
+            who: None,
             profile: Some("web".into()),
             rule: "default".into(),
             protocol: "tcp",

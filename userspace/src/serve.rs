@@ -97,7 +97,7 @@ pub async fn serve(
     // New cgroups and containers are applied as their directories appear; the walk on
     // the tick stays as a backstop.
     let mut watch = if opts.rescan && opts.watch.is_some() {
-        match crate::watch::Watcher::new(agent.cgroup_root(), agent.runc_roots())
+        match crate::watch::Watcher::new(agent.cgroup_root(), &agent.state_dirs())
             // SAFETY: the AsyncFd owns the watcher, so its fd stays open for as long as
             // it is registered.
             .and_then(|w| {
@@ -290,7 +290,7 @@ fn rescan(
 ) -> anyhow::Result<()> {
     drain(agent, ring)?;
     if let Some(w) = watch
-        && let Err(e) = w.get_mut().watch_new_state_roots()
+        && let Err(e) = w.get_mut().watch_new_state_roots(&agent.state_dirs())
     {
         log::warn!("cannot watch a runtime state directory: {e}");
     }

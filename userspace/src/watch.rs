@@ -88,7 +88,8 @@ impl Watcher {
     /// Starts watching the state directories that did not exist before (a runtime makes
     /// its root with its first container, or made it again); the agent calls this with
     /// each backstop walk.
-    pub fn watch_new_state_roots(&mut self) -> io::Result<()> {
+    pub fn watch_new_state_roots(&mut self, roots: &[PathBuf]) -> io::Result<()> {
+        self.state_roots = roots.to_vec();
         for root in self.state_roots.clone() {
             let watched = self
                 .watches
@@ -261,9 +262,11 @@ mod tests {
         let mut w = Watcher::new(tree.path(), std::slice::from_ref(&root)).unwrap();
         let before = w.len();
         std::fs::create_dir_all(root.join("ctr1")).unwrap();
-        w.watch_new_state_roots().unwrap();
+        w.watch_new_state_roots(std::slice::from_ref(&root))
+            .unwrap();
         assert_eq!(w.len(), before + 2, "the root and its container directory");
-        w.watch_new_state_roots().unwrap();
+        w.watch_new_state_roots(std::slice::from_ref(&root))
+            .unwrap();
         assert_eq!(w.len(), before + 2, "watched once");
     }
 

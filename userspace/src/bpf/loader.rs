@@ -127,6 +127,7 @@ pub struct Kernel {
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
     pub(super) syscall_watch: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
+    pub(super) gated: HashMap<MapData, u32, cgwarden_common::GatedProc>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     pub(super) profile_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
@@ -256,6 +257,7 @@ impl Kernel {
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
         let syscall_watch = take_map(&mut ebpf, names::SYSCALL_WATCH)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
+        let gated = take_map(&mut ebpf, names::GATED)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let profile_patterns = take_map(&mut ebpf, names::PROFILE_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -282,6 +284,7 @@ impl Kernel {
             syscall_rules,
             syscall_watch,
             procs,
+            gated,
             path_patterns,
             profile_patterns,
             device_rules,
@@ -650,8 +653,32 @@ pub fn uninstall(state: &Path) -> io::Result<bool> {
     if !state.exists() {
         return Ok(false);
     }
+    if let Ok(entries) = fs::read_dir(state) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("maps-") {
+                release_held(&entry.path());
+            }
+        }
+    }
     fs::remove_dir_all(state)?;
     Ok(true)
+}
+
+/// Lets the processes a pinned `GATED` map (in the maps directory `maps`) holds at the
+/// gate go on: once the gate's pins are gone, no agent would.
+fn release_held(maps: &Path) {
+    let Ok(data) = MapData::from_pin(maps.join(names::GATED)) else {
+        return;
+    };
+    let Ok(gated) =
+        HashMap::<_, u32, cgwarden_common::GatedProc>::try_from(aya::maps::Map::HashMap(data))
+    else {
+        return;
+    };
+    for pid in gated.keys().filter_map(Result::ok) {
+        // SAFETY: kill(2) with a valid signal; a pid that is gone gives ESRCH.
+        unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    }
 }
 
 /// Identifies this build's object, so pins of another build are never reused.
@@ -684,6 +711,9 @@ fn remove_other_builds(state: &Path) {
         let other =
             (name.starts_with("links-") || name.starts_with("maps-")) && !name.ends_with(&ours);
         if other {
+            if name.starts_with("maps-") {
+                release_held(&entry.path());
+            }
             // Links first: they hold the old programs, which hold the old maps.
             if let Err(e) = fs::remove_dir_all(entry.path()) {
                 log::warn!("could not remove {}: {e}", entry.path().display());

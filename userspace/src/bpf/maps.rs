@@ -19,6 +19,7 @@ pub struct Counters {
     pub dns_learned: u64,
     pub dns_capped: u64,
     pub aggregated: u64,
+    pub gate_full: u64,
 }
 
 impl Kernel {
@@ -115,6 +116,16 @@ impl Kernel {
             self.remove_cred_rule(rules.id)?;
         }
         Ok(())
+    }
+
+    /// The processes held at the gate, with their container's cgroup.
+    pub fn gated(&self) -> Vec<(u32, cgwarden_common::GatedProc)> {
+        self.gated.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Forgets a process held at the gate (after continuing it, or when it is gone).
+    pub fn forget_gated(&mut self, pid: u32) -> Result<(), MapError> {
+        ignore_missing(self.gated.remove(&pid))
     }
 
     /// What the process table knows of a process.
@@ -233,6 +244,7 @@ impl Kernel {
             dns_learned: sum(counters::DNS_LEARNED)?,
             dns_capped: sum(counters::DNS_CAPPED)?,
             aggregated: sum(counters::AGGREGATED)?,
+            gate_full: sum(counters::GATE_FULL)?,
         })
     }
 }

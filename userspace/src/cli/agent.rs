@@ -55,7 +55,8 @@ pub struct RunArgs {
     #[arg(long, conflicts_with = "metrics")]
     no_metrics: bool,
     /// An OCI runtime state directory (runc's `--root`) where containers' state.json
-    /// leads to their config.json; repeatable. Default: /run/runc.
+    /// leads to their config.json; repeatable. Default: Docker's, containerd's (every
+    /// namespace), Podman's and CRI-O's (runc's and crun's) state directories.
     #[arg(long = "runc-root")]
     runc_roots: Vec<PathBuf>,
     /// Find new cgroups only by walking the tree every 100 ms, without inotify.
@@ -133,10 +134,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         }),
         metrics,
         watch: (!args.no_watch).then(|| args.walk_every.into()),
-        runc_roots: if args.runc_roots.is_empty() {
-            vec![PathBuf::from(cgwarden::oci::DEFAULT_RUNC_ROOT)]
+        engines: if args.runc_roots.is_empty() {
+            cgwarden::engines::Dirs::default()
         } else {
-            args.runc_roots
+            cgwarden::engines::Dirs::with_state_roots(args.runc_roots)
         },
     };
     runtime()?.block_on(run_agent(settings))
@@ -150,7 +151,7 @@ struct Settings {
     resolver: Option<SocketAddr>,
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
-    runc_roots: Vec<PathBuf>,
+    engines: cgwarden::engines::Dirs,
     /// Discovery by inotify, with the backstop walk's period; `None`: walk every tick.
     watch: Option<std::time::Duration>,
 }
@@ -179,7 +180,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         sinks,
         Resolver::system(s.resolver),
     )?;
-    agent.set_runc_roots(s.runc_roots.clone());
+    agent.set_engine_dirs(s.engines.clone());
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.
     agent.install(profiles)?;
@@ -227,11 +228,23 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     )
     .await?;
     match &s.state {
-        Some(dir) => log::info!(
-            "stopping; enforcement stays in place (`cgwarden uninstall --state-dir {}` removes it)",
-            dir.display()
-        ),
-        None => log::info!("stopping; detaching from every cgroup"),
+        Some(dir) => {
+            let gates = agent.gate_paths();
+            log::info!(
+                "stopping; enforcement stays in place (`cgwarden uninstall --state-dir {}` removes it)",
+                dir.display()
+            );
+            if !gates.is_empty() {
+                log::warn!(
+                    "new containers below {} wait at their first exec until an agent runs again (or `cgwarden uninstall` lets them go)",
+                    gates.join(", ")
+                );
+            }
+        }
+        None => {
+            log::info!("stopping; detaching from every cgroup");
+            agent.release_all_held();
+        }
     }
     Ok(0)
 }

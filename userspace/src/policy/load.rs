@@ -9,7 +9,10 @@ use std::{
 
 use super::{
     raw::{RawEgressRule, RawProfile},
-    types::{Egress, EgressRule, Profile, RuleAction, Selector, SyscallRule},
+    types::{
+        ComposeSelector, Egress, EgressRule, K8sSelector, Profile, RuleAction, Selector,
+        SyscallRule,
+    },
 };
 
 /// One problem in one profile file.
@@ -141,19 +144,19 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
     let selector = match raw.selector {
         Some(s) => Selector {
             cgroup: s.cgroup.into_vec(),
-            container: s
-                .container
-                .into_vec()
-                .iter()
-                .filter_map(|p| glob::Pattern::new(p).ok())
-                .collect(),
-            runtime: s.runtime.into_vec(),
-            name: s
-                .name
-                .into_vec()
-                .iter()
-                .filter_map(|p| glob::Pattern::new(p).ok())
-                .collect(),
+            container: s.container.into_vec(),
+            runtime: s.runtime.into_vec().into_iter().map(|e| e.0).collect(),
+            name: s.name.into_vec(),
+            image: s.image.into_vec(),
+            compose: s.compose.map(|c| ComposeSelector {
+                project: c.project.into_vec(),
+                service: c.service.into_vec(),
+            }),
+            k8s: s.k8s.map(|k| K8sSelector {
+                namespace: k.namespace.into_vec(),
+                pod: k.pod.into_vec(),
+                container: k.container.into_vec(),
+            }),
         },
         None => Selector::default(),
     };
@@ -272,6 +275,71 @@ mod tests {
     }
 
     #[test]
+    fn selects_by_what_the_engine_says() {
+        use crate::engines::{Compose, Engine, Identity, K8s};
+        let p = parse(
+            "name: a\nmode: audit\nselector:\n  runtime: [docker, podman]\n  image: \"shop/*\"\n  compose:\n    project: shop\n    service: [web, api]\n",
+        )
+        .unwrap();
+        assert!(p.selector.selects_by_container());
+        let id = "ab".repeat(32);
+        let path = format!("/docker/{id}");
+        let mut who = Identity::new(Engine::Docker, id.clone());
+        who.container.image = Some("shop/web:1".into());
+        who.compose = Some(Compose {
+            project: "shop".into(),
+            service: "web".into(),
+        });
+        assert!(p.selector.matches_container(&path, Some(&who)));
+        // Every key must match: another service, another image, another engine.
+        let mut other = who.clone();
+        other.compose.as_mut().unwrap().service = "db".into();
+        assert!(!p.selector.matches_container(&path, Some(&other)));
+        let mut other = who.clone();
+        other.container.image = Some("nginx".into());
+        assert!(!p.selector.matches_container(&path, Some(&other)));
+        let mut other = who.clone();
+        other.container.runtime = Engine::Containerd;
+        assert!(!p.selector.matches_container(&path, Some(&other)));
+        // Path alone: no image, no compose labels known.
+        assert!(!p.selector.matches(&path));
+        let k = parse(
+            "name: a\nmode: audit\nselector:\n  k8s:\n    namespace: shop\n    pod: \"web-*\"\n",
+        )
+        .unwrap();
+        let mut pod = Identity::new(Engine::Containerd, "c1".into());
+        pod.k8s = Some(K8s {
+            namespace: "shop".into(),
+            pod: "web-7d9f".into(),
+            container: Some("web".into()),
+        });
+        assert!(k.selector.matches_container("/k8s.io/c1", Some(&pod)));
+        pod.k8s.as_mut().unwrap().namespace = "kube-system".into();
+        assert!(!k.selector.matches_container("/k8s.io/c1", Some(&pod)));
+    }
+
+    #[test]
+    fn invalid_selector_values_are_errors_at_their_place() {
+        let e = parse("name: a\nmode: audit\nselector:\n  container: \"[x\"\n").unwrap_err();
+        assert_eq!((e.line, e.column), (4, 14), "{e}");
+        assert!(e.message.contains("invalid glob `[x`"), "{}", e.message);
+        let e = parse("name: a\nmode: audit\nselector:\n  runtime: dockr\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(
+            e.message.contains("unknown runtime `dockr`"),
+            "{}",
+            e.message
+        );
+        let e = parse(
+            "name: a\nmode: audit\nselector:\n  compose:\n    project: x\n    service: [\"ok\", \"[\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        let e = parse("name: a\nmode: audit\nselector:\n  k8s:\n    cluster: x\n").unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+    }
+
+    #[test]
     fn selects_containers_by_id_and_runtime() {
         let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
         let p =
@@ -304,8 +372,21 @@ mod tests {
         assert_eq!(caps.names(), vec!["CAP_CHOWN", "CAP_NET_BIND_SERVICE"]);
         assert!(p.runtime.no_new_privileges && p.runtime.read_only_root());
         assert!(p.runtime.needs_creds());
-        assert!(p.selector.matches_named("/x/abc", Some("web-1")));
-        assert!(!p.selector.matches_named("/x/abc", Some("db-1")));
+        let named = |name: &str| {
+            let mut who = crate::engines::Identity::new(crate::engines::Engine::Runc, "abc".into());
+            who.container.name = Some(name.to_owned());
+            who
+        };
+        assert!(
+            p.selector
+                .matches_container("/x/abc", Some(&named("web-1")))
+        );
+        assert!(!p.selector.matches_container("/x/abc", Some(&named("db-1"))));
+        // A cgroup nested in the container is covered through it, not selected itself.
+        assert!(
+            !p.selector
+                .matches_container("/x/abc/sub", Some(&named("web-1")))
+        );
         assert!(!p.selector.matches("/x/abc"));
         let none = parse("name: a\nmode: audit\nruntime:\n  capabilities: []\n").unwrap();
         assert_eq!(none.runtime.capabilities.map(|c| c.0), Some(0));

@@ -10,8 +10,8 @@ use serde::{
 };
 
 use super::types::{
-    CgroupGlob, Destination, DnsSettings, EgressDefault, Mode, PortRange, ProfileName, Protocol,
-    ReportLevel, Runtime, SyscallAction, SyscallName, SyscallSet,
+    CgroupGlob, Destination, DnsSettings, EgressDefault, EngineName, Glob, Mode, PortRange,
+    ProfileName, Protocol, ReportLevel, Runtime, SyscallAction, SyscallName, SyscallSet,
 };
 
 #[derive(Debug, Deserialize)]
@@ -34,15 +34,44 @@ pub struct RawProfile {
 pub struct RawSelector {
     #[serde(default)]
     pub cgroup: OneOrMany<CgroupGlob>,
-    /// Container ids (globs, e.g. `3f2a*`), as the cgroup path names them.
+    /// Container ids (globs, e.g. `3f2a*`).
     #[serde(default)]
-    pub container: OneOrMany<String>,
-    /// Runtimes: docker, containerd, cri-o, podman.
+    pub container: OneOrMany<Glob>,
+    /// Engines: docker, podman, containerd, cri-o, runc.
     #[serde(default)]
-    pub runtime: OneOrMany<String>,
-    /// Container names (globs), as the OCI runtime's config.json names them.
+    pub runtime: OneOrMany<EngineName>,
+    /// Container names (globs), as the engine names them.
     #[serde(default)]
-    pub name: OneOrMany<String>,
+    pub name: OneOrMany<Glob>,
+    /// Images (globs), as the engine names them.
+    #[serde(default)]
+    pub image: OneOrMany<Glob>,
+    #[serde(default)]
+    pub compose: Option<RawCompose>,
+    #[serde(default)]
+    pub k8s: Option<RawK8s>,
+}
+
+/// `selector.compose`: project and service globs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompose {
+    #[serde(default)]
+    pub project: OneOrMany<Glob>,
+    #[serde(default)]
+    pub service: OneOrMany<Glob>,
+}
+
+/// `selector.k8s`: namespace, pod and container globs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawK8s {
+    #[serde(default)]
+    pub namespace: OneOrMany<Glob>,
+    #[serde(default)]
+    pub pod: OneOrMany<Glob>,
+    #[serde(default)]
+    pub container: OneOrMany<Glob>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 use std::{fmt, net::IpAddr, path::PathBuf, str::FromStr};
 
+use crate::engines::Engine;
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 
@@ -32,51 +33,105 @@ pub enum Mode {
 }
 
 /// Which cgroups a profile applies to. Empty: only through `cgwarden exec`.
+///
+/// A cgroup is selected when a `cgroup` glob matches its path, or when it is a
+/// container's own cgroup and the container matches every container key given (`container`
+/// id, `runtime`, `name`, `image`, `compose`, `k8s`), each a list of globs of which one
+/// must match.
 #[derive(Debug, Clone, Default)]
 pub struct Selector {
     pub cgroup: Vec<CgroupGlob>,
     /// Container id globs.
-    pub container: Vec<glob::Pattern>,
-    /// Runtimes.
-    pub runtime: Vec<String>,
-    /// Container name globs (names from the OCI runtime's config.json).
-    pub name: Vec<glob::Pattern>,
+    pub container: Vec<Glob>,
+    /// Engines.
+    pub runtime: Vec<Engine>,
+    /// Container name globs (names from the engine, the annotations or the hostname).
+    pub name: Vec<Glob>,
+    /// Image globs, as the engine names the image.
+    pub image: Vec<Glob>,
+    /// Compose project and service globs.
+    pub compose: Option<ComposeSelector>,
+    /// Kubernetes namespace, pod and container globs.
+    pub k8s: Option<K8sSelector>,
+}
+
+/// `selector.compose`: a Compose service's containers.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeSelector {
+    pub project: Vec<Glob>,
+    pub service: Vec<Glob>,
+}
+
+/// `selector.k8s`: a Kubernetes workload's containers.
+#[derive(Debug, Clone, Default)]
+pub struct K8sSelector {
+    pub namespace: Vec<Glob>,
+    pub pod: Vec<Glob>,
+    pub container: Vec<Glob>,
 }
 
 impl Selector {
-    /// Whether a cgroup path (relative to the cgroup2 root, starting with `/`) matches:
-    /// its path matches a `cgroup` glob, or it is a container whose id matches a
-    /// `container` glob or whose runtime is listed (both when both are given).
+    /// Whether a cgroup path (relative to the cgroup2 root, starting with `/`) matches,
+    /// knowing of the container only what the path says.
     pub fn matches(&self, cgroup_path: &str) -> bool {
-        self.matches_named(cgroup_path, None)
+        let who = crate::engines::cgroup_path::identify(cgroup_path);
+        self.matches_container(cgroup_path, who.as_ref())
     }
 
-    /// Like [`Selector::matches`], for a cgroup that is the own cgroup of a container
-    /// its OCI runtime names `name`: a `name` glob selects it too.
-    pub fn matches_named(&self, cgroup_path: &str, name: Option<&str>) -> bool {
+    /// Whether the cgroup at `cgroup_path` matches, where `who` is the container it
+    /// belongs to as far as it is known.
+    pub fn matches_container(
+        &self,
+        cgroup_path: &str,
+        who: Option<&crate::engines::Identity>,
+    ) -> bool {
         if self.cgroup.iter().any(|g| g.matches(cgroup_path)) {
             return true;
         }
-        if let Some(name) = name
-            && self.name.iter().any(|g| g.matches(name))
-        {
-            return true;
-        }
-        if self.container.is_empty() && self.runtime.is_empty() {
+        if !self.selects_by_container() {
             return false;
         }
-        let Some(c) = crate::container::identify(cgroup_path) else {
+        let Some(who) = who else {
             return false;
         };
         // Only the container's own cgroup, not cgroups nested in it.
-        if !cgroup_path.trim_end_matches('/').ends_with(&c.id)
-            && !cgroup_path.trim_end_matches(".scope").ends_with(&c.id)
-        {
+        if !crate::engines::cgroup_path::is_own(cgroup_path, who) {
             return false;
         }
-        let id_ok = self.container.is_empty() || self.container.iter().any(|p| p.matches(&c.id));
-        let runtime_ok = self.runtime.is_empty() || self.runtime.iter().any(|r| r == c.runtime);
-        id_ok && runtime_ok
+        let c = &who.container;
+        let any = |globs: &[Glob], value: Option<&str>| {
+            globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
+        };
+        let compose_ok = self.compose.as_ref().is_none_or(|sel| {
+            who.compose.as_ref().is_some_and(|c| {
+                any(&sel.project, Some(&c.project)) && any(&sel.service, Some(&c.service))
+            })
+        });
+        let k8s_ok = self.k8s.as_ref().is_none_or(|sel| {
+            who.k8s.as_ref().is_some_and(|k| {
+                any(&sel.namespace, Some(&k.namespace))
+                    && any(&sel.pod, Some(&k.pod))
+                    && any(&sel.container, k.container.as_deref())
+            })
+        });
+        any(&self.container, Some(&c.id))
+            && (self.runtime.is_empty() || self.runtime.contains(&c.runtime))
+            && any(&self.name, c.name.as_deref())
+            && any(&self.image, c.image.as_deref())
+            && compose_ok
+            && k8s_ok
+    }
+
+    /// Whether the selector names containers by anything beyond a cgroup glob: then a
+    /// new container's profile depends on what its engine says about it, and the agent
+    /// holds its first process at the gate until it knows (see `profile_flags::GATE`).
+    pub fn selects_by_container(&self) -> bool {
+        !(self.container.is_empty()
+            && self.runtime.is_empty()
+            && self.name.is_empty()
+            && self.image.is_empty()
+            && self.compose.is_none()
+            && self.k8s.is_none())
     }
 
     /// Whether a glob selects every child of `cgroup_path` (a glob `<cgroup_path>/*`).
@@ -85,6 +140,56 @@ impl Selector {
             g.as_str()
                 .strip_suffix("/*")
                 .is_some_and(|parent| parent == cgroup_path && !parent.contains(['*', '?', '[']))
+        })
+    }
+}
+
+/// A glob on a name, id or image (`*`, `?`, `[...]`), checked when the profile is read:
+/// an invalid glob is an error at its own line, never dropped (which would widen the
+/// selection).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Glob {
+    text: String,
+    pattern: glob::Pattern,
+}
+
+impl Glob {
+    pub fn matches(&self, value: &str) -> bool {
+        self.pattern.matches(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl TryFrom<String> for Glob {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("an empty glob selects nothing; remove the key instead".to_owned());
+        }
+        let pattern =
+            glob::Pattern::new(&text).map_err(|e| format!("invalid glob `{text}`: {}", e.msg))?;
+        Ok(Self { text, pattern })
+    }
+}
+
+/// A selector's `runtime:` value: one of the engines cgwarden knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct EngineName(pub Engine);
+
+impl TryFrom<String> for EngineName {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        Engine::parse(&text).map(Self).ok_or_else(|| {
+            let known: Vec<&str> = Engine::ALL.iter().map(|e| e.as_str()).collect();
+            format!(
+                "unknown runtime `{text}`; expected one of {}",
+                known.join(", ")
+            )
         })
     }
 }

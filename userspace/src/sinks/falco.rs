@@ -279,7 +279,7 @@ mod tests {
             gid: 1000,
             cgroup: Some("/gw/abc".into()),
             cgroup_id: 9,
-            container: None,
+            who: None,
             creds: None,
             profile: Some("gateway".into()),
         };

@@ -17,6 +17,8 @@ use cgwarden_common::{
 };
 use syscalls::Sysno;
 
+mod gate;
+
 use crate::{
     aggregate::Aggregator,
     bpf::{Counters, Kernel},
@@ -106,12 +108,12 @@ pub struct Agent {
     deviations_seen: std::collections::HashSet<(u64, u32, String)>,
     /// Credential deviations already reported: (cgroup, deviation, program).
     creds_seen: std::collections::HashSet<(u64, &'static str, String)>,
-    /// OCI runtime state directories (runc's `--root`), and the containers found in
-    /// them by (directory index, container id).
-    runc_roots: Vec<PathBuf>,
-    oci: HashMap<(usize, String), crate::oci::OciContainer>,
-    /// Container cgroup path → its key in `oci`.
-    oci_paths: HashMap<String, (usize, String)>,
+    /// The host's containers, from the engines' state and metadata.
+    known: crate::engines::known::Known,
+    /// Gate entries and "unmonitored" entries, by cgroup (see [`gate`]).
+    gates: gate::Entries,
+    /// A process was held at the gate: rescan now.
+    gate_wakeup: bool,
     /// Configuration deviations already reported: (cgroup, container id).
     oci_reported: std::collections::HashSet<(u64, String)>,
     /// Whether the kernel side knows where the credentials are (from the kernel's
@@ -211,21 +213,25 @@ impl Agent {
             held_back_at: None,
             inherited,
             cred_offsets,
-            runc_roots: vec![PathBuf::from(crate::oci::DEFAULT_RUNC_ROOT)],
-            oci: HashMap::new(),
-            oci_paths: HashMap::new(),
+            known: crate::engines::known::Known::new(crate::engines::Dirs::default()),
+            gates: gate::Entries::default(),
+            gate_wakeup: false,
             oci_reported: Default::default(),
         })
     }
 
-    /// Where to look for OCI runtime state (runc's `--root` directories).
-    pub fn set_runc_roots(&mut self, roots: Vec<PathBuf>) {
-        self.runc_roots = roots;
+    /// Where the engines keep their state and metadata.
+    pub fn set_engine_dirs(&mut self, dirs: crate::engines::Dirs) {
+        self.known = crate::engines::known::Known::new(dirs);
     }
 
-    /// The OCI runtime state directories.
-    pub fn runc_roots(&self) -> &[PathBuf] {
-        &self.runc_roots
+    /// The directories to watch for containers: the OCI state directories as they are
+    /// now, and the parents where namespaced ones appear.
+    pub fn state_dirs(&self) -> Vec<PathBuf> {
+        let dirs = self.known.dirs();
+        let mut out: Vec<PathBuf> = dirs.state_dirs().into_iter().map(|(d, _)| d).collect();
+        out.extend(dirs.namespace_parents());
+        out
     }
 
     /// The cgroup2 mount the agent watches.
@@ -234,60 +240,29 @@ impl Agent {
     }
 
     /// Whether containers appeared in (or left) the runtime's state directories since
-    /// the last [`Agent::rescan`]: one directory read per state directory.
+    /// the last [`Agent::rescan`].
     pub fn oci_changed(&self) -> bool {
-        let mut seen = 0;
-        for (i, root) in self.runc_roots.iter().enumerate() {
-            let Ok(entries) = std::fs::read_dir(root) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let key = (i, entry.file_name().to_string_lossy().into_owned());
-                if !self.oci.contains_key(&key) {
-                    return true;
-                }
-                seen += 1;
-            }
-        }
-        seen != self.oci.len()
+        self.known.changed()
     }
 
-    /// Reads the state of containers that appeared in the runtime's state directories
-    /// and forgets those that went. A state not readable yet is tried again next time.
-    fn refresh_oci(&mut self) {
-        let mut present = std::collections::HashSet::new();
-        for (i, root) in self.runc_roots.iter().enumerate() {
-            let Ok(entries) = std::fs::read_dir(root) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let key = (i, entry.file_name().to_string_lossy().into_owned());
-                if !self.oci.contains_key(&key)
-                    && let Some(c) =
-                        crate::oci::read_state(&entry.path().join("state.json"), &self.cgroup_root)
-                {
-                    log::info!(
-                        "container {} ({}) in cgroup {}",
-                        c.id,
-                        c.name.as_deref().unwrap_or("no name"),
-                        c.cgroup.as_deref().unwrap_or("?")
-                    );
-                    self.oci.insert(key.clone(), c);
-                }
-                present.insert(key);
-            }
+    /// Reads the state of containers that appeared in the engines' state directories
+    /// and forgets those that went.
+    fn refresh_containers(&mut self) {
+        for c in self.known.refresh(&self.cgroup_root) {
+            let who = &c.identity.container;
+            log::info!(
+                "{} container {} ({}) in cgroup {}",
+                who.runtime,
+                who.id,
+                who.name.as_deref().unwrap_or("no name"),
+                c.cgroup.as_deref().unwrap_or("?")
+            );
         }
-        self.oci.retain(|k, _| present.contains(k));
-        self.oci_paths = self
-            .oci
-            .iter()
-            .filter_map(|(k, c)| c.cgroup.clone().map(|p| (p, k.clone())))
-            .collect();
     }
 
-    /// The container whose own cgroup is `path`, as its runtime describes it.
-    fn oci_at(&self, path: &str) -> Option<&crate::oci::OciContainer> {
-        self.oci_paths.get(path).and_then(|k| self.oci.get(k))
+    /// Whether a process is held at the gate and the loop should rescan now.
+    pub fn take_gate_wakeup(&mut self) -> bool {
+        std::mem::take(&mut self.gate_wakeup) || !self.gates.held_is_empty()
     }
 
     /// Reports, once per container, where its OCI configuration promises less
@@ -301,16 +276,20 @@ impl Agent {
             let Some(path) = self.paths.get(cgroup) else {
                 continue;
             };
-            let Some(c) = self.oci_paths.get(path).and_then(|k| self.oci.get(k)) else {
+            let Some(c) = self.known.oci_at(path) else {
                 continue;
             };
-            if !self.oci_reported.insert((*cgroup, c.id.clone())) {
+            if !self
+                .oci_reported
+                .insert((*cgroup, c.identity.container.id.clone()))
+            {
                 continue;
             }
             let Some(compiled) = self.compiled.get(&a.profile) else {
                 continue;
             };
-            for (deviation, detail) in crate::oci::deviations(&c.config, &compiled.profile.runtime)
+            for (deviation, detail) in
+                crate::engines::oci::deviations(&c.config, &compiled.profile.runtime)
             {
                 found.push(events::DeviationRecord {
                     time: events::rfc3339(now_ns()),
@@ -329,7 +308,7 @@ impl Agent {
                     cgroup: Some(path.clone()),
                     cgroup_id: *cgroup,
                     profile: Some(a.profile.clone()),
-                    container: Some(oci_container(c)),
+                    who: Some(c.identity.clone()),
                     creds: None,
                 });
             }
@@ -444,7 +423,11 @@ impl Agent {
         wanted.dedup_by_key(|(s, _)| s.id());
         let track = !wanted.is_empty()
             || fresh.values().any(|c| {
-                c.profile.runtime.user.is_some() || c.rules.creds.is_some() || c.profile.learn
+                c.profile.runtime.user.is_some()
+                    || c.rules.creds.is_some()
+                    || c.profile.learn
+                    // The gate holds a container's first process at its exec.
+                    || c.profile.selector.selects_by_container()
             });
         if fresh.values().any(|c| c.profile.learn) {
             self.kernel
@@ -597,7 +580,8 @@ impl Agent {
                 Ok(()) => serde_json::json!({ "ok": true }),
                 Err(why) => serde_json::json!({ "ok": false, "error": why }),
             },
-            "oci_containers": self.oci.len(),
+            "oci_containers": self.known.len(),
+            "gates": self.gates.gate_paths(),
         })
     }
 
@@ -830,7 +814,9 @@ impl Agent {
         let levels = self
             .assignments
             .values()
-            .fold(inherited, |acc, a| acc | (1u32 << a.level));
+            .fold(inherited | self.gates.plan.levels(), |acc, a| {
+                acc | (1u32 << a.level)
+            });
         let dns = self
             .compiled
             .values()
@@ -863,7 +849,7 @@ impl Agent {
         }
         self.inherited = None;
         for (cgroup, _) in self.kernel.cgroup_profiles() {
-            if !self.assignments.contains_key(&cgroup) {
+            if !self.assignments.contains_key(&cgroup) && !self.gates.plan.contains(cgroup) {
                 self.kernel.remove_cgroup_profile(cgroup)?;
             }
         }
@@ -887,16 +873,20 @@ impl Agent {
     /// get the profile, vanished or no longer matching ones lose it. The first profile
     /// in name order whose selector matches wins.
     pub fn rescan(&mut self) -> anyhow::Result<()> {
-        self.refresh_oci();
+        self.refresh_containers();
         let entries = cgroups::walk(&self.cgroup_root);
+        self.known
+            .note_paths(entries.iter().map(|e| e.path.as_str()));
         let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
         self.paths.clear();
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
-            if let Some(c) = self.compiled.values().find(|c| {
-                let name = self.oci_at(&e.path).and_then(|o| o.name.as_deref());
-                c.profile.selector.matches_named(&e.path, name)
-            }) {
+            let who = self.known.own(&e.path);
+            if let Some(c) = self
+                .compiled
+                .values()
+                .find(|c| c.profile.selector.matches_container(&e.path, who))
+            {
                 wanted.insert(
                     e.id,
                     (
@@ -950,7 +940,111 @@ impl Agent {
                 self.assign_scoped(id, &path, level, &profile, below)?;
             }
         }
+        let active = self
+            .compiled
+            .values()
+            .any(|c| c.profile.selector.selects_by_container());
+        let assignments = &self.assignments;
+        let plan = gate::Plan::new(
+            active,
+            &entries,
+            |id| assignments.contains_key(&id),
+            &self.known,
+            &self.gates.released,
+        );
+        self.apply_gates(plan)?;
+        self.release_held()?;
         self.report_oci_deviations()
+    }
+
+    /// Writes the gate and "unmonitored" entries of `plan` and removes those it drops.
+    fn apply_gates(&mut self, plan: gate::Plan) -> anyhow::Result<()> {
+        if plan == self.gates.plan {
+            return Ok(());
+        }
+        for (id, entry) in plan.kernel_entries() {
+            if !self.gates.plan.contains(id) {
+                self.kernel
+                    .set_cgroup_profile(id, entry)
+                    .context("writing a gate entry")?;
+            }
+        }
+        for id in self.gates.plan.dropped_in(&plan) {
+            // A cgroup that got a profile of its own has that entry now.
+            if !self.assignments.contains_key(&id) {
+                self.kernel.remove_cgroup_profile(id)?;
+            }
+        }
+        for (path, _) in plan.gates.values() {
+            if !self.gates.plan.gates.values().any(|(p, _)| p == path) {
+                log::info!(
+                    "new containers below {path} are held at their first exec until identified"
+                );
+            }
+        }
+        self.gates.plan = plan;
+        self.gates.released.retain(|id| self.paths.contains_key(id));
+        self.update_levels()
+    }
+
+    /// Lets the processes held at the gate go on once their container's cgroup has its
+    /// entry, or once they waited too long (their cgroup is then unmonitored).
+    fn release_held(&mut self) -> anyhow::Result<()> {
+        let held = self.kernel.gated();
+        self.gates.held = held.len();
+        if held.is_empty() {
+            return Ok(());
+        }
+        let now = u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
+        let decided = |cgroup: u64| {
+            self.assignments
+                .get(&cgroup)
+                .is_some_and(|a| !a.descendants_only)
+                || self.gates.plan.unmonitored.contains_key(&cgroup)
+                // Gone, or no gate above it any more.
+                || self.paths.get(&cgroup).is_none_or(|path| {
+                    crate::engines::parent_of(path).is_none_or(|parent| {
+                        !self.gates.plan.gates.values().any(|(p, _)| p == parent)
+                    })
+                })
+        };
+        let releases = gate::releases(&held, now, decided);
+        for (pid, cgroup, why) in releases {
+            if why == gate::Release::TimedOut {
+                let path = self.paths.get(&cgroup).cloned().unwrap_or_default();
+                log::warn!(
+                    "cgroup {path}: no engine describes it within {} s; its processes run unmonitored",
+                    gate::HOLD_AT_MOST_NS / 1_000_000_000
+                );
+                self.gates.released.insert(cgroup);
+                if let Some(level) = entries_level(&path) {
+                    self.gates.plan.unmonitored.insert(cgroup, (path, level));
+                    self.kernel
+                        .set_cgroup_profile(cgroup, gate::unmonitored_entry())
+                        .context("writing an unmonitored entry")?;
+                    self.update_levels()?;
+                }
+            }
+            // SAFETY: kill(2) with a valid signal; a pid that is gone gives ESRCH.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+            self.kernel.forget_gated(pid)?;
+            self.gates.held = self.gates.held.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    /// The cgroups whose new containers are held at the gate.
+    pub fn gate_paths(&self) -> Vec<String> {
+        self.gates.gate_paths()
+    }
+
+    /// Lets every held process go on (the agent stops and its entries go with it).
+    pub fn release_all_held(&mut self) {
+        for (pid, _) in self.kernel.gated() {
+            // SAFETY: kill(2) with a valid signal.
+            unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+            let _ = self.kernel.forget_gated(pid);
+        }
     }
 
     /// Decodes, enriches and writes one ring-buffer record.
@@ -1010,6 +1104,14 @@ impl Agent {
                 }
             }
             Ok(Raw::Creds(e)) => self.emit_creds(&e)?,
+            Ok(Raw::Gate(e)) => {
+                log::debug!(
+                    "pid {} held at the gate in cgroup {}",
+                    e.header.pid,
+                    e.header.cgroup_id
+                );
+                self.gate_wakeup = true;
+            }
             Ok(Raw::Sysctl(e)) => {
                 if !self.paths.contains_key(&e.header.cgroup_id) {
                     self.learn_path(e.header.cgroup_id);
@@ -1243,34 +1345,19 @@ impl events::Context for Agent {
         (i128::from(monotonic_ns) + self.clock_offset_ns).max(0) as u128
     }
 
-    fn container(&self, cgroup_id: u64) -> Option<crate::container::Container> {
-        let path = self.paths.get(&cgroup_id)?;
-        // The container's own cgroup or one nested in it.
-        let mut at = path.as_str();
-        loop {
-            if let Some(c) = self.oci_at(at) {
-                let mut found =
-                    crate::container::identify(path).unwrap_or_else(|| oci_container(c));
-                found.name = c.name.clone();
-                return Some(found);
-            }
-            match at.rfind('/') {
-                Some(0) | None => break,
-                Some(i) => at = &at[..i],
-            }
-        }
-        crate::container::identify(path)
+    fn container(&self, cgroup_id: u64) -> Option<crate::engines::Identity> {
+        self.paths
+            .get(&cgroup_id)
+            .and_then(|path| self.known.container_of(path))
     }
 }
 
-/// A container as its OCI runtime's state names it.
-fn oci_container(c: &crate::oci::OciContainer) -> crate::container::Container {
-    crate::container::Container {
-        runtime: "runc",
-        id: c.id.clone(),
-        pod: None,
-        name: c.name.clone(),
+/// The level of a cgroup path (`/` is 0).
+fn entries_level(path: &str) -> Option<u32> {
+    if path.is_empty() {
+        return None;
     }
+    Some(path.trim_end_matches('/').matches('/').count() as u32 - u32::from(path == "/"))
 }
 
 /// Where the kernel describes its own types.

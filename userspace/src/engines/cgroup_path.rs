@@ -1,24 +1,12 @@
-//! Container identity from a cgroup path: which runtime made the cgroup and the
+//! Container identity from a cgroup path: which engine made the cgroup and the
 //! container's id, for the layouts of Docker (cgroupfs and systemd drivers),
-//! containerd/CRI, CRI-O, Podman and Kubernetes pods.
+//! containerd/CRI, CRI-O, Podman (cgroupfs `libpod_parent/libpod-<id>` and systemd
+//! `libpod-<id>.scope`) and Kubernetes pods.
 
-use serde::Serialize;
-
-/// A container as its cgroup path names it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Container {
-    pub runtime: &'static str,
-    pub id: String,
-    /// The Kubernetes pod uid, for pod cgroups.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<String>,
-    /// The container's name, from its OCI runtime's config.json.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
+use super::{Engine, Identity};
 
 /// Identifies the container a cgroup path belongs to, if any.
-pub fn identify(path: &str) -> Option<Container> {
+pub fn identify(path: &str) -> Option<Identity> {
     let mut pod = None;
     let mut found = None;
     for part in path.split('/').filter(|p| !p.is_empty()) {
@@ -36,15 +24,21 @@ pub fn identify(path: &str) -> Option<Container> {
             && let Some(id) = parts.next()
             && is_id(id)
         {
-            found = Some(("docker", id.to_owned()));
+            found = Some((Engine::Docker, id.to_owned()));
         }
     }
-    found.map(|(runtime, id)| Container {
-        runtime,
-        id,
-        pod,
-        name: None,
+    found.map(|(runtime, id)| {
+        let mut who = Identity::new(runtime, id);
+        who.container.pod = pod;
+        who
     })
+}
+
+/// Whether `path` is the container's own cgroup, not one nested in it.
+pub fn is_own(path: &str, who: &Identity) -> bool {
+    let id = &who.container.id;
+    let path = path.trim_end_matches('/');
+    path.ends_with(id.as_str()) || path.trim_end_matches(".scope").ends_with(id.as_str())
 }
 
 /// Why [`find_cgroup`] found no single container.
@@ -64,10 +58,8 @@ pub fn find_cgroup(cgroup2: &std::path::Path, id: &str) -> Result<String, FindEr
         let Some(c) = identify(&e.path) else {
             continue;
         };
-        let own = e.path.trim_end_matches('/').ends_with(&c.id)
-            || e.path.trim_end_matches(".scope").ends_with(&c.id);
-        if own && !id.is_empty() && c.id.starts_with(&id) {
-            found.push((c.id, e.path));
+        if is_own(&e.path, &c) && !id.is_empty() && c.container.id.starts_with(&id) {
+            found.push((c.container.id, e.path));
         }
     }
     found.sort();
@@ -82,13 +74,13 @@ pub fn find_cgroup(cgroup2: &std::path::Path, id: &str) -> Result<String, FindEr
 }
 
 /// A systemd scope named after a runtime and a container id.
-fn component(part: &str) -> Option<(&'static str, String)> {
+fn component(part: &str) -> Option<(Engine, String)> {
     let body = part.strip_suffix(".scope").unwrap_or(part);
     for (prefix, runtime) in [
-        ("docker-", "docker"),
-        ("cri-containerd-", "containerd"),
-        ("crio-", "cri-o"),
-        ("libpod-", "podman"),
+        ("docker-", Engine::Docker),
+        ("cri-containerd-", Engine::Containerd),
+        ("crio-", Engine::CriO),
+        ("libpod-", Engine::Podman),
     ] {
         if let Some(id) = body.strip_prefix(prefix)
             && is_id(id)
@@ -103,6 +95,10 @@ fn component(part: &str) -> Option<(&'static str, String)> {
 fn pod_uid(part: &str) -> Option<String> {
     let body = part.strip_suffix(".slice").unwrap_or(part);
     let i = body.rfind("pod")?;
+    // `pod<uid>` or `…-pod<uid>`, not `libpod-<id>`.
+    if i != 0 && !body[..i].ends_with('-') {
+        return None;
+    }
     let uid = &body[i + 3..];
     (uid.len() >= 32
         && uid
@@ -124,18 +120,28 @@ mod tests {
 
     #[test]
     fn knows_the_common_layouts() {
-        let c = identify(&format!("/docker/{ID}")).unwrap();
-        assert_eq!((c.runtime, c.id.as_str()), ("docker", ID));
-        let c = identify(&format!("/system.slice/docker-{ID}.scope")).unwrap();
-        assert_eq!(c.runtime, "docker");
-        let c = identify(&format!("/machine.slice/libpod-{ID}.scope/container")).unwrap();
-        assert_eq!(c.runtime, "podman");
+        let c = identify(&format!("/docker/{ID}")).unwrap().container;
+        assert_eq!((c.runtime, c.id.as_str()), (Engine::Docker, ID));
+        let c = identify(&format!("/system.slice/docker-{ID}.scope"))
+            .unwrap()
+            .container;
+        assert_eq!(c.runtime, Engine::Docker);
+        let c = identify(&format!("/machine.slice/libpod-{ID}.scope/container"))
+            .unwrap()
+            .container;
+        assert_eq!(c.runtime, Engine::Podman);
+        let c = identify(&format!("/libpod_parent/libpod-{ID}"))
+            .unwrap()
+            .container;
+        assert_eq!(c.runtime, Engine::Podman);
+        assert_eq!(c.pod, None);
         let pod = "0a1b2c3d_4e5f_6a7b_8c9d_0e1f2a3b4c5d";
         let c = identify(&format!(
             "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{pod}.slice/cri-containerd-{ID}.scope"
         ))
-        .unwrap();
-        assert_eq!(c.runtime, "containerd");
+        .unwrap()
+        .container;
+        assert_eq!(c.runtime, Engine::Containerd);
         assert_eq!(
             c.pod.as_deref(),
             Some("0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d")

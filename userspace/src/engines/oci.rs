@@ -15,18 +15,15 @@ use std::{
 
 use serde_json::Value;
 
+use super::{Dirs, Engine, Identity};
 use crate::{caps::CapSet, policy::Runtime};
 
-/// runc's default state directory (Docker's runc uses `/run/docker/runtime-runc/moby`,
-/// containerd's `/run/containerd/runc/<namespace>`).
-pub const DEFAULT_RUNC_ROOT: &str = "/run/runc";
-
-/// What the OCI runtime says about one container.
+/// What the OCI runtime (and the engine's metadata) says about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OciContainer {
-    pub id: String,
-    /// From the annotations (Kubernetes, nerdctl, Podman, Compose) or the hostname.
-    pub name: Option<String>,
+    /// Engine, id, name (from the engine, the annotations or the hostname), image,
+    /// Compose service, pod.
+    pub identity: Identity,
     /// The container's cgroup, relative to the cgroup2 root (`/` first).
     pub cgroup: Option<String>,
     pub init_pid: u32,
@@ -57,19 +54,25 @@ const NAME_ANNOTATIONS: [&str; 5] = [
 /// Reads every container in the state directory `root`; `cgroup2` is the cgroup2
 /// mount, to make cgroup paths relative to it. Unreadable entries are skipped (they may
 /// be half-written or gone).
-pub fn scan(root: &Path, cgroup2: &Path) -> Vec<OciContainer> {
+pub fn scan(root: &Path, engine: Option<Engine>, dirs: &Dirs, cgroup2: &Path) -> Vec<OciContainer> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
     entries
         .flatten()
-        .filter_map(|e| read_state(&e.path().join("state.json"), cgroup2))
+        .filter_map(|e| read_state(&e.path().join("state.json"), engine, dirs, cgroup2))
         .collect()
 }
 
 /// Reads one runc `state.json` and the `config.json` of its bundle (the state's own
-/// copy of the configuration when the bundle is gone).
-pub fn read_state(path: &Path, cgroup2: &Path) -> Option<OciContainer> {
+/// copy of the configuration when the bundle is gone), and what the engine (`engine`,
+/// or the one the annotations name) recorded about the container.
+pub fn read_state(
+    path: &Path,
+    engine: Option<Engine>,
+    dirs: &Dirs,
+    cgroup2: &Path,
+) -> Option<OciContainer> {
     let state: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
     let id = state["id"].as_str()?.to_owned();
     let labels: HashMap<&str, &str> = state["config"]["labels"]
@@ -89,19 +92,28 @@ pub fn read_state(path: &Path, cgroup2: &Path) -> Option<OciContainer> {
         .as_ref()
         .and_then(|b| fs::read(b.join("config.json")).ok())
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
-    let (config, name) = match &from_bundle {
-        Some(spec) => (from_spec(spec), name_of(spec)),
+    let (config, name, annotations) = match &from_bundle {
+        Some(spec) => (from_spec(spec), name_of(spec), spec["annotations"].clone()),
         None => (
             from_libcontainer(&state["config"]),
             NAME_ANNOTATIONS
                 .iter()
                 .find_map(|k| labels.get(k).map(|v| (*v).to_owned()))
                 .or_else(|| non_empty(state["config"]["hostname"].as_str())),
+            Value::Object(
+                labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+                    .collect(),
+            ),
         ),
     };
+    let engine = engine.unwrap_or_else(|| super::engine_from_annotations(&annotations));
+    let mut identity = Identity::new(engine, id);
+    identity.container.name = name;
+    dirs.enrich(&mut identity, &annotations);
     Some(OciContainer {
-        id,
-        name,
+        identity,
         cgroup,
         init_pid: state["init_process_pid"].as_u64().unwrap_or(0) as u32,
         bundle,
@@ -244,11 +256,17 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let found = scan(&root, Path::new("/sys/fs/cgroup/unified"));
+        let found = scan(
+            &root,
+            None,
+            &Dirs::default(),
+            Path::new("/sys/fs/cgroup/unified"),
+        );
         assert_eq!(found.len(), 1);
         let c = &found[0];
-        assert_eq!(c.id, "abc");
-        assert_eq!(c.name.as_deref(), Some("web"));
+        assert_eq!(c.identity.container.id, "abc");
+        assert_eq!(c.identity.container.runtime, Engine::Runc);
+        assert_eq!(c.identity.container.name.as_deref(), Some("web"));
         assert_eq!(c.cgroup.as_deref(), Some("/base/abc"));
         assert_eq!(c.init_pid, 42);
         assert_eq!(c.config.uid, 1000);
