@@ -10,6 +10,7 @@ pub mod cgroup;
 pub mod container;
 pub mod devfilter;
 pub mod dns;
+pub mod engines;
 pub mod net;
 pub mod netns;
 

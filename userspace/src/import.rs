@@ -38,6 +38,9 @@ pub struct Hardening {
     pub writable: Vec<String>,
     /// Devices beyond the OCI default set: (type, major, minor, access, where from).
     pub devices: Vec<DeviceLine>,
+    /// The Compose project and service, for a selector of exactly that service's
+    /// containers.
+    pub compose: Option<(String, String)>,
 }
 
 /// A device the container is given, as a `devices:` line.
@@ -76,6 +79,7 @@ pub fn from_oci(config: &Value) -> Hardening {
         // An OCI config publishes no ports: the runtime's network set-up does.
         loopback_ports: true,
         ports: Vec::new(),
+        compose: None,
         networks: Vec::new(),
         writable: writable_mounts(
             config["mounts"]
@@ -150,8 +154,41 @@ fn writable_mounts<'a>(mounts: impl Iterator<Item = &'a str>) -> Vec<String> {
     paths
 }
 
-/// Reads one service of a Compose file.
-pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Hardening, String> {
+/// The project name Compose gives a Compose file's containers (label
+/// `com.docker.compose.project`): `explicit` (`-p`), else the file's top-level `name:`,
+/// else `COMPOSE_PROJECT_NAME`, else the name of the file's directory, lower-cased,
+/// keeping only `a-z`, `0-9`, `-` and `_` (as docker-compose and `docker compose` do).
+pub fn compose_project(file: &std::path::Path, compose: &serde_yaml::Value, explicit: Option<&str>) -> String {
+    let normalise = |name: &str| -> String {
+        name.to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_')
+            .collect()
+    };
+    if let Some(name) = explicit {
+        return normalise(name);
+    }
+    if let Some(name) = compose.get("name").and_then(serde_yaml::Value::as_str) {
+        return normalise(name);
+    }
+    if let Ok(name) = std::env::var("COMPOSE_PROJECT_NAME")
+        && !name.is_empty()
+    {
+        return normalise(&name);
+    }
+    let dir = std::fs::canonicalize(file)
+        .ok()
+        .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
+        .unwrap_or_default();
+    normalise(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
+/// Reads one service of a Compose file whose project is `project`.
+pub fn from_compose(
+    compose: &serde_yaml::Value,
+    project: &str,
+    service: &str,
+) -> Result<Hardening, String> {
     let svc = compose
         .get("services")
         .and_then(|s| s.get(service))
@@ -252,6 +289,7 @@ pub fn from_compose(compose: &serde_yaml::Value, service: &str) -> Result<Harden
             .any(|o| o.replace('=', ":") == "no-new-privileges:true" || o == "no-new-privileges"),
         loopback_ports,
         ports,
+        compose: Some((project.to_owned(), service.to_owned())),
         networks: strings("networks"),
     })
 }
@@ -339,6 +377,30 @@ const DOCKER_DEFAULT_CAPS: &[&str] = &[
     "AUDIT_WRITE",
 ];
 
+#[cfg(test)]
+mod project_tests {
+    #[test]
+    fn the_project_is_named_as_compose_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("My Shop.v2");
+        std::fs::create_dir(&sub).unwrap();
+        let file = sub.join("compose.yml");
+        std::fs::write(&file, "services: {}\n").unwrap();
+        let plain: serde_yaml::Value = serde_yaml::from_str("services: {}").unwrap();
+        let named: serde_yaml::Value = serde_yaml::from_str("name: Shop\nservices: {}").unwrap();
+        assert_eq!(super::compose_project(&file, &named, None), "shop");
+        assert_eq!(super::compose_project(&file, &plain, Some("X-1")), "x-1");
+        if std::env::var_os("COMPOSE_PROJECT_NAME").is_none() {
+            assert_eq!(super::compose_project(&file, &plain, None), "myshopv2");
+        }
+    }
+}
+
+/// A YAML double-quoted string.
+fn yaml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
 /// The profile for hardened settings, with comments saying where each line came from.
 pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
     let mut y = String::new();
@@ -358,9 +420,16 @@ pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
     y.push_str(
         "# Start in audit (nothing refused, everything reported), then enforce.\nmode: audit\n",
     );
-    y.push_str(&format!(
-        "selector:\n  # The container's cgroup(s): adapt, or select by container id/runtime.\n  cgroup: \"/cgwarden/{name}/*\"\n"
-    ));
+    match &h.compose {
+        Some((project, service)) => y.push_str(&format!(
+            "selector:\n  # The service's containers, by the labels Compose gives them; they are\n  # covered from their first process.\n  compose:\n    project: {}\n    service: {}\n",
+            yaml_string(project),
+            yaml_string(service)
+        )),
+        None => y.push_str(&format!(
+            "selector:\n  # The container's cgroup(s): adapt, or select by name, image or id.\n  cgroup: \"/cgwarden/{name}/*\"\n"
+        )),
+    }
     y.push_str("egress:\n  # Default deny: list here what the container may reach (CIDRs, addresses,\n  # DNS names, ports), or learn it with `cgwarden exec --learn`.\n  default: deny\n  allow:\n    - name: loopback\n      to: [127.0.0.0/8, \"::1\"]\n");
     y.push_str("runtime:\n");
     match h.user {
@@ -511,7 +580,7 @@ mod tests {
             "services:\n  gateway:\n    user: \"1000:1000\"\n    cap_drop: [ALL]\n    read_only: true\n    security_opt: [\"no-new-privileges:true\"]\n    ports: [\"127.0.0.1:8080:8080\"]\n    networks: [backend]\n  web:\n    ports: [\"80:80\"]\n",
         )
         .unwrap();
-        let h = from_compose(&compose, "gateway").unwrap();
+        let h = from_compose(&compose, "proj", "gateway").unwrap();
         assert_eq!(h.user, Some(1000));
         assert!(
             h.capabilities.is_empty()
@@ -523,8 +592,18 @@ mod tests {
         let yaml = profile_yaml("gateway", "compose", &h);
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("gw.yaml")).unwrap();
         assert_eq!(p.runtime.capabilities, Some(CapSet::default()), "{yaml}");
+        // The selector names exactly this service's containers.
+        let id = "ab".repeat(32);
+        let mut who = crate::engines::Identity::new(crate::engines::Engine::Docker, id.clone());
+        who.compose = Some(crate::engines::Compose {
+            project: "proj".into(),
+            service: "gateway".into(),
+        });
+        assert!(p.selector.matches_container(&format!("/docker/{id}"), Some(&who)), "{yaml}");
+        who.compose.as_mut().unwrap().service = "web".into();
+        assert!(!p.selector.matches_container(&format!("/docker/{id}"), Some(&who)));
         assert!(p.runtime.no_new_privileges, "{yaml}");
-        let web = from_compose(&compose, "web").unwrap();
+        let web = from_compose(&compose, "proj", "web").unwrap();
         assert!(!web.loopback_ports);
         assert_eq!(
             web.capabilities,
@@ -536,7 +615,7 @@ mod tests {
         assert_eq!(p.runtime.capabilities, Some(web.capabilities), "{yaml}");
         assert!(!p.runtime.no_new_privileges, "{yaml}");
         assert!(yaml.contains("  raw_sockets: allow"), "{yaml}");
-        assert!(from_compose(&compose, "db").is_err());
+        assert!(from_compose(&compose, "proj", "db").is_err());
     }
 
     #[test]
@@ -608,7 +687,7 @@ mod tests {
             "services:\n  x:\n    privileged: true\n    security_opt: [no-new-privileges]\n",
         )
         .unwrap();
-        let h = from_compose(&compose, "x").unwrap();
+        let h = from_compose(&compose, "proj", "x").unwrap();
         let yaml = profile_yaml("x", "compose", &h);
         assert!(yaml.contains("\n  capabilities: [ALL]\n"), "{yaml}");
         let p = crate::policy::parse_str(&yaml, std::path::Path::new("x.yaml")).unwrap();

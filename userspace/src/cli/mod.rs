@@ -168,7 +168,14 @@ pub enum ProfileCommand {
         name: String,
     },
     /// From one service of a Compose file.
-    FromCompose { compose: PathBuf, service: String },
+    FromCompose {
+        compose: PathBuf,
+        service: String,
+        /// The Compose project (`docker-compose -p`); default: the file's `name:`,
+        /// `COMPOSE_PROJECT_NAME`, or the file's directory, as Compose decides it.
+        #[arg(long, short = 'p')]
+        project: Option<String>,
+    },
 }
 
 /// `learn`: from an events file (`client`), or live on a running cgroup (`agent`).
@@ -259,8 +266,12 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         Command::Profile(ProfileCommand::FromOci { config, name }) => {
             client::from_oci(&config, &name)
         }
-        Command::Profile(ProfileCommand::FromCompose { compose, service }) => {
-            client::from_compose(&compose, &service)
+        Command::Profile(ProfileCommand::FromCompose {
+            compose,
+            service,
+            project,
+        }) => {
+            client::from_compose(&compose, &service, project.as_deref())
         }
     }
 }
