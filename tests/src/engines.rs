@@ -67,7 +67,11 @@ pub fn docker() {
     READY.get_or_init(|| {
         require(DOCKER, "Docker (docker.io)");
         require(DOCKERD, "Docker Engine (docker.io)");
-        let answers = || run(DOCKER, &["version", "--format", "{{.Server.Version}}"]).status.success();
+        let answers = || {
+            run(DOCKER, &["version", "--format", "{{.Server.Version}}"])
+                .status
+                .success()
+        };
         if !answers() {
             // One test binary may race another to start it: dockerd refuses a second
             // instance on its pid file, and both then wait for the one that runs.
@@ -94,7 +98,10 @@ pub fn docker() {
 /// The busybox root filesystem the images are made from, as a tar stream.
 fn rootfs_tar() -> (Vec<u8>, String) {
     let busybox = Path::new("/bin/busybox");
-    assert!(busybox.exists(), "busybox-static is not installed (run `cargo xtask setup`)");
+    assert!(
+        busybox.exists(),
+        "busybox-static is not installed (run `cargo xtask setup`)"
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let root = dir.path();
     for d in ["bin", "etc", "tmp", "proc", "sys", "dev", "run", "www"] {
@@ -125,10 +132,9 @@ fn rootfs_tar() -> (Vec<u8>, String) {
         .expect("tar");
     assert!(tar.status.success(), "tar of the rootfs failed");
     // The tag follows the content, so a run reuses an image an earlier run made.
-    let hash = tar
-        .stdout
-        .iter()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100000001b3));
+    let hash = tar.stdout.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    });
     (tar.stdout, format!("{hash:016x}"))
 }
 
@@ -141,7 +147,12 @@ fn import(program: &str, args: &[&str], tar: &[u8]) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    child.stdin.take().expect("stdin").write_all(tar).expect("write image");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(tar)
+        .expect("write image");
     let out = child.wait_with_output().expect("import");
     assert!(
         out.status.success(),
@@ -162,7 +173,10 @@ pub fn docker_image() -> &'static str {
         if !run(DOCKER, &["image", "inspect", &image]).status.success() {
             import(DOCKER, &["import", "-", &image], &tar);
         }
-        let tags = run_ok(DOCKER, &["images", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}"]);
+        let tags = run_ok(
+            DOCKER,
+            &["images", IMAGE_REPO, "--format", "{{.Repository}}:{{.Tag}}"],
+        );
         for old in tags.lines().filter(|t| *t != image) {
             let _ = run(DOCKER, &["rmi", old]);
         }
@@ -228,7 +242,9 @@ impl DockerContainer {
 
     /// Waits until the container has exited and returns its exit code.
     pub fn wait(&self) -> i32 {
-        run_ok(DOCKER, &["wait", &self.name]).parse().expect("exit code")
+        run_ok(DOCKER, &["wait", &self.name])
+            .parse()
+            .expect("exit code")
     }
 }
 
@@ -400,7 +416,12 @@ pub fn podman_image() -> &'static str {
                     .stderr(Stdio::piped())
                     .spawn()
                     .expect("podman import");
-                child.stdin.take().expect("stdin").write_all(&tar).expect("image");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(&tar)
+                    .expect("image");
                 child.wait_with_output().expect("podman import")
             };
             assert!(

@@ -158,7 +158,11 @@ fn writable_mounts<'a>(mounts: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// `com.docker.compose.project`): `explicit` (`-p`), else the file's top-level `name:`,
 /// else `COMPOSE_PROJECT_NAME`, else the name of the file's directory, lower-cased,
 /// keeping only `a-z`, `0-9`, `-` and `_` (as docker-compose and `docker compose` do).
-pub fn compose_project(file: &std::path::Path, compose: &serde_yaml::Value, explicit: Option<&str>) -> String {
+pub fn compose_project(
+    file: &std::path::Path,
+    compose: &serde_yaml::Value,
+    explicit: Option<&str>,
+) -> String {
     let normalise = |name: &str| -> String {
         name.to_lowercase()
             .chars()
@@ -180,7 +184,11 @@ pub fn compose_project(file: &std::path::Path, compose: &serde_yaml::Value, expl
         .ok()
         .and_then(|f| f.parent().map(std::path::Path::to_path_buf))
         .unwrap_or_default();
-    normalise(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    normalise(
+        &dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// Reads one service of a Compose file whose project is `project`.
@@ -599,9 +607,16 @@ mod tests {
             project: "proj".into(),
             service: "gateway".into(),
         });
-        assert!(p.selector.matches_container(&format!("/docker/{id}"), Some(&who)), "{yaml}");
+        assert!(
+            p.selector
+                .matches_container(&format!("/docker/{id}"), Some(&who)),
+            "{yaml}"
+        );
         who.compose.as_mut().unwrap().service = "web".into();
-        assert!(!p.selector.matches_container(&format!("/docker/{id}"), Some(&who)));
+        assert!(
+            !p.selector
+                .matches_container(&format!("/docker/{id}"), Some(&who))
+        );
         assert!(p.runtime.no_new_privileges, "{yaml}");
         let web = from_compose(&compose, "proj", "web").unwrap();
         assert!(!web.loopback_ports);

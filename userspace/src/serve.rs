@@ -172,10 +172,16 @@ pub async fn serve(
                 if !drain(agent, guard.get_inner_mut())? {
                     guard.clear_ready();
                 }
+                if opts.rescan && agent.take_gate_wakeup() {
+                    rescan(agent, guard.get_inner_mut(), watch.as_mut())?;
+                }
                 agent.flush()?;
             }
             _ = drain_tick.tick() => {
                 drain(agent, ring.get_mut())?;
+                if opts.rescan && agent.take_gate_wakeup() {
+                    rescan(agent, ring.get_mut(), watch.as_mut())?;
+                }
                 agent.flush()?;
             }
             _ = tick.tick() => {
@@ -185,6 +191,7 @@ pub async fn serve(
                 if opts.rescan
                     && (watch.is_none()
                         || opts.watch.is_some_and(|every| last_walk.elapsed() >= every)
+                        || agent.holds_processes()
                         || agent.oci_changed())
                 {
                     last_walk = std::time::Instant::now();

@@ -137,6 +137,8 @@ pub struct Entries {
     pub released: HashSet<u64>,
     /// Processes held at the last look.
     pub held: usize,
+    /// Processes let go since the agent started.
+    pub released_total: u64,
 }
 
 impl Entries {

@@ -260,9 +260,15 @@ impl Agent {
         }
     }
 
-    /// Whether a process is held at the gate and the loop should rescan now.
+    /// Whether a process was just held at the gate: the loop rescans at once.
     pub fn take_gate_wakeup(&mut self) -> bool {
-        std::mem::take(&mut self.gate_wakeup) || !self.gates.held_is_empty()
+        std::mem::take(&mut self.gate_wakeup)
+    }
+
+    /// Whether processes wait at the gate (the loop rescans on every tick, so each goes
+    /// on once its container is known, or after the bound).
+    pub fn holds_processes(&self) -> bool {
+        !self.gates.held_is_empty()
     }
 
     /// Reports, once per container, where its OCI configuration promises less
@@ -581,7 +587,11 @@ impl Agent {
                 Err(why) => serde_json::json!({ "ok": false, "error": why }),
             },
             "oci_containers": self.known.len(),
-            "gates": self.gates.gate_paths(),
+            "gate": {
+                "parents": self.gates.gate_paths(),
+                "held": self.gates.held,
+                "released": self.gates.released_total,
+            },
         })
     }
 
@@ -1029,6 +1039,7 @@ impl Agent {
             unsafe { libc::kill(pid as i32, libc::SIGCONT) };
             self.kernel.forget_gated(pid)?;
             self.gates.held = self.gates.held.saturating_sub(1);
+            self.gates.released_total += 1;
         }
         Ok(())
     }

@@ -102,7 +102,8 @@ pub fn from_compose(compose: &Path, service: &str, project: Option<&str>) -> any
         anyhow::anyhow!("{}:{l}:{c}: {e}", compose.display())
     })?;
     let project = cgwarden::import::compose_project(compose, &value, project);
-    let h = cgwarden::import::from_compose(&value, &project, service).map_err(anyhow::Error::msg)?;
+    let h =
+        cgwarden::import::from_compose(&value, &project, service).map_err(anyhow::Error::msg)?;
     print!(
         "{}",
         cgwarden::import::profile_yaml(

@@ -270,8 +270,6 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             compose,
             service,
             project,
-        }) => {
-            client::from_compose(&compose, &service, project.as_deref())
-        }
+        }) => client::from_compose(&compose, &service, project.as_deref()),
     }
 }

@@ -1,0 +1,250 @@
+//! cgwarden on real engines: Docker Engine, Podman and containerd containers start
+//! under the escape set on `kill`, are named by what their engine says, and are
+//! covered from their very first process.
+//!
+//! The tests of this file run one at a time: each starts an agent, and two agents'
+//! gates would hold and release each other's containers.
+
+use std::sync::Mutex;
+
+use cgwarden_tests::{
+    ProfileFile,
+    agent::RunningAgent,
+    engines::{self, DockerContainer, PodmanContainer},
+    require_root,
+};
+use serde_json::Value;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A profile that kills every escape attempt, selecting `selector` (YAML lines).
+fn escape_kill(name: &str, selector: &str) -> ProfileFile {
+    ProfileFile::new(&format!(
+        "name: {name}\nmode: enforce\nselector:\n{selector}\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: kill\n"
+    ))
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["kind"] == kind).collect()
+}
+
+#[test]
+fn docker_containers_start_under_the_escape_set_on_kill() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    let profile = escape_kill("docker-escape", "  runtime: docker");
+    let agent = RunningAgent::start(profile.path());
+    // Docker writes net.ipv4.ip_unprivileged_port_start and ping_group_range from runc's
+    // init for every container: the configuration, not the container's doing.
+    let out = engines::docker_run(&["--network", "none"], &["echo", "started"]);
+    assert!(
+        out.status.success() && stdout(&out).contains("started"),
+        "a Docker container did not start under the escape set:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A sysctl write by the container's own process after start is judged as before.
+    let out = engines::docker_run(
+        &[
+            "--network",
+            "none",
+            "--cap-add",
+            "NET_ADMIN",
+            "--security-opt",
+            "systempaths=unconfined",
+        ],
+        &[
+            "sh",
+            "-c",
+            "echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start && echo written || echo refused",
+        ],
+    );
+    assert!(stdout(&out).contains("refused"), "{}", stdout(&out));
+    let events = agent.stop_and_read();
+    let sysctls = kind(&events, "sysctl");
+    assert_eq!(
+        sysctls.len(),
+        1,
+        "exactly the container's own write is reported, not the runtime's: {sysctls:#?}"
+    );
+    assert_eq!(sysctls[0]["verdict"], "deny");
+    assert_eq!(sysctls[0]["name"], "net/ipv4/ip_unprivileged_port_start");
+    assert_eq!(sysctls[0]["process"], "sh");
+    // Docker's own start-up is no escape attempt.
+    assert!(
+        kind(&events, "syscall").is_empty(),
+        "start-up reported as escape attempts: {events:#?}"
+    );
+}
+
+#[test]
+fn a_docker_container_is_named_and_covered_from_its_first_process() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    let victim = engines::name("victim");
+    let profile = escape_kill("by-name", &format!("  name: \"{victim}\""));
+    let agent = RunningAgent::start(profile.path());
+    // The attempt is the container's first command: the profile, chosen by a name the
+    // kernel cannot see, must be in force before it runs.
+    let c = DockerContainer::start(
+        &victim,
+        &[
+            "--network",
+            "none",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--label",
+            "com.docker.compose.project=shop",
+            "--label",
+            "com.docker.compose.service=web",
+        ],
+        &["unshare", "-U", "true"],
+    );
+    assert_eq!(c.wait(), 137, "not killed: {}", c.logs());
+    let id = c.id();
+    // Another container, selected by nothing, runs the same command untouched.
+    let other = DockerContainer::start(
+        &engines::name("bystander"),
+        &["--network", "none", "--security-opt", "seccomp=unconfined"],
+        &["sh", "-c", "unshare -U true; echo bystander ran"],
+    );
+    assert_eq!(other.wait(), 0, "{}", other.logs());
+    assert!(other.logs().contains("bystander ran"));
+    let events = agent.stop_and_read();
+    let kills = kind(&events, "syscall");
+    assert_eq!(kills.len(), 1, "{kills:#?}");
+    let e = kills[0];
+    assert_eq!(e["syscall"], "unshare");
+    assert_eq!(e["action"], "kill");
+    assert_eq!(e["profile"], "by-name");
+    assert_eq!(e["container"]["runtime"], "docker");
+    assert_eq!(e["container"]["id"], id.as_str(), "the full id");
+    assert_eq!(e["container"]["name"], victim.as_str());
+    assert_eq!(e["container"]["image"], engines::docker_image());
+    assert_eq!(e["compose"]["project"], "shop");
+    assert_eq!(e["compose"]["service"], "web");
+}
+
+#[test]
+fn podman_containers_start_named_and_covered_from_their_first_process() {
+    require_root();
+    let _serial = serial();
+    let victim = engines::name("pvictim");
+    // Two profiles: the named container's, and every other Podman container's. The
+    // first in name order that selects a container wins.
+    let dir = tempfile::tempdir().unwrap();
+    let kill = "egress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: kill\n";
+    std::fs::write(
+        dir.path().join("a-named.yaml"),
+        format!(
+            "name: a-named\nmode: enforce\nselector:\n  runtime: podman\n  name: \"{victim}\"\n  image: \"localhost/cgwarden-test/*\"\n{kill}"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b-podman.yaml"),
+        format!("name: b-podman\nmode: enforce\nselector:\n  runtime: podman\n{kill}"),
+    )
+    .unwrap();
+    let image = engines::podman_image().to_owned();
+    let agent = RunningAgent::start(dir.path());
+    let started = PodmanContainer::start(&engines::name("pstart"), &[], &["echo", "started"]);
+    assert_eq!(started.wait(), 0, "{}", started.logs());
+    assert!(started.logs().contains("started"));
+    let c = PodmanContainer::start(
+        &victim,
+        &["--security-opt", "seccomp=unconfined"],
+        &["unshare", "-U", "true"],
+    );
+    assert_eq!(c.wait(), 137, "not killed: {}", c.logs());
+    let id = c.id();
+    let events = agent.stop_and_read();
+    assert!(
+        kind(&events, "sysctl").is_empty(),
+        "the runtime's set-up reported: {events:#?}"
+    );
+    let kills = kind(&events, "syscall");
+    assert_eq!(kills.len(), 1, "{kills:#?}");
+    let e = kills[0];
+    assert_eq!(e["profile"], "a-named", "{e:#}");
+    assert_eq!(e["container"]["runtime"], "podman");
+    assert_eq!(e["container"]["id"], id.as_str());
+    assert_eq!(e["container"]["name"], victim.as_str());
+    assert_eq!(e["container"]["image"], image.as_str());
+}
+
+#[test]
+fn containerd_pods_are_named_from_cri_annotations_and_covered_from_their_first_process() {
+    require_root();
+    let _serial = serial();
+    let ns = "k8s.io";
+    let image = engines::containerd_image(ns);
+    let pod = engines::name("pod");
+    let profile = escape_kill(
+        "by-pod",
+        &format!("  k8s:\n    namespace: shop\n    pod: \"{pod}\""),
+    );
+    let agent = RunningAgent::start(profile.path());
+    // A containerd id is no hex id: nothing in the cgroup path (/k8s.io/<id>) says
+    // which container it is; only its state and annotations do.
+    let id = engines::name("ctr");
+    let _guard = engines::CtrContainer::guard(ns, &id);
+    let sandbox_ns = "io.kubernetes.cri.sandbox-namespace=shop".to_owned();
+    let sandbox_name = format!("io.kubernetes.cri.sandbox-name={pod}");
+    let out = engines::ctr(
+        ns,
+        &[
+            "run",
+            "--rm",
+            "--seccomp=false",
+            "--annotation",
+            &sandbox_ns,
+            "--annotation",
+            &sandbox_name,
+            "--annotation",
+            "io.kubernetes.cri.container-name=web",
+            &image,
+            &id,
+            "unshare",
+            "-U",
+            "true",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(137),
+        "not killed: {}{}",
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Whether the agent read the state before the first exec or held it at the gate,
+    // the profile was in force before the command ran (tests/gate.rs holds one for
+    // certain).
+    let (_, status, _) = agent.client("status");
+    let status: Value = serde_json::from_str(&status).expect("status JSON");
+    assert!(
+        status["gate"]["parents"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p == "/k8s.io")),
+        "{status:#}"
+    );
+    let events = agent.stop_and_read();
+    let kills = kind(&events, "syscall");
+    assert_eq!(kills.len(), 1, "{kills:#?}");
+    let e = kills[0];
+    assert_eq!(e["container"]["runtime"], "containerd");
+    assert_eq!(e["container"]["id"], id.as_str());
+    assert_eq!(e["container"]["name"], "web");
+    assert_eq!(e["k8s"]["namespace"], "shop");
+    assert_eq!(e["k8s"]["pod"], pod.as_str());
+    assert_eq!(e["k8s"]["container"], "web");
+}
