@@ -76,15 +76,18 @@ pub fn docker() {
             // One test binary may race another to start it: dockerd refuses a second
             // instance on its pid file, and both then wait for the one that runs.
             let log = fs::File::create("/tmp/cgwarden-test-dockerd.log").expect("dockerd log");
-            let mut cmd = Command::new(DOCKERD);
-            cmd.args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
+            // In a session of its own, not our child: it outlives this test process
+            // (`setsid --fork` returns once it has started it).
+            let started = Command::new("setsid")
+                .arg("--fork")
+                .arg(DOCKERD)
+                .args(["--bridge=none", "--iptables=false", "--ip6tables=false"])
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log"))
-                .stderr(log);
-            // Its own session: it outlives this test process.
-            use std::os::unix::process::CommandExt as _;
-            cmd.process_group(0);
-            cmd.spawn().expect("start dockerd");
+                .stderr(log)
+                .status()
+                .expect("start dockerd");
+            assert!(started.success(), "setsid --fork dockerd failed");
             let up = wait_for(Duration::from_secs(60), || answers().then_some(()));
             assert!(
                 up.is_some(),
