@@ -585,6 +585,8 @@ pub mod syscall_watch {
     pub const RAW: u8 = 0x80;
     /// The arity in the low bits is known (without it, all six slots are kept).
     pub const KNOWN: u8 = 0x40;
+    /// Its exit tracepoint is attached: calls refused before entry are seen there.
+    pub const EXIT: u8 = 0x20;
     /// The low bits: the syscall's number of arguments; the slots after them hold
     /// whatever followed the record and are cleared before they are reported.
     pub const ARITY_MASK: u8 = 0x07;
@@ -796,11 +798,25 @@ pub struct SyscallEvent {
     pub path: [u8; SYSCALL_PATH_BYTES],
     /// The process: parent and executable, from the process table.
     pub ppid: u32,
-    pub _pad2: u32,
+    /// [`judged`]: where the call was judged, and so whether `ret` is known.
+    pub judged: u32,
     pub exe: [u8; EXE_BYTES],
     /// How many times this call (same [`SyscallRepeatKey`]) has been made so far, this
     /// one included; 0 for calls that are never aggregated (kills, path arguments).
     pub total: u64,
+    /// The call's return value (a negative errno when it failed), when judged at exit.
+    pub ret: i64,
+}
+
+/// Values of [`SyscallEvent::judged`].
+pub mod judged {
+    /// At entry, before the call ran: its result is not known.
+    pub const ENTRY: u32 = 0;
+    /// At exit (calls judged by their path): `ret` is its result.
+    pub const EXIT: u32 = 1;
+    /// At exit, and it was never entered: refused before it ran, by a seccomp filter
+    /// (or a tracer). `ret` is the errno the filter gave.
+    pub const REFUSED_BEFORE_ENTRY: u32 = 2;
 }
 
 /// Bytes of a sysctl name and value kept in a [`SysctlEvent`].
@@ -826,12 +842,22 @@ pub struct SysctlEvent {
 
 /// A path-filtered call seen at entry, judged at exit: by then the kernel has read the
 /// path, so its pages are resident and the program can read it too.
+/// Bits of [`PendingCall::writes`].
+pub mod pending {
+    /// The call may write: judge it against the profile's read-only paths at exit.
+    pub const WRITES: u32 = 1;
+    /// The call was judged (reported or killed) at entry. An exit without this mark
+    /// whose rule applies was never entered: seccomp (or a tracer) refused it first.
+    pub const JUDGED: u32 = 2;
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PendingCall {
     pub nr: u32,
-    /// 1 when the call may write (judged at entry, see `OPEN_WRITE_FLAGS`): only those
-    /// are judged against read-only paths at exit.
+    /// [`pending`] bits: the call may write (judged at entry, see `OPEN_WRITE_FLAGS`),
+    /// so it is judged against read-only paths at exit; or it was already judged at
+    /// entry, and the exit only learns that its entry was seen.
     pub writes: u32,
     pub args: [u64; 6],
     /// The profile found at entry and the monitored cgroup it is attached to: the exit

@@ -31,8 +31,8 @@ use core::ffi::c_void;
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
     PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
-    SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, kind, pattern_applies,
-    proc_flags, profile_flags, syscall_action, syscall_watch, verdict,
+    SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, judged, kind,
+    pattern_applies, pending, proc_flags, profile_flags, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{
@@ -105,32 +105,134 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
     0
 }
 
-/// `syscalls:sys_exit_*` of path-judged syscalls: judges the call saved at entry.
-/// The record holds `__syscall_nr` at offset 8 and the return value at offset 16.
+/// `syscalls:sys_exit_*` of watched syscalls: judges the path-judged call saved at
+/// entry, and sees the calls that were never entered. A seccomp filter (Docker's,
+/// Podman's, Kubernetes' RuntimeDefault) runs before `sys_enter` and refuses a call
+/// without it ever firing, but its exit fires with the errno: a watched call whose exit
+/// finds no mark of its entry was refused first, and is judged here, with the
+/// arguments still in the task's saved registers. The record holds `__syscall_nr` at
+/// offset 8 and the return value at offset 16.
 #[inline(always)]
 pub fn exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    let Some(pending) = PENDING.get_ptr(&id) else {
-        return 0;
-    };
-    // SAFETY: the pointer comes from the map; copied before the entry is removed.
-    let call = unsafe { *pending };
-    let _ = PENDING.remove(&id);
     // SAFETY: offsets of the syscall exit record format.
     let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
-    if nr as u32 != call.nr {
-        // Saved by a call whose exit was never seen (the task was killed): stale.
-        return 0;
-    }
     // SAFETY: as above.
     let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
-    let m = profile::Match {
-        profile: call.profile,
-        cgroup: call.cgroup,
+    if nr < 0 {
+        return 0;
+    }
+    if let Some(pending) = PENDING.get_ptr(&id) {
+        // SAFETY: the pointer comes from the map; copied before the entry is removed.
+        let call = unsafe { *pending };
+        let _ = PENDING.remove(&id);
+        // Another number: saved by a call whose exit was never seen (the task was
+        // killed), stale; this call is judged as never entered.
+        if nr as u32 == call.nr {
+            if call.writes & pending::JUDGED == 0 {
+                let m = profile::Match {
+                    profile: call.profile,
+                    cgroup: call.cgroup,
+                };
+                judge_exit(&m, &call, ret);
+            }
+            return 0;
+        }
+    }
+    // Entered calls either left a mark or were of no concern at entry (their flags did
+    // not match): judged again here, those stay of no concern. A call that succeeded
+    // was entered.
+    if ret >= 0 {
+        return 0;
+    }
+    let Some(m) = profile::current() else {
+        return 0;
     };
-    judge_exit(&m, &call, ret);
+    refused(&m, nr as u32, ret);
     0
 }
+
+/// A watched call that was refused before it was entered (see [`exit`]): reported, and
+/// the caller killed when the rule says so, as at entry. Path-judged calls are not
+/// judged here (their path is matched at exit after a seen entry).
+#[inline(always)]
+fn refused(m: &profile::Match, nr: u32, ret: i64) {
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
+        return;
+    };
+    if rule.action == 0 || rule.path_filter != 0 {
+        return;
+    }
+    let args = &known_args(nr, &saved_args());
+    let Some(flags) = flags_of(&rule, args) else {
+        return;
+    };
+    act(
+        m,
+        &rule,
+        nr,
+        args,
+        flags,
+        proc_info,
+        false,
+        End {
+            judged: judged::REFUSED_BEFORE_ENTRY,
+            ret,
+        },
+    );
+}
+
+/// The syscall arguments in the current task's saved user registers (x86_64: rdi,
+/// rsi, rdx, r10, r8, r9), as they still are at the syscall's exit.
+#[inline(always)]
+fn saved_args() -> [u64; 6] {
+    // SAFETY: plain helper calls; the registers are read with probe reads.
+    unsafe {
+        let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf();
+        let regs = aya_ebpf::helpers::generated::bpf_task_pt_regs(task) as *const pt_regs;
+        if regs.is_null() {
+            return [0; 6];
+        }
+        [
+            bpf_probe_read_kernel(&raw const (*regs).rdi).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*regs).rsi).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*regs).rdx).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*regs).r10).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*regs).r8).unwrap_or(0),
+            bpf_probe_read_kernel(&raw const (*regs).r9).unwrap_or(0),
+        ]
+    }
+}
+
+/// The flags a rule with a flags condition checks, or `None` when they do not match
+/// (the call is of no concern); 0 for rules without one.
+#[inline(always)]
+fn flags_of(rule: &SyscallRule, args: &[u64; 6]) -> Option<u64> {
+    if rule.flags_arg == NO_ARG {
+        return Some(0);
+    }
+    let raw = pick(args, rule.flags_arg);
+    let flags = if rule.flags_indirect != 0 {
+        // SAFETY: reading the first u64 of a user struct (clone3's clone_args); a
+        // failed read counts as "flags present" so a hidden struct cannot hide it.
+        unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(u64::MAX)
+    } else {
+        raw
+    };
+    (flags & rule.flags_mask != 0).then_some(flags)
+}
+
+/// Where a call was judged, and its result when known.
+#[derive(Clone, Copy)]
+struct End {
+    judged: u32,
+    ret: i64,
+}
+
+const AT_ENTRY: End = End {
+    judged: judged::ENTRY,
+    ret: 0,
+};
 
 /// The profile's rule for syscall `nr` and the calling process's table entry, when the
 /// rule applies to it: only armed processes are judged (a runtime's set-up process is
@@ -163,33 +265,41 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     let args = &known_args(nr, args);
     let writes = rule.read_only != 0 && may_write(&rule, args);
     if rule.path_filter != 0 || writes {
-        let pending = PendingCall {
-            nr,
-            writes: u32::from(writes),
-            args: *args,
-            profile: m.profile,
-            cgroup: m.cgroup,
-        };
-        let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+        save(m, nr, if writes { pending::WRITES } else { 0 }, args);
     }
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
-    let mut flags = 0u64;
-    if rule.flags_arg != NO_ARG {
-        let raw = pick(args, rule.flags_arg);
-        flags = if rule.flags_indirect != 0 {
-            // SAFETY: reading the first u64 of a user struct (clone3's clone_args); a
-            // failed read counts as "flags present" so a hidden struct cannot hide it.
-            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(u64::MAX)
-        } else {
-            raw
-        };
-        if flags & rule.flags_mask == 0 {
-            return;
-        }
+    let Some(flags) = flags_of(&rule, args) else {
+        return;
+    };
+    // The exit must know this call was entered, or it would judge it again as refused.
+    if !writes && watched_at_exit(nr) {
+        save(m, nr, pending::JUDGED, args);
     }
-    act(m, &rule, nr, args, flags, proc_info, false);
+    act(m, &rule, nr, args, flags, proc_info, false, AT_ENTRY);
+}
+
+/// Saves a call at entry for its exit.
+#[inline(always)]
+fn save(m: &profile::Match, nr: u32, bits: u32, args: &[u64; 6]) {
+    let pending = PendingCall {
+        nr,
+        writes: bits,
+        args: *args,
+        profile: m.profile,
+        cgroup: m.cgroup,
+    };
+    let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+}
+
+/// Whether syscall `nr`'s exit tracepoint is attached.
+#[inline(always)]
+fn watched_at_exit(nr: u32) -> bool {
+    nr < RAW_SYSCALL_SLOTS
+        && SYSCALL_WATCH
+            .get(nr)
+            .is_some_and(|w| w & syscall_watch::EXIT != 0)
 }
 
 /// Applies the rule for a path-judged call at its exit: the escape patterns (the rule's
@@ -200,12 +310,14 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
-    if rule.action != 0 && rule.path_filter != 0 {
-        if escapes(&rule, args, ret) {
-            act(m, &rule, nr, args, 0, proc_info, true);
-        }
+    if rule.action != 0 && rule.path_filter != 0 && escapes(&rule, args, ret) {
+        let end = End {
+            judged: judged::EXIT,
+            ret,
+        };
+        act(m, &rule, nr, args, 0, proc_info, true, end);
     }
-    if call.writes != 0 {
+    if call.writes & pending::WRITES != 0 {
         read_only(m, &rule, nr, args, ret, proc_info);
     }
 }
@@ -221,6 +333,7 @@ fn act(
     flags: u64,
     proc_info: *const ProcInfo,
     scratch_path: bool,
+    end: End,
 ) {
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
     let kill = rule.action == syscall_action::KILL;
@@ -273,6 +386,7 @@ fn act(
         unresolved: 0,
         cgroup_id,
         total,
+        end,
     };
     emit(m, &record, args, proc_info, path);
 }
@@ -301,6 +415,7 @@ struct Record {
     cgroup_id: u64,
     /// Repeats so far (aggregated syscall events), 0 for events never aggregated.
     total: u64,
+    end: End,
 }
 
 /// Writes one [`SyscallEvent`].
@@ -332,7 +447,8 @@ fn emit(
         (*ev).flags = record.flags;
         (*ev).path_len = 0;
         (*ev).ppid = (*proc_info).ppid;
-        (*ev)._pad2 = 0;
+        (*ev).judged = record.end.judged;
+        (*ev).ret = record.end.ret;
         (*ev).exe = (*proc_info).exe;
         match path {
             PathFrom::None => {}
@@ -431,6 +547,10 @@ fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
         unresolved: u8::from(place == Place::Unresolved),
         cgroup_id: m.cgroup_of_task(),
         total: 0,
+        end: End {
+            judged: judged::EXIT,
+            ret: call.ret,
+        },
     };
     let path = if place == Place::Unreadable {
         PathFrom::Unreadable

@@ -202,13 +202,19 @@ impl DockerContainer {
     /// the network.
     #[track_caller]
     pub fn start(name: &str, options: &[&str], command: &[&str]) -> Self {
+        Self::start_from(name, options, docker_image(), command)
+    }
+
+    /// Like [`DockerContainer::start`], from another image.
+    #[track_caller]
+    pub fn start_from(name: &str, options: &[&str], image: &str, command: &[&str]) -> Self {
         let guard = Self {
             name: name.to_owned(),
         };
         let mut args = vec!["run", "-d", "--name", name];
         args.extend_from_slice(options);
         assert_network_chosen(options);
-        args.push(docker_image());
+        args.push(image);
         args.extend_from_slice(command);
         run_ok(DOCKER, &args);
         guard
@@ -311,40 +317,47 @@ impl Drop for DockerNetwork {
     }
 }
 
-/// A docker-compose project in a directory of its own, brought down on drop.
+/// A docker-compose project in a directory of its own, named like the project, so
+/// Compose derives the project name from it as users' projects do; brought down on
+/// drop.
 pub struct ComposeProject {
-    pub dir: tempfile::TempDir,
+    _root: tempfile::TempDir,
+    dir: PathBuf,
     pub project: String,
 }
 
 impl ComposeProject {
-    /// Writes `compose.yml` (with `IMAGE` replaced by the tests' image) into a fresh
-    /// directory named like the project, so Compose derives the same project name.
+    /// Writes `compose.yml` (with `IMAGE` replaced by the tests' image).
     pub fn new(yaml: &str) -> Self {
         require(COMPOSE, "docker-compose");
         let image = docker_image();
         let project = name("proj").replace('-', "");
-        let dir = tempfile::Builder::new()
-            .prefix("cgw")
-            .tempdir()
-            .expect("temp dir");
-        let file = dir.path().join("compose.yml");
-        fs::write(&file, yaml.replace("IMAGE", image)).expect("write compose file");
-        Self { dir, project }
+        let root = tempfile::tempdir().expect("temp dir");
+        let dir = root.path().join(&project);
+        fs::create_dir(&dir).expect("project dir");
+        fs::write(dir.join("compose.yml"), yaml.replace("IMAGE", image))
+            .expect("write compose file");
+        Self {
+            _root: root,
+            dir,
+            project,
+        }
     }
 
     pub fn file(&self) -> PathBuf {
-        self.dir.path().join("compose.yml")
+        self.dir.join("compose.yml")
     }
 
-    /// `docker-compose -p <project> -f <file> <args>`.
+    /// `docker-compose -f <file> <args>`, in the project's directory.
     pub fn compose(&self, args: &[&str]) -> Output {
         let file = self.file().display().to_string();
-        let mut all = vec!["-p", self.project.as_str(), "-f", file.as_str()];
+        let mut all = vec!["-f", file.as_str()];
         all.extend_from_slice(args);
         Command::new(COMPOSE)
             .args(&all)
+            .current_dir(&self.dir)
             .env("DOCKER_HOST", "unix:///var/run/docker.sock")
+            .env_remove("COMPOSE_PROJECT_NAME")
             .stdin(Stdio::null())
             .output()
             .expect("docker-compose")

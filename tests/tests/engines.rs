@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use cgwarden_tests::{
     ProfileFile,
     agent::RunningAgent,
-    engines::{self, DockerContainer, PodmanContainer},
+    engines::{self, ComposeProject, DockerContainer, PodmanContainer},
     require_root,
 };
 use serde_json::Value;
@@ -247,4 +247,170 @@ fn containerd_pods_are_named_from_cri_annotations_and_covered_from_their_first_p
     assert_eq!(e["k8s"]["namespace"], "shop");
     assert_eq!(e["k8s"]["pod"], pod.as_str());
     assert_eq!(e["k8s"]["container"], "web");
+}
+
+/// The seed's hardened Compose service: uid 1000, read-only root, a noexec tmpfs,
+/// `cap_drop: [ALL]`, no-new-privileges, a port on host loopback only, an internal
+/// network on a documentation subnet and a healthcheck.
+const HARDENED: &str = r#"version: "2.4"
+services:
+  web:
+    image: IMAGE
+    user: "1000:1000"
+    read_only: true
+    tmpfs:
+      - /tmp:noexec,nosuid,nodev
+    cap_drop: [ALL]
+    security_opt: [no-new-privileges:true]
+    ports: ["127.0.0.1:18080:8080"]
+    networks: [backend]
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+networks:
+  backend:
+    internal: true
+    ipam:
+      config:
+        - subnet: 192.0.2.0/24
+"#;
+
+#[test]
+fn the_hardened_compose_service_runs_clean_under_its_generated_profile() {
+    require_root();
+    let _serial = serial();
+    let project = ComposeProject::new(HARDENED);
+    let out = std::process::Command::new(cgwarden_tests::cgwarden())
+        .args(["profile", "from-compose"])
+        .arg(project.file())
+        .arg("web")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = stdout(&out);
+    assert!(
+        yaml.contains(&format!("project: \"{}\"", project.project)),
+        "the selector names the project as Compose does:\n{yaml}"
+    );
+    let profile = ProfileFile::new(&yaml.replace("mode: audit", "mode: enforce"));
+    let agent = RunningAgent::start(profile.path());
+    let up = project.compose(&["up", "-d"]);
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let id = project.container_id("web");
+    assert!(!id.is_empty(), "no container for the service");
+    let health = || {
+        engines::run_ok(
+            engines::DOCKER,
+            &["inspect", "-f", "{{.State.Health.Status}}", &id],
+        )
+    };
+    let healthy = cgwarden_tests::wait_for(std::time::Duration::from_secs(30), || {
+        (health() == "healthy").then_some(())
+    });
+    assert!(
+        healthy.is_some(),
+        "the service never became healthy: {}",
+        health()
+    );
+    // Its own workload: pages served to itself, and more healthchecks.
+    for _ in 0..3 {
+        let page = engines::run(
+            engines::DOCKER,
+            &[
+                "exec",
+                &id,
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://127.0.0.1:8080/",
+            ],
+        );
+        assert!(stdout(&page).contains("cgwarden test page"), "{page:?}");
+        std::thread::sleep(std::time::Duration::from_millis(700));
+    }
+    assert_eq!(health(), "healthy");
+    // The escape attempt, under Docker's default seccomp profile (which refuses it).
+    let attempt = engines::run(engines::DOCKER, &["exec", &id, "unshare", "-U", "true"]);
+    assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
+    let events = agent.stop_and_read();
+    assert_eq!(
+        events.len(),
+        1,
+        "zero denials and deviations besides the attempt: {events:#?}"
+    );
+    let e = &events[0];
+    assert_eq!(e["kind"], "syscall");
+    assert_eq!(e["syscall"], "unshare");
+    assert_eq!(e["action"], "kill");
+    assert_eq!(e["container"]["id"], id.as_str());
+    assert_eq!(
+        e["container"]["name"],
+        format!("{}_web_1", project.project).as_str()
+    );
+    assert_eq!(e["compose"]["project"], project.project.as_str());
+    assert_eq!(e["compose"]["service"], "web");
+    // Docker's seccomp profile refused it before it ran; the attempt is still the
+    // signal, and kill still kills.
+    assert_eq!(e["result"]["seccomp"], true, "{e:#}");
+    assert_eq!(e["result"]["errno"], "EPERM", "{e:#}");
+    assert_eq!(e["args"]["flags"], serde_json::json!(["CLONE_NEWUSER"]));
+}
+
+#[test]
+fn attempts_docker_seccomp_refuses_are_reported_with_their_arguments_and_result() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    let profile = ProfileFile::new(
+        "name: refused\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: report\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    // Docker's default seccomp profile refuses each of these for a container without
+    // CAP_SYS_ADMIN: none of them ever reaches `sys_enter`.
+    let out = engines::docker_run(
+        &["--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "unshare -U true; unshare -m true; mount -t tmpfs none /mnt; echo finished",
+        ],
+    );
+    assert!(stdout(&out).contains("finished"), "{out:?}");
+    let events = agent.stop_and_read();
+    let calls = kind(&events, "syscall");
+    let find = |name: &str| {
+        calls
+            .iter()
+            .find(|e| e["syscall"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` event in {calls:#?}"))
+    };
+    let unshare: Vec<_> = calls.iter().filter(|e| e["syscall"] == "unshare").collect();
+    assert_eq!(unshare.len(), 2, "{calls:#?}");
+    assert_eq!(
+        unshare[0]["args"]["flags"],
+        serde_json::json!(["CLONE_NEWUSER"])
+    );
+    assert_eq!(
+        unshare[1]["args"]["flags"],
+        serde_json::json!(["CLONE_NEWNS"])
+    );
+    let mount = find("mount");
+    for e in unshare.iter().copied().chain([mount]) {
+        assert_eq!(e["verdict"], "allow", "{e:#}");
+        assert_eq!(e["result"]["seccomp"], true, "{e:#}");
+        assert_eq!(e["result"]["errno"], "EPERM", "{e:#}");
+        assert_eq!(e["container"]["runtime"], "docker");
+    }
 }

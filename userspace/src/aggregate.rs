@@ -234,9 +234,10 @@ impl Repeated for SyscallEvent {
             flags: 0,
             path: [0; cgwarden_common::SYSCALL_PATH_BYTES],
             ppid: 0,
-            _pad2: 0,
+            judged: 0,
             exe: [0; cgwarden_common::EXE_BYTES],
             total: 0,
+            ret: 0,
         }
     }
 }

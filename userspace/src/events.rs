@@ -339,6 +339,11 @@ pub struct SyscallRecord {
     /// Identical calls (same process, syscall and arguments) this record stands for:
     /// the kernel counts repeats and sends at most one record per second for them.
     pub count: u64,
+    /// How the call ended, when it was judged at its exit: every call refused before it
+    /// ran (by seccomp) and every call judged by its path. Calls judged at entry were
+    /// judged before they had a result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<CallResult>,
     /// The container, when known.
     /// Flattened: `container`, `compose` and `k8s`.
     #[serde(flatten)]
@@ -346,6 +351,43 @@ pub struct SyscallRecord {
 }
 
 impl Eq for SyscallRecord {}
+
+/// How a watched call ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct CallResult {
+    /// The return value: a negative errno when it failed.
+    pub ret: i64,
+    /// The errno's name (`EPERM`), when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno: Option<String>,
+    /// The call never ran: a seccomp filter (or a tracer) refused it before the kernel
+    /// entered it. The attempt is the signal.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub seccomp: bool,
+}
+
+impl CallResult {
+    /// The result a kernel record carries, if it was judged at exit.
+    pub fn of(e: &SyscallEvent) -> Option<Self> {
+        use cgwarden_common::judged;
+        if e.judged == judged::ENTRY {
+            return None;
+        }
+        let errno = (e.ret < 0)
+            .then(|| i32::try_from(-e.ret).ok())
+            .flatten()
+            .map(|n| {
+                syscalls::Errno::new(n)
+                    .name()
+                    .map_or_else(|| format!("errno {n}"), str::to_owned)
+            });
+        Some(Self {
+            ret: e.ret,
+            errno,
+            seccomp: e.judged == judged::REFUSED_BEFORE_ENTRY,
+        })
+    }
+}
 
 /// One process in a [`SyscallRecord`]'s ancestry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -399,6 +441,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
         count,
+        result: CallResult::of(e),
         who: ctx.container(h.cgroup_id),
     }
 }

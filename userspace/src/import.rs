@@ -32,6 +32,9 @@ pub struct Hardening {
     pub loopback_ports: bool,
     /// Published ports as written, for the comments.
     pub ports: Vec<String>,
+    /// The engine forwards published ports into the container's own network namespace
+    /// (Compose services with ports, not `network_mode: host` or `none`).
+    pub forwarded_ports: bool,
     pub networks: Vec<String>,
     /// Mount points the container can write (tmpfs, rw volumes, /dev, /proc), for a
     /// read-only root's exceptions.
@@ -79,6 +82,7 @@ pub fn from_oci(config: &Value) -> Hardening {
         // An OCI config publishes no ports: the runtime's network set-up does.
         loopback_ports: true,
         ports: Vec::new(),
+        forwarded_ports: false,
         compose: None,
         networks: Vec::new(),
         writable: writable_mounts(
@@ -296,6 +300,11 @@ pub fn from_compose(
             .iter()
             .any(|o| o.replace('=', ":") == "no-new-privileges:true" || o == "no-new-privileges"),
         loopback_ports,
+        forwarded_ports: !ports.is_empty()
+            && !matches!(
+                svc.get("network_mode").and_then(serde_yaml::Value::as_str),
+                Some("host" | "none")
+            ),
         ports,
         compose: Some((project.to_owned(), service.to_owned())),
         networks: strings("networks"),
@@ -446,8 +455,16 @@ pub fn profile_yaml(name: &str, origin: &str, h: &Hardening) -> String {
             y.push_str("  # no user is set: the container runs as root; set one and add `user:`\n")
         }
     }
-    if h.loopback_ports {
-        y.push_str("  binds: loopback   # published ports are bound to loopback\n");
+    if h.forwarded_ports {
+        // Docker forwards a published port to the container's own address, so the
+        // service listens beyond its loopback whatever host address it is published on.
+        y.push_str(&format!(
+            "  # Docker forwards the published ports ({}) to the container's own address,\n  # so its listeners bind beyond loopback; where they are published on the host\n  # ({}) is Docker's setting, not a bind in the container.\n  binds: any\n",
+            h.ports.join(", "),
+            if h.loopback_ports { "host loopback only" } else { "beyond host loopback" }
+        ));
+    } else if h.loopback_ports {
+        y.push_str("  binds: loopback   # nothing is published: listeners on loopback only\n");
     } else {
         y.push_str(&format!(
             "  binds: any   # published ports listen beyond loopback: {}\n",

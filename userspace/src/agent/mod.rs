@@ -422,7 +422,9 @@ impl Agent {
                 c.rules
                     .syscalls
                     .iter()
-                    .map(|(_, r, s)| (*s, r.path_filter != 0 || r.read_only != 0))
+                    // Every acting rule is watched at exit too: a call refused by seccomp
+                    // before entry is seen only there.
+                    .map(|(_, r, s)| (*s, r.action != 0 || r.path_filter != 0 || r.read_only != 0))
             })
             .collect();
         wanted.sort_by_key(|(s, exit)| (s.id(), !exit));

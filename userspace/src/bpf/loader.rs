@@ -575,22 +575,33 @@ impl Kernel {
     /// Makes sure a program runs on each of these syscalls: its own tracepoint where the
     /// kernel has one, the raw `sys_enter` tracepoint (filtered by number) otherwise.
     /// Syscalls already watched are left as they are.
-    /// With `true`, the syscall is also judged at exit (by its path): its exit tracepoint
-    /// is attached, now or, for a syscall already watched without it, when first needed.
+    /// With `true`, the syscall is also judged at exit (by its path, or because a seccomp
+    /// filter may refuse it before entry): its exit tracepoint is attached, now or, for
+    /// a syscall already watched without it, when first needed.
     pub fn watch_syscalls(&mut self, wanted: &[(Sysno, bool)]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
         for &(sysno, at_exit) in wanted {
             let nr = sysno.id() as u32;
             let tracepoint = crate::syscalls::tracepoint_name(sysno);
             if at_exit && !self.exits.contains(&nr) && tracefs.join(&tracepoint).exists() {
-                // Calls judged by their path are judged at exit (see `ebpf/src/syscalls.rs`).
+                // Calls judged by their path are judged at exit, and calls refused before
+                // entry (seccomp) are seen only there (see `ebpf/src/syscalls.rs`).
                 let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
                 self.attach_tracepoint(SYSCALL_EXIT_PROGRAM, "syscalls", &exit)?;
                 self.exits.insert(nr);
+                if self.watched.contains_key(&nr) {
+                    let current = self.syscall_watch.get(&nr, 0).unwrap_or(0);
+                    self.set_watch(nr, current | syscall_watch::EXIT)?;
+                }
             }
             if self.watched.contains_key(&nr) {
                 continue;
             }
+            let exit_bit = if self.exits.contains(&nr) {
+                syscall_watch::EXIT
+            } else {
+                0
+            };
             if tracefs.join(&tracepoint).exists() {
                 self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
                 // Fields after `__syscall_nr` are the arguments. A format that cannot be
@@ -601,7 +612,10 @@ impl Kernel {
                 if arity.is_none() {
                     log::warn!("{tracepoint}: no readable format, keeping all six arguments");
                 }
-                self.set_watch(nr, arity.map_or(0, |a| syscall_watch::KNOWN | a as u8))?;
+                self.set_watch(
+                    nr,
+                    exit_bit | arity.map_or(0, |a| syscall_watch::KNOWN | a as u8),
+                )?;
                 let arity = arity.unwrap_or(6);
                 self.watched.insert(nr, Watch::Tracepoint { arity });
             } else {

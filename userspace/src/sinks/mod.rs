@@ -82,6 +82,22 @@ impl FromStr for SinkSpec {
     }
 }
 
+/// Creates an events file's directory (mode 0750) when it is missing, so a fresh
+/// host or image starts with the default `/var/log/cgwarden/events.jsonl`.
+fn ensure_parent(path: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.exists() => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("events directory {}: {e}", dir.display()))
+            }),
+        _ => Ok(()),
+    }
+}
+
 /// The open sinks.
 pub struct Sinks {
     outputs: Vec<(Format, Box<dyn Write + Send>)>,
@@ -92,6 +108,9 @@ impl Sinks {
     pub fn open(specs: &[SinkSpec]) -> io::Result<Self> {
         let mut outputs: Vec<(Format, Box<dyn Write + Send>)> = Vec::new();
         for spec in specs {
+            if let Target::File { path, .. } = &spec.target {
+                ensure_parent(path)?;
+            }
             let writer: Box<dyn Write + Send> = match &spec.target {
                 Target::Stdout => Box::new(BufWriter::new(io::stdout())),
                 Target::Stderr => Box::new(BufWriter::new(io::stderr())),
