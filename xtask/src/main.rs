@@ -4,9 +4,12 @@
 //! - `build`: the eBPF object and the agent that embeds it;
 //! - `run [-- ARGS]`: the agent on the default profile (or with ARGS);
 //! - `test`: every test, unit and integration (root required);
+//! - `image [--tag T]`: the agent's container image, without a registry;
 //! - `bench`: the benchmarks.
 
 mod bench;
+mod engines;
+mod image;
 mod setup;
 
 use std::{
@@ -45,6 +48,14 @@ enum Task {
         /// Extra arguments passed to `cargo test` (e.g. a test name filter).
         #[arg(last = true)]
         args: Vec<String>,
+    },
+    /// Build the agent's container image (no registry, no base image).
+    Image {
+        #[arg(long, default_value = image::DEFAULT_TAG)]
+        tag: String,
+        /// From the debug build (what the tests use) instead of the release build.
+        #[arg(long)]
+        debug: bool,
     },
     /// Run benchmarks: `egress`, `events`, `syscalls` (default: all).
     Bench {
@@ -94,11 +105,22 @@ fn run(task: Task) -> anyhow::Result<()> {
             setup::setup()?;
             require_root("the integration tests load eBPF programs")?;
             build(&root, false)?;
+            // The engines the tests run containers in, and the agent's own image.
+            engines::dockerd()?;
+            let image = "cgwarden:test";
+            image::build(&root, &binary(&root, false), image)?;
             let mut test = cargo(&root);
             test.args(["test", "--workspace"])
                 .args(&args)
-                .env("CGWARDEN_BIN", binary(&root, false));
+                .env("CGWARDEN_BIN", binary(&root, false))
+                .env("CGWARDEN_IMAGE", image);
             run_with_deadline(&mut test, TEST_DEADLINE, "cargo test")
+        }
+        Task::Image { tag, debug } => {
+            setup::setup()?;
+            require_root("docker import needs the Docker daemon")?;
+            build(&root, !debug)?;
+            image::build(&root, &binary(&root, !debug), &tag)
         }
         Task::Bench { which } => {
             setup::setup()?;
