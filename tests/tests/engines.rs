@@ -78,6 +78,7 @@ fn docker_containers_start_under_the_escape_set_on_kill() {
     assert_eq!(sysctls[0]["verdict"], "deny");
     assert_eq!(sysctls[0]["name"], "net/ipv4/ip_unprivileged_port_start");
     assert_eq!(sysctls[0]["process"], "sh");
+    assert_eq!(sysctls[0]["container"]["runtime"], "docker");
     // Docker's own start-up is no escape attempt.
     assert!(
         kind(&events, "syscall").is_empty(),

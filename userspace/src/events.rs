@@ -186,6 +186,7 @@ impl Record {
             Self::Net(r) => r.who.as_ref(),
             Self::Syscall(r) => r.who.as_ref(),
             Self::Deviation(r) => r.who.as_ref(),
+            Self::Sysctl(r) => r.who.as_ref(),
             _ => None,
         }
     }
@@ -816,6 +817,9 @@ pub struct SysctlRecord {
     pub cgroup: Option<String>,
     pub cgroup_id: u64,
     pub profile: Option<String>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: Option<crate::engines::Identity>,
 }
 
 /// Turns a decoded sysctl record into what users see.
@@ -840,6 +844,7 @@ pub fn enrich_sysctl(e: &SysctlEvent, ctx: &dyn Context) -> SysctlRecord {
         cgroup: ctx.cgroup_path(h.cgroup_id),
         cgroup_id: h.cgroup_id,
         profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+        who: ctx.container(h.cgroup_id),
     }
 }
 
