@@ -95,6 +95,12 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     syscalls::tracepoint(&ctx)
 }
 
+/// `syscalls:sys_enter_socket`, while some profile forbids packet sockets.
+#[tracepoint]
+pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
+    sockets::socket_call(&ctx)
+}
+
 /// Attached to `syscalls:sys_exit_<name>` of syscalls watched only for some paths.
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {

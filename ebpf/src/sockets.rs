@@ -1,7 +1,18 @@
-//! The cgroup sock_create hook: raw and packet sockets, which bypass every address
-//! hook, are refused (enforce mode) or reported when the profile forbids them.
+//! Sockets no address hook can judge, refused or reported when the profile forbids
+//! them (`profile_flags::DENY_RAW_SOCKETS`):
+//! - the cgroup sock_create hook sees every IP socket: raw sockets, and any protocol
+//!   but TCP, MPTCP, UDP, UDP-Lite and ICMP ping sockets (SCTP above all, whose
+//!   multi-homed sends no sock_addr hook sees), are refused with EPERM;
+//! - packet sockets (`AF_PACKET`, and `AF_XDP`) never reach that hook, and their frames
+//!   skip cgroup_skb egress: `socket()` of those families is caught at its tracepoint
+//!   and the caller killed before it returns to user space (no program can make that
+//!   call fail without BPF-LSM).
 
-use aya_ebpf::programs::SockContext;
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{bpf_probe_read_kernel, generated::bpf_send_signal},
+    programs::{SockContext, TracePointContext},
+};
 use cgwarden_common::{SocketEvent, counters, kind, profile_flags, verdict};
 
 use crate::{
@@ -13,9 +24,32 @@ use crate::{
 const PROCEED: i32 = 1;
 const REFUSE: i32 = 0;
 const AF_PACKET: u32 = 17;
+const AF_XDP: u32 = 44;
 const SOCK_RAW: u32 = 3;
+const SOCK_DGRAM: u32 = 2;
+const IPPROTO_ICMP: u32 = 1;
+const IPPROTO_TCP: u32 = 6;
+const IPPROTO_UDP: u32 = 17;
+const IPPROTO_ICMPV6: u32 = 58;
+const IPPROTO_UDPLITE: u32 = 136;
+const IPPROTO_MPTCP: u32 = 262;
+const SIGKILL: u32 = 9;
 
-/// Judges one socket creation.
+/// Whether an IP socket is one the address hooks (and the packet backstop) judge.
+#[inline(always)]
+fn judged(sock_type: u32, protocol: u32) -> bool {
+    if sock_type == SOCK_RAW {
+        return false;
+    }
+    match protocol {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_UDPLITE | IPPROTO_MPTCP => true,
+        // ICMP ping sockets: connect is judged, and the backstop sees their packets.
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => sock_type == SOCK_DGRAM,
+        _ => false,
+    }
+}
+
+/// Judges one IP socket creation.
 #[inline(always)]
 pub fn create(ctx: &SockContext) -> i32 {
     let Some(m) = profile::current() else {
@@ -28,10 +62,46 @@ pub fn create(ctx: &SockContext) -> i32 {
     // SAFETY: reading fields of the context the kernel passed.
     let (family, sock_type, protocol) =
         unsafe { ((*ctx.sock).family, (*ctx.sock).type_, (*ctx.sock).protocol) };
-    if sock_type != SOCK_RAW && family != AF_PACKET {
+    if family != AF_PACKET && judged(sock_type, protocol) {
         return PROCEED;
     }
     let enforce = flags & profile_flags::ENFORCE != 0;
+    report(&m, family, sock_type, protocol, enforce);
+    if enforce { REFUSE } else { PROCEED }
+}
+
+/// `syscalls:sys_enter_socket`: a packet socket is killed at birth (enforce) or
+/// reported (audit). Record: `__syscall_nr` at 8, `family`, `type`, `protocol` at 16,
+/// 24, 32.
+#[inline(always)]
+pub fn socket_call(ctx: &TracePointContext) -> u32 {
+    let record = ctx.as_ptr().cast::<u64>();
+    // SAFETY: the record has the three arguments; copied with one probe read.
+    let args = unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 3]>()) }.unwrap_or([0; 3]);
+    let family = args[0] as u32;
+    if family != AF_PACKET && family != AF_XDP {
+        return 0;
+    }
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    if m.profile.flags & profile_flags::DENY_RAW_SOCKETS == 0 {
+        return 0;
+    }
+    let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
+    // SOCK_NONBLOCK and SOCK_CLOEXEC ride in the type argument.
+    report(&m, family, args[1] as u32 & 0xf, args[2] as u32, enforce);
+    if enforce {
+        // SAFETY: signals the current task; it dies before it returns to user space,
+        // so it never holds the socket.
+        unsafe { bpf_send_signal(SIGKILL) };
+    }
+    0
+}
+
+/// Sends the socket record.
+#[inline(always)]
+fn report(m: &profile::Match, family: u32, sock_type: u32, protocol: u32, enforce: bool) {
     let verdict = if enforce {
         verdict::DENY
     } else {
@@ -51,5 +121,4 @@ pub fn create(ctx: &SockContext) -> i32 {
         }
         None => count(counters::RINGBUF_DROPS),
     }
-    if enforce { REFUSE } else { PROCEED }
 }

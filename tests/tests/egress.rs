@@ -220,10 +220,12 @@ fn denylist_mode_and_more_specific_rules() {
 #[test]
 fn icmp_is_judged_by_the_packet_backstop() {
     require_root();
+    // Raw sockets allowed explicitly (an allowlist refuses them by default): then the
+    // packet backstop judges what they send.
     let p = profile(
         "enforce",
         "deny",
-        "  allow:\n    - to: 127.0.0.1\n      protocol: icmp\n    - to: 127.0.0.2\n      protocol: tcp\n",
+        "  allow:\n    - to: 127.0.0.1\n      protocol: icmp\n    - to: 127.0.0.2\n      protocol: tcp\nruntime:\n  raw_sockets: allow\n",
     );
     let (results, out) = probe(
         &p,

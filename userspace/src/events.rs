@@ -781,19 +781,37 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         2 => "AF_INET".to_owned(),
         10 => "AF_INET6".to_owned(),
         17 => "AF_PACKET".to_owned(),
+        44 => "AF_XDP".to_owned(),
         f => format!("family {f}"),
     };
-    let ty = if e.sock_type == 3 {
-        "SOCK_RAW".to_owned()
+    let ty = match e.sock_type {
+        1 => "SOCK_STREAM".to_owned(),
+        2 => "SOCK_DGRAM".to_owned(),
+        3 => "SOCK_RAW".to_owned(),
+        5 => "SOCK_SEQPACKET".to_owned(),
+        t => format!("type {t}"),
+    };
+    let protocol = match e.protocol {
+        132 => "SCTP".to_owned(),
+        p => format!("protocol {p}"),
+    };
+    let packet = matches!(e.family, 17 | 44);
+    let (deviation, what) = if packet {
+        (
+            "packet_socket",
+            "its frames skip every hook: the process is killed at socket() (enforce)",
+        )
+    } else if e.sock_type == 3 {
+        ("raw_socket", "raw IP")
     } else {
-        format!("type {}", e.sock_type)
+        ("unjudged_socket", "no address hook judges this protocol")
     };
     DeviationRecord::from_kernel(
         h,
         ctx,
-        "raw_socket",
+        deviation,
         verdict_name(e.verdict),
-        format!("{family} {ty} socket (protocol {})", e.protocol),
+        format!("{family} {ty} socket ({protocol}): {what}"),
         None,
     )
 }

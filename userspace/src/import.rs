@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(p.runtime.capabilities, Some(CapSet::default()));
         assert!(p.runtime.no_new_privileges && p.runtime.read_only_root());
         assert_eq!(p.runtime.user, Some(1000));
-        assert_eq!(p.runtime.raw_sockets, crate::policy::RawSockets::Deny);
+        assert_eq!(p.raw_sockets(), crate::policy::RawSockets::Deny);
         assert_eq!(p.runtime.read_only.len(), 1);
         assert_eq!(
             p.runtime.devices,

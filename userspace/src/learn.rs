@@ -337,7 +337,14 @@ pub fn observe(records: &[Value]) -> Observed {
                 }
             }
             "bind" => o.wide_binds = true,
-            "deviation" if r["deviation"] == "raw_socket" => o.raw_sockets = true,
+            "deviation"
+                if matches!(
+                    r["deviation"].as_str(),
+                    Some("raw_socket" | "packet_socket" | "unjudged_socket")
+                ) =>
+            {
+                o.raw_sockets = true
+            }
             "deviation" if r["deviation"] == "uid" => {
                 if let Some(uid) = r["uid"].as_u64() {
                     o.uids.insert(uid as u32);

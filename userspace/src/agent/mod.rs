@@ -442,10 +442,14 @@ impl Agent {
                 .learn_syscalls()
                 .context("attaching the syscall recorder")?;
         }
+        let packet_sockets = fresh
+            .values()
+            .any(|c| c.pref.flags & profile_flags::DENY_RAW_SOCKETS != 0);
         if let Err(e) = self
             .kernel
             .track_processes(track)
             .and_then(|()| self.kernel.watch_syscalls(&wanted))
+            .and_then(|()| self.kernel.watch_packet_sockets(packet_sockets))
         {
             for w in &written {
                 let _ = self.kernel.remove_rules(&w.rules);
@@ -1436,7 +1440,7 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     if profile.runtime.binds == crate::policy::Binds::Loopback {
         flags |= profile_flags::BIND_LOOPBACK_ONLY;
     }
-    if profile.runtime.raw_sockets == crate::policy::RawSockets::Deny {
+    if profile.raw_sockets() == crate::policy::RawSockets::Deny {
         flags |= profile_flags::DENY_RAW_SOCKETS;
     }
     if profile.learn {

@@ -47,6 +47,9 @@ const SOCK_CREATE_PROGRAM: &str = "sock_create";
 
 /// The program attached to each watched syscall's tracepoint.
 const SYSCALL_PROGRAM: &str = "sys_enter";
+/// The program on `socket()`'s entry: packet sockets, which no cgroup hook sees.
+const SOCKET_PROGRAM: &str = "sys_enter_socket";
+
 /// The program attached to the exit tracepoint of syscalls watched for some paths.
 const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
@@ -137,6 +140,8 @@ pub struct Kernel {
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
+    /// The packet-socket program is attached.
+    packet_sockets: bool,
     /// The raw `sys_enter` program is attached.
     raw_attached: bool,
     syscalls_used: HashMap<MapData, u64, u8>,
@@ -292,6 +297,7 @@ impl Kernel {
             cred_rules,
             events,
             tracking: false,
+            packet_sockets: false,
             raw_attached: false,
             syscalls_used,
             watched: Default::default(),
@@ -561,6 +567,17 @@ impl Kernel {
 
     /// Attaches the process-table programs (sched exec and fork) once something needs
     /// them: syscall rules (which apply to armed processes) or uid expectations.
+    /// Attaches the packet-socket program (`socket()` of `AF_PACKET` or `AF_XDP` by a
+    /// process whose profile forbids them); it stays attached while the agent runs.
+    pub fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError> {
+        if !wanted || self.packet_sockets {
+            return Ok(());
+        }
+        self.attach_tracepoint(SOCKET_PROGRAM, "syscalls", "sys_enter_socket")?;
+        self.packet_sockets = true;
+        Ok(())
+    }
+
     pub fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.tracking {
             return Ok(());

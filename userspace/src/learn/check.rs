@@ -204,8 +204,10 @@ pub fn against(profile: &Profile, records: &[Value]) -> Findings {
                 }
             }
             "deviation"
-                if r["deviation"] == "raw_socket"
-                    && profile.runtime.raw_sockets == RawSockets::Deny =>
+                if matches!(
+                    r["deviation"].as_str(),
+                    Some("raw_socket" | "packet_socket" | "unjudged_socket")
+                ) && profile.raw_sockets() == RawSockets::Deny =>
             {
                 f.add(Severity::Deny, deviation_text(r), 1);
             }

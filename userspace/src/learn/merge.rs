@@ -211,7 +211,7 @@ fn runtime_conflicts(existing: &Profile, o: &Observed) -> Vec<String> {
     if o.wide_binds && existing.runtime.binds == Binds::Loopback {
         out.push("runtime.binds loopback: the workload bound non-loopback addresses".to_owned());
     }
-    if o.raw_sockets && existing.runtime.raw_sockets == RawSockets::Deny {
+    if o.raw_sockets && existing.raw_sockets() == RawSockets::Deny {
         out.push("runtime.raw_sockets deny: the workload created raw or packet sockets".to_owned());
     }
     out

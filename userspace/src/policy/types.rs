@@ -23,6 +23,20 @@ pub struct Profile {
     pub source: PathBuf,
 }
 
+impl Profile {
+    /// Whether sockets no address hook judges may be created: as `runtime.raw_sockets`
+    /// says, else denied when the egress is an allowlist (nothing may leave unjudged)
+    /// and allowed under a denylist.
+    pub fn raw_sockets(&self) -> RawSockets {
+        self.runtime
+            .raw_sockets
+            .unwrap_or(match self.egress.default {
+                EgressDefault::Deny => RawSockets::Deny,
+                EgressDefault::Allow => RawSockets::Allow,
+            })
+    }
+}
+
 /// `enforce` denies what the profile does not allow; `audit` lets it through and reports
 /// it with verdict `audit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -627,8 +641,10 @@ pub struct Runtime {
     pub user: Option<u32>,
     /// Which addresses the container may bind: `loopback` (and port 0) or `any`.
     pub binds: Binds,
-    /// `deny`: raw and packet sockets cannot be created (enforce) or are reported (audit).
-    pub raw_sockets: RawSockets,
+    /// Sockets no address hook judges: raw IP, packet (`AF_PACKET`, `AF_XDP`), SCTP
+    /// and other IP protocols. `deny`: refused (enforce) or reported (audit). Unset: it
+    /// follows the egress default (see [`Profile::raw_sockets`]).
+    pub raw_sockets: Option<RawSockets>,
     /// The effective capabilities a program may hold after its exec (`[]`: none);
     /// others are reported, by name. Absent: not checked.
     pub capabilities: Option<crate::caps::CapSet>,
@@ -668,7 +684,7 @@ struct RuntimeFields {
     #[serde(default)]
     binds: Binds,
     #[serde(default)]
-    raw_sockets: RawSockets,
+    raw_sockets: Option<RawSockets>,
     #[serde(default)]
     capabilities: Option<crate::caps::CapSet>,
     #[serde(default)]
