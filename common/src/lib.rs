@@ -201,6 +201,10 @@ pub mod kind {
     /// A container's first process stopped at the gate ([`crate::GateEvent`]): the agent
     /// decides its profile and lets it go on.
     pub const GATE: u32 = 13;
+    /// `listen()` on a socket that is not bound to loopback (an unbound one listens on
+    /// the wildcard address), under `binds: loopback` ([`crate::NetEvent`]: the
+    /// address it is bound to, `::` and port 0 when unbound).
+    pub const LISTEN: u32 = 14;
 }
 
 /// Protocol bits used in [`PortRule::protocols`].
@@ -919,6 +923,20 @@ pub struct CredOffsets {
     pub files_fdt: u32,
     pub fdtable_fd: u32,
     pub file_inode: u32,
+    /// 1 when the socket offsets below were found: from a descriptor to the address a
+    /// socket is bound to (`listen()` under `binds: loopback`).
+    pub sock_valid: u32,
+    /// `inode.i_mode` (16 bits: `S_IFSOCK` tells a socket), `file.private_data` (the
+    /// `struct socket`), `socket.sk`, and in `struct sock` (its `__sk_common` first):
+    /// `skc_family`, `skc_num` (the local port, host order), `skc_rcv_saddr`,
+    /// `skc_v6_rcv_saddr`.
+    pub inode_mode: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sk_family: u32,
+    pub sk_num: u32,
+    pub sk_rcv_saddr: u32,
+    pub sk_v6_rcv_saddr: u32,
 }
 
 /// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.

@@ -68,6 +68,54 @@ pub fn inode_of_fd(fd: u64) -> Option<u64> {
     }
 }
 
+/// The address a socket descriptor of the current task is bound to: (family, local
+/// port, address as v4-mapped or plain IPv6). `None` when the socket offsets are
+/// unknown, the descriptor is not a socket, or a read failed.
+#[inline(always)]
+pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFSOCK: u16 = 0o140000;
+    const AF_INET: u16 = 2;
+    let o = offsets().filter(|o| o.sock_valid != 0)?;
+    // SAFETY: as in `inode_of_fd`: every pointer is only read through
+    // `bpf_probe_read_kernel`.
+    unsafe {
+        let task = bpf_get_current_task() as *const u8;
+        let files: *const u8 =
+            bpf_probe_read_kernel(task.add(o.task_files as usize).cast::<*const u8>()).ok()?;
+        let fdt: *const u8 =
+            bpf_probe_read_kernel(files.add(o.files_fdt as usize).cast::<*const u8>()).ok()?;
+        let fds: *const *const u8 =
+            bpf_probe_read_kernel(fdt.add(o.fdtable_fd as usize).cast::<*const *const u8>())
+                .ok()?;
+        let file: *const u8 = bpf_probe_read_kernel(fds.add((fd & 0xffff) as usize)).ok()?;
+        let inode: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
+        let mode: u16 =
+            bpf_probe_read_kernel(inode.add(o.inode_mode as usize).cast::<u16>()).ok()?;
+        if mode & S_IFMT != S_IFSOCK {
+            return None;
+        }
+        let socket: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_private_data as usize).cast::<*const u8>())
+                .ok()?;
+        let sk: *const u8 =
+            bpf_probe_read_kernel(socket.add(o.socket_sk as usize).cast::<*const u8>()).ok()?;
+        let family: u16 = bpf_probe_read_kernel(sk.add(o.sk_family as usize).cast::<u16>()).ok()?;
+        let port: u16 = bpf_probe_read_kernel(sk.add(o.sk_num as usize).cast::<u16>()).ok()?;
+        let addr = if family == AF_INET {
+            let v4: [u8; 4] =
+                bpf_probe_read_kernel(sk.add(o.sk_rcv_saddr as usize).cast::<[u8; 4]>()).ok()?;
+            [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, v4[0], v4[1], v4[2], v4[3],
+            ]
+        } else {
+            bpf_probe_read_kernel(sk.add(o.sk_v6_rcv_saddr as usize).cast::<[u8; 16]>()).ok()?
+        };
+        Some((family, port, addr))
+    }
+}
+
 #[inline(always)]
 fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)

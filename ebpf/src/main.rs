@@ -101,6 +101,12 @@ pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
     sockets::socket_call(&ctx)
 }
 
+/// `syscalls:sys_enter_listen`, while some profile binds to loopback only.
+#[tracepoint]
+pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
+    sockaddr::listen(&ctx)
+}
+
 /// Attached to `syscalls:sys_exit_<name>` of syscalls watched only for some paths.
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {

@@ -116,9 +116,18 @@ pub fn normalise(mut a: [u8; 16]) -> [u8; 16] {
     a
 }
 
-/// The profile's bind restriction: loopback addresses (and port 0, which exposes no
-/// listening service) only. The flow here is the address the caller binds; `normalise`
-/// has not turned 0.0.0.0 into loopback for binds.
+/// Whether an address (v4-mapped or IPv6) is a loopback address.
+#[inline(always)]
+fn loopback(a: &[u8; 16]) -> bool {
+    let v4_loopback = a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] && a[12] == 127;
+    let v6_loopback = a[..15] == [0u8; 15] && a[15] == 1;
+    v4_loopback || v6_loopback
+}
+
+/// The profile's bind restriction: loopback addresses only, whatever the port (a
+/// wildcard bind to port 0 followed by `listen()` listens on every address; a UDP
+/// socket bound to the wildcard receives from anyone). The flow here is the address
+/// the caller binds; `normalise` has not turned 0.0.0.0 into loopback for binds.
 #[inline(always)]
 fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) -> bool {
     use cgwarden_common::{profile_flags, verdict};
@@ -126,10 +135,7 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
     if flags & profile_flags::BIND_LOOPBACK_ONLY == 0 {
         return true;
     }
-    let a = &flow.addr;
-    let v4_loopback = a[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] && a[12] == 127;
-    let v6_loopback = a[..15] == [0u8; 15] && a[15] == 1;
-    if v4_loopback || v6_loopback || flow.port == 0 {
+    if loopback(&flow.addr) {
         return true;
     }
     let enforce = flags & profile_flags::ENFORCE != 0;
@@ -147,4 +153,57 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
         cgwarden_common::RULE_DEFAULT,
     );
     !enforce
+}
+
+/// `syscalls:sys_enter_listen` under `binds: loopback`: `listen()` on a socket that is
+/// unbound (the kernel autobinds it to the wildcard address, with no bind hook) or
+/// bound beyond loopback (before its profile applied, or received from another
+/// process). No hook can refuse a listen: the caller is killed before it returns
+/// (enforce), and the attempt reported as a `listen` event. Record: `__syscall_nr` at
+/// 8, `fd` at 16.
+#[inline(always)]
+pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
+    use cgwarden_common::{RULE_DEFAULT, kind, profile_flags, verdict};
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    let flags = m.profile.flags;
+    if flags & profile_flags::BIND_LOOPBACK_ONLY == 0 {
+        return 0;
+    }
+    // SAFETY: offset of the `fd` argument in the listen record.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(16) }) else {
+        return 0;
+    };
+    // Not a socket (or no offsets): listen fails or cannot be judged here; the agent
+    // says at start when the kernel's BTF lacks the socket layout.
+    let Some((family, port, addr)) = crate::creds::bound_address_of_fd(fd) else {
+        return 0;
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return 0;
+    }
+    if port != 0 && loopback(&addr) {
+        return 0;
+    }
+    let enforce = flags & profile_flags::ENFORCE != 0;
+    let flow = egress::Flow {
+        addr,
+        port,
+        family,
+        protocol: IPPROTO_TCP as u8,
+    };
+    // SAFETY: plain helper call without arguments.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+    let verdict = if enforce {
+        verdict::DENY
+    } else {
+        verdict::AUDIT
+    };
+    egress::report(&m, &flow, kind::LISTEN, cgroup_id, verdict, RULE_DEFAULT);
+    if enforce {
+        // SAFETY: signals the current task; it dies before `listen()` returns.
+        unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) };
+    }
+    0
 }

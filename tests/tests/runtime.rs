@@ -35,13 +35,15 @@ fn binds_are_loopback_only_and_raw_sockets_are_refused() {
     require_root();
     let p = hardened("enforce");
     let out = exec(p.path(), &["python3", "-c", BINDS]);
-    // 127.0.0.1 ok, 0.0.0.0:28080 refused, ::1 ok, 0.0.0.0:0 (no listening port) ok.
-    assert_eq!(out.stdout, "ok\nerror 1\nok\nok\n", "{out:?}");
+    // 127.0.0.1 ok, 0.0.0.0:28080 refused, ::1 ok, 0.0.0.0:0 refused too (a listen()
+    // after it would listen on every address).
+    assert_eq!(out.stdout, "ok\nerror 1\nok\n", "{out:?}");
     let binds: Vec<_> = out.events.iter().filter(|e| e["kind"] == "bind").collect();
-    assert_eq!(binds.len(), 1, "{binds:?}");
+    assert_eq!(binds.len(), 2, "{binds:?}");
     assert_eq!(binds[0]["dst"], "0.0.0.0");
     assert_eq!(binds[0]["port"], 28080);
     assert_eq!(binds[0]["verdict"], "deny");
+    assert_eq!(binds[1]["port"], 0);
 
     let probe = netprobe();
     let out = exec(
@@ -65,6 +67,84 @@ fn audit_mode_reports_binds_and_raw_sockets_without_refusing() {
             .iter()
             .any(|e| e["kind"] == "bind" && e["verdict"] == "audit")
     );
+}
+
+/// Every way a socket comes to listen or receive beyond loopback, each in a child of its
+/// own (a listen the kernel cannot refuse kills its caller): `<name> <outcome>` lines.
+const LISTENERS: &str = r#"
+import os, socket
+def unbound_listen():
+    s = socket.socket(); s.listen()
+def wildcard_port0_listen():
+    s = socket.socket(); s.bind(('0.0.0.0', 0)); s.listen()
+def unbound_listen_v6():
+    s = socket.socket(socket.AF_INET6); s.listen()
+def v6_wildcard_bind():
+    s = socket.socket(socket.AF_INET6); s.bind(('::', 28082)); s.listen()
+def udp_wildcard_bind():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 0))
+def v4mapped_wildcard_bind():
+    s = socket.socket(socket.AF_INET6); s.bind(('::ffff:0.0.0.0', 28083)); s.listen()
+def loopback_port0_listen():
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()
+def loopback_v6_listen():
+    s = socket.socket(socket.AF_INET6); s.bind(('::1', 0)); s.listen()
+def v4mapped_loopback_listen():
+    s = socket.socket(socket.AF_INET6); s.bind(('::ffff:127.0.0.1', 0)); s.listen()
+for f in [unbound_listen, wildcard_port0_listen, unbound_listen_v6, v6_wildcard_bind,
+          udp_wildcard_bind, v4mapped_wildcard_bind, loopback_port0_listen,
+          loopback_v6_listen, v4mapped_loopback_listen]:
+    pid = os.fork()
+    if pid == 0:
+        try:
+            f(); os._exit(0)
+        except OSError as e:
+            os._exit(100 + e.errno)
+    _, st = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(st):
+        print(f.__name__, 'killed', os.WTERMSIG(st))
+    elif os.WEXITSTATUS(st) == 0:
+        print(f.__name__, 'ok')
+    else:
+        print(f.__name__, 'errno', os.WEXITSTATUS(st) - 100)
+"#;
+
+#[test]
+fn binds_loopback_holds_for_every_way_a_socket_comes_to_listen() {
+    require_root();
+    let p = hardened("enforce");
+    let out = exec(p.path(), &["python3", "-c", LISTENERS]);
+    let expected = "unbound_listen killed 9\nwildcard_port0_listen errno 1\nunbound_listen_v6 killed 9\nv6_wildcard_bind errno 1\nudp_wildcard_bind errno 1\nv4mapped_wildcard_bind errno 1\nloopback_port0_listen ok\nloopback_v6_listen ok\nv4mapped_loopback_listen ok\n";
+    assert_eq!(out.stdout, expected, "{out:?}");
+    let listens: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "listen")
+        .collect();
+    assert_eq!(listens.len(), 2, "{:#?}", out.events);
+    assert!(
+        listens
+            .iter()
+            .all(|e| e["verdict"] == "deny" && e["port"] == 0)
+    );
+    assert_eq!(listens[0]["family"], "ipv4");
+    assert_eq!(listens[1]["family"], "ipv6");
+    let binds = out.events.iter().filter(|e| e["kind"] == "bind").count();
+    assert_eq!(binds, 4, "{:#?}", out.events);
+    // Audit: every one goes through, each reported.
+    let p = hardened("audit");
+    let out = exec(p.path(), &["python3", "-c", LISTENERS]);
+    assert!(out.stdout.lines().all(|l| l.ends_with(" ok")), "{out:?}");
+    let reported: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| matches!(e["kind"].as_str(), Some("listen" | "bind")))
+        .collect();
+    // Four wildcard binds, and five listens beyond loopback (two unbound, three on the
+    // wildcard binds that audit let through).
+    assert_eq!(reported.len(), 9, "{reported:#?}");
+    assert_eq!(reported.iter().filter(|e| e["kind"] == "listen").count(), 5);
+    assert!(reported.iter().all(|e| e["verdict"] == "audit"));
 }
 
 #[test]

@@ -146,3 +146,39 @@ fn a_docker_container_with_cap_net_raw_cannot_open_a_packet_socket() {
     assert_eq!(packets[0]["verdict"], "deny");
     assert_eq!(packets[0]["container"]["runtime"], "docker");
 }
+
+#[test]
+fn a_docker_container_cannot_listen_beyond_loopback() {
+    require_root();
+    engines::docker();
+    let profile = ProfileFile::new(
+        "name: docker-binds\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nruntime:\n  binds: loopback\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    // busybox nc listens on the wildcard address: an explicit bind, refused.
+    let wide = engines::docker_run(&["--network", "none"], &["nc", "-l", "-p", "8080"]);
+    assert!(
+        String::from_utf8_lossy(&wide.stderr).contains("Operation not permitted"),
+        "{wide:?}"
+    );
+    // Loopback is fine: a listener that exits after its first (absent) client's timeout.
+    let narrow = engines::docker_run(
+        &["--network", "none"],
+        &[
+            "sh",
+            "-c",
+            "timeout 1 nc -l -s 127.0.0.1 -p 8080; echo listened",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&narrow.stdout).contains("listened")
+            && !String::from_utf8_lossy(&narrow.stderr).contains("not permitted"),
+        "{narrow:?}"
+    );
+    let events = agent.stop_and_read();
+    let binds: Vec<_> = events.iter().filter(|e| e["kind"] == "bind").collect();
+    assert_eq!(binds.len(), 1, "{events:#?}");
+    assert_eq!(binds[0]["verdict"], "deny");
+    assert_eq!(binds[0]["port"], 8080);
+    assert_eq!(binds[0]["container"]["runtime"], "docker");
+}

@@ -248,6 +248,28 @@ impl Btf {
             files_fdt: self.sized("files_struct", "fdt", 8)?,
             fdtable_fd: self.sized("fdtable", "fd", 8)?,
             file_inode: self.sized("file", "f_inode", 8)?,
+            ..self.socket_offsets().unwrap_or_default()
+        })
+    }
+
+    /// Where a socket's bound address is, from its file; `valid` 0 (with a reason in
+    /// the log) when this kernel's BTF lacks one of them.
+    fn socket_offsets(&self) -> Result<CredOffsets, BtfError> {
+        // `struct sock` starts with its `struct sock_common __sk_common`.
+        let (common, _) = self.member("sock", "__sk_common")?;
+        let sk = |member: &str, size: u32| -> Result<u32, BtfError> {
+            Ok(common + self.sized("sock_common", member, size)?)
+        };
+        Ok(CredOffsets {
+            sock_valid: 1,
+            inode_mode: self.sized("inode", "i_mode", 2)?,
+            file_private_data: self.sized("file", "private_data", 8)?,
+            socket_sk: self.sized("socket", "sk", 8)?,
+            sk_family: sk("skc_family", 2)?,
+            sk_num: sk("skc_num", 2)?,
+            sk_rcv_saddr: sk("skc_rcv_saddr", 4)?,
+            sk_v6_rcv_saddr: sk("skc_v6_rcv_saddr", 16)?,
+            ..CredOffsets::default()
         })
     }
 }

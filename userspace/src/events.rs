@@ -66,7 +66,9 @@ pub fn decode(bytes: &[u8]) -> Result<Raw, DecodeError> {
         need: size_of::<EventHeader>(),
     })?;
     match kind {
-        kind::CONNECT | kind::SENDMSG | kind::PACKET | kind::BIND => record(bytes, kind, Raw::Net),
+        kind::CONNECT | kind::SENDMSG | kind::PACKET | kind::BIND | kind::LISTEN => {
+            record(bytes, kind, Raw::Net)
+        }
         kind::SYSCALL => record(bytes, kind, |e| Raw::Syscall(Box::new(e))),
         kind::SOCKET => record(bytes, kind, Raw::Socket),
         kind::DEVIATION => record(bytes, kind, |e| Raw::Deviation(Box::new(e))),
@@ -939,6 +941,7 @@ fn kind_name(k: u32) -> &'static str {
         kind::SENDMSG => "sendmsg",
         kind::PACKET => "packet",
         kind::BIND => "bind",
+        kind::LISTEN => "listen",
         _ => "unknown",
     }
 }

@@ -336,7 +336,7 @@ pub fn observe(records: &[Value]) -> Observed {
                     o.escape_syscalls.insert(s.to_owned());
                 }
             }
-            "bind" => o.wide_binds = true,
+            "bind" | "listen" => o.wide_binds = true,
             "deviation"
                 if matches!(
                     r["deviation"].as_str(),

@@ -178,6 +178,11 @@ impl Agent {
             std::env::var_os("CGWARDEN_BTF").map_or_else(|| PathBuf::from(VMLINUX), PathBuf::from);
         let cred_offsets = match crate::btf::kernel_cred_offsets(&vmlinux) {
             Ok(offsets) => {
+                if offsets.sock_valid == 0 {
+                    log::warn!(
+                        "the kernel's BTF lacks the socket layout: under `binds: loopback`, listen() on an unbound socket cannot be judged"
+                    );
+                }
                 kernel
                     .write_cred_offsets(offsets)
                     .context("writing the credential offsets")?;
@@ -445,11 +450,15 @@ impl Agent {
         let packet_sockets = fresh
             .values()
             .any(|c| c.pref.flags & profile_flags::DENY_RAW_SOCKETS != 0);
+        let loopback_binds = fresh
+            .values()
+            .any(|c| c.pref.flags & profile_flags::BIND_LOOPBACK_ONLY != 0);
         if let Err(e) = self
             .kernel
             .track_processes(track)
             .and_then(|()| self.kernel.watch_syscalls(&wanted))
             .and_then(|()| self.kernel.watch_packet_sockets(packet_sockets))
+            .and_then(|()| self.kernel.watch_listens(loopback_binds))
         {
             for w in &written {
                 let _ = self.kernel.remove_rules(&w.rules);

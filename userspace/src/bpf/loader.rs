@@ -49,6 +49,8 @@ const SOCK_CREATE_PROGRAM: &str = "sock_create";
 const SYSCALL_PROGRAM: &str = "sys_enter";
 /// The program on `socket()`'s entry: packet sockets, which no cgroup hook sees.
 const SOCKET_PROGRAM: &str = "sys_enter_socket";
+/// The program on `listen()`'s entry: listeners beyond loopback, which no bind hook sees.
+const LISTEN_PROGRAM: &str = "sys_enter_listen";
 
 /// The program attached to the exit tracepoint of syscalls watched for some paths.
 const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
@@ -142,6 +144,8 @@ pub struct Kernel {
     tracking: bool,
     /// The packet-socket program is attached.
     packet_sockets: bool,
+    /// The listen program is attached.
+    listens: bool,
     /// The raw `sys_enter` program is attached.
     raw_attached: bool,
     syscalls_used: HashMap<MapData, u64, u8>,
@@ -298,6 +302,7 @@ impl Kernel {
             events,
             tracking: false,
             packet_sockets: false,
+            listens: false,
             raw_attached: false,
             syscalls_used,
             watched: Default::default(),
@@ -575,6 +580,17 @@ impl Kernel {
         }
         self.attach_tracepoint(SOCKET_PROGRAM, "syscalls", "sys_enter_socket")?;
         self.packet_sockets = true;
+        Ok(())
+    }
+
+    /// Attaches the listen program (`listen()` beyond loopback under `binds:
+    /// loopback`); it stays attached while the agent runs.
+    pub fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError> {
+        if !wanted || self.listens {
+            return Ok(());
+        }
+        self.attach_tracepoint(LISTEN_PROGRAM, "syscalls", "sys_enter_listen")?;
+        self.listens = true;
         Ok(())
     }
 

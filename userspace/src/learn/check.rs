@@ -108,7 +108,7 @@ pub fn from_audit_run(records: &[Value]) -> Findings {
             _ => Severity::Report,
         };
         match s("kind").as_str() {
-            "connect" | "sendmsg" | "packet" | "bind" if severity == Severity::Deny => {
+            "connect" | "sendmsg" | "packet" | "bind" | "listen" if severity == Severity::Deny => {
                 f.add(Severity::Deny, flow_text(r, &s("rule")), count(r));
             }
             "syscall" => {
@@ -163,7 +163,7 @@ pub fn against(profile: &Profile, records: &[Value]) -> Findings {
                     f.add(Severity::Deny, flow_text(r, &v.rule), count(r));
                 }
             }
-            "bind" if profile.runtime.binds == Binds::Loopback => {
+            "bind" | "listen" if profile.runtime.binds == Binds::Loopback => {
                 f.add(Severity::Deny, flow_text(r, "runtime.binds"), count(r));
             }
             "syscall" => {
