@@ -79,8 +79,27 @@ pub mod maps {
     /// [`crate::profile_flags::GATE`]). Pinned, so a restarted agent releases them.
     pub const GATED: &str = "GATED";
 
+    /// `HashMap<NameKey, NameText>`: the names a profile allows, to match byte by byte.
+    pub const NAME_TEXT: &str = "NAME_TEXT";
+    /// `LruHashMap<DnsQueryKey, DnsQuery>`: queries waiting for their answer.
+    pub const DNS_QUERIES: &str = "DNS_QUERIES";
+    /// `HashMap<DnsServerKey, u8>`: trusted resolvers.
+    pub const DNS_SERVERS: &str = "DNS_SERVERS";
+    /// `LruHashMap<u64 cgroup, u64 time>`: when an untrusted answer was last reported.
+    pub const DNS_REFUSALS: &str = "DNS_REFUSALS";
+    /// `PerCpuArray`s for parsing queries at egress (apart from the answer parser's,
+    /// which an ingress packet may use on the same CPU meanwhile).
+    pub const DNS_QBUF: &str = "DNS_QBUF";
+    pub const DNS_QSCRATCH: &str = "DNS_QSCRATCH";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 26] = [
+    pub const ALL: [&str; 32] = [
+        DNS_QBUF,
+        DNS_QSCRATCH,
+        NAME_TEXT,
+        DNS_QUERIES,
+        DNS_SERVERS,
+        DNS_REFUSALS,
         GATED,
         EXE_HANDLES,
         DEVICE_RULES,
@@ -127,8 +146,14 @@ pub mod counters {
     /// Processes held at the gate that did not fit in `GATED` (the agent finds them by
     /// their stopped state instead).
     pub const GATE_FULL: u32 = 6;
+    /// DNS answers not trusted (no matching query from that socket to a trusted
+    /// resolver, another source, another question): nothing learned from them.
+    pub const DNS_UNTRUSTED: u32 = 7;
+    /// DNS answers a monitored process sent (UDP from port 53), dropped: a container
+    /// that learns names cannot answer itself.
+    pub const DNS_FORGED: u32 = 8;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 12;
 }
 
 /// Deepest cgroup level the kernel side looks at when it searches for a profile.
@@ -298,6 +323,9 @@ pub struct ProfileRef {
     pub dns_cap: u32,
     /// The uid the profile expects processes to run as, plus one (0: no expectation).
     pub expected_uid_plus_one: u32,
+    /// Longest a learned DNS address stays allowed, in seconds (`egress.dns.max_ttl`).
+    pub dns_max_ttl: u32,
+    pub _pad: u32,
 }
 
 /// Global settings, entry 0 of the `CONFIG` array.
@@ -445,6 +473,10 @@ mod user {
     // matter for map keys (keys are fully initialised by `Default` before use).
     unsafe impl aya::Pod for super::ProfileRef {}
     unsafe impl aya::Pod for super::GatedProc {}
+    unsafe impl aya::Pod for super::NameText {}
+    unsafe impl aya::Pod for super::DnsQueryKey {}
+    unsafe impl aya::Pod for super::DnsQuery {}
+    unsafe impl aya::Pod for super::DnsServerKey {}
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::EgressKey {}
     unsafe impl aya::Pod for super::EgressValue {}
@@ -468,13 +500,13 @@ mod user {
 }
 
 /// Bytes of a DNS message the kernel copies and parses (longer answers are cut).
-pub const DNS_BUF_BYTES: usize = 1024 + 64;
-/// Mask that keeps parse offsets inside the first 1024 bytes of [`DNS_BUF_BYTES`].
-pub const DNS_MASK: usize = 1023;
+pub const DNS_BUF_BYTES: usize = 4096 + 64;
+/// Mask that keeps parse offsets inside the first 4096 bytes of [`DNS_BUF_BYTES`].
+pub const DNS_MASK: usize = 4095;
 /// Most labels of a question name the kernel hashes.
 pub const DNS_MAX_LABELS: usize = 16;
 /// Most answer records the kernel reads from one message.
-pub const DNS_MAX_ANSWERS: usize = 16;
+pub const DNS_MAX_ANSWERS: usize = 128;
 /// Addresses carried by one [`DnsEvent`].
 pub const DNS_EVENT_ADDRS: usize = 8;
 /// Shortest lifetime given to a learned address, whatever the answer's TTL.
@@ -550,12 +582,86 @@ pub struct DnsScratch {
     pub found: u64,
     pub capped: u64,
     pub now: u64,
-    /// The matching name rule: found (1) or not, wildcard, hash.
+    /// The matching name rule: found (1) or not, wildcard, hash, and the label it
+    /// starts at.
     pub rule: u32,
     pub wildcard: u32,
     pub rule_hash: u64,
+    pub rule_from: u64,
     pub profile: ProfileRef,
     pub cgroup: u64,
+    /// Offset of each label's length byte in the question name.
+    pub label_pos: [u64; DNS_MAX_LABELS],
+    /// The name the answer's records may be for: the offset of the question name, then
+    /// of each CNAME's target in the same answer.
+    pub target: u64,
+    /// The name compare: bytes that differed.
+    pub differ: u64,
+}
+
+/// Value of `NAME_TEXT`: a name a profile allows, lower-case, in DNS wire format
+/// (length-prefixed labels and the final 0): the whole name for exact rules, the part
+/// after `*.` for wildcard rules. Names are matched by hash first, then byte by byte
+/// against this, so a name whose hash collides with an allowed one does not count.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameText {
+    pub len: u32,
+    pub _pad: u32,
+    pub wire: [u8; 256],
+}
+
+/// Key of `DNS_QUERIES`: a query a monitored socket sent to a trusted resolver.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsQueryKey {
+    /// The socket's cookie (`bpf_get_socket_cookie`): the answer must reach this socket.
+    pub cookie: u64,
+    pub txid: u32,
+    pub _pad: u32,
+}
+
+/// Value of `DNS_QUERIES`: what the answer must match.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsQuery {
+    /// The resolver it was sent to (IPv6, or IPv4 v4-mapped): the answer's source.
+    pub server: [u8; 16],
+    /// Hash of the question name (folded label hashes, as for rules), type and class.
+    pub qhash: u64,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub _pad: u32,
+    pub expires_ns: u64,
+}
+
+/// How long a query waits for its answer.
+pub const DNS_QUERY_TTL_NS: u64 = 30_000_000_000;
+
+/// Key of `DNS_SERVERS`: a trusted resolver for a profile ([`DNS_SCOPE_PROFILE`] | id)
+/// or for one monitored cgroup (its id: the container's own resolv.conf).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DnsServerKey {
+    pub scope: u64,
+    pub addr: [u8; 16],
+}
+
+/// Marks a [`DnsServerKey::scope`] that is a profile id.
+pub const DNS_SCOPE_PROFILE: u64 = 1 << 63;
+
+/// Why a DNS answer was not trusted ([`DnsEvent::refused`]).
+pub mod dns_refused {
+    /// Trusted (or nothing to say).
+    pub const NONE: u32 = 0;
+    /// No query from this socket with this id to a trusted resolver is waiting.
+    pub const NO_QUERY: u32 = 1;
+    /// It came from another address than the query went to.
+    pub const WRONG_SERVER: u32 = 2;
+    /// Its question is not the query's.
+    pub const WRONG_QUESTION: u32 = 3;
+    /// The container sent it (UDP from port 53): dropped at egress.
+    pub const FORGED: u32 = 4;
 }
 
 /// A DNS answer received by a monitored cgroup.
@@ -577,6 +683,9 @@ pub struct DnsEvent {
     pub qname_len: u32,
     /// The question name in DNS wire format (length-prefixed labels).
     pub qname: [u8; 256],
+    /// [`dns_refused`]: why the answer was not trusted (nothing learned from it).
+    pub refused: u32,
+    pub _pad: u32,
 }
 
 /// Number of syscall slots in `SYSCALL_WATCH` (a power of two above every x86_64 and

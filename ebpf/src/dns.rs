@@ -1,55 +1,131 @@
-//! The cgroup_skb ingress hook: DNS answers a monitored container receives.
+//! DNS answers a monitored container receives, and the queries it sends: the cgroup_skb
+//! hooks' DNS half.
 //!
 //! When a container resolves a name its profile allows, the answer's addresses become
 //! allowed for that container only, before the answer reaches the resolver: the kernel
 //! parses the answer here and writes the addresses to `LEARNED`, so the connect that
 //! follows the answer finds them (no window in which an allowed flow fails, and no DNS
-//! proxy that could fail with the agent). Every packet passes: this hook never drops.
+//! proxy that could fail with the agent). Every answer passes: ingress never drops.
 //!
-//! Names are matched by hash: the FNV-1a hash of each lowercase label, folded from the
-//! first label (exact rules) or from a later one (wildcard rules, `*.example.com`). The
+//! An answer may allow anything only when it can be trusted:
+//! - the container's socket sent a query to a trusted resolver (`DNS_SERVERS`: the
+//!   profile's `egress.dns.servers`, else the agent's resolvers and the container's own
+//!   resolv.conf), recorded at egress by socket cookie and transaction id;
+//! - the answer comes back to that socket, from that resolver, with that id and that
+//!   question (name, type, class); each query admits one answer;
+//! - only records for the question's name, or for the CNAME chain inside the same
+//!   answer, count; their TTLs are capped by the profile (`egress.dns.max_ttl`);
+//! - the name matches a rule as a name: by hash first, then byte by byte (`NAME_TEXT`).
+//!
+//! A monitored process cannot answer itself: under a profile that learns names, every
+//! UDP packet it sends from port 53 is dropped at egress (raw and packet sockets are
+//! refused or killed by `sockets.rs`). Untrusted answers are counted and reported, at
+//! most once a second per container.
+//!
+//! Names are hashed per label (FNV-1a of the lowercase label), the labels folded from
+//! the first (exact rules) or from a later one (wildcard rules, `*.example.com`). The
 //! agent computes the same hashes for the names in a profile.
 
 use core::ffi::c_void;
 
 use aya_ebpf::{
     bindings::__sk_buff,
-    helpers::generated::{bpf_ktime_get_ns, bpf_loop, bpf_skb_load_bytes},
+    helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_ns, bpf_loop, bpf_skb_load_bytes},
     programs::SkBuffContext,
 };
 use cgwarden_common::{
     DNS_BUF_BYTES, DNS_EVENT_ADDRS, DNS_MASK, DNS_MAX_ANSWERS, DNS_MAX_LABELS, DNS_MIN_TTL_SECS,
-    DnsEvent, DnsScratch, FNV_OFFSET, FNV_PRIME, LearnedKey, LearnedValue, NameCountKey, NameKey,
-    config_flags, counters, kind, profile_flags,
+    DNS_QUERY_TTL_NS, DNS_SCOPE_PROFILE, DnsEvent, DnsQuery, DnsQueryKey, DnsScratch, DnsServerKey,
+    FNV_OFFSET, FNV_PRIME, LearnedKey, LearnedValue, NameCountKey, NameKey, NameText, config_flags,
+    counters, dns_refused, kind, profile_flags,
 };
 
 use crate::{
     event,
-    maps::{CONFIG, DNS_BUF, DNS_SCRATCH, EVENTS, LEARNED, NAME_COUNTS, NAMES, count},
-    packet::{ETH_P_IP, ETH_P_IPV6, PASS, eth_proto, full_socket},
+    maps::{
+        CONFIG, DNS_BUF, DNS_QBUF, DNS_QSCRATCH, DNS_QUERIES, DNS_REFUSALS, DNS_SCRATCH,
+        DNS_SERVERS, EVENTS, LEARNED, NAME_COUNTS, NAME_TEXT, NAMES, count,
+    },
+    packet::{DROP, ETH_P_IP, ETH_P_IPV6, PASS, eth_proto, full_socket},
     profile::{self, Match},
+    sockaddr::v4_mapped,
 };
 
 const IPPROTO_UDP: u8 = 17;
 const DNS_PORT: u16 = 53;
 const TYPE_A: u16 = 1;
+const TYPE_CNAME: u16 = 5;
 const TYPE_AAAA: u16 = 28;
+
+/// Whether some profile reads DNS (the agent's global flag).
+#[inline(always)]
+pub fn on() -> bool {
+    CONFIG
+        .get(0)
+        .is_some_and(|c| c.flags & config_flags::DNS != 0)
+}
+
+/// Whether the socket that owns the packet is a UDP socket.
+#[inline(always)]
+fn udp_socket(skb: *mut __sk_buff) -> bool {
+    let full = full_socket(skb);
+    // SAFETY: `full` is checked for null before the read.
+    !full.is_null() && unsafe { (*full).protocol } == u32::from(IPPROTO_UDP)
+}
+
+/// The UDP packet's layout: offset of the UDP header, source and destination
+/// addresses (IPv6, or IPv4 v4-mapped), source and destination ports.
+struct Udp {
+    l4: usize,
+    saddr: [u8; 16],
+    daddr: [u8; 16],
+    sport: u16,
+    dport: u16,
+    len: usize,
+}
+
+#[inline(always)]
+fn udp_of(ctx: &SkBuffContext) -> Option<Udp> {
+    let (l4, saddr, daddr) = match eth_proto(ctx.skb.skb) {
+        ETH_P_IP => {
+            let ip = ctx.load::<[u8; 20]>(0).ok()?;
+            if ip[9] != IPPROTO_UDP {
+                return None;
+            }
+            let s = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
+            let d = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
+            (usize::from(ip[0] & 0x0f) * 4, v4_mapped(s), v4_mapped(d))
+        }
+        ETH_P_IPV6 => {
+            let ip = ctx.load::<[u8; 40]>(0).ok()?;
+            if ip[6] != IPPROTO_UDP {
+                return None;
+            }
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&ip[8..24]);
+            d.copy_from_slice(&ip[24..40]);
+            (40, s, d)
+        }
+        _ => return None,
+    };
+    let udp = ctx.load::<[u8; 8]>(l4).ok()?;
+    Some(Udp {
+        l4,
+        saddr,
+        daddr,
+        sport: u16::from_be_bytes([udp[0], udp[1]]),
+        dport: u16::from_be_bytes([udp[2], udp[3]]),
+        len: usize::from(u16::from_be_bytes([udp[4], udp[5]])),
+    })
+}
 
 /// Looks at one incoming packet; always lets it pass. Returns at once unless some
 /// profile reads DNS and the receiving socket is a UDP socket.
 #[inline(always)]
 pub fn ingress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
-    if CONFIG
-        .get(0)
-        .is_none_or(|c| c.flags & config_flags::DNS == 0)
-    {
-        return PASS;
-    }
-    let full = full_socket(skb);
-    // SAFETY: `full` is checked for null before the read.
-    let udp = !full.is_null() && unsafe { (*full).protocol } == u32::from(IPPROTO_UDP);
-    if !udp {
+    if !on() || !udp_socket(skb) {
         return PASS;
     }
     let Some(m) = profile::of_skb(skb) else {
@@ -59,6 +135,185 @@ pub fn ingress(ctx: &SkBuffContext) -> i32 {
         let _ = answer(ctx, &m);
     }
     PASS
+}
+
+/// One outgoing UDP packet of a monitored socket, while some profile reads DNS: a
+/// query to a trusted resolver is recorded for its answer; a packet from port 53 (an
+/// answer the container would forge for itself) is dropped. Everything else passes.
+#[inline(always)]
+pub fn egress(ctx: &SkBuffContext) -> i32 {
+    let skb: *mut __sk_buff = ctx.skb.skb;
+    let Some(m) = profile::of_skb(skb) else {
+        return PASS;
+    };
+    if m.profile.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) == 0 {
+        return PASS;
+    }
+    let Some(udp) = udp_of(ctx) else {
+        return PASS;
+    };
+    if udp.sport == DNS_PORT && m.profile.flags & profile_flags::LEARN_DNS != 0 {
+        count(counters::DNS_FORGED);
+        refusal(&m, dns_refused::FORGED, None);
+        return DROP;
+    }
+    if udp.dport == DNS_PORT && trusted(&m, &udp.daddr) {
+        let _ = query(ctx, &m, &udp);
+    }
+    PASS
+}
+
+/// Whether `addr` is a trusted resolver for the profile or the monitored cgroup.
+#[inline(always)]
+fn trusted(m: &Match, addr: &[u8; 16]) -> bool {
+    let mut key = DnsServerKey {
+        scope: DNS_SCOPE_PROFILE | u64::from(m.profile.id),
+        addr: *addr,
+    };
+    // SAFETY: read-only lookups of values the agent writes.
+    if unsafe { DNS_SERVERS.get(&key) }.is_some() {
+        return true;
+    }
+    key.scope = m.cgroup;
+    unsafe { DNS_SERVERS.get(&key) }.is_some()
+}
+
+/// Records a query (its socket, id, resolver and question) for its answer.
+#[inline(always)]
+fn query(ctx: &SkBuffContext, m: &Match, udp: &Udp) -> Option<()> {
+    let skb = ctx.skb.skb;
+    let (buf, copy) = copy_message(skb, udp, DNS_QBUF.get_ptr_mut(0)?.cast(), 511)?;
+    let s_ptr = DNS_QSCRATCH.get_ptr_mut(0)?;
+    // A standard query (QR 0, opcode 0) with one question.
+    let flags = be16(buf, 2);
+    if flags & 0xf800 != 0 || be16(buf, 4) != 1 {
+        return None;
+    }
+    let (qhash, qtype, qclass) = question(buf, s_ptr, copy, m)?;
+    let key = DnsQueryKey {
+        cookie: unsafe { bpf_get_socket_cookie(skb.cast()) },
+        txid: u32::from(be16(buf, 0)),
+        _pad: 0,
+    };
+    let value = DnsQuery {
+        server: udp.daddr,
+        qhash,
+        qtype,
+        qclass,
+        _pad: 0,
+        // SAFETY: plain helper call.
+        expires_ns: unsafe { bpf_ktime_get_ns() } + DNS_QUERY_TTL_NS,
+    };
+    let _ = DNS_QUERIES.insert(&key, &value, 0);
+    Some(())
+}
+
+/// Copies a UDP payload (at most `mask` bytes) into `buf`; returns it and the bytes
+/// copied.
+#[inline(always)]
+fn copy_message(
+    skb: *mut __sk_buff,
+    udp: &Udp,
+    buf: *mut u8,
+    mask: u32,
+) -> Option<(*const u8, u64)> {
+    if udp.len < 8 + 12 {
+        return None;
+    }
+    let mut len = udp.len - 8;
+    if len > mask as usize {
+        len = mask as usize;
+    }
+    let copy = (len as u32) & mask;
+    if copy == 0 {
+        return None;
+    }
+    // SAFETY: `buf` holds more than `mask` bytes and `copy` <= `mask`.
+    let rc = unsafe { bpf_skb_load_bytes(skb.cast(), (udp.l4 + 8) as u32, buf.cast(), copy) };
+    if rc != 0 {
+        return None;
+    }
+    Some((buf.cast_const(), u64::from(copy)))
+}
+
+/// Parses the question at offset 12 into `s` (label hashes and offsets, its end);
+/// returns its name hash, type and class.
+#[inline(always)]
+fn question(buf: *const u8, s: *mut DnsScratch, len: u64, m: &Match) -> Option<(u64, u16, u16)> {
+    // SAFETY: `s` is this CPU's scratch value; the program runs to completion on it.
+    unsafe {
+        (*s).len = len;
+        (*s).remaining = 0;
+        (*s).nlabels = 0;
+        (*s).hash = FNV_OFFSET;
+        (*s).end = 0;
+        (*s).failed = 0;
+        (*s).profile = m.profile;
+        (*s).cgroup = m.cgroup;
+    }
+    let mut cursor = Cursor {
+        buf,
+        s,
+        text: core::ptr::null(),
+    };
+    let state = (&raw mut cursor).cast::<c_void>();
+    // SAFETY: the callback only uses `state` as the `Cursor` it is.
+    unsafe { bpf_loop(255, qname_step as *mut c_void, state, 0) };
+    // SAFETY: as above.
+    let (failed, end, nlabels) = unsafe { ((*s).failed, (*s).end as usize, (*s).nlabels) };
+    if failed != 0 || end == 0 || nlabels == 0 || end as u64 + 4 > len {
+        return None;
+    }
+    // SAFETY: as above.
+    let labels = unsafe { &(*s).labels };
+    Some((
+        fold(labels, 0, nlabels as usize),
+        be16(buf, end),
+        be16(buf, end + 2),
+    ))
+}
+
+/// Reports an untrusted answer, at most once a second per monitored cgroup.
+#[inline(always)]
+fn refusal(m: &Match, reason: u32, qname: Option<(*mut __sk_buff, usize, usize)>) {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: read of a plain timestamp.
+    if let Some(last) = unsafe { DNS_REFUSALS.get(&m.cgroup) }
+        && now.saturating_sub(*last) < 1_000_000_000
+    {
+        return;
+    }
+    let _ = DNS_REFUSALS.insert(&m.cgroup, &now, 0);
+    let Some(mut slot) = EVENTS.reserve::<DnsEvent>(0) else {
+        count(counters::RINGBUF_DROPS);
+        return;
+    };
+    let ev = slot.as_mut_ptr();
+    // SAFETY: `ev` points to the reserved event; every field read later is written.
+    unsafe {
+        (*ev).header = event::header(kind::DNS, m.profile.id, m.cgroup);
+        (*ev).learned_for = m.cgroup;
+        (*ev).count = 0;
+        (*ev).learned = 0;
+        (*ev).capped = 0;
+        (*ev).refused = reason;
+        (*ev)._pad = 0;
+        (*ev).qname_len = 0;
+        if let Some((skb, offset, qlen)) = qname {
+            (*ev).qname_len = qlen as u32;
+            if bpf_skb_load_bytes(
+                skb.cast(),
+                offset as u32,
+                (&raw mut (*ev).qname).cast(),
+                ((qlen as u32).wrapping_sub(1) & 0xff) + 1,
+            ) != 0
+            {
+                (*ev).qname_len = 0;
+            }
+        }
+    }
+    slot.submit(crate::event::wakeup::<DnsEvent>());
 }
 
 /// Byte `i` of the copied message (masked so the verifier sees it in bounds).
@@ -90,110 +345,151 @@ fn fold(labels: &[u64; DNS_MAX_LABELS], from: usize, n: usize) -> u64 {
     h
 }
 
-/// What the `bpf_loop` callbacks get: pointers to the message and to the parser state,
-/// both per-CPU map values (the callback context must live on the stack, the state is
-/// too large for it).
+/// What the `bpf_loop` callbacks get: pointers to the message, to the parser state
+/// (both per-CPU map values: the callback context must live on the stack, the state is
+/// too large for it) and, for the name compare, to the rule's name.
 #[repr(C)]
 struct Cursor {
     buf: *const u8,
     s: *mut DnsScratch,
+    text: *const NameText,
 }
 
 fn answer(ctx: &SkBuffContext, m: &Match) -> Option<()> {
     let skb = ctx.skb.skb;
-    let eth_proto = eth_proto(skb);
-    let l4 = if eth_proto == ETH_P_IP {
-        let ip = ctx.load::<[u8; 20]>(0).ok()?;
-        if ip[9] != IPPROTO_UDP {
-            return None;
-        }
-        usize::from(ip[0] & 0x0f) * 4
-    } else if eth_proto == ETH_P_IPV6 {
-        let ip = ctx.load::<[u8; 8]>(0).ok()?;
-        if ip[6] != IPPROTO_UDP {
-            return None;
-        }
-        40
-    } else {
-        return None;
-    };
-    let udp = ctx.load::<[u8; 8]>(l4).ok()?;
-    if u16::from_be_bytes([udp[0], udp[1]]) != DNS_PORT {
+    // A subprogram of its own: its stack is gone before the parsing loops run.
+    let checked = trusted_answer(ctx, m);
+    if checked == 0 {
         return None;
     }
-    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    if udp_len < 8 + 12 {
-        return None;
-    }
-    let mut len = udp_len - 8;
-    if len > DNS_MASK {
-        len = DNS_MASK;
-    }
-    let buf = DNS_BUF.get_ptr_mut(0)?.cast::<u8>();
+    let qname_at = (checked >> 16) as usize;
+    let end = (checked & 0xffff) as usize;
+    let qlen = end.saturating_sub(12) & 0xff;
+    let buf = DNS_BUF.get_ptr_mut(0)?.cast::<u8>().cast_const();
     let s = DNS_SCRATCH.get_ptr_mut(0)?;
-    let copy = (len as u32) & (DNS_MASK as u32);
-    if copy == 0 {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+
+    // SAFETY: `s` is this CPU's scratch value; the program runs to completion on it.
+    unsafe {
+        (*s).answers = u64::from(be16(buf, 6));
+        (*s).found = 0;
+        (*s).capped = 0;
+        (*s).now = now;
+        (*s).rule = 0;
+        (*s).target = 12;
+    }
+    let mut cursor = Cursor {
+        buf,
+        s,
+        text: core::ptr::null(),
+    };
+    let state = (&raw mut cursor).cast::<c_void>();
+    if m.profile.flags & profile_flags::LEARN_DNS != 0 {
+        // SAFETY: the callbacks only use `state` as the `Cursor` it is.
+        unsafe { bpf_loop(DNS_MAX_LABELS as u32, rule_step as *mut c_void, state, 0) };
+        // The rule's name, byte by byte: a hash that collides is not the name.
+        // SAFETY: as above.
+        if unsafe { (*s).rule } != 0 && !same_name(&mut cursor) {
+            // SAFETY: as above.
+            unsafe { (*s).rule = 0 };
+        }
+    }
+    let state = (&raw mut cursor).cast::<c_void>();
+    // SAFETY: as above.
+    unsafe {
+        (*s).pos = (end + 4) as u64;
+        bpf_loop(DNS_MAX_ANSWERS as u32, answer_step as *mut c_void, state, 0);
+    }
+    report_answer(skb, m, s, qname_at, qlen);
+    Some(())
+}
+
+/// Copies the answer, parses its question and checks it answers a query this socket
+/// sent to a trusted resolver (reporting it when not). Returns 0 to stop, else the
+/// question name's offset in the packet (high bits) and the question's end in the
+/// message (low 16 bits).
+#[inline(never)]
+fn trusted_answer(ctx: &SkBuffContext, m: &Match) -> u64 {
+    check(ctx, m).unwrap_or(0)
+}
+
+#[inline(always)]
+fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
+    let skb = ctx.skb.skb;
+    let udp = udp_of(ctx)?;
+    if udp.sport != DNS_PORT {
         return None;
     }
-    // SAFETY: `buf` holds DNS_BUF_BYTES > DNS_MASK bytes and `copy` <= DNS_MASK.
-    let rc = unsafe { bpf_skb_load_bytes(skb.cast(), (l4 + 8) as u32, buf.cast(), copy) };
-    if rc != 0 {
-        return None;
-    }
-    let buf = buf.cast_const();
+    let (buf, len) = copy_message(skb, &udp, DNS_BUF.get_ptr_mut(0)?.cast(), DNS_MASK as u32)?;
+    let s = DNS_SCRATCH.get_ptr_mut(0)?;
 
     // Header: a response without error, one question.
     let flags = be16(buf, 2);
     if flags & 0x8000 == 0 || flags & 0x000f != 0 || be16(buf, 4) != 1 {
         return None;
     }
-    // SAFETY: `s` is this CPU's scratch value; the program runs to completion on it.
-    unsafe {
-        (*s).len = u64::from(copy);
-        (*s).remaining = 0;
-        (*s).nlabels = 0;
-        (*s).hash = FNV_OFFSET;
-        (*s).end = 0;
-        (*s).failed = 0;
-        (*s).answers = u64::from(be16(buf, 6));
-        (*s).found = 0;
-        (*s).capped = 0;
-        (*s).now = bpf_ktime_get_ns();
-        (*s).rule = 0;
-        (*s).profile = m.profile;
-        (*s).cgroup = m.cgroup;
+    let qname_at = udp.l4 + 8 + 12;
+    if m.profile.flags & profile_flags::LEARN_DNS == 0 {
+        // Only reported (learn mode): nothing is allowed from it, so nothing to trust;
+        // the report says which resolvers the workload asked.
+        question(buf, s, len, m)?;
+        // SAFETY: as in `question`.
+        let end = unsafe { (*s).end } as usize;
+        return Some(((qname_at as u64) << 16) | (end as u64 & 0xffff));
     }
-    let mut cursor = Cursor { buf, s };
-    let state = (&raw mut cursor).cast::<c_void>();
-    // SAFETY: the callbacks only use `state` as the `Cursor` it is.
-    unsafe { bpf_loop(255, qname_step as *mut c_void, state, 0) };
-    // SAFETY: as above.
-    let (failed, end, nlabels) = unsafe { ((*s).failed, (*s).end as usize, (*s).nlabels) };
-    if failed != 0 || end == 0 || nlabels == 0 {
+    // The query it answers: sent by this socket, with this id, to a trusted resolver.
+    let key = DnsQueryKey {
+        // SAFETY: `skb` is the context pointer.
+        cookie: unsafe { bpf_get_socket_cookie(skb.cast()) },
+        txid: u32::from(be16(buf, 0)),
+        _pad: 0,
+    };
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: the value is copied out at once.
+    let Some(asked) = (unsafe { DNS_QUERIES.get(&key) }).copied() else {
+        count(counters::DNS_UNTRUSTED);
+        refusal(m, dns_refused::NO_QUERY, None);
+        return None;
+    };
+    if asked.expires_ns < now {
+        count(counters::DNS_UNTRUSTED);
+        refusal(m, dns_refused::NO_QUERY, None);
         return None;
     }
-
-    if m.profile.flags & profile_flags::LEARN_DNS != 0 {
-        // SAFETY: as above.
-        unsafe { bpf_loop(DNS_MAX_LABELS as u32, rule_step as *mut c_void, state, 0) };
+    if asked.server != udp.saddr {
+        count(counters::DNS_UNTRUSTED);
+        refusal(m, dns_refused::WRONG_SERVER, None);
+        return None;
     }
-    // SAFETY: as above.
-    unsafe {
-        (*s).pos = (end + 4) as u64;
-        bpf_loop(DNS_MAX_ANSWERS as u32, answer_step as *mut c_void, state, 0);
+    let (qhash, qtype, qclass) = question(buf, s, len, m)?;
+    // SAFETY: as in `question`.
+    let end = unsafe { (*s).end } as usize;
+    let qlen = end.saturating_sub(12) & 0xff;
+    if (qhash, qtype, qclass) != (asked.qhash, asked.qtype, asked.qclass) {
+        count(counters::DNS_UNTRUSTED);
+        refusal(m, dns_refused::WRONG_QUESTION, Some((skb, qname_at, qlen)));
+        return None;
     }
+    // One answer per query.
+    let _ = DNS_QUERIES.remove(&key);
+    Some(((qname_at as u64) << 16) | (end as u64 & 0xffff))
+}
 
-    // SAFETY: as above.
+/// Sends the answer's event when the profile reports answers or some were capped.
+#[inline(always)]
+fn report_answer(skb: *mut __sk_buff, m: &Match, s: *mut DnsScratch, qname_at: usize, qlen: usize) {
+    // SAFETY: `s` is this CPU's scratch value.
     let (found, rule, capped) = unsafe { ((*s).found, (*s).rule, (*s).capped) };
     if m.profile.flags & profile_flags::REPORT_DNS == 0 && capped == 0 {
-        return Some(());
+        return;
     }
     let Some(mut slot) = EVENTS.reserve::<DnsEvent>(0) else {
         count(counters::RINGBUF_DROPS);
-        return Some(());
+        return;
     };
     let ev = slot.as_mut_ptr();
-    let qlen = end.saturating_sub(12) & 0xff;
     // SAFETY: `ev` points to the reserved event; every field is written before submit.
     unsafe {
         (*ev).header = event::header(kind::DNS, m.profile.id, m.cgroup);
@@ -203,13 +499,15 @@ fn answer(ctx: &SkBuffContext, m: &Match) -> Option<()> {
         (*ev).count = found as u32;
         (*ev).learned = rule;
         (*ev).capped = capped as u32;
+        (*ev).refused = dns_refused::NONE;
+        (*ev)._pad = 0;
         (*ev).qname_len = qlen as u32;
         // One helper call instead of a byte loop (which the verifier would walk 256
         // times). The length is written so the verifier sees it in 1..=256; `qlen` is
         // at least 1 because the name ended past offset 12.
         if bpf_skb_load_bytes(
             skb.cast(),
-            (l4 + 8 + 12) as u32,
+            qname_at as u32,
             (&raw mut (*ev).qname).cast(),
             ((qlen as u32).wrapping_sub(1) & 0xff) + 1,
         ) != 0
@@ -218,10 +516,62 @@ fn answer(ctx: &SkBuffContext, m: &Match) -> Option<()> {
         }
     }
     slot.submit(crate::event::wakeup::<DnsEvent>());
-    Some(())
 }
 
-/// One byte of the question name: hashes labels, records each label's hash.
+/// Whether the question name, from the rule's first label on, is the rule's name
+/// (`NAME_TEXT`), byte by byte, lower-cased.
+#[inline(always)]
+fn same_name(cursor: &mut Cursor) -> bool {
+    let s = cursor.s;
+    // SAFETY: `s` is this CPU's scratch value.
+    let (wildcard, hash, from, end) =
+        unsafe { ((*s).wildcard, (*s).rule_hash, (*s).rule_from, (*s).end) };
+    let key = NameKey {
+        // SAFETY: as above.
+        profile: unsafe { (*s).profile.id },
+        wildcard,
+        hash,
+    };
+    // SAFETY: read-only lookup of a value the agent writes whole.
+    let Some(text) = (unsafe { NAME_TEXT.get(&key) }) else {
+        return false;
+    };
+    // SAFETY: as above.
+    let start = unsafe { (*s).label_pos[from as usize & (DNS_MAX_LABELS - 1)] };
+    if text.len == 0 || start + u64::from(text.len) != end {
+        return false;
+    }
+    cursor.text = text;
+    // SAFETY: as above.
+    unsafe { (*s).differ = 0 };
+    let state = (cursor as *mut Cursor).cast::<c_void>();
+    // SAFETY: the callback only uses `state` as the `Cursor` it is.
+    unsafe { bpf_loop(256, name_byte_step as *mut c_void, state, 0) };
+    // SAFETY: as above.
+    unsafe { (*s).differ == 0 }
+}
+
+/// One byte of the name compare.
+extern "C" fn name_byte_step(i: u64, state: *mut c_void) -> i64 {
+    // SAFETY: `state` is the `Cursor` passed to bpf_loop, with `text` set.
+    let (buf, s, text) = unsafe {
+        let c = &*state.cast::<Cursor>();
+        (c.buf, &mut *c.s, &*c.text)
+    };
+    if i >= u64::from(text.len) {
+        return 1;
+    }
+    let start = s.label_pos[s.rule_from as usize & (DNS_MAX_LABELS - 1)];
+    let got = at(buf, (start + i) as usize).to_ascii_lowercase();
+    if got != text.wire[i as usize & 0xff] {
+        s.differ += 1;
+        return 1;
+    }
+    0
+}
+
+/// One byte of the question name: hashes labels, records each label's hash and where
+/// it starts.
 extern "C" fn qname_step(i: u64, state: *mut c_void) -> i64 {
     // SAFETY: `state` is the `Cursor` passed to bpf_loop; `s` is a live map value.
     let (buf, s) = unsafe {
@@ -247,10 +597,11 @@ extern "C" fn qname_step(i: u64, state: *mut c_void) -> i64 {
             s.end = pos as u64 + 1;
             return 1;
         }
-        if c > 63 {
+        if c > 63 || s.nlabels >= DNS_MAX_LABELS as u64 {
             s.failed = 1;
             return 1;
         }
+        s.label_pos[s.nlabels as usize & (DNS_MAX_LABELS - 1)] = pos as u64;
         s.remaining = u64::from(c);
         s.hash = FNV_OFFSET;
     } else {
@@ -282,14 +633,16 @@ extern "C" fn rule_step(from: u64, state: *mut c_void) -> i64 {
         s.rule = 1;
         s.wildcard = key.wildcard;
         s.rule_hash = hash;
+        s.rule_from = from as u64;
         return 1;
     }
     0
 }
 
-/// One answer record: reads an A or AAAA record and learns it. Owner names must be
-/// compression pointers (as every resolver writes them); parsing stops at anything else,
-/// which can only mean learning less.
+/// One answer record. Only records whose owner is the question's name, or the target
+/// of a CNAME of it in this answer, count: a CNAME moves the chain on, an A or AAAA
+/// record is learned. Owner names must be compression pointers (as every resolver
+/// writes them); parsing stops at anything else, which can only mean learning less.
 extern "C" fn answer_step(i: u64, state: *mut c_void) -> i64 {
     // SAFETY: as in `qname_step`.
     let (buf, s) = unsafe {
@@ -304,6 +657,7 @@ extern "C" fn answer_step(i: u64, state: *mut c_void) -> i64 {
     if pos + 12 > len || at(buf, pos) & 0xc0 != 0xc0 {
         return 1;
     }
+    let owner = (usize::from(at(buf, pos) & 0x3f) << 8) | usize::from(at(buf, pos + 1));
     let ty = be16(buf, pos + 2);
     let ttl = u32::from_be_bytes([
         at(buf, pos + 6),
@@ -317,6 +671,18 @@ extern "C" fn answer_step(i: u64, state: *mut c_void) -> i64 {
         return 1;
     }
     s.pos = (data + rdlen) as u64;
+    if owner as u64 != s.target {
+        return 0;
+    }
+    if ty == TYPE_CNAME {
+        // The chain goes on at the CNAME's target: its name here, or where it points.
+        s.target = if at(buf, data) & 0xc0 == 0xc0 {
+            ((u64::from(at(buf, data) & 0x3f)) << 8) | u64::from(at(buf, data + 1))
+        } else {
+            data as u64
+        };
+        return 0;
+    }
     let mut addr = [0u8; 16];
     if ty == TYPE_A && rdlen == 4 {
         addr[10] = 0xff;
@@ -339,11 +705,12 @@ extern "C" fn answer_step(i: u64, state: *mut c_void) -> i64 {
         s.found += 1;
     }
     if s.rule != 0 {
-        let ttl = if ttl < DNS_MIN_TTL_SECS {
-            DNS_MIN_TTL_SECS
+        let max = if s.profile.dns_max_ttl == 0 {
+            u32::MAX
         } else {
-            ttl
+            s.profile.dns_max_ttl
         };
+        let ttl = ttl.clamp(DNS_MIN_TTL_SECS, max.max(DNS_MIN_TTL_SECS));
         let expires = s.now + u64::from(ttl) * 1_000_000_000;
         if !learn(s, addr, expires) {
             s.capped += 1;

@@ -5,12 +5,12 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use cgwarden_common::{
-    CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsScratch, EGRESS_MAX_ENTRIES,
-    EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey, FlowState, GATED_MAX_ENTRIES, GatedProc,
-    LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue, NameCountKey, NameKey, PATH_PATTERNS_MAX,
-    PROCS_MAX_ENTRIES, PathPattern, PatternKey, PendingCall, ProcInfo, ProfileRef,
-    RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey,
-    SyscallRepeatKey, SyscallRule, counters,
+    CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsQuery, DnsQueryKey, DnsScratch,
+    DnsServerKey, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey,
+    FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue,
+    NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern, PatternKey,
+    PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
+    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, counters,
 };
 
 #[map]
@@ -39,10 +39,28 @@ pub static LEARNED: HashMap<LearnedKey, LearnedValue> =
     HashMap::with_max_entries(LEARNED_MAX_ENTRIES, 0);
 
 #[map]
+pub static NAME_TEXT: HashMap<NameKey, NameText> = HashMap::with_max_entries(16_384, 0);
+
+#[map]
+pub static DNS_QUERIES: LruHashMap<DnsQueryKey, DnsQuery> = LruHashMap::with_max_entries(16_384, 0);
+
+#[map]
+pub static DNS_SERVERS: HashMap<DnsServerKey, u8> = HashMap::with_max_entries(4_096, 0);
+
+#[map]
+pub static DNS_REFUSALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(4_096, 0);
+
+#[map]
 pub static NAME_COUNTS: HashMap<NameCountKey, u32> = HashMap::with_max_entries(16_384, 0);
 
 #[map]
 pub static DNS_BUF: PerCpuArray<[u8; DNS_BUF_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static DNS_QBUF: PerCpuArray<[u8; DNS_BUF_BYTES]> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static DNS_QSCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
 pub static DNS_SCRATCH: PerCpuArray<DnsScratch> = PerCpuArray::with_max_entries(1, 0);

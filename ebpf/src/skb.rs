@@ -17,6 +17,7 @@ use crate::{
 };
 
 const IPPROTO_ICMP: u8 = 1;
+const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 const SOCK_RAW: u32 = 3;
 
@@ -35,6 +36,14 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     let raw = unsafe {
         let raw = (*full).type_ == SOCK_RAW;
         let protocol = (*full).protocol;
+        if !raw && protocol == u32::from(IPPROTO_UDP) {
+            // DNS queries and forged answers, while some profile reads DNS.
+            return if crate::dns::on() {
+                crate::dns::egress(ctx)
+            } else {
+                PASS
+            };
+        }
         if !raw && protocol != u32::from(IPPROTO_ICMP) && protocol != u32::from(IPPROTO_ICMPV6) {
             return PASS;
         }

@@ -189,6 +189,7 @@ impl Record {
             Self::Syscall(r) => r.who.as_ref(),
             Self::Deviation(r) => r.who.as_ref(),
             Self::Sysctl(r) => r.who.as_ref(),
+            Self::Dns(r) => r.who.as_ref(),
             _ => None,
         }
     }
@@ -889,6 +890,15 @@ pub struct DnsRecord {
     pub learned: bool,
     /// Addresses not allowed because the per-name cap was reached.
     pub capped: u32,
+    /// Why the answer was not trusted, when it was not (nothing was learned from it):
+    /// `no_query` (no query from this socket with this id to a trusted resolver),
+    /// `wrong_server`, `wrong_question`, or `forged` (a monitored process sent it from
+    /// port 53; dropped). Reported at most once a second per container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub untrusted: Option<&'static str>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: Option<crate::engines::Identity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -924,6 +934,15 @@ pub fn enrich_dns(e: &DnsEvent, ctx: &dyn Context) -> DnsRecord {
             .collect(),
         learned: e.learned != 0,
         capped: e.capped,
+        untrusted: match e.refused {
+            cgwarden_common::dns_refused::NONE => None,
+            cgwarden_common::dns_refused::NO_QUERY => Some("no_query"),
+            cgwarden_common::dns_refused::WRONG_SERVER => Some("wrong_server"),
+            cgwarden_common::dns_refused::WRONG_QUESTION => Some("wrong_question"),
+            cgwarden_common::dns_refused::FORGED => Some("forged"),
+            _ => Some("unknown"),
+        },
+        who: ctx.container(h.cgroup_id),
     }
 }
 

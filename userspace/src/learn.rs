@@ -425,6 +425,25 @@ pub fn resolved_names(records: &[Value]) -> BTreeMap<String, String> {
     names
 }
 
+/// The resolvers a workload that resolved names asked (its UDP flows to port 53), for
+/// `egress.dns.servers`: the learned names are trusted from them only.
+fn dns_servers(o: &Observed) -> BTreeSet<String> {
+    let names = o
+        .flows
+        .keys()
+        .any(|(to, _)| to.parse::<ipnetwork::IpNetwork>().is_err());
+    if !names {
+        return BTreeSet::new();
+    }
+    o.flows
+        .iter()
+        .filter(|((to, proto), seen)| {
+            proto == "udp" && seen.ports.contains(&53) && to.parse::<std::net::IpAddr>().is_ok()
+        })
+        .map(|((to, _), _)| to.clone())
+        .collect()
+}
+
 /// The profile as YAML, every rule commented with how often and when it was seen.
 pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     let mut y = String::new();
@@ -438,6 +457,18 @@ pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     let _ = writeln!(y, "name: {name}");
     y.push_str("mode: enforce\n");
     y.push_str("egress:\n  default: deny\n");
+    let servers = dns_servers(o);
+    if !servers.is_empty() {
+        let _ = writeln!(
+            y,
+            "  dns:\n    # The resolvers it asked: answers from any other are not trusted.\n    servers: [{}]",
+            servers
+                .iter()
+                .map(|s| format!("\"{s}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if o.flows.is_empty() {
         y.push_str("  allow: []\n");
     } else {
@@ -456,7 +487,7 @@ pub fn profile_yaml(name: &str, origin: &str, o: &Observed) -> String {
     if o.wide_binds {
         y.push_str("  binds: any   # it bound non-loopback addresses\n");
     } else {
-        y.push_str("  binds: loopback   # every bind was to loopback (or port 0)\n");
+        y.push_str("  binds: loopback   # every bind and listen was on loopback\n");
     }
     if o.raw_sockets {
         y.push_str("  raw_sockets: allow   # it created raw or packet sockets\n");

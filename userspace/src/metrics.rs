@@ -28,6 +28,8 @@ pub struct Gauges {
     pub egress_denied: u64,
     pub dns_learned: u64,
     pub dns_capped: u64,
+    pub dns_untrusted: u64,
+    pub dns_forged: u64,
     pub ringbuf_drops: u64,
     pub profiles: u64,
     pub monitored_cgroups: u64,
@@ -97,7 +99,7 @@ impl Metrics {
                 esc(cgroup)
             );
         }
-        let scalars: [(&str, &str, &str, u64); 11] = [
+        let scalars: [(&str, &str, &str, u64); 13] = [
             (
                 "cgwarden_aggregated_repeats_total",
                 "counter",
@@ -139,6 +141,18 @@ impl Metrics {
                 "counter",
                 "DNS answer addresses not learned because of the per-name cap.",
                 g.dns_capped,
+            ),
+            (
+                "cgwarden_dns_untrusted_total",
+                "counter",
+                "DNS answers nothing was learned from: no matching query to a trusted resolver from that socket, another source or another question.",
+                g.dns_untrusted,
+            ),
+            (
+                "cgwarden_dns_forged_total",
+                "counter",
+                "DNS answers a monitored process sent (UDP from port 53), dropped.",
+                g.dns_forged,
             ),
             (
                 "cgwarden_profiles",

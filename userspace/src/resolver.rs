@@ -60,6 +60,11 @@ impl Resolver {
 
     /// Makes sure `name` is resolved (once; later by TTL). Wildcards have no addresses
     /// of their own: they match answers containers receive.
+    /// The servers this resolver asks (the agent's resolvers, trusted by default).
+    pub fn servers(&self) -> Vec<IpAddr> {
+        self.servers.iter().map(SocketAddr::ip).collect()
+    }
+
     pub fn want(&mut self, name: &DnsName) {
         if name.is_wildcard() || self.entries.contains_key(name) {
             return;
@@ -204,6 +209,12 @@ fn ask(server: SocketAddr, name: &str) -> Result<(Vec<IpAddr>, Duration), String
     addrs.sort();
     addrs.dedup();
     Ok((addrs, ttl.clamp(MIN_TTL, MAX_TTL)))
+}
+
+/// The nameserver addresses of a resolv.conf's text (a container's own, read through
+/// `/proc/<pid>/root`).
+pub fn nameserver_addresses(text: &str) -> Vec<IpAddr> {
+    nameservers(text).iter().map(SocketAddr::ip).collect()
 }
 
 /// The `nameserver` lines of a resolv.conf.

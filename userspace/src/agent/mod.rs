@@ -47,6 +47,8 @@ pub struct Rules {
     pub id: u32,
     pub egress: Vec<EgressEntry>,
     pub names: Vec<NameEntry>,
+    /// `DNS_SERVERS` entries of the profile: the resolvers it trusts.
+    pub dns_servers: Vec<cgwarden_common::DnsServerKey>,
     pub syscalls: Vec<(SyscallKey, SyscallRule, Sysno)>,
     /// `DEVICE_RULES` entries: the device allowlist.
     pub devices: Vec<(cgwarden_common::DeviceKey, u32)>,
@@ -369,6 +371,7 @@ impl Agent {
             let egress = compile_egress(id, &profile.egress, &|name| resolver.addresses(name))
                 .with_context(context)?;
             let names = compile_names(id, &profile.egress).with_context(context)?;
+            let dns_servers = trusted_resolvers(id, &profile, &self.resolver.servers());
             let mut syscalls = compile_syscalls(id, &profile.syscalls);
             let runtime = &profile.runtime;
             let patterns =
@@ -402,6 +405,7 @@ impl Agent {
                         id,
                         egress,
                         names,
+                        dns_servers,
                         syscalls,
                         devices,
                         patterns,
@@ -666,6 +670,9 @@ impl Agent {
         );
         self.paths.insert(cgroup_id, path.to_owned());
         self.update_levels()?;
+        if !descendants_only {
+            self.trust_container_resolvers(cgroup_id, path, profile)?;
+        }
         if let Some((id, rule)) = creds {
             self.judge_running(cgroup_id, path, id, &rule)?;
         }
@@ -822,9 +829,45 @@ impl Agent {
         Ok(())
     }
 
+    /// Trusts the nameservers of the container's own resolv.conf (read through a
+    /// process of the cgroup, `/proc/<pid>/root`) for a profile that learns names and
+    /// names no resolvers itself: Docker's 127.0.0.11, a pod's cluster DNS.
+    fn trust_container_resolvers(
+        &mut self,
+        cgroup_id: u64,
+        path: &str,
+        profile: &str,
+    ) -> anyhow::Result<()> {
+        let Some(c) = self.compiled.get(profile) else {
+            return Ok(());
+        };
+        let dns = &c.profile.egress.dns;
+        if !dns.servers.is_empty() || (!c.profile.egress.has_names() && !dns.report) {
+            return Ok(());
+        }
+        let dir = self.cgroup_root.join(path.trim_start_matches('/'));
+        let Some(text) = crate::procfs::pids_below(&dir).into_iter().find_map(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/root/etc/resolv.conf")).ok()
+        }) else {
+            return Ok(());
+        };
+        let servers: Vec<[u8; 16]> = crate::resolver::nameserver_addresses(&text)
+            .into_iter()
+            .map(kernel_addr)
+            .collect();
+        if !servers.is_empty() {
+            log::debug!("cgroup {path}: trusting its resolvers {servers:?}");
+            self.kernel
+                .set_cgroup_resolvers(cgroup_id, &servers)
+                .context("trusting a container's resolvers")?;
+        }
+        Ok(())
+    }
+
     /// Stops applying a profile to a cgroup and forgets what it learned from DNS.
     pub fn unassign(&mut self, cgroup_id: u64) -> anyhow::Result<()> {
         self.kernel.remove_cgroup_profile(cgroup_id)?;
+        self.kernel.remove_cgroup_resolvers(cgroup_id)?;
         self.assignments.remove(&cgroup_id);
         for (key, value) in self.kernel.learned() {
             if key.cgroup_id == cgroup_id {
@@ -1241,6 +1284,8 @@ impl Agent {
             egress_denied: c.egress_denied,
             dns_learned: c.dns_learned,
             dns_capped: c.dns_capped,
+            dns_untrusted: c.dns_untrusted,
+            dns_forged: c.dns_forged,
             ringbuf_drops: c.ringbuf_drops,
             profiles: self.compiled.len() as u64,
             monitored_cgroups: self.assignments.len() as u64,
@@ -1411,6 +1456,40 @@ fn cred_rule(runtime: &crate::policy::Runtime, known: bool) -> Option<cgwarden_c
     (rule.flags != 0).then_some(rule)
 }
 
+/// The resolvers a profile trusts (`DNS_SERVERS` entries of its id): its own
+/// `egress.dns.servers`, else the agent's resolvers (the container's own resolv.conf is
+/// added per cgroup when it gets the profile).
+fn trusted_resolvers(
+    id: u32,
+    profile: &Profile,
+    agent_resolvers: &[std::net::IpAddr],
+) -> Vec<cgwarden_common::DnsServerKey> {
+    let dns = &profile.egress.dns;
+    if !profile.egress.has_names() && !dns.report {
+        return Vec::new();
+    }
+    let servers = if dns.servers.is_empty() {
+        agent_resolvers
+    } else {
+        &dns.servers
+    };
+    servers
+        .iter()
+        .map(|ip| cgwarden_common::DnsServerKey {
+            scope: cgwarden_common::DNS_SCOPE_PROFILE | u64::from(id),
+            addr: kernel_addr(*ip),
+        })
+        .collect()
+}
+
+/// An address as the kernel keys it: IPv6, or IPv4 v4-mapped.
+fn kernel_addr(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
 /// A profile entry for a cgroup, or for the cgroups below it.
 fn with_scope(mut pref: ProfileRef, descendants_only: bool) -> ProfileRef {
     if descendants_only {
@@ -1463,6 +1542,8 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
         flags,
         dns_cap: profile.egress.dns.max_addresses_per_name,
         expected_uid_plus_one: profile.runtime.user.map_or(0, |u| u.saturating_add(1)),
+        dns_max_ttl: profile.egress.dns.max_ttl.0,
+        _pad: 0,
     }
 }
 

@@ -127,6 +127,8 @@ pub struct Kernel {
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
     pub(super) syscall_repeats: HashMap<MapData, SyscallRepeatKey, FlowState>,
     pub(super) names: HashMap<MapData, NameKey, EgressValue>,
+    pub(super) name_text: HashMap<MapData, NameKey, cgwarden_common::NameText>,
+    pub(super) dns_servers: HashMap<MapData, cgwarden_common::DnsServerKey, u8>,
     pub(super) learned: HashMap<MapData, LearnedKey, LearnedValue>,
     pub(super) name_counts: HashMap<MapData, NameCountKey, u32>,
     pub(super) syscall_rules: HashMap<MapData, SyscallKey, SyscallRule>,
@@ -261,6 +263,8 @@ impl Kernel {
         let flows = take_map(&mut ebpf, names::FLOWS)?;
         let syscall_repeats = take_map(&mut ebpf, names::SYSCALL_REPEATS)?;
         let names_map = take_map(&mut ebpf, names::NAMES)?;
+        let name_text = take_map(&mut ebpf, names::NAME_TEXT)?;
+        let dns_servers = take_map(&mut ebpf, names::DNS_SERVERS)?;
         let learned = take_map(&mut ebpf, names::LEARNED)?;
         let name_counts = take_map(&mut ebpf, names::NAME_COUNTS)?;
         let syscall_rules = take_map(&mut ebpf, names::SYSCALL_RULES)?;
@@ -288,6 +292,8 @@ impl Kernel {
             flows,
             syscall_repeats,
             names: names_map,
+            name_text,
+            dns_servers,
             learned,
             name_counts,
             syscall_rules,

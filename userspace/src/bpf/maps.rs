@@ -20,6 +20,8 @@ pub struct Counters {
     pub dns_capped: u64,
     pub aggregated: u64,
     pub gate_full: u64,
+    pub dns_untrusted: u64,
+    pub dns_forged: u64,
 }
 
 impl Kernel {
@@ -67,6 +69,11 @@ impl Kernel {
             ignore_missing(self.egress.remove(&key))?;
         }
         removed += sweep(&mut self.names, |k| keep(k.profile))?;
+        removed += sweep(&mut self.name_text, |k| keep(k.profile))?;
+        removed += sweep(&mut self.dns_servers, |k| {
+            k.scope & cgwarden_common::DNS_SCOPE_PROFILE == 0
+                || keep((k.scope & !cgwarden_common::DNS_SCOPE_PROFILE) as u32)
+        })?;
         removed += sweep(&mut self.syscall_rules, |k| keep(k.profile))?;
         removed += sweep(&mut self.device_rules, |k| keep(k.profile))?;
         removed += sweep(&mut self.profile_patterns, |k| keep(k.set))?;
@@ -78,7 +85,12 @@ impl Kernel {
     pub fn insert_rules(&mut self, rules: &Rules) -> Result<(), MapError> {
         self.insert_egress(&rules.egress)?;
         for n in &rules.names {
+            // The text first: a hash without its text matches nothing.
+            self.name_text.insert(n.key, n.text, 0)?;
             self.names.insert(n.key, n.value, 0)?;
+        }
+        for key in &rules.dns_servers {
+            self.dns_servers.insert(key, 1, 0)?;
         }
         for (key, rule, _) in &rules.syscalls {
             self.syscall_rules.insert(key, rule, 0)?;
@@ -98,6 +110,10 @@ impl Kernel {
         self.remove_egress(&rules.egress)?;
         for n in &rules.names {
             ignore_missing(self.names.remove(&n.key))?;
+            ignore_missing(self.name_text.remove(&n.key))?;
+        }
+        for key in &rules.dns_servers {
+            ignore_missing(self.dns_servers.remove(key))?;
         }
         for (key, _, _) in &rules.syscalls {
             ignore_missing(self.syscall_rules.remove(key))?;
@@ -126,6 +142,36 @@ impl Kernel {
     /// Forgets a process held at the gate (after continuing it, or when it is gone).
     pub fn forget_gated(&mut self, pid: u32) -> Result<(), MapError> {
         ignore_missing(self.gated.remove(&pid))
+    }
+
+    /// Trusts `servers` as resolvers of one monitored cgroup (its own resolv.conf).
+    pub fn set_cgroup_resolvers(
+        &mut self,
+        cgroup_id: u64,
+        servers: &[[u8; 16]],
+    ) -> Result<(), MapError> {
+        for addr in servers {
+            let key = cgwarden_common::DnsServerKey {
+                scope: cgroup_id,
+                addr: *addr,
+            };
+            self.dns_servers.insert(key, 1, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the resolvers of a cgroup.
+    pub fn remove_cgroup_resolvers(&mut self, cgroup_id: u64) -> Result<(), MapError> {
+        let keys: Vec<_> = self
+            .dns_servers
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.scope == cgroup_id)
+            .collect();
+        for key in keys {
+            ignore_missing(self.dns_servers.remove(&key))?;
+        }
+        Ok(())
     }
 
     /// What the process table knows of a process.
@@ -245,6 +291,8 @@ impl Kernel {
             dns_capped: sum(counters::DNS_CAPPED)?,
             aggregated: sum(counters::AGGREGATED)?,
             gate_full: sum(counters::GATE_FULL)?,
+            dns_untrusted: sum(counters::DNS_UNTRUSTED)?,
+            dns_forged: sum(counters::DNS_FORGED)?,
         })
     }
 }

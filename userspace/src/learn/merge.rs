@@ -459,8 +459,8 @@ fn verify(old: &Profile, new: &Profile, added: usize, runtime: &Runtime) -> Resu
     if *runtime != new.runtime {
         return fail("runtime settings");
     }
-    if (old.egress.default, old.egress.report, old.egress.dns)
-        != (new.egress.default, new.egress.report, new.egress.dns)
+    if (old.egress.default, old.egress.report, &old.egress.dns)
+        != (new.egress.default, new.egress.report, &new.egress.dns)
     {
         return fail("egress settings");
     }

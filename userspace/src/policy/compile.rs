@@ -42,6 +42,10 @@ pub enum CompileError {
         count: usize,
         max: usize,
     },
+    #[error(
+        "the names `{first}` and `{second}` have the same kernel hash; the profile cannot name both"
+    )]
+    NameCollision { first: String, second: String },
 }
 
 /// A prefix in the unified IPv6 space.
@@ -207,25 +211,35 @@ pub fn compile_syscalls(
 pub struct NameEntry {
     pub key: NameKey,
     pub value: EgressValue,
+    /// The name itself, which the kernel compares after the hash matched.
+    pub text: cgwarden_common::NameText,
 }
 
 /// Compiles the DNS names of `egress` into `NAMES` entries: the kernel allows an address
 /// a container learned from an answer for one of these names with the name's rules.
 pub fn compile_names(profile: u32, egress: &Egress) -> Result<Vec<NameEntry>, CompileError> {
-    let mut by_name: HashMap<(u32, u64), (String, Vec<PortRule>)> = HashMap::new();
+    let mut by_name: HashMap<(u32, u64), (String, Vec<PortRule>, cgwarden_common::NameText)> =
+        HashMap::new();
     for (index, rule) in egress.rules.iter().enumerate() {
         for dest in &rule.to {
             if let Destination::Name(name) = dest {
-                by_name
+                let entry = by_name
                     .entry(name.kernel_hash())
-                    .or_insert_with(|| (name.to_string(), Vec::new()))
-                    .1
-                    .extend(port_rules(rule, index));
+                    .or_insert_with(|| (name.to_string(), Vec::new(), name.kernel_text()));
+                // Two names of one profile with the same hash: the kernel could tell
+                // only one of them by its text. Refused rather than half-enforced.
+                if entry.2 != name.kernel_text() {
+                    return Err(CompileError::NameCollision {
+                        first: entry.0.clone(),
+                        second: name.to_string(),
+                    });
+                }
+                entry.1.extend(port_rules(rule, index));
             }
         }
     }
     let mut entries = Vec::with_capacity(by_name.len());
-    for ((wildcard, hash), (name, rules)) in by_name {
+    for ((wildcard, hash), (name, rules, text)) in by_name {
         let mut ordered = Vec::new();
         push_ordered(&mut ordered, &rules);
         if ordered.len() > MAX_PORT_RULES {
@@ -247,6 +261,7 @@ pub fn compile_names(profile: u32, egress: &Egress) -> Result<Vec<NameEntry>, Co
                 hash,
             },
             value,
+            text,
         });
     }
     Ok(entries)
@@ -346,6 +361,27 @@ pub(crate) fn simulate(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_carry_their_text_and_colliding_names_are_refused() {
+        use crate::policy::types::DnsName;
+        let crafted = DnsName::try_from("7cqlefsflw3pe.api.test".to_owned()).unwrap();
+        let allowed = DnsName::try_from("ntc3cjkjmbzmp.api.test".to_owned()).unwrap();
+        // The pair the DNS trust test uses: one kernel hash, two names.
+        assert_eq!(crafted.kernel_hash(), allowed.kernel_hash());
+        assert_ne!(crafted.kernel_text(), allowed.kernel_text());
+        let wild = DnsName::try_from("*.Api.Test".to_owned())
+            .unwrap()
+            .kernel_text();
+        assert_eq!(&wild.wire[..wild.len as usize], b"\x03api\x04test\x00");
+        let profile = crate::policy::parse_str(
+            "name: p\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: [7cqlefsflw3pe.api.test, ntc3cjkjmbzmp.api.test]\n",
+            std::path::Path::new("p.yaml"),
+        )
+        .unwrap();
+        let err = compile_names(1, &profile.egress).unwrap_err();
+        assert!(err.to_string().contains("same kernel hash"), "{err}");
+    }
+
     use std::path::Path;
 
     use cgwarden_common::proto;

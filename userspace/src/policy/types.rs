@@ -266,7 +266,7 @@ pub struct Egress {
 }
 
 /// How DNS names in rules are handled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DnsSettings {
     /// Most addresses one container may learn for one name from the DNS answers it
@@ -276,11 +276,41 @@ pub struct DnsSettings {
     /// Report every DNS answer a monitored container receives.
     #[serde(default)]
     pub report: bool,
+    /// The resolvers whose answers a container may learn from. Empty: the agent's
+    /// resolvers and the nameservers of the container's own resolv.conf.
+    #[serde(default)]
+    pub servers: Vec<IpAddr>,
+    /// Longest a learned address stays allowed, in seconds, whatever TTL the answer
+    /// gives.
+    #[serde(default = "DnsSettings::default_max_ttl")]
+    pub max_ttl: MaxTtl,
+}
+
+/// `egress.dns.max_ttl`: 1 second to a day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct MaxTtl(pub u32);
+
+impl TryFrom<u64> for MaxTtl {
+    type Error = String;
+    fn try_from(secs: u64) -> Result<Self, String> {
+        if secs == 0 || secs > 86_400 {
+            return Err(format!(
+                "max_ttl {secs}: give seconds from 1 to 86400 (a day)"
+            ));
+        }
+        Ok(Self(secs as u32))
+    }
 }
 
 impl DnsSettings {
+    /// NPEP-133 (the Kubernetes FQDN egress proposal) asks for at least 100.
     fn default_cap() -> u32 {
-        64
+        128
+    }
+
+    fn default_max_ttl() -> MaxTtl {
+        MaxTtl(3600)
     }
 }
 
@@ -289,6 +319,8 @@ impl Default for DnsSettings {
         Self {
             max_addresses_per_name: Self::default_cap(),
             report: false,
+            servers: Vec::new(),
+            max_ttl: Self::default_max_ttl(),
         }
     }
 }
@@ -431,6 +463,27 @@ impl DnsName {
             (acc ^ label_hash).wrapping_mul(FNV_PRIME)
         });
         (wildcard, hash)
+    }
+
+    /// The name as the kernel compares it byte by byte after the hash matched: the
+    /// labels after `*.` (or the whole name), lower-case, in DNS wire format.
+    pub fn kernel_text(&self) -> cgwarden_common::NameText {
+        let body = self.0.strip_prefix("*.").unwrap_or(&self.0);
+        let mut text = cgwarden_common::NameText {
+            len: 0,
+            _pad: 0,
+            wire: [0; 256],
+        };
+        let mut at = 0;
+        for label in body.split('.') {
+            text.wire[at] = label.len() as u8;
+            text.wire[at + 1..at + 1 + label.len()].copy_from_slice(label.as_bytes());
+            at += 1 + label.len();
+        }
+        // The root label; names are at most 253 characters, so this fits.
+        text.wire[at] = 0;
+        text.len = at as u32 + 1;
+        text
     }
 }
 
