@@ -196,3 +196,84 @@ fn kill_rules_keep_killing_after_kill_9_and_a_restart_adds_no_second_program() {
     });
     assert!(survived.is_some(), "a kill rule left after uninstall");
 }
+
+/// A tmpfs of a few kilobytes, unmounted on drop.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn mount(bytes: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs");
+        Self { dir }
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_events_disk_is_a_counted_fault_and_enforcement_goes_on() {
+    require_root();
+    let disk = TinyDisk::mount(8 * 1024);
+    let full_file = disk.dir.path().join("events.jsonl");
+    let base = unique("cgwarden-test-full");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: full\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n"
+    ));
+    let sink = format!("json:{}", full_file.display());
+    let agent = RunningAgent::start_with(profile.path(), &["--sink", &sink]);
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    // Hundreds of distinct denied connects: far more events than 8 KiB holds.
+    let attempts: Vec<String> = (1..=200)
+        .flat_map(|i| {
+            [
+                "tcp".to_owned(),
+                format!("127.0.{}.{}:9", 100 + i / 250, i % 250 + 1),
+            ]
+        })
+        .collect();
+    let out = app.run(Command::new(netprobe()).args(&attempts));
+    assert_eq!(
+        out.lines().filter(|l| *l == "error 1").count(),
+        200,
+        "{out}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // The agent is still there, still answering, and says what it lost.
+    let (code, status, _) = agent.client("status");
+    assert_eq!(code, Some(0), "the agent stopped: {}", agent.log());
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(
+        status["faults"]["sink_write"].as_u64() > Some(0)
+            || status["faults"]["sink_flush"].as_u64() > Some(0),
+        "{status:#}"
+    );
+    assert!(
+        agent.log().contains("No space left on device"),
+        "{}",
+        agent.log()
+    );
+    // The other sink got every event; enforcement never depended on either.
+    let denied = agent
+        .events()
+        .iter()
+        .filter(|e| e["kind"] == "connect" && e["verdict"] == "deny")
+        .count();
+    assert_eq!(denied, 200);
+    assert_eq!(
+        app.run(Command::new(netprobe()).args(["tcp", "127.0.0.2:9"])),
+        "error 1\n"
+    );
+}

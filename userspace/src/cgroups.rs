@@ -76,6 +76,17 @@ pub struct CgroupEntry {
 }
 
 /// Lists every cgroup below `root` (the root included). Cgroups that vanish while
+/// Whether the cgroup `path` (relative to `root`) with id `id` is proven gone: its
+/// directory does not exist, or another cgroup has its path now. Any other error
+/// (permissions, a failing file system) proves nothing.
+pub fn is_gone(root: &Path, path: &str, id: u64) -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    match fs::metadata(root.join(path.trim_start_matches('/'))) {
+        Ok(meta) => meta.ino() != id,
+        Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
 /// walking are skipped.
 pub fn walk(root: &Path) -> Vec<CgroupEntry> {
     let mut out = Vec::new();

@@ -35,6 +35,8 @@ pub struct Gauges {
     pub monitored_cgroups: u64,
     /// (map, entries in use, capacity).
     pub maps: Vec<(&'static str, u64, u64)>,
+    /// Faults survived, by cause.
+    pub faults: Vec<(&'static str, u64)>,
     pub resident_bytes: u64,
     /// (program, runs, run time in ns), when the kernel counts them.
     pub programs: Vec<(&'static str, u64, u64)>,
@@ -227,6 +229,15 @@ impl Metrics {
         );
         for (map, _, cap) in &g.maps {
             let _ = writeln!(out, "cgwarden_map_capacity{{map=\"{map}\"}} {cap}");
+        }
+        family(
+            &mut out,
+            "cgwarden_faults_total",
+            "counter",
+            "Errors the agent survived and retried, by cause (sink_write, assign, rescan...).",
+        );
+        for (cause, count) in &g.faults {
+            let _ = writeln!(out, "cgwarden_faults_total{{cause=\"{cause}\"}} {count}");
         }
         out
     }

@@ -161,7 +161,8 @@ pub async fn serve(
                 guard.clear_ready();
                 if changed {
                     last_walk = std::time::Instant::now();
-                    rescan(agent, ring.get_mut(), watch.as_mut())?;
+                    let done = rescan(agent, ring.get_mut(), watch.as_mut());
+                    survive(agent, "rescan", done);
                     agent.flush()?;
                 }
             }
@@ -169,18 +170,20 @@ pub async fn serve(
                 let mut guard = guard?;
                 // With records left, readiness is kept so the loop comes back at once,
                 // after signals, ticks and the control socket had their turn.
-                if !drain(agent, guard.get_inner_mut())? {
+                if !drain(agent, guard.get_inner_mut()) {
                     guard.clear_ready();
                 }
                 if opts.rescan && agent.take_gate_wakeup() {
-                    rescan(agent, guard.get_inner_mut(), watch.as_mut())?;
+                    let done = rescan(agent, guard.get_inner_mut(), watch.as_mut());
+                    survive(agent, "rescan", done);
                 }
                 agent.flush()?;
             }
             _ = drain_tick.tick() => {
-                drain(agent, ring.get_mut())?;
+                drain(agent, ring.get_mut());
                 if opts.rescan && agent.take_gate_wakeup() {
-                    rescan(agent, ring.get_mut(), watch.as_mut())?;
+                    let done = rescan(agent, ring.get_mut(), watch.as_mut());
+                    survive(agent, "rescan", done);
                 }
                 agent.flush()?;
             }
@@ -195,15 +198,21 @@ pub async fn serve(
                         || agent.oci_changed())
                 {
                     last_walk = std::time::Instant::now();
-                    rescan(agent, ring.get_mut(), watch.as_mut())?;
+                    let done = rescan(agent, ring.get_mut(), watch.as_mut());
+                    survive(agent, "rescan", done);
                 }
-                agent.check_counters()?;
-                agent.remove_retired()?;
-                agent.sweep_inherited()?;
-                agent.flush_aggregates(false)?;
+                let done = agent.check_counters();
+                survive(agent, "counters", done);
+                let done = agent.remove_retired();
+                survive(agent, "retire_rules", done);
+                let done = agent.sweep_inherited();
+                survive(agent, "sweep_inherited", done);
+                let done = agent.flush_aggregates(false);
+                survive(agent, "flush_repeats", done);
                 if dns_tick.elapsed() >= Duration::from_secs(1) {
                     dns_tick = std::time::Instant::now();
-                    agent.dns_upkeep()?;
+                    let done = agent.dns_upkeep();
+                    survive(agent, "dns_upkeep", done);
                 }
                 agent.flush()?;
             }
@@ -259,12 +268,14 @@ pub async fn serve(
     // What the kernel sent before the stop, within a bound: monitored cgroups other
     // than a stopped command's may keep producing.
     for _ in 0..16 {
-        if !drain(agent, ring.get_mut())? {
+        if !drain(agent, ring.get_mut()) {
             break;
         }
     }
-    agent.check_counters()?;
-    agent.flush_aggregates(true)?;
+    let done = agent.check_counters();
+    survive(agent, "counters", done);
+    let done = agent.flush_aggregates(true);
+    survive(agent, "flush_repeats", done);
     agent.flush()?;
     Ok(stop)
 }
@@ -295,7 +306,7 @@ fn rescan(
     ring: &mut RingBuf<MapData>,
     watch: Option<&mut AsyncFd<crate::watch::Watcher>>,
 ) -> anyhow::Result<()> {
-    drain(agent, ring)?;
+    drain(agent, ring);
     if let Some(w) = watch
         && let Err(e) = w.get_mut().watch_new_state_roots(&agent.state_dirs())
     {
@@ -308,15 +319,26 @@ fn rescan(
 /// socket, counters and flushes.
 const DRAIN_BATCH: usize = 65_536;
 
-/// Handles up to [`DRAIN_BATCH`] records; returns whether more may be waiting.
-fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> anyhow::Result<bool> {
+/// Handles up to [`DRAIN_BATCH`] records; returns whether more may be waiting. A
+/// record that cannot be handled is a fault; the next one is handled all the same.
+fn drain(agent: &mut Agent, ring: &mut RingBuf<MapData>) -> bool {
     for _ in 0..DRAIN_BATCH {
         let Some(item) = ring.next() else {
-            return Ok(false);
+            return false;
         };
-        agent.handle_record(&item)?;
+        let done = agent.handle_record(&item);
+        drop(item);
+        survive(agent, "record", done);
     }
-    Ok(true)
+    true
+}
+
+/// Counts a failed step of the loop as a fault instead of ending the loop: the step
+/// runs again on the next turn.
+fn survive(agent: &mut Agent, cause: &'static str, done: anyhow::Result<()>) {
+    if let Err(e) = done {
+        agent.fault(cause, &e);
+    }
 }
 
 /// Forwards a signal to the command run by `exec`. The first two are passed on as they
@@ -339,7 +361,10 @@ fn reload(agent: &mut Agent, path: &Path) -> Result<(), String> {
             "reload refused, keeping the running profiles:\n{errors}"
         )),
         Ok(profiles) => agent
-            .install(profiles)
+            .install({
+                policy::lint::log_warnings(&profiles);
+                profiles
+            })
             .map_err(|e| format!("reload refused, keeping the running profiles: {e:#}")),
     };
     if result.is_ok() {

@@ -17,6 +17,7 @@ use cgwarden_common::{
 };
 use syscalls::Sysno;
 
+mod faults;
 mod gate;
 
 use crate::{
@@ -116,6 +117,8 @@ pub struct Agent {
     gates: gate::Entries,
     /// A process was held at the gate: rescan now.
     gate_wakeup: bool,
+    /// Errors survived, by cause.
+    faults: faults::Faults,
     /// Configuration deviations already reported: (cgroup, container id).
     oci_reported: std::collections::HashSet<(u64, String)>,
     /// Whether the kernel side knows where the credentials are (from the kernel's
@@ -223,6 +226,7 @@ impl Agent {
             known: crate::engines::known::Known::new(crate::engines::Dirs::default()),
             gates: gate::Entries::default(),
             gate_wakeup: false,
+            faults: faults::Faults::default(),
             oci_reported: Default::default(),
         })
     }
@@ -606,6 +610,7 @@ impl Agent {
                 Err(why) => serde_json::json!({ "ok": false, "error": why }),
             },
             "oci_containers": self.known.len(),
+            "faults": self.faults.counts().into_iter().collect::<BTreeMap<_, _>>(),
             "gate": {
                 "parents": self.gates.gate_paths(),
                 "held": self.gates.held,
@@ -946,7 +951,7 @@ impl Agent {
         self.known
             .note_paths(entries.iter().map(|e| e.path.as_str()));
         let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
-        self.paths.clear();
+        let previous = std::mem::take(&mut self.paths);
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
             let who = self.known.own(&e.path);
@@ -988,14 +993,34 @@ impl Agent {
                 );
             }
         }
+        // A cgroup loses its profile when it no longer matches, or when it is proven
+        // gone; one the walk missed (a directory it could not read) keeps it.
+        let seen: std::collections::HashSet<u64> = entries.iter().map(|e| e.id).collect();
         let stale: Vec<u64> = self
             .assignments
             .keys()
             .filter(|id| !wanted.contains_key(id))
+            .filter(|id| {
+                seen.contains(id)
+                    || previous
+                        .get(id)
+                        .is_none_or(|path| cgroups::is_gone(&self.cgroup_root, path, **id))
+            })
             .copied()
             .collect();
+        for (id, path) in &previous {
+            if self.assignments.contains_key(id) && !seen.contains(id) && !stale.contains(id) {
+                self.paths.insert(*id, path.clone());
+                self.faults.record(
+                    "cgroup_walk",
+                    &format!("cgroup {path} was not seen in the walk but is still there; it keeps its profile"),
+                );
+            }
+        }
         for id in stale {
-            self.unassign(id)?;
+            if let Err(e) = self.unassign(id) {
+                self.faults.record("unassign", &e);
+            }
         }
         for (id, (profile, level, path, below)) in wanted {
             let current = self.assignments.get(&id);
@@ -1005,7 +1030,12 @@ impl Agent {
                 } else {
                     log::info!("cgroup {path} gets profile `{profile}`");
                 }
-                self.assign_scoped(id, &path, level, &profile, below)?;
+                // One cgroup that cannot get its profile (too deep, a full map) does
+                // not keep the others from theirs; it is tried again next rescan.
+                if let Err(e) = self.assign_scoped(id, &path, level, &profile, below) {
+                    self.faults
+                        .record("assign", &e.context(format!("cgroup {path}")));
+                }
             }
         }
         let active = self
@@ -1254,15 +1284,28 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    /// Sends a record to the sinks, the metrics and the followers.
+    /// Sends a record to the sinks, the metrics and the followers. A sink that cannot
+    /// write (a full disk) loses the record, counted as a fault; the others get it.
     fn emit(&mut self, record: &Record) -> anyhow::Result<()> {
         if let Some(kept) = &mut self.recorded {
             kept.push(record.clone());
         }
         self.metrics.observe(record);
         self.followers.send(record);
-        self.sinks.emit(record).context("writing an event")?;
+        if let Err(e) = self.sinks.emit(record) {
+            self.faults.record("sink_write", &e);
+        }
         Ok(())
+    }
+
+    /// Counts (and logs, once per cause while it repeats) an error the agent survives.
+    pub fn fault(&mut self, cause: &'static str, error: &dyn std::fmt::Display) {
+        self.faults.record(cause, error);
+    }
+
+    /// The faults survived, by cause.
+    pub fn faults(&self) -> Vec<(&'static str, u64)> {
+        self.faults.counts()
     }
 
     /// Adds a live event stream (`cgwarden events --follow`).
@@ -1284,6 +1327,7 @@ impl Agent {
             egress_denied: c.egress_denied,
             dns_learned: c.dns_learned,
             dns_capped: c.dns_capped,
+            faults: self.faults.counts(),
             dns_untrusted: c.dns_untrusted,
             dns_forged: c.dns_forged,
             ringbuf_drops: c.ringbuf_drops,
@@ -1381,8 +1425,12 @@ impl Agent {
         Ok(())
     }
 
+    /// Flushes the sinks; a sink that cannot write is a fault, not an end.
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.sinks.flush()
+        if let Err(e) = self.sinks.flush() {
+            self.faults.record("sink_flush", &e);
+        }
+        Ok(())
     }
 }
 

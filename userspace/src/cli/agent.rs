@@ -159,6 +159,7 @@ struct Settings {
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     let started = Instant::now();
     let profiles = policy::load_path(&s.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
+    policy::lint::log_warnings(&profiles);
     let host = host::prepare()?;
     let sinks = Sinks::open(&s.sinks).context("opening the event sinks")?;
     let control = ControlSocket::bind(&s.control)

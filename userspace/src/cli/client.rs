@@ -14,6 +14,9 @@ pub fn check(paths: &[PathBuf]) -> i32 {
             Ok(profiles) => {
                 for p in profiles {
                     println!("{}: profile `{}` is valid", p.source.display(), p.name);
+                    for w in policy::lint::warnings(&p) {
+                        eprintln!("{}: warning: {w}", p.source.display());
+                    }
                 }
             }
             Err(errors) => {

@@ -7,6 +7,7 @@
 
 pub mod compile;
 pub mod devices;
+pub mod lint;
 mod load;
 pub mod paths;
 mod raw;

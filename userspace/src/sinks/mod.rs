@@ -140,10 +140,12 @@ impl Sinks {
         })
     }
 
-    /// Writes one record to every sink.
+    /// Writes one record to every sink; a sink that fails does not keep the others
+    /// from it. Returns the first failure.
     pub fn emit(&mut self, record: &Record) -> io::Result<()> {
         let mut json: Option<Vec<u8>> = None;
         let mut falco: Option<Vec<u8>> = None;
+        let mut failed = Ok(());
         for (format, out) in &mut self.outputs {
             let line = match format {
                 Format::Json => json.get_or_insert_with(|| line_of(record)),
@@ -151,16 +153,26 @@ impl Sinks {
                     falco.get_or_insert_with(|| line_of(&falco::to_falco(record, &self.hostname)))
                 }
             };
-            out.write_all(line)?;
+            if let Err(e) = out.write_all(line)
+                && failed.is_ok()
+            {
+                failed = Err(e);
+            }
         }
-        Ok(())
+        failed
     }
 
+    /// Flushes every sink; returns the first failure.
     pub fn flush(&mut self) -> io::Result<()> {
+        let mut failed = Ok(());
         for (_, out) in &mut self.outputs {
-            out.flush()?;
+            if let Err(e) = out.flush()
+                && failed.is_ok()
+            {
+                failed = Err(e);
+            }
         }
-        Ok(())
+        failed
     }
 }
 
