@@ -4,6 +4,10 @@
 //! servers (`--resolver`, or the nameservers of /etc/resolv.conf) for A and AAAA
 //! records. A failed refresh keeps the previous addresses and retries soon, so a
 //! resolver outage never turns allowed traffic into denials.
+//!
+//! Refreshes run on a thread of their own, off the agent's event loop: a slow resolver
+//! never holds back the ring buffer. Each query has a random id, from a fresh socket (a
+//! random source port), and an answer counts only with that id and that question.
 
 use std::{
     collections::HashMap,
@@ -25,7 +29,12 @@ pub struct Resolver {
     servers: Vec<SocketAddr>,
     hosts_file: PathBuf,
     entries: HashMap<DnsName, Entry>,
+    /// The refresh running on its own thread, if any.
+    pending: Option<std::sync::mpsc::Receiver<Vec<(DnsName, Resolved)>>>,
 }
+
+/// A name's addresses and how long they hold, or why it could not be resolved.
+type Resolved = Result<(Vec<IpAddr>, Duration), String>;
 
 struct Entry {
     addrs: Vec<IpAddr>,
@@ -46,6 +55,7 @@ impl Resolver {
             servers,
             hosts_file: hosts_file.to_path_buf(),
             entries: HashMap::new(),
+            pending: None,
         }
     }
 
@@ -90,8 +100,21 @@ impl Resolver {
             .unwrap_or_default()
     }
 
-    /// Re-resolves names whose TTL ran out; true when any name's addresses changed.
+    /// Takes the results of the refresh in flight, if it is done, and starts one for
+    /// the names whose TTL ran out; true when any name's addresses changed. Never
+    /// waits for a DNS server.
     pub fn refresh_due(&mut self) -> bool {
+        let mut changed = false;
+        if let Some(rx) = &self.pending {
+            match rx.try_recv() {
+                Ok(results) => {
+                    self.pending = None;
+                    changed = self.apply(results);
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return false,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.pending = None,
+            }
+        }
         let now = Instant::now();
         let due: Vec<DnsName> = self
             .entries
@@ -99,9 +122,41 @@ impl Resolver {
             .filter(|(_, e)| e.refresh_at <= now)
             .map(|(n, _)| n.clone())
             .collect();
+        if due.is_empty() {
+            return changed;
+        }
+        for name in &due {
+            if let Some(e) = self.entries.get_mut(name) {
+                // Not asked again while this refresh runs.
+                e.refresh_at = now + RETRY;
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (servers, hosts) = (self.servers.clone(), self.hosts_file.clone());
+        let spawned = std::thread::Builder::new()
+            .name("cgwarden-dns".to_owned())
+            .spawn(move || {
+                let results = due
+                    .into_iter()
+                    .map(|name| {
+                        let found = resolve_with(&servers, &hosts, &name);
+                        (name, found)
+                    })
+                    .collect();
+                let _ = tx.send(results);
+            });
+        match spawned {
+            Ok(_) => self.pending = Some(rx),
+            Err(e) => log::warn!("cannot start the DNS refresh: {e}; retrying"),
+        }
+        changed
+    }
+
+    /// Takes a refresh's results; true when any name's addresses changed.
+    fn apply(&mut self, results: Vec<(DnsName, Resolved)>) -> bool {
+        let now = Instant::now();
         let mut changed = false;
-        for name in due {
-            let result = self.resolve(&name);
+        for (name, result) in results {
             let Some(entry) = self.entries.get_mut(&name) else {
                 continue;
             };
@@ -131,40 +186,46 @@ impl Resolver {
         self.entries.retain(|n, _| keep(n));
     }
 
-    fn resolve(&self, name: &DnsName) -> Result<(Vec<IpAddr>, Duration), String> {
-        if let Some(addrs) = self.lookup_hosts(name) {
-            return Ok((addrs, HOSTS_TTL));
-        }
-        if self.servers.is_empty() {
-            return Err("no DNS server configured".to_owned());
-        }
-        let mut last_error = String::new();
-        for server in &self.servers {
-            match ask(*server, name.as_str()) {
-                Ok(found) => return Ok(found),
-                Err(e) => last_error = format!("{server}: {e}"),
-            }
-        }
-        Err(last_error)
+    fn resolve(&self, name: &DnsName) -> Resolved {
+        resolve_with(&self.servers, &self.hosts_file, name)
     }
+}
 
-    fn lookup_hosts(&self, name: &DnsName) -> Option<Vec<IpAddr>> {
-        let text = std::fs::read_to_string(&self.hosts_file).ok()?;
-        let mut addrs: Vec<IpAddr> = text
-            .lines()
-            .map(|l| l.split('#').next().unwrap_or_default())
-            .filter_map(|l| {
-                let mut fields = l.split_whitespace();
-                let addr: IpAddr = fields.next()?.parse().ok()?;
-                fields
-                    .any(|h| h.eq_ignore_ascii_case(name.as_str()))
-                    .then_some(addr)
-            })
-            .collect();
-        addrs.sort();
-        addrs.dedup();
-        (!addrs.is_empty()).then_some(addrs)
+/// Resolves `name`: the hosts file, then each server in turn.
+fn resolve_with(servers: &[SocketAddr], hosts_file: &Path, name: &DnsName) -> Resolved {
+    if let Some(addrs) = lookup_hosts(hosts_file, name) {
+        return Ok((addrs, HOSTS_TTL));
     }
+    if servers.is_empty() {
+        return Err("no DNS server configured".to_owned());
+    }
+    let mut last_error = String::new();
+    for server in servers {
+        match ask(*server, name.as_str()) {
+            Ok(found) => return Ok(found),
+            Err(e) => last_error = format!("{server}: {e}"),
+        }
+    }
+    Err(last_error)
+}
+
+/// A name's addresses in the hosts file.
+fn lookup_hosts(hosts_file: &Path, name: &DnsName) -> Option<Vec<IpAddr>> {
+    let text = std::fs::read_to_string(hosts_file).ok()?;
+    let mut addrs: Vec<IpAddr> = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let addr: IpAddr = fields.next()?.parse().ok()?;
+            fields
+                .any(|h| h.eq_ignore_ascii_case(name.as_str()))
+                .then_some(addr)
+        })
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    (!addrs.is_empty()).then_some(addrs)
 }
 
 /// Asks one server for A and AAAA records; the TTL is the smallest of the answers'.
@@ -181,19 +242,19 @@ fn ask(server: SocketAddr, name: &str) -> Result<(Vec<IpAddr>, Duration), String
     socket.connect(server).map_err(|e| e.to_string())?;
     let mut addrs = Vec::new();
     let mut ttl = MAX_TTL;
-    for (i, qtype) in [dns_wire::TYPE_A, dns_wire::TYPE_AAAA]
-        .into_iter()
-        .enumerate()
-    {
-        let id = (std::process::id() as u16).wrapping_add(i as u16);
+    for qtype in [dns_wire::TYPE_A, dns_wire::TYPE_AAAA] {
+        let id = random_id();
         socket
             .send(&dns_wire::query(id, name, qtype))
             .map_err(|e| e.to_string())?;
         let mut buf = [0u8; 1500];
         let response = loop {
             let n = socket.recv(&mut buf).map_err(|e| e.to_string())?;
+            // Only the answer to this query: its id and its question.
             match dns_wire::parse(&buf[..n]) {
-                Ok(r) if r.id == id => break r,
+                Ok(r) if r.id == id && r.qname.eq_ignore_ascii_case(name.trim_end_matches('.')) => {
+                    break r;
+                }
                 _ => continue,
             }
         };
@@ -209,6 +270,22 @@ fn ask(server: SocketAddr, name: &str) -> Result<(Vec<IpAddr>, Duration), String
     addrs.sort();
     addrs.dedup();
     Ok((addrs, ttl.clamp(MIN_TTL, MAX_TTL)))
+}
+
+/// A query id from the kernel's random source.
+fn random_id() -> u16 {
+    use std::io::Read as _;
+    let mut b = [0u8; 2];
+    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)) {
+        Ok(()) => u16::from_ne_bytes(b),
+        // Without /dev/urandom: the hasher's per-process random keys.
+        Err(_) => {
+            use std::hash::{BuildHasher as _, Hasher as _};
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish() as u16
+        }
+    }
 }
 
 /// The nameserver addresses of a resolv.conf's text (a container's own, read through
