@@ -201,3 +201,48 @@ fn learned_addresses_live_no_longer_than_max_ttl() {
     // The answer says a day; the profile says five seconds.
     assert_eq!(lines, ["ok 127.0.0.78", "ok", "ok", EPERM], "{out:?}");
 }
+
+#[test]
+fn a_name_may_gain_more_than_a_hundred_addresses_npep_133() {
+    require_root();
+    // Five answers of 30, 30, 30, 30 and 10 addresses (CDN rotation): 130 in all, two
+    // beyond the default cap of 128.
+    let sets: Vec<Vec<(std::net::IpAddr, u32)>> = (0..5)
+        .map(|set| {
+            let n = if set == 4 { 10 } else { 30 };
+            (0..n)
+                .map(|i| (format!("127.1.{set}.{}", i + 1).parse().unwrap(), 300))
+                .collect()
+        })
+        .collect();
+    let zone = [("many.npep.test".to_owned(), sets)].into_iter().collect();
+    let dns = DnsServer::start("127.53.0.79", zone);
+    let profile = ProfileFile::new(
+        "name: npep\nmode: enforce\negress:\n  default: deny\n  dns:\n    report: true\n  allow:\n    - to: \"*.npep.test\"\n      protocol: tcp\n    - to: 127.53.0.79\n      ports: [53]\n      protocol: udp\n",
+    );
+    let resolver = dns.addr.to_string();
+    let probe = netprobe();
+    let mut args = vec![probe.display().to_string()];
+    for _ in 0..5 {
+        args.extend(["dns".to_owned(), "many.npep.test@127.53.0.79".to_owned()]);
+    }
+    // One address of each of the first four answers, the last of the first 128, and
+    // the two past the cap.
+    for addr in ["127.1.0.1", "127.1.1.30", "127.1.2.15", "127.1.3.30", "127.1.4.8", "127.1.4.9", "127.1.4.10"] {
+        args.extend(["tcp".to_owned(), format!("{addr}:9")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = exec_full(profile.path(), &["--resolver", &resolver], &args, "");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 12, "{out:?}");
+    // Allowed: the connection reaches loopback, where nothing listens (ECONNREFUSED).
+    assert_eq!(&lines[5..10], ["error 111"; 5], "{out:?}");
+    assert_eq!(&lines[10..], [EPERM; 2], "the cap holds: {out:?}");
+    let capped: u64 = out
+        .events
+        .iter()
+        .filter(|e| e["kind"] == "dns")
+        .map(|e| e["capped"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(capped, 2, "{:#?}", out.events);
+}
