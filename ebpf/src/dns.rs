@@ -17,8 +17,11 @@
 //!   answer, count; their TTLs are capped by the profile (`egress.dns.max_ttl`);
 //! - the name matches a rule as a name: by hash first, then byte by byte (`NAME_TEXT`).
 //!
+//! Answers over TCP count as over UDP when a segment starts the message (its two-byte
+//! length first); a message split over segments teaches only what its first holds.
+//!
 //! A monitored process cannot answer itself: under a profile that learns names, every
-//! UDP packet it sends from port 53 is dropped at egress (raw and packet sockets are
+//! UDP packet or TCP segment it sends from port 53 is dropped at egress (raw and packet sockets are
 //! refused or killed by `sockets.rs`). Untrusted answers are counted and reported, at
 //! most once a second per container.
 //!
@@ -52,6 +55,7 @@ use crate::{
 };
 
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_TCP: u8 = 6;
 const DNS_PORT: u16 = 53;
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
@@ -65,67 +69,98 @@ pub fn on() -> bool {
         .is_some_and(|c| c.flags & config_flags::DNS != 0)
 }
 
-/// Whether the socket that owns the packet is a UDP socket.
+/// Whether the socket that owns the packet is a UDP or TCP socket.
 #[inline(always)]
-fn udp_socket(skb: *mut __sk_buff) -> bool {
+fn dns_socket(skb: *mut __sk_buff) -> bool {
     let full = full_socket(skb);
-    // SAFETY: `full` is checked for null before the read.
-    !full.is_null() && unsafe { (*full).protocol } == u32::from(IPPROTO_UDP)
+    if full.is_null() {
+        return false;
+    }
+    // SAFETY: `full` is not null.
+    let protocol = unsafe { (*full).protocol };
+    protocol == u32::from(IPPROTO_UDP) || protocol == u32::from(IPPROTO_TCP)
 }
 
-/// The UDP packet's layout: offset of the UDP header, source and destination
-/// addresses (IPv6, or IPv4 v4-mapped), source and destination ports.
-struct Udp {
-    l4: usize,
+/// Where a DNS message may be in a packet: the addresses and ports, and the message's
+/// offset and length (UDP: the payload; TCP: after the two-byte length that starts a
+/// message, when this segment starts one).
+struct Seg {
     saddr: [u8; 16],
     daddr: [u8; 16],
     sport: u16,
     dport: u16,
+    /// Offset of the DNS message in the packet.
+    msg: usize,
+    /// Its length, as far as this packet holds it.
     len: usize,
 }
 
 #[inline(always)]
-fn udp_of(ctx: &SkBuffContext) -> Option<Udp> {
-    let (l4, saddr, daddr) = match eth_proto(ctx.skb.skb) {
+fn seg_of(ctx: &SkBuffContext) -> Option<Seg> {
+    let (l4, proto, total, saddr, daddr) = match eth_proto(ctx.skb.skb) {
         ETH_P_IP => {
             let ip = ctx.load::<[u8; 20]>(0).ok()?;
-            if ip[9] != IPPROTO_UDP {
-                return None;
-            }
             let s = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
             let d = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
-            (usize::from(ip[0] & 0x0f) * 4, v4_mapped(s), v4_mapped(d))
+            let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+            (
+                usize::from(ip[0] & 0x0f) * 4,
+                ip[9],
+                total,
+                v4_mapped(s),
+                v4_mapped(d),
+            )
         }
         ETH_P_IPV6 => {
             let ip = ctx.load::<[u8; 40]>(0).ok()?;
-            if ip[6] != IPPROTO_UDP {
-                return None;
-            }
             let mut s = [0u8; 16];
             let mut d = [0u8; 16];
             s.copy_from_slice(&ip[8..24]);
             d.copy_from_slice(&ip[24..40]);
-            (40, s, d)
+            let total = 40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]));
+            (40, ip[6], total, s, d)
         }
         _ => return None,
     };
-    let udp = ctx.load::<[u8; 8]>(l4).ok()?;
-    Some(Udp {
-        l4,
+    let ports = ctx.load::<[u8; 4]>(l4).ok()?;
+    let (sport, dport) = (
+        u16::from_be_bytes([ports[0], ports[1]]),
+        u16::from_be_bytes([ports[2], ports[3]]),
+    );
+    let (msg, len) = if proto == IPPROTO_UDP {
+        let udp = ctx.load::<[u8; 8]>(l4).ok()?;
+        let len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+        (l4 + 8, len.checked_sub(8)?)
+    } else if proto == IPPROTO_TCP {
+        let tcp = ctx.load::<[u8; 14]>(l4).ok()?;
+        let data = l4 + usize::from(tcp[12] >> 4) * 4;
+        let payload = total.checked_sub(data)?;
+        if payload < 2 + 12 {
+            // No message starts here (a handshake, an ACK, a continuation).
+            return None;
+        }
+        let prefix = ctx.load::<[u8; 2]>(data).ok()?;
+        let declared = usize::from(u16::from_be_bytes(prefix));
+        (data + 2, declared.min(payload - 2))
+    } else {
+        return None;
+    };
+    Some(Seg {
         saddr,
         daddr,
-        sport: u16::from_be_bytes([udp[0], udp[1]]),
-        dport: u16::from_be_bytes([udp[2], udp[3]]),
-        len: usize::from(u16::from_be_bytes([udp[4], udp[5]])),
+        sport,
+        dport,
+        msg,
+        len,
     })
 }
 
 /// Looks at one incoming packet; always lets it pass. Returns at once unless some
-/// profile reads DNS and the receiving socket is a UDP socket.
+/// profile reads DNS and the receiving socket is a UDP or TCP socket.
 #[inline(always)]
 pub fn ingress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
-    if !on() || !udp_socket(skb) {
+    if !on() || !dns_socket(skb) {
         return PASS;
     }
     let Some(m) = profile::of_skb(skb) else {
@@ -137,9 +172,10 @@ pub fn ingress(ctx: &SkBuffContext) -> i32 {
     PASS
 }
 
-/// One outgoing UDP packet of a monitored socket, while some profile reads DNS: a
-/// query to a trusted resolver is recorded for its answer; a packet from port 53 (an
-/// answer the container would forge for itself) is dropped. Everything else passes.
+/// One outgoing UDP packet or TCP segment of a monitored socket, while some profile
+/// reads DNS: a query to a trusted resolver is recorded for its answer; a packet from
+/// port 53 (an answer the container would forge for itself) is dropped. Everything
+/// else passes.
 #[inline(always)]
 pub fn egress(ctx: &SkBuffContext) -> i32 {
     let skb: *mut __sk_buff = ctx.skb.skb;
@@ -149,7 +185,7 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     if m.profile.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) == 0 {
         return PASS;
     }
-    let Some(udp) = udp_of(ctx) else {
+    let Some(udp) = seg_of(ctx) else {
         return PASS;
     };
     if udp.sport == DNS_PORT && m.profile.flags & profile_flags::LEARN_DNS != 0 {
@@ -180,7 +216,7 @@ fn trusted(m: &Match, addr: &[u8; 16]) -> bool {
 
 /// Records a query (its socket, id, resolver and question) for its answer.
 #[inline(always)]
-fn query(ctx: &SkBuffContext, m: &Match, udp: &Udp) -> Option<()> {
+fn query(ctx: &SkBuffContext, m: &Match, udp: &Seg) -> Option<()> {
     let skb = ctx.skb.skb;
     let (buf, copy) = copy_message(skb, udp, DNS_QBUF.get_ptr_mut(0)?.cast(), 511)?;
     let s_ptr = DNS_QSCRATCH.get_ptr_mut(0)?;
@@ -208,19 +244,19 @@ fn query(ctx: &SkBuffContext, m: &Match, udp: &Udp) -> Option<()> {
     Some(())
 }
 
-/// Copies a UDP payload (at most `mask` bytes) into `buf`; returns it and the bytes
+/// Copies a DNS message (at most `mask` bytes) into `buf`; returns it and the bytes
 /// copied.
 #[inline(always)]
 fn copy_message(
     skb: *mut __sk_buff,
-    udp: &Udp,
+    udp: &Seg,
     buf: *mut u8,
     mask: u32,
 ) -> Option<(*const u8, u64)> {
-    if udp.len < 8 + 12 {
+    if udp.len < 12 {
         return None;
     }
-    let mut len = udp.len - 8;
+    let mut len = udp.len;
     if len > mask as usize {
         len = mask as usize;
     }
@@ -229,7 +265,7 @@ fn copy_message(
         return None;
     }
     // SAFETY: `buf` holds more than `mask` bytes and `copy` <= `mask`.
-    let rc = unsafe { bpf_skb_load_bytes(skb.cast(), (udp.l4 + 8) as u32, buf.cast(), copy) };
+    let rc = unsafe { bpf_skb_load_bytes(skb.cast(), udp.msg as u32, buf.cast(), copy) };
     if rc != 0 {
         return None;
     }
@@ -417,7 +453,7 @@ fn trusted_answer(ctx: &SkBuffContext, m: &Match) -> u64 {
 #[inline(always)]
 fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
     let skb = ctx.skb.skb;
-    let udp = udp_of(ctx)?;
+    let udp = seg_of(ctx)?;
     if udp.sport != DNS_PORT {
         return None;
     }
@@ -429,7 +465,7 @@ fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
     if flags & 0x8000 == 0 || flags & 0x000f != 0 || be16(buf, 4) != 1 {
         return None;
     }
-    let qname_at = udp.l4 + 8 + 12;
+    let qname_at = udp.msg + 12;
     if m.profile.flags & profile_flags::LEARN_DNS == 0 {
         // Only reported (learn mode): nothing is allowed from it, so nothing to trust;
         // the report says which resolvers the workload asked.

@@ -18,6 +18,7 @@ use crate::{
 
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_UDP: u8 = 17;
+const IPPROTO_TCP: u8 = 6;
 const IPPROTO_ICMPV6: u8 = 58;
 const SOCK_RAW: u32 = 3;
 
@@ -36,8 +37,9 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     let raw = unsafe {
         let raw = (*full).type_ == SOCK_RAW;
         let protocol = (*full).protocol;
-        if !raw && protocol == u32::from(IPPROTO_UDP) {
-            // DNS queries and forged answers, while some profile reads DNS.
+        if !raw && (protocol == u32::from(IPPROTO_UDP) || protocol == u32::from(IPPROTO_TCP)) {
+            // DNS queries and forged answers, over UDP and TCP, while some profile
+            // reads DNS.
             return if crate::dns::on() {
                 crate::dns::egress(ctx)
             } else {

@@ -20,6 +20,7 @@ pub struct DnsServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    tcp: Option<JoinHandle<()>>,
     served: Arc<Mutex<HashMap<String, usize>>>,
 }
 
@@ -33,6 +34,46 @@ impl DnsServer {
             .expect("timeout");
         let stop = Arc::new(AtomicBool::new(false));
         let served: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        // The same zone over TCP on the same address, as resolvers serve it.
+        let listener =
+            std::net::TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind tcp {addr}: {e}"));
+        listener.set_nonblocking(true).expect("nonblocking");
+        let tcp = {
+            let (s, counts, zone) = (stop.clone(), served.clone(), zone.clone());
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                while !s.load(Ordering::Relaxed) {
+                    let Ok((mut conn, _)) = listener.accept() else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let _ = conn.set_nonblocking(false);
+                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+                    let mut len = [0u8; 2];
+                    if conn.read_exact(&mut len).is_err() {
+                        continue;
+                    }
+                    let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if conn.read_exact(&mut buf).is_err() {
+                        continue;
+                    }
+                    let Some((name, qtype, qend)) = question(&buf) else {
+                        continue;
+                    };
+                    let k = {
+                        let mut c = counts.lock().expect("lock");
+                        let e = c.entry(format!("{name}/{qtype}/tcp")).or_insert(0);
+                        *e += 1;
+                        *e - 1
+                    };
+                    let answers = answers_for(&zone, &name, qtype, k);
+                    let msg = response(&buf[..qend], &answers, zone.contains_key(&name));
+                    let mut out = (msg.len() as u16).to_be_bytes().to_vec();
+                    out.extend_from_slice(&msg);
+                    let _ = conn.write_all(&out);
+                }
+            })
+        };
         let (s, counts) = (stop.clone(), served.clone());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
@@ -49,13 +90,7 @@ impl DnsServer {
                     *e += 1;
                     *e - 1
                 };
-                let answers: Vec<(IpAddr, u32)> = zone
-                    .get(&name)
-                    .map(|sets| sets[k % sets.len()].clone())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(a, _)| matches!((a, qtype), (IpAddr::V4(_), 1) | (IpAddr::V6(_), 28)))
-                    .collect();
+                let answers = answers_for(&zone, &name, qtype, k);
                 let _ = socket.send_to(
                     &response(&buf[..qend], &answers, zone.contains_key(&name)),
                     peer,
@@ -66,8 +101,19 @@ impl DnsServer {
             addr,
             stop,
             thread: Some(thread),
+            tcp: Some(tcp),
             served,
         }
+    }
+
+    /// How many queries over TCP of type `qtype` were answered for `name`.
+    pub fn tcp_queries(&self, name: &str, qtype: u16) -> usize {
+        self.served
+            .lock()
+            .expect("lock")
+            .get(&format!("{name}/{qtype}/tcp"))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// How many queries of type `qtype` (1 = A, 28 = AAAA) were answered for `name`.
@@ -87,7 +133,20 @@ impl Drop for DnsServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Some(t) = self.tcp.take() {
+            let _ = t.join();
+        }
     }
+}
+
+/// The `k`-th answer set for a name, of the asked type.
+fn answers_for(zone: &Zone, name: &str, qtype: u16, k: usize) -> Vec<(IpAddr, u32)> {
+    zone.get(name)
+        .map(|sets| sets[k % sets.len()].clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(a, _)| matches!((a, qtype), (IpAddr::V4(_), 1) | (IpAddr::V6(_), 28)))
+        .collect()
 }
 
 /// The question's name, type, and the offset after the question.

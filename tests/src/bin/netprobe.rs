@@ -40,8 +40,8 @@ fn main() {
         std::process::exit(2);
     }
     for pair in args.chunks(2) {
-        if pair[0] == "dns" {
-            match resolve(&pair[1]) {
+        if pair[0] == "dns" || pair[0] == "dns-tcp" {
+            match resolve(&pair[1], pair[0] == "dns-tcp") {
                 Ok(addrs) => println!("ok {}", addrs.join(",")),
                 Err(e) => println!("error {}", e.raw_os_error().unwrap_or(-1)),
             }
@@ -186,8 +186,9 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
-/// Asks `SERVER` (an address, port 53 when omitted) for the A records of `NAME`.
-fn resolve(arg: &str) -> io::Result<Vec<String>> {
+/// Asks `SERVER` (an address, port 53 when omitted) for the A records of `NAME`, over
+/// UDP or over TCP (the message after its two-byte length).
+fn resolve(arg: &str, tcp: bool) -> io::Result<Vec<String>> {
     let (name, server) = arg
         .split_once('@')
         .ok_or_else(|| io::Error::other("dns takes NAME@SERVER"))?;
@@ -196,17 +197,31 @@ fn resolve(arg: &str) -> io::Result<Vec<String>> {
     } else {
         format!("{server}:53").parse().map_err(io::Error::other)?
     };
-    let socket = UdpSocket::bind("0.0.0.0:0")?;
-    socket.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut query = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in name.split('.') {
         query.push(label.len() as u8);
         query.extend_from_slice(label.as_bytes());
     }
     query.extend_from_slice(&[0, 0, 1, 0, 1]);
-    socket.send_to(&query, server)?;
-    let mut buf = [0u8; 1500];
-    let (n, _) = socket.recv_from(&mut buf)?;
+    let mut buf = vec![0u8; 4096];
+    let n = if tcp {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect_timeout(&server, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let mut out = (query.len() as u16).to_be_bytes().to_vec();
+        out.extend_from_slice(&query);
+        stream.write_all(&out)?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len)?;
+        let n = usize::from(u16::from_be_bytes(len));
+        stream.read_exact(&mut buf[..n])?;
+        n
+    } else {
+        let socket = UdpSocket::bind("0.0.0.0:0")?;
+        socket.set_read_timeout(Some(Duration::from_secs(2)))?;
+        socket.send_to(&query, server)?;
+        socket.recv_from(&mut buf)?.0
+    };
     let msg = &buf[..n];
     let count = usize::from(u16::from_be_bytes([msg[6], msg[7]]));
     let mut pos = query.len();
