@@ -16,6 +16,15 @@ use std::{
 /// Answer sets per lower-case name: query k gets set k % len.
 pub type Zone = HashMap<String, Vec<Vec<(IpAddr, u32)>>>;
 
+/// A name the server answers with a CNAME to `target`, the target's `addrs`, and a
+/// `stray` A record for another name (the target's parent) in the same answer.
+#[derive(Debug, Clone)]
+pub struct Alias {
+    pub target: String,
+    pub addrs: Vec<IpAddr>,
+    pub stray: Option<IpAddr>,
+}
+
 pub struct DnsServer {
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
@@ -27,6 +36,11 @@ pub struct DnsServer {
 impl DnsServer {
     /// Serves `zone` on `ip`:53 (a 127.0.0.0/8 address no other test uses).
     pub fn start(ip: &str, zone: Zone) -> Self {
+        Self::start_with_aliases(ip, zone, HashMap::new())
+    }
+
+    /// Like [`DnsServer::start`], answering the names of `aliases` with CNAMEs (UDP).
+    pub fn start_with_aliases(ip: &str, zone: Zone, aliases: HashMap<String, Alias>) -> Self {
         let addr: SocketAddr = format!("{ip}:53").parse().expect("address");
         let socket = UdpSocket::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         socket
@@ -90,6 +104,10 @@ impl DnsServer {
                     *e += 1;
                     *e - 1
                 };
+                if let Some(alias) = aliases.get(&name) {
+                    let _ = socket.send_to(&alias_response(&buf[..qend], alias), peer);
+                    continue;
+                }
                 let answers = answers_for(&zone, &name, qtype, k);
                 let _ = socket.send_to(
                     &response(&buf[..qend], &answers, zone.contains_key(&name)),
@@ -167,6 +185,55 @@ fn question(msg: &[u8]) -> Option<(String, u16, usize)> {
     }
     let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
     Some((labels.join("."), qtype, pos + 4))
+}
+
+/// A response with a CNAME to the alias's target (written in full in its rdata), A
+/// records whose owner points at that target, and the stray A record, whose owner
+/// points at the target's parent (a suffix of the same rdata).
+fn alias_response(query: &[u8], alias: &Alias) -> Vec<u8> {
+    let mut out = query.to_vec();
+    out[2] = 0x81;
+    out[3] = 0x80;
+    let count = 1 + alias.addrs.len() + usize::from(alias.stray.is_some());
+    out[6..8].copy_from_slice(&(count as u16).to_be_bytes());
+    out[8..12].fill(0);
+    let mut rdata = Vec::new();
+    for label in alias.target.split('.') {
+        rdata.push(label.len() as u8);
+        rdata.extend_from_slice(label.as_bytes());
+    }
+    rdata.push(0);
+    out.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 1, 44]);
+    out.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    let target_at = out.len();
+    let parent_at = target_at + 1 + usize::from(rdata[0]);
+    out.extend_from_slice(&rdata);
+    let a = |out: &mut Vec<u8>, owner: usize, ip: &IpAddr| {
+        if let IpAddr::V4(v4) = ip {
+            out.extend_from_slice(&[
+                0xc0 | (owner >> 8) as u8,
+                owner as u8,
+                0,
+                1,
+                0,
+                1,
+                0,
+                0,
+                1,
+                44,
+                0,
+                4,
+            ]);
+            out.extend_from_slice(&v4.octets());
+        }
+    };
+    for ip in &alias.addrs {
+        a(&mut out, target_at, ip);
+    }
+    if let Some(ip) = &alias.stray {
+        a(&mut out, parent_at, ip);
+    }
+    out
 }
 
 /// A response echoing the question, with answers whose owner is a pointer to it.

@@ -304,3 +304,43 @@ fn answers_over_tcp_from_a_trusted_resolver_are_learned() {
     assert_eq!(lines, [EPERM, "ok 127.0.0.85", "ok"], "{out:?}");
     assert_eq!(dns.tcp_queries("big.tcp.test", 1), 1);
 }
+
+#[test]
+fn only_records_of_the_name_and_its_cname_chain_count() {
+    require_root();
+    use cgwarden_tests::dns::Alias;
+    let aliases = [(
+        "www.alias.test".to_owned(),
+        Alias {
+            target: "edge.cdn.test".to_owned(),
+            addrs: vec!["127.0.0.91".parse().unwrap()],
+            // An A record for `cdn.test` in the same answer: not the name asked.
+            stray: Some("127.0.0.92".parse().unwrap()),
+        },
+    )]
+    .into_iter()
+    .collect();
+    let dns = DnsServer::start_with_aliases("127.53.0.91", Default::default(), aliases);
+    let profile = ProfileFile::new(
+        "name: chain\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: \"*.alias.test\"\n      protocol: tcp\n    - to: 127.53.0.91\n      ports: [53]\n      protocol: udp\n",
+    );
+    let resolver = dns.addr.to_string();
+    let probe = netprobe();
+    let out = exec_full(
+        profile.path(),
+        &["--resolver", &resolver],
+        &[
+            probe.to_str().unwrap(),
+            "dns",
+            "www.alias.test@127.53.0.91",
+            "tcp",
+            "127.0.0.91:9",
+            "tcp",
+            "127.0.0.92:9",
+        ],
+        "",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    // The chain's address is allowed (nothing listens: ECONNREFUSED); the stray is not.
+    assert_eq!(lines[1..], ["error 111", EPERM], "{out:?}");
+}

@@ -6,8 +6,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Record types the agent asks for.
 pub const TYPE_A: u16 = 1;
 pub const TYPE_AAAA: u16 = 28;
+/// An alias: the answer goes on with its target.
+pub const TYPE_CNAME: u16 = 5;
 
-/// A parsed response.
+/// A parsed response: its A and AAAA records for the question's name or its CNAME
+/// chain (records for any other name are not the answer and are left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub id: u16,
@@ -57,8 +60,10 @@ pub fn parse(msg: &[u8]) -> Result<Response, WireError> {
     let (qname, mut pos) = read_name(msg, 12)?;
     pos += 4;
     let mut answers = Vec::new();
+    // Only records of the question's name, or of its CNAME chain in this answer.
+    let mut target = qname.clone();
     for _ in 0..ancount {
-        let (_, after) = read_name(msg, pos)?;
+        let (owner, after) = read_name(msg, pos)?;
         pos = after;
         let ty = be16(pos)?;
         let ttl = msg
@@ -68,7 +73,12 @@ pub fn parse(msg: &[u8]) -> Result<Response, WireError> {
         let len = usize::from(be16(pos + 8)?);
         pos += 10;
         let data = msg.get(pos..pos + len).ok_or(WireError("truncated"))?;
+        if owner != target {
+            pos += len;
+            continue;
+        }
         match (ty, len) {
+            (TYPE_CNAME, _) => target = read_name(msg, pos)?.0,
             (TYPE_A, 4) => answers.push((
                 IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3])),
                 ttl,
