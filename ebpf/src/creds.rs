@@ -45,11 +45,10 @@ fn current(o: &CredOffsets) -> Option<(CredState, bool)> {
     }
 }
 
-/// The inode (its kernel address) behind descriptor `fd` of the current task, when the
-/// agent found the offsets in the kernel's BTF.
+/// The `struct file` behind descriptor `fd` of the current task (its kernel address),
+/// when the agent found the offsets in the kernel's BTF.
 #[inline(always)]
-pub fn inode_of_fd(fd: u64) -> Option<u64> {
-    let o = offsets()?;
+fn file_of_fd(o: &CredOffsets, fd: u64) -> Option<*const u8> {
     // SAFETY: as in `current`: every pointer is only read through
     // `bpf_probe_read_kernel`, which fails safely on a bad address.
     unsafe {
@@ -62,10 +61,20 @@ pub fn inode_of_fd(fd: u64) -> Option<u64> {
             bpf_probe_read_kernel(fdt.add(o.fdtable_fd as usize).cast::<*const *const u8>())
                 .ok()?;
         let file: *const u8 = bpf_probe_read_kernel(fds.add((fd & 0xffff) as usize)).ok()?;
-        let inode: u64 =
-            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<u64>()).ok()?;
-        (inode != 0).then_some(inode)
+        (!file.is_null()).then_some(file)
     }
+}
+
+/// The inode (its kernel address) behind descriptor `fd` of the current task, when the
+/// agent found the offsets in the kernel's BTF.
+#[inline(always)]
+pub fn inode_of_fd(fd: u64) -> Option<u64> {
+    let o = offsets()?;
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: read through `bpf_probe_read_kernel`.
+    let inode: u64 =
+        unsafe { bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<u64>()) }.ok()?;
+    (inode != 0).then_some(inode)
 }
 
 /// The address a socket descriptor of the current task is bound to: (family, local
@@ -77,18 +86,9 @@ pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
     const S_IFSOCK: u16 = 0o140000;
     const AF_INET: u16 = 2;
     let o = offsets().filter(|o| o.sock_valid != 0)?;
-    // SAFETY: as in `inode_of_fd`: every pointer is only read through
-    // `bpf_probe_read_kernel`.
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
     unsafe {
-        let task = bpf_get_current_task() as *const u8;
-        let files: *const u8 =
-            bpf_probe_read_kernel(task.add(o.task_files as usize).cast::<*const u8>()).ok()?;
-        let fdt: *const u8 =
-            bpf_probe_read_kernel(files.add(o.files_fdt as usize).cast::<*const u8>()).ok()?;
-        let fds: *const *const u8 =
-            bpf_probe_read_kernel(fdt.add(o.fdtable_fd as usize).cast::<*const *const u8>())
-                .ok()?;
-        let file: *const u8 = bpf_probe_read_kernel(fds.add((fd & 0xffff) as usize)).ok()?;
         let inode: *const u8 =
             bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
         let mode: u16 =

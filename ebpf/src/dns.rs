@@ -337,19 +337,34 @@ fn refusal(m: &Match, reason: u32, qname: Option<(*mut __sk_buff, usize, usize)>
         (*ev)._pad = 0;
         (*ev).qname_len = 0;
         if let Some((skb, offset, qlen)) = qname {
-            (*ev).qname_len = qlen as u32;
-            if bpf_skb_load_bytes(
-                skb.cast(),
-                offset as u32,
-                (&raw mut (*ev).qname).cast(),
-                ((qlen as u32).wrapping_sub(1) & 0xff) + 1,
-            ) != 0
-            {
-                (*ev).qname_len = 0;
-            }
+            copy_qname(skb, ev, offset, qlen);
         }
     }
     slot.submit(crate::event::wakeup::<DnsEvent>());
+}
+
+/// Copies the question name (`qlen` bytes at packet offset `offset`) into an event.
+/// One helper call instead of a byte loop (which the verifier would walk 256 times).
+/// The length is written so the verifier sees it in 1..=256; `qlen` is at least 1
+/// because the name ended past offset 12.
+///
+/// # Safety
+/// `ev` points to a reserved event.
+#[inline(always)]
+unsafe fn copy_qname(skb: *mut __sk_buff, ev: *mut DnsEvent, offset: usize, qlen: usize) {
+    // SAFETY: the caller's `ev` is a reserved event; the length is bounded as above.
+    unsafe {
+        (*ev).qname_len = qlen as u32;
+        if bpf_skb_load_bytes(
+            skb.cast(),
+            offset as u32,
+            (&raw mut (*ev).qname).cast(),
+            ((qlen as u32).wrapping_sub(1) & 0xff) + 1,
+        ) != 0
+        {
+            (*ev).qname_len = 0;
+        }
+    }
 }
 
 /// Byte `i` of the copied message (masked so the verifier sees it in bounds).
@@ -537,19 +552,7 @@ fn report_answer(skb: *mut __sk_buff, m: &Match, s: *mut DnsScratch, qname_at: u
         (*ev).capped = capped as u32;
         (*ev).refused = dns_refused::NONE;
         (*ev)._pad = 0;
-        (*ev).qname_len = qlen as u32;
-        // One helper call instead of a byte loop (which the verifier would walk 256
-        // times). The length is written so the verifier sees it in 1..=256; `qlen` is
-        // at least 1 because the name ended past offset 12.
-        if bpf_skb_load_bytes(
-            skb.cast(),
-            qname_at as u32,
-            (&raw mut (*ev).qname).cast(),
-            ((qlen as u32).wrapping_sub(1) & 0xff) + 1,
-        ) != 0
-        {
-            (*ev).qname_len = 0;
-        }
+        copy_qname(skb, ev, qname_at, qlen);
     }
     slot.submit(crate::event::wakeup::<DnsEvent>());
 }

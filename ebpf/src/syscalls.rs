@@ -89,19 +89,7 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
-    // SAFETY: `regs` is the kernel's pt_regs of the syscall; x86_64 passes the syscall
-    // arguments in rdi, rsi, rdx, r10, r8, r9.
-    let args = unsafe {
-        [
-            bpf_probe_read_kernel(&raw const (*regs).rdi).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).rsi).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).rdx).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r10).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r8).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r9).unwrap_or(0),
-        ]
-    };
-    judge(&m, id as u32, &args);
+    judge(&m, id as u32, &args_in(regs));
     0
 }
 
@@ -193,6 +181,16 @@ fn saved_args() -> [u64; 6] {
         if regs.is_null() {
             return [0; 6];
         }
+        args_in(regs)
+    }
+}
+
+/// The syscall arguments in saved user registers: x86_64 passes them in rdi, rsi,
+/// rdx, r10, r8, r9. Each is read with a probe read (0 when it fails).
+#[inline(always)]
+fn args_in(regs: *const pt_regs) -> [u64; 6] {
+    // SAFETY: only probe reads of fields of the kernel's pt_regs.
+    unsafe {
         [
             bpf_probe_read_kernel(&raw const (*regs).rdi).unwrap_or(0),
             bpf_probe_read_kernel(&raw const (*regs).rsi).unwrap_or(0),

@@ -84,6 +84,16 @@ me.recvfrom(512)
 connect(good, gport)
 "#;
 
+/// Runs netprobe with `args` under `profile`, the agent asking `dns`; its output lines.
+fn probe(profile: &ProfileFile, dns: &DnsServer, args: &[&str]) -> (Vec<String>, ExecOutput) {
+    let probe = netprobe();
+    let mut cmd = vec![probe.to_str().unwrap()];
+    cmd.extend_from_slice(args);
+    let resolver = dns.addr.to_string();
+    let out = exec_full(profile.path(), &["--resolver", &resolver], &cmd, "");
+    (out.stdout.lines().map(str::to_owned).collect(), out)
+}
+
 fn zone(entries: &[(&str, &str, u32)]) -> cgwarden_tests::dns::Zone {
     entries
         .iter()
@@ -163,13 +173,10 @@ fn a_name_whose_kernel_hash_collides_with_an_allowed_name_is_not_that_name() {
     let profile = ProfileFile::new(&format!(
         "name: collide\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: {allowed}\n      protocol: tcp\n    - to: 127.53.0.75\n      ports: [53]\n      protocol: udp\n"
     ));
-    let resolver = dns.addr.to_string();
-    let probe = netprobe();
-    let out = exec_full(
-        profile.path(),
-        &["--resolver", &resolver],
+    let (lines, out) = probe(
+        &profile,
+        &dns,
         &[
-            probe.to_str().unwrap(),
             "dns",
             &format!("{crafted}@127.53.0.75"),
             "tcp",
@@ -179,9 +186,7 @@ fn a_name_whose_kernel_hash_collides_with_an_allowed_name_is_not_that_name() {
             "tcp",
             &allowed_server.addr.to_string(),
         ],
-        "",
     );
-    let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
         lines,
         ["ok 127.0.0.76", EPERM, "ok 127.0.0.75", "ok"],
@@ -198,14 +203,11 @@ fn learned_addresses_live_no_longer_than_max_ttl() {
     let profile = ProfileFile::new(
         "name: ttl\nmode: enforce\negress:\n  default: deny\n  dns:\n    max_ttl: 5\n  allow:\n    - to: \"*.ttl.test\"\n      protocol: tcp\n    - to: 127.53.0.78\n      ports: [53]\n      protocol: udp\n",
     );
-    let resolver = dns.addr.to_string();
-    let probe = netprobe();
     let addr = server.addr.to_string();
-    let out = exec_full(
-        profile.path(),
-        &["--resolver", &resolver],
+    let (lines, out) = probe(
+        &profile,
+        &dns,
         &[
-            probe.to_str().unwrap(),
             "dns",
             "a.ttl.test@127.53.0.78",
             "tcp",
@@ -215,9 +217,7 @@ fn learned_addresses_live_no_longer_than_max_ttl() {
             "tcp",
             &addr,
         ],
-        "",
     );
-    let lines: Vec<&str> = out.stdout.lines().collect();
     // The answer says a day; the profile says five seconds.
     assert_eq!(lines, ["ok 127.0.0.78", "ok", "ok", EPERM], "{out:?}");
 }
@@ -283,14 +283,11 @@ fn answers_over_tcp_from_a_trusted_resolver_are_learned() {
     let profile = ProfileFile::new(
         "name: tcpdns\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: \"*.tcp.test\"\n      protocol: tcp\n    - to: 127.53.0.85\n      ports: [53]\n",
     );
-    let resolver = dns.addr.to_string();
-    let probe = netprobe();
     let addr = server.addr.to_string();
-    let out = exec_full(
-        profile.path(),
-        &["--resolver", &resolver],
+    let (lines, out) = probe(
+        &profile,
+        &dns,
         &[
-            probe.to_str().unwrap(),
             "tcp",
             &addr,
             "dns-tcp",
@@ -298,9 +295,7 @@ fn answers_over_tcp_from_a_trusted_resolver_are_learned() {
             "tcp",
             &addr,
         ],
-        "",
     );
-    let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines, [EPERM, "ok 127.0.0.85", "ok"], "{out:?}");
     assert_eq!(dns.tcp_queries("big.tcp.test", 1), 1);
 }
@@ -324,13 +319,10 @@ fn only_records_of_the_name_and_its_cname_chain_count() {
     let profile = ProfileFile::new(
         "name: chain\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: \"*.alias.test\"\n      protocol: tcp\n    - to: 127.53.0.91\n      ports: [53]\n      protocol: udp\n",
     );
-    let resolver = dns.addr.to_string();
-    let probe = netprobe();
-    let out = exec_full(
-        profile.path(),
-        &["--resolver", &resolver],
+    let (lines, out) = probe(
+        &profile,
+        &dns,
         &[
-            probe.to_str().unwrap(),
             "dns",
             "www.alias.test@127.53.0.91",
             "tcp",
@@ -338,9 +330,7 @@ fn only_records_of_the_name_and_its_cname_chain_count() {
             "tcp",
             "127.0.0.92:9",
         ],
-        "",
     );
-    let lines: Vec<&str> = out.stdout.lines().collect();
     // The chain's address is allowed (nothing listens: ECONNREFUSED); the stray is not.
     assert_eq!(lines[1..], ["error 111", EPERM], "{out:?}");
 }
