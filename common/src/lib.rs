@@ -731,6 +731,9 @@ pub mod syscall_action {
     pub const REPORT: u8 = 1;
     /// Report it and kill the process with SIGKILL before it returns to user space.
     pub const KILL: u8 = 2;
+    /// As `KILL`; then the agent kills every process of the container's cgroup
+    /// (`cgroup.kill`), so no process sharing what the caller opened goes on with it.
+    pub const KILL_CONTAINER: u8 = 3;
 }
 
 /// Marks "no such argument" in [`SyscallRule`].

@@ -334,7 +334,7 @@ fn act(
     end: End,
 ) {
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
-    let kill = rule.action == syscall_action::KILL;
+    let kill = rule.action == syscall_action::KILL || rule.action == syscall_action::KILL_CONTAINER;
     let verdict = match (kill, enforce) {
         (true, true) => verdict::DENY,
         (true, false) => verdict::AUDIT,
@@ -467,7 +467,13 @@ fn emit(
             }
         }
     }
-    slot.submit(crate::event::wakeup::<SyscallEvent>());
+    // The agent acts on a kill-container at once: woken now, not with the next batch.
+    let wakeup = if record.action == syscall_action::KILL_CONTAINER {
+        2
+    } else {
+        crate::event::wakeup::<SyscallEvent>()
+    };
+    slot.submit(wakeup);
 }
 
 /// Where a written path lies, for the profile's read-only paths.

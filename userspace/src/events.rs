@@ -313,7 +313,7 @@ pub struct SyscallRecord {
     /// `deny` (the process was killed), `audit` (kill was due, the profile audits) or
     /// `allow` (reported only).
     pub verdict: &'static str,
-    /// The rule's action: `kill` or `report`.
+    /// The rule's action: `kill`, `kill-container` or `report`.
     pub action: &'static str,
     pub syscall: String,
     pub nr: u32,
@@ -343,6 +343,9 @@ pub struct SyscallRecord {
     /// Identical calls (same process, syscall and arguments) this record stands for:
     /// the kernel counts repeats and sends at most one record per second for them.
     pub count: u64,
+    /// The container cgroup whose every process the agent killed (`kill-container`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killed_cgroup: Option<String>,
     /// How the call ended, when it was judged at its exit: every call refused before it
     /// ran (by seccomp) and every call judged by its path. Calls judged at entry were
     /// judged before they had a result.
@@ -414,10 +417,10 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
         time: rfc3339(ctx.wall_clock(h.ts_ns)),
         kind: "syscall",
         verdict: verdict_name(e.verdict),
-        action: if e.action == syscall_action::KILL {
-            "kill"
-        } else {
-            "report"
+        action: match e.action {
+            syscall_action::KILL => "kill",
+            syscall_action::KILL_CONTAINER => "kill-container",
+            _ => "report",
         },
         syscall: sysno.map_or_else(|| format!("syscall_{}", e.nr), |s| s.name().to_owned()),
         nr: e.nr,
@@ -445,6 +448,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
             .syscall_rule(h.profile, e.rule)
             .unwrap_or_else(|| format!("syscalls[{}]", e.rule)),
         count,
+        killed_cgroup: None,
         result: CallResult::of(e),
         who: ctx.container(h.cgroup_id),
     }

@@ -1246,7 +1246,13 @@ impl Agent {
         if !self.paths.contains_key(&e.header.cgroup_id) {
             self.learn_path(e.header.cgroup_id);
         }
+        // First the containment: every process of the container, before anything else.
+        let killed = (e.action == cgwarden_common::syscall_action::KILL_CONTAINER
+            && e.verdict == cgwarden_common::verdict::DENY)
+            .then(|| self.kill_container(e.header.cgroup_id))
+            .flatten();
         let mut record = events::enrich_syscall(e, count, &*self);
+        record.killed_cgroup = killed;
         if record.ppid == 0 {
             // The process entered the cgroup before it executed (so the kernel never saw
             // its fork); /proc still knows its parent while it lives.
@@ -1256,6 +1262,46 @@ impl Agent {
         }
         record.ancestry = self.ancestry(record.ppid);
         self.emit(&Record::Syscall(record))
+    }
+
+    /// Kills every process of the container a cgroup belongs to (`cgroup.kill`):
+    /// the nearest cgroup on its path with a profile entry of its own, or the child of
+    /// a parent entry (never the parent, which holds other containers). Returns the
+    /// cgroup killed.
+    fn kill_container(&mut self, task_cgroup: u64) -> Option<String> {
+        let path = self.paths.get(&task_cgroup)?.clone();
+        let mut at = path.as_str();
+        let mut below: Option<&str> = None;
+        let target = loop {
+            let entry = self
+                .assignments
+                .iter()
+                .find(|(id, _)| self.paths.get(id).is_some_and(|p| p == at));
+            if let Some((_, a)) = entry {
+                break if a.descendants_only { below } else { Some(at) };
+            }
+            below = Some(at);
+            match crate::engines::parent_of(at) {
+                Some("/") | None => break None,
+                Some(parent) => at = parent,
+            }
+        }?
+        .to_owned();
+        let file = self
+            .cgroup_root
+            .join(target.trim_start_matches('/'))
+            .join("cgroup.kill");
+        match std::fs::write(&file, "1") {
+            Ok(()) => {
+                log::warn!("killed every process of cgroup {target} (kill-container)");
+                Some(target)
+            }
+            Err(e) => {
+                self.faults
+                    .record("kill_container", &format!("{}: {e}", file.display()));
+                None
+            }
+        }
     }
 
     fn write_net(&mut self, e: &cgwarden_common::NetEvent, count: u64) -> anyhow::Result<()> {
@@ -1568,7 +1614,7 @@ fn profile_ref(id: u32, profile: &Profile) -> ProfileRef {
     for rule in &profile.syscalls {
         if rule.set == Some(crate::policy::SyscallSet::Escape) {
             flags |= profile_flags::WATCH_SYSCTL;
-            if rule.action == crate::policy::SyscallAction::Kill {
+            if rule.action.kills() {
                 flags |= profile_flags::DENY_SYSCTL;
             }
         }

@@ -171,6 +171,7 @@ pub fn against(profile: &Profile, records: &[Value]) -> Findings {
                 if let Some((_, rule, _)) = syscalls.iter().find(|(k, _, _)| u64::from(k.nr) == nr)
                 {
                     let (severity, action) = if rule.action == cgwarden_common::syscall_action::KILL
+                        || rule.action == cgwarden_common::syscall_action::KILL_CONTAINER
                     {
                         (Severity::Deny, "kill")
                     } else {
@@ -185,7 +186,7 @@ pub fn against(profile: &Profile, records: &[Value]) -> Findings {
             }
             "sysctl" => {
                 if let Some(rule) = watches_sysctl {
-                    let severity = if rule.action == crate::policy::SyscallAction::Kill {
+                    let severity = if rule.action.kills() {
                         Severity::Deny
                     } else {
                         Severity::Report

@@ -186,7 +186,8 @@ fn runtime_conflicts(existing: &Profile, o: &Observed) -> Vec<String> {
             continue;
         };
         if let Some((_, rule, _)) = compiled.iter().find(|(k, _, _)| k.nr == nr)
-            && rule.action == cgwarden_common::syscall_action::KILL
+            && (rule.action == cgwarden_common::syscall_action::KILL
+                || rule.action == cgwarden_common::syscall_action::KILL_CONTAINER)
         {
             out.push(format!(
                 "syscall {name}: the workload used it; syscalls[{}] kills it",

@@ -143,6 +143,7 @@ pub fn compile_syscalls(
         let action = match rule.action {
             SyscallAction::Report => syscall_action::REPORT,
             SyscallAction::Kill => syscall_action::KILL,
+            SyscallAction::KillContainer => syscall_action::KILL_CONTAINER,
         };
         let named = rule
             .names

@@ -2,6 +2,8 @@
 //! never match, or never changes a verdict. `cgwarden check` prints them and the agent
 //! logs them when it loads the profile; they do not refuse it.
 
+use std::collections::HashMap;
+
 use ipnetwork::IpNetwork;
 
 use super::types::{Destination, EgressDefault, Profile, Protocol, RuleAction};
@@ -15,44 +17,51 @@ pub fn log_warnings(profiles: &[Profile]) {
     }
 }
 
-/// The warnings for `profile`, each naming its rule.
+/// The warnings for `profile`, each naming its rule. Linear in the number of rules
+/// (up to a sort): a 100,000-rule profile is linted in milliseconds.
 pub fn warnings(profile: &Profile) -> Vec<String> {
     let egress = &profile.egress;
+    let allows = Ranges::of(egress, RuleAction::Allow);
+    let denies = Ranges::of(egress, RuleAction::Deny);
+    // Deny rules by their destinations, for shadowed allow rules.
+    let mut deny_rules: HashMap<&Destination, Vec<usize>> = HashMap::new();
+    for (j, o) in egress.rules.iter().enumerate() {
+        if o.action == RuleAction::Deny {
+            for d in &o.to {
+                deny_rules.entry(d).or_default().push(j);
+            }
+        }
+    }
     let mut out = Vec::new();
-    for (i, rule) in egress.rules.iter().enumerate() {
+    for rule in &egress.rules {
         if rule.protocol == Protocol::Icmp && !rule.ports.is_empty() {
             out.push(format!(
                 "rule `{}` can never match: ICMP has no ports (remove `ports`)",
                 rule.label
             ));
         }
-        let same_as_default = matches!(
-            (rule.action, egress.default),
-            (RuleAction::Deny, EgressDefault::Deny) | (RuleAction::Allow, EgressDefault::Allow)
-        );
-        let opposite = |other: &super::types::EgressRule| other.action != rule.action;
-        if same_as_default {
-            let overlapped = egress
-                .rules
-                .iter()
-                .filter(|o| opposite(o))
-                .any(|o| o.to.iter().any(|d| rule.to.iter().any(|r| overlaps(d, r))));
-            if !overlapped {
-                out.push(format!(
-                    "rule `{}` never changes a verdict: the default ({}) already decides what it names, and no {} rule overlaps it",
-                    rule.label,
-                    if egress.default == EgressDefault::Deny { "deny" } else { "allow" },
-                    if rule.action == RuleAction::Deny { "allow" } else { "deny" },
-                ));
-            }
+        let (same_as_default, opposite) = match (rule.action, egress.default) {
+            (RuleAction::Deny, EgressDefault::Deny) => (true, &allows),
+            (RuleAction::Allow, EgressDefault::Allow) => (true, &denies),
+            (RuleAction::Deny, _) => (false, &allows),
+            (RuleAction::Allow, _) => (false, &denies),
+        };
+        if same_as_default && !rule.to.iter().any(|d| opposite.overlaps(d)) {
+            out.push(format!(
+                "rule `{}` never changes a verdict: the default ({}) already decides what it names, and no {} rule overlaps it",
+                rule.label,
+                if egress.default == EgressDefault::Deny { "deny" } else { "allow" },
+                if rule.action == RuleAction::Deny { "allow" } else { "deny" },
+            ));
         }
-        // An allow rule fully shadowed by a deny rule for the same prefixes: the most
-        // specific prefix wins and deny wins a tie, so the allow never applies.
-        if rule.action == RuleAction::Allow {
-            let shadowed = egress.rules.iter().enumerate().any(|(j, o)| {
-                j != i
-                    && o.action == RuleAction::Deny
-                    && (o.protocol == Protocol::Any || o.protocol == rule.protocol)
+        // An allow rule fully shadowed by a deny rule for the same destinations: the
+        // most specific prefix wins and deny wins a tie, so the allow never applies.
+        if rule.action == RuleAction::Allow
+            && let Some(first) = rule.to.first()
+        {
+            let shadowed = deny_rules.get(first).into_iter().flatten().any(|&j| {
+                let o = &egress.rules[j];
+                (o.protocol == Protocol::Any || o.protocol == rule.protocol)
                     && (o.ports.is_empty()
                         || (!rule.ports.is_empty()
                             && rule
@@ -72,22 +81,75 @@ pub fn warnings(profile: &Profile) -> Vec<String> {
     out
 }
 
-/// Whether two destinations can name a common address (names: always, as their
-/// addresses are not known here).
-fn overlaps(a: &Destination, b: &Destination) -> bool {
-    match (a, b) {
-        (Destination::Net(x), Destination::Net(y)) => nets_overlap(x, y),
-        _ => true,
+/// The address ranges the rules of one action name, sorted by start with the running
+/// maximum of their ends: "does any overlap [a, b]" in one binary search.
+struct Ranges {
+    /// (start, end) in the unified IPv6 space (IPv4 v4-mapped), sorted by start.
+    spans: Vec<(u128, u128)>,
+    /// `max_end[i]`: the largest end among `spans[..=i]`.
+    max_end: Vec<u128>,
+    /// Some rule names a DNS name: its addresses may be anything.
+    names: bool,
+}
+
+impl Ranges {
+    fn of(egress: &super::types::Egress, action: RuleAction) -> Self {
+        let mut spans = Vec::new();
+        let mut names = false;
+        for rule in egress.rules.iter().filter(|r| r.action == action) {
+            for d in &rule.to {
+                match d {
+                    Destination::Net(net) => spans.push(span(net)),
+                    Destination::Name(_) => names = true,
+                }
+            }
+        }
+        spans.sort_unstable();
+        let mut max_end = Vec::with_capacity(spans.len());
+        let mut m = 0;
+        for (_, end) in &spans {
+            m = m.max(*end);
+            max_end.push(m);
+        }
+        Self {
+            spans,
+            max_end,
+            names,
+        }
+    }
+
+    /// Whether some range can share an address with `d`.
+    fn overlaps(&self, d: &Destination) -> bool {
+        let Destination::Net(net) = d else {
+            return !self.spans.is_empty() || self.names;
+        };
+        if self.names {
+            return true;
+        }
+        let (start, end) = span(net);
+        // The ranges that start at or before `end`; one of them must reach `start`.
+        let n = self.spans.partition_point(|(s, _)| *s <= end);
+        n > 0 && self.max_end[n - 1] >= start
     }
 }
 
-fn nets_overlap(x: &IpNetwork, y: &IpNetwork) -> bool {
-    match (x, y) {
-        (IpNetwork::V4(_), IpNetwork::V4(_)) | (IpNetwork::V6(_), IpNetwork::V6(_)) => {
-            x.contains(y.ip()) || y.contains(x.ip())
-        }
-        _ => false,
-    }
+/// A network as a range of the unified IPv6 space (IPv4 v4-mapped).
+fn span(net: &IpNetwork) -> (u128, u128) {
+    let (base, bits, len) = match net {
+        IpNetwork::V4(v4) => (
+            u128::from(u32::from(v4.network())) | (0xffff_u128 << 32),
+            32,
+            u32::from(v4.prefix()),
+        ),
+        IpNetwork::V6(v6) => (u128::from(v6.network()), 128, u32::from(v6.prefix())),
+    };
+    let host = bits - len;
+    let size = if host >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host) - 1
+    };
+    (base, base.saturating_add(size))
 }
 
 #[cfg(test)]

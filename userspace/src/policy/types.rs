@@ -634,6 +634,16 @@ impl fmt::Display for ProfileName {
 pub enum SyscallAction {
     Report,
     Kill,
+    /// Kill the caller, then every process of its container (`cgroup.kill`).
+    #[serde(rename = "kill-container")]
+    KillContainer,
+}
+
+impl SyscallAction {
+    /// Whether the action kills (the caller, at least).
+    pub fn kills(self) -> bool {
+        matches!(self, Self::Kill | Self::KillContainer)
+    }
 }
 
 /// A syscall name as written in a profile: lower-case letters, digits and `_`.
