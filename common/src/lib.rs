@@ -780,7 +780,9 @@ pub struct SyscallRule {
     /// The path argument(s) the write lands on, or [`NO_ARG`] (rename: both paths).
     pub write_path_arg: u8,
     pub write_path_arg2: u8,
-    pub _pad: u8,
+    /// Index of a second string argument to copy into the event (mount's file system
+    /// type), or [`NO_ARG`].
+    pub str_arg: u8,
 }
 
 /// Open flags that make an open a write: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
@@ -922,6 +924,11 @@ pub struct SyscallEvent {
     pub total: u64,
     /// The call's return value (a negative errno when it failed), when judged at exit.
     pub ret: i64,
+    /// The rule's second string argument ([`SyscallRule::str_arg`]), NUL-terminated;
+    /// `str_len` bytes with the NUL, 0 when none.
+    pub str_len: u32,
+    pub _pad3: u32,
+    pub str_val: [u8; 32],
 }
 
 /// Values of [`SyscallEvent::judged`].

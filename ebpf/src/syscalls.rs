@@ -385,6 +385,11 @@ fn act(
         cgroup_id,
         total,
         end,
+        str_ptr: if rule.str_arg == NO_ARG {
+            0
+        } else {
+            pick(args, rule.str_arg)
+        },
     };
     emit(m, &record, args, proc_info, path);
 }
@@ -414,6 +419,8 @@ struct Record {
     /// Repeats so far (aggregated syscall events), 0 for events never aggregated.
     total: u64,
     end: End,
+    /// A second string argument to copy (a user pointer), or 0.
+    str_ptr: u64,
 }
 
 /// Writes one [`SyscallEvent`].
@@ -447,6 +454,14 @@ fn emit(
         (*ev).ppid = (*proc_info).ppid;
         (*ev).judged = record.end.judged;
         (*ev).ret = record.end.ret;
+        (*ev).str_len = 0;
+        (*ev)._pad3 = 0;
+        if record.str_ptr != 0
+            && let Ok(s) =
+                bpf_probe_read_user_str_bytes(record.str_ptr as *const u8, &mut (*ev).str_val)
+        {
+            (*ev).str_len = s.len() as u32 + 1;
+        }
         (*ev).exe = (*proc_info).exe;
         match path {
             PathFrom::None => {}
@@ -555,6 +570,7 @@ fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
             judged: judged::EXIT,
             ret: call.ret,
         },
+        str_ptr: 0,
     };
     let path = if place == Place::Unreadable {
         PathFrom::Unreadable

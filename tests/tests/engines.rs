@@ -408,6 +408,9 @@ fn attempts_docker_seccomp_refuses_are_reported_with_their_arguments_and_result(
         serde_json::json!(["CLONE_NEWNS"])
     );
     let mount = find("mount");
+    // What explains the attempt: the file system and the target.
+    assert_eq!(mount["args"]["fstype"], "tmpfs", "{mount:#}");
+    assert_eq!(mount["path"], "/mnt", "{mount:#}");
     for e in unshare.iter().copied().chain([mount]) {
         assert_eq!(e["verdict"], "allow", "{e:#}");
         assert_eq!(e["result"]["seccomp"], true, "{e:#}");

@@ -148,6 +148,8 @@ print("done" if mounted else "not mounted")
     };
     let mount = find("mount");
     assert_eq!(mount["path"], target.display().to_string());
+    // `mount -t cgroup`: how the release_agent escape starts, said by name.
+    assert_eq!(mount["args"]["fstype"], "cgroup", "{mount:#}");
     let release_agent = target.join("release_agent").display().to_string();
     assert!(
         events
@@ -158,7 +160,7 @@ print("done" if mounted else "not mounted")
     let ptrace = find("ptrace");
     assert_eq!(ptrace["args"]["request"], "PTRACE_ATTACH");
     assert_eq!(ptrace["args"]["pid"], peer_pid);
-    assert_eq!(find("keyctl")["args"]["operation"], 0);
+    assert_eq!(find("keyctl")["args"]["operation"], "KEYCTL_GET_KEYRING_ID");
     // finit_module has no tracepoint on this kernel: caught by raw sys_enter.
     assert_eq!(find("finit_module")["nr"], 313);
     let setns = find("setns");

@@ -238,6 +238,9 @@ impl Repeated for SyscallEvent {
             exe: [0; cgwarden_common::EXE_BYTES],
             total: 0,
             ret: 0,
+            str_len: 0,
+            _pad3: 0,
+            str_val: [0; 32],
         }
     }
 }

@@ -424,13 +424,22 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
         },
         syscall: sysno.map_or_else(|| format!("syscall_{}", e.nr), |s| s.name().to_owned()),
         nr: e.nr,
-        args: sysno
-            .map(|s| {
-                // The kernel has cleared the slots past the syscall's arity; only the
-                // syscall's own arguments are shown.
-                crate::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
-            })
-            .unwrap_or_default(),
+        args: {
+            let mut args = sysno
+                .map(|s| {
+                    // The kernel has cleared the slots past the syscall's arity; only
+                    // the syscall's own arguments are shown.
+                    crate::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
+                })
+                .unwrap_or_default();
+            if e.str_len > 0 {
+                let end = (e.str_len as usize - 1).min(e.str_val.len());
+                let text = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
+                // mount's third argument: the file system type.
+                args.insert("fstype".into(), serde_json::Value::String(text));
+            }
+            args
+        },
         path,
         path_unreadable: e.path_unreadable != 0,
         pid: h.pid,

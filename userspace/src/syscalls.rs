@@ -140,6 +140,8 @@ pub struct Spec {
     pub sockaddr: bool,
     /// The open flags: (argument, behind a pointer).
     pub open_flags: Option<(u8, bool)>,
+    /// A second string argument to copy into the event (mount's file system type).
+    pub str_arg: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +191,8 @@ pub fn spec(sysno: Sysno, escape_only: bool) -> Spec {
         path_filter: escape_only && ESCAPE_PATH_SYSCALLS.contains(&name),
         sockaddr: name == "connect",
         open_flags,
+        // `mount -t cgroup` is how the release_agent escape starts.
+        str_arg: (name == "mount").then_some(2),
     }
 }
 
@@ -255,8 +259,14 @@ pub fn decode(sysno: Sysno, args: &[u64; 6], arity: usize) -> Map<String, Value>
             m.insert("dirfd".into(), json!(args[0] as i32));
             m.insert("flags".into(), json!(open_flags(args[2])));
         }
-        "keyctl" | "bpf" => {
-            m.insert("operation".into(), json!(args[0]));
+        "keyctl" => {
+            m.insert("operation".into(), json!(keyctl_operation(args[0])));
+        }
+        "bpf" => {
+            m.insert("cmd".into(), json!(bpf_cmd(args[0])));
+        }
+        "io_uring_setup" => {
+            m.insert("entries".into(), json!(args[0]));
         }
         "connect" => {
             m.insert("fd".into(), json!(args[0] as i32));
@@ -354,6 +364,94 @@ fn open_flags(flags: u64) -> Vec<String> {
     out
 }
 
+/// `bpf(2)` commands by name (`enum bpf_cmd`).
+fn bpf_cmd(c: u64) -> String {
+    const NAMES: [&str; 37] = [
+        "BPF_MAP_CREATE",
+        "BPF_MAP_LOOKUP_ELEM",
+        "BPF_MAP_UPDATE_ELEM",
+        "BPF_MAP_DELETE_ELEM",
+        "BPF_MAP_GET_NEXT_KEY",
+        "BPF_PROG_LOAD",
+        "BPF_OBJ_PIN",
+        "BPF_OBJ_GET",
+        "BPF_PROG_ATTACH",
+        "BPF_PROG_DETACH",
+        "BPF_PROG_TEST_RUN",
+        "BPF_PROG_GET_NEXT_ID",
+        "BPF_MAP_GET_NEXT_ID",
+        "BPF_PROG_GET_FD_BY_ID",
+        "BPF_MAP_GET_FD_BY_ID",
+        "BPF_OBJ_GET_INFO_BY_FD",
+        "BPF_PROG_QUERY",
+        "BPF_RAW_TRACEPOINT_OPEN",
+        "BPF_BTF_LOAD",
+        "BPF_BTF_GET_FD_BY_ID",
+        "BPF_TASK_FD_QUERY",
+        "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+        "BPF_MAP_FREEZE",
+        "BPF_BTF_GET_NEXT_ID",
+        "BPF_MAP_LOOKUP_BATCH",
+        "BPF_MAP_LOOKUP_AND_DELETE_BATCH",
+        "BPF_MAP_UPDATE_BATCH",
+        "BPF_MAP_DELETE_BATCH",
+        "BPF_LINK_CREATE",
+        "BPF_LINK_UPDATE",
+        "BPF_LINK_GET_FD_BY_ID",
+        "BPF_LINK_GET_NEXT_ID",
+        "BPF_ENABLE_STATS",
+        "BPF_ITER_CREATE",
+        "BPF_LINK_DETACH",
+        "BPF_PROG_BIND_MAP",
+        "BPF_TOKEN_CREATE",
+    ];
+    NAMES
+        .get(c as usize)
+        .map_or_else(|| format!("{c}"), |n| (*n).to_owned())
+}
+
+/// `keyctl(2)` operations by name.
+fn keyctl_operation(op: u64) -> String {
+    const NAMES: [&str; 33] = [
+        "KEYCTL_GET_KEYRING_ID",
+        "KEYCTL_JOIN_SESSION_KEYRING",
+        "KEYCTL_UPDATE",
+        "KEYCTL_REVOKE",
+        "KEYCTL_CHOWN",
+        "KEYCTL_SETPERM",
+        "KEYCTL_DESCRIBE",
+        "KEYCTL_CLEAR",
+        "KEYCTL_LINK",
+        "KEYCTL_UNLINK",
+        "KEYCTL_SEARCH",
+        "KEYCTL_READ",
+        "KEYCTL_INSTANTIATE",
+        "KEYCTL_NEGATE",
+        "KEYCTL_SET_REQKEY_KEYRING",
+        "KEYCTL_SET_TIMEOUT",
+        "KEYCTL_ASSUME_AUTHORITY",
+        "KEYCTL_GET_SECURITY",
+        "KEYCTL_SESSION_TO_PARENT",
+        "KEYCTL_REJECT",
+        "KEYCTL_INSTANTIATE_IOV",
+        "KEYCTL_INVALIDATE",
+        "KEYCTL_GET_PERSISTENT",
+        "KEYCTL_DH_COMPUTE",
+        "KEYCTL_PKEY_QUERY",
+        "KEYCTL_PKEY_ENCRYPT",
+        "KEYCTL_PKEY_DECRYPT",
+        "KEYCTL_PKEY_SIGN",
+        "KEYCTL_PKEY_VERIFY",
+        "KEYCTL_RESTRICT_KEYRING",
+        "KEYCTL_MOVE",
+        "KEYCTL_CAPABILITIES",
+        "KEYCTL_WATCH_KEY",
+    ];
+    NAMES
+        .get(op as usize)
+        .map_or_else(|| format!("{op}"), |n| (*n).to_owned())
+}
+
 fn ptrace_request(r: u64) -> String {
     match r {
         0 => "PTRACE_TRACEME".into(),
@@ -413,6 +511,10 @@ mod tests {
             d["flags"],
             json!(["CLONE_NEWNS", "CLONE_NEWUSER", "0x100000000"])
         );
+        let bpf = decode(lookup("bpf").unwrap(), &[5, 0, 0, 0, 0, 0], 3);
+        assert_eq!(bpf["cmd"], "BPF_PROG_LOAD");
+        let keyctl = decode(lookup("keyctl").unwrap(), &[1, 0, 0, 0, 0, 0], 5);
+        assert_eq!(keyctl["operation"], "KEYCTL_JOIN_SESSION_KEYRING");
         let ptrace = decode(lookup("ptrace").unwrap(), &[16, 42, 0, 0, 0, 0], 4);
         assert_eq!(ptrace["request"], "PTRACE_ATTACH");
         assert_eq!(ptrace["pid"], 42);

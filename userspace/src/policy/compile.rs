@@ -176,7 +176,7 @@ pub fn compile_syscalls(
                 read_only: 0,
                 write_path_arg: NO_ARG,
                 write_path_arg2: NO_ARG,
-                _pad: 0,
+                str_arg: spec.str_arg.unwrap_or(NO_ARG),
             };
             let nr = spec.sysno.id() as u32;
             match by_nr.get_mut(&nr) {

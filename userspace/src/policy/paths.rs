@@ -259,7 +259,7 @@ pub fn add_write_rules(profile: u32, rules: &mut Vec<(SyscallKey, SyscallRule, S
                         read_only: 0,
                         write_path_arg: NO_ARG,
                         write_path_arg2: NO_ARG,
-                        _pad: 0,
+                        str_arg: NO_ARG,
                     },
                     sysno,
                 ));
