@@ -92,8 +92,12 @@ pub mod maps {
     pub const DNS_QBUF: &str = "DNS_QBUF";
     pub const DNS_QSCRATCH: &str = "DNS_QSCRATCH";
 
+    /// `HashMap<SocketFile, u8>`: the host's container runtime API sockets, by identity.
+    pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 32] = [
+    pub const ALL: [&str; 33] = [
+        RUNTIME_SOCKETS,
         DNS_QBUF,
         DNS_QSCRATCH,
         NAME_TEXT,
@@ -473,6 +477,7 @@ mod user {
     // matter for map keys (keys are fully initialised by `Default` before use).
     unsafe impl aya::Pod for super::ProfileRef {}
     unsafe impl aya::Pod for super::GatedProc {}
+    unsafe impl aya::Pod for super::SocketFile {}
     unsafe impl aya::Pod for super::NameText {}
     unsafe impl aya::Pod for super::DnsQueryKey {}
     unsafe impl aya::Pod for super::DnsQuery {}
@@ -1056,6 +1061,27 @@ pub struct CredOffsets {
     pub sk_num: u32,
     pub sk_rcv_saddr: u32,
     pub sk_v6_rcv_saddr: u32,
+    /// 1 when the unix socket offsets below were found: from a connected unix socket
+    /// to the socket file its peer listens on (runtime sockets by identity).
+    pub unix_valid: u32,
+    /// `unix_sock.peer`, `unix_sock.path` (its `dentry` pointer: `path.dentry`),
+    /// `dentry.d_inode`, `inode.i_ino`, `inode.i_sb`, `super_block.s_dev`.
+    pub unix_peer: u32,
+    pub unix_path_dentry: u32,
+    pub dentry_inode: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
+}
+
+/// Key of `RUNTIME_SOCKETS`: a container runtime's API socket file, by identity (its
+/// inode and the kernel's device number of its file system).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketFile {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
 }
 
 /// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.

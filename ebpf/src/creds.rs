@@ -116,6 +116,56 @@ pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
     }
 }
 
+/// The socket file a connected unix socket (descriptor `fd` of the current task)
+/// reaches: the inode and device of the file its peer was bound to, whatever name or
+/// mount path the caller used. `None` when it is not a unix socket with a bound peer,
+/// or the offsets are unknown.
+#[inline(always)]
+pub fn unix_peer_file(fd: u64) -> Option<cgwarden_common::SocketFile> {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFSOCK: u16 = 0o140000;
+    let o = offsets().filter(|o| o.sock_valid != 0 && o.unix_valid != 0)?;
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
+    unsafe {
+        let inode: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
+        let mode: u16 =
+            bpf_probe_read_kernel(inode.add(o.inode_mode as usize).cast::<u16>()).ok()?;
+        if mode & S_IFMT != S_IFSOCK {
+            return None;
+        }
+        let socket: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_private_data as usize).cast::<*const u8>())
+                .ok()?;
+        let sk: *const u8 =
+            bpf_probe_read_kernel(socket.add(o.socket_sk as usize).cast::<*const u8>()).ok()?;
+        let family: u16 = bpf_probe_read_kernel(sk.add(o.sk_family as usize).cast::<u16>()).ok()?;
+        if family != 1 {
+            return None;
+        }
+        let peer: *const u8 =
+            bpf_probe_read_kernel(sk.add(o.unix_peer as usize).cast::<*const u8>()).ok()?;
+        if peer.is_null() {
+            return None;
+        }
+        let dentry: *const u8 =
+            bpf_probe_read_kernel(peer.add(o.unix_path_dentry as usize).cast::<*const u8>())
+                .ok()?;
+        if dentry.is_null() {
+            return None;
+        }
+        let file_inode: *const u8 =
+            bpf_probe_read_kernel(dentry.add(o.dentry_inode as usize).cast::<*const u8>()).ok()?;
+        let ino: u64 =
+            bpf_probe_read_kernel(file_inode.add(o.inode_ino as usize).cast::<u64>()).ok()?;
+        let sb: *const u8 =
+            bpf_probe_read_kernel(file_inode.add(o.inode_sb as usize).cast::<*const u8>()).ok()?;
+        let dev: u32 = bpf_probe_read_kernel(sb.add(o.sb_dev as usize).cast::<u32>()).ok()?;
+        Some(cgwarden_common::SocketFile { ino, dev, _pad: 0 })
+    }
+}
+
 #[inline(always)]
 fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)

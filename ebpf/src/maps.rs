@@ -76,6 +76,10 @@ pub static SYSCALL_REPEATS: LruHashMap<SyscallRepeatKey, FlowState> =
     LruHashMap::with_max_entries(SYSCALL_REPEATS_MAX_ENTRIES, 0);
 
 #[map]
+pub static RUNTIME_SOCKETS: HashMap<cgwarden_common::SocketFile, u8> =
+    HashMap::with_max_entries(64, 0);
+
+#[map]
 pub static GATED: HashMap<u32, GatedProc> = HashMap::with_max_entries(GATED_MAX_ENTRIES, 0);
 
 #[map]

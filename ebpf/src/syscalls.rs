@@ -162,7 +162,7 @@ fn refused(m: &profile::Match, nr: u32, ret: i64) {
         args,
         flags,
         proc_info,
-        false,
+        PATH_BY_RULE,
         End {
             judged: judged::REFUSED_BEFORE_ENTRY,
             ret,
@@ -275,7 +275,7 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     if !writes && watched_at_exit(nr) {
         save(m, nr, pending::JUDGED, args);
     }
-    act(m, &rule, nr, args, flags, proc_info, false, AT_ENTRY);
+    act(m, &rule, nr, args, flags, proc_info, PATH_BY_RULE, AT_ENTRY);
 }
 
 /// Saves a call at entry for its exit.
@@ -308,12 +308,15 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
-    if rule.action != 0 && rule.path_filter != 0 && escapes(&rule, args, ret) {
-        let end = End {
-            judged: judged::EXIT,
-            ret,
-        };
-        act(m, &rule, nr, args, 0, proc_info, true, end);
+    if rule.action != 0 && rule.path_filter != 0 {
+        let path = escapes(&rule, args, ret);
+        if path != NOT_AN_ESCAPE {
+            let end = End {
+                judged: judged::EXIT,
+                ret,
+            };
+            act(m, &rule, nr, args, 0, proc_info, path, end);
+        }
     }
     if call.writes & pending::WRITES != 0 {
         read_only(m, &rule, nr, args, ret, proc_info);
@@ -321,7 +324,8 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
 }
 
 /// Reports a watched call, and kills the caller when the rule says so (enforce mode).
-/// `scratch_path`: the path was matched and is in `PATH_SCRATCH`.
+/// `path_from`: where the event's path comes from ([`PATH_BY_RULE`], [`PATH_MATCHED`],
+/// [`PATH_SUN`]).
 #[inline(always)]
 fn act(
     m: &profile::Match,
@@ -330,7 +334,7 @@ fn act(
     args: &[u64; 6],
     flags: u64,
     proc_info: *const ProcInfo,
-    scratch_path: bool,
+    path_from: u8,
     end: End,
 ) {
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
@@ -367,8 +371,11 @@ fn act(
             None => return,
         }
     }
-    let path = if scratch_path {
+    let path = if path_from == PATH_MATCHED {
         PathFrom::Scratch
+    } else if path_from == PATH_SUN {
+        // `sun_path`, after the family, of the sockaddr the caller passed.
+        PathFrom::Arg(pick(args, rule.path_arg).wrapping_add(2))
     } else if rule.path_arg != NO_ARG {
         PathFrom::Arg(pick(args, rule.path_arg))
     } else {
@@ -769,17 +776,44 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
 /// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
 /// path matches an escape pattern, with the executable-handle patterns resolved.
 #[inline(never)]
-fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> bool {
+fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
+    // A connect that reached a container runtime's API socket, by the socket file's
+    // identity: whatever name, mount path or cut-short `addrlen` got it there.
+    if rule.sockaddr != 0
+        && ret == 0
+        && crate::creds::unix_peer_file(args[0])
+            // SAFETY: a read-only lookup of a value the agent writes.
+            .is_some_and(|f| unsafe { crate::maps::RUNTIME_SOCKETS.get(&f) }.is_some())
+    {
+        return PATH_SUN;
+    }
     let matched = path_matches(rule, args);
     if matched & pattern_applies::EXE_HANDLE != 0 {
         remember_exe_handle(ret);
-        return false;
+        return NOT_AN_ESCAPE;
     }
     if matched & pattern_applies::PROC_FD != 0 {
-        return reopens_exe_handle(ret);
+        return if reopens_exe_handle(ret) {
+            PATH_MATCHED
+        } else {
+            NOT_AN_ESCAPE
+        };
     }
-    matched != 0
+    if matched != 0 {
+        PATH_MATCHED
+    } else {
+        NOT_AN_ESCAPE
+    }
 }
+
+/// What [`escapes`] found, and so where the event's path comes from.
+const NOT_AN_ESCAPE: u8 = 0;
+/// The rule's path argument, read when the event is written.
+const PATH_BY_RULE: u8 = 0;
+/// The path the matcher read, in `PATH_SCRATCH`.
+const PATH_MATCHED: u8 = 1;
+/// A connect's `sun_path` (the socket it reached was known by its identity).
+const PATH_SUN: u8 = 2;
 
 /// Key of `EXE_HANDLES` for a descriptor by number: the process and the number.
 #[inline(always)]

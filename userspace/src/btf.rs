@@ -250,6 +250,32 @@ impl Btf {
             file_inode: self.sized("file", "f_inode", 8)?,
             ..self.socket_offsets().unwrap_or_default()
         })
+        .map(|mut o| {
+            if let Ok(u) = self.unix_offsets() {
+                o.unix_valid = 1;
+                o.unix_peer = u.unix_peer;
+                o.unix_path_dentry = u.unix_path_dentry;
+                o.dentry_inode = u.dentry_inode;
+                o.inode_ino = u.inode_ino;
+                o.inode_sb = u.inode_sb;
+                o.sb_dev = u.sb_dev;
+            }
+            o
+        })
+    }
+
+    /// From a unix socket to the file its peer was bound to.
+    fn unix_offsets(&self) -> Result<CredOffsets, BtfError> {
+        let (path, _) = self.member("unix_sock", "path")?;
+        Ok(CredOffsets {
+            unix_peer: self.sized("unix_sock", "peer", 8)?,
+            unix_path_dentry: path + self.sized("path", "dentry", 8)?,
+            dentry_inode: self.sized("dentry", "d_inode", 8)?,
+            inode_ino: self.sized("inode", "i_ino", 8)?,
+            inode_sb: self.sized("inode", "i_sb", 8)?,
+            sb_dev: self.sized("super_block", "s_dev", 4)?,
+            ..CredOffsets::default()
+        })
     }
 
     /// Where a socket's bound address is, from its file; `valid` 0 (with a reason in

@@ -120,6 +120,7 @@ pub async fn run(
     kernel.attach(&path)?;
     let ring = kernel.take_events().context("event ring buffer")?;
     let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
+    agent.set_runtime_sockets(&[])?;
     let mut profile = profile;
     let mut watched = learn::Watched::default();
     if let Under::Learn(l) = &under {

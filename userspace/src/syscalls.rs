@@ -126,6 +126,44 @@ pub fn escape_patterns() -> Vec<cgwarden_common::PathPattern> {
         .collect()
 }
 
+/// The container runtimes' API sockets on a host: Docker's, containerd's (and its ttrpc
+/// socket, and those of the containerd dockerd starts), CRI-O's and Podman's. A connect
+/// that reaches one of these socket files is an escape attempt whatever path the caller
+/// named it by (`cgwarden run --runtime-socket` adds more).
+pub const RUNTIME_SOCKETS: &[&str] = &[
+    "/run/docker.sock",
+    "/var/run/docker.sock",
+    "/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock.ttrpc",
+    "/run/docker/containerd/containerd.sock",
+    "/run/docker/containerd/containerd.sock.ttrpc",
+    "/run/crio/crio.sock",
+    "/run/podman/podman.sock",
+];
+
+/// The identity of each socket file in `paths` that exists (its inode, and its file
+/// system's device number as the kernel encodes it: major << 20 | minor).
+pub fn socket_files(paths: &[std::path::PathBuf]) -> Vec<cgwarden_common::SocketFile> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let mut out: Vec<cgwarden_common::SocketFile> = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .filter(|m| m.file_type().is_socket())
+        .map(|m| {
+            let dev = m.dev();
+            let (major, minor) = (libc::major(dev), libc::minor(dev));
+            cgwarden_common::SocketFile {
+                ino: m.ino(),
+                dev: (major << 20) | (minor & 0xf_ffff),
+                _pad: 0,
+            }
+        })
+        .collect();
+    out.sort_by_key(|f| (f.dev, f.ino));
+    out.dedup();
+    out
+}
+
 /// How the kernel watches one syscall.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spec {

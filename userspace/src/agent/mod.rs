@@ -231,6 +231,28 @@ impl Agent {
         })
     }
 
+    /// Tells the kernel the host's container runtime API sockets (the known ones that
+    /// exist, and `extra`), so a connect to one is known by the socket file it reaches.
+    pub fn set_runtime_sockets(&mut self, extra: &[PathBuf]) -> anyhow::Result<()> {
+        let mut paths: Vec<PathBuf> = crate::syscalls::RUNTIME_SOCKETS
+            .iter()
+            .map(PathBuf::from)
+            .collect();
+        paths.extend_from_slice(extra);
+        let files = crate::syscalls::socket_files(&paths);
+        for p in extra {
+            if !crate::syscalls::socket_files(std::slice::from_ref(p)).is_empty() {
+                continue;
+            }
+            log::warn!("--runtime-socket {}: not a socket here", p.display());
+        }
+        log::debug!("runtime sockets by identity: {files:?}");
+        self.kernel
+            .set_runtime_sockets(&files)
+            .context("writing the runtime sockets")?;
+        Ok(())
+    }
+
     /// Where the engines keep their state and metadata.
     pub fn set_engine_dirs(&mut self, dirs: crate::engines::Dirs) {
         self.known = crate::engines::known::Known::new(dirs);

@@ -135,6 +135,7 @@ pub struct Kernel {
     pub(super) syscall_watch: Array<MapData, u8>,
     pub(super) procs: HashMap<MapData, u32, ProcInfo>,
     pub(super) gated: HashMap<MapData, u32, cgwarden_common::GatedProc>,
+    pub(super) runtime_sockets: HashMap<MapData, cgwarden_common::SocketFile, u8>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     pub(super) profile_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
@@ -271,6 +272,7 @@ impl Kernel {
         let syscall_watch = take_map(&mut ebpf, names::SYSCALL_WATCH)?;
         let procs = take_map(&mut ebpf, names::PROCS)?;
         let gated = take_map(&mut ebpf, names::GATED)?;
+        let runtime_sockets = take_map(&mut ebpf, names::RUNTIME_SOCKETS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let profile_patterns = take_map(&mut ebpf, names::PROFILE_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -300,6 +302,7 @@ impl Kernel {
             syscall_watch,
             procs,
             gated,
+            runtime_sockets,
             path_patterns,
             profile_patterns,
             device_rules,

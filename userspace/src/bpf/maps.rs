@@ -134,6 +134,17 @@ impl Kernel {
         Ok(())
     }
 
+    /// Tells the kernel the host's container runtime API sockets, by identity.
+    pub fn set_runtime_sockets(
+        &mut self,
+        files: &[cgwarden_common::SocketFile],
+    ) -> Result<(), MapError> {
+        for f in files {
+            self.runtime_sockets.insert(f, 1, 0)?;
+        }
+        Ok(())
+    }
+
     /// The processes held at the gate, with their container's cgroup.
     pub fn gated(&self) -> Vec<(u32, cgwarden_common::GatedProc)> {
         self.gated.iter().filter_map(Result::ok).collect()

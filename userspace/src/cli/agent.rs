@@ -59,6 +59,11 @@ pub struct RunArgs {
     /// namespace), Podman's and CRI-O's (runc's and crun's) state directories.
     #[arg(long = "runc-root")]
     runc_roots: Vec<PathBuf>,
+    /// A container runtime API socket besides the known ones (Docker's, containerd's,
+    /// CRI-O's, Podman's); repeatable. A connect that reaches it, by whatever path, is
+    /// an escape attempt.
+    #[arg(long = "runtime-socket")]
+    runtime_sockets: Vec<PathBuf>,
     /// Find new cgroups only by walking the tree every 100 ms, without inotify.
     #[arg(long)]
     no_watch: bool,
@@ -134,6 +139,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         }),
         metrics,
         watch: (!args.no_watch).then(|| args.walk_every.into()),
+        runtime_sockets: args.runtime_sockets,
         engines: if args.runc_roots.is_empty() {
             cgwarden::engines::Dirs::default()
         } else {
@@ -152,6 +158,7 @@ struct Settings {
     state: Option<PathBuf>,
     metrics: Option<SocketAddr>,
     engines: cgwarden::engines::Dirs,
+    runtime_sockets: Vec<PathBuf>,
     /// Discovery by inotify, with the backstop walk's period; `None`: walk every tick.
     watch: Option<std::time::Duration>,
 }
@@ -182,6 +189,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         Resolver::system(s.resolver),
     )?;
     agent.set_engine_dirs(s.engines.clone());
+    agent.set_runtime_sockets(&s.runtime_sockets)?;
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.
     agent.install(profiles)?;
