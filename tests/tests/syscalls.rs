@@ -574,3 +574,50 @@ fn the_exit_program_stays_well_inside_the_verifier_budget() {
         "sys_exit took {verified} verified instructions (kernel limit 1,000,000)"
     );
 }
+
+#[test]
+fn device_grants_binfmt_handlers_and_other_processes_memory_are_escape_paths() {
+    require_root();
+    let p = escape("report");
+    let dir = tempfile::tempdir().unwrap();
+    // Stand-ins with the real names (nothing on the host is written): a cgroup v1
+    // devices.allow and a binfmt_misc register file.
+    let devices = dir.path().join("devices/docker/devices.allow");
+    let register = dir.path().join("binfmt_misc/register");
+    let mut peer = Command::new("sleep").arg("30").spawn().unwrap();
+    let script = format!(
+        r#"
+import os
+os.makedirs(os.path.dirname("{devices}"), exist_ok=True)
+os.makedirs(os.path.dirname("{register}"), exist_ok=True)
+open("{devices}", "w").write("a *:* rwm")
+open("{register}", "w").write(":x:E::x::/tmp/x:")
+try:
+    os.close(os.open("/proc/{peer}/mem", os.O_RDWR))
+except OSError:
+    pass
+print("done")
+"#,
+        devices = devices.display(),
+        register = register.display(),
+        peer = peer.id(),
+    );
+    let out = run(&p, &python(&script));
+    let _ = peer.kill();
+    let _ = peer.wait();
+    assert_eq!(out.stdout, "done\n", "{out:?}");
+    let paths: Vec<&str> = syscall_events(&out)
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    for expected in [
+        devices.display().to_string(),
+        register.display().to_string(),
+        format!("/proc/{}/mem", peer.id()),
+    ] {
+        assert!(
+            paths.contains(&expected.as_str()),
+            "{expected} not reported: {paths:?}"
+        );
+    }
+}

@@ -80,6 +80,12 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (OPEN_WRITE, "", "kernel/modprobe"),
         (OPEN_WRITE, "", "uevent_helper"),
         (OPEN_WRITE, "", "sysrq-trigger"),
+        // The cgroup v1 device controller (a container granting itself devices) and
+        // binfmt_misc (an interpreter the host runs for matching files).
+        (OPEN_WRITE, "", "devices.allow"),
+        (OPEN_WRITE, "", "binfmt_misc/register"),
+        // Another process's memory, written through /proc/<pid>/mem.
+        (OPEN_WRITE, "/proc/", "/mem"),
         // Overwriting a process's executable (CVE-2019-5736 style runtime escapes):
         // directly, or through a handle opened earlier (even O_PATH) and reopened for
         // writing through /proc/<pid>/fd/<fd>. Order matters: the first match decides.
