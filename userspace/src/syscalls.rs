@@ -516,7 +516,10 @@ mod tests {
     fn escape_patterns_fit_the_kernel_slots() {
         let patterns = escape_patterns();
         assert!(patterns.len() <= cgwarden_common::PATH_PATTERNS_MAX as usize);
-        let exe = patterns.iter().find(|p| p.suffix_len == 4).unwrap();
+        let exe = patterns
+            .iter()
+            .find(|p| p.suffix_len == 4 && &p.suffix[..4] == b"/exe")
+            .unwrap();
         assert_eq!(&exe.prefix[..6], b"/proc/");
         assert_eq!(&exe.suffix[..4], b"/exe");
         let connect = spec(lookup("connect").unwrap(), true);
