@@ -87,6 +87,8 @@ pub mod maps {
     pub const DNS_SERVERS: &str = "DNS_SERVERS";
     /// `LruHashMap<u64 cgroup, u64 time>`: when an untrusted answer was last reported.
     pub const DNS_REFUSALS: &str = "DNS_REFUSALS";
+    /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: the name of the file an open reached.
+    pub const OPENED_SCRATCH: &str = "OPENED_SCRATCH";
     /// `PerCpuArray`s for parsing queries at egress (apart from the answer parser's,
     /// which an ingress packet may use on the same CPU meanwhile).
     pub const DNS_QBUF: &str = "DNS_QBUF";
@@ -96,7 +98,8 @@ pub mod maps {
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 33] = [
+    pub const ALL: [&str; 34] = [
+        OPENED_SCRATCH,
         RUNTIME_SOCKETS,
         DNS_QBUF,
         DNS_QSCRATCH,
@@ -1072,6 +1075,11 @@ pub struct CredOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub sb_dev: u32,
+    /// 1 when `file.f_path.dentry` and `dentry.d_name.name` were found: the name of
+    /// the file an open reached, whatever path the caller wrote.
+    pub name_valid: u32,
+    pub file_dentry: u32,
+    pub dentry_name: u32,
 }
 
 /// Key of `RUNTIME_SOCKETS`: a container runtime's API socket file, by identity (its

@@ -166,6 +166,28 @@ pub fn unix_peer_file(fd: u64) -> Option<cgwarden_common::SocketFile> {
     }
 }
 
+/// Writes `/` and the name of the file descriptor `fd` of the current task reached (its
+/// dentry's name: what an open really opened, through symlinks, `..` or a relative
+/// path) into `buf`; returns the bytes written with the NUL, or `None`.
+#[inline(always)]
+pub fn opened_name(fd: u64, buf: &mut [u8; cgwarden_common::SYSCALL_PATH_BYTES]) -> Option<usize> {
+    let o = offsets().filter(|o| o.name_valid != 0)?;
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
+    unsafe {
+        let dentry: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_dentry as usize).cast::<*const u8>()).ok()?;
+        let name: *const u8 =
+            bpf_probe_read_kernel(dentry.add(o.dentry_name as usize).cast::<*const u8>()).ok()?;
+        buf[0] = b'/';
+        let (_, rest) = buf.split_at_mut(1);
+        let n = aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(name, rest)
+            .ok()?
+            .len();
+        Some(n + 1)
+    }
+}
+
 #[inline(always)]
 fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)

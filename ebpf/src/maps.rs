@@ -99,6 +99,10 @@ pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
     PerCpuArray::with_max_entries(1, 0);
 
 #[map]
+pub static OPENED_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
+
+#[map]
 pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);
 
 #[map]

@@ -800,10 +800,43 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
         };
     }
     if matched != 0 {
-        PATH_MATCHED
-    } else {
-        NOT_AN_ESCAPE
+        return PATH_MATCHED;
     }
+    // What the open reached, by the name of the file it opened: a symlink, `..` or a
+    // relative path written to look harmless opens the same file.
+    if rule.sockaddr == 0 && ret >= 0 && opened_matches(rule, args, ret) {
+        return PATH_MATCHED;
+    }
+    NOT_AN_ESCAPE
+}
+
+/// Whether the file an open returned (`fd`) has the name of an escape path: matched as
+/// `/<name>`, so only patterns on a file's name (no directory prefix) can match.
+#[inline(always)]
+fn opened_matches(rule: &SyscallRule, args: &[u64; 6], fd: i64) -> bool {
+    let Some(buf) = crate::maps::OPENED_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: `buf` is this CPU's scratch value.
+    let Some(len) = crate::creds::opened_name(fd as u64, unsafe { &mut *buf }) else {
+        return false;
+    };
+    let mut access = pattern_applies::OPEN;
+    if rule.open_flags_arg != NO_ARG {
+        let raw = pick(args, rule.open_flags_arg);
+        let flags = if rule.open_flags_indirect != 0 {
+            // SAFETY: the first u64 of the caller's struct open_how.
+            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(1)
+        } else {
+            raw
+        };
+        if flags & 3 != 0 {
+            access |= pattern_applies::OPEN_WRITE;
+        }
+    }
+    let matched = match_set(0, buf.cast::<u8>().cast_const(), len, access);
+    // The handle patterns are judged by the path as written (see `path_matches`).
+    matched & !(pattern_applies::EXE_HANDLE | pattern_applies::PROC_FD) != 0
 }
 
 /// What [`escapes`] found, and so where the event's path comes from.

@@ -621,3 +621,46 @@ print("done")
         );
     }
 }
+
+#[test]
+fn escape_paths_are_known_by_what_the_open_reached() {
+    require_root();
+    let p = escape("report");
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in with the real name, reached by names that do not say it.
+    let real = dir.path().join("cg/release_agent");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::write(&real, b"").unwrap();
+    let innocent = dir.path().join("notes.txt");
+    std::os::unix::fs::symlink(&real, &innocent).unwrap();
+    let script = format!(
+        r#"
+import os
+open("{innocent}", "w").close()
+os.chdir("{cg}")
+open("../cg/./release_agent", "w").close()
+fd = os.open("{dir}", os.O_RDONLY)
+os.close(os.openat(fd, "cg//release_agent", os.O_WRONLY) if hasattr(os, "openat") else os.open("{dir}/cg//release_agent", os.O_WRONLY))
+open("{dir}/cg/plain.txt", "w").close()
+print("done")
+"#,
+        innocent = innocent.display(),
+        cg = real.parent().unwrap().display(),
+        dir = dir.path().display(),
+    );
+    let out = run(&p, &python(&script));
+    assert_eq!(out.stdout, "done\n", "{out:?}");
+    let paths: Vec<&str> = syscall_events(&out)
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    // The symlink, the relative path with `..` and `.`, the `//`: each reported, by the
+    // path the call gave. The ordinary file is not.
+    assert!(paths.contains(&innocent.to_str().unwrap()), "{paths:?}");
+    assert!(paths.contains(&"../cg/./release_agent"), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.ends_with("cg//release_agent")),
+        "{paths:?}"
+    );
+    assert!(!paths.iter().any(|p| p.ends_with("plain.txt")), "{paths:?}");
+}

@@ -260,7 +260,23 @@ impl Btf {
                 o.inode_sb = u.inode_sb;
                 o.sb_dev = u.sb_dev;
             }
+            if let Ok(n) = self.name_offsets() {
+                o.name_valid = 1;
+                o.file_dentry = n.file_dentry;
+                o.dentry_name = n.dentry_name;
+            }
             o
+        })
+    }
+
+    /// From an open file to its name (`file.f_path.dentry`, `dentry.d_name.name`).
+    fn name_offsets(&self) -> Result<CredOffsets, BtfError> {
+        let (f_path, _) = self.member("file", "f_path")?;
+        let (d_name, _) = self.member("dentry", "d_name")?;
+        Ok(CredOffsets {
+            file_dentry: f_path + self.sized("path", "dentry", 8)?,
+            dentry_name: d_name + self.sized("qstr", "name", 8)?,
+            ..CredOffsets::default()
         })
     }
 
