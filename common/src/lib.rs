@@ -791,6 +791,11 @@ pub struct SyscallRule {
     /// Index of a second string argument to copy into the event (mount's file system
     /// type), or [`NO_ARG`].
     pub str_arg: u8,
+    /// Nonzero: count the call only when it is the dirty-pipe pattern (`splice` from a
+    /// regular file opened read-only that is set-uid/set-gid or another user's, into a
+    /// pipe).
+    pub dirty_pipe: u8,
+    pub _pad: [u8; 7],
 }
 
 /// Open flags that make an open a write: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
@@ -1080,6 +1085,10 @@ pub struct CredOffsets {
     pub name_valid: u32,
     pub file_dentry: u32,
     pub dentry_name: u32,
+    /// 1 when `file.f_mode` and `inode.i_uid` were found (the dirty-pipe pattern).
+    pub pipe_valid: u32,
+    pub file_mode: u32,
+    pub inode_uid: u32,
 }
 
 /// Key of `RUNTIME_SOCKETS`: a container runtime's API socket file, by identity (its

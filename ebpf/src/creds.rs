@@ -188,6 +188,50 @@ pub fn opened_name(fd: u64, buf: &mut [u8; cgwarden_common::SYSCALL_PATH_BYTES])
     }
 }
 
+/// The dirty-pipe pattern (CVE-2022-0847 and its kin): `splice` from `fd_in`, a regular
+/// file the caller opened read-only that is set-uid/set-gid or belongs to another user
+/// (a file it must not change), into `fd_out`, a pipe.
+#[inline(always)]
+pub fn dirty_pipe_source(fd_in: u64, fd_out: u64) -> bool {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFREG: u16 = 0o100000;
+    const S_IFIFO: u16 = 0o010000;
+    const S_ISUID_GID: u16 = 0o6000;
+    const FMODE_WRITE: u32 = 0x2;
+    let Some(o) = offsets().filter(|o| o.sock_valid != 0 && o.pipe_valid != 0) else {
+        return false;
+    };
+    let mode_of = |file: *const u8| -> Option<(u16, u32)> {
+        // SAFETY: probe reads of kernel memory.
+        unsafe {
+            let inode: *const u8 =
+                bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
+            let mode: u16 =
+                bpf_probe_read_kernel(inode.add(o.inode_mode as usize).cast::<u16>()).ok()?;
+            let uid: u32 =
+                bpf_probe_read_kernel(inode.add(o.inode_uid as usize).cast::<u32>()).ok()?;
+            Some((mode, uid))
+        }
+    };
+    let (Some(src), Some(dst)) = (file_of_fd(o, fd_in), file_of_fd(o, fd_out)) else {
+        return false;
+    };
+    let (Some((src_mode, owner)), Some((dst_mode, _))) = (mode_of(src), mode_of(dst)) else {
+        return false;
+    };
+    if src_mode & S_IFMT != S_IFREG || dst_mode & S_IFMT != S_IFIFO {
+        return false;
+    }
+    // SAFETY: a probe read of the file's mode bits.
+    let f_mode: u32 = unsafe { bpf_probe_read_kernel(src.add(o.file_mode as usize).cast::<u32>()) }
+        .unwrap_or(FMODE_WRITE);
+    if f_mode & FMODE_WRITE != 0 {
+        return false;
+    }
+    let euid = current(o).map_or(u32::MAX, |(c, _)| c.euid);
+    src_mode & S_ISUID_GID != 0 || owner != euid
+}
+
 #[inline(always)]
 fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)

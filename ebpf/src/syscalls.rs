@@ -155,6 +155,9 @@ fn refused(m: &profile::Match, nr: u32, ret: i64) {
     let Some(flags) = flags_of(&rule, args) else {
         return;
     };
+    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
+        return;
+    }
     act(
         m,
         &rule,
@@ -271,6 +274,9 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     let Some(flags) = flags_of(&rule, args) else {
         return;
     };
+    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
+        return;
+    }
     // The exit must know this call was entered, or it would judge it again as refused.
     if !writes && watched_at_exit(nr) {
         save(m, nr, pending::JUDGED, args);

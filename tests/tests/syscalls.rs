@@ -664,3 +664,48 @@ print("done")
     );
     assert!(!paths.iter().any(|p| p.ends_with("plain.txt")), "{paths:?}");
 }
+
+#[test]
+fn the_dirty_pipe_pattern_is_reported_and_ordinary_splices_are_not() {
+    require_root();
+    let p = escape("report");
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import os, shutil
+d = "{dir}"
+setuid_copy = os.path.join(d, "suid-tool"); open(setuid_copy, "w").write("x" * 64)
+os.chmod(setuid_copy, 0o4755)
+own = os.path.join(d, "own.txt"); open(own, "w").write("y" * 64)
+mine = os.path.join(d, "mine.txt"); open(mine, "w").write("z" * 64); os.chown(mine, 1000, 1000)
+os.chmod(d, 0o755)
+def splice_from(path):
+    fd = os.open(path, os.O_RDONLY)
+    r, w = os.pipe()
+    os.splice(fd, w, 1)
+    for f in (fd, r, w): os.close(f)
+# root: a set-uid file (reported), its own ordinary file (not)
+splice_from(setuid_copy)
+splice_from(own)
+pid = os.fork()
+if pid == 0:
+    os.setgid(1000); os.setuid(1000)
+    splice_from("/etc/passwd")   # another user's file: reported
+    splice_from(mine)            # its own: not
+    os._exit(0)
+os.waitpid(pid, 0)
+print("done")
+"#,
+        dir = dir.path().display(),
+    );
+    let out = run(&p, &python(&script));
+    assert_eq!(out.stdout, "done\n", "{out:?}");
+    let splices: Vec<&Value> = syscall_events(&out)
+        .into_iter()
+        .filter(|e| e["syscall"] == "splice")
+        .collect();
+    assert_eq!(splices.len(), 2, "{splices:#?}");
+    assert_eq!(splices[0]["uid"], 0);
+    assert_eq!(splices[1]["uid"], 1000);
+    assert!(splices.iter().all(|e| e["args"]["len"] == 1));
+}

@@ -260,6 +260,14 @@ impl Btf {
                 o.inode_sb = u.inode_sb;
                 o.sb_dev = u.sb_dev;
             }
+            if let (Ok(mode), Ok(uid)) = (
+                self.sized("file", "f_mode", 4),
+                self.sized("inode", "i_uid", 4),
+            ) {
+                o.pipe_valid = 1;
+                o.file_mode = mode;
+                o.inode_uid = uid;
+            }
             if let Ok(n) = self.name_offsets() {
                 o.name_valid = 1;
                 o.file_dentry = n.file_dentry;

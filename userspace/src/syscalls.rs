@@ -58,6 +58,8 @@ pub const ESCAPE: &[&str] = &[
     "swapoff",
     "iopl",
     "ioperm",
+    // The dirty-pipe pattern only (see `Spec::dirty_pipe`).
+    "splice",
     "acct",
     "quotactl",
     "settimeofday",
@@ -186,6 +188,8 @@ pub struct Spec {
     pub open_flags: Option<(u8, bool)>,
     /// A second string argument to copy into the event (mount's file system type).
     pub str_arg: Option<u8>,
+    /// Only the dirty-pipe pattern counts (`splice` in the escape set).
+    pub dirty_pipe: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +241,7 @@ pub fn spec(sysno: Sysno, escape_only: bool) -> Spec {
         open_flags,
         // `mount -t cgroup` is how the release_agent escape starts.
         str_arg: (name == "mount").then_some(2),
+        dirty_pipe: escape_only && name == "splice",
     }
 }
 
@@ -308,6 +313,11 @@ pub fn decode(sysno: Sysno, args: &[u64; 6], arity: usize) -> Map<String, Value>
         }
         "bpf" => {
             m.insert("cmd".into(), json!(bpf_cmd(args[0])));
+        }
+        "splice" => {
+            m.insert("fd_in".into(), json!(args[0] as i32));
+            m.insert("fd_out".into(), json!(args[2] as i32));
+            m.insert("len".into(), json!(args[4]));
         }
         "io_uring_setup" => {
             m.insert("entries".into(), json!(args[0]));

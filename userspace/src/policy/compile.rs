@@ -177,6 +177,8 @@ pub fn compile_syscalls(
                 write_path_arg: NO_ARG,
                 write_path_arg2: NO_ARG,
                 str_arg: spec.str_arg.unwrap_or(NO_ARG),
+                dirty_pipe: u8::from(spec.dirty_pipe),
+                _pad: [0; 7],
             };
             let nr = spec.sysno.id() as u32;
             match by_nr.get_mut(&nr) {
