@@ -795,7 +795,10 @@ pub struct SyscallRule {
     /// regular file opened read-only that is set-uid/set-gid or another user's, into a
     /// pipe).
     pub dirty_pipe: u8,
-    pub _pad: [u8; 7],
+    /// Index of a descriptor argument whose file's inode number goes into the event
+    /// (`SyscallEvent::fd_ino`: setns's target namespace), or [`NO_ARG`].
+    pub fd_ino_arg: u8,
+    pub _pad: [u8; 6],
 }
 
 /// Open flags that make an open a write: O_WRONLY, O_RDWR, O_CREAT, O_TRUNC.
@@ -942,6 +945,10 @@ pub struct SyscallEvent {
     pub str_len: u32,
     pub _pad3: u32,
     pub str_val: [u8; 32],
+    /// The inode number of the file behind the rule's descriptor argument
+    /// ([`SyscallRule::fd_ino_arg`]): for setns, the target namespace's id (as
+    /// `/proc/<pid>/ns/*` links show it); 0 when none.
+    pub fd_ino: u64,
 }
 
 /// Values of [`SyscallEvent::judged`].

@@ -188,6 +188,20 @@ pub fn opened_name(fd: u64, buf: &mut [u8; cgwarden_common::SYSCALL_PATH_BYTES])
     }
 }
 
+/// The inode number of the file behind descriptor `fd` of the current task (a
+/// namespace's id for an nsfs file).
+#[inline(always)]
+pub fn inode_number_of_fd(fd: u64) -> Option<u64> {
+    let o = offsets().filter(|o| o.unix_valid != 0)?;
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: probe reads of kernel memory.
+    unsafe {
+        let inode: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
+        bpf_probe_read_kernel(inode.add(o.inode_ino as usize).cast::<u64>()).ok()
+    }
+}
+
 /// The dirty-pipe pattern (CVE-2022-0847 and its kin): `splice` from `fd_in`, a regular
 /// file the caller opened read-only that is set-uid/set-gid or belongs to another user
 /// (a file it must not change), into `fd_out`, a pipe.

@@ -403,6 +403,11 @@ fn act(
         } else {
             pick(args, rule.str_arg)
         },
+        fd_ino: if rule.fd_ino_arg == NO_ARG {
+            0
+        } else {
+            crate::creds::inode_number_of_fd(pick(args, rule.fd_ino_arg)).unwrap_or(0)
+        },
     };
     emit(m, &record, args, proc_info, path);
 }
@@ -434,6 +439,8 @@ struct Record {
     end: End,
     /// A second string argument to copy (a user pointer), or 0.
     str_ptr: u64,
+    /// The inode number behind the rule's descriptor argument, or 0.
+    fd_ino: u64,
 }
 
 /// Writes one [`SyscallEvent`].
@@ -469,6 +476,7 @@ fn emit(
         (*ev).ret = record.end.ret;
         (*ev).str_len = 0;
         (*ev)._pad3 = 0;
+        (*ev).fd_ino = record.fd_ino;
         if record.str_ptr != 0
             && let Ok(s) =
                 bpf_probe_read_user_str_bytes(record.str_ptr as *const u8, &mut (*ev).str_val)
@@ -584,6 +592,7 @@ fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
             ret: call.ret,
         },
         str_ptr: 0,
+        fd_ino: 0,
     };
     let path = if place == Place::Unreadable {
         PathFrom::Unreadable

@@ -165,6 +165,12 @@ print("done" if mounted else "not mounted")
     assert_eq!(find("finit_module")["nr"], 313);
     let setns = find("setns");
     assert_eq!(setns["args"]["nstype"], serde_json::json!(["CLONE_NEWNET"]));
+    // The namespace it tried to enter, by id: the peer runs in the host's.
+    let target = &setns["args"]["target_ns"];
+    use std::os::unix::fs::MetadataExt as _;
+    let host_net = std::fs::metadata("/proc/self/ns/net").unwrap().ino();
+    assert_eq!(target["id"], format!("net:[{host_net}]"), "{setns:#}");
+    assert_eq!(target["host"], true);
 }
 
 #[test]

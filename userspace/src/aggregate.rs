@@ -241,6 +241,7 @@ impl Repeated for SyscallEvent {
             str_len: 0,
             _pad3: 0,
             str_val: [0; 32],
+            fd_ino: 0,
         }
     }
 }

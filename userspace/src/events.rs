@@ -432,6 +432,12 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
                     crate::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
                 })
                 .unwrap_or_default();
+            if e.fd_ino != 0 {
+                args.insert(
+                    "target_ns".into(),
+                    crate::syscalls::namespace_of(e.fd_ino, e.args[1]),
+                );
+            }
             if e.str_len > 0 {
                 let end = (e.str_len as usize - 1).min(e.str_val.len());
                 let text = String::from_utf8_lossy(&e.str_val[..end]).into_owned();

@@ -418,6 +418,37 @@ fn open_flags(flags: u64) -> Vec<String> {
     out
 }
 
+/// The namespace setns entered, as its inode number says: `{"id": "net:[4026531992]",
+/// "host": true}` when it is one of the host's namespaces. `nstype` names its
+/// kind when the caller gave one.
+pub fn namespace_of(ino: u64, nstype: u64) -> Value {
+    use std::os::unix::fs::MetadataExt as _;
+    const KINDS: [&str; 8] = ["net", "mnt", "pid", "uts", "ipc", "user", "cgroup", "time"];
+    // The host's: pid 1's, or where pid 1's cannot be read, the agent's own (which
+    // runs in the host's namespaces).
+    let host_ino = |k: &str| {
+        std::fs::metadata(format!("/proc/1/ns/{k}"))
+            .or_else(|_| std::fs::metadata(format!("/proc/self/ns/{k}")))
+            .map(|m| m.ino())
+    };
+    let host_kind = KINDS.iter().find(|k| host_ino(k).is_ok_and(|i| i == ino));
+    let kind = host_kind.map(|k| (*k).to_owned()).or_else(|| {
+        let names = names(nstype, CLONE_FLAGS);
+        names.first().map(|n| {
+            n.trim_start_matches("CLONE_NEW")
+                .to_ascii_lowercase()
+                .replace("ns", "mnt")
+        })
+    });
+    json!({
+        "id": match kind {
+            Some(k) => format!("{k}:[{ino}]"),
+            None => format!("[{ino}]"),
+        },
+        "host": host_kind.is_some(),
+    })
+}
+
 /// `bpf(2)` commands by name (`enum bpf_cmd`).
 fn bpf_cmd(c: u64) -> String {
     const NAMES: [&str; 37] = [

@@ -178,7 +178,12 @@ pub fn compile_syscalls(
                 write_path_arg2: NO_ARG,
                 str_arg: spec.str_arg.unwrap_or(NO_ARG),
                 dirty_pipe: u8::from(spec.dirty_pipe),
-                _pad: [0; 7],
+                fd_ino_arg: if spec.sysno.name() == "setns" {
+                    0
+                } else {
+                    NO_ARG
+                },
+                _pad: [0; 6],
             };
             let nr = spec.sysno.id() as u32;
             match by_nr.get_mut(&nr) {

@@ -261,7 +261,8 @@ pub fn add_write_rules(profile: u32, rules: &mut Vec<(SyscallKey, SyscallRule, S
                         write_path_arg2: NO_ARG,
                         str_arg: NO_ARG,
                         dirty_pipe: 0,
-                        _pad: [0; 7],
+                        fd_ino_arg: NO_ARG,
+                        _pad: [0; 6],
                     },
                     sysno,
                 ));
