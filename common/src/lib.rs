@@ -87,6 +87,8 @@ pub mod maps {
     pub const DNS_SERVERS: &str = "DNS_SERVERS";
     /// `LruHashMap<u64 cgroup, u64 time>`: when an untrusted answer was last reported.
     pub const DNS_REFUSALS: &str = "DNS_REFUSALS";
+    /// `PerCpuArray<EnteredMark>`: the last watched call judged at entry, per CPU.
+    pub const ENTERED: &str = "ENTERED";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: the name of the file an open reached.
     pub const OPENED_SCRATCH: &str = "OPENED_SCRATCH";
     /// `PerCpuArray`s for parsing queries at egress (apart from the answer parser's,
@@ -98,7 +100,8 @@ pub mod maps {
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 34] = [
+    pub const ALL: [&str; 35] = [
+        ENTERED,
         OPENED_SCRATCH,
         RUNTIME_SOCKETS,
         DNS_QBUF,
@@ -985,6 +988,15 @@ pub struct SysctlEvent {
 
 /// A path-filtered call seen at entry, judged at exit: by then the kernel has read the
 /// path, so its pages are resident and the program can read it too.
+/// Value of `ENTERED` (per CPU): the last watched call judged at entry on this CPU, so
+/// its exit does not judge it again as refused before entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnteredMark {
+    pub id: u64,
+    pub nr: u64,
+}
+
 /// Bits of [`PendingCall::writes`].
 pub mod pending {
     /// The call may write: judge it against the profile's read-only paths at exit.

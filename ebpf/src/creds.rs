@@ -77,15 +77,11 @@ pub fn inode_of_fd(fd: u64) -> Option<u64> {
     (inode != 0).then_some(inode)
 }
 
-/// The address a socket descriptor of the current task is bound to: (family, local
-/// port, address as v4-mapped or plain IPv6). `None` when the socket offsets are
-/// unknown, the descriptor is not a socket, or a read failed.
+/// The `struct sock` behind descriptor `fd` of the current task, when it is a socket.
 #[inline(always)]
-pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
+fn sock_of_fd(o: &CredOffsets, fd: u64) -> Option<*const u8> {
     const S_IFMT: u16 = 0o170000;
     const S_IFSOCK: u16 = 0o140000;
-    const AF_INET: u16 = 2;
-    let o = offsets().filter(|o| o.sock_valid != 0)?;
     let file = file_of_fd(o, fd)?;
     // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
     unsafe {
@@ -99,8 +95,20 @@ pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
         let socket: *const u8 =
             bpf_probe_read_kernel(file.add(o.file_private_data as usize).cast::<*const u8>())
                 .ok()?;
-        let sk: *const u8 =
-            bpf_probe_read_kernel(socket.add(o.socket_sk as usize).cast::<*const u8>()).ok()?;
+        bpf_probe_read_kernel(socket.add(o.socket_sk as usize).cast::<*const u8>()).ok()
+    }
+}
+
+/// The address a socket descriptor of the current task is bound to: (family, local
+/// port, address as v4-mapped or plain IPv6). `None` when the socket offsets are
+/// unknown, the descriptor is not a socket, or a read failed.
+#[inline(always)]
+pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
+    const AF_INET: u16 = 2;
+    let o = offsets().filter(|o| o.sock_valid != 0)?;
+    let sk = sock_of_fd(o, fd)?;
+    // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
+    unsafe {
         let family: u16 = bpf_probe_read_kernel(sk.add(o.sk_family as usize).cast::<u16>()).ok()?;
         let port: u16 = bpf_probe_read_kernel(sk.add(o.sk_num as usize).cast::<u16>()).ok()?;
         let addr = if family == AF_INET {
@@ -122,24 +130,10 @@ pub fn bound_address_of_fd(fd: u64) -> Option<(u16, u16, [u8; 16])> {
 /// or the offsets are unknown.
 #[inline(always)]
 pub fn unix_peer_file(fd: u64) -> Option<cgwarden_common::SocketFile> {
-    const S_IFMT: u16 = 0o170000;
-    const S_IFSOCK: u16 = 0o140000;
     let o = offsets().filter(|o| o.sock_valid != 0 && o.unix_valid != 0)?;
-    let file = file_of_fd(o, fd)?;
+    let sk = sock_of_fd(o, fd)?;
     // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
     unsafe {
-        let inode: *const u8 =
-            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
-        let mode: u16 =
-            bpf_probe_read_kernel(inode.add(o.inode_mode as usize).cast::<u16>()).ok()?;
-        if mode & S_IFMT != S_IFSOCK {
-            return None;
-        }
-        let socket: *const u8 =
-            bpf_probe_read_kernel(file.add(o.file_private_data as usize).cast::<*const u8>())
-                .ok()?;
-        let sk: *const u8 =
-            bpf_probe_read_kernel(socket.add(o.socket_sk as usize).cast::<*const u8>()).ok()?;
         let family: u16 = bpf_probe_read_kernel(sk.add(o.sk_family as usize).cast::<u16>()).ok()?;
         if family != 1 {
             return None;

@@ -99,6 +99,9 @@ pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
     PerCpuArray::with_max_entries(1, 0);
 
 #[map]
+pub static ENTERED: PerCpuArray<cgwarden_common::EnteredMark> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
 pub static OPENED_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
     PerCpuArray::with_max_entries(1, 0);
 

@@ -130,7 +130,7 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     // Entered calls either left a mark or were of no concern at entry (their flags did
     // not match): judged again here, those stay of no concern. A call that succeeded
     // was entered.
-    if ret >= 0 {
+    if ret >= 0 || entered(id, nr as u32) {
         return 0;
     }
     let Some(m) = profile::current() else {
@@ -277,11 +277,41 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
         return;
     }
-    // The exit must know this call was entered, or it would judge it again as refused.
+    // The exit must know this call was entered, or it would judge it again as refused
+    // if it fails: a mark on this CPU (a call rarely moves CPUs between its entry and
+    // its exit; one that does and then fails is reported once more, as refused).
     if !writes && watched_at_exit(nr) {
-        save(m, nr, pending::JUDGED, args);
+        mark_entered(nr);
     }
     act(m, &rule, nr, args, flags, proc_info, PATH_BY_RULE, AT_ENTRY);
+}
+
+/// Marks, on this CPU, that the calling thread entered syscall `nr` and it was judged.
+#[inline(always)]
+fn mark_entered(nr: u32) {
+    if let Some(mark) = crate::maps::ENTERED.get_ptr_mut(0) {
+        // SAFETY: this CPU's value.
+        unsafe {
+            (*mark).id = bpf_get_current_pid_tgid();
+            (*mark).nr = u64::from(nr);
+        }
+    }
+}
+
+/// Whether this CPU's mark says thread `id` entered `nr` (and takes the mark).
+#[inline(always)]
+fn entered(id: u64, nr: u32) -> bool {
+    let Some(mark) = crate::maps::ENTERED.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's value.
+    unsafe {
+        if (*mark).id == id && (*mark).nr == u64::from(nr) {
+            (*mark).id = 0;
+            return true;
+        }
+    }
+    false
 }
 
 /// Saves a call at entry for its exit.
@@ -761,20 +791,7 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
         }
         (ptr + 2, pattern_applies::CONNECT)
     } else {
-        let mut access = pattern_applies::OPEN;
-        if rule.open_flags_arg != NO_ARG {
-            let raw = pick(args, rule.open_flags_arg);
-            let flags = if rule.open_flags_indirect != 0 {
-                // SAFETY: the first u64 of the caller's struct open_how.
-                unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(1)
-            } else {
-                raw
-            };
-            if flags & 3 != 0 {
-                access |= pattern_applies::OPEN_WRITE;
-            }
-        }
-        (ptr, access)
+        (ptr, open_access(rule, args))
     };
     // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
     let len = match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) } {
@@ -825,17 +842,10 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
     NOT_AN_ESCAPE
 }
 
-/// Whether the file an open returned (`fd`) has the name of an escape path: matched as
-/// `/<name>`, so only patterns on a file's name (no directory prefix) can match.
+/// The accesses an open asks for: OPEN, and OPEN_WRITE when its flags write (an
+/// unreadable `struct open_how` counts as writing).
 #[inline(always)]
-fn opened_matches(rule: &SyscallRule, args: &[u64; 6], fd: i64) -> bool {
-    let Some(buf) = crate::maps::OPENED_SCRATCH.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: `buf` is this CPU's scratch value.
-    let Some(len) = crate::creds::opened_name(fd as u64, unsafe { &mut *buf }) else {
-        return false;
-    };
+fn open_access(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
     let mut access = pattern_applies::OPEN;
     if rule.open_flags_arg != NO_ARG {
         let raw = pick(args, rule.open_flags_arg);
@@ -849,6 +859,26 @@ fn opened_matches(rule: &SyscallRule, args: &[u64; 6], fd: i64) -> bool {
             access |= pattern_applies::OPEN_WRITE;
         }
     }
+    access
+}
+
+/// Whether the file an open returned (`fd`) has the name of an escape path: matched as
+/// `/<name>`, so only patterns on a file's name (no directory prefix) can match.
+#[inline(always)]
+fn opened_matches(rule: &SyscallRule, args: &[u64; 6], fd: i64) -> bool {
+    // Every name-only escape pattern is for writing: a read-only open (most opens)
+    // costs nothing more here.
+    let access = open_access(rule, args);
+    if access & pattern_applies::OPEN_WRITE == 0 {
+        return false;
+    }
+    let Some(buf) = crate::maps::OPENED_SCRATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: `buf` is this CPU's scratch value.
+    let Some(len) = crate::creds::opened_name(fd as u64, unsafe { &mut *buf }) else {
+        return false;
+    };
     let matched = match_set(0, buf.cast::<u8>().cast_const(), len, access);
     // The handle patterns are judged by the path as written (see `path_matches`).
     matched & !(pattern_applies::EXE_HANDLE | pattern_applies::PROC_FD) != 0
