@@ -1001,9 +1001,6 @@ pub struct EnteredMark {
 pub mod pending {
     /// The call may write: judge it against the profile's read-only paths at exit.
     pub const WRITES: u32 = 1;
-    /// The call was judged (reported or killed) at entry. An exit without this mark
-    /// whose rule applies was never entered: seccomp (or a tracer) refused it first.
-    pub const JUDGED: u32 = 2;
 }
 
 #[repr(C)]
@@ -1011,8 +1008,7 @@ pub mod pending {
 pub struct PendingCall {
     pub nr: u32,
     /// [`pending`] bits: the call may write (judged at entry, see `OPEN_WRITE_FLAGS`),
-    /// so it is judged against read-only paths at exit; or it was already judged at
-    /// entry, and the exit only learns that its entry was seen.
+    /// so it is judged against read-only paths at exit.
     pub writes: u32,
     pub args: [u64; 6],
     /// The profile found at entry and the monitored cgroup it is attached to: the exit

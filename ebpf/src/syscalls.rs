@@ -117,13 +117,11 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
         // Another number: saved by a call whose exit was never seen (the task was
         // killed), stale; this call is judged as never entered.
         if nr as u32 == call.nr {
-            if call.writes & pending::JUDGED == 0 {
-                let m = profile::Match {
-                    profile: call.profile,
-                    cgroup: call.cgroup,
-                };
-                judge_exit(&m, &call, ret);
-            }
+            let m = profile::Match {
+                profile: call.profile,
+                cgroup: call.cgroup,
+            };
+            judge_exit(&m, &call, ret);
             return 0;
         }
     }
