@@ -72,13 +72,25 @@ pub fn on() -> bool {
 /// Whether the socket that owns the packet is a UDP or TCP socket.
 #[inline(always)]
 fn dns_socket(skb: *mut __sk_buff) -> bool {
-    let full = full_socket(skb);
+    may_carry_dns(full_socket(skb))
+}
+
+/// Whether a socket's packets may be DNS: any UDP socket (an unconnected one has no
+/// fixed peer), a TCP socket only with port 53 at one end. Decided from the socket
+/// alone, so the TCP traffic of a container that learns names pays no packet read.
+#[inline(always)]
+pub fn may_carry_dns(full: *mut aya_ebpf::bindings::bpf_sock) -> bool {
     if full.is_null() {
         return false;
     }
-    // SAFETY: `full` is not null.
-    let protocol = unsafe { (*full).protocol };
-    protocol == u32::from(IPPROTO_UDP) || protocol == u32::from(IPPROTO_TCP)
+    // SAFETY: `full` is a full socket the kernel handed out, not null.
+    unsafe {
+        let protocol = (*full).protocol;
+        protocol == u32::from(IPPROTO_UDP)
+            || (protocol == u32::from(IPPROTO_TCP)
+                && ((*full).src_port == u32::from(DNS_PORT)
+                    || u16::from_be((*full).dst_port) == DNS_PORT))
+    }
 }
 
 /// Where a DNS message may be in a packet: the addresses and ports, and the message's

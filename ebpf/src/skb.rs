@@ -40,7 +40,7 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
         if !raw && (protocol == u32::from(IPPROTO_UDP) || protocol == u32::from(IPPROTO_TCP)) {
             // DNS queries and forged answers, over UDP and TCP, while some profile
             // reads DNS.
-            return if crate::dns::on() {
+            return if crate::dns::on() && crate::dns::may_carry_dns(full) {
                 crate::dns::egress(ctx)
             } else {
                 PASS
