@@ -5,6 +5,7 @@
 //! - [`policy`]: profile schema, validation, compilation to map entries;
 //! - [`bpf`]: loading the object, attaching programs, writing maps;
 //! - [`cgroups`]: the cgroup v2 tree; [`engines`]: which containers run, and their names;
+//! - [`posture`]: each container's configuration against the CIS Docker Benchmark;
 //! - [`host`]: privileges and mounts;
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
@@ -29,6 +30,7 @@ pub mod import;
 pub mod learn;
 pub mod metrics;
 pub mod policy;
+pub mod posture;
 pub mod procfs;
 pub mod report;
 pub mod resolver;

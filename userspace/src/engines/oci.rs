@@ -27,6 +27,8 @@ pub struct OciContainer {
     /// The container's cgroup, relative to the cgroup2 root (`/` first).
     pub cgroup: Option<String>,
     pub init_pid: u32,
+    /// The runtime's `state.json` it was read from.
+    pub state: PathBuf,
     pub bundle: Option<PathBuf>,
     pub config: OciConfig,
 }
@@ -116,6 +118,7 @@ pub fn read_state(
         identity,
         cgroup,
         init_pid: state["init_process_pid"].as_u64().unwrap_or(0) as u32,
+        state: path.to_owned(),
         bundle,
         config,
     })
