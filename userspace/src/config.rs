@@ -28,6 +28,8 @@ pub struct AgentConfig {
     pub state_dir: Option<PathBuf>,
     pub fail_open: Option<bool>,
     pub resolver: Option<SocketAddr>,
+    /// `false`: no posture checks (`--no-posture`).
+    pub posture: Option<bool>,
 }
 
 /// A sink spec validated while parsing, so a bad one is reported at its line.

@@ -1,5 +1,5 @@
 //! The agent's local control socket: a root-only unix socket that answers one command
-//! per connection (`reload`, `status`) with one JSON document.
+//! per connection (`reload`, `status`, `posture`) with one JSON document.
 //!
 //! The socket's directory is created 0700 and the socket 0600, and every peer's
 //! credentials are checked: only root may talk to the agent.
@@ -28,6 +28,8 @@ pub const DEFAULT_SOCKET: &str = "/run/cgwarden/control.sock";
 pub enum Command {
     Reload,
     Status,
+    /// Every known container's posture.
+    Posture,
     /// Stream events as JSON lines until the client goes away.
     Follow(Filter),
 }
@@ -57,6 +59,7 @@ impl Command {
         match words.next()? {
             "reload" => Some(Self::Reload),
             "status" => Some(Self::Status),
+            "posture" => Some(Self::Posture),
             "follow" => {
                 let mut filter = Filter::default();
                 for word in words {
@@ -76,6 +79,7 @@ impl Command {
         match self {
             Self::Reload => "reload".to_owned(),
             Self::Status => "status".to_owned(),
+            Self::Posture => "posture".to_owned(),
             Self::Follow(f) => {
                 let mut line = "follow".to_owned();
                 if let Some(k) = &f.kind {
@@ -304,6 +308,7 @@ mod tests {
         for c in [
             Command::Reload,
             Command::Status,
+            Command::Posture,
             Command::Follow(Filter::default()),
             Command::Follow(Filter {
                 kind: Some("dns".into()),

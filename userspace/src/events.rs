@@ -138,6 +138,7 @@ pub enum Record {
     Syscall(SyscallRecord),
     Sysctl(SysctlRecord),
     Deviation(DeviationRecord),
+    Posture(Box<PostureRecord>),
     Lost(LostRecord),
 }
 
@@ -150,6 +151,7 @@ impl Record {
             Self::Syscall(r) => r.kind,
             Self::Sysctl(r) => r.kind,
             Self::Deviation(r) => r.kind,
+            Self::Posture(r) => r.kind,
             Self::Lost(r) => r.kind,
         }
     }
@@ -173,6 +175,7 @@ impl Record {
             Self::Syscall(r) => r.cgroup.as_deref(),
             Self::Sysctl(r) => r.cgroup.as_deref(),
             Self::Deviation(r) => r.cgroup.as_deref(),
+            Self::Posture(r) => r.cgroup.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -190,6 +193,7 @@ impl Record {
             Self::Deviation(r) => r.who.as_ref(),
             Self::Sysctl(r) => r.who.as_ref(),
             Self::Dns(r) => r.who.as_ref(),
+            Self::Posture(r) => Some(&r.who),
             _ => None,
         }
     }
@@ -202,6 +206,7 @@ impl Record {
             Self::Syscall(r) => r.profile.as_deref(),
             Self::Sysctl(r) => r.profile.as_deref(),
             Self::Deviation(r) => r.profile.as_deref(),
+            Self::Posture(r) => r.profile.as_deref(),
             Self::Lost(_) => None,
         }
     }
@@ -211,10 +216,27 @@ impl Record {
         match self {
             Self::Net(r) => r.count,
             Self::Syscall(r) => r.count,
-            Self::Dns(_) | Self::Sysctl(_) | Self::Deviation(_) => 1,
+            Self::Dns(_) | Self::Sysctl(_) | Self::Deviation(_) | Self::Posture(_) => 1,
             Self::Lost(r) => r.count,
         }
     }
+}
+
+/// A container's configuration checked against the CIS Docker Benchmark, when the
+/// agent discovers the container and again when its configuration changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostureRecord {
+    pub time: String,
+    pub kind: &'static str,
+    pub cgroup: Option<String>,
+    /// Flattened: `container`, `compose` and `k8s`.
+    #[serde(flatten)]
+    pub who: crate::engines::Identity,
+    /// The profile that selects the container, if one does.
+    pub profile: Option<String>,
+    /// `passed`, `failed`, `unknown`, `score` and every check with its evidence.
+    #[serde(flatten)]
+    pub posture: crate::posture::Posture,
 }
 
 /// Records the kernel could not deliver because the ring buffer was full.

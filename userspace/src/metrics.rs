@@ -37,11 +37,24 @@ pub struct Gauges {
     pub maps: Vec<(&'static str, u64, u64)>,
     /// Faults survived, by cause.
     pub faults: Vec<(&'static str, u64)>,
+    /// Posture check counts of each container the agent knows (gone with it).
+    pub posture: Vec<PostureGauge>,
     pub resident_bytes: u64,
     /// (program, runs, run time in ns), when the kernel counts them.
     pub programs: Vec<(&'static str, u64, u64)>,
     /// Whether the kernel counts program runs (`kernel.bpf_stats_enabled`).
     pub bpf_stats: bool,
+}
+
+/// One container's posture counts.
+#[derive(Debug, Default)]
+pub struct PostureGauge {
+    pub container: String,
+    /// The first 12 characters of the id.
+    pub id: String,
+    pub passed: u64,
+    pub failed: u64,
+    pub unknown: u64,
 }
 
 impl Metrics {
@@ -238,6 +251,26 @@ impl Metrics {
         );
         for (cause, count) in &g.faults {
             let _ = writeln!(out, "cgwarden_faults_total{{cause=\"{cause}\"}} {count}");
+        }
+        family(
+            &mut out,
+            "cgwarden_posture_checks",
+            "gauge",
+            "CIS Docker Benchmark checks of each known container, by verdict.",
+        );
+        for p in &g.posture {
+            for (verdict, n) in [
+                ("pass", p.passed),
+                ("fail", p.failed),
+                ("unknown", p.unknown),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "cgwarden_posture_checks{{container=\"{}\",id=\"{}\",verdict=\"{verdict}\"}} {n}",
+                    esc(&p.container),
+                    esc(&p.id)
+                );
+            }
         }
         out
     }

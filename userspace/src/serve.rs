@@ -242,6 +242,7 @@ pub async fn serve(
                                 Err(e) => control::error_json(&e),
                             },
                             Command::Status => agent.status(),
+                            Command::Posture => agent.postures(),
                             Command::Follow(_) => unreachable!("handled above"),
                         };
                         if let Err(e) = control::reply(&mut stream, &answer).await {

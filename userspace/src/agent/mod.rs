@@ -19,6 +19,7 @@ use syscalls::Sysno;
 
 mod faults;
 mod gate;
+mod posture;
 
 use crate::{
     aggregate::Aggregator,
@@ -121,6 +122,8 @@ pub struct Agent {
     faults: faults::Faults,
     /// Configuration deviations already reported: (cgroup, container id).
     oci_reported: std::collections::HashSet<(u64, String)>,
+    /// Every container's posture (CIS Docker Benchmark checks).
+    postures: posture::Tracker,
     /// Whether the kernel side knows where the credentials are (from the kernel's
     /// BTF), or why not.
     cred_offsets: Result<(), String>,
@@ -217,6 +220,7 @@ impl Agent {
             resolver,
             sources: Vec::new(),
             deviations_seen: Default::default(),
+            postures: posture::Tracker::default(),
             creds_seen: Default::default(),
             recorded: None,
             held_back_seen: 0,
@@ -239,6 +243,8 @@ impl Agent {
             .map(PathBuf::from)
             .collect();
         paths.extend_from_slice(extra);
+        self.postures
+            .set_host(crate::posture::facts::Host::new(&paths));
         let files = crate::syscalls::socket_files(&paths);
         for p in extra {
             if !crate::syscalls::socket_files(std::slice::from_ref(p)).is_empty() {
@@ -251,6 +257,11 @@ impl Agent {
             .set_runtime_sockets(&files)
             .context("writing the runtime sockets")?;
         Ok(())
+    }
+
+    /// Whether every container's posture is checked at discovery (on by default).
+    pub fn set_posture(&mut self, enabled: bool) {
+        self.postures.set_enabled(enabled);
     }
 
     /// Where the engines keep their state and metadata.
@@ -327,9 +338,14 @@ impl Agent {
             let Some(compiled) = self.compiled.get(&a.profile) else {
                 continue;
             };
-            for (deviation, detail) in
-                crate::engines::oci::deviations(&c.config, &compiled.profile.runtime)
-            {
+            let mut deviations =
+                crate::engines::oci::deviations(&c.config, &compiled.profile.runtime);
+            deviations.extend(
+                self.posture_shortfall(path, &compiled.profile.runtime)
+                    .into_iter()
+                    .map(|(_, detail)| ("posture", detail)),
+            );
+            for (deviation, detail) in deviations {
                 found.push(events::DeviationRecord {
                     time: events::rfc3339(now_ns()),
                     kind: "deviation",
@@ -608,7 +624,30 @@ impl Agent {
                     })
                     .collect();
                 cgroups.sort_unstable();
+                // Enforcing profiles name the containers that fail a required check.
+                let shortfalls: Vec<serde_json::Value> = if c.profile.mode == Mode::Enforce {
+                    self.assignments
+                        .iter()
+                        .filter(|(_, a)| a.profile == c.profile.name.as_str() && !a.descendants_only)
+                        .filter_map(|(id, _)| self.paths.get(id))
+                        .filter(|path| self.known.oci_at(path).is_some())
+                        .filter_map(|path| {
+                            let short = self.posture_shortfall(path, &c.profile.runtime);
+                            (!short.is_empty()).then(|| {
+                                serde_json::json!({
+                                    "cgroup": path,
+                                    "container": self.known.own(path).map(|w| &w.container),
+                                    "checks": short.iter().map(|(check, _)| check.id()).collect::<Vec<_>>(),
+                                })
+                            })
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 serde_json::json!({
+                    "posture_required": c.profile.runtime.posture.iter().map(|c| c.id()).collect::<Vec<_>>(),
+                    "posture_failing": shortfalls,
                     "name": c.profile.name.as_str(),
                     "source": c.profile.source,
                     "mode": match c.profile.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
@@ -632,6 +671,11 @@ impl Agent {
                 Err(why) => serde_json::json!({ "ok": false, "error": why }),
             },
             "oci_containers": self.known.len(),
+            "posture": {
+                "enabled": self.postures.enabled(),
+                "containers": self.postures.all().len(),
+                "failing": self.postures.all().iter().filter(|e| e.posture.failed > 0).count(),
+            },
             "faults": self.faults.counts().into_iter().collect::<BTreeMap<_, _>>(),
             "gate": {
                 "parents": self.gates.gate_paths(),
@@ -1074,7 +1118,89 @@ impl Agent {
         );
         self.apply_gates(plan)?;
         self.release_held()?;
+        self.report_postures()?;
         self.report_oci_deviations()
+    }
+
+    /// Emits a `posture` event for each container whose posture is new or changed.
+    fn report_postures(&mut self) -> anyhow::Result<()> {
+        for state in self.postures.update(&self.known) {
+            let Some(entry) = self.postures.get(&state) else {
+                continue;
+            };
+            let profile = entry.cgroup.as_deref().and_then(|path| {
+                self.paths
+                    .iter()
+                    .find(|(_, p)| p.as_str() == path)
+                    .and_then(|(id, _)| self.assignments.get(id))
+                    .filter(|a| !a.descendants_only)
+                    .map(|a| a.profile.clone())
+            });
+            let record = events::PostureRecord {
+                time: events::rfc3339(now_ns()),
+                kind: "posture",
+                cgroup: entry.cgroup.clone(),
+                who: entry.identity.clone(),
+                profile,
+                posture: entry.posture.clone(),
+            };
+            self.emit(&Record::Posture(Box::new(record)))?;
+        }
+        Ok(())
+    }
+
+    /// What the agent knows of every container's posture (`cgwarden posture`).
+    pub fn postures(&self) -> serde_json::Value {
+        let containers: Vec<serde_json::Value> = self
+            .postures
+            .all()
+            .into_iter()
+            .map(|e| crate::posture::assessed_json(&e.identity, e.cgroup.as_deref(), &e.posture))
+            .collect();
+        serde_json::json!({
+            "ok": true,
+            "enabled": self.postures.enabled(),
+            "containers": containers,
+        })
+    }
+
+    /// The required posture checks (`runtime.posture`) a container fails or that
+    /// cannot be decided: (check, what the evidence says).
+    fn posture_shortfall(
+        &self,
+        path: &str,
+        runtime: &crate::policy::Runtime,
+    ) -> Vec<(crate::posture::Check, String)> {
+        if runtime.posture.is_empty() {
+            return Vec::new();
+        }
+        let Some(entry) = self.postures.at_cgroup(path) else {
+            return runtime
+                .posture
+                .iter()
+                .map(|c| (*c, "the container's posture is not known".to_owned()))
+                .collect();
+        };
+        runtime
+            .posture
+            .iter()
+            .filter_map(|c| {
+                let f = entry.posture.finding(*c)?;
+                (f.verdict != crate::posture::Verdict::Pass).then(|| {
+                    let evidence: Vec<String> = f.evidence.iter().map(|e| e.to_string()).collect();
+                    (
+                        *c,
+                        format!(
+                            "{} ({}) is {}: {}",
+                            c.id(),
+                            f.title,
+                            f.verdict.as_str(),
+                            evidence.join("; ")
+                        ),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Writes the gate and "unmonitored" entries of `plan` and removes those it drops.
@@ -1423,6 +1549,21 @@ impl Agent {
                     u64::from(cgwarden_common::LEARNED_MAX_ENTRIES),
                 ),
             ],
+            posture: self
+                .postures
+                .all()
+                .into_iter()
+                .map(|e| {
+                    let c = &e.identity.container;
+                    crate::metrics::PostureGauge {
+                        container: c.name.clone().unwrap_or_default(),
+                        id: c.id.chars().take(12).collect(),
+                        passed: e.posture.passed as u64,
+                        failed: e.posture.failed as u64,
+                        unknown: e.posture.unknown as u64,
+                    }
+                })
+                .collect(),
             resident_bytes: crate::metrics::resident_bytes(),
             programs: self.kernel.program_stats(),
             bpf_stats: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")

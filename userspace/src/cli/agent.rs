@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// an escape attempt.
     #[arg(long = "runtime-socket")]
     runtime_sockets: Vec<PathBuf>,
+    /// Do not check containers' configurations against the CIS Docker Benchmark
+    /// (`posture` events, `cgwarden posture`); profiles' `runtime.posture` then cannot
+    /// be judged and is reported as unknown.
+    #[arg(long)]
+    no_posture: bool,
     /// Find new cgroups only by walking the tree every 100 ms, without inotify.
     #[arg(long)]
     no_watch: bool,
@@ -140,6 +145,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         metrics,
         watch: (!args.no_watch).then(|| args.walk_every.into()),
         runtime_sockets: args.runtime_sockets,
+        posture: !(args.no_posture || config.posture == Some(false)),
         engines: if args.runc_roots.is_empty() {
             cgwarden::engines::Dirs::default()
         } else {
@@ -159,6 +165,8 @@ struct Settings {
     metrics: Option<SocketAddr>,
     engines: cgwarden::engines::Dirs,
     runtime_sockets: Vec<PathBuf>,
+    /// Check every container's posture.
+    posture: bool,
     /// Discovery by inotify, with the backstop walk's period; `None`: walk every tick.
     watch: Option<std::time::Duration>,
 }
@@ -189,6 +197,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         Resolver::system(s.resolver),
     )?;
     agent.set_engine_dirs(s.engines.clone());
+    agent.set_posture(s.posture);
     agent.set_runtime_sockets(&s.runtime_sockets)?;
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.

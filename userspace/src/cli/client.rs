@@ -39,6 +39,77 @@ pub fn request(socket: &Path, command: control::Command) -> anyhow::Result<i32> 
     Ok(i32::from(!ok))
 }
 
+/// Prints every container's posture (or one's): the running agent's, or with no agent
+/// running, decided here from the host's engines.
+pub fn posture(
+    socket: &Path,
+    container: Option<&str>,
+    json: bool,
+    runtime_sockets: &[PathBuf],
+) -> anyhow::Result<i32> {
+    use std::io::ErrorKind;
+    let agent = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => true,
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => false,
+        Err(e) => anyhow::bail!("cannot reach the agent at {}: {e}", socket.display()),
+    };
+    let mut containers: Vec<serde_json::Value> = if agent {
+        let answer = control::request(socket, control::Command::Posture)?;
+        if answer["enabled"].as_bool() == Some(false) {
+            anyhow::bail!("the running agent does not check postures (it runs with --no-posture)");
+        }
+        answer["containers"].as_array().cloned().unwrap_or_default()
+    } else {
+        local_postures(runtime_sockets)?
+    };
+    if let Some(wanted) = container {
+        containers.retain(|c| {
+            let who = &c["container"];
+            who["name"].as_str() == Some(wanted)
+                || who["id"].as_str().is_some_and(|id| id.starts_with(wanted))
+        });
+        if containers.is_empty() {
+            eprintln!("no container {wanted} is known");
+            return Ok(1);
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&containers)?);
+    } else {
+        print!("{}", cgwarden::posture::table::render(&containers));
+    }
+    Ok(0)
+}
+
+/// Every container's posture, decided from the engines' state on this host.
+fn local_postures(extra_sockets: &[PathBuf]) -> anyhow::Result<Vec<serde_json::Value>> {
+    use cgwarden::posture::{Posture, facts};
+    let cgroup2 = cgwarden::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
+        .context("finding the cgroup2 mount")?;
+    let mut known = cgwarden::engines::known::Known::new(cgwarden::engines::Dirs::default());
+    known.refresh(&cgroup2);
+    let mut sockets: Vec<PathBuf> = cgwarden::syscalls::RUNTIME_SOCKETS
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    sockets.extend_from_slice(extra_sockets);
+    let host = facts::Host::new(&sockets);
+    let mut all: Vec<_> = known
+        .oci()
+        .map(|c| {
+            let posture = Posture::evaluate(&facts::Facts::gather(c, known.dirs(), &host));
+            cgwarden::posture::assessed_json(&c.identity, c.cgroup.as_deref(), &posture)
+        })
+        .collect();
+    all.sort_by_key(|c| {
+        (
+            c["container"]["name"].to_string(),
+            c["container"]["id"].to_string(),
+        )
+    });
+    Ok(all)
+}
+
 /// Copies the live event stream to standard output.
 pub fn follow(socket: &Path, filter: control::Filter) -> anyhow::Result<i32> {
     control::follow(socket, filter, &mut std::io::stdout())?;

@@ -78,6 +78,23 @@ pub enum Command {
         #[arg(long, default_value = control::DEFAULT_SOCKET)]
         control: PathBuf,
     },
+    /// Every container's configuration checked against the CIS Docker Benchmark's
+    /// runtime section: a table per container (check, verdict, evidence) and its total.
+    /// Asks the running agent; with no agent running, reads the host itself.
+    Posture {
+        /// Only this container: its id (a unique prefix is enough) or its name.
+        #[arg(long)]
+        container: Option<String>,
+        /// `table` or `json`.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Output,
+        /// A container runtime API socket besides the known ones (with no agent
+        /// running; the agent uses its own list); repeatable.
+        #[arg(long = "runtime-socket")]
+        runtime_sockets: Vec<PathBuf>,
+        #[arg(long, default_value = control::DEFAULT_SOCKET)]
+        control: PathBuf,
+    },
     /// Follow the running agent's live events as JSON lines.
     Events {
         /// Keep following (the only mode: events already written are in the sinks).
@@ -116,6 +133,13 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
         state_dir: PathBuf,
     },
+}
+
+/// How a command prints its answer.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -260,6 +284,17 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             container,
             control,
         } => client::follow(&control, control::Filter { kind, container }),
+        Command::Posture {
+            container,
+            output,
+            runtime_sockets,
+            control,
+        } => client::posture(
+            &control,
+            container.as_deref(),
+            output == Output::Json,
+            &runtime_sockets,
+        ),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
         Command::Report { events, json } => client::report(events.as_deref(), json),
         Command::Learn(args) => learn(args),

@@ -133,6 +133,11 @@ impl Known {
         self.by_path.retain(|p, _| present.contains(p));
     }
 
+    /// Every container the state directories hold.
+    pub fn oci(&self) -> impl Iterator<Item = &OciContainer> {
+        self.oci.values()
+    }
+
     /// The container whose own cgroup is `path`, as its runtime describes it.
     pub fn oci_at(&self, path: &str) -> Option<&OciContainer> {
         self.oci_paths.get(path).and_then(|k| self.oci.get(k))

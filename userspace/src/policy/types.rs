@@ -723,6 +723,10 @@ pub struct Runtime {
     pub read_only: Vec<super::paths::ProfilePath>,
     /// Exceptions to `read_only`: writes under them are expected.
     pub writable: Vec<super::paths::ProfilePath>,
+    /// Posture checks the container's configuration must pass (`[5.4, 5.31]`): one it
+    /// fails, or that cannot be decided, is reported as a deviation at discovery, and
+    /// named in `status` under an enforcing profile.
+    pub posture: Vec<crate::posture::Check>,
 }
 
 impl Runtime {
@@ -761,6 +765,8 @@ struct RuntimeFields {
     read_only: Vec<super::paths::ProfilePath>,
     #[serde(default)]
     writable: Vec<super::paths::ProfilePath>,
+    #[serde(default)]
+    posture: Vec<crate::posture::Check>,
 }
 
 impl TryFrom<RuntimeFields> for Runtime {
@@ -782,6 +788,12 @@ impl TryFrom<RuntimeFields> for Runtime {
             devices: f.devices,
             read_only: f.read_only,
             writable: f.writable,
+            posture: {
+                let mut checks = f.posture;
+                checks.sort_unstable();
+                checks.dedup();
+                checks
+            },
         })
     }
 }

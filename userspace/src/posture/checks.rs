@@ -276,13 +276,13 @@ fn privileged(f: &Facts) -> Outcome {
     } else {
         let mut missing = Vec::new();
         if !sys_admin {
-            missing.push("no CAP_SYS_ADMIN");
+            missing.push("CAP_SYS_ADMIN not held");
         }
         if !no_seccomp {
-            missing.push("a seccomp filter");
+            missing.push("a seccomp filter in force");
         }
         if !unmasked {
-            missing.push("masked paths");
+            missing.push("/proc paths masked");
         }
         evidence.push(ev(
             "process.capabilities.bounding, linux.seccomp, linux.maskedPaths",
@@ -997,7 +997,7 @@ mod tests {
         std::os::unix::fs::symlink(&sock, &link).unwrap();
         let decoy = dir.path().join("docker.sock");
         std::fs::write(&decoy, "").unwrap();
-        let host = Host::new(&[sock.clone()]);
+        let host = Host::new(std::slice::from_ref(&sock));
         let mount = |src: &std::path::Path| json!({"mounts": [{"destination": "/x", "type": "bind", "source": src, "options": ["rbind"]}]});
         let judge = |spec: Value| {
             let mut f = facts(spec, None, None);

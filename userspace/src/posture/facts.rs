@@ -104,7 +104,7 @@ impl Facts {
             let config = b.join("config.json");
             read(&config).map(|value| Source {
                 value,
-                file: format!("{} → bundle {}", c.state.display(), config.display()),
+                file: format!("{} → bundle config.json", c.state.display()),
             })
         });
         let docker_file = |name: &str| -> Option<Source> {

@@ -281,6 +281,19 @@ impl Posture {
     }
 }
 
+/// One container's posture as `cgwarden posture -o json` and the control socket give
+/// it: the container's identity (flattened), its cgroup, and the posture.
+pub fn assessed_json(
+    who: &crate::engines::Identity,
+    cgroup: Option<&str>,
+    posture: &Posture,
+) -> serde_json::Value {
+    let mut v = serde_json::to_value(who).unwrap_or_default();
+    v["cgroup"] = serde_json::json!(cgroup);
+    v["posture"] = serde_json::to_value(posture).unwrap_or_default();
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,56 +1,62 @@
 //! The posture of containers as `cgwarden posture` prints it: one table per
-//! container, one row per check (id, verdict, title, evidence), and the total.
+//! container, one row per check (id, verdict, title, evidence), and the total. It
+//! reads the JSON form ([`super::assessed_json`]), the same whether the running agent
+//! or the command itself decided the checks.
 
 use std::fmt::Write as _;
 
-use super::Posture;
-use crate::engines::Identity;
+use serde_json::Value;
 
 /// The tables of `containers`, one after the other.
-pub fn render(containers: &[(Identity, Posture)]) -> String {
+pub fn render(containers: &[Value]) -> String {
     let mut out = String::new();
     if containers.is_empty() {
         out.push_str("no containers found\n");
     }
-    for (who, posture) in containers {
-        let c = &who.container;
+    let s = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    for c in containers {
+        let who = &c["container"];
+        let id = s(&who["id"]);
         let _ = writeln!(
             out,
             "{} container {} ({}){}",
-            c.runtime,
-            c.name.as_deref().unwrap_or("no name"),
-            &c.id[..c.id.len().min(12)],
-            c.image
-                .as_deref()
+            s(&who["runtime"]),
+            who["name"].as_str().unwrap_or("with no name"),
+            &id[..id.len().min(12)],
+            who["image"]
+                .as_str()
                 .map(|i| format!(", image {i}"))
                 .unwrap_or_default()
         );
-        let title_width = posture
-            .checks
-            .iter()
-            .map(|f| f.title.len())
-            .max()
-            .unwrap_or(0);
-        for f in &posture.checks {
-            let _ = write!(
+        let checks = c["posture"]["checks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for f in &checks {
+            let _ = writeln!(
                 out,
-                "  {:<5} {:<7} {:<title_width$}",
-                f.id.id(),
-                f.verdict.as_str().to_ascii_uppercase(),
-                f.title,
+                "  {:<5} {:<7} {}",
+                s(&f["id"]),
+                s(&f["verdict"]).to_ascii_uppercase(),
+                s(&f["title"]),
             );
-            for (i, e) in f.evidence.iter().enumerate() {
-                if i > 0 {
-                    let _ = write!(out, "\n  {:<5} {:<7} {:<title_width$}", "", "", "");
-                }
-                let _ = write!(out, "  {e}");
+            for e in f["evidence"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "                {}: {}  ({})",
+                    s(&e["key"]),
+                    s(&e["value"]),
+                    s(&e["file"])
+                );
             }
-            out.push('\n');
         }
+        let p = &c["posture"];
         let _ = writeln!(
             out,
             "  {} ({} fail, {} unknown)\n",
-            posture.score, posture.failed, posture.unknown
+            s(&p["score"]),
+            p["failed"],
+            p["unknown"]
         );
     }
     out

@@ -223,6 +223,46 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             },
             vec!["cgwarden", "runtime", "deviation"],
         ),
+        Record::Posture(r) => {
+            let failed: Vec<String> = r
+                .posture
+                .checks
+                .iter()
+                .filter(|f| f.verdict == crate::posture::Verdict::Fail)
+                .map(|f| format!("{} {}", f.id, f.title))
+                .collect();
+            let c = &r.who.container;
+            (
+                "cgwarden container posture",
+                if failed.is_empty() {
+                    "Informational"
+                } else {
+                    "Warning"
+                },
+                format!(
+                    "container {} ({}) posture {}{}",
+                    c.name.as_deref().unwrap_or("?"),
+                    c.id,
+                    r.posture.score,
+                    if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; failed: {}", failed.join("; "))
+                    }
+                ),
+                json!({
+                    "container.id": c.id,
+                    "container.name": c.name,
+                    "container.image.repository": c.image,
+                    "cgwarden.cgroup": r.cgroup,
+                    "cgwarden.profile": r.profile,
+                    "cgwarden.posture.passed": r.posture.passed,
+                    "cgwarden.posture.failed": r.posture.failed,
+                    "cgwarden.posture.unknown": r.posture.unknown,
+                }),
+                vec!["cgwarden", "posture", "cis"],
+            )
+        }
         Record::Lost(r) => (
             "cgwarden events lost",
             "Error",
@@ -238,6 +278,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             Record::Syscall(r) => r.time.clone(),
             Record::Sysctl(r) => r.time.clone(),
             Record::Deviation(r) => r.time.clone(),
+            Record::Posture(r) => r.time.clone(),
             Record::Lost(r) => r.time.clone(),
         },
         rule: rule.to_owned(),
