@@ -206,3 +206,18 @@ impl Drop for RunningAgent {
         }
     }
 }
+
+/// `GET /metrics` from an agent's metrics listener: the exposition text.
+pub fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(addr).expect("metrics listener");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("metrics request");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("metrics answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default()
+}

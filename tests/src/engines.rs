@@ -552,3 +552,32 @@ impl Drop for CtrContainer {
         let _ = ctr(&self.ns, &["containers", "rm", &self.id]);
     }
 }
+
+/// The hardened Compose service of the review behind cgwarden: uid 1000, read-only
+/// root, no capabilities, no-new-privileges, a port on loopback only, an internal
+/// network, a healthcheck. `IMAGE` is replaced by the tests' image.
+pub const HARDENED_COMPOSE: &str = r#"version: "2.4"
+services:
+  web:
+    image: IMAGE
+    user: "1000:1000"
+    read_only: true
+    tmpfs:
+      - /tmp:noexec,nosuid,nodev
+    cap_drop: [ALL]
+    security_opt: [no-new-privileges:true]
+    ports: ["127.0.0.1:18080:8080"]
+    networks: [backend]
+    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    healthcheck:
+      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
+      interval: 1s
+      timeout: 2s
+      retries: 3
+networks:
+  backend:
+    internal: true
+    ipam:
+      config:
+        - subnet: 192.0.2.0/24
+"#;

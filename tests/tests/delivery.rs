@@ -116,10 +116,10 @@ fn metrics_are_served_on_loopback_and_parse() {
     );
     // Repeats reach the agent when the kernel's aggregation window has passed.
     let body = cgwarden_tests::wait_for(Duration::from_secs(5), || {
-        let body = scrape(addr);
+        let body = cgwarden_tests::agent::scrape(addr);
         body.contains(&format!("{flows} 50")).then_some(body)
     })
-    .unwrap_or_else(|| scrape(addr));
+    .unwrap_or_else(|| cgwarden_tests::agent::scrape(addr));
     let mut values = std::collections::HashMap::new();
     for line in body
         .lines()
@@ -162,16 +162,6 @@ fn metrics_are_served_on_loopback_and_parse() {
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
-}
-
-fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    answer.split_once("\r\n\r\n").unwrap().1.to_owned()
 }
 
 #[test]

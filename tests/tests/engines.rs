@@ -253,37 +253,12 @@ fn containerd_pods_are_named_from_cri_annotations_and_covered_from_their_first_p
 /// The seed's hardened Compose service: uid 1000, read-only root, a noexec tmpfs,
 /// `cap_drop: [ALL]`, no-new-privileges, a port on host loopback only, an internal
 /// network on a documentation subnet and a healthcheck.
-const HARDENED: &str = r#"version: "2.4"
-services:
-  web:
-    image: IMAGE
-    user: "1000:1000"
-    read_only: true
-    tmpfs:
-      - /tmp:noexec,nosuid,nodev
-    cap_drop: [ALL]
-    security_opt: [no-new-privileges:true]
-    ports: ["127.0.0.1:18080:8080"]
-    networks: [backend]
-    command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
-    healthcheck:
-      test: ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/"]
-      interval: 1s
-      timeout: 2s
-      retries: 3
-networks:
-  backend:
-    internal: true
-    ipam:
-      config:
-        - subnet: 192.0.2.0/24
-"#;
 
 #[test]
 fn the_hardened_compose_service_runs_clean_under_its_generated_profile() {
     require_root();
     let _serial = serial();
-    let project = ComposeProject::new(HARDENED);
+    let project = ComposeProject::new(engines::HARDENED_COMPOSE);
     let out = std::process::Command::new(cgwarden_tests::cgwarden())
         .args(["profile", "from-compose"])
         .arg(project.file())
@@ -346,6 +321,10 @@ fn the_hardened_compose_service_runs_clean_under_its_generated_profile() {
     let attempt = engines::run(engines::DOCKER, &["exec", &id, "unshare", "-U", "true"]);
     assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
     let events = agent.stop_and_read();
+    // Each container's posture is reported once at discovery (tests/tests/posture.rs).
+    let postures = kind(&events, "posture").len();
+    assert_eq!(postures, 1, "{events:#?}");
+    let events: Vec<&Value> = events.iter().filter(|e| e["kind"] != "posture").collect();
     assert_eq!(
         events.len(),
         1,

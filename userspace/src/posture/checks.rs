@@ -25,8 +25,10 @@ pub fn decide(check: Check, f: &Facts) -> Outcome {
         Check::SensitiveMounts => with_spec(f, sensitive_mounts),
         Check::PrivilegedPorts => docker_only(f, |s, _| privileged_ports(s)),
         Check::HostNetwork => namespace(f, "network", "net", "NetworkMode"),
-        Check::MemoryLimit => with_spec(f, memory),
-        Check::CpuShares => with_spec(f, cpu),
+        Check::MemoryLimit => resource(f, "Memory", "linux.resources.memory.limit", |s| {
+            &s["linux"]["resources"]["memory"]["limit"]
+        }),
+        Check::CpuShares => cpu(f),
         Check::ReadOnlyRoot => with_spec(f, |s, _| {
             flag(s, "root.readonly", &s.value["root"]["readonly"])
         }),
@@ -45,12 +47,8 @@ pub fn decide(check: Check, f: &Facts) -> Outcome {
             )
         }),
         Check::Healthcheck => docker_only(f, |_, f| healthcheck(f)),
-        Check::PidsLimit => with_spec(f, |s, _| {
-            limit(
-                s,
-                "linux.resources.pids.limit",
-                &s.value["linux"]["resources"]["pids"]["limit"],
-            )
+        Check::PidsLimit => resource(f, "PidsLimit", "linux.resources.pids.limit", |s| {
+            &s["linux"]["resources"]["pids"]["limit"]
         }),
         Check::DefaultBridge => docker_only(f, default_bridge),
         Check::HostUserns => namespace(f, "user", "user", "UsernsMode"),
@@ -586,38 +584,59 @@ fn namespace(f: &Facts, oci_type: &str, proc_kind: &str, docker_key: &str) -> Ou
     })
 }
 
-/// 5.10: a memory limit is set.
-fn memory(s: &Source, f: &Facts) -> Outcome {
-    let (verdict, mut evidence) = limit(
-        s,
-        "linux.resources.memory.limit",
-        &s.value["linux"]["resources"]["memory"]["limit"],
-    );
-    if verdict == Verdict::Fail
-        && let Some(h) = &f.host_config
-    {
-        evidence.push(ev("HostConfig.Memory", text(&h.value["Memory"]), &h.file));
+/// 5.10 and 5.28: a resource limit is set. Docker's `hostconfig.json` holds the
+/// limit as `docker update` last set it (the bundle's spec keeps the one it started
+/// with), so it decides for Docker; the spec for the other engines.
+fn resource(
+    f: &Facts,
+    docker_key: &str,
+    spec_key: &str,
+    in_spec: impl Fn(&Value) -> &Value,
+) -> Outcome {
+    match &f.host_config {
+        Some(h) => limit(h, &format!("HostConfig.{docker_key}"), &h.value[docker_key]),
+        None => with_spec(f, |s, _| limit(s, spec_key, in_spec(&s.value))),
     }
-    (verdict, evidence)
 }
 
-/// 5.11: CPU shares set away from the default (0 or 1024 is no priority), or a quota.
-fn cpu(s: &Source, _: &Facts) -> Outcome {
-    let cpu = &s.value["linux"]["resources"]["cpu"];
-    let shares = cpu["shares"].as_u64().unwrap_or(0);
-    let quota = cpu["quota"].as_i64().unwrap_or(0);
-    let verdict = if (shares != 0 && shares != 1024) || quota > 0 {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
+/// 5.11: CPU priority set: shares away from the default (0 or 1024 is no priority),
+/// or a quota. Docker's `hostconfig.json` decides for Docker (see [`resource`]).
+fn cpu(f: &Facts) -> Outcome {
+    let decide = |shares: u64, quota: i64| {
+        if (shares != 0 && shares != 1024) || quota > 0 {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
     };
-    (
-        verdict,
-        vec![
-            ev("linux.resources.cpu.shares", text(&cpu["shares"]), &s.file),
-            ev("linux.resources.cpu.quota", text(&cpu["quota"]), &s.file),
-        ],
-    )
+    if let Some(h) = &f.host_config {
+        let v = &h.value;
+        let quota = v["CpuQuota"]
+            .as_i64()
+            .unwrap_or(0)
+            .max(v["NanoCpus"].as_i64().unwrap_or(0));
+        return (
+            decide(v["CpuShares"].as_u64().unwrap_or(0), quota),
+            vec![
+                ev("HostConfig.CpuShares", text(&v["CpuShares"]), &h.file),
+                ev("HostConfig.NanoCpus", text(&v["NanoCpus"]), &h.file),
+                ev("HostConfig.CpuQuota", text(&v["CpuQuota"]), &h.file),
+            ],
+        );
+    }
+    with_spec(f, |s, _| {
+        let cpu = &s.value["linux"]["resources"]["cpu"];
+        (
+            decide(
+                cpu["shares"].as_u64().unwrap_or(0),
+                cpu["quota"].as_i64().unwrap_or(0),
+            ),
+            vec![
+                ev("linux.resources.cpu.shares", text(&cpu["shares"]), &s.file),
+                ev("linux.resources.cpu.quota", text(&cpu["quota"]), &s.file),
+            ],
+        )
+    })
 }
 
 /// 5.17: no host device is added to the container.
