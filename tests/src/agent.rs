@@ -114,7 +114,18 @@ impl RunningAgent {
         self.dir.path().join("events.jsonl")
     }
 
+    /// The events written so far, without `posture` events: the agent reports the
+    /// posture of every container on the host, other tests' containers included, so
+    /// a test's counts would depend on what runs beside it. Posture tests read
+    /// [`RunningAgent::all_events`].
     pub fn events(&self) -> Vec<Value> {
+        let mut events = self.all_events();
+        events.retain(|e| e["kind"] != "posture");
+        events
+    }
+
+    /// Every event written so far, `posture` events included.
+    pub fn all_events(&self) -> Vec<Value> {
         read_events(&self.events_path())
     }
 
@@ -181,6 +192,12 @@ impl RunningAgent {
     pub fn stop_and_read(mut self) -> Vec<Value> {
         self.terminate();
         self.events()
+    }
+
+    /// Like [`RunningAgent::stop_and_read`], `posture` events included.
+    pub fn stop_and_read_all(mut self) -> Vec<Value> {
+        self.terminate();
+        self.all_events()
     }
 
     fn terminate(&mut self) -> Option<i32> {

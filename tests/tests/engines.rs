@@ -320,7 +320,7 @@ fn the_hardened_compose_service_runs_clean_under_its_generated_profile() {
     // The escape attempt, under Docker's default seccomp profile (which refuses it).
     let attempt = engines::run(engines::DOCKER, &["exec", &id, "unshare", "-U", "true"]);
     assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
-    let events = agent.stop_and_read();
+    let events = agent.stop_and_read_all();
     // Each container's posture is reported once at discovery (tests/tests/posture.rs).
     let postures = kind(&events, "posture").len();
     assert_eq!(postures, 1, "{events:#?}");

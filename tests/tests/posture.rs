@@ -27,7 +27,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn posture_event(agent: &RunningAgent, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
     wait_for(Duration::from_secs(15), || {
         agent
-            .events()
+            .all_events()
             .into_iter()
             .rev()
             .find(|e| e["kind"] == "posture" && e["container"]["id"] == id && pred(e))
@@ -35,7 +35,7 @@ fn posture_event(agent: &RunningAgent, id: &str, pred: impl Fn(&Value) -> bool) 
     .unwrap_or_else(|| {
         panic!(
             "no posture event for {id}: {:#?}\n{}",
-            agent.events(),
+            agent.all_events(),
             agent.log()
         )
     })
@@ -426,7 +426,7 @@ fn docker_containers_fail_each_check_they_violate_and_a_hardened_one_passes() {
     assert!(gone.is_some(), "the removed container's series stayed");
 
     // With no agent running, the command reads the host itself, to the same verdicts.
-    let events = agent.stop_and_read();
+    let events = agent.stop_and_read_all();
     let postures = events.iter().filter(|e| e["kind"] == "posture").count();
     assert!(postures >= 4, "{postures} posture events");
     let (code, json) = posture_cli(&[
