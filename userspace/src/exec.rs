@@ -45,6 +45,9 @@ pub struct Learning<'a> {
     pub seccomp_out: Option<&'a Path>,
     /// Learn on top of this profile: keep it, add only what is new.
     pub merge: Option<&'a Path>,
+    /// The selector the learned profile carries (`learn --select`), as one line of
+    /// YAML; `None`: no selector.
+    pub selector: Option<&'a str>,
 }
 
 /// The cgroup a run applies to.
@@ -79,7 +82,7 @@ pub async fn run(
         }
         // Credentials are added once the agent knows whether it can read them.
         Under::Learn(l) => (
-            learn::learning_profile(l.name, false).map_err(|e| anyhow::anyhow!("{e}"))?,
+            learn::learning_profile(l.name, false, None).map_err(|e| anyhow::anyhow!("{e}"))?,
             Path::new("/dev/null"),
         ),
     };
@@ -128,8 +131,8 @@ pub async fn run(
         match agent.credential_layout() {
             Ok(()) => {
                 watched.creds = true;
-                profile =
-                    learn::learning_profile(l.name, true).map_err(|e| anyhow::anyhow!("{e}"))?;
+                profile = learn::learning_profile(l.name, true, None)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
             }
             Err(why) => log::warn!(
                 "capabilities and no-new-privileges are not learned: the kernel's credential layout is unknown: {why}"
@@ -280,7 +283,18 @@ pub fn write_learned(
             eprint!("{}", merged.render_diff(base));
             merged.text
         }
-        None => learn::profile_yaml(learning.name, origin, &observed),
+        None => {
+            let text = learn::profile_yaml(learning.name, origin, &observed);
+            match learning.selector {
+                // Right after `mode:`, where a profile's selector usually sits.
+                Some(selector) => text.replacen(
+                    "\nmode: enforce\n",
+                    &format!("\nmode: enforce\nselector: {selector}\n"),
+                    1,
+                ),
+                None => text,
+            }
+        }
     };
     match learning.profile_out {
         Some(out) => {
@@ -336,6 +350,9 @@ fn one_cgroup<'a>(
         signals,
         deadline,
         while_exists,
+        until_claims_gone: false,
+        learn_for: None,
+        progress: None,
     }
 }
 

@@ -6,6 +6,8 @@
 pub mod check;
 pub mod collapse;
 pub mod merge;
+pub mod progress;
+pub mod select;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -651,14 +653,16 @@ pub fn seccomp(nrs: &[u32]) -> Value {
 pub fn learning_profile(
     name: &str,
     creds: bool,
+    selector: Option<&str>,
 ) -> Result<crate::policy::Profile, crate::policy::PolicyError> {
     let creds = if creds {
         "  capabilities: []\n  no_new_privileges: true\n"
     } else {
         ""
     };
+    let selector = selector.map_or(String::new(), |s| format!("selector: {s}\n"));
     let text = format!(
-        "name: {name}\nmode: audit\negress:\n  default: deny\n  report: all\n  dns:\n    report: true\nruntime:\n  user: 4294967294\n  binds: loopback\n  raw_sockets: deny\n  devices: []\n{creds}syscalls:\n  - set: escape\n    action: report\n"
+        "name: {name}\nmode: audit\n{selector}egress:\n  default: deny\n  report: all\n  dns:\n    report: true\nruntime:\n  user: 4294967294\n  binds: loopback\n  raw_sockets: deny\n  devices: []\n{creds}syscalls:\n  - set: escape\n    action: report\n"
     );
     let mut profile = crate::policy::parse_str(&text, std::path::Path::new("(learning profile)"))?;
     profile.learn = true;
@@ -840,14 +844,14 @@ mod tests {
 
     #[test]
     fn the_learning_profile_reports_every_device_and_credential() {
-        let p = learning_profile("l", true).unwrap();
+        let p = learning_profile("l", true, None).unwrap();
         assert!(p.learn);
         assert_eq!(p.mode, crate::policy::Mode::Audit);
         assert_eq!(p.runtime.devices, Some(Vec::new()));
         assert_eq!(p.runtime.capabilities, Some(CapSet::default()));
         assert!(p.runtime.no_new_privileges);
         assert_eq!(p.runtime.user, Some(4_294_967_294));
-        let p = learning_profile("l", false).unwrap();
+        let p = learning_profile("l", false, None).unwrap();
         assert!(!p.runtime.needs_creds());
         assert_eq!(p.runtime.devices, Some(Vec::new()));
     }

@@ -51,6 +51,13 @@ pub struct Options<'a> {
     pub deadline: Option<tokio::time::Instant>,
     /// Stop when this cgroup directory is removed (checked every tick).
     pub while_exists: Option<&'a Path>,
+    /// `learn --select`: stop when every cgroup the learning profile went to is gone.
+    pub until_claims_gone: bool,
+    /// `learn --select`: stop this long after the learning profile went to its first
+    /// cgroup.
+    pub learn_for: Option<Duration>,
+    /// A learning run's progress line.
+    pub progress: Option<crate::learn::progress::Progress>,
 }
 
 /// SIGHUP (reload), SIGINT and SIGTERM (stop, or forward to `exec`'s command).
@@ -190,6 +197,22 @@ pub async fn serve(
             _ = tick.tick() => {
                 if opts.while_exists.is_some_and(|p| !p.exists()) {
                     break Stop::Gone;
+                }
+                if opts.until_claims_gone
+                    && agent.claims().is_some_and(|c| c.all_gone(agent.cgroup_root()))
+                {
+                    break Stop::Gone;
+                }
+                if opts.learn_for.is_some_and(|d| {
+                    agent
+                        .claims()
+                        .and_then(|c| c.first_at)
+                        .is_some_and(|at| at.elapsed() >= d)
+                }) {
+                    break Stop::Deadline;
+                }
+                if let Some(progress) = &mut opts.progress {
+                    progress.tick(agent);
                 }
                 if opts.rescan
                     && (watch.is_none()

@@ -17,9 +17,12 @@ use cgwarden_common::{
 };
 use syscalls::Sysno;
 
+mod claims;
 mod faults;
 mod gate;
 mod posture;
+
+pub use claims::Claims;
 
 use crate::{
     aggregate::Aggregator,
@@ -124,6 +127,8 @@ pub struct Agent {
     oci_reported: std::collections::HashSet<(u64, String)>,
     /// Every container's posture (CIS Docker Benchmark checks).
     postures: posture::Tracker,
+    /// `learn --select`: the cgroups the learning profile went to.
+    claims: Option<Claims>,
     /// Whether the kernel side knows where the credentials are (from the kernel's
     /// BTF), or why not.
     cred_offsets: Result<(), String>,
@@ -221,6 +226,7 @@ impl Agent {
             sources: Vec::new(),
             deviations_seen: Default::default(),
             postures: posture::Tracker::default(),
+            claims: None,
             creds_seen: Default::default(),
             recorded: None,
             held_back_seen: 0,
@@ -1020,6 +1026,9 @@ impl Agent {
         let previous = std::mem::take(&mut self.paths);
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
+            if self.claims.as_ref().is_some_and(|c| !c.allows(&e.path)) {
+                continue;
+            }
             let who = self.known.own(&e.path);
             if let Some(c) = self
                 .compiled
@@ -1039,7 +1048,22 @@ impl Agent {
         }
         // A selector `<parent>/*` also goes on the parent, for its children only: a new
         // container is covered from its first process, before this walk sees it.
-        for e in &entries {
+        if let Some(claims) = &mut self.claims {
+            // The first match: in path order, so the same container wins every time.
+            let mut matched: Vec<&(String, u32, String, bool)> = wanted.values().collect();
+            matched.sort_by(|a, b| a.2.cmp(&b.2));
+            for (_, _, path, _) in matched {
+                if claims.allows(path) {
+                    claims.claim(path, self.known.own(path).cloned());
+                }
+            }
+            let claims = &*claims;
+            wanted.retain(|_, (_, _, path, _)| claims.allows(path));
+        }
+        // A learning run by selector covers containers from their first process
+        // through the gate, never through a parent entry (which would cover every
+        // child, claimed or not).
+        for e in entries.iter().filter(|_| self.claims.is_none()) {
             if wanted.contains_key(&e.id) {
                 continue;
             }
@@ -1104,10 +1128,11 @@ impl Agent {
                 }
             }
         }
-        let active = self
-            .compiled
-            .values()
-            .any(|c| c.profile.selector.selects_by_container());
+        let active = self.claims.is_some()
+            || self
+                .compiled
+                .values()
+                .any(|c| c.profile.selector.selects_by_container());
         let assignments = &self.assignments;
         let plan = gate::Plan::new(
             active,
@@ -1463,6 +1488,36 @@ impl Agent {
     /// Keeps a copy of every record from now on (learn mode).
     pub fn record_all(&mut self) {
         self.recorded = Some(Vec::new());
+    }
+
+    /// `learn --select`: the learning profile goes only to the cgroups `claims`
+    /// allows, each container covered from its first process by the gate.
+    pub fn claim(&mut self, claims: Claims) {
+        self.claims = Some(claims);
+    }
+
+    /// What a selector-learning run claimed so far.
+    pub fn claims(&self) -> Option<&Claims> {
+        self.claims.as_ref()
+    }
+
+    /// What a learning run has seen so far: (flows, DNS answers, syscalls,
+    /// deviations).
+    pub fn learn_counts(&self) -> (usize, usize, usize, usize) {
+        let records = self.recorded.as_deref().unwrap_or_default();
+        let count = |kinds: &[&str]| records.iter().filter(|r| kinds.contains(&r.kind())).count();
+        let syscalls = self
+            .compiled
+            .values()
+            .filter(|c| c.profile.learn)
+            .map(|c| self.kernel.syscalls_used(c.pref.id).len())
+            .sum();
+        (
+            count(&["connect", "sendmsg", "packet", "bind"]),
+            count(&["dns"]),
+            syscalls,
+            count(&["deviation", "syscall", "sysctl"]),
+        )
     }
 
     /// The records kept since [`Agent::record_all`].

@@ -242,6 +242,9 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             signals,
             deadline: None,
             while_exists: None,
+            until_claims_gone: false,
+            learn_for: None,
+            progress: None,
         },
     )
     .await?;
@@ -318,6 +321,20 @@ pub fn learn_running(
             duration,
             label: &label,
         },
+        sinks::Sinks::open(&[]).context("opening the event sinks")?,
+        Resolver::system(resolver),
+    ))
+}
+
+/// `learn --select`: the containers a selector picks, from their first process.
+pub fn learn_selected(
+    selected: cgwarden::learn::select::Selected<'_>,
+    learning: cgwarden::exec::Learning<'_>,
+    resolver: Option<SocketAddr>,
+) -> anyhow::Result<i32> {
+    runtime()?.block_on(cgwarden::learn::select::run(
+        selected,
+        learning,
         sinks::Sinks::open(&[]).context("opening the event sinks")?,
         Resolver::system(resolver),
     ))

@@ -143,11 +143,28 @@ pub enum Output {
 }
 
 #[derive(clap::Args)]
-#[command(group = clap::ArgGroup::new("live").args(["container", "cgroup"]))]
+#[command(group = clap::ArgGroup::new("live").args(["container", "cgroup", "select"]))]
 pub struct LearnArgs {
     /// The events file (JSON lines); `-` or unset: standard input.
-    #[arg(long, conflicts_with_all = ["container", "cgroup"])]
+    #[arg(long, conflicts_with_all = ["container", "cgroup", "select"])]
     events: Option<PathBuf>,
+    /// Learn the next container this selector picks, from its first process (the
+    /// selector syntax of profiles, as YAML: `name: web`, `{compose: {project: shop,
+    /// service: web}}`, `image: "nginx*"`, `cgroup: "/docker/*"`); the profile written
+    /// carries the selector. Start the container after this.
+    #[arg(long, conflicts_with_all = ["container", "cgroup", "check"])]
+    select: Option<String>,
+    /// With --select: learn every matching container that starts in the window, into
+    /// one profile (default: the first one only; later ones start unmonitored).
+    #[arg(long, requires = "select")]
+    merge_all: bool,
+    /// With --select: how long to wait for a matching container.
+    #[arg(long, default_value = "10m", requires = "select")]
+    wait: humantime::Duration,
+    /// With --select: the running agent's control socket (learning refuses to run
+    /// beside an agent).
+    #[arg(long, default_value = control::DEFAULT_SOCKET, requires = "select")]
+    control: PathBuf,
     /// Watch this running container instead: its id (a unique prefix is enough) as
     /// its cgroup path names it (Docker, containerd, CRI-O, Podman) or as runc knows it.
     #[arg(long, conflicts_with = "cgroup")]
@@ -155,15 +172,18 @@ pub struct LearnArgs {
     /// Watch this cgroup instead (path relative to the cgroup2 mount, e.g. `/app`).
     #[arg(long)]
     cgroup: Option<String>,
-    /// How long to watch a container or cgroup (e.g. `30s`, `5m`); it stops earlier
-    /// when the cgroup is removed or on Ctrl-C.
+    /// How long to watch a container or cgroup (e.g. `30s`, `5m`; with --select, from
+    /// the container's first process); it stops earlier when the cgroup is removed or
+    /// on Ctrl-C.
     #[arg(long, default_value = "30s")]
     duration: humantime::Duration,
     /// Write the profile here (unset: standard output).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// With --container/--cgroup: also write an OCI seccomp profile of every syscall
-    /// used while watched (a window: what the container did before is not in it).
+    /// With --select/--container/--cgroup: also write an OCI seccomp profile of every
+    /// syscall used while watched, plus what the runtime needs after it installs the
+    /// filter (with --container/--cgroup a window: what the container did before is not
+    /// in it; --select sees it from its first process).
     #[arg(long, requires = "live")]
     seccomp: Option<PathBuf>,
     /// Learn on top of this profile: keep every line of it, add only what is new, and
@@ -210,7 +230,21 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
         profile_out: a.out.as_deref(),
         seccomp_out: a.seccomp.as_deref(),
         merge: a.merge.as_deref(),
+        selector: None,
     };
+    if let Some(selector) = &a.select {
+        return agent::learn_selected(
+            cgwarden::learn::select::Selected {
+                selector,
+                duration: a.duration.into(),
+                wait: a.wait.into(),
+                merge_all: a.merge_all,
+                control: &a.control,
+            },
+            learning,
+            a.resolver,
+        );
+    }
     if a.container.is_none() && a.cgroup.is_none() {
         return match &a.check {
             Some(profile) => client::check_events(a.events.as_deref(), profile),
@@ -263,6 +297,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     profile_out: Some(out),
                     seccomp_out: seccomp.as_deref(),
                     merge: merge.as_deref(),
+                    selector: None,
                 }),
                 (None, None, Some(p)) => Under::Check(p),
                 (None, None, None) => anyhow::bail!("give --policy, --learn or --check"),
