@@ -1109,13 +1109,19 @@ const AF_UNIX: u16 = 1;
 /// Keeps indexes inside the SYSCALL_PATH_BYTES scratch buffer.
 const PATH_MASK: usize = SYSCALL_PATH_BYTES - 1;
 
-/// Learn mode: records that a process of a learning profile used syscall `id`.
+/// Learn mode: records that an armed process of a learning profile used syscall `id`.
 #[inline(always)]
 fn learn_syscall(id: u64) {
     let Some(m) = profile::current() else {
         return;
     };
     if m.profile.flags & profile_flags::LEARN_SYSCALLS == 0 {
+        return;
+    }
+    // The runtime's set-up (runc's init mounting, pivoting, unsharing before it
+    // executes the entry point) is not the workload: a seccomp profile that allowed it
+    // would allow `mount` and `unshare` to the container.
+    if !crate::procs::armed() {
         return;
     }
     let key = (u64::from(m.profile.id) << 32) | (id & 0xffff_ffff);

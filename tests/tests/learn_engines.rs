@@ -2,7 +2,8 @@
 //! first process, as a selector picks it, and writes a profile and a seccomp profile
 //! that the engines run: the hardened Compose service restarted with both stays
 //! healthy with zero denials, and an `unshare` inside is refused by the seccomp filter
-//! and killed and reported by cgwarden; and learning refuses to run beside an agent.
+//! and killed and reported by cgwarden. The same under Podman, whose learned filter must
+//! not hold runc's own set-up calls; and learning refuses to run beside an agent.
 //!
 //! The tests of this file run one at a time: each loads a learner's or an agent's gate.
 
@@ -15,7 +16,7 @@ use std::{
 use cgwarden_tests::{
     ProfileFile,
     agent::RunningAgent,
-    engines::{self, ComposeProject},
+    engines::{self, ComposeProject, PodmanContainer},
     require_root, wait_for,
 };
 use serde_json::Value;
@@ -79,33 +80,6 @@ impl Drop for Learner {
     }
 }
 
-fn docker_health(id: &str) -> String {
-    engines::run_ok(
-        engines::DOCKER,
-        &["inspect", "-f", "{{.State.Health.Status}}", id],
-    )
-}
-
-#[track_caller]
-fn wait_healthy(id: &str) {
-    let healthy = wait_for(Duration::from_secs(30), || {
-        (docker_health(id) == "healthy").then_some(())
-    });
-    assert!(healthy.is_some(), "never healthy: {}", docker_health(id));
-}
-
-/// The service's own workload: pages it serves to itself.
-fn serve_pages(exec: &dyn Fn(&[&str]) -> std::process::Output) {
-    for _ in 0..3 {
-        let page = exec(&["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
-        assert!(
-            String::from_utf8_lossy(&page.stdout).contains("cgwarden test page"),
-            "{page:?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 #[test]
 fn the_hardened_compose_service_learned_from_its_first_process_runs_under_its_seccomp_profile() {
     require_root();
@@ -133,20 +107,10 @@ fn the_hardened_compose_service_learned_from_its_first_process_runs_under_its_se
         ],
         dir.path(),
     );
-    let up = project.compose(&["up", "-d"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let id = project.container_id("web");
-    wait_healthy(&id);
-    let exec = |cmd: &[&str]| {
-        let mut args = vec!["exec", id.as_str()];
-        args.extend_from_slice(cmd);
-        engines::run(engines::DOCKER, &args)
-    };
-    serve_pages(&exec);
+    let id = project.up("web");
+    engines::wait_healthy(&id);
+    let exec = |cmd: &[&str]| engines::docker_exec(&id, cmd);
+    engines::fetch_own_pages(&exec);
     let (code, log) = learner.wait(Duration::from_secs(30));
     assert_eq!(code, Some(0), "{log}");
     assert!(
@@ -196,21 +160,11 @@ fn the_hardened_compose_service_learned_from_its_first_process_runs_under_its_se
     .unwrap();
     let profile = ProfileFile::new(&learned);
     let agent = RunningAgent::start(profile.path());
-    let up = project.compose(&["up", "-d"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let id = project.container_id("web");
-    wait_healthy(&id);
-    let exec = |cmd: &[&str]| {
-        let mut args = vec!["exec", id.as_str()];
-        args.extend_from_slice(cmd);
-        engines::run(engines::DOCKER, &args)
-    };
-    serve_pages(&exec);
-    assert_eq!(docker_health(&id), "healthy");
+    let id = project.up("web");
+    engines::wait_healthy(&id);
+    let exec = |cmd: &[&str]| engines::docker_exec(&id, cmd);
+    engines::fetch_own_pages(&exec);
+    assert_eq!(engines::docker_health(&id), "healthy");
     let attempt = exec(&["unshare", "-U", "true"]);
     assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
     let events = agent.stop_and_read();
@@ -225,6 +179,75 @@ fn the_hardened_compose_service_learned_from_its_first_process_runs_under_its_se
         1,
         "zero denials and deviations besides the attempt: {events:#?}"
     );
+}
+
+#[test]
+fn a_podman_container_learned_from_its_first_process_runs_under_its_seccomp_profile() {
+    require_root();
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (profile_out, seccomp_out) = (dir.path().join("p.yaml"), dir.path().join("p.json"));
+    let name = engines::name("plearn");
+    let learner = Learner::start(
+        &[
+            "--select",
+            &format!("name: {name}"),
+            "--duration",
+            "4s",
+            "--out",
+            profile_out.to_str().unwrap(),
+            "--seccomp",
+            seccomp_out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let workload = ["httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"];
+    let exec = |cmd: &[&str]| {
+        let mut args = vec!["exec", name.as_str()];
+        args.extend_from_slice(cmd);
+        engines::podman(&args)
+    };
+    let c = PodmanContainer::start(&name, &["--user", "1000:1000"], &workload);
+    std::thread::sleep(Duration::from_millis(500));
+    engines::fetch_own_pages(&exec);
+    let (code, log) = learner.wait(Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains(&format!("learned from podman container {name}")),
+        "{log}"
+    );
+    // runc's own set-up before the entry point (mount, pivot_root, sethostname,
+    // unshare) is not the workload's: none of it is in the learned filter.
+    let seccomp: Value =
+        serde_json::from_str(&std::fs::read_to_string(&seccomp_out).unwrap()).unwrap();
+    let allowed: Vec<&str> = seccomp["syscalls"][0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for setup in ["mount", "pivot_root", "sethostname", "unshare", "umount2"] {
+        assert!(!allowed.contains(&setup), "{setup} learned: {allowed:?}");
+    }
+    drop(c);
+    // The same container under its learned filter: it serves, and unshare fails.
+    let seccomp = format!("seccomp={}", seccomp_out.display());
+    let c = PodmanContainer::start(
+        &name,
+        &["--user", "1000:1000", "--security-opt", &seccomp],
+        &workload,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    engines::fetch_own_pages(&exec);
+    let attempt = exec(&["unshare", "-U", "true"]);
+    assert_ne!(
+        attempt.status.code(),
+        Some(0),
+        "unshare was allowed: {attempt:?}"
+    );
+    let err = String::from_utf8_lossy(&attempt.stderr);
+    assert!(err.contains("Operation not permitted"), "{err}");
+    drop(c);
 }
 
 #[test]

@@ -574,8 +574,26 @@ fn runtime_yaml(o: &Observed) -> String {
 }
 
 /// Syscalls the container runtime itself makes after it installs the seccomp filter
-/// (runc: exec of the entry point and the few calls around it).
+/// (runc: exec of the entry point and the few calls around it). Without
+/// no-new-privileges (Podman's default) runc installs the filter before it drops to
+/// the container's user, so the user and capability calls come after it, and its Go
+/// runtime keeps running: `faccessat2` (the entry point's lookup in `PATH`),
+/// `sigaltstack`, `gettid`, `tgkill`, `madvise`, `rseq`, `set_robust_list`,
+/// `sched_getaffinity`, `getrandom` and `prlimit64`. Learn mode never sees these: they
+/// happen before the entry point's exec, when the process is not armed.
 const RUNTIME_BASELINE: &[&str] = &[
+    "faccessat",
+    "faccessat2",
+    "access",
+    "sigaltstack",
+    "gettid",
+    "tgkill",
+    "madvise",
+    "rseq",
+    "set_robust_list",
+    "sched_getaffinity",
+    "getrandom",
+    "prlimit64",
     "execve",
     "execveat",
     "close",
