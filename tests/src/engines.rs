@@ -234,9 +234,7 @@ impl DockerContainer {
 
     /// `docker exec <name> <command>`.
     pub fn exec(&self, command: &[&str]) -> Output {
-        let mut args = vec!["exec", self.name.as_str()];
-        args.extend_from_slice(command);
-        run(DOCKER, &args)
+        docker_exec(&self.name, command)
     }
 
     /// Its logs (stdout and stderr).
@@ -368,6 +366,55 @@ impl ComposeProject {
         let out = self.compose(&["ps", "-q", service]);
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+
+    /// `docker-compose up -d`; returns the container of `service`.
+    #[track_caller]
+    pub fn up(&self, service: &str) -> String {
+        let up = self.compose(&["up", "-d"]);
+        assert!(
+            up.status.success(),
+            "{}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let id = self.container_id(service);
+        assert!(!id.is_empty(), "no container for service {service}");
+        id
+    }
+}
+
+/// A Docker container's health (`healthy`, `starting`, `unhealthy`).
+pub fn docker_health(id: &str) -> String {
+    run_ok(DOCKER, &["inspect", "-f", "{{.State.Health.Status}}", id])
+}
+
+/// Waits until a Docker container is healthy (30 s at most).
+#[track_caller]
+pub fn wait_healthy(id: &str) {
+    let healthy = crate::wait_for(std::time::Duration::from_secs(30), || {
+        (docker_health(id) == "healthy").then_some(())
+    });
+    assert!(healthy.is_some(), "never healthy: {}", docker_health(id));
+}
+
+/// The hardened service's own workload: it fetches its page from itself three times
+/// (`exec` runs a command inside it: `docker exec`, `podman exec`).
+#[track_caller]
+pub fn fetch_own_pages(exec: &dyn Fn(&[&str]) -> Output) {
+    for _ in 0..3 {
+        let page = exec(&["wget", "-q", "-O", "-", "http://127.0.0.1:8080/"]);
+        assert!(
+            String::from_utf8_lossy(&page.stdout).contains("cgwarden test page"),
+            "{page:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// `docker exec <id> <command>`.
+pub fn docker_exec(id: &str, command: &[&str]) -> Output {
+    let mut args = vec!["exec", id];
+    args.extend_from_slice(command);
+    run(DOCKER, &args)
 }
 
 impl Drop for ComposeProject {

@@ -277,48 +277,13 @@ fn the_hardened_compose_service_runs_clean_under_its_generated_profile() {
     );
     let profile = ProfileFile::new(&yaml.replace("mode: audit", "mode: enforce"));
     let agent = RunningAgent::start(profile.path());
-    let up = project.compose(&["up", "-d"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let id = project.container_id("web");
-    assert!(!id.is_empty(), "no container for the service");
-    let health = || {
-        engines::run_ok(
-            engines::DOCKER,
-            &["inspect", "-f", "{{.State.Health.Status}}", &id],
-        )
-    };
-    let healthy = cgwarden_tests::wait_for(std::time::Duration::from_secs(30), || {
-        (health() == "healthy").then_some(())
-    });
-    assert!(
-        healthy.is_some(),
-        "the service never became healthy: {}",
-        health()
-    );
+    let id = project.up("web");
+    engines::wait_healthy(&id);
     // Its own workload: pages served to itself, and more healthchecks.
-    for _ in 0..3 {
-        let page = engines::run(
-            engines::DOCKER,
-            &[
-                "exec",
-                &id,
-                "wget",
-                "-q",
-                "-O",
-                "-",
-                "http://127.0.0.1:8080/",
-            ],
-        );
-        assert!(stdout(&page).contains("cgwarden test page"), "{page:?}");
-        std::thread::sleep(std::time::Duration::from_millis(700));
-    }
-    assert_eq!(health(), "healthy");
+    engines::fetch_own_pages(&|cmd| engines::docker_exec(&id, cmd));
+    assert_eq!(engines::docker_health(&id), "healthy");
     // The escape attempt, under Docker's default seccomp profile (which refuses it).
-    let attempt = engines::run(engines::DOCKER, &["exec", &id, "unshare", "-U", "true"]);
+    let attempt = engines::docker_exec(&id, &["unshare", "-U", "true"]);
     assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
     let events = agent.stop_and_read_all();
     // Each container's posture is reported once at discovery (tests/tests/posture.rs).

@@ -541,13 +541,7 @@ fn the_hardened_compose_service_passes_every_check_its_file_addresses() {
     require_root();
     let _serial = serial();
     let project = ComposeProject::new(engines::HARDENED_COMPOSE);
-    let up = project.compose(&["up", "-d"]);
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let id = project.container_id("web");
+    let id = project.up("web");
     let (code, json) = posture_cli(&[
         "--container",
         &id,
