@@ -128,15 +128,10 @@ pub async fn run(
     let mut watched = learn::Watched::default();
     if let Under::Learn(l) = &under {
         watched.devices = true;
-        match agent.credential_layout() {
-            Ok(()) => {
-                watched.creds = true;
-                profile = learn::learning_profile(l.name, true, None)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
-            Err(why) => log::warn!(
-                "capabilities and no-new-privileges are not learned: the kernel's credential layout is unknown: {why}"
-            ),
+        if learns_credentials(&agent) {
+            watched.creds = true;
+            profile =
+                learn::learning_profile(l.name, true, None).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
     agent.install(vec![profile])?;
@@ -255,6 +250,20 @@ pub async fn run(
         cgroup.remove().context("removing the command's cgroup")?;
     }
     Ok(code)
+}
+
+/// Whether a learning run can learn capabilities and no-new-privileges (the kernel's
+/// credential layout is known); says why not when it cannot.
+pub fn learns_credentials(agent: &Agent) -> bool {
+    match agent.credential_layout() {
+        Ok(()) => true,
+        Err(why) => {
+            log::warn!(
+                "capabilities and no-new-privileges are not learned: the kernel's credential layout is unknown: {why}"
+            );
+            false
+        }
+    }
 }
 
 /// Writes what a learning run (or an events file) shows: the learned profile, or the

@@ -679,8 +679,8 @@ impl Agent {
             "oci_containers": self.known.len(),
             "posture": {
                 "enabled": self.postures.enabled(),
-                "containers": self.postures.all().len(),
-                "failing": self.postures.all().iter().filter(|e| e.posture.failed > 0).count(),
+                "containers": self.postures.counts().0,
+                "failing": self.postures.counts().1,
             },
             "faults": self.faults.counts().into_iter().collect::<BTreeMap<_, _>>(),
             "gate": {

@@ -128,18 +128,28 @@ impl Tracker {
             .find(|e| e.cgroup.as_deref() == Some(path))
     }
 
+    /// (containers known, containers failing a check).
+    pub fn counts(&self) -> (usize, usize) {
+        let failing = self
+            .entries
+            .values()
+            .filter(|e| e.posture.failed > 0)
+            .count();
+        (self.entries.len(), failing)
+    }
+
     /// Every container's posture, by name then id.
     pub fn all(&self) -> Vec<&Entry> {
         let mut all: Vec<&Entry> = self.entries.values().collect();
-        all.sort_by(|a, b| {
-            let key = |e: &Entry| {
-                (
-                    e.identity.container.name.clone(),
-                    e.identity.container.id.clone(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        all.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
         all
     }
+}
+
+/// Containers in `cgwarden posture` order: by name, then id.
+fn sort_key(e: &Entry) -> (Option<&str>, &str) {
+    (
+        e.identity.container.name.as_deref(),
+        e.identity.container.id.as_str(),
+    )
 }

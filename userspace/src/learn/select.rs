@@ -81,15 +81,7 @@ pub async fn run(
     agent.set_engine_dirs(crate::engines::Dirs::default());
     agent.set_posture(false);
     agent.set_runtime_sockets(&[])?;
-    let creds = match agent.credential_layout() {
-        Ok(()) => true,
-        Err(why) => {
-            log::warn!(
-                "capabilities and no-new-privileges are not learned: the kernel's credential layout is unknown: {why}"
-            );
-            false
-        }
-    };
+    let creds = crate::exec::learns_credentials(&agent);
     let profile = learn::learning_profile(learning.name, creds, Some(&selector))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let name = profile.name.as_str().to_owned();

@@ -320,6 +320,16 @@ impl Bind<'_> {
     }
 }
 
+/// A spec mount's `options`.
+fn mount_options(m: &Value) -> Vec<&str> {
+    m["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 fn binds(spec: &Value) -> Vec<Bind<'_>> {
     spec["mounts"]
         .as_array()
@@ -327,12 +337,7 @@ fn binds(spec: &Value) -> Vec<Bind<'_>> {
         .flatten()
         .enumerate()
         .filter_map(|(index, m)| {
-            let options: Vec<&str> = m["options"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
+            let options = mount_options(m);
             let bind = m["type"].as_str() == Some("bind")
                 || options.iter().any(|o| *o == "bind" || *o == "rbind");
             bind.then(|| Bind {
@@ -682,13 +687,7 @@ fn propagation(s: &Source) -> Outcome {
         .flatten()
         .enumerate()
     {
-        let options: Vec<&str> = m["options"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        if let Some(o) = options.iter().find(|o| shared(o)) {
+        if let Some(o) = mount_options(m).into_iter().find(|o| shared(o)) {
             found.push(ev(
                 format!("mounts[{i}]"),
                 format!(
