@@ -58,7 +58,8 @@ pub mod maps {
     /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
     /// entry and exit.
     pub const PENDING: &str = "PENDING";
-    /// `HashMap<u64 (profile << 32 | nr), u8>`: syscalls used under learning profiles.
+    /// `HashMap<SyscallUsedKey, u8>`: syscalls used under learning profiles, by the
+    /// monitored cgroup that used them.
     pub const SYSCALLS_USED: &str = "SYSCALLS_USED";
 
     /// `HashMap<DeviceKey, u32 access bits>`: the devices each profile allows.
@@ -496,6 +497,7 @@ mod user {
     unsafe impl aya::Pod for super::FlowState {}
     unsafe impl aya::Pod for super::NameKey {}
     unsafe impl aya::Pod for super::LearnedKey {}
+    unsafe impl aya::Pod for super::SyscallUsedKey {}
     unsafe impl aya::Pod for super::LearnedValue {}
     unsafe impl aya::Pod for super::NameCountKey {}
     unsafe impl aya::Pod for super::SyscallKey {}
@@ -538,6 +540,16 @@ pub struct NameKey {
     pub profile: u32,
     pub wildcard: u32,
     pub hash: u64,
+}
+
+/// Key of a syscall a learning profile saw used: the monitored cgroup (a container's
+/// nested cgroups count as the container), the profile and the syscall number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SyscallUsedKey {
+    pub cgroup_id: u64,
+    pub profile: u32,
+    pub nr: u32,
 }
 
 /// Key of a learned address: the monitored cgroup (the one the profile is attached to,

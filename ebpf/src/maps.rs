@@ -10,7 +10,7 @@ use cgwarden_common::{
     FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue,
     NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern, PatternKey,
     PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
-    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, counters,
+    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, SyscallUsedKey, counters,
 };
 
 #[map]
@@ -109,7 +109,7 @@ pub static OPENED_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
 pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);
 
 #[map]
-pub static SYSCALLS_USED: HashMap<u64, u8> = HashMap::with_max_entries(8_192, 0);
+pub static SYSCALLS_USED: HashMap<SyscallUsedKey, u8> = HashMap::with_max_entries(16_384, 0);
 
 #[map]
 pub static DEVICE_RULES: HashMap<DeviceKey, u32> = HashMap::with_max_entries(4_096, 0);

@@ -1124,7 +1124,11 @@ fn learn_syscall(id: u64) {
     if !crate::procs::armed() {
         return;
     }
-    let key = (u64::from(m.profile.id) << 32) | (id & 0xffff_ffff);
+    let key = cgwarden_common::SyscallUsedKey {
+        cgroup_id: m.cgroup,
+        profile: m.profile.id,
+        nr: id as u32,
+    };
     // SAFETY: a plain read of a flag byte.
     if unsafe { SYSCALLS_USED.get(&key) }.is_none() {
         let _ = SYSCALLS_USED.insert(&key, &1, 0);

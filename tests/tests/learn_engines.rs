@@ -3,7 +3,9 @@
 //! that the engines run: the hardened Compose service restarted with both stays
 //! healthy with zero denials, and an `unshare` inside is refused by the seccomp filter
 //! and killed and reported by cgwarden. The same under Podman, whose learned filter must
-//! not hold runc's own set-up calls; and learning refuses to run beside an agent.
+//! not hold runc's own set-up calls; several containers picked by one selector are
+//! learned into files of their own, the seccomp ones where kubelet looks; and learning
+//! refuses to run beside an agent.
 //!
 //! The tests of this file run one at a time: each loads a learner's or an agent's gate.
 
@@ -248,6 +250,105 @@ fn a_podman_container_learned_from_its_first_process_runs_under_its_seccomp_prof
     let err = String::from_utf8_lossy(&attempt.stderr);
     assert!(err.contains("Operation not permitted"), "{err}");
     drop(c);
+}
+
+/// The allowed syscall names of a seccomp profile file.
+fn allowed_syscalls(file: &std::path::Path) -> Vec<String> {
+    let seccomp: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    seccomp["syscalls"][0]["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn each_container_a_selector_picks_is_learned_into_files_of_its_own_for_kubelet() {
+    require_root();
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let kubelet = dir.path().join("kubelet");
+    let profile_out = dir.path().join("p.yaml");
+    let prefix = engines::name("each");
+    let (server, sleeper) = (format!("{prefix}-server"), format!("{prefix}-sleeper"));
+    let learner = Learner::start(
+        &[
+            "--select",
+            &format!("name: \"{prefix}-*\""),
+            "--each",
+            "--duration",
+            "5s",
+            "--out",
+            profile_out.to_str().unwrap(),
+            "--seccomp-kubelet",
+            "shop",
+            "--kubelet-root",
+            kubelet.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    let exec = |cmd: &[&str]| {
+        let mut args = vec!["exec", server.as_str()];
+        args.extend_from_slice(cmd);
+        engines::podman(&args)
+    };
+    let workload = ["httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"];
+    let a = PodmanContainer::start(&server, &["--user", "1000:1000"], &workload);
+    let b = PodmanContainer::start(&sleeper, &["--user", "1000:1000"], &["sleep", "60"]);
+    std::thread::sleep(Duration::from_millis(500));
+    engines::fetch_own_pages(&exec);
+    let (code, log) = learner.wait(Duration::from_secs(40));
+    assert_eq!(code, Some(0), "{log}");
+    drop((a, b));
+    for name in [&server, &sleeper] {
+        // Files of its own, a profile selecting it by name, and kubelet's place.
+        let profile = dir.path().join(format!("p-{name}.yaml"));
+        let text = std::fs::read_to_string(&profile)
+            .unwrap_or_else(|e| panic!("{}: {e}; {log}", profile.display()));
+        assert!(
+            text.contains(&format!("selector: {{\"name\":\"{name}\"}}")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("name: learned-{name}")), "{text}");
+        let relative = format!("profiles/shop-{name}.json");
+        assert!(
+            log.contains(&format!("localhostProfile: {relative}")),
+            "{log}"
+        );
+        assert!(kubelet.join("seccomp").join(&relative).exists(), "{log}");
+    }
+    // What one container did is in its own files only.
+    let served = allowed_syscalls(&kubelet.join(format!("seccomp/profiles/shop-{server}.json")));
+    let slept = allowed_syscalls(&kubelet.join(format!("seccomp/profiles/shop-{sleeper}.json")));
+    for call in ["bind", "listen"] {
+        assert!(served.iter().any(|s| s == call), "{call}: {served:?}");
+        assert!(!slept.iter().any(|s| s == call), "{call}: {slept:?}");
+    }
+    let server_profile =
+        std::fs::read_to_string(dir.path().join(format!("p-{server}.yaml"))).unwrap();
+    let sleeper_profile =
+        std::fs::read_to_string(dir.path().join(format!("p-{sleeper}.yaml"))).unwrap();
+    assert!(server_profile.contains("ports: [8080]"), "{server_profile}");
+    assert!(server_profile.contains("/bin/wget"), "{server_profile}");
+    assert!(sleeper_profile.contains("allow: []"), "{sleeper_profile}");
+    assert!(!sleeper_profile.contains("/bin/wget"), "{sleeper_profile}");
+    // The sleeper's own filter runs it; the server's own filter serves.
+    let seccomp = format!(
+        "seccomp={}",
+        kubelet
+            .join(format!("seccomp/profiles/shop-{server}.json"))
+            .display()
+    );
+    let a = PodmanContainer::start(
+        &server,
+        &["--user", "1000:1000", "--security-opt", &seccomp],
+        &workload,
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    engines::fetch_own_pages(&exec);
+    drop(a);
 }
 
 #[test]

@@ -48,6 +48,10 @@ pub struct Learning<'a> {
     /// The selector the learned profile carries (`learn --select`), as one line of
     /// YAML; `None`: no selector.
     pub selector: Option<&'a str>,
+    /// kubelet's seccomp root (`/var/lib/kubelet/seccomp`) when the seccomp profile is
+    /// written under it for pods (`--seccomp-kubelet`): the pod spec names the file
+    /// relative to it.
+    pub kubelet: Option<&'a Path>,
 }
 
 /// The cgroup a run applies to.
@@ -218,7 +222,7 @@ pub async fn run(
         .collect();
     match under {
         Under::Learn(learning) => {
-            let used = agent.syscalls_used(&name);
+            let used = agent.syscalls_used(&name, None);
             write_learned(
                 &learning,
                 &origin,
@@ -314,6 +318,16 @@ pub fn write_learned(
     if let (Some(out), Some(used)) = (learning.seccomp_out, syscalls_used) {
         let text = serde_json::to_string_pretty(&learn::seccomp(used))?;
         std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+        if let Some(relative) = learning
+            .kubelet
+            .and_then(|root| out.strip_prefix(root).ok())
+        {
+            eprintln!(
+                "kubelet loads {} for a pod whose securityContext says: seccompProfile: {{type: Localhost, localhostProfile: {}}}",
+                out.display(),
+                relative.display()
+            );
+        }
     }
     Ok(())
 }

@@ -13,8 +13,10 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::Write as _,
     net::IpAddr,
+    path::{Path, PathBuf},
 };
 
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::{
@@ -573,76 +575,96 @@ fn runtime_yaml(o: &Observed) -> String {
     y
 }
 
-/// Syscalls the container runtime itself makes after it installs the seccomp filter
-/// (runc: exec of the entry point and the few calls around it). Without
+/// Syscalls the container runtime itself makes after it installs the seccomp filter and
+/// before the entry point runs, by why it makes them. Learn mode never sees these: they
+/// happen before the entry point's exec, when the process is not armed. Without
 /// no-new-privileges (Podman's default) runc installs the filter before it drops to
-/// the container's user, so the user and capability calls come after it, and its Go
-/// runtime keeps running: `faccessat2` (the entry point's lookup in `PATH`),
-/// `sigaltstack`, `gettid`, `tgkill`, `madvise`, `rseq`, `set_robust_list`,
-/// `sched_getaffinity`, `getrandom` and `prlimit64`. Learn mode never sees these: they
-/// happen before the entry point's exec, when the process is not armed.
-const RUNTIME_BASELINE: &[&str] = &[
-    "faccessat",
-    "faccessat2",
-    "access",
-    "sigaltstack",
-    "gettid",
-    "tgkill",
-    "madvise",
-    "rseq",
-    "set_robust_list",
-    "sched_getaffinity",
-    "getrandom",
-    "prlimit64",
-    "execve",
-    "execveat",
-    "close",
-    "close_range",
-    "fcntl",
-    "fstat",
-    "newfstatat",
-    "prctl",
-    "capget",
-    "capset",
-    "setgroups",
-    "setresuid",
-    "setresgid",
-    "setuid",
-    "setgid",
-    "chdir",
-    "getcwd",
-    "futex",
-    "write",
-    "exit",
-    "exit_group",
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "sched_yield",
-    "getpid",
-    "getppid",
-    "nanosleep",
-    "epoll_pwait",
-    "brk",
-    "mmap",
-    "munmap",
-    "mprotect",
-    "arch_prctl",
-    "set_tid_address",
-    "fstatfs",
-    "statfs",
-    "openat",
-    "read",
-    "readlinkat",
-    "getdents64",
-    "lseek",
-    "dup3",
-    "fchdir",
-    "umask",
-    "getuid",
-    "getgid",
-    "geteuid",
-    "getegid",
+/// the container's user, so the user and capability calls come after it. runc's init
+/// is a Go program whose runtime keeps running until the exec. docs/profiles.md lists
+/// the same groups (a test keeps the two the same).
+pub const RUNTIME_BASELINE: &[(&str, &[&str])] = &[
+    (
+        "executing the entry point: finding it on PATH, checking it, the exec",
+        &[
+            "execve",
+            "execveat",
+            "faccessat",
+            "faccessat2",
+            "access",
+            "newfstatat",
+            "fstat",
+            "statfs",
+            "fstatfs",
+        ],
+    ),
+    (
+        "the exec fifo runc waits on and the file descriptors it closes or marks close-on-exec",
+        &[
+            "openat",
+            "read",
+            "write",
+            "close",
+            "close_range",
+            "fcntl",
+            "dup3",
+            "readlinkat",
+            "getdents64",
+            "lseek",
+        ],
+    ),
+    (
+        "dropping to the container's user, groups, capabilities and umask",
+        &[
+            "prctl",
+            "capget",
+            "capset",
+            "setgroups",
+            "setresuid",
+            "setresgid",
+            "setuid",
+            "setgid",
+            "getuid",
+            "getgid",
+            "geteuid",
+            "getegid",
+            "umask",
+        ],
+    ),
+    (
+        "entering the working directory",
+        &["chdir", "fchdir", "getcwd"],
+    ),
+    (
+        "the Go runtime of runc's init: scheduler, signals, memory, its threads",
+        &[
+            "futex",
+            "rt_sigaction",
+            "rt_sigprocmask",
+            "rt_sigreturn",
+            "sigaltstack",
+            "gettid",
+            "tgkill",
+            "madvise",
+            "mmap",
+            "munmap",
+            "mprotect",
+            "brk",
+            "nanosleep",
+            "sched_yield",
+            "epoll_pwait",
+            "sched_getaffinity",
+            "getrandom",
+            "getpid",
+            "getppid",
+            "exit",
+            "exit_group",
+            "rseq",
+            "set_robust_list",
+            "arch_prctl",
+            "set_tid_address",
+            "prlimit64",
+        ],
+    ),
 ];
 
 /// An OCI seccomp profile allowing exactly the syscalls used (plus the runtime's own
@@ -653,13 +675,36 @@ pub fn seccomp(nrs: &[u32]) -> Value {
         .filter_map(|nr| syscalls::Sysno::new(*nr as usize))
         .map(|s| s.name().to_owned())
         .collect();
-    names.extend(RUNTIME_BASELINE.iter().map(|s| (*s).to_owned()));
+    names.extend(
+        RUNTIME_BASELINE
+            .iter()
+            .flat_map(|(_, calls)| calls.iter())
+            .map(|s| (*s).to_owned()),
+    );
     json!({
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": 1,
         "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
         "syscalls": [{ "names": names, "action": "SCMP_ACT_ALLOW" }],
     })
+}
+
+/// Where kubelet looks for the localhost seccomp profile `name`
+/// (`<root>/profiles/<name>.json`, `root` being `<kubelet root-dir>/seccomp`); the
+/// directory is made when missing.
+pub fn kubelet_seccomp_file(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !name.starts_with('.'),
+        "--seccomp-kubelet {name:?}: a profile name is letters, digits, '-', '_' and '.', as a file name under {}/profiles",
+        root.display()
+    );
+    let dir = root.join("profiles");
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
+    Ok(dir.join(format!("{name}.json")))
 }
 
 /// The profile a learning run applies: audit everything, report every flow and DNS
@@ -690,6 +735,35 @@ pub fn learning_profile(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runtime_baseline_is_documented_group_by_group() {
+        let docs = include_str!("../../docs/profiles.md");
+        for (why, calls) in RUNTIME_BASELINE {
+            let line = docs
+                .lines()
+                .find(|l| l.contains(why))
+                .unwrap_or_else(|| panic!("docs/profiles.md lacks the group {why:?}"));
+            for call in *calls {
+                assert!(
+                    line.contains(&format!("`{call}`")),
+                    "{call} not in {line:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn kubelet_profiles_go_under_profiles_and_names_are_file_names() {
+        let root = tempfile::tempdir().unwrap();
+        let file = kubelet_seccomp_file(root.path(), "shop.v1").unwrap();
+        assert_eq!(file, root.path().join("profiles/shop.v1.json"));
+        assert!(root.path().join("profiles").is_dir());
+        for bad in ["", "../etc", "a/b", ".hidden"] {
+            let e = kubelet_seccomp_file(root.path(), bad).unwrap_err();
+            assert!(e.to_string().contains("a profile name is"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn names_replace_the_addresses_the_workload_resolved() {

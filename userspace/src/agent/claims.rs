@@ -1,17 +1,27 @@
 //! `learn --select`: which cgroups the learning profile went to. A selector may match
 //! several containers; by default only the first one it matches is learned (the
-//! others start unmonitored, as an unselected container does), with `--merge-all`
-//! every one of them, into one profile.
+//! others start unmonitored, as an unselected container does); with `--each` or
+//! `--merge-all` every one of them (into a profile each, or into one).
 
 /// The cgroups a selector-learning run claimed, in the order it claimed them.
 #[derive(Debug, Clone, Default)]
 pub struct Claims {
     /// Only the first match is learned.
     pub first_only: bool,
-    /// (cgroup path, what the engines call it).
-    pub claimed: Vec<(String, Option<crate::engines::Identity>)>,
+    pub claimed: Vec<Claimed>,
     /// When the first cgroup was claimed: learning time counts from then.
     pub first_at: Option<std::time::Instant>,
+}
+
+/// One cgroup the learning profile went to.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Relative to the cgroup2 root, as records name it.
+    pub path: String,
+    /// The cgroup's id, which the kernel keys what it learned by.
+    pub id: u64,
+    /// What the engines call it, when they do.
+    pub who: Option<crate::engines::Identity>,
 }
 
 impl Claims {
@@ -25,13 +35,17 @@ impl Claims {
 
     /// Whether the learning profile may go to the cgroup at `path`.
     pub fn allows(&self, path: &str) -> bool {
-        !self.first_only || self.claimed.is_empty() || self.claimed.iter().any(|(p, _)| p == path)
+        !self.first_only || self.claimed.is_empty() || self.claimed.iter().any(|c| c.path == path)
     }
 
     /// Records that the learning profile went to `path`.
-    pub fn claim(&mut self, path: &str, who: Option<crate::engines::Identity>) {
-        if !self.claimed.iter().any(|(p, _)| p == path) {
-            self.claimed.push((path.to_owned(), who));
+    pub fn claim(&mut self, path: &str, id: u64, who: Option<crate::engines::Identity>) {
+        if !self.claimed.iter().any(|c| c.path == path) {
+            self.claimed.push(Claimed {
+                path: path.to_owned(),
+                id,
+                who,
+            });
             self.first_at.get_or_insert_with(std::time::Instant::now);
         }
     }
@@ -42,7 +56,7 @@ impl Claims {
             && self
                 .claimed
                 .iter()
-                .all(|(p, _)| !cgroup2.join(p.trim_start_matches('/')).exists())
+                .all(|c| !cgroup2.join(c.path.trim_start_matches('/')).exists())
     }
 }
 
@@ -54,14 +68,14 @@ mod tests {
     fn only_the_first_match_is_claimed_unless_all_are() {
         let mut first = Claims::new(true);
         assert!(first.allows("/docker/a"));
-        first.claim("/docker/a", None);
+        first.claim("/docker/a", 7, None);
         assert!(first.allows("/docker/a"));
         assert!(!first.allows("/docker/b"));
         let mut all = Claims::new(false);
-        all.claim("/docker/a", None);
+        all.claim("/docker/a", 7, None);
         assert!(all.allows("/docker/b"));
         assert!(!Claims::new(true).all_gone(std::path::Path::new("/")));
-        first.claimed[0].0 = "/cgwarden-no-such-cgroup".into();
+        first.claimed[0].path = "/cgwarden-no-such-cgroup".into();
         assert!(first.all_gone(std::path::Path::new("/sys/fs/cgroup")));
     }
 }

@@ -22,7 +22,7 @@ mod faults;
 mod gate;
 mod posture;
 
-pub use claims::Claims;
+pub use claims::{Claimed, Claims};
 
 use crate::{
     aggregate::Aggregator,
@@ -1050,11 +1050,14 @@ impl Agent {
         // container is covered from its first process, before this walk sees it.
         if let Some(claims) = &mut self.claims {
             // The first match: in path order, so the same container wins every time.
-            let mut matched: Vec<&(String, u32, String, bool)> = wanted.values().collect();
-            matched.sort_by(|a, b| a.2.cmp(&b.2));
-            for (_, _, path, _) in matched {
+            let mut matched: Vec<(u64, &str)> = wanted
+                .iter()
+                .map(|(id, (_, _, path, _))| (*id, path.as_str()))
+                .collect();
+            matched.sort_by(|a, b| a.1.cmp(b.1));
+            for (id, path) in matched {
                 if claims.allows(path) {
-                    claims.claim(path, self.known.own(path).cloned());
+                    claims.claim(path, id, self.known.own(path).cloned());
                 }
             }
             let claims = &*claims;
@@ -1510,7 +1513,7 @@ impl Agent {
             .compiled
             .values()
             .filter(|c| c.profile.learn)
-            .map(|c| self.kernel.syscalls_used(c.pref.id).len())
+            .map(|c| self.kernel.syscalls_used(c.pref.id, None).len())
             .sum();
         (
             count(&["connect", "sendmsg", "packet", "bind"]),
@@ -1525,11 +1528,12 @@ impl Agent {
         self.recorded.take().unwrap_or_default()
     }
 
-    /// The syscalls the processes of a learning profile used.
-    pub fn syscalls_used(&self, profile: &str) -> Vec<u32> {
+    /// The syscalls the processes of a learning profile used: in the cgroup with id
+    /// `cgroup` (and below it), or in any.
+    pub fn syscalls_used(&self, profile: &str, cgroup: Option<u64>) -> Vec<u32> {
         self.compiled
             .get(profile)
-            .map(|c| self.kernel.syscalls_used(c.pref.id))
+            .map(|c| self.kernel.syscalls_used(c.pref.id, cgroup))
             .unwrap_or_default()
     }
 

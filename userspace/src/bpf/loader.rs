@@ -151,7 +151,7 @@ pub struct Kernel {
     listens: bool,
     /// The raw `sys_enter` program is attached.
     raw_attached: bool,
-    syscalls_used: HashMap<MapData, u64, u8>,
+    syscalls_used: HashMap<MapData, cgwarden_common::SyscallUsedKey, u8>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
@@ -469,16 +469,18 @@ impl Kernel {
         self.attach_raw()
     }
 
-    /// The syscall numbers a learning profile's processes used.
-    pub fn syscalls_used(&self, profile: u32) -> Vec<u32> {
+    /// The syscall numbers a learning profile's processes used: in the monitored cgroup
+    /// `cgroup` (by id), or in any.
+    pub fn syscalls_used(&self, profile: u32, cgroup: Option<u64>) -> Vec<u32> {
         let mut nrs: Vec<u32> = self
             .syscalls_used
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| (k >> 32) as u32 == profile)
-            .map(|k| k as u32)
+            .filter(|k| k.profile == profile && cgroup.is_none_or(|c| c == k.cgroup_id))
+            .map(|k| k.nr)
             .collect();
         nrs.sort_unstable();
+        nrs.dedup();
         nrs
     }
 

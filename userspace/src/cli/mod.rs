@@ -156,8 +156,13 @@ pub struct LearnArgs {
     select: Option<String>,
     /// With --select: learn every matching container that starts in the window, into
     /// one profile (default: the first one only; later ones start unmonitored).
-    #[arg(long, requires = "select")]
+    #[arg(long, requires = "select", conflicts_with = "each")]
     merge_all: bool,
+    /// With --select: learn every matching container that starts in the window, each
+    /// into files of its own: `--out web.yaml` becomes `web-<container name>.yaml` (and
+    /// the same for --seccomp), whose profile selects that container by name.
+    #[arg(long, requires_all = ["select", "out"], conflicts_with = "merge")]
+    each: bool,
     /// With --select: how long to wait for a matching container.
     #[arg(long, default_value = "10m", requires = "select")]
     wait: humantime::Duration,
@@ -186,6 +191,20 @@ pub struct LearnArgs {
     /// in it; --select sees it from its first process).
     #[arg(long, requires = "live")]
     seccomp: Option<PathBuf>,
+    /// Like --seccomp, for Kubernetes: write the seccomp profile where kubelet looks for
+    /// it, `<kubelet-root>/seccomp/profiles/NAME.json`, and print the pod's
+    /// `seccompProfile: {type: Localhost, localhostProfile: profiles/NAME.json}`. Copy
+    /// the file to the same place on every node the pod may run on.
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "live",
+        conflicts_with = "seccomp"
+    )]
+    seccomp_kubelet: Option<String>,
+    /// kubelet's root directory (its `--root-dir`).
+    #[arg(long, default_value = "/var/lib/kubelet", requires = "seccomp_kubelet")]
+    kubelet_root: PathBuf,
     /// Learn on top of this profile: keep every line of it, add only what is new, and
     /// print the lines added on standard error.
     #[arg(long, conflicts_with = "check")]
@@ -224,13 +243,22 @@ pub enum ProfileCommand {
 
 /// `learn`: from an events file (`client`), or live on a running cgroup (`agent`).
 fn learn(a: LearnArgs) -> anyhow::Result<i32> {
-    use cgwarden::exec::{Learning, Under};
+    use cgwarden::{
+        exec::{Learning, Under},
+        learn::select::Many,
+    };
+    let kubelet = a.kubelet_root.join("seccomp");
+    let kubelet_file = match &a.seccomp_kubelet {
+        Some(name) => Some(cgwarden::learn::kubelet_seccomp_file(&kubelet, name)?),
+        None => None,
+    };
     let learning = Learning {
         name: &a.name,
         profile_out: a.out.as_deref(),
-        seccomp_out: a.seccomp.as_deref(),
+        seccomp_out: a.seccomp.as_deref().or(kubelet_file.as_deref()),
         merge: a.merge.as_deref(),
         selector: None,
+        kubelet: kubelet_file.as_ref().map(|_| kubelet.as_path()),
     };
     if let Some(selector) = &a.select {
         return agent::learn_selected(
@@ -238,7 +266,13 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
                 selector,
                 duration: a.duration.into(),
                 wait: a.wait.into(),
-                merge_all: a.merge_all,
+                many: if a.each {
+                    Many::Each
+                } else if a.merge_all {
+                    Many::Merge
+                } else {
+                    Many::First
+                },
                 control: &a.control,
             },
             learning,
@@ -298,6 +332,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     seccomp_out: seccomp.as_deref(),
                     merge: merge.as_deref(),
                     selector: None,
+                    kubelet: None,
                 }),
                 (None, None, Some(p)) => Under::Check(p),
                 (None, None, None) => anyhow::bail!("give --policy, --learn or --check"),

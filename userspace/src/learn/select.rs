@@ -3,19 +3,25 @@
 //! container, holds its first exec at the gate until the learning profile is on its
 //! cgroup, and learns until the duration has passed since then, the container exits,
 //! or Ctrl-C. By default only the first matching container is learned (later ones
-//! start unmonitored); with `--merge-all`, every matching container that starts in the
-//! window, into one profile. The profile written selects what `--select` selected.
+//! start unmonitored). With `--each`, every matching container that starts in the
+//! window is learned into files of its own (`web.yaml` → `web-<container>.yaml`), whose
+//! profile selects that container by name; with `--merge-all`, all of them into one
+//! profile. A profile written for one container or for all selects what `--select`
+//! selected.
 //!
 //! It refuses to run beside a `cgwarden run` agent: both would hold and release new
 //! containers at their gates, and one's release would let a container run before the
 //! other had its profile in place.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
 use crate::{
-    agent::{Agent, Claims},
+    agent::{Agent, Claimed, Claims},
     bpf::Kernel,
     exec::{Learning, write_learned},
     host,
@@ -33,10 +39,21 @@ pub struct Selected<'a> {
     pub duration: Duration,
     /// How long to wait for a matching container.
     pub wait: Duration,
-    /// Learn every matching container into one profile, not only the first.
-    pub merge_all: bool,
+    /// Which of several matching containers are learned, and into what.
+    pub many: Many,
     /// The running agent's control socket, to refuse to run beside it.
     pub control: &'a Path,
+}
+
+/// What `learn --select` does when several containers match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Many {
+    /// The first one only; later ones start unmonitored.
+    First,
+    /// Every one, each into its own files.
+    Each,
+    /// Every one, into one profile.
+    Merge,
 }
 
 /// The selector as one line of YAML (JSON), or why it is no selector.
@@ -87,7 +104,7 @@ pub async fn run(
     let name = profile.name.as_str().to_owned();
     agent.install(vec![profile])?;
     agent.record_all();
-    agent.claim(Claims::new(!s.merge_all));
+    agent.claim(Claims::new(s.many == Many::First));
     agent.rescan()?;
     agent.kernel_mut().attach(&host.cgroup2)?;
     let signals = serve::Signals::install()?;
@@ -96,10 +113,10 @@ pub async fn run(
         "waiting for {waiting_for} (up to {}), then learning for {}{}",
         humantime::format_duration(s.wait),
         humantime::format_duration(s.duration),
-        if s.merge_all {
-            ", every matching container into one profile"
-        } else {
-            ", the first matching container only"
+        match s.many {
+            Many::First => ", the first matching container only",
+            Many::Each => ", every matching container into files of its own",
+            Many::Merge => ", every matching container into one profile",
         }
     );
     let stop = serve::serve(
@@ -115,7 +132,7 @@ pub async fn run(
             signals,
             deadline: Some(tokio::time::Instant::now() + s.wait + s.duration),
             while_exists: None,
-            until_claims_gone: !s.merge_all,
+            until_claims_gone: s.many == Many::First,
             learn_for: Some(s.duration),
             progress: Some(Progress::new(s.duration, waiting_for.clone())),
         },
@@ -134,46 +151,166 @@ pub async fn run(
             }
         );
     }
-    let learned: Vec<String> = claims
-        .claimed
-        .iter()
-        .map(|(path, who)| match who {
-            Some(w) => format!(
-                "{} container {} ({})",
-                w.container.runtime,
-                w.container.name.as_deref().unwrap_or("with no name"),
-                &w.container.id[..w.container.id.len().min(12)]
-            ),
-            None => format!("cgroup {path}"),
-        })
-        .collect();
     match stop {
         Stop::Signal => log::warn!("interrupted: writing what was seen so far"),
         Stop::Gone => log::warn!("the container ended"),
         _ => {}
     }
-    eprintln!("learned from {}", learned.join(", "));
     let records: Vec<serde_json::Value> = agent
         .recorded()
         .iter()
         .filter_map(|r| serde_json::to_value(r).ok())
         .collect();
-    let used = agent.syscalls_used(&name);
-    let origin = format!("{} (selected by {selector})", learned.join(", "));
-    let learning = Learning {
-        selector: Some(&selector),
-        ..learning
+    let watched = learn::Watched {
+        devices: true,
+        creds,
     };
-    write_learned(
-        &learning,
-        &origin,
-        &records,
-        learn::Watched {
-            devices: true,
-            creds,
-        },
-        &[],
-        Some(&used),
-    )?;
+    if s.many != Many::Each {
+        let learned: Vec<String> = claims.claimed.iter().map(describe).collect();
+        eprintln!("learned from {}", learned.join(", "));
+        let used = agent.syscalls_used(&name, None);
+        let origin = format!("{} (selected by {selector})", learned.join(", "));
+        let learning = Learning {
+            selector: Some(&selector),
+            ..learning
+        };
+        write_learned(&learning, &origin, &records, watched, &[], Some(&used))?;
+        return Ok(0);
+    }
+    for (n, claimed) in claims.claimed.iter().enumerate() {
+        let label = file_label(claimed, n);
+        let own: Vec<serde_json::Value> = records
+            .iter()
+            .filter(|r| of_cgroup(r, &claimed.path))
+            .cloned()
+            .collect();
+        let used = agent.syscalls_used(&name, Some(claimed.id));
+        let profile_out = learning.profile_out.map(|p| with_label(p, &label));
+        let seccomp_out = learning.seccomp_out.map(|p| with_label(p, &label));
+        let own_selector = own_selector(claimed).unwrap_or_else(|| selector.clone());
+        let profile_name = format!("{}-{label}", learning.name);
+        let one = Learning {
+            name: &profile_name,
+            profile_out: profile_out.as_deref(),
+            seccomp_out: seccomp_out.as_deref(),
+            merge: None,
+            selector: Some(&own_selector),
+            kubelet: learning.kubelet,
+        };
+        let origin = format!("{} (selected by {selector})", describe(claimed));
+        write_learned(&one, &origin, &own, watched, &[], Some(&used))?;
+        eprintln!(
+            "learned from {}: {}{}",
+            describe(claimed),
+            profile_out.map_or("standard output".into(), |p| p.display().to_string()),
+            seccomp_out.map_or(String::new(), |p| format!(", {}", p.display()))
+        );
+    }
     Ok(0)
+}
+
+/// A claimed container for people: `docker container web (3f2a…)`.
+fn describe(c: &Claimed) -> String {
+    match &c.who {
+        Some(w) => format!(
+            "{} container {} ({})",
+            w.container.runtime,
+            w.container.name.as_deref().unwrap_or("with no name"),
+            &w.container.id[..w.container.id.len().min(12)]
+        ),
+        None => format!("cgroup {}", c.path),
+    }
+}
+
+/// What names a container's own files: its name, else its short id, else its place.
+fn file_label(c: &Claimed, n: usize) -> String {
+    let raw = match &c.who {
+        Some(w) => w
+            .container
+            .name
+            .clone()
+            .unwrap_or_else(|| w.container.id[..w.container.id.len().min(12)].to_owned()),
+        None => format!("{}", n + 1),
+    };
+    let label: String = raw
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if label.is_empty() {
+        format!("{}", n + 1)
+    } else {
+        label
+    }
+}
+
+/// `dir/web.yaml` with label `shop-web-1` → `dir/web-shop-web-1.yaml`.
+fn with_label(path: &Path, label: &str) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem}-{label}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{label}"),
+    };
+    path.with_file_name(name)
+}
+
+/// The selector of a profile learned for one container: its name, so the profiles
+/// learned for several containers do not all select every one of them.
+fn own_selector(c: &Claimed) -> Option<String> {
+    let name = c.who.as_ref()?.container.name.as_deref()?;
+    serde_json::to_string(&serde_json::json!({ "name": name })).ok()
+}
+
+/// Whether a record came from the claimed cgroup `path` or one below it.
+fn of_cgroup(record: &serde_json::Value, path: &str) -> bool {
+    record
+        .get("cgroup")
+        .and_then(|c| c.as_str())
+        .is_some_and(|c| {
+            c == path
+                || c.strip_prefix(path)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_containers_files_are_named_after_it() {
+        assert_eq!(
+            with_label(Path::new("/tmp/web.yaml"), "shop-web-1"),
+            Path::new("/tmp/web-shop-web-1.yaml")
+        );
+        assert_eq!(
+            with_label(Path::new("out/profile"), "a"),
+            Path::new("out/profile-a")
+        );
+        let unnamed = Claimed {
+            path: "/x".into(),
+            id: 1,
+            who: None,
+        };
+        assert_eq!(file_label(&unnamed, 2), "3");
+        assert!(own_selector(&unnamed).is_none());
+    }
+
+    #[test]
+    fn a_containers_records_are_those_of_its_cgroup_and_below() {
+        let r = |c: &str| serde_json::json!({ "cgroup": c });
+        assert!(of_cgroup(&r("/docker/abc"), "/docker/abc"));
+        assert!(of_cgroup(&r("/docker/abc/init"), "/docker/abc"));
+        assert!(!of_cgroup(&r("/docker/abcd"), "/docker/abc"));
+        assert!(!of_cgroup(&serde_json::json!({}), "/docker/abc"));
+    }
 }
