@@ -635,3 +635,56 @@ fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
     );
     assert_eq!(rule_count(&text), 1, "{text}");
 }
+
+#[test]
+fn learning_a_running_cgroup_shows_its_progress_on_a_terminal() {
+    require_root();
+    let server = TcpServer::bind("127.0.0.93");
+    let base = unique("cgwarden-test-learnp");
+    let app = TestCgroup::create(&base);
+    let script = format!(
+        "while true; do {} tcp {}; sleep 0.1; done",
+        netprobe().display(),
+        server.addr
+    );
+    let mut child = app.spawn(
+        Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null()),
+    );
+    let running = wait_for(Duration::from_secs(10), || {
+        (server.accepted() > 0).then_some(())
+    });
+    assert!(running.is_some(), "the process never connected");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("learned.yaml");
+    // `script` gives the learner a terminal; what it wrote there is script's output.
+    let line = format!(
+        "{} learn --cgroup /{base} --duration 3s --out {}",
+        cgwarden().display(),
+        out.display()
+    );
+    let learn = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs a command on a terminal");
+    let _ = child.kill();
+    let _ = child.wait();
+    let shown = String::from_utf8_lossy(&learn.stdout);
+    cgwarden_tests::assert_success(&learn);
+    assert!(
+        shown.contains("learning 1 container(s): ") && shown.contains(" left; "),
+        "no progress line: {shown:?}"
+    );
+    // The counts grow while it watches: some line shows the flows seen so far.
+    let flows_seen = shown
+        .split("\r\x1b[2K")
+        .filter_map(|l| l.split(" left; ").nth(1))
+        .filter_map(|l| l.split(' ').next()?.parse::<u64>().ok())
+        .max();
+    assert!(
+        flows_seen.is_some_and(|n| n > 0),
+        "no line counted a flow: {shown:?}"
+    );
+    assert!(std::fs::read_to_string(&out).unwrap().contains("127.0.0.93"));
+}

@@ -186,18 +186,17 @@ pub async fn run(
                 "watching {place} for {}",
                 humantime::format_duration(duration)
             );
-            let stop = serve::serve(
-                &mut agent,
-                ring,
-                one_cgroup(
-                    policy_file,
-                    serve::Signals::install()?,
-                    None,
-                    Some(tokio::time::Instant::now() + duration),
-                    Some(&path),
-                ),
-            )
-            .await?;
+            let mut options = one_cgroup(
+                policy_file,
+                serve::Signals::install()?,
+                None,
+                Some(tokio::time::Instant::now() + duration),
+                Some(&path),
+            );
+            if matches!(under, Under::Learn(_)) {
+                options.progress = Some(learn::progress::Progress::new(duration, place.clone()));
+            }
+            let stop = serve::serve(&mut agent, ring, options).await?;
             match stop {
                 Stop::Signal => log::warn!("interrupted: writing what was seen so far"),
                 Stop::Gone => log::warn!("cgroup {relative} was removed: the container ended"),
