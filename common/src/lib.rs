@@ -90,8 +90,12 @@ pub mod maps {
     pub const DNS_REFUSALS: &str = "DNS_REFUSALS";
     /// `PerCpuArray<EnteredMark>`: the last watched call judged at entry, per CPU.
     pub const ENTERED: &str = "ENTERED";
-    /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: the name of the file an open reached.
-    pub const OPENED_SCRATCH: &str = "OPENED_SCRATCH";
+    /// `PerCpuArray<EscapeFileKey>`: the file system and name of the file an open
+    /// reached, read at its exit.
+    pub const REACHED: &str = "REACHED";
+    /// `HashMap<EscapeFileKey, u8 pattern_applies>`: escape files by what they are
+    /// (their file system's magic and their name), whatever path reaches them.
+    pub const ESCAPE_FILES: &str = "ESCAPE_FILES";
     /// `PerCpuArray`s for parsing queries at egress (apart from the answer parser's,
     /// which an ingress packet may use on the same CPU meanwhile).
     pub const DNS_QBUF: &str = "DNS_QBUF";
@@ -101,9 +105,10 @@ pub mod maps {
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 35] = [
+    pub const ALL: [&str; 36] = [
         ENTERED,
-        OPENED_SCRATCH,
+        REACHED,
+        ESCAPE_FILES,
         RUNTIME_SOCKETS,
         DNS_QBUF,
         DNS_QSCRATCH,
@@ -498,6 +503,7 @@ mod user {
     unsafe impl aya::Pod for super::NameKey {}
     unsafe impl aya::Pod for super::LearnedKey {}
     unsafe impl aya::Pod for super::SyscallUsedKey {}
+    unsafe impl aya::Pod for super::EscapeFileKey {}
     unsafe impl aya::Pod for super::LearnedValue {}
     unsafe impl aya::Pod for super::NameCountKey {}
     unsafe impl aya::Pod for super::SyscallKey {}
@@ -540,6 +546,21 @@ pub struct NameKey {
     pub profile: u32,
     pub wildcard: u32,
     pub hash: u64,
+}
+
+/// Bytes of a file name in an [`EscapeFileKey`] (with its NUL): the longest escape
+/// file's name (`notify_on_release`) fits.
+pub const ESCAPE_FILE_NAME_BYTES: usize = 24;
+
+/// An escape file by what it is: the magic number of its file system
+/// (`super_block.s_magic`: cgroup v1, procfs, sysfs, binfmt_misc) and its name,
+/// NUL-padded. A symlink, a bind mount, a long or relative path, or a reopen through
+/// `/proc/self/fd` all reach the same file and so the same key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EscapeFileKey {
+    pub magic: u64,
+    pub name: [u8; ESCAPE_FILE_NAME_BYTES],
 }
 
 /// Key of a syscall a learning profile saw used: the monitored cgroup (a container's
@@ -958,12 +979,31 @@ pub struct SyscallEvent {
     /// The rule's second string argument ([`SyscallRule::str_arg`]), NUL-terminated;
     /// `str_len` bytes with the NUL, 0 when none.
     pub str_len: u32,
-    pub _pad3: u32,
+    /// [`reached`]: whether the call was judged by the file it reached.
+    pub reached: u8,
+    pub _pad3: [u8; 3],
+    /// With `reached` = FILE, the reached file's name (NUL-terminated, `str_len` bytes);
+    /// otherwise the rule's second string argument.
     pub str_val: [u8; 32],
     /// The inode number of the file behind the rule's descriptor argument
     /// ([`SyscallRule::fd_ino_arg`]): for setns, the target namespace's id (as
     /// `/proc/<pid>/ns/*` links show it); 0 when none.
     pub fd_ino: u64,
+    /// With `reached` = FILE, the magic number of the reached file's file system.
+    pub reached_magic: u64,
+}
+
+/// Values of [`SyscallEvent::reached`].
+pub mod reached {
+    /// Judged by the path as the call wrote it (or not a path-judged call).
+    pub const PATH: u8 = 0;
+    /// Judged by the file the open reached (an [`EscapeFileKey`](super::EscapeFileKey)
+    /// in `str_val` and `reached_magic`), whatever path the call wrote.
+    pub const FILE: u8 = 1;
+    /// The kernel could not decide: a write-open that failed (so reached no file) and
+    /// whose path as written names no escape file. Reported, never killed; the agent
+    /// resolves the path in the caller's root and decides.
+    pub const UNDECIDED: u8 = 2;
 }
 
 /// Values of [`SyscallEvent::judged`].
@@ -1107,11 +1147,14 @@ pub struct CredOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub sb_dev: u32,
-    /// 1 when `file.f_path.dentry` and `dentry.d_name.name` were found: the name of
-    /// the file an open reached, whatever path the caller wrote.
+    /// 1 when `file.f_path.dentry`, `dentry.d_name.name`, `dentry.d_sb` and
+    /// `super_block.s_magic` were found: what file an open reached (its file system
+    /// and name), whatever path the caller wrote.
     pub name_valid: u32,
     pub file_dentry: u32,
     pub dentry_name: u32,
+    pub dentry_sb: u32,
+    pub sb_magic: u32,
     /// 1 when `file.f_mode` and `inode.i_uid` were found (the dirty-pipe pattern).
     pub pipe_valid: u32,
     pub file_mode: u32,

@@ -160,25 +160,40 @@ pub fn unix_peer_file(fd: u64) -> Option<cgwarden_common::SocketFile> {
     }
 }
 
-/// Writes `/` and the name of the file descriptor `fd` of the current task reached (its
-/// dentry's name: what an open really opened, through symlinks, `..` or a relative
-/// path) into `buf`; returns the bytes written with the NUL, or `None`.
+/// Writes into `key` what file descriptor `fd` of the current task reached: its file
+/// system's magic number and its dentry's name (what an open really opened, through
+/// symlinks, `..`, a relative or long path, or a reopen through `/proc/self/fd`).
+/// False when it cannot be read (the key is then not to be used).
 #[inline(always)]
-pub fn opened_name(fd: u64, buf: &mut [u8; cgwarden_common::SYSCALL_PATH_BYTES]) -> Option<usize> {
-    let o = offsets().filter(|o| o.name_valid != 0)?;
-    let file = file_of_fd(o, fd)?;
+pub fn reached_file(fd: u64, key: &mut cgwarden_common::EscapeFileKey) -> bool {
+    let Some(o) = offsets().filter(|o| o.name_valid != 0) else {
+        return false;
+    };
+    let Some(file) = file_of_fd(o, fd) else {
+        return false;
+    };
     // SAFETY: every pointer is only read through `bpf_probe_read_kernel`.
     unsafe {
-        let dentry: *const u8 =
-            bpf_probe_read_kernel(file.add(o.file_dentry as usize).cast::<*const u8>()).ok()?;
-        let name: *const u8 =
-            bpf_probe_read_kernel(dentry.add(o.dentry_name as usize).cast::<*const u8>()).ok()?;
-        buf[0] = b'/';
-        let (_, rest) = buf.split_at_mut(1);
-        let n = aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(name, rest)
-            .ok()?
-            .len();
-        Some(n + 1)
+        let Ok(dentry) =
+            bpf_probe_read_kernel(file.add(o.file_dentry as usize).cast::<*const u8>())
+        else {
+            return false;
+        };
+        let Ok(sb) = bpf_probe_read_kernel(dentry.add(o.dentry_sb as usize).cast::<*const u8>())
+        else {
+            return false;
+        };
+        let Ok(magic) = bpf_probe_read_kernel(sb.add(o.sb_magic as usize).cast::<u64>()) else {
+            return false;
+        };
+        let Ok(name) =
+            bpf_probe_read_kernel(dentry.add(o.dentry_name as usize).cast::<*const u8>())
+        else {
+            return false;
+        };
+        key.magic = magic;
+        key.name = [0; cgwarden_common::ESCAPE_FILE_NAME_BYTES];
+        aya_ebpf::helpers::bpf_probe_read_kernel_str_bytes(name, &mut key.name).is_ok()
     }
 }
 

@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsQuery, DnsQueryKey, DnsScratch,
-    DnsServerKey, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey,
+    DnsServerKey, EGRESS_MAX_ENTRIES, EscapeFileKey, EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey,
     FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue,
     NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern, PatternKey,
     PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
@@ -102,8 +102,10 @@ pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
 pub static ENTERED: PerCpuArray<cgwarden_common::EnteredMark> = PerCpuArray::with_max_entries(1, 0);
 
 #[map]
-pub static OPENED_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
-    PerCpuArray::with_max_entries(1, 0);
+pub static REACHED: PerCpuArray<EscapeFileKey> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+pub static ESCAPE_FILES: HashMap<EscapeFileKey, u8> = HashMap::with_max_entries(64, 0);
 
 #[map]
 pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);

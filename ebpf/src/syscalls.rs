@@ -32,7 +32,8 @@ use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
     PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
     SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, judged, kind,
-    pattern_applies, pending, proc_flags, profile_flags, syscall_action, syscall_watch, verdict,
+    pattern_applies, pending, proc_flags, profile_flags, reached, syscall_action, syscall_watch,
+    verdict,
 };
 
 use crate::{
@@ -372,7 +373,13 @@ fn act(
     end: End,
 ) {
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
-    let kill = rule.action == syscall_action::KILL || rule.action == syscall_action::KILL_CONTAINER;
+    // An undecided call is reported, never killed: the agent decides what it reached.
+    let action = if path_from == PATH_UNDECIDED {
+        syscall_action::REPORT
+    } else {
+        rule.action
+    };
+    let kill = action == syscall_action::KILL || action == syscall_action::KILL_CONTAINER;
     let verdict = match (kill, enforce) {
         (true, true) => verdict::DENY,
         (true, false) => verdict::AUDIT,
@@ -394,7 +401,7 @@ fn act(
             nr,
             rule: rule.rule,
             verdict,
-            action: rule.action,
+            action,
             _pad: [0; 6],
             args: *args,
         };
@@ -405,7 +412,14 @@ fn act(
             None => return,
         }
     }
+    let mut how = reached::PATH;
     let path = if path_from == PATH_MATCHED {
+        PathFrom::Scratch
+    } else if path_from == PATH_REACHED {
+        how = reached::FILE;
+        PathFrom::Scratch
+    } else if path_from == PATH_UNDECIDED {
+        how = reached::UNDECIDED;
         PathFrom::Scratch
     } else if path_from == PATH_SUN {
         // `sun_path`, after the family, of the sockaddr the caller passed.
@@ -418,7 +432,7 @@ fn act(
     let record = Record {
         kind: kind::SYSCALL,
         nr,
-        action: rule.action,
+        action,
         verdict,
         rule: rule.rule,
         flags,
@@ -426,6 +440,7 @@ fn act(
         cgroup_id,
         total,
         end,
+        reached: how,
         str_ptr: if rule.str_arg == NO_ARG {
             0
         } else {
@@ -465,6 +480,8 @@ struct Record {
     /// Repeats so far (aggregated syscall events), 0 for events never aggregated.
     total: u64,
     end: End,
+    /// [`reached`]: how a path-judged call was judged.
+    reached: u8,
     /// A second string argument to copy (a user pointer), or 0.
     str_ptr: u64,
     /// The inode number behind the rule's descriptor argument, or 0.
@@ -503,9 +520,26 @@ fn emit(
         (*ev).judged = record.end.judged;
         (*ev).ret = record.end.ret;
         (*ev).str_len = 0;
-        (*ev)._pad3 = 0;
+        (*ev).reached = record.reached;
+        (*ev)._pad3 = [0; 3];
+        (*ev).reached_magic = 0;
         (*ev).fd_ino = record.fd_ino;
-        if record.str_ptr != 0
+        if record.reached == reached::FILE
+            && let Some(file) = crate::maps::REACHED.get_ptr(0)
+        {
+            (*ev).reached_magic = (*file).magic;
+            let name = (*file).name;
+            let mut val = [0u8; 32];
+            let mut len = name.len() - 1;
+            for (i, b) in name.iter().enumerate() {
+                val[i] = *b;
+                if *b == 0 && i < len {
+                    len = i;
+                }
+            }
+            (*ev).str_val = val;
+            (*ev).str_len = len as u32 + 1;
+        } else if record.str_ptr != 0
             && let Ok(s) =
                 bpf_probe_read_user_str_bytes(record.str_ptr as *const u8, &mut (*ev).str_val)
         {
@@ -619,6 +653,7 @@ fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
             judged: judged::EXIT,
             ret: call.ret,
         },
+        reached: reached::PATH,
         str_ptr: 0,
         fd_ino: 0,
     };
@@ -770,14 +805,15 @@ struct Matcher {
     set: u32,
 }
 
-/// The `applies` bits of the escape pattern the call's path matches, 0 for none. A
-/// path that cannot be read counts as a plain match: an unknown path is never treated
-/// as harmless.
+/// The `applies` bits of the escape pattern the call's path matches (0 for none), and
+/// the bytes read (`SYSCALL_PATH_BYTES - 1`: the path was longer and is cut). A path
+/// that cannot be read counts as a plain match: an unknown path is never treated as
+/// harmless.
 #[inline(always)]
-fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
+fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
     const UNKNOWN: u8 = pattern_applies::OPEN;
     let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return UNKNOWN;
+        return (UNKNOWN, 0);
     };
     let ptr = pick(args, rule.path_arg);
     let (src, access) = if rule.sockaddr != 0 {
@@ -785,7 +821,7 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
         let family = unsafe { bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
         if family != AF_UNIX {
             // Network connects are judged by the egress hooks.
-            return 0;
+            return (0, 0);
         }
         (ptr + 2, pattern_applies::CONNECT)
     } else {
@@ -797,10 +833,13 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
         Err(_) => {
             // SAFETY: as above.
             unsafe { (*buf)[0] = 0 };
-            return UNKNOWN;
+            return (UNKNOWN, 0);
         }
     };
-    match_set(0, buf.cast::<u8>().cast_const(), len, access)
+    (
+        match_set(0, buf.cast::<u8>().cast_const(), len, access),
+        len,
+    )
 }
 
 /// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
@@ -817,27 +856,52 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
     {
         return PATH_SUN;
     }
-    let matched = path_matches(rule, args);
+    let (matched, len) = path_matches(rule, args);
     if matched & pattern_applies::EXE_HANDLE != 0 {
         remember_exe_handle(ret);
         return NOT_AN_ESCAPE;
     }
     if matched & pattern_applies::PROC_FD != 0 {
-        return if reopens_exe_handle(ret) {
-            PATH_MATCHED
+        if reopens_exe_handle(ret) {
+            return PATH_MATCHED;
+        }
+    } else if matched != 0 {
+        return PATH_MATCHED;
+    }
+    if rule.sockaddr != 0 || open_access(rule, args) & pattern_applies::OPEN_WRITE == 0 {
+        return NOT_AN_ESCAPE;
+    }
+    // A write-open: what it reached, by the file itself, whatever the path said (a
+    // symlink, `..`, a relative or long path, a reopen through /proc/self/fd).
+    if ret >= 0 {
+        return if reached_escape_file(ret) {
+            PATH_REACHED
         } else {
             NOT_AN_ESCAPE
         };
     }
-    if matched != 0 {
-        return PATH_MATCHED;
-    }
-    // What the open reached, by the name of the file it opened: a symlink, `..` or a
-    // relative path written to look harmless opens the same file.
-    if rule.sockaddr == 0 && ret >= 0 && opened_matches(rule, args, ret) {
-        return PATH_MATCHED;
+    // It failed, so it reached no file. The path as written names no escape file, but
+    // it may lead to one (a symlink, a cut-short long path): the agent decides. Only
+    // refusals count: a file that does not exist or already exists is not reached.
+    let cut = len >= SYSCALL_PATH_BYTES - 1;
+    if cut || ret == -EACCES || ret == -EPERM || ret == -EROFS {
+        return PATH_UNDECIDED;
     }
     NOT_AN_ESCAPE
+}
+
+/// Whether the file descriptor `fd` an open returned is an escape file by what it is
+/// (`ESCAPE_FILES`); when it is, `REACHED` holds it for the event.
+#[inline(always)]
+fn reached_escape_file(fd: i64) -> bool {
+    let Some(key) = crate::maps::REACHED.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's value, read and written only by this program.
+    let key = unsafe { &mut *key };
+    // SAFETY: a read-only lookup of a value the agent writes.
+    crate::creds::reached_file(fd as u64, key)
+        && unsafe { crate::maps::ESCAPE_FILES.get(key) }.is_some()
 }
 
 /// The accesses an open asks for: OPEN, and OPEN_WRITE when its flags write (an
@@ -860,28 +924,6 @@ fn open_access(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
     access
 }
 
-/// Whether the file an open returned (`fd`) has the name of an escape path: matched as
-/// `/<name>`, so only patterns on a file's name (no directory prefix) can match.
-#[inline(always)]
-fn opened_matches(rule: &SyscallRule, args: &[u64; 6], fd: i64) -> bool {
-    // Every name-only escape pattern is for writing: a read-only open (most opens)
-    // costs nothing more here.
-    let access = open_access(rule, args);
-    if access & pattern_applies::OPEN_WRITE == 0 {
-        return false;
-    }
-    let Some(buf) = crate::maps::OPENED_SCRATCH.get_ptr_mut(0) else {
-        return false;
-    };
-    // SAFETY: `buf` is this CPU's scratch value.
-    let Some(len) = crate::creds::opened_name(fd as u64, unsafe { &mut *buf }) else {
-        return false;
-    };
-    let matched = match_set(0, buf.cast::<u8>().cast_const(), len, access);
-    // The handle patterns are judged by the path as written (see `path_matches`).
-    matched & !(pattern_applies::EXE_HANDLE | pattern_applies::PROC_FD) != 0
-}
-
 /// What [`escapes`] found, and so where the event's path comes from.
 const NOT_AN_ESCAPE: u8 = 0;
 /// The rule's path argument, read when the event is written.
@@ -890,6 +932,14 @@ const PATH_BY_RULE: u8 = 0;
 const PATH_MATCHED: u8 = 1;
 /// A connect's `sun_path` (the socket it reached was known by its identity).
 const PATH_SUN: u8 = 2;
+/// The path the matcher read, in `PATH_SCRATCH`; the open was judged by the file it
+/// reached, in `REACHED`.
+const PATH_REACHED: u8 = 3;
+/// The path the matcher read, in `PATH_SCRATCH`; the kernel could not decide.
+const PATH_UNDECIDED: u8 = 4;
+
+const EPERM: i64 = 1;
+const EACCES: i64 = 13;
 
 /// Key of `EXE_HANDLES` for a descriptor by number: the process and the number.
 #[inline(always)]

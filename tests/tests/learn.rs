@@ -686,5 +686,9 @@ fn learning_a_running_cgroup_shows_its_progress_on_a_terminal() {
         flows_seen.is_some_and(|n| n > 0),
         "no line counted a flow: {shown:?}"
     );
-    assert!(std::fs::read_to_string(&out).unwrap().contains("127.0.0.93"));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("127.0.0.93")
+    );
 }

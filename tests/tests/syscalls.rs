@@ -628,47 +628,168 @@ print("done")
     }
 }
 
+/// A mount the test made; unmounted when dropped, also when the test fails.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn new(fstype: &str, options: &str, at: &std::path::Path) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", fstype, "-o", options, fstype])
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount -t {fstype} -o {options}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self(at.to_path_buf())
+    }
+
+    fn bind(from: &std::path::Path, at: &std::path::Path) -> Self {
+        std::fs::write(at, b"").unwrap();
+        let out = Command::new("mount")
+            .arg("--bind")
+            .arg(from)
+            .arg(at)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount --bind: {out:?}");
+        Self(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
 #[test]
-fn escape_paths_are_known_by_what_the_open_reached() {
+fn escape_files_are_known_by_the_file_an_open_reached_whatever_the_path() {
     require_root();
     let p = escape("report");
     let dir = tempfile::tempdir().unwrap();
-    // A stand-in with the real name, reached by names that do not say it.
-    let real = dir.path().join("cg/release_agent");
-    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
-    std::fs::write(&real, b"").unwrap();
-    let innocent = dir.path().join("notes.txt");
-    std::os::unix::fs::symlink(&real, &innocent).unwrap();
+    let d = dir.path();
+    std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The real files: a named cgroup v1 hierarchy's release_agent, binfmt_misc's
+    // register, a process's own memory. Opened for writing; nothing is written.
+    let cg = Mounted::new(
+        "cgroup",
+        &format!("none,name={}", unique("cgwv1")),
+        &d.join("cg"),
+    );
+    let bm = Mounted::new("binfmt_misc", "rw", &d.join("bm"));
+    let agent = cg.0.join("release_agent");
+    std::os::unix::fs::symlink(&agent, d.join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink(bm.0.join("register"), d.join("readme")).unwrap();
+    std::os::unix::fs::symlink("/proc/self/mem", d.join("peek")).unwrap();
+    let _bound = Mounted::bind(&agent, &d.join("innocent"));
+    let long = format!("{}/{}cg/release_agent", d.display(), "./".repeat(150));
+    std::fs::write(d.join("plain.txt"), b"root's").unwrap();
     let script = format!(
         r#"
-import os
-open("{innocent}", "w").close()
-os.chdir("{cg}")
-open("../cg/./release_agent", "w").close()
-fd = os.open("{dir}", os.O_RDONLY)
-os.close(os.openat(fd, "cg//release_agent", os.O_WRONLY) if hasattr(os, "openat") else os.open("{dir}/cg//release_agent", os.O_WRONLY))
-open("{dir}/cg/plain.txt", "w").close()
+import os, time
+d = "{d}"
+def touch(path, flags=os.O_WRONLY):
+    os.close(os.open(path, flags))
+touch(d + "/notes.txt")                 # a symlink
+touch(d + "/innocent")                  # a bind mount under another name
+touch("{long}")                         # longer than the kernel reads
+fd = os.open(d + "/notes.txt", os.O_PATH)
+touch("/proc/self/fd/%d" % fd)          # an O_PATH handle reopened for writing
+touch(d + "/readme")                    # binfmt_misc's register, by a symlink
+touch(d + "/peek", os.O_RDWR)           # /proc/self/mem, by a symlink
+if os.fork() == 0:
+    os.setgid(1000); os.setuid(1000)
+    for path in (d + "/notes.txt", d + "/plain.txt"):
+        try:
+            touch(path)                 # refused: no file reached, EACCES
+        except PermissionError:
+            pass
+    # Alive while the agent resolves what it tried (a process that is gone leaves
+    # only an unknown target when no other process of its cgroup is left either).
+    time.sleep(1.5)
+    os._exit(0)
+os.wait()
+touch(d + "/plain.txt")                 # an ordinary file
 print("done")
 "#,
-        innocent = innocent.display(),
-        cg = real.parent().unwrap().display(),
-        dir = dir.path().display(),
+        d = d.display(),
     );
     let out = run(&p, &python(&script));
     assert_eq!(out.stdout, "done\n", "{out:?}");
-    let paths: Vec<&str> = syscall_events(&out)
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
-    // The symlink, the relative path with `..` and `.`, the `//`: each reported, by the
-    // path the call gave. The ordinary file is not.
-    assert!(paths.contains(&innocent.to_str().unwrap()), "{paths:?}");
-    assert!(paths.contains(&"../cg/./release_agent"), "{paths:?}");
-    assert!(
-        paths.iter().any(|p| p.ends_with("cg//release_agent")),
-        "{paths:?}"
+    let events = syscall_events(&out);
+    let by = |path: &str, uid: u32| -> &Value {
+        events
+            .iter()
+            .find(|e| e["path"].as_str().is_some_and(|p| p.starts_with(path)) && e["uid"] == uid)
+            .copied()
+            .unwrap_or_else(|| panic!("{path} (uid {uid}) not reported: {events:#?}"))
+    };
+    let release_agent =
+        serde_json::json!({"by": "kernel", "fs": "cgroup", "name": "release_agent"});
+    for path in ["notes.txt", "innocent"] {
+        assert_eq!(
+            by(&format!("{}/{path}", d.display()), 0)["reached"],
+            release_agent
+        );
+    }
+    let cut = by(&format!("{}/././", d.display()), 0);
+    assert_eq!(cut["reached"], release_agent);
+    assert_eq!(cut["path"].as_str().unwrap().len(), 255, "{cut}");
+    assert_eq!(by("/proc/self/fd/", 0)["reached"], release_agent);
+    assert_eq!(
+        by(&format!("{}/readme", d.display()), 0)["reached"],
+        serde_json::json!({"by": "kernel", "fs": "binfmt_misc", "name": "register"})
     );
-    assert!(!paths.iter().any(|p| p.ends_with("plain.txt")), "{paths:?}");
+    assert_eq!(
+        by(&format!("{}/peek", d.display()), 0)["reached"],
+        serde_json::json!({"by": "kernel", "fs": "proc", "name": "mem"})
+    );
+    // Refused, so no file was reached: the agent resolved the symlink in the caller's
+    // root and says so. The refused ordinary file is not an attempt.
+    let refused = by(&format!("{}/notes.txt", d.display()), 1000);
+    assert_eq!(refused["reached"]["by"], "agent", "{refused}");
+    assert_eq!(refused["reached"]["name"], "release_agent", "{refused}");
+    assert_eq!(refused["reached"]["path"], agent.display().to_string());
+    assert_eq!(refused["result"]["errno"], "EACCES", "{refused}");
+    assert_eq!(refused["action"], "report");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("plain.txt"))),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn kill_ends_an_escape_through_a_symlink_before_the_open_returns() {
+    require_root();
+    let p = escape("kill");
+    let dir = tempfile::tempdir().unwrap();
+    let cg = Mounted::new(
+        "cgroup",
+        &format!("none,name={}", unique("cgwv1k")),
+        &dir.path().join("cg"),
+    );
+    let link = dir.path().join("notes.txt");
+    std::os::unix::fs::symlink(cg.0.join("release_agent"), &link).unwrap();
+    let script = format!(
+        "import os\nprint('before', flush=True)\nfd = os.open('{}', os.O_WRONLY)\nprint('after', flush=True)\n",
+        link.display()
+    );
+    let out = run(&p, &python(&script));
+    assert_eq!(out.stdout, "before\n", "{out:?}");
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+    let events = syscall_events(&out);
+    let e = events
+        .iter()
+        .find(|e| e["path"] == link.display().to_string())
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(e["verdict"], "deny");
+    assert_eq!(e["reached"]["name"], "release_agent");
 }
 
 #[test]

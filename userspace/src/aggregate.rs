@@ -239,7 +239,9 @@ impl Repeated for SyscallEvent {
             total: 0,
             ret: 0,
             str_len: 0,
-            _pad3: 0,
+            reached: 0,
+            _pad3: [0; 3],
+            reached_magic: 0,
             str_val: [0; 32],
             fd_ino: 0,
         }

@@ -272,18 +272,23 @@ impl Btf {
                 o.name_valid = 1;
                 o.file_dentry = n.file_dentry;
                 o.dentry_name = n.dentry_name;
+                o.dentry_sb = n.dentry_sb;
+                o.sb_magic = n.sb_magic;
             }
             o
         })
     }
 
-    /// From an open file to its name (`file.f_path.dentry`, `dentry.d_name.name`).
+    /// From an open file to its name and file system (`file.f_path.dentry`,
+    /// `dentry.d_name.name`, `dentry.d_sb`, `super_block.s_magic`).
     fn name_offsets(&self) -> Result<CredOffsets, BtfError> {
         let (f_path, _) = self.member("file", "f_path")?;
         let (d_name, _) = self.member("dentry", "d_name")?;
         Ok(CredOffsets {
             file_dentry: f_path + self.sized("path", "dentry", 8)?,
             dentry_name: d_name + self.sized("qstr", "name", 8)?,
+            dentry_sb: self.sized("dentry", "d_sb", 8)?,
+            sb_magic: self.sized("super_block", "s_magic", 8)?,
             ..CredOffsets::default()
         })
     }

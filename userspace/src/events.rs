@@ -10,7 +10,7 @@ use std::{
 
 use cgwarden_common::{
     CredsEvent, DeviationEvent, DeviceEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT,
-    RULE_UNKNOWN, SocketEvent, SyscallEvent, SysctlEvent, kind, syscall_action, verdict,
+    RULE_UNKNOWN, SocketEvent, SyscallEvent, SysctlEvent, kind, reached, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -373,6 +373,10 @@ pub struct SyscallRecord {
     /// judged before they had a result.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<CallResult>,
+    /// What a write-open reached when that, not its path as written, made it an escape
+    /// attempt; or what the agent found when the kernel could not decide.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<Reached>,
     /// The container, when known.
     /// Flattened: `container`, `compose` and `k8s`.
     #[serde(flatten)]
@@ -380,6 +384,43 @@ pub struct SyscallRecord {
 }
 
 impl Eq for SyscallRecord {}
+
+/// The file an open reached, whatever path it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Reached {
+    /// `kernel`: read from the file the open returned; `agent`: the open failed and the
+    /// agent resolved its path in the caller's root.
+    pub by: String,
+    /// The file system (`cgroup`, `proc`, `sysfs`, `binfmt_misc`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs: Option<String>,
+    /// The file's own name (`release_agent`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where it is, as the agent resolved it (agent only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// It could not be known, and why: an unknown target is reported, never taken as
+    /// harmless.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+}
+
+impl Reached {
+    /// A file known by its file system's magic number and its name.
+    pub fn file(by: &str, magic: u64, name: String, path: Option<String>) -> Self {
+        Self {
+            by: by.to_owned(),
+            fs: Some(
+                crate::syscalls::fs_magic::name(magic)
+                    .map_or_else(|| format!("{magic:#x}"), str::to_owned),
+            ),
+            name: Some(name),
+            path,
+            unknown: None,
+        }
+    }
+}
 
 /// How a watched call ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -460,7 +501,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
                     crate::syscalls::namespace_of(e.fd_ino, e.args[1]),
                 );
             }
-            if e.str_len > 0 {
+            if e.str_len > 0 && e.reached != reached::FILE {
                 let end = (e.str_len as usize - 1).min(e.str_val.len());
                 let text = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
                 // mount's third argument: the file system type.
@@ -487,6 +528,11 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
         count,
         killed_cgroup: None,
         result: CallResult::of(e),
+        reached: (e.reached == reached::FILE).then(|| {
+            let end = (e.str_len as usize).saturating_sub(1).min(e.str_val.len());
+            let name = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
+            Reached::file("kernel", e.reached_magic, name, None)
+        }),
         who: ctx.container(h.cgroup_id),
     }
 }

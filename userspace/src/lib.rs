@@ -8,6 +8,7 @@
 //! - [`posture`]: each container's configuration against the CIS Docker Benchmark;
 //! - [`host`]: privileges and mounts;
 //! - [`events`]: decoding and enriching kernel records; [`aggregate`]: repeat counts;
+//!   [`reach`]: what a failed open's path reaches, where the kernel could not decide;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
 //! - [`sinks`], [`metrics`]: where events and counters go; [`config`]: the agent's file;
 //! - [`exec`]: one command (or, for a while, a running cgroup) under a profile;
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod policy;
 pub mod posture;
 pub mod procfs;
+pub mod reach;
 pub mod report;
 pub mod resolver;
 pub mod running;

@@ -81,6 +81,7 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (OPEN_WRITE, "", "core_pattern"),
         (OPEN_WRITE, "", "kernel/modprobe"),
         (OPEN_WRITE, "", "uevent_helper"),
+        (OPEN_WRITE, "", "kernel/hotplug"),
         (OPEN_WRITE, "", "sysrq-trigger"),
         // The cgroup v1 device controller (a container granting itself devices) and
         // binfmt_misc (an interpreter the host runs for matching files).
@@ -111,6 +112,71 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (OPEN_WRITE | PROC_FD, "/dev/fd/", ""),
     ]
 };
+
+/// File systems escape files live on, by `super_block.s_magic` (linux/magic.h).
+pub mod fs_magic {
+    pub const CGROUP: u64 = 0x0027_e0eb;
+    pub const PROC: u64 = 0x9fa0;
+    pub const SYSFS: u64 = 0x6265_6572;
+    pub const BINFMT_MISC: u64 = 0x4249_4e4d;
+
+    /// A file system's name, for events.
+    pub fn name(magic: u64) -> Option<&'static str> {
+        Some(match magic {
+            CGROUP => "cgroup",
+            PROC => "proc",
+            SYSFS => "sysfs",
+            BINFMT_MISC => "binfmt_misc",
+            _ => return None,
+        })
+    }
+}
+
+/// The escape files by what they are: (file system, name). A write-open that reaches
+/// one is an escape attempt whatever path got it there; the kernel reads both from
+/// the file the open returned. The same files as the write patterns of
+/// [`ESCAPE_PATTERNS`], which judge the path as written (and opens that fail).
+pub const ESCAPE_FILES: &[(u64, &str)] = {
+    use fs_magic::{BINFMT_MISC, CGROUP, PROC, SYSFS};
+    &[
+        // cgroup v1: the release agent the host runs, and the device controller.
+        (CGROUP, "release_agent"),
+        (CGROUP, "notify_on_release"),
+        (CGROUP, "devices.allow"),
+        // procfs: core dumps and module loading helpers (sysctls), the hotplug helper
+        // (`kernel/hotplug`, uevent_helper's sysctl), the magic SysRq key, another
+        // process's memory (`/proc/<pid>/mem` and `/proc/<pid>/task/<tid>/mem`).
+        (PROC, "core_pattern"),
+        (PROC, "modprobe"),
+        (PROC, "hotplug"),
+        (PROC, "sysrq-trigger"),
+        (PROC, "mem"),
+        // sysfs: the hotplug helper.
+        (SYSFS, "uevent_helper"),
+        // binfmt_misc: an interpreter the host runs for matching files.
+        (BINFMT_MISC, "register"),
+    ]
+};
+
+/// [`ESCAPE_FILES`] as the kernel stores them.
+pub fn escape_files() -> Vec<(cgwarden_common::EscapeFileKey, u8)> {
+    ESCAPE_FILES
+        .iter()
+        .map(|(magic, name)| {
+            let mut key = cgwarden_common::EscapeFileKey {
+                magic: *magic,
+                ..Default::default()
+            };
+            key.name[..name.len()].copy_from_slice(name.as_bytes());
+            (key, cgwarden_common::pattern_applies::OPEN_WRITE)
+        })
+        .collect()
+}
+
+/// Whether (file system, name) is an escape file.
+pub fn is_escape_file(magic: u64, name: &str) -> bool {
+    ESCAPE_FILES.iter().any(|(m, n)| *m == magic && *n == name)
+}
 
 /// The escape patterns as the kernel stores them.
 pub fn escape_patterns() -> Vec<cgwarden_common::PathPattern> {

@@ -169,6 +169,9 @@ impl Agent {
         kernel
             .write_escape_patterns(&crate::syscalls::escape_patterns())
             .context("writing the escape path patterns")?;
+        kernel
+            .write_escape_files(&crate::syscalls::escape_files())
+            .context("writing the escape files")?;
         let config = kernel
             .read_config()
             .context("reading the kernel's settings")?;
@@ -1422,6 +1425,23 @@ impl Agent {
         if !self.paths.contains_key(&e.header.cgroup_id) {
             self.learn_path(e.header.cgroup_id);
         }
+        // The kernel could not decide what a failed write-open reached: decided here,
+        // and only an escape file or an unknown target is reported.
+        let decided = if e.reached == cgwarden_common::reached::UNDECIDED {
+            let procs = self
+                .paths
+                .get(&e.header.cgroup_id)
+                .map(|p| {
+                    crate::procfs::pids_below(&self.cgroup_root.join(p.trim_start_matches('/')))
+                })
+                .unwrap_or_default();
+            match undecided_reach(e, &procs) {
+                Some(reached) => Some(reached),
+                None => return Ok(()),
+            }
+        } else {
+            None
+        };
         // First the containment: every process of the container, before anything else.
         let killed = (e.action == cgwarden_common::syscall_action::KILL_CONTAINER
             && e.verdict == cgwarden_common::verdict::DENY)
@@ -1429,6 +1449,9 @@ impl Agent {
             .flatten();
         let mut record = events::enrich_syscall(e, count, &*self);
         record.killed_cgroup = killed;
+        if decided.is_some() {
+            record.reached = decided;
+        }
         if record.ppid == 0 {
             // The process entered the cgroup before it executed (so the kernel never saw
             // its fork); /proc still knows its parent while it lives.
@@ -1880,4 +1903,42 @@ fn clock_offset_ns() -> i128 {
 
 fn now_ns() -> u128 {
     clock_ns(libc::CLOCK_REALTIME).max(0) as u128
+}
+
+/// What a failed write-open the kernel could not judge reached, resolved in the
+/// caller's root (see [`crate::reach`]; `others`: the processes of its cgroup, whose
+/// root serves when it is gone): `Some` for an escape file or an unknown target
+/// (reported), `None` when it reached nothing that matters.
+fn undecided_reach(e: &cgwarden_common::SyscallEvent, others: &[u32]) -> Option<events::Reached> {
+    use crate::reach::{Reach, reach};
+    let unknown = |why: String| events::Reached {
+        by: "agent".to_owned(),
+        fs: None,
+        name: None,
+        path: None,
+        unknown: Some(why),
+    };
+    if e.path_len as usize >= cgwarden_common::SYSCALL_PATH_BYTES {
+        return Some(unknown(format!(
+            "the path is longer than the {} bytes the kernel reads",
+            cgwarden_common::SYSCALL_PATH_BYTES - 1
+        )));
+    }
+    let Some(written) = events::written_path(e) else {
+        return Some(unknown("the path could not be read".to_owned()));
+    };
+    // open(path, ...) has no directory; openat and openat2 name theirs first.
+    let dirfd = (i64::from(e.nr) != libc::SYS_open).then_some(e.args[0] as i32);
+    match reach(
+        std::path::Path::new("/proc"),
+        e.header.pid,
+        others,
+        &written,
+        dirfd,
+    ) {
+        Reach::File { magic, name, path } => crate::syscalls::is_escape_file(magic, &name)
+            .then(|| events::Reached::file("agent", magic, name, Some(path))),
+        Reach::Nothing => None,
+        Reach::Unknown(why) => Some(unknown(why)),
+    }
 }

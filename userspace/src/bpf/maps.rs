@@ -201,6 +201,17 @@ impl Kernel {
         Ok(())
     }
 
+    /// Writes the escape set's files by what they are (file system magic and name).
+    pub fn write_escape_files(
+        &mut self,
+        files: &[(cgwarden_common::EscapeFileKey, u8)],
+    ) -> Result<(), MapError> {
+        for (key, applies) in files {
+            self.escape_files.insert(key, applies, 0)?;
+        }
+        Ok(())
+    }
+
     /// Writes a profile's read-only and writable paths (pattern set = its id).
     fn write_profile_patterns(
         &mut self,
