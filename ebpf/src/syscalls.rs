@@ -828,7 +828,21 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
         (ptr, open_access(rule, args))
     };
     // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
-    let len = match unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) } {
+    let read = unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) };
+    let len = match read {
+        // An abstract socket's name (`sun_path` starts with a NUL: a shim's socket,
+        // CVE-2020-15257), read after the NUL and written `@name`. The kernel matches
+        // an abstract name exactly, so the name written is the socket reached.
+        Ok([]) if rule.sockaddr != 0 => {
+            // SAFETY: as above; the name goes after the `@`.
+            let (at, rest) = unsafe { (*buf).split_at_mut(1) };
+            at[0] = b'@';
+            // SAFETY: reading the caller's sockaddr past the NUL.
+            match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) } {
+                Ok(name) => name.len() + 1,
+                Err(_) => return (0, 0),
+            }
+        }
         Ok(bytes) => bytes.len(),
         Err(_) => {
             // SAFETY: as above.

@@ -793,6 +793,45 @@ fn kill_ends_an_escape_through_a_symlink_before_the_open_returns() {
 }
 
 #[test]
+fn a_connect_to_a_shims_abstract_socket_is_an_escape_attempt() {
+    require_root();
+    // A stand-in for containerd-shim's abstract socket (CVE-2020-15257: reachable from
+    // any process on the host's network), and a decoy of another name.
+    let shim = format!("/containerd-shim/moby/{}/shim.sock", unique("cgw"));
+    let decoy = format!("/cgwarden-test-decoy/{}", unique("cgw"));
+    let listen = |name: &str| {
+        use std::os::linux::net::SocketAddrExt as _;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        std::os::unix::net::UnixListener::bind_addr(&addr).unwrap()
+    };
+    let (_shim, _decoy) = (listen(&shim), listen(&decoy));
+    let script = format!(
+        r#"
+import socket
+for name in ("{decoy}", "{shim}"):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("\0" + name)
+    s.close()
+    print("connected", flush=True)
+"#
+    );
+    let out = run(&escape("report"), &python(&script));
+    assert_eq!(out.stdout, "connected\nconnected\n", "{out:?}");
+    let events = syscall_events(&out);
+    let connects: Vec<&&Value> = events
+        .iter()
+        .filter(|e| e["syscall"] == "connect")
+        .collect();
+    assert_eq!(connects.len(), 1, "{connects:#?}");
+    assert_eq!(connects[0]["path"], format!("@{shim}"));
+    assert_eq!(connects[0]["result"]["ret"], 0);
+    // Under kill, the connect to the shim is the last thing the process does.
+    let out = run(&escape("kill"), &python(&script));
+    assert_eq!(out.stdout, "connected\n", "{out:?}");
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+}
+
+#[test]
 fn the_dirty_pipe_pattern_is_reported_and_ordinary_splices_are_not() {
     require_root();
     let p = escape("report");

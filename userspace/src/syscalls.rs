@@ -106,6 +106,9 @@ pub const ESCAPE_PATTERNS: &[(u8, &str, &str)] = {
         (CONNECT, "", "containerd.sock"),
         (CONNECT, "", "crio.sock"),
         (CONNECT, "", "podman.sock"),
+        // containerd-shim's abstract sockets (CVE-2020-15257: reachable from a
+        // container on the host's network), written `@name`.
+        (CONNECT, "@/containerd-shim/", ""),
         // Last: any other write-open under /proc or /dev/fd is checked for a reopen of
         // a remembered executable handle.
         (OPEN_WRITE | PROC_FD, "/proc/", ""),
