@@ -161,6 +161,8 @@ pub struct Kernel {
     exits: std::collections::HashSet<u32>,
     /// Tracepoint links pinned (or adopted) by this agent, by pin name.
     tracepoint_pins: std::collections::HashSet<String>,
+    /// `/proc/kallsyms`, read once when a watched syscall has no tracepoint.
+    kallsyms: Option<String>,
 }
 
 /// How a syscall is watched.
@@ -171,6 +173,38 @@ pub enum Watch {
     Tracepoint { arity: usize },
     /// Through the raw `sys_enter` tracepoint (it has none of its own here).
     Raw,
+    /// Not at all: the running kernel does not implement it (it answers ENOSYS, so a
+    /// call can do nothing), and no program runs for it.
+    NotImplemented,
+}
+
+/// Whether the running kernel implements syscall `name`, from `/proc/kallsyms`: a
+/// syscall the kernel was built without has only the weak stub `COND_SYSCALL` leaves
+/// (type `W`, calling `sys_ni_syscall`, which answers ENOSYS), or no symbol at all; an
+/// implemented one has its own (type `T`). `None` when kallsyms cannot be read, or
+/// names no syscall entry point of this architecture at all.
+pub fn implemented(kallsyms: &str, name: &str) -> Option<bool> {
+    let prefix = if cfg!(target_arch = "x86_64") {
+        "__x64_sys_"
+    } else if cfg!(target_arch = "aarch64") {
+        "__arm64_sys_"
+    } else {
+        return None;
+    };
+    let wanted = format!("{prefix}{name}");
+    let mut any_entry = false;
+    for line in kallsyms.lines() {
+        let mut fields = line.split_whitespace();
+        let (Some(_), Some(kind), Some(symbol)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        any_entry |= symbol.starts_with(prefix);
+        if symbol == wanted {
+            return Some(kind == "T" || kind == "t");
+        }
+    }
+    any_entry.then_some(false)
 }
 
 /// Keeps a syscall program attached for as long as it lives.
@@ -320,6 +354,7 @@ impl Kernel {
             watched: Default::default(),
             syscall_links: Vec::new(),
             tracepoint_pins: Default::default(),
+            kallsyms: None,
             exits: Default::default(),
         })
     }
@@ -670,6 +705,20 @@ impl Kernel {
                     log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
                     continue;
                 }
+                // No tracepoint may mean the kernel was built without the syscall: then
+                // every call answers ENOSYS, and watching it would cost every syscall
+                // of every task a program run for nothing.
+                let kallsyms = self.kallsyms.get_or_insert_with(|| {
+                    std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()
+                });
+                if implemented(kallsyms, sysno.name()) == Some(false) {
+                    log::info!(
+                        "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
+                        sysno.name()
+                    );
+                    self.watched.insert(nr, Watch::NotImplemented);
+                    continue;
+                }
                 self.set_watch(nr, syscall_watch::RAW)?;
                 if !self.raw_attached {
                     self.attach_raw()?;
@@ -883,7 +932,21 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::syscall_arity;
+    use super::{implemented, syscall_arity};
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn a_syscall_with_only_its_weak_stub_is_not_implemented() {
+        let kallsyms = "ffffffff81312750 T __x64_sys_ni_syscall\nffffffff81382930 T __x64_sys_getppid\nffffffff81398380 W __x64_sys_init_module\n";
+        assert_eq!(implemented(kallsyms, "getppid"), Some(true));
+        assert_eq!(implemented(kallsyms, "init_module"), Some(false));
+        assert_eq!(implemented(kallsyms, "kexec_load"), Some(false));
+        // Unreadable (or another architecture's): not known, so it is watched.
+        assert_eq!(implemented("", "init_module"), None);
+        // The running kernel, whose getppid is implemented.
+        let here = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+        assert_ne!(implemented(&here, "getppid"), Some(false));
+    }
 
     #[test]
     fn arity_comes_from_the_fields_after_the_syscall_number() {

@@ -7,5 +7,5 @@ mod loader;
 mod maps;
 mod raw;
 
-pub use loader::{Kernel, LoadError, Watch, uninstall};
+pub use loader::{Kernel, LoadError, Watch, implemented, uninstall};
 pub use maps::Counters;
