@@ -23,7 +23,9 @@
 //!   kernel: the first is sent at once, then at most one record a second with the count);
 //! - (d) `cgwarden exec`, the built-in escape set (kill), which watches the module and
 //!   kexec syscalls through the raw `sys_enter` tracepoint (they have no tracepoint of
-//!   their own here), so a program runs for every syscall of every task;
+//!   their own here), so a program runs for every syscall of every task, where the
+//!   kernel implements them (here it does not: they answer ENOSYS and nothing watches
+//!   them, so (d) and (d2) are the same configuration);
 //! - (d2) `cgwarden exec`, the escape set without the five syscalls that need raw
 //!   `sys_enter` (`except: [init_module, finit_module, delete_module, kexec_load,
 //!   kexec_file_load]`), so only per-syscall tracepoints;
@@ -303,6 +305,9 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         "- names: [getppid]\n    action: report",
     )?;
     let p_escape = write_profile(scratch.path(), "escape", "- set: escape\n    action: kill")?;
+    // The agent watches the module and kexec calls (no tracepoints here) through raw
+    // `sys_enter` only where the kernel implements them.
+    let module_calls = module_calls_implemented();
     let p_escape_no_raw = write_profile(
         scratch.path(),
         "escape-no-raw",
@@ -349,10 +354,16 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         },
         Config {
             key: "d",
-            label: "cgwarden, escape set (kill; module/kexec via raw `sys_enter`)".to_owned(),
+            label: if module_calls {
+                "cgwarden, escape set (kill; module/kexec via raw `sys_enter`)".to_owned()
+            } else {
+                "cgwarden, escape set (kill; the module/kexec calls are not implemented by \
+                 this kernel, so nothing watches them: no raw `sys_enter`)"
+                    .to_owned()
+            },
             kind: Kind::Cgwarden {
                 policy: p_escape,
-                raw: true,
+                raw: module_calls,
             },
             getppid: n,
             watched: false,
@@ -583,6 +594,25 @@ fn peer_versions(bpftrace: Option<&Path>) -> String {
     } else {
         parts.join(", ")
     }
+}
+
+/// Whether the running kernel implements any of the module and kexec calls (a strong
+/// `T` symbol in kallsyms; one built without them has only `COND_SYSCALL`'s weak stubs).
+fn module_calls_implemented() -> bool {
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
+    [
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "kexec_load",
+        "kexec_file_load",
+    ]
+    .iter()
+    .any(|name| {
+        kallsyms
+            .lines()
+            .any(|l| l.ends_with(&format!(" T __x64_sys_{name}")))
+    })
 }
 
 fn write_profile(dir: &Path, name: &str, rule: &str) -> anyhow::Result<PathBuf> {
