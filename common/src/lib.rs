@@ -45,6 +45,9 @@ pub mod maps {
     /// `Array<PathPattern>`: the escape set's path patterns (pattern set 0), in an
     /// array because every watched open walks them.
     pub const PATH_PATTERNS: &str = "PATH_PATTERNS";
+    /// `Array<PathPattern>`: the escape patterns that apply to read-only opens, in the
+    /// same order (most opens read: they walk these few, not all).
+    pub const READ_PATTERNS: &str = "READ_PATTERNS";
     /// `HashMap<PatternKey, PathPattern>`: the read-only and writable paths of each
     /// profile (pattern set = the profile id), judged only for writes.
     pub const PROFILE_PATTERNS: &str = "PROFILE_PATTERNS";
@@ -105,7 +108,8 @@ pub mod maps {
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 37] = [
+        READ_PATTERNS,
         ENTERED,
         REACHED,
         ESCAPE_FILES,
@@ -890,6 +894,10 @@ pub const PATTERN_PREFIX_BYTES: usize = 64;
 pub const PATTERN_SUFFIX_BYTES: usize = 20;
 /// Most patterns in one set.
 pub const PATH_PATTERNS_MAX: u32 = 32;
+
+/// The pattern set of [`names::READ_PATTERNS`] (set 0 is every escape pattern, other
+/// sets are profiles' read-only paths, numbered by profile id).
+pub const READ_PATTERN_SET: u32 = u32::MAX;
 
 /// Which accesses a [`PathPattern`] applies to.
 pub mod pattern_applies {

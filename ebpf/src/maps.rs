@@ -89,6 +89,9 @@ pub static PROCS: LruHashMap<u32, ProcInfo> = LruHashMap::with_max_entries(PROCS
 pub static PATH_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATTERNS_MAX, 0);
 
 #[map]
+pub static READ_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATTERNS_MAX, 0);
+
+#[map]
 pub static EXE_HANDLES: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4_096, 0);
 
 #[map]

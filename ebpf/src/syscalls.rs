@@ -30,6 +30,7 @@ use core::ffi::c_void;
 
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
+    READ_PATTERN_SET,
     PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
     SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, judged, kind,
     pattern_applies, pending, proc_flags, profile_flags, reached, syscall_action, syscall_watch,
@@ -838,10 +839,21 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
             let (at, rest) = unsafe { (*buf).split_at_mut(1) };
             at[0] = b'@';
             // SAFETY: reading the caller's sockaddr past the NUL.
-            match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) } {
+            let read = match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) } {
                 Ok(name) => name.len() + 1,
                 Err(_) => return (0, 0),
-            }
+            };
+            // The name ends where `addrlen` (the argument after the sockaddr) says, not
+            // at a NUL: the family's two bytes, the NUL, then the name.
+            let addrlen = pick(args, rule.path_arg + 1) as usize;
+            let len = if addrlen >= 3 && addrlen - 2 < read {
+                addrlen - 2
+            } else {
+                read
+            };
+            // SAFETY: masked into the scratch buffer.
+            unsafe { (*buf)[len & PATH_MASK] = 0 };
+            len
         }
         Ok(bytes) => bytes.len(),
         Err(_) => {
@@ -851,7 +863,16 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
         }
     };
     (
-        match_set(0, buf.cast::<u8>().cast_const(), len, access),
+        match_set(
+            if access & pattern_applies::OPEN_WRITE == 0 && rule.sockaddr == 0 {
+                READ_PATTERN_SET
+            } else {
+                0
+            },
+            buf.cast::<u8>().cast_const(),
+            len,
+            access,
+        ),
         len,
     )
 }
@@ -1120,6 +1141,8 @@ extern "C" fn pattern_step(i: u64, state: *mut c_void) -> i64 {
     let m = unsafe { &mut *state.cast::<Matcher>() };
     let p = if m.set == 0 {
         PATH_PATTERNS.get(i as u32)
+    } else if m.set == READ_PATTERN_SET {
+        crate::maps::READ_PATTERNS.get(i as u32)
     } else {
         let key = PatternKey {
             set: m.set,

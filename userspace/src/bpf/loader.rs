@@ -137,6 +137,7 @@ pub struct Kernel {
     pub(super) gated: HashMap<MapData, u32, cgwarden_common::GatedProc>,
     pub(super) runtime_sockets: HashMap<MapData, cgwarden_common::SocketFile, u8>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) read_patterns: Array<MapData, cgwarden_common::PathPattern>,
     pub(super) escape_files: HashMap<MapData, cgwarden_common::EscapeFileKey, u8>,
     pub(super) profile_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
@@ -309,6 +310,7 @@ impl Kernel {
         let gated = take_map(&mut ebpf, names::GATED)?;
         let runtime_sockets = take_map(&mut ebpf, names::RUNTIME_SOCKETS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
+        let read_patterns = take_map(&mut ebpf, names::READ_PATTERNS)?;
         let escape_files = take_map(&mut ebpf, names::ESCAPE_FILES)?;
         let profile_patterns = take_map(&mut ebpf, names::PROFILE_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -340,6 +342,7 @@ impl Kernel {
             gated,
             runtime_sockets,
             path_patterns,
+            read_patterns,
             escape_files,
             profile_patterns,
             device_rules,

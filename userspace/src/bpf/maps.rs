@@ -198,6 +198,13 @@ impl Kernel {
         for (i, p) in patterns.iter().enumerate() {
             self.path_patterns.set(i as u32, p, 0)?;
         }
+        // The ones a read-only open can match, in the same order.
+        let read = patterns
+            .iter()
+            .filter(|p| p.applies & cgwarden_common::pattern_applies::OPEN != 0);
+        for (i, p) in read.enumerate() {
+            self.read_patterns.set(i as u32, p, 0)?;
+        }
         Ok(())
     }
 
