@@ -362,3 +362,86 @@ fn attempts_docker_seccomp_refuses_are_reported_with_their_arguments_and_result(
         assert_eq!(e["container"]["runtime"], "docker");
     }
 }
+
+#[test]
+fn the_release_agent_escape_in_a_docker_container_with_cap_sys_admin_is_seen_step_by_step() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    // Privileged in effect (`--privileged` itself cannot start on this host: its
+    // bounding set lacks CAP_SYS_RESOURCE): CAP_SYS_ADMIN, no seccomp, no AppArmor.
+    let privileged = [
+        "--network",
+        "none",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+    ];
+    // The escape's steps: a cgroup v1 hierarchy of its own (named, so no host
+    // controller is touched), its release_agent reached through a symlink whose name
+    // says nothing, and a new namespace. Nothing is written to the release_agent.
+    let hierarchy = engines::name("v1");
+    let script = format!(
+        "mkdir /tmp/c && mount -t cgroup -o none,name={hierarchy} cgroup /tmp/c && \
+         ln -s /tmp/c/release_agent /tmp/notes && : > /tmp/notes && echo opened; \
+         unshare -m true && echo unshared; echo finished"
+    );
+    let profile = ProfileFile::new(
+        "name: privileged\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: report\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    let out = engines::docker_run(&privileged, &["sh", "-c", &script]);
+    assert_eq!(
+        stdout(&out),
+        "opened\nunshared\nfinished\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events = agent.stop_and_read();
+    let calls = kind(&events, "syscall");
+    let find = |name: &str| {
+        calls
+            .iter()
+            .find(|e| e["syscall"] == name)
+            .unwrap_or_else(|| panic!("no `{name}` event in {calls:#?}"))
+    };
+    let mount = find("mount");
+    assert_eq!(mount["args"]["fstype"], "cgroup", "{mount:#}");
+    assert_eq!(mount["path"], "/tmp/c", "{mount:#}");
+    let open = calls
+        .iter()
+        .find(|e| e["path"] == "/tmp/notes")
+        .unwrap_or_else(|| panic!("the release_agent open is not reported: {calls:#?}"));
+    assert_eq!(
+        open["reached"],
+        serde_json::json!({"by": "kernel", "fs": "cgroup", "name": "release_agent"})
+    );
+    assert_eq!(open["result"]["ret"].as_i64().map(|r| r >= 0), Some(true));
+    let unshare = find("unshare");
+    assert_eq!(unshare["args"]["flags"], serde_json::json!(["CLONE_NEWNS"]));
+    assert_eq!(
+        unshare["result"],
+        Value::Null,
+        "judged at entry: {unshare:#}"
+    );
+    for e in [mount, open, unshare] {
+        assert_eq!(e["container"]["runtime"], "docker", "{e:#}");
+        assert_eq!(e["verdict"], "allow", "{e:#}");
+    }
+    // Under kill, each step's process dies in it (mount, unshare: children of the
+    // shell), so nothing that depends on them runs.
+    let profile = escape_kill("privileged-kill", "  runtime: docker");
+    let agent = RunningAgent::start(profile.path());
+    let out = engines::docker_run(&privileged, &["sh", "-c", &script]);
+    assert_eq!(stdout(&out), "finished\n", "{out:?}");
+    let events = agent.stop_and_read();
+    let killed: Vec<&str> = kind(&events, "syscall")
+        .iter()
+        .filter(|e| e["verdict"] == "deny")
+        .filter_map(|e| e["syscall"].as_str())
+        .collect();
+    assert_eq!(killed, ["mount", "unshare"], "{events:#?}");
+}
