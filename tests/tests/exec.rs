@@ -75,6 +75,47 @@ fn exec_propagates_exit_status_and_signals() {
 }
 
 #[test]
+fn exec_exits_as_docker_run_does_when_the_command_or_cgwarden_fails() {
+    require_root();
+    let p = report_all("    - to: 127.0.0.1\n");
+    let dir = tempfile::tempdir().unwrap();
+    let not_executable = dir.path().join("data.txt");
+    std::fs::write(&not_executable, "not a program").unwrap();
+    let run = |policy: &std::path::Path, command: &std::path::Path| {
+        Command::new(cgwarden_tests::cgwarden())
+            .args(["exec", "--policy"])
+            .arg(policy)
+            .arg("--")
+            .arg(command)
+            .output()
+            .unwrap()
+    };
+    // Not found: 127; found but not executable: 126 (as a shell and docker run say).
+    let missing = run(p.path(), &dir.path().join("no-such-program"));
+    assert_eq!(missing.status.code(), Some(127), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot run"));
+    let refused = run(p.path(), &not_executable);
+    assert_eq!(refused.status.code(), Some(126), "{refused:?}");
+    // cgwarden itself failed (its profile cannot be read): 125, the command never ran.
+    let marker = dir.path().join("ran");
+    let script = dir.path().join("script.sh");
+    std::fs::write(&script, format!("#!/bin/sh\ntouch {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let failed = run(&dir.path().join("no-such-profile.yaml"), &script);
+    assert_eq!(failed.status.code(), Some(125), "{failed:?}");
+    assert!(!marker.exists());
+    // Otherwise the command's own status, whatever it is (125 included).
+    let own = Command::new(cgwarden_tests::cgwarden())
+        .args(["exec", "--policy"])
+        .arg(p.path())
+        .args(["--", "sh", "-c", "exit 125"])
+        .output()
+        .unwrap();
+    assert_eq!(own.status.code(), Some(125), "{own:?}");
+    assert!(own.stderr.is_empty(), "{own:?}");
+}
+
+#[test]
 fn the_same_connect_from_outside_the_cgroup_yields_no_event() {
     require_root();
     let server = TcpServer::bind("127.0.0.1");

@@ -54,6 +54,40 @@ pub struct Learning<'a> {
     pub kubelet: Option<&'a Path>,
 }
 
+/// The command could not be started: not found (`exec` exits 127 for it, as a shell
+/// and `docker run` do) or not executable (126).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot run {program}")]
+pub struct CannotRun {
+    pub program: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl CannotRun {
+    /// The exit code `exec` gives for it.
+    pub fn exit_code(&self) -> i32 {
+        if self.source.kind() == std::io::ErrorKind::NotFound {
+            127
+        } else {
+            126
+        }
+    }
+}
+
+/// The exit code `exec` gives when cgwarden itself fails (`docker run`'s 125), so a
+/// command's own status is never mistaken for cgwarden's.
+pub const EXEC_FAILED: i32 = 125;
+
+/// `exec`'s exit code for an error: 126/127 when the command could not be started,
+/// 125 for everything else.
+pub fn exit_code_of(error: &anyhow::Error) -> i32 {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<CannotRun>())
+        .map_or(EXEC_FAILED, CannotRun::exit_code)
+}
+
 /// The cgroup a run applies to.
 pub enum Target<'a> {
     /// A fresh cgroup for this command, removed when it ends.
@@ -400,9 +434,10 @@ fn spawn_in(path: &Path, command: &[OsString]) -> anyhow::Result<tokio::process:
             }
         });
     }
-    let child = cmd
-        .spawn()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    let child = cmd.spawn().map_err(|source| CannotRun {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    })?;
     drop(procs);
     Ok(child)
 }

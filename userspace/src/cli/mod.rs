@@ -335,15 +335,26 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     kubelet: None,
                 }),
                 (None, None, Some(p)) => Under::Check(p),
-                (None, None, None) => anyhow::bail!("give --policy, --learn or --check"),
+                (None, None, None) => {
+                    eprintln!("cgwarden: give --policy, --learn or --check");
+                    return Ok(cgwarden::exec::EXEC_FAILED);
+                }
             };
             let quiet = check.is_some() && events.is_none() && sinks.is_empty();
-            agent::exec(
+            // Exit codes as `docker run` gives them: the command's own status, 126/127
+            // when it could not be started, 125 when cgwarden failed.
+            match agent::exec(
                 under,
                 cgwarden::exec::Target::Command(&command),
                 if quiet { None } else { Some((events, sinks)) },
                 resolver,
-            )
+            ) {
+                Ok(code) => Ok(code),
+                Err(e) => {
+                    eprintln!("cgwarden: {e:#}");
+                    Ok(cgwarden::exec::exit_code_of(&e))
+                }
+            }
         }
         Command::Check { paths } => Ok(client::check(&paths)),
         Command::Reload { control } => client::request(&control, control::Command::Reload),
