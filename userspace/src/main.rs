@@ -14,6 +14,11 @@ fn main() -> ExitCode {
     // SAFETY: mallopt only changes allocator tuning; called before any thread exists.
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024) };
     let args = cli::Cli::parse();
+    if args.command.only_prints() {
+        // A closed reader ends a printing command as it ends `cat`, not with a panic.
+        // SAFETY: restores the default action of one signal before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or(args.command.default_log_level()),
     )

@@ -299,6 +299,24 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
 }
 
 impl Command {
+    /// Whether the command only reads and prints, so that a reader that goes away
+    /// (`cgwarden events --follow | head`) should end it quietly, as it ends `cat`.
+    /// Commands that hold the kernel's state (`run`, `exec`, a live `learn`, which
+    /// releases the containers it holds at the gate when it stops) never die of it.
+    pub fn only_prints(&self) -> bool {
+        match self {
+            Self::Check { .. }
+            | Self::Reload { .. }
+            | Self::Status { .. }
+            | Self::Posture { .. }
+            | Self::Events { .. }
+            | Self::Report { .. }
+            | Self::Profile(_) => true,
+            Self::Learn(a) => a.container.is_none() && a.cgroup.is_none() && a.select.is_none(),
+            Self::Run(_) | Self::Exec { .. } | Self::Uninstall { .. } => false,
+        }
+    }
+
     /// The agent logs what it does; one-shot commands only warnings.
     pub fn default_log_level(&self) -> &'static str {
         match self {
