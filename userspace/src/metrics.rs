@@ -71,8 +71,12 @@ impl Metrics {
             record.cgroup().unwrap_or("").to_owned(),
         );
         let count = record.count();
-        *self.records.entry(key.clone()).or_default() += 1;
-        *self.occurrences.entry(key).or_default() += count;
+        // Flows only: the occurrences of other kinds are their records plus the
+        // repeats folded into them (`cgwarden_aggregated_repeats_total`).
+        if matches!(key.0.as_str(), "connect" | "sendmsg" | "packet") {
+            *self.occurrences.entry(key.clone()).or_default() += count;
+        }
+        *self.records.entry(key).or_default() += 1;
         self.aggregated += count.saturating_sub(1);
     }
 
@@ -82,6 +86,18 @@ impl Metrics {
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
+        family(
+            &mut out,
+            "cgwarden_build_info",
+            "gauge",
+            "The agent's version and build id (its eBPF object's, which pins are checked against).",
+        );
+        let _ = writeln!(
+            out,
+            "cgwarden_build_info{{version=\"{}\",build_id=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::bpf::build_id()
+        );
         family(
             &mut out,
             "cgwarden_events_total",
@@ -102,7 +118,7 @@ impl Metrics {
             &mut out,
             "cgwarden_flows_total",
             "counter",
-            "Occurrences the records stand for (aggregated repeats included).",
+            "Flows (connect, sendmsg, packet) the records stand for, aggregated repeats included.",
         );
         for ((kind, verdict, profile, cgroup), n) in &self.occurrences {
             let _ = writeln!(
@@ -354,6 +370,11 @@ mod tests {
         assert!(text.contains("cgwarden_aggregated_repeats_total 40"));
         assert!(text.contains("cgwarden_lost_events_total 3"));
         assert!(text.contains("# TYPE cgwarden_up gauge"));
+        assert!(text.contains(&format!(
+            "cgwarden_build_info{{version=\"{}\",build_id=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION"),
+            crate::bpf::build_id()
+        )));
     }
 
     #[test]

@@ -795,7 +795,7 @@ fn release_held(maps: &Path) {
 }
 
 /// Identifies this build's object, so pins of another build are never reused.
-fn object_id() -> String {
+pub fn object_id() -> String {
     let hash = OBJECT.iter().fold(cgwarden_common::FNV_OFFSET, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(cgwarden_common::FNV_PRIME)
     });

@@ -8,4 +8,10 @@ mod maps;
 mod raw;
 
 pub use loader::{Kernel, LoadError, Watch, implemented, uninstall};
+
+/// This build's id: a hash of its eBPF object. Pins left by another build are never
+/// reused (`--version`, `cgwarden_build_info`).
+pub fn build_id() -> String {
+    loader::object_id()
+}
 pub use maps::Counters;

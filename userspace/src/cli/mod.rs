@@ -12,9 +12,18 @@ use clap::{Parser, Subcommand};
 /// Where `run` pins its links and maps.
 pub const DEFAULT_STATE_DIR: &str = "/sys/fs/bpf/cgwarden";
 
+/// `--version`: the version and the build id the pins are checked against.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (build {})",
+        env!("CARGO_PKG_VERSION"),
+        cgwarden::bpf::build_id()
+    )
+});
+
 /// Kernel-level egress and syscall monitor for containers.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version = VERSION.as_str(), about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
