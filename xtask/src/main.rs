@@ -57,6 +57,9 @@ enum Task {
         #[arg(long)]
         debug: bool,
     },
+    /// Write shell completions (bash, zsh, fish) into target/completions and man pages
+    /// into target/man, from the command line's own definition.
+    Completions,
     /// Run benchmarks: `egress`, `events`, `syscalls` (default: all).
     Bench {
         /// Which benchmark.
@@ -122,6 +125,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             build(&root, !debug)?;
             image::build(&root, &binary(&root, !debug), &tag)
         }
+        Task::Completions => {
+            setup::setup()?;
+            build(&root, false)?;
+            completions(&root, &binary(&root, false))
+        }
         Task::Bench { which } => {
             setup::setup()?;
             require_root("the benchmarks load eBPF programs")?;
@@ -169,6 +177,46 @@ fn build(root: &Path, release: bool) -> anyhow::Result<()> {
         cmd.arg("--release");
     }
     cmd.status_checked("cargo build")
+}
+
+/// `cargo xtask completions`: the files packagers install, written by the binary
+/// itself (`cgwarden generate`, hidden).
+fn completions(root: &Path, bin: &Path) -> anyhow::Result<()> {
+    let dir = root.join("target/completions");
+    std::fs::create_dir_all(&dir).with_context(|| format!("making {}", dir.display()))?;
+    for (shell, file) in [
+        ("bash", "cgwarden.bash"),
+        ("zsh", "_cgwarden"),
+        ("fish", "cgwarden.fish"),
+    ] {
+        let out = Command::new(bin)
+            .args(["generate", "completion", shell])
+            .output()
+            .with_context(|| format!("running {}", bin.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{} generate completion {shell}: {}",
+                bin.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::fs::write(dir.join(file), out.stdout)?;
+    }
+    let man = root.join("target/man");
+    let status = Command::new(bin)
+        .args(["generate", "man"])
+        .arg(&man)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !status.success() {
+        bail!("{} generate man failed ({status})", bin.display());
+    }
+    println!(
+        "completions in {} (bash: /usr/share/bash-completion/completions/cgwarden, zsh: a directory on $fpath, fish: ~/.config/fish/completions/); man pages in {} (/usr/share/man/man1/)",
+        dir.display(),
+        man.display()
+    );
+    Ok(())
 }
 
 fn binary(root: &Path, release: bool) -> PathBuf {

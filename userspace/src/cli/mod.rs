@@ -3,6 +3,7 @@
 
 mod agent;
 mod client;
+mod generate;
 
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 
@@ -137,6 +138,9 @@ pub enum Command {
     /// Write a profile from a container definition users already have.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Write shell completions or man pages (`cargo xtask completions` writes both).
+    #[command(subcommand, hide = true)]
+    Generate(generate::Generate),
     /// Remove every pinned link and map: enforcement ends.
     Uninstall {
         #[arg(long, default_value = DEFAULT_STATE_DIR)]
@@ -320,7 +324,8 @@ impl Command {
             | Self::Posture { .. }
             | Self::Events { .. }
             | Self::Report { .. }
-            | Self::Profile(_) => true,
+            | Self::Profile(_)
+            | Self::Generate(_) => true,
             Self::Learn(a) => a.container.is_none() && a.cgroup.is_none() && a.select.is_none(),
             Self::Run(_) | Self::Exec { .. } | Self::Uninstall { .. } => false,
         }
@@ -404,6 +409,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             &runtime_sockets,
         ),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
+        Command::Generate(what) => generate::run(what),
         Command::Report { events, json } => client::report(events.as_deref(), json),
         Command::Learn(args) => learn(args),
         Command::Profile(ProfileCommand::FromOci { config, name }) => {
