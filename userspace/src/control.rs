@@ -178,9 +178,17 @@ impl ControlSocket {
     /// Binds `path`. A stale socket (no agent answers on it) is replaced; a live one is
     /// an error, since two agents would fight over the same maps.
     pub fn bind(path: &Path) -> io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        // A directory it makes is root's alone; an existing one keeps its mode (it may
+        // be /run, shared with everything else): the socket's own mode keeps others out.
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.exists()
+        {
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
         if path.exists() {
             if StdUnixStream::connect(path).is_ok() {
@@ -319,5 +327,27 @@ mod tests {
         }
         assert_eq!(Command::parse("follow colour=red"), None);
         assert_eq!(Command::parse("rm -rf"), None);
+    }
+
+    #[test]
+    fn binding_never_changes_an_existing_directorys_mode() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let socket = dir.path().join("control.sock");
+        let bound = ControlSocket::bind(&socket).unwrap();
+        assert_eq!(mode(dir.path()), 0o755);
+        assert_eq!(mode(&socket), 0o600);
+        drop(bound);
+        // A directory it makes is root's alone.
+        let new = dir.path().join("a/b");
+        let _bound = ControlSocket::bind(&new.join("control.sock")).unwrap();
+        assert_eq!(mode(&new), 0o700);
+        assert_eq!(mode(&dir.path().join("a")), 0o700);
     }
 }
