@@ -63,18 +63,23 @@ impl RunningAgent {
 
     /// Like [`RunningAgent::start`], with extra `run` options.
     pub fn start_with(policy: &Path, options: &[&str]) -> Self {
+        Self::start_with_env(policy, options, &[])
+    }
+
+    /// Like [`RunningAgent::start_with`], with extra environment variables.
+    pub fn start_with_env(policy: &Path, options: &[&str], env: &[(&str, &Path)]) -> Self {
         let state = StateDir::new();
-        let mut agent = Self::start_in_with(policy, state.path(), options);
+        let mut agent = Self::start_in_with(policy, state.path(), options, env);
         agent._state = Some(state);
         agent
     }
 
     /// Starts an agent that pins in `state` (which the caller cleans up).
     pub fn start_in(policy: &Path, state: &Path) -> Self {
-        Self::start_in_with(policy, state, &[])
+        Self::start_in_with(policy, state, &[], &[])
     }
 
-    fn start_in_with(policy: &Path, state: &Path, options: &[&str]) -> Self {
+    fn start_in_with(policy: &Path, state: &Path, options: &[&str], env: &[(&str, &Path)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = fs::File::create(dir.path().join("agent.log")).expect("log file");
         let child = Command::new(cgwarden())
@@ -89,6 +94,7 @@ impl RunningAgent {
             .arg(state)
             .args(["--metrics", "127.0.0.1:0"])
             .args(options)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -11,6 +11,7 @@
 //!   [`reach`]: what a failed open's path reaches, where the kernel could not decide;
 //! - [`agent`] and [`serve`]: the running agent; [`control`]: its local socket;
 //! - [`sinks`], [`metrics`]: where events and counters go; [`config`]: the agent's file;
+//!   [`notify`]: telling systemd the agent is enforcing;
 //! - [`exec`]: one command (or, for a while, a running cgroup) under a profile;
 //!   [`learn`]: learn mode, merging, checking a profile.
 
@@ -30,6 +31,7 @@ pub mod host;
 pub mod import;
 pub mod learn;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod posture;
 pub mod procfs;

@@ -229,7 +229,11 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             None => String::new(),
         }
     );
-    serve::serve(
+    // systemd's `Type=notify`: ready once enforcing.
+    if let Err(e) = cgwarden::notify::notify("READY=1") {
+        log::warn!("cannot tell the supervisor the agent is ready: {e}");
+    }
+    let served = serve::serve(
         &mut agent,
         ring,
         Options {
@@ -247,7 +251,9 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             progress: None,
         },
     )
-    .await?;
+    .await;
+    let _ = cgwarden::notify::notify("STOPPING=1");
+    served?;
     match &s.state {
         Some(dir) => {
             let gates = agent.gate_paths();

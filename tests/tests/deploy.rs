@@ -1,0 +1,70 @@
+//! The deploy files: the systemd unit passes `systemd-analyze verify` against the built
+//! binary, and the agent tells systemd it is ready (`Type=notify`) once it enforces,
+//! and that it is stopping.
+
+use std::{os::unix::net::UnixDatagram, process::Command, time::Duration};
+
+use cgwarden_tests::{ProfileFile, agent::RunningAgent, cgwarden, require_root};
+
+#[test]
+fn the_systemd_unit_verifies_against_the_built_binary() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/systemd/cgwarden.service"
+    ))
+    .unwrap();
+    for line in [
+        "Type=notify",
+        "SystemCallErrorNumber=EPERM",
+        "LimitNOFILE=",
+        "CAP_SYS_PTRACE",
+    ] {
+        assert!(unit.contains(line), "the unit lacks {line}");
+    }
+    assert!(
+        !unit.contains("ProtectControlGroups=yes"),
+        "kill-container writes cgroup.kill"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cgwarden.service");
+    std::fs::write(
+        &file,
+        unit.replace("/usr/local/bin/cgwarden", &cgwarden().display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .output()
+        .expect("systemd-analyze (systemd) verifies the unit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // An unknown or malformed setting is only a warning ("ignoring"): none is allowed.
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+}
+
+#[test]
+fn the_agent_says_ready_once_it_enforces_and_stopping_when_it_stops() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("notify");
+    let receiver = UnixDatagram::bind(&socket).unwrap();
+    receiver
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let profile = ProfileFile::new(
+        "name: ready\nmode: enforce\nselector:\n  cgroup: \"/cgwarden-selects-nothing\"\negress:\n  default: allow\n",
+    );
+    let agent = RunningAgent::start_with_env(profile.path(), &[], &[("NOTIFY_SOCKET", &socket)]);
+    let mut buf = [0u8; 64];
+    let n = receiver.recv(&mut buf).expect("READY=1 from the agent");
+    assert_eq!(&buf[..n], b"READY=1");
+    // By then it said it enforces.
+    assert!(
+        agent.log().contains("cgwarden is enforcing"),
+        "{}",
+        agent.log()
+    );
+    drop(agent.stop_and_read());
+    let n = receiver.recv(&mut buf).expect("STOPPING=1 from the agent");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+}
