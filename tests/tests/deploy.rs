@@ -1,6 +1,7 @@
 //! The deploy files: the systemd unit passes `systemd-analyze verify` against the built
 //! binary, and the agent tells systemd it is ready (`Type=notify`) once it enforces,
-//! and that it is stopping.
+//! and that it is stopping; the Kubernetes manifest validates (kubernetes-validate) and
+//! has the probes, the Service, the mounts and the image operators need.
 
 use std::{os::unix::net::UnixDatagram, process::Command, time::Duration};
 
@@ -67,4 +68,62 @@ fn the_agent_says_ready_once_it_enforces_and_stopping_when_it_stops() {
     drop(agent.stop_and_read());
     let n = receiver.recv(&mut buf).expect("STOPPING=1 from the agent");
     assert_eq!(&buf[..n], b"STOPPING=1");
+}
+
+#[test]
+fn the_daemonset_validates_and_has_what_operators_need() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let manifest = root.join("deploy/kubernetes/cgwarden.yaml");
+    let tool = std::env::var_os("CGWARDEN_KUBERNETES_VALIDATE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/tools/venv/bin/kubernetes-validate"));
+    let out = Command::new(&tool)
+        .arg("--strict")
+        .arg(&manifest)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "kubernetes-validate (PyPI; `cargo xtask setup` installs it) at {}: {e}",
+                tool.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    // ConfigMaps as directories: kubelet never updates a subPath mount.
+    assert!(
+        !text.contains("subPath:"),
+        "a subPath mount never sees edits"
+    );
+    // Probes the agent answers, a port and a Service Prometheus can reach.
+    for needed in [
+        "path: /healthz",
+        "path: /readyz",
+        "containerPort: 9464",
+        "kind: Service",
+        "metrics: 0.0.0.0:9464",
+        // The runtimes' state, for names and Kubernetes metadata.
+        "mountPath: /run/containerd",
+        "mountPath: /run/runc",
+        "mountPath: /run/crun",
+        "mountPath: /run/containers",
+    ] {
+        assert!(text.contains(needed), "the manifest lacks {needed:?}");
+    }
+    // The image a user builds with `cargo xtask image`, never pulled.
+    let image_rs = std::fs::read_to_string(root.join("xtask/src/image.rs")).unwrap();
+    let tag = image_rs
+        .lines()
+        .find_map(|l| l.strip_prefix("pub const DEFAULT_TAG: &str = \""))
+        .and_then(|l| l.strip_suffix("\";"))
+        .expect("xtask's default image tag");
+    assert!(
+        text.contains(&format!("image: {tag}\n")),
+        "image is not {tag}"
+    );
+    assert!(text.contains("imagePullPolicy: Never"));
 }

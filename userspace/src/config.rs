@@ -127,7 +127,15 @@ mod tests {
                 if key == "agent.yaml" {
                     AgentConfig::load(&file).unwrap();
                 } else {
-                    crate::policy::load_path(&file).unwrap();
+                    // The DaemonSet's profile leaves the agent's own namespace alone.
+                    for p in crate::policy::load_path(&file).unwrap() {
+                        let namespaces = &p.selector.k8s.as_ref().unwrap().namespace;
+                        let selected = |ns: &str| namespaces.iter().any(|g| g.matches(ns));
+                        assert!(!selected("cgwarden"), "{key} selects cgwarden's own pods");
+                        for other in ["default", "kube-system", "cg", "cgwardens", "shop"] {
+                            assert!(selected(other), "{key} leaves {other} out");
+                        }
+                    }
                 }
                 checked += 1;
             }

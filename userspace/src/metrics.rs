@@ -317,6 +317,12 @@ pub fn resident_bytes() -> u64 {
 /// An HTTP/1.1 response carrying the exposition (or 404 for other paths).
 pub fn http_response(request_line: &str, body: &str) -> String {
     let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    // Liveness and readiness (Kubernetes probes): the event loop answers these itself,
+    // and serves nothing before it enforces, so an answer means both.
+    if path == "/healthz" || path == "/readyz" {
+        return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n"
+            .to_owned();
+    }
     if path == "/metrics" || path == "/" {
         format!(
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -381,5 +387,9 @@ mod tests {
     fn serves_only_the_metrics_path() {
         assert!(http_response("GET /metrics HTTP/1.1", "x 1\n").starts_with("HTTP/1.1 200"));
         assert!(http_response("GET /secret HTTP/1.1", "").starts_with("HTTP/1.1 404"));
+        for probe in ["/healthz", "/readyz"] {
+            let answer = http_response(&format!("GET {probe} HTTP/1.1"), "x 1\n");
+            assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nok\n"));
+        }
     }
 }

@@ -116,7 +116,11 @@ fn run(task: Task) -> anyhow::Result<()> {
             test.args(["test", "--workspace"])
                 .args(&args)
                 .env("CGWARDEN_BIN", binary(&root, false))
-                .env("CGWARDEN_IMAGE", image);
+                .env("CGWARDEN_IMAGE", image)
+                .env(
+                    "CGWARDEN_KUBERNETES_VALIDATE",
+                    setup::kubernetes_validate_path(),
+                );
             run_with_deadline(&mut test, TEST_DEADLINE, "cargo test")
         }
         Task::Image { tag, debug } => {

@@ -20,6 +20,8 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "nftables",
     "python3",
+    // A virtual environment for kubernetes-validate (PyPI), which checks the manifests.
+    "python3-venv",
     // The container engines the integration tests run real containers in: Docker Engine
     // (docker.io brings containerd and its own runc), docker-compose and Podman.
     "docker.io",
@@ -38,6 +40,7 @@ pub fn setup() -> anyhow::Result<()> {
         args.extend(missing.iter().map(String::as_str));
         apt(&args)?;
     }
+    kubernetes_validate()?;
     let linker = bpf_linker_path();
     if !bpf_linker_ok(&linker) {
         eprintln!(
@@ -66,6 +69,45 @@ pub fn setup() -> anyhow::Result<()> {
                 "bpf-linker {BPF_LINKER_VERSION} could not be built; it needs llvm-22-dev and access to crates.io"
             );
         }
+    }
+    Ok(())
+}
+
+/// Where `cargo xtask setup` puts kubernetes-validate (in a virtual environment of its
+/// own under target/, so no system Python is changed); the tests find it there.
+pub fn kubernetes_validate_path() -> PathBuf {
+    crate::workspace_root().join("target/tools/venv/bin/kubernetes-validate")
+}
+
+/// Installs kubernetes-validate from PyPI when it is not there yet.
+fn kubernetes_validate() -> anyhow::Result<()> {
+    let tool = kubernetes_validate_path();
+    if tool.exists() {
+        return Ok(());
+    }
+    let venv = tool
+        .parent()
+        .and_then(|bin| bin.parent())
+        .context("the virtual environment's directory")?
+        .to_path_buf();
+    eprintln!(
+        "xtask: installing kubernetes-validate (PyPI) into {}",
+        venv.display()
+    );
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("could not run python3 -m venv")?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed ({status})", venv.display());
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "kubernetes-validate"])
+        .status()
+        .context("could not run pip")?;
+    if !status.success() || !tool.exists() {
+        bail!("pip install kubernetes-validate failed ({status}); it needs access to PyPI");
     }
     Ok(())
 }
