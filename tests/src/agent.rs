@@ -151,10 +151,11 @@ impl RunningAgent {
         self.dir.path().join("ctl/control.sock")
     }
 
-    /// Runs `cgwarden <command> --control <socket>`; returns exit code, stdout, stderr.
+    /// Runs `cgwarden <command words> --control <socket>` (`"status -o json"`); returns
+    /// exit code, stdout, stderr.
     pub fn client(&self, command: &str) -> (Option<i32>, String, String) {
         let out = Command::new(cgwarden())
-            .arg(command)
+            .args(command.split_whitespace())
             .arg("--control")
             .arg(self.control())
             .output()

@@ -230,7 +230,7 @@ fn containerd_pods_are_named_from_cri_annotations_and_covered_from_their_first_p
     // Whether the agent read the state before the first exec or held it at the gate,
     // the profile was in force before the command ran (tests/gate.rs holds one for
     // certain).
-    let (_, status, _) = agent.client("status");
+    let (_, status, _) = agent.client("status -o json");
     let status: Value = serde_json::from_str(&status).expect("status JSON");
     assert!(
         status["gate"]["parents"]

@@ -252,7 +252,7 @@ fn a_full_events_disk_is_a_counted_fault_and_enforcement_goes_on() {
     );
     std::thread::sleep(Duration::from_millis(500));
     // The agent is still there, still answering, and says what it lost.
-    let (code, status, _) = agent.client("status");
+    let (code, status, _) = agent.client("status -o json");
     assert_eq!(code, Some(0), "the agent stopped: {}", agent.log());
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert!(

@@ -361,7 +361,7 @@ fn docker_containers_fail_each_check_they_violate_and_a_hardened_one_passes() {
             .iter()
             .all(|d| d["container"]["id"] == weak_id.as_str())
     );
-    let (code, status, _) = agent.client("status");
+    let (code, status, _) = agent.client("status -o json");
     assert_eq!(code, Some(0));
     let status: Value = serde_json::from_str(&status).unwrap();
     let failing = &status["profiles"][0]["posture_failing"];

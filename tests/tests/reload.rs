@@ -139,7 +139,7 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
     let agent = RunningAgent::start(profile.path());
     let app = TestCgroup::create(&format!("{base}/app"));
     std::thread::sleep(Duration::from_millis(400));
-    let (code, out, err) = agent.client("status");
+    let (code, out, err) = agent.client("status -o json");
     assert_eq!(code, Some(0), "{err}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["profiles"][0]["name"], "reload");
@@ -150,6 +150,32 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
         cgroups.iter().any(|c| c == &format!("/{base}/*")),
         "{cgroups:?}"
     );
+    assert_eq!(
+        status["build_id"].as_str().map(str::len),
+        Some(16),
+        "{status}"
+    );
+    // For a person: the agent, the profile with its counters, losses and faults.
+    let (code, table, err) = agent.client("status");
+    assert_eq!(code, Some(0), "{err}");
+    let build = status["build_id"].as_str().unwrap();
+    assert!(
+        table.starts_with(&format!(
+            "cgwarden {} (build {build}), up ",
+            status["version"].as_str().unwrap()
+        )),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.trim_start().starts_with("reload "))
+        .unwrap_or_else(|| panic!("no row for the profile: {table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // name, mode, egress entries, DNS names, cgroups (the app and the parent entry).
+    assert_eq!(cells[1], "enforce", "{row}");
+    assert_eq!(cells[4], "2", "{row}");
+    assert!(table.contains("ring buffer: 0 records lost"), "{table}");
+    assert!(table.contains("faults: none"), "{table}");
 
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(agent.control())

@@ -888,7 +888,7 @@ fn a_container_is_selected_and_named_by_its_config_json_name() {
 
 /// The cgroups `status` lists for profile `name`.
 fn status_cgroups(agent: &cgwarden_tests::agent::RunningAgent, name: &str) -> Vec<String> {
-    let (_, out, _) = agent.client("status");
+    let (_, out, _) = agent.client("status -o json");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
     status["profiles"]
         .as_array()

@@ -99,6 +99,8 @@ pub struct Agent {
     /// Entries of the kernel's flow table at the last walk (a scrape does not walk it).
     flows_seen: usize,
     last_flush: Instant,
+    /// When the agent started, for `status`.
+    started: Instant,
     /// Egress entries of replaced profiles, removed once no program can still be
     /// using the old profile id (see [`RETIRE_AFTER`]).
     retired: Vec<(Instant, Rules)>,
@@ -224,6 +226,7 @@ impl Agent {
             syscall_repeats,
             flows_seen,
             last_flush: Instant::now(),
+            started: Instant::now(),
             retired: Vec::new(),
             resolver,
             sources: Vec::new(),
@@ -668,6 +671,9 @@ impl Agent {
             .collect();
         serde_json::json!({
             "ok": true,
+            "version": env!("CARGO_PKG_VERSION"),
+            "build_id": crate::bpf::build_id(),
+            "uptime_s": self.started.elapsed().as_secs(),
             "profiles": profiles,
             "counters": {
                 "egress_checked": counters.egress_checked,

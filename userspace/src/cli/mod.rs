@@ -87,6 +87,9 @@ pub enum Command {
     Status {
         #[arg(long, default_value = control::DEFAULT_SOCKET)]
         control: PathBuf,
+        /// `table` for a person, `json` for a program (every field).
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Output,
     },
     /// Every container's configuration checked against the CIS Docker Benchmark's
     /// runtime section: a table per container (check, verdict, evidence) and its total.
@@ -390,7 +393,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         }
         Command::Check { paths } => Ok(client::check(&paths)),
         Command::Reload { control } => client::request(&control, control::Command::Reload),
-        Command::Status { control } => client::request(&control, control::Command::Status),
+        Command::Status { control, output } => client::status(&control, output == Output::Json),
         Command::Events {
             follow: _,
             kind,
