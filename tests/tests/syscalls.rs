@@ -408,7 +408,7 @@ fn report_shows_the_chain_of_processes_behind_an_attempt() {
         .unwrap();
     assert!(status.success());
     let out = Command::new(cgwarden_tests::cgwarden())
-        .args(["report", "--json", "--events"])
+        .args(["report", "-o", "json", "--events"])
         .arg(&events)
         .output()
         .unwrap();

@@ -129,8 +129,11 @@ pub enum Command {
         /// The events file (JSON lines); `-` or unset: standard input.
         #[arg(long)]
         events: Option<PathBuf>,
-        /// Print the report as JSON.
-        #[arg(long)]
+        /// `table` for a person, `json` for a program.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: Output,
+        /// The same as `-o json` (kept for scripts that use it).
+        #[arg(long, hide = true)]
         json: bool,
     },
     /// Write the tightest profile that allows what a workload did: from an events file
@@ -413,7 +416,11 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
         ),
         Command::Uninstall { state_dir } => client::uninstall(&state_dir),
         Command::Generate(what) => generate::run(what),
-        Command::Report { events, json } => client::report(events.as_deref(), json),
+        Command::Report {
+            events,
+            output,
+            json,
+        } => client::report(events.as_deref(), json || output == Output::Json),
         Command::Learn(args) => learn(args),
         Command::Profile(ProfileCommand::FromOci { config, name }) => {
             client::from_oci(&config, &name)
