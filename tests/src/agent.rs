@@ -69,20 +69,35 @@ impl RunningAgent {
     /// Like [`RunningAgent::start_with`], with extra environment variables.
     pub fn start_with_env(policy: &Path, options: &[&str], env: &[(&str, &Path)]) -> Self {
         let state = StateDir::new();
-        let mut agent = Self::start_in_with(policy, state.path(), options, env);
+        let mut agent = Self::start_in_with(policy, state.path(), options, env, None);
+        agent._state = Some(state);
+        agent
+    }
+
+    /// Like [`RunningAgent::start`], the agent itself running in `cgroup`.
+    pub fn start_in_cgroup(policy: &Path, cgroup: &crate::cgroup::TestCgroup) -> Self {
+        let state = StateDir::new();
+        let mut agent = Self::start_in_with(policy, state.path(), &[], &[], Some(cgroup));
         agent._state = Some(state);
         agent
     }
 
     /// Starts an agent that pins in `state` (which the caller cleans up).
     pub fn start_in(policy: &Path, state: &Path) -> Self {
-        Self::start_in_with(policy, state, &[], &[])
+        Self::start_in_with(policy, state, &[], &[], None)
     }
 
-    fn start_in_with(policy: &Path, state: &Path, options: &[&str], env: &[(&str, &Path)]) -> Self {
+    fn start_in_with(
+        policy: &Path,
+        state: &Path,
+        options: &[&str],
+        env: &[(&str, &Path)],
+        cgroup: Option<&crate::cgroup::TestCgroup>,
+    ) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = fs::File::create(dir.path().join("agent.log")).expect("log file");
-        let child = Command::new(cgwarden())
+        let mut command = Command::new(cgwarden());
+        command
             .arg("run")
             .arg("--policy")
             .arg(policy)
@@ -97,9 +112,11 @@ impl RunningAgent {
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start cgwarden run");
+            .stderr(log);
+        let child = match cgroup {
+            Some(cgroup) => cgroup.spawn(&mut command),
+            None => command.spawn().expect("start cgwarden run"),
+        };
         let agent = Self {
             child,
             dir,

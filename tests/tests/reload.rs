@@ -196,3 +196,42 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
         "an unprivileged user reached the agent"
     );
 }
+
+#[test]
+fn the_agent_never_falls_under_its_own_profiles() {
+    require_root();
+    // The agent runs in `<base>/agent`; the profile selects every child of `<base>`
+    // and allows no egress. Its own cgroup stays out (a parent entry would cover it
+    // from its first process, so it gets an entry of its own that says so); a sibling
+    // is covered.
+    let base = unique("cgwarden-test-self");
+    let _base = TestCgroup::create(&base);
+    let own = TestCgroup::create(&format!("{base}/agent"));
+    let profile = ProfileFile::new(&format!(
+        "name: everything-below\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n"
+    ));
+    let agent = RunningAgent::start_in_cgroup(profile.path(), &own);
+    let app = TestCgroup::create(&format!("{base}/app"));
+    std::thread::sleep(Duration::from_millis(400));
+    let (code, out, err) = agent.client("status -o json");
+    assert_eq!(code, Some(0), "{err}");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cgroups = status["profiles"][0]["cgroups"].as_array().unwrap();
+    assert!(cgroups.iter().any(|c| c == app.relative()), "{cgroups:?}");
+    assert!(!cgroups.iter().any(|c| c == own.relative()), "{cgroups:?}");
+    // A connect from the agent's own cgroup is not judged; the same from the app is.
+    let server = TcpServer::bind("127.0.0.94");
+    let probe = |cgroup: &TestCgroup| {
+        cgroup.run(Command::new(netprobe()).args(["tcp", &server.addr.to_string()]))
+    };
+    let own_connect = probe(&own);
+    assert!(
+        own_connect.starts_with("ok"),
+        "the agent's own cgroup was judged: {own_connect}"
+    );
+    let app_connect = probe(&app);
+    assert!(
+        app_connect.starts_with("error"),
+        "the app was not judged: {app_connect}"
+    );
+}

@@ -101,6 +101,8 @@ pub struct Agent {
     last_flush: Instant,
     /// When the agent started, for `status`.
     started: Instant,
+    /// The agent's own cgroup (relative to the cgroup2 root), which no profile covers.
+    own_cgroup: Option<String>,
     /// Egress entries of replaced profiles, removed once no program can still be
     /// using the old profile id (see [`RETIRE_AFTER`]).
     retired: Vec<(Instant, Rules)>,
@@ -227,6 +229,11 @@ impl Agent {
             flows_seen,
             last_flush: Instant::now(),
             started: Instant::now(),
+            own_cgroup: crate::procfs::cgroup_path(
+                std::path::Path::new("/proc"),
+                std::process::id(),
+            )
+            .filter(|p| p != "/"),
             retired: Vec::new(),
             resolver,
             sources: Vec::new(),
@@ -1023,6 +1030,13 @@ impl Agent {
         Ok(())
     }
 
+    /// Whether the cgroup at `path` is the agent's own or one above it.
+    fn holds_the_agent(&self, path: &str) -> bool {
+        self.own_cgroup.as_deref().is_some_and(|own| {
+            own == path || own.starts_with(&format!("{}/", path.trim_end_matches('/')))
+        })
+    }
+
     /// Walks the cgroup tree and applies each profile's selector: new matching cgroups
     /// get the profile, vanished or no longer matching ones lose it. The first profile
     /// in name order whose selector matches wins.
@@ -1036,6 +1050,11 @@ impl Agent {
         for e in &entries {
             self.paths.insert(e.id, e.path.clone());
             if self.claims.as_ref().is_some_and(|c| !c.allows(&e.path)) {
+                continue;
+            }
+            // The agent never falls under its own profiles: a deny-all egress profile
+            // on its pod or slice would cut it off from its resolvers and sinks.
+            if self.holds_the_agent(&e.path) {
                 continue;
             }
             let who = self.known.own(&e.path);
@@ -1146,13 +1165,31 @@ impl Agent {
                 .values()
                 .any(|c| c.profile.selector.selects_by_container());
         let assignments = &self.assignments;
-        let plan = gate::Plan::new(
+        let mut plan = gate::Plan::new(
             active,
             &entries,
             |id| assignments.contains_key(&id),
             &self.known,
             &self.gates.released,
         );
+        // Below a gate or a parent entry the agent's own cgroup would be covered by
+        // them: an "unmonitored" entry of its own keeps it out.
+        if let Some(own) = self.own_cgroup.as_deref()
+            && let Some(e) = entries.iter().find(|e| e.path == own)
+        {
+            let covered = entries.iter().any(|a| {
+                a.path != own
+                    && self.holds_the_agent(&a.path)
+                    && (plan.gates.contains_key(&a.id)
+                        || self
+                            .assignments
+                            .get(&a.id)
+                            .is_some_and(|x| x.descendants_only))
+            });
+            if covered {
+                plan.unmonitored.insert(e.id, (e.path.clone(), e.level));
+            }
+        }
         self.apply_gates(plan)?;
         self.release_held()?;
         self.report_postures()?;
