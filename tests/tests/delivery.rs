@@ -206,7 +206,6 @@ fn events_follow_streams_filtered_live_events() {
     let mut follower = Command::new(cgwarden())
         .args([
             "events",
-            "--follow",
             "--kind",
             "connect",
             "--container",

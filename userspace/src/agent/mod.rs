@@ -1627,7 +1627,7 @@ impl Agent {
         self.faults.counts()
     }
 
-    /// Adds a live event stream (`cgwarden events --follow`).
+    /// Adds a live event stream (`cgwarden events`).
     pub fn follow(&mut self, follower: crate::control::Follower) {
         self.followers.add(follower);
     }

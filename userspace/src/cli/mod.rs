@@ -108,10 +108,11 @@ pub enum Command {
         #[arg(long, default_value = control::DEFAULT_SOCKET)]
         control: PathBuf,
     },
-    /// Follow the running agent's live events as JSON lines.
+    /// Follow the running agent's live events as JSON lines, until interrupted (what
+    /// was written before is in the agent's sinks).
     Events {
-        /// Keep following (the only mode: events already written are in the sinks).
-        #[arg(long)]
+        /// Accepted for scripts written for earlier versions: `events` always follows.
+        #[arg(long, hide = true)]
         follow: bool,
         /// Only events of this kind (connect, sendmsg, packet, bind, dns, syscall, sysctl,
         /// deviation, lost).
@@ -319,7 +320,7 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
 
 impl Command {
     /// Whether the command only reads and prints, so that a reader that goes away
-    /// (`cgwarden events --follow | head`) should end it quietly, as it ends `cat`.
+    /// (`cgwarden events | head`) should end it quietly, as it ends `cat`.
     /// Commands that hold the kernel's state (`run`, `exec`, a live `learn`, which
     /// releases the containers it holds at the gate when it stops) never die of it.
     pub fn only_prints(&self) -> bool {
