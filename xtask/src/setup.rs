@@ -40,7 +40,11 @@ pub fn setup() -> anyhow::Result<()> {
         args.extend(missing.iter().map(String::as_str));
         apt(&args)?;
     }
-    kubernetes_validate()?;
+    // Only the manifest test needs it: without it that test fails and names it, and
+    // everything else still runs.
+    if let Err(e) = kubernetes_validate() {
+        eprintln!("xtask: warning: {e:#}");
+    }
     let linker = bpf_linker_path();
     if !bpf_linker_ok(&linker) {
         eprintln!(
