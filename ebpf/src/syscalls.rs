@@ -806,27 +806,27 @@ struct Matcher {
     set: u32,
 }
 
-/// The `applies` bits of the escape pattern the call's path matches (0 for none), and
-/// the bytes read (`SYSCALL_PATH_BYTES - 1`: the path was longer and is cut). A path
-/// that cannot be read counts as a plain match: an unknown path is never treated as
-/// harmless.
+/// The `applies` bits of the escape pattern the call's path matches, 0 for none.
+/// `access` is what the call asks for ([`open_access`] for opens, CONNECT for
+/// connects). A path that cannot be read counts as a plain match: an unknown path is
+/// never treated as harmless.
 #[inline(always)]
-fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
+fn path_matches(rule: &SyscallRule, args: &[u64; 6], access: u8) -> u8 {
     const UNKNOWN: u8 = pattern_applies::OPEN;
     let Some(buf) = PATH_SCRATCH.get_ptr_mut(0) else {
-        return (UNKNOWN, 0);
+        return UNKNOWN;
     };
     let ptr = pick(args, rule.path_arg);
-    let (src, access) = if rule.sockaddr != 0 {
+    let src = if rule.sockaddr != 0 {
         // SAFETY: reading sa_family from the caller's sockaddr.
         let family = unsafe { bpf_probe_read_user(ptr as *const u16) }.unwrap_or(0);
         if family != AF_UNIX {
             // Network connects are judged by the egress hooks.
-            return (0, 0);
+            return 0;
         }
-        (ptr + 2, pattern_applies::CONNECT)
+        ptr + 2
     } else {
-        (ptr, open_access(rule, args))
+        ptr
     };
     // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
     let read = unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) };
@@ -841,7 +841,7 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
             // SAFETY: reading the caller's sockaddr past the NUL.
             let read = match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) } {
                 Ok(name) => name.len() + 1,
-                Err(_) => return (0, 0),
+                Err(_) => return 0,
             };
             // The name ends where `addrlen` (the argument after the sockaddr) says, not
             // at a NUL: the family's two bytes, the NUL, then the name.
@@ -859,22 +859,16 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6]) -> (u8, usize) {
         Err(_) => {
             // SAFETY: as above.
             unsafe { (*buf)[0] = 0 };
-            return (UNKNOWN, 0);
+            return UNKNOWN;
         }
     };
-    (
-        match_set(
-            if access & pattern_applies::OPEN_WRITE == 0 && rule.sockaddr == 0 {
-                READ_PATTERN_SET
-            } else {
-                0
-            },
-            buf.cast::<u8>().cast_const(),
-            len,
-            access,
-        ),
-        len,
-    )
+    // Most opens only read: they walk only the patterns a read can match.
+    let set = if access == pattern_applies::OPEN {
+        READ_PATTERN_SET
+    } else {
+        0
+    };
+    match_set(set, buf.cast::<u8>().cast_const(), len, access)
 }
 
 /// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
@@ -891,7 +885,13 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
     {
         return PATH_SUN;
     }
-    let (matched, len) = path_matches(rule, args);
+    // What the call asks for, read once (openat2's flags are in user memory).
+    let access = if rule.sockaddr != 0 {
+        pattern_applies::CONNECT
+    } else {
+        open_access(rule, args)
+    };
+    let matched = path_matches(rule, args, access);
     if matched & pattern_applies::EXE_HANDLE != 0 {
         remember_exe_handle(ret);
         return NOT_AN_ESCAPE;
@@ -903,7 +903,7 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
     } else if matched != 0 {
         return PATH_MATCHED;
     }
-    if rule.sockaddr != 0 || open_access(rule, args) & pattern_applies::OPEN_WRITE == 0 {
+    if access & pattern_applies::OPEN_WRITE == 0 {
         return NOT_AN_ESCAPE;
     }
     // A write-open: what it reached, by the file itself, whatever the path said (a
@@ -916,10 +916,9 @@ fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
         };
     }
     // It failed, so it reached no file. The path as written names no escape file, but
-    // it may lead to one (a symlink, a cut-short long path): the agent decides. Only
-    // refusals count: a file that does not exist or already exists is not reached.
-    let cut = len >= SYSCALL_PATH_BYTES - 1;
-    if cut || ret == -EACCES || ret == -EPERM || ret == -EROFS {
+    // it may lead to one (a symlink, a path longer than was read): the agent decides.
+    // Only refusals count: a file that does not exist or already exists is not reached.
+    if ret == -EACCES || ret == -EPERM || ret == -EROFS {
         return PATH_UNDECIDED;
     }
     NOT_AN_ESCAPE
