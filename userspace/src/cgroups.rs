@@ -75,7 +75,15 @@ pub struct CgroupEntry {
     pub level: u32,
 }
 
-/// Lists every cgroup below `root` (the root included). Cgroups that vanish while
+/// Whether the cgroup at `inner` (relative to the cgroup2 root, `/a/b`) is `outer` or
+/// lies below it.
+pub fn contains(outer: &str, inner: &str) -> bool {
+    let outer = outer.trim_end_matches('/');
+    inner
+        .strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// Whether the cgroup `path` (relative to `root`) with id `id` is proven gone: its
 /// directory does not exist, or another cgroup has its path now. Any other error
 /// (permissions, a failing file system) proves nothing.
@@ -87,6 +95,7 @@ pub fn is_gone(root: &Path, path: &str, id: u64) -> bool {
     }
 }
 
+/// Lists every cgroup below `root` (the root included). Cgroups that vanish while
 /// walking are skipped.
 pub fn walk(root: &Path) -> Vec<CgroupEntry> {
     let mut out = Vec::new();
@@ -212,6 +221,16 @@ fn kill_all(path: &Path, procs: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cgroup_contains_itself_and_what_is_below_it() {
+        assert!(contains("/docker/abc", "/docker/abc"));
+        assert!(contains("/docker/abc", "/docker/abc/init"));
+        assert!(contains("/docker/", "/docker/abc"));
+        assert!(contains("/", "/docker"));
+        assert!(!contains("/docker/abc", "/docker/abcd"));
+        assert!(!contains("/docker/abc", "/docker"));
+    }
 
     #[test]
     fn finds_hybrid_and_unified_mounts() {

@@ -30,9 +30,15 @@ pub enum Reach {
 
 /// Resolves `written` as process `pid` would (relative to the directory `dirfd` names
 /// in it, or to its working directory), using `proc` (`/proc`). When `pid` is gone, an
-/// absolute path is resolved in the root of one of `others` (the processes left in its
-/// cgroup: the same container, the same root).
-pub fn reach(proc: &Path, pid: u32, others: &[u32], written: &str, dirfd: Option<i32>) -> Reach {
+/// absolute path is resolved in the root of one of `others()` (the processes left in
+/// its cgroup: the same container, the same root), asked only then.
+pub fn reach(
+    proc: &Path,
+    pid: u32,
+    others: impl FnOnce() -> Vec<u32>,
+    written: &str,
+    dirfd: Option<i32>,
+) -> Reach {
     let dir = proc.join(pid.to_string());
     let (dir, root) = match open_path(&dir.join("root")) {
         Ok(fd) => (dir, fd),
@@ -41,7 +47,7 @@ pub fn reach(proc: &Path, pid: u32, others: &[u32], written: &str, dirfd: Option
                 "the process is gone (its root: {e}) and the path is relative to it"
             ));
         }
-        Err(e) => match others.iter().filter(|p| **p != pid).find_map(|p| {
+        Err(e) => match others().iter().filter(|p| **p != pid).find_map(|p| {
             open_path(&proc.join(p.to_string()).join("root"))
                 .ok()
                 .map(|fd| (*p, fd))
@@ -165,7 +171,7 @@ mod tests {
         std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
         let pid = std::process::id();
         let written = format!("{}/link", dir.path().display());
-        match reach(Path::new("/proc"), pid, &[], &written, None) {
+        match reach(Path::new("/proc"), pid, Vec::new, &written, None) {
             Reach::File { name, path, .. } => {
                 assert_eq!(name, "real");
                 assert!(path.ends_with("/real"), "{path}");
@@ -174,25 +180,25 @@ mod tests {
         }
         let missing = format!("{}/none", dir.path().display());
         assert_eq!(
-            reach(Path::new("/proc"), pid, &[], &missing, None),
+            reach(Path::new("/proc"), pid, Vec::new, &missing, None),
             Reach::Nothing
         );
         // The process's own procfs magic links are not followed for it.
         assert!(matches!(
-            reach(Path::new("/proc"), pid, &[], "/proc/self/fd/0", None),
+            reach(Path::new("/proc"), pid, Vec::new, "/proc/self/fd/0", None),
             Reach::Unknown(_)
         ));
         assert!(matches!(
-            reach(Path::new("/proc"), u32::MAX, &[], "/x", None),
+            reach(Path::new("/proc"), u32::MAX, Vec::new, "/x", None),
             Reach::Unknown(_)
         ));
         // A process that is gone: its cgroup's others resolve an absolute path only.
         assert_eq!(
-            reach(Path::new("/proc"), u32::MAX, &[pid], &missing, None),
+            reach(Path::new("/proc"), u32::MAX, || vec![pid], &missing, None),
             Reach::Nothing
         );
         assert!(matches!(
-            reach(Path::new("/proc"), u32::MAX, &[pid], "link", None),
+            reach(Path::new("/proc"), u32::MAX, || vec![pid], "link", None),
             Reach::Unknown(_)
         ));
     }

@@ -1032,9 +1032,9 @@ impl Agent {
 
     /// Whether the cgroup at `path` is the agent's own or one above it.
     fn holds_the_agent(&self, path: &str) -> bool {
-        self.own_cgroup.as_deref().is_some_and(|own| {
-            own == path || own.starts_with(&format!("{}/", path.trim_end_matches('/')))
-        })
+        self.own_cgroup
+            .as_deref()
+            .is_some_and(|own| cgroups::contains(path, own))
     }
 
     /// Walks the cgroup tree and applies each profile's selector: new matching cgroups
@@ -1471,14 +1471,16 @@ impl Agent {
         // The kernel could not decide what a failed write-open reached: decided here,
         // and only an escape file or an unknown target is reported.
         let decided = if e.reached == cgwarden_common::reached::UNDECIDED {
-            let procs = self
+            let cgroup = self
                 .paths
                 .get(&e.header.cgroup_id)
-                .map(|p| {
-                    crate::procfs::pids_below(&self.cgroup_root.join(p.trim_start_matches('/')))
-                })
-                .unwrap_or_default();
-            match undecided_reach(e, &procs) {
+                .map(|p| self.cgroup_root.join(p.trim_start_matches('/')));
+            let others = || {
+                cgroup
+                    .map(|c| crate::procfs::pids_below(&c))
+                    .unwrap_or_default()
+            };
+            match undecided_reach(e, others) {
                 Some(reached) => Some(reached),
                 None => return Ok(()),
             }
@@ -1950,9 +1952,12 @@ fn now_ns() -> u128 {
 
 /// What a failed write-open the kernel could not judge reached, resolved in the
 /// caller's root (see [`crate::reach`]; `others`: the processes of its cgroup, whose
-/// root serves when it is gone): `Some` for an escape file or an unknown target
+/// root serves when it is gone, listed only then): `Some` for an escape file or an unknown target
 /// (reported), `None` when it reached nothing that matters.
-fn undecided_reach(e: &cgwarden_common::SyscallEvent, others: &[u32]) -> Option<events::Reached> {
+fn undecided_reach(
+    e: &cgwarden_common::SyscallEvent,
+    others: impl FnOnce() -> Vec<u32>,
+) -> Option<events::Reached> {
     use crate::reach::{Reach, reach};
     let unknown = |why: String| events::Reached {
         by: "agent".to_owned(),

@@ -275,11 +275,7 @@ fn of_cgroup(record: &serde_json::Value, path: &str) -> bool {
     record
         .get("cgroup")
         .and_then(|c| c.as_str())
-        .is_some_and(|c| {
-            c == path
-                || c.strip_prefix(path)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
+        .is_some_and(|c| crate::cgroups::contains(path, c))
 }
 
 #[cfg(test)]
