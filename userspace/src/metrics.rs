@@ -374,6 +374,21 @@ mod tests {
         assert!(text.contains("cgwarden_events_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 2"), "{text}");
         assert!(text.contains("cgwarden_flows_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 42"));
         assert!(text.contains("cgwarden_aggregated_repeats_total 40"));
+        // Flows only: a bind is an event, not a flow.
+        let mut bind = net("deny", 3);
+        if let Record::Net(r) = &mut bind {
+            r.kind = "bind";
+        }
+        m.observe(&bind);
+        let text = m.render(&Gauges::default());
+        assert!(
+            text.contains("cgwarden_events_total{kind=\"bind\""),
+            "{text}"
+        );
+        assert!(
+            !text.contains("cgwarden_flows_total{kind=\"bind\""),
+            "{text}"
+        );
         assert!(text.contains("cgwarden_lost_events_total 3"));
         assert!(text.contains("# TYPE cgwarden_up gauge"));
         assert!(text.contains(&format!(
