@@ -445,3 +445,41 @@ fn the_release_agent_escape_in_a_docker_container_with_cap_sys_admin_is_seen_ste
         .collect();
     assert_eq!(killed, ["mount", "unshare"], "{events:#?}");
 }
+
+#[test]
+fn a_refused_write_through_a_symlink_in_docker_is_resolved_in_the_containers_root() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    // Root in a default Docker container: /proc/sys is read-only, so the write-open
+    // fails (EROFS) and reaches no file; the path written names nothing. The agent
+    // resolves the symlink in the container's own root: core_pattern is an escape
+    // file, the hostname sysctl is not.
+    let script = "ln -s /proc/sys/kernel/core_pattern /tmp/notes; \
+                  ln -s /proc/sys/kernel/hostname /tmp/name; \
+                  true > /tmp/notes; true > /tmp/name; sleep 1; echo finished";
+    let profile = ProfileFile::new(
+        "name: refused\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: kill\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    let out = engines::docker_run(&["--network", "none"], &["sh", "-c", script]);
+    // Never killed for it: the kernel could not decide.
+    assert!(stdout(&out).contains("finished"), "{out:?}");
+    let events = agent.stop_and_read();
+    let calls = kind(&events, "syscall");
+    let notes: Vec<_> = calls.iter().filter(|e| e["path"] == "/tmp/notes").collect();
+    assert_eq!(notes.len(), 1, "{calls:#?}");
+    let e = notes[0];
+    assert_eq!(
+        e["reached"],
+        serde_json::json!({"by": "agent", "fs": "proc", "name": "core_pattern", "path": "/proc/sys/kernel/core_pattern"}),
+        "{e:#}"
+    );
+    assert_eq!(e["result"]["errno"], "EROFS", "{e:#}");
+    assert_eq!(e["action"], "report", "{e:#}");
+    assert_eq!(e["container"]["runtime"], "docker");
+    assert!(
+        !calls.iter().any(|e| e["path"] == "/tmp/name"),
+        "a refused write to an ordinary sysctl is no attempt: {calls:#?}"
+    );
+}
