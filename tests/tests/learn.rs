@@ -27,6 +27,26 @@ fn denials(out: &ExecOutput) -> Vec<&serde_json::Value> {
         .collect()
 }
 
+/// A process in `cgroup` connecting to `server` ten times a second, once it has
+/// connected at least once; the caller kills it.
+fn connect_in_a_loop(cgroup: &TestCgroup, server: &TcpServer) -> std::process::Child {
+    let script = format!(
+        "while true; do {} tcp {}; sleep 0.1; done",
+        netprobe().display(),
+        server.addr
+    );
+    let child = cgroup.spawn(
+        Command::new("/bin/sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::null()),
+    );
+    let running = wait_for(Duration::from_secs(10), || {
+        (server.accepted() > 0).then_some(())
+    });
+    assert!(running.is_some(), "the process never connected");
+    child
+}
+
 #[test]
 fn a_learned_profile_allows_the_workload_and_nothing_new() {
     require_root();
@@ -602,20 +622,7 @@ fn learn_a_process_in_a_docker_style_cgroup_by_id_prefix() {
     let base = unique("cgwarden-test-learnd");
     let _base = TestCgroup::create(&base);
     let app = TestCgroup::create(&format!("{base}/docker-{id}.scope"));
-    let script = format!(
-        "while true; do {} tcp {}; sleep 0.1; done",
-        netprobe().display(),
-        server.addr
-    );
-    let mut child = app.spawn(
-        Command::new("/bin/sh")
-            .args(["-c", &script])
-            .stdout(std::process::Stdio::null()),
-    );
-    let running = wait_for(Duration::from_secs(10), || {
-        (server.accepted() > 0).then_some(())
-    });
-    assert!(running.is_some(), "the process never connected");
+    let mut child = connect_in_a_loop(&app, &server);
 
     let learn = Command::new(cgwarden())
         .args(["learn", "--container", &id[..12], "--duration", "1500ms"])
@@ -642,20 +649,7 @@ fn learning_a_running_cgroup_shows_its_progress_on_a_terminal() {
     let server = TcpServer::bind("127.0.0.93");
     let base = unique("cgwarden-test-learnp");
     let app = TestCgroup::create(&base);
-    let script = format!(
-        "while true; do {} tcp {}; sleep 0.1; done",
-        netprobe().display(),
-        server.addr
-    );
-    let mut child = app.spawn(
-        Command::new("/bin/sh")
-            .args(["-c", &script])
-            .stdout(std::process::Stdio::null()),
-    );
-    let running = wait_for(Duration::from_secs(10), || {
-        (server.accepted() > 0).then_some(())
-    });
-    assert!(running.is_some(), "the process never connected");
+    let mut child = connect_in_a_loop(&app, &server);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("learned.yaml");
     // `script` gives the learner a terminal; what it wrote there is script's output.
