@@ -417,6 +417,13 @@ pub fn docker_exec(id: &str, command: &[&str]) -> Output {
     run(DOCKER, &args)
 }
 
+/// `podman exec NAME COMMAND...`.
+pub fn podman_exec(name: &str, command: &[&str]) -> Output {
+    let mut args = vec!["exec", name];
+    args.extend_from_slice(command);
+    podman(&args)
+}
+
 impl Drop for ComposeProject {
     fn drop(&mut self) {
         let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "1"]);

@@ -36,6 +36,15 @@ fn kind<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["kind"] == kind).collect()
 }
 
+/// The first event of syscall `name` among `calls`; the test fails without one.
+fn first_call<'a>(calls: &[&'a Value], name: &str) -> &'a Value {
+    calls
+        .iter()
+        .find(|e| e["syscall"] == name)
+        .copied()
+        .unwrap_or_else(|| panic!("no `{name}` event in {calls:#?}"))
+}
+
 #[test]
 fn docker_containers_start_under_the_escape_set_on_kill() {
     require_root();
@@ -335,12 +344,7 @@ fn attempts_docker_seccomp_refuses_are_reported_with_their_arguments_and_result(
     assert!(stdout(&out).contains("finished"), "{out:?}");
     let events = agent.stop_and_read();
     let calls = kind(&events, "syscall");
-    let find = |name: &str| {
-        calls
-            .iter()
-            .find(|e| e["syscall"] == name)
-            .unwrap_or_else(|| panic!("no `{name}` event in {calls:#?}"))
-    };
+    let find = |name: &str| first_call(&calls, name);
     let unshare: Vec<_> = calls.iter().filter(|e| e["syscall"] == "unshare").collect();
     assert_eq!(unshare.len(), 2, "{calls:#?}");
     assert_eq!(
@@ -355,7 +359,7 @@ fn attempts_docker_seccomp_refuses_are_reported_with_their_arguments_and_result(
     // What explains the attempt: the file system and the target.
     assert_eq!(mount["args"]["fstype"], "tmpfs", "{mount:#}");
     assert_eq!(mount["path"], "/mnt", "{mount:#}");
-    for e in unshare.iter().copied().chain([mount]) {
+    for e in unshare.iter().map(|e| **e).chain([mount]) {
         assert_eq!(e["verdict"], "allow", "{e:#}");
         assert_eq!(e["result"]["seccomp"], true, "{e:#}");
         assert_eq!(e["result"]["errno"], "EPERM", "{e:#}");
@@ -402,12 +406,7 @@ fn the_release_agent_escape_in_a_docker_container_with_cap_sys_admin_is_seen_ste
     );
     let events = agent.stop_and_read();
     let calls = kind(&events, "syscall");
-    let find = |name: &str| {
-        calls
-            .iter()
-            .find(|e| e["syscall"] == name)
-            .unwrap_or_else(|| panic!("no `{name}` event in {calls:#?}"))
-    };
+    let find = |name: &str| first_call(&calls, name);
     let mount = find("mount");
     assert_eq!(mount["args"]["fstype"], "cgroup", "{mount:#}");
     assert_eq!(mount["path"], "/tmp/c", "{mount:#}");

@@ -204,11 +204,7 @@ fn a_podman_container_learned_from_its_first_process_runs_under_its_seccomp_prof
         dir.path(),
     );
     let workload = ["httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"];
-    let exec = |cmd: &[&str]| {
-        let mut args = vec!["exec", name.as_str()];
-        args.extend_from_slice(cmd);
-        engines::podman(&args)
-    };
+    let exec = |cmd: &[&str]| engines::podman_exec(&name, cmd);
     let c = PodmanContainer::start(&name, &["--user", "1000:1000"], &workload);
     std::thread::sleep(Duration::from_millis(500));
     engines::fetch_own_pages(&exec);
@@ -289,11 +285,7 @@ fn each_container_a_selector_picks_is_learned_into_files_of_its_own_for_kubelet(
         ],
         dir.path(),
     );
-    let exec = |cmd: &[&str]| {
-        let mut args = vec!["exec", server.as_str()];
-        args.extend_from_slice(cmd);
-        engines::podman(&args)
-    };
+    let exec = |cmd: &[&str]| engines::podman_exec(&server, cmd);
     let workload = ["httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"];
     let a = PodmanContainer::start(&server, &["--user", "1000:1000"], &workload);
     let b = PodmanContainer::start(&sleeper, &["--user", "1000:1000"], &["sleep", "60"]);
