@@ -96,7 +96,7 @@ pub mod maps {
     /// `PerCpuArray<EscapeFileKey>`: the file system and name of the file an open
     /// reached, read at its exit.
     pub const REACHED: &str = "REACHED";
-    /// `HashMap<EscapeFileKey, u8 pattern_applies>`: escape files by what they are
+    /// `HashMap<EscapeFileKey, u8 (unused)>`: escape files by what they are
     /// (their file system's magic and their name), whatever path reaches them.
     pub const ESCAPE_FILES: &str = "ESCAPE_FILES";
     /// `PerCpuArray`s for parsing queries at egress (apart from the answer parser's,

@@ -161,8 +161,8 @@ pub const ESCAPE_FILES: &[(u64, &str)] = {
     ]
 };
 
-/// [`ESCAPE_FILES`] as the kernel stores them.
-pub fn escape_files() -> Vec<(cgwarden_common::EscapeFileKey, u8)> {
+/// [`ESCAPE_FILES`] as the kernel stores them (it looks them up; the value is unused).
+pub fn escape_files() -> Vec<cgwarden_common::EscapeFileKey> {
     ESCAPE_FILES
         .iter()
         .map(|(magic, name)| {
@@ -171,7 +171,7 @@ pub fn escape_files() -> Vec<(cgwarden_common::EscapeFileKey, u8)> {
                 ..Default::default()
             };
             key.name[..name.len()].copy_from_slice(name.as_bytes());
-            (key, cgwarden_common::pattern_applies::OPEN_WRITE)
+            key
         })
         .collect()
 }

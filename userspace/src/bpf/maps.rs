@@ -211,10 +211,10 @@ impl Kernel {
     /// Writes the escape set's files by what they are (file system magic and name).
     pub fn write_escape_files(
         &mut self,
-        files: &[(cgwarden_common::EscapeFileKey, u8)],
+        files: &[cgwarden_common::EscapeFileKey],
     ) -> Result<(), MapError> {
-        for (key, applies) in files {
-            self.escape_files.insert(key, applies, 0)?;
+        for key in files {
+            self.escape_files.insert(key, 1, 0)?;
         }
         Ok(())
     }
