@@ -13,7 +13,7 @@ use aya_ebpf::{
     bindings::BPF_NOEXIST,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::bpf_ktime_get_ns,
+        generated::{bpf_get_current_comm as get_comm_into, bpf_ktime_get_ns},
     },
 };
 use cgwarden_common::{AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, counters};
@@ -36,6 +36,32 @@ pub fn header(kind: u32, profile: u32, cgroup_id: u64) -> EventHeader {
         uid: uid_gid as u32,
         gid: (uid_gid >> 32) as u32,
         comm: bpf_get_current_comm().unwrap_or_default(),
+    }
+}
+
+/// Writes the fields every event shares from the current task into `h` (a reserved
+/// record's header): the command name goes straight there, not through the stack.
+///
+/// # Safety
+/// `h` points to writable memory for an [`EventHeader`].
+#[inline(always)]
+pub unsafe fn write_header(h: *mut EventHeader, kind: u32, profile: u32, cgroup_id: u64) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let uid_gid = bpf_get_current_uid_gid();
+    // SAFETY: as the caller promises; plain helper calls.
+    unsafe {
+        (*h).kind = kind;
+        (*h).profile = profile;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).cgroup_id = cgroup_id;
+        (*h).pid = (pid_tgid >> 32) as u32;
+        (*h).tid = pid_tgid as u32;
+        (*h).uid = uid_gid as u32;
+        (*h).gid = (uid_gid >> 32) as u32;
+        let comm = &raw mut (*h).comm;
+        if get_comm_into(comm.cast(), 16) != 0 {
+            *comm = [0; 16];
+        }
     }
 }
 
@@ -120,6 +146,25 @@ pub fn wakeup<T>() -> u64 {
     } else {
         BPF_RB_NO_WAKEUP
     }
+}
+
+/// Writes one record of type `T` to the ring buffer: reserved, filled by `fill` (which
+/// must write every field), and submitted; a full buffer is counted as a loss. `urgent`
+/// wakes the agent at once instead of with the next batch.
+#[inline(always)]
+pub fn emit<T: 'static>(urgent: bool, fill: impl FnOnce(*mut T)) {
+    const BPF_RB_FORCE_WAKEUP: u64 = 2;
+    let Some(mut slot) = EVENTS.reserve::<T>(0) else {
+        count(counters::RINGBUF_DROPS);
+        return;
+    };
+    fill(slot.as_mut_ptr());
+    let flags = if urgent {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        wakeup::<T>()
+    };
+    slot.submit(flags);
 }
 
 /// Sends a network event, or counts it as lost when the ring buffer is full.

@@ -6,11 +6,12 @@ use aya_ebpf::{
 };
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsQuery, DnsQueryKey, DnsScratch,
-    DnsServerKey, EGRESS_MAX_ENTRIES, EscapeFileKey, EgressKey, EgressValue, FLOWS_MAX_ENTRIES, FlowKey,
-    FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey, LearnedValue,
-    NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES, PathPattern, PatternKey,
-    PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES, SYSCALL_PATH_BYTES,
-    SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule, SyscallUsedKey, counters,
+    DnsServerKey, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, EscapeFileKey, FLOWS_MAX_ENTRIES,
+    FlowKey, FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey,
+    LearnedValue, NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES,
+    PathPattern, PatternKey, PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES,
+    SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule,
+    SyscallUsedKey, counters,
 };
 
 #[map]
@@ -99,6 +100,12 @@ pub static PROFILE_PATTERNS: HashMap<PatternKey, PathPattern> = HashMap::with_ma
 
 #[map]
 pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
+    PerCpuArray::with_max_entries(1, 0);
+
+/// This CPU's repeat key under construction: 80 bytes that would otherwise count
+/// against the 512-byte stack the verifier allows a program and its callees together.
+#[map]
+pub static REPEAT_KEY_SCRATCH: PerCpuArray<cgwarden_common::SyscallRepeatKey> =
     PerCpuArray::with_max_entries(1, 0);
 
 #[map]

@@ -30,18 +30,16 @@ use core::ffi::c_void;
 
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
-    READ_PATTERN_SET,
-    PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, SYSCALL_PATH_BYTES, SyscallEvent,
-    SyscallKey, SyscallRepeatKey, SyscallRule, config_flags, counters, judged, kind,
-    pattern_applies, pending, proc_flags, profile_flags, reached, syscall_action, syscall_watch,
-    verdict,
+    PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES,
+    SyscallEvent, SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies, pending,
+    proc_flags, profile_flags, reached, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, EVENTS, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
-        SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED, count,
+        CONFIG, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
+        SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED,
     },
     profile,
 };
@@ -62,11 +60,12 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
     // hold whatever follows the record and are cleared by `judge`.
     let nr = unsafe { *record.add(1).cast::<i32>() };
     // SAFETY: as above.
-    let args = unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
+    let mut args =
+        unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
     if nr < 0 {
         return 0;
     }
-    judge(&m, nr as u32, &args);
+    judge(&m, nr as u32, &mut args);
     0
 }
 
@@ -91,7 +90,7 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
         return 0;
     };
     let regs: *const pt_regs = ctx.arg(0);
-    judge(&m, id as u32, &args_in(regs));
+    judge(&m, id as u32, &mut args_in(regs));
     0
 }
 
@@ -113,17 +112,22 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
         return 0;
     }
     if let Some(pending) = PENDING.get_ptr(&id) {
-        // SAFETY: the pointer comes from the map; copied before the entry is removed.
-        let call = unsafe { *pending };
-        let _ = PENDING.remove(&id);
+        // SAFETY: the pointer comes from the map. Only this thread writes its entry,
+        // which is removed after it is judged (not before: a removed element's memory
+        // may be reused at once).
+        let call = unsafe { &*pending };
         // Another number: saved by a call whose exit was never seen (the task was
         // killed), stale; this call is judged as never entered.
-        if nr as u32 == call.nr {
+        let same = nr as u32 == call.nr;
+        if same {
             let m = profile::Match {
                 profile: call.profile,
                 cgroup: call.cgroup,
             };
-            judge_exit(&m, &call, ret);
+            judge_exit(&m, call, ret);
+        }
+        let _ = PENDING.remove(&id);
+        if same {
             return 0;
         }
     }
@@ -151,26 +155,28 @@ fn refused(m: &profile::Match, nr: u32, ret: i64) {
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
-    let args = &known_args(nr, &saved_args());
-    let Some(flags) = flags_of(&rule, args) else {
+    let mut args = saved_args();
+    clear_unknown_args(nr, &mut args);
+    let args = &args;
+    let Some(flags) = flags_of(rule, args) else {
         return;
     };
     if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
         return;
     }
-    act(
+    act(&Call {
         m,
-        &rule,
+        rule,
         nr,
         args,
         flags,
         proc_info,
-        PATH_BY_RULE,
-        End {
+        path_from: PATH_BY_RULE,
+        end: End {
             judged: judged::REFUSED_BEFORE_ENTRY,
             ret,
         },
-    );
+    });
 }
 
 /// The syscall arguments in the current task's saved user registers (x86_64: rdi,
@@ -239,13 +245,14 @@ const AT_ENTRY: End = End {
 /// rule applies to it: only armed processes are judged (a runtime's set-up process is
 /// not, before it executes the container's program).
 #[inline(always)]
-fn rule_for(m: &profile::Match, nr: u32) -> Option<(SyscallRule, *const ProcInfo)> {
+fn rule_for(m: &profile::Match, nr: u32) -> Option<(&'static SyscallRule, *const ProcInfo)> {
     let key = SyscallKey {
         profile: m.profile.id,
         nr,
     };
-    // SAFETY: values are written whole by the agent and only read here.
-    let rule = (unsafe { SYSCALL_RULES.get(&key) }).copied()?;
+    // SAFETY: values are written whole by the agent and only read here (a reload
+    // replaces a rule with one update, never field by field).
+    let rule = unsafe { SYSCALL_RULES.get(&key) }?;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let proc_info = PROCS.get_ptr(&tgid)?;
     // SAFETY: the pointer comes from the map.
@@ -258,20 +265,21 @@ fn rule_for(m: &profile::Match, nr: u32) -> Option<(SyscallRule, *const ProcInfo
 /// Applies the profile's rule for syscall `nr` at entry, if it has one. Calls judged by
 /// their path are saved for the exit.
 #[inline(always)]
-fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
+fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
     // Saved for the exit as cleared here.
-    let args = &known_args(nr, args);
-    let writes = rule.read_only != 0 && may_write(&rule, args);
+    clear_unknown_args(nr, args);
+    let args = &*args;
+    let writes = rule.read_only != 0 && may_write(rule, args);
     if rule.path_filter != 0 || writes {
         save(m, nr, if writes { pending::WRITES } else { 0 }, args);
     }
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
-    let Some(flags) = flags_of(&rule, args) else {
+    let Some(flags) = flags_of(rule, args) else {
         return;
     };
     if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
@@ -283,7 +291,16 @@ fn judge(m: &profile::Match, nr: u32, args: &[u64; 6]) {
     if !writes && watched_at_exit(nr) {
         mark_entered(nr);
     }
-    act(m, &rule, nr, args, flags, proc_info, PATH_BY_RULE, AT_ENTRY);
+    act(&Call {
+        m,
+        rule,
+        nr,
+        args,
+        flags,
+        proc_info,
+        path_from: PATH_BY_RULE,
+        end: AT_ENTRY,
+    });
 }
 
 /// Marks, on this CPU, that the calling thread entered syscall `nr` and it was judged.
@@ -345,34 +362,53 @@ fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
         return;
     };
     if rule.action != 0 && rule.path_filter != 0 {
-        let path = escapes(&rule, args, ret);
+        let path = escapes(rule, args, ret);
         if path != NOT_AN_ESCAPE {
             let end = End {
                 judged: judged::EXIT,
                 ret,
             };
-            act(m, &rule, nr, args, 0, proc_info, path, end);
+            act(&Call {
+                m,
+                rule,
+                nr,
+                args,
+                flags: 0,
+                proc_info,
+                path_from: path,
+                end,
+            });
         }
     }
     if call.writes & pending::WRITES != 0 {
-        read_only(m, &rule, nr, args, ret, proc_info);
+        read_only(m, rule, nr, args, ret, proc_info);
     }
 }
 
-/// Reports a watched call, and kills the caller when the rule says so (enforce mode).
-/// `path_from`: where the event's path comes from ([`PATH_BY_RULE`], [`PATH_MATCHED`],
-/// [`PATH_SUN`]).
-#[inline(always)]
-fn act(
-    m: &profile::Match,
-    rule: &SyscallRule,
+#[derive(Clone, Copy)]
+/// A watched call to act on: what [`act`] needs, in one place (a BPF subprogram takes
+/// at most five arguments).
+struct Call<'a> {
+    m: &'a profile::Match,
+    rule: &'a SyscallRule,
     nr: u32,
-    args: &[u64; 6],
+    args: &'a [u64; 6],
+    /// The flags the rule checked (0 for none).
     flags: u64,
     proc_info: *const ProcInfo,
+    /// Where the event's path comes from ([`PATH_BY_RULE`], [`PATH_MATCHED`],
+    /// [`PATH_SUN`], [`PATH_REACHED`], [`PATH_UNDECIDED`]).
     path_from: u8,
     end: End,
-) {
+}
+
+/// Reports a watched call, and kills the caller when the rule says so (enforce mode).
+/// Not inlined: every caller (entry, exit, refused before entry) shares one copy, and
+/// its record and repeat key live in its own frame, not in each caller's (the
+/// verifier's 512-byte limit counts a caller's frame and its callee's together).
+#[inline(never)]
+fn act(call: &Call) {
+    let (m, rule, nr, args, path_from) = (call.m, call.rule, call.nr, call.args, call.path_from);
     let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
     // An undecided call is reported, never killed: the agent decides what it reached.
     let action = if path_from == PATH_UNDECIDED {
@@ -395,22 +431,28 @@ fn act(
         // Reported calls repeat (a loop, a retry): identical ones are counted in the
         // kernel and sent at most once per window, like flows. Calls with a path are
         // always sent: the same pointer can name another path.
-        let key = SyscallRepeatKey {
-            cgroup_id,
-            profile: m.profile.id,
-            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
-            nr,
-            rule: rule.rule,
-            verdict,
-            action,
-            _pad: [0; 6],
-            args: *args,
-        };
-        // SAFETY: plain helper call without arguments.
-        let now = unsafe { bpf_ktime_get_ns() };
-        match event::repeat(&SYSCALL_REPEATS, &key, now) {
-            Some(t) => total = t,
-            None => return,
+        // A repeat key is 80 bytes: built in this CPU's scratch value, not on the stack
+        // (the lookup cannot fail; if it did, the call would go unaggregated).
+        if let Some(key) = crate::maps::REPEAT_KEY_SCRATCH.get_ptr_mut(0) {
+            // SAFETY: this CPU's value, written whole here and used only by this program.
+            let key = unsafe {
+                (*key).cgroup_id = cgroup_id;
+                (*key).profile = m.profile.id;
+                (*key).pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+                (*key).nr = nr;
+                (*key).rule = rule.rule;
+                (*key).verdict = verdict;
+                (*key).action = action;
+                (*key)._pad = [0; 6];
+                (*key).args = *args;
+                &*key
+            };
+            // SAFETY: plain helper call without arguments.
+            let now = unsafe { bpf_ktime_get_ns() };
+            match event::repeat(&SYSCALL_REPEATS, key, now) {
+                Some(t) => total = t,
+                None => return,
+            }
         }
     }
     let mut how = reached::PATH;
@@ -430,30 +472,46 @@ fn act(
     } else {
         PathFrom::None
     };
-    let record = Record {
-        kind: kind::SYSCALL,
-        nr,
-        action,
-        verdict,
-        rule: rule.rule,
-        flags,
-        unresolved: 0,
-        cgroup_id,
-        total,
-        end,
-        reached: how,
-        str_ptr: if rule.str_arg == NO_ARG {
-            0
-        } else {
-            pick(args, rule.str_arg)
-        },
-        fd_ino: if rule.fd_ino_arg == NO_ARG {
-            0
-        } else {
-            crate::creds::inode_number_of_fd(pick(args, rule.fd_ino_arg)).unwrap_or(0)
-        },
-    };
-    emit(m, &record, args, proc_info, path);
+    // The agent acts on a kill-container at once: woken now, not with the next batch.
+    let urgent = action == syscall_action::KILL_CONTAINER;
+    event::emit::<SyscallEvent>(urgent, |ev| {
+        // SAFETY: `ev` is the reserved record; `begin` writes every field first.
+        unsafe {
+            begin(
+                ev,
+                &About {
+                    m,
+                    kind: kind::SYSCALL,
+                    cgroup_id,
+                    nr,
+                    args,
+                    proc_info: call.proc_info,
+                    end: call.end,
+                },
+            );
+            (*ev).action = action;
+            (*ev).verdict = verdict;
+            (*ev).rule = rule.rule;
+            (*ev).flags = call.flags;
+            (*ev).total = total;
+            (*ev).reached = how;
+            if rule.fd_ino_arg != NO_ARG {
+                (*ev).fd_ino =
+                    crate::creds::inode_number_of_fd(pick(args, rule.fd_ino_arg)).unwrap_or(0);
+            }
+            if how == reached::FILE {
+                reached_file_into(ev);
+            } else if rule.str_arg != NO_ARG
+                && let Ok(s) = bpf_probe_read_user_str_bytes(
+                    pick(args, rule.str_arg) as *const u8,
+                    &mut (*ev).str_val,
+                )
+            {
+                (*ev).str_len = s.len() as u32 + 1;
+            }
+            path_into(ev, path);
+        }
+    });
 }
 
 /// Where the path of an event comes from.
@@ -467,86 +525,89 @@ enum PathFrom {
     Unreadable,
 }
 
-/// What an event says beyond the call itself.
-struct Record {
+/// The call an event is about: the profile, the syscall and its arguments, the
+/// process, and where and how the call ended.
+struct About<'a> {
+    m: &'a profile::Match,
     kind: u32,
-    nr: u32,
-    action: u8,
-    verdict: u8,
-    rule: u32,
-    /// The flags checked (syscall events) or the return value (read-only events).
-    flags: u64,
-    unresolved: u8,
     cgroup_id: u64,
-    /// Repeats so far (aggregated syscall events), 0 for events never aggregated.
-    total: u64,
+    nr: u32,
+    args: &'a [u64; 6],
+    proc_info: *const ProcInfo,
     end: End,
-    /// [`reached`]: how a path-judged call was judged.
-    reached: u8,
-    /// A second string argument to copy (a user pointer), or 0.
-    str_ptr: u64,
-    /// The inode number behind the rule's descriptor argument, or 0.
-    fd_ino: u64,
 }
 
-/// Writes one [`SyscallEvent`].
+/// Writes every field of a reserved [`SyscallEvent`]: what `about` says, the rest
+/// empty (a plain report of no rule) for the caller to fill in.
+///
+/// # Safety
+/// `ev` is a reserved record; `about.proc_info` comes from the process table.
 #[inline(always)]
-fn emit(
-    m: &profile::Match,
-    record: &Record,
-    args: &[u64; 6],
-    proc_info: *const ProcInfo,
-    path: PathFrom,
-) {
-    let Some(mut slot) = EVENTS.reserve::<SyscallEvent>(0) else {
-        count(counters::RINGBUF_DROPS);
-        return;
-    };
-    let ev = slot.as_mut_ptr();
-    // SAFETY: `ev` points to the reserved event; every field is written before submit;
-    // `proc_info` comes from the process table.
+unsafe fn begin(ev: *mut SyscallEvent, about: &About) {
+    // SAFETY: as the caller promises.
     unsafe {
-        (*ev).header = event::header(record.kind, m.profile.id, record.cgroup_id);
-        (*ev).total = record.total;
-        (*ev).nr = record.nr;
-        (*ev).action = record.action;
-        (*ev).verdict = record.verdict;
+        event::write_header(
+            &raw mut (*ev).header,
+            about.kind,
+            about.m.profile.id,
+            about.cgroup_id,
+        );
+        (*ev).nr = about.nr;
+        (*ev).args = *about.args;
+        (*ev).judged = about.end.judged;
+        (*ev).ret = about.end.ret;
+        (*ev).ppid = (*about.proc_info).ppid;
+        (*ev).exe = (*about.proc_info).exe;
+        (*ev).total = 0;
+        (*ev).action = 0;
+        (*ev).verdict = verdict::ALLOW;
+        (*ev).rule = 0;
+        (*ev).flags = 0;
         (*ev).path_unreadable = 0;
-        (*ev).unresolved = record.unresolved;
-        (*ev).rule = record.rule;
-        (*ev).args = *args;
-        (*ev).flags = record.flags;
+        (*ev).unresolved = 0;
         (*ev).path_len = 0;
-        (*ev).ppid = (*proc_info).ppid;
-        (*ev).judged = record.end.judged;
-        (*ev).ret = record.end.ret;
         (*ev).str_len = 0;
-        (*ev).reached = record.reached;
+        (*ev).reached = reached::PATH;
         (*ev)._pad3 = [0; 3];
         (*ev).reached_magic = 0;
-        (*ev).fd_ino = record.fd_ino;
-        if record.reached == reached::FILE
-            && let Some(file) = crate::maps::REACHED.get_ptr(0)
-        {
-            (*ev).reached_magic = (*file).magic;
-            let name = (*file).name;
-            let mut val = [0u8; 32];
-            let mut len = name.len() - 1;
-            for (i, b) in name.iter().enumerate() {
-                val[i] = *b;
-                if *b == 0 && i < len {
-                    len = i;
-                }
+        (*ev).fd_ino = 0;
+    }
+}
+
+/// Copies the file an open reached (`REACHED`) into the event: its file system's
+/// magic and its name.
+///
+/// # Safety
+/// `ev` is a reserved record.
+#[inline(always)]
+unsafe fn reached_file_into(ev: *mut SyscallEvent) {
+    let Some(file) = crate::maps::REACHED.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: `file` is this CPU's value; `ev` as the caller promises.
+    unsafe {
+        (*ev).reached_magic = (*file).magic;
+        let name = &(*file).name;
+        let mut len = name.len() - 1;
+        for i in 0..name.len() {
+            let b = name[i];
+            (*ev).str_val[i] = b;
+            if b == 0 && i < len {
+                len = i;
             }
-            (*ev).str_val = val;
-            (*ev).str_len = len as u32 + 1;
-        } else if record.str_ptr != 0
-            && let Ok(s) =
-                bpf_probe_read_user_str_bytes(record.str_ptr as *const u8, &mut (*ev).str_val)
-        {
-            (*ev).str_len = s.len() as u32 + 1;
         }
-        (*ev).exe = (*proc_info).exe;
+        (*ev).str_len = len as u32 + 1;
+    }
+}
+
+/// Writes the event's path from where it comes from.
+///
+/// # Safety
+/// `ev` is a reserved record.
+#[inline(always)]
+unsafe fn path_into(ev: *mut SyscallEvent, path: PathFrom) {
+    // SAFETY: as the caller promises.
+    unsafe {
         match path {
             PathFrom::None => {}
             PathFrom::Unreadable => (*ev).path_unreadable = 1,
@@ -566,13 +627,6 @@ fn emit(
             }
         }
     }
-    // The agent acts on a kill-container at once: woken now, not with the next batch.
-    let wakeup = if record.action == syscall_action::KILL_CONTAINER {
-        2
-    } else {
-        crate::event::wakeup::<SyscallEvent>()
-    };
-    slot.submit(wakeup);
 }
 
 /// Where a written path lies, for the profile's read-only paths.
@@ -640,30 +694,33 @@ fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
     if place == Place::Fine && call.ret != -EROFS {
         return false;
     }
-    let record = Record {
-        kind: kind::READ_ONLY,
-        nr: call.nr,
-        action: 0,
-        verdict: verdict::ALLOW,
-        rule: u32::from(arg),
-        flags: call.ret as u64,
-        unresolved: u8::from(place == Place::Unresolved),
-        cgroup_id: m.cgroup_of_task(),
-        total: 0,
-        end: End {
-            judged: judged::EXIT,
-            ret: call.ret,
-        },
-        reached: reached::PATH,
-        str_ptr: 0,
-        fd_ino: 0,
-    };
     let path = if place == Place::Unreadable {
         PathFrom::Unreadable
     } else {
         PathFrom::Scratch
     };
-    emit(m, &record, call.args, call.proc_info, path);
+    let about = About {
+        m,
+        kind: kind::READ_ONLY,
+        cgroup_id: m.cgroup_of_task(),
+        nr: call.nr,
+        args: call.args,
+        proc_info: call.proc_info,
+        end: End {
+            judged: judged::EXIT,
+            ret: call.ret,
+        },
+    };
+    event::emit::<SyscallEvent>(false, |ev| {
+        // SAFETY: `ev` is the reserved record; `begin` writes every field first.
+        unsafe {
+            begin(ev, &about);
+            (*ev).rule = u32::from(arg);
+            (*ev).flags = call.ret as u64;
+            (*ev).unresolved = u8::from(place == Place::Unresolved);
+            path_into(ev, path);
+        }
+    });
     place != Place::Unresolved
 }
 
@@ -767,18 +824,16 @@ extern "C" fn dot_step(i: u64, state: *mut c_void) -> i64 {
 /// The call's arguments, with the slots past the syscall's arity cleared (they hold
 /// whatever followed the tracepoint record, or unused registers).
 #[inline(always)]
-fn known_args(nr: u32, args: &[u64; 6]) -> [u64; 6] {
+fn clear_unknown_args(nr: u32, args: &mut [u64; 6]) {
     let arity = match SYSCALL_WATCH.get(nr) {
         Some(w) if w & syscall_watch::KNOWN != 0 => usize::from(w & syscall_watch::ARITY_MASK),
         _ => 6,
     };
-    let mut out = *args;
-    for (i, slot) in out.iter_mut().enumerate() {
+    for (i, slot) in args.iter_mut().enumerate() {
         if i >= arity {
             *slot = 0;
         }
     }
-    out
 }
 
 /// Argument `i` (a constant-offset read for each case, as the verifier needs).
@@ -839,7 +894,8 @@ fn path_matches(rule: &SyscallRule, args: &[u64; 6], access: u8) -> u8 {
             let (at, rest) = unsafe { (*buf).split_at_mut(1) };
             at[0] = b'@';
             // SAFETY: reading the caller's sockaddr past the NUL.
-            let read = match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) } {
+            let read = match unsafe { bpf_probe_read_user_str_bytes((src + 1) as *const u8, rest) }
+            {
                 Ok(name) => name.len() + 1,
                 Err(_) => return 0,
             };

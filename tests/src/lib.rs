@@ -127,7 +127,8 @@ pub fn exec_full(profile: &Path, options: &[&str], command: &[&str], input: &str
 }
 
 /// Runs `cgwarden exec <options> --events <file> -- <command>` (learn mode passes no
-/// `--policy`).
+/// `--policy`). The command finds the events file in `CGWARDEN_TEST_EVENTS`, to wait
+/// for what the agent has reported.
 pub fn exec_with(options: &[&str], command: &[&str], input: &str) -> ExecOutput {
     exec_under(&[], options, command, input)
 }
@@ -155,6 +156,7 @@ pub fn exec_under(
         .arg("exec")
         .arg("--events")
         .arg(&events)
+        .env("CGWARDEN_TEST_EVENTS", &events)
         .args(options)
         .arg("--")
         .args(command)

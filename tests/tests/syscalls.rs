@@ -717,9 +717,22 @@ if os.fork() == 0:
         except PermissionError:
             pass
     # Gone before the agent reads the record: its parent, in the same cgroup (the
-    # same root), still is there to resolve the path in.
+    # same root), stays until the agent has reported it, resolved in its root.
     os._exit(0)
 os.wait()
+import json, time
+def refused_reported():
+    for line in open(os.environ["CGWARDEN_TEST_EVENTS"]):
+        e = json.loads(line)
+        if e.get("uid") == 1000 and e.get("path") == d + "/notes.txt":
+            return True
+for _ in range(600):
+    try:
+        if refused_reported():
+            break
+    except (OSError, ValueError):
+        pass
+    time.sleep(0.05)
 touch(d + "/plain.txt")                 # an ordinary file
 print("done")
 "#,
