@@ -9,13 +9,13 @@ use aya_ebpf::helpers::{
     generated::bpf_get_current_task,
 };
 use cgwarden_common::{
-    CredOffsets, CredState, CredsEvent, EXE_BYTES, PFA_NO_NEW_PRIVS, counters, cred_deviation,
-    cred_rule, kind,
+    CredOffsets, CredState, CredsEvent, EXE_BYTES, PFA_NO_NEW_PRIVS, cred_deviation, cred_rule,
+    kind,
 };
 
 use crate::{
     event,
-    maps::{CRED_OFFSETS, CRED_RULES, CREDS, EVENTS, count},
+    maps::{CRED_OFFSETS, CRED_RULES, CREDS},
     profile::Match,
 };
 
@@ -308,27 +308,24 @@ pub fn exec(m: &Match, exe: &[u8; EXE_BYTES]) {
     if what == 0 {
         return;
     }
-    let Some(mut slot) = EVENTS.reserve::<CredsEvent>(0) else {
-        count(counters::RINGBUF_DROPS);
-        return;
-    };
+    let cgroup_id = m.cgroup_of_task();
     // Written field by field in place: the whole record does not fit the BPF stack.
-    let e = slot.as_mut_ptr();
-    // SAFETY: `e` points to the reserved record, which is written before it is submitted.
-    unsafe {
-        (*e).header = event::header(kind::CREDS, m.profile.id, m.cgroup_of_task());
-        (*e).what = what;
-        (*e).euid = now.euid;
-        (*e).egid = now.egid;
-        (*e).no_new_privs = u32::from(nnp);
-        (*e).cap_effective = now.cap_effective;
-        (*e).rule = *rule;
-        (*e).before = before.unwrap_or_default();
-        (*e).before_known = u32::from(before.is_some());
-        (*e)._pad = 0;
-        core::ptr::copy_nonoverlapping(exe.as_ptr(), (*e).exe.as_mut_ptr(), EXE_BYTES);
-    }
-    slot.submit(event::wakeup::<CredsEvent>());
+    event::emit::<CredsEvent>(false, |e| {
+        // SAFETY: `e` points to the reserved record; every field is written here.
+        unsafe {
+            event::write_header(&raw mut (*e).header, kind::CREDS, m.profile.id, cgroup_id);
+            (*e).what = what;
+            (*e).euid = now.euid;
+            (*e).egid = now.egid;
+            (*e).no_new_privs = u32::from(nnp);
+            (*e).cap_effective = now.cap_effective;
+            (*e).rule = *rule;
+            (*e).before = before.unwrap_or_default();
+            (*e).before_known = u32::from(before.is_some());
+            (*e)._pad = 0;
+            core::ptr::copy_nonoverlapping(exe.as_ptr(), (*e).exe.as_mut_ptr(), EXE_BYTES);
+        }
+    });
 }
 
 /// A process forked `child`: it starts with the current task's credentials when the

@@ -7,13 +7,9 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},
     programs::TracePointContext,
 };
-use cgwarden_common::{DeviationEvent, EXE_BYTES, ProcInfo, counters, deviation, kind, proc_flags};
+use cgwarden_common::{DeviationEvent, EXE_BYTES, ProcInfo, deviation, kind, proc_flags};
 
-use crate::{
-    event,
-    maps::{EVENTS, PROCS, count},
-    profile,
-};
+use crate::{event, maps::PROCS, profile};
 
 /// `sched:sched_process_exec`: the task executed a program; it is now armed.
 #[inline(always)]
@@ -62,18 +58,21 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         let expected = m.profile.expected_uid_plus_one;
         let uid = bpf_get_current_uid_gid() as u32;
         if expected != 0 && uid != expected - 1 {
-            match EVENTS.reserve::<DeviationEvent>(0) {
-                Some(mut slot) => {
-                    slot.write(DeviationEvent {
-                        header: event::header(kind::DEVIATION, m.profile.id, m.cgroup_of_task()),
-                        what: deviation::UID,
-                        expected_uid: expected - 1,
-                        exe: info.exe,
-                    });
-                    slot.submit(crate::event::wakeup::<DeviationEvent>());
+            let cgroup_id = m.cgroup_of_task();
+            event::emit::<DeviationEvent>(false, |e| {
+                // SAFETY: `e` points to the reserved record; every field is written here.
+                unsafe {
+                    event::write_header(
+                        &raw mut (*e).header,
+                        kind::DEVIATION,
+                        m.profile.id,
+                        cgroup_id,
+                    );
+                    (*e).what = deviation::UID;
+                    (*e).expected_uid = expected - 1;
+                    (*e).exe = info.exe;
                 }
-                None => count(counters::RINGBUF_DROPS),
-            }
+            });
         }
     }
     0

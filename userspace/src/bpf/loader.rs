@@ -35,7 +35,8 @@ use cgwarden_common::{
 use syscalls::Sysno;
 
 /// The object built from `ebpf/` by `build.rs`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cgwarden-ebpf"));
+pub(super) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/cgwarden-ebpf"));
 
 /// The sock_addr programs, attached to every monitored cgroup subtree.
 const SOCK_ADDR_PROGRAMS: [&str; 6] = [

@@ -6,6 +6,8 @@ mod creds;
 mod loader;
 mod maps;
 mod raw;
+#[cfg(test)]
+mod stack_budget;
 
 pub use loader::{Kernel, LoadError, Watch, implemented, uninstall};
 
