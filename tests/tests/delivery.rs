@@ -64,6 +64,17 @@ fn falco_output_has_every_field_falcosidekick_reads() {
     assert_eq!(f["cgwarden.rule"], "default");
     assert_eq!(f["cgwarden.verdict"], "deny");
     assert!(f["proc.pid"].as_u64().unwrap() > 1);
+    // Falco's names: the group is `group.gid`; outside a container its fields are null.
+    assert!(f["group.gid"].is_u64(), "{f}");
+    assert!(f.get("user.gid").is_none(), "{f}");
+    for field in [
+        "container.id",
+        "container.name",
+        "k8s.ns.name",
+        "k8s.pod.name",
+    ] {
+        assert!(f[field].is_null(), "{field}: {f}");
+    }
     // The JSON sink got the same event.
     assert_eq!(net_events(&out.events).len(), 1);
 }

@@ -111,6 +111,9 @@ fn the_daemonset_validates_and_has_what_operators_need() {
         "mountPath: /run/runc",
         "mountPath: /run/crun",
         "mountPath: /run/containers",
+        // Events name the node, not the pod.
+        "name: CGWARDEN_HOSTNAME",
+        "fieldPath: spec.nodeName",
     ] {
         assert!(text.contains(needed), "the manifest lacks {needed:?}");
     }

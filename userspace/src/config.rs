@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub resolver: Option<SocketAddr>,
     /// `false`: no posture checks (`--no-posture`).
     pub posture: Option<bool>,
+    /// The host name events carry (`--hostname`).
+    pub hostname: Option<String>,
 }
 
 /// A sink spec validated while parsing, so a bad one is reported at its line.

@@ -37,6 +37,8 @@ pub struct Gauges {
     pub maps: Vec<(&'static str, u64, u64)>,
     /// Faults survived, by cause.
     pub faults: Vec<(&'static str, u64)>,
+    /// What each HTTP sink delivered and dropped.
+    pub sinks: Vec<crate::sinks::http::Health>,
     /// Posture check counts of each container the agent knows (gone with it).
     pub posture: Vec<PostureGauge>,
     pub resident_bytes: u64,
@@ -267,6 +269,26 @@ impl Metrics {
         );
         for (cause, count) in &g.faults {
             let _ = writeln!(out, "cgwarden_faults_total{{cause=\"{cause}\"}} {count}");
+        }
+        family(
+            &mut out,
+            "cgwarden_sink_records_total",
+            "counter",
+            "Records each HTTP sink delivered, or dropped: queue_full (the receiver is slower than the events), failed (the last retry failed), refused (a 4xx).",
+        );
+        for h in &g.sinks {
+            for (outcome, n) in [
+                ("delivered", h.delivered),
+                ("queue_full", h.dropped_queue_full),
+                ("failed", h.dropped_failed),
+                ("refused", h.dropped_refused),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "cgwarden_sink_records_total{{sink=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    esc(&h.target)
+                );
+            }
         }
         family(
             &mut out,

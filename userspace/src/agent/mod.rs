@@ -699,6 +699,7 @@ impl Agent {
                 "failing": self.postures.counts().1,
             },
             "faults": self.faults.counts().into_iter().collect::<BTreeMap<_, _>>(),
+            "sinks": self.sinks.health(),
             "gate": {
                 "parents": self.gates.gate_paths(),
                 "held": self.gates.held,
@@ -1649,6 +1650,7 @@ impl Agent {
             dns_learned: c.dns_learned,
             dns_capped: c.dns_capped,
             faults: self.faults.counts(),
+            sinks: self.sinks.health(),
             dns_untrusted: c.dns_untrusted,
             dns_forged: c.dns_forged,
             ringbuf_drops: c.ringbuf_drops,

@@ -31,7 +31,7 @@ pub struct RunArgs {
     /// Where to write events as JSON lines (`-`: standard output).
     #[arg(long)]
     events: Option<PathBuf>,
-    /// Sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|syslog=SOCKET|PATH);
+    /// Sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|syslog=SOCKET|PATH|http://HOST:PORT/PATH);
     /// repeatable. Default: json:-.
     #[arg(long = "sink")]
     sinks: Vec<SinkSpec>,
@@ -76,6 +76,11 @@ pub struct RunArgs {
     /// for anything the watches missed.
     #[arg(long, default_value = "1s", conflicts_with = "no_watch")]
     walk_every: humantime::Duration,
+    /// The host name events carry (Falco's `hostname`). Default: the kernel's host
+    /// name, which in a Kubernetes pod is the pod's: the DaemonSet passes the node's
+    /// name in CGWARDEN_HOSTNAME.
+    #[arg(long, env = "CGWARDEN_HOSTNAME")]
+    hostname: Option<String>,
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
@@ -146,6 +151,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         watch: (!args.no_watch).then(|| args.walk_every.into()),
         runtime_sockets: args.runtime_sockets,
         posture: !(args.no_posture || config.posture == Some(false)),
+        hostname: args
+            .hostname
+            .filter(|h| !h.trim().is_empty())
+            .or(config.hostname.clone()),
         engines: if args.runc_roots.is_empty() {
             cgwarden::engines::Dirs::default()
         } else {
@@ -169,6 +178,8 @@ struct Settings {
     posture: bool,
     /// Discovery by inotify, with the backstop walk's period; `None`: walk every tick.
     watch: Option<std::time::Duration>,
+    /// The host name events carry, when not the kernel's.
+    hostname: Option<String>,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
@@ -176,7 +187,10 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     let profiles = policy::load_path(&s.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
     policy::lint::log_warnings(&profiles);
     let host = host::prepare()?;
-    let sinks = Sinks::open(&s.sinks).context("opening the event sinks")?;
+    let mut sinks = Sinks::open(&s.sinks).context("opening the event sinks")?;
+    if let Some(name) = &s.hostname {
+        sinks.set_hostname(name);
+    }
     let control = ControlSocket::bind(&s.control)
         .with_context(|| format!("control socket {}", s.control.display()))?;
     let metrics = match s.metrics {

@@ -62,7 +62,7 @@ pub enum Command {
         /// --check unset means none).
         #[arg(long)]
         events: Option<PathBuf>,
-        /// More sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|PATH).
+        /// More sinks, as FORMAT:TARGET (json|falco : -|stderr|syslog|PATH|http://HOST:PORT/PATH).
         #[arg(long = "sink")]
         sinks: Vec<SinkSpec>,
         /// DNS server for the names in the profile (default: /etc/resolv.conf).

@@ -49,7 +49,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "proc.name": r.process,
                 "proc.pid": r.pid,
                 "user.uid": r.uid,
-                "user.gid": r.gid,
+                "group.gid": r.gid,
                 "fd.sip": r.dst,
                 "fd.sport": r.port,
                 "fd.l4proto": r.protocol,
@@ -89,6 +89,8 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "evt.type": "dns",
                 "proc.name": r.process,
                 "proc.pid": r.pid,
+                "user.uid": r.uid,
+                "group.gid": r.gid,
                 "fd.name": r.name,
                 "cgwarden.cgroup": r.cgroup,
                 "cgwarden.profile": r.profile,
@@ -132,6 +134,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "proc.name": r.process,
                 "proc.pid": r.pid,
                 "user.uid": r.uid,
+                "group.gid": r.gid,
                 "fd.name": r.path,
                 "cgwarden.cgroup": r.cgroup,
                 "cgwarden.profile": r.profile,
@@ -169,6 +172,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "proc.name": r.process,
                 "proc.pid": r.pid,
                 "user.uid": r.uid,
+                "group.gid": r.gid,
                 "cgwarden.cgroup": r.cgroup,
                 "cgwarden.profile": r.profile,
                 "cgwarden.verdict": r.verdict,
@@ -206,6 +210,7 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                     "proc.pid": r.pid,
                     "proc.exepath": r.exe,
                     "user.uid": r.uid,
+                    "group.gid": r.gid,
                     "cgwarden.cgroup": r.cgroup,
                     "cgwarden.profile": r.profile,
                     "cgwarden.verdict": r.verdict,
@@ -251,9 +256,6 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                     }
                 ),
                 json!({
-                    "container.id": c.id,
-                    "container.name": c.name,
-                    "container.image.repository": c.image,
                     "cgwarden.cgroup": r.cgroup,
                     "cgwarden.profile": r.profile,
                     "cgwarden.posture.passed": r.posture.passed,
@@ -271,6 +273,12 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             vec!["cgwarden", "agent"],
         ),
     };
+    let mut fields = fields;
+    if let Value::Object(map) = &mut fields {
+        for (k, v) in container_fields(record.who()) {
+            map.insert(k.to_owned(), v);
+        }
+    }
     FalcoAlert {
         time: match record {
             Record::Net(r) => r.time.clone(),
@@ -288,6 +296,36 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
         source: "cgwarden",
         tags,
         hostname: hostname.to_owned(),
+    }
+}
+
+/// Falco's container and Kubernetes fields (the container plugin's names), on every
+/// alert: null where the record has no container, or the engine did not say. Strings
+/// or null only: falcosidekick reads the Kubernetes ones as strings.
+fn container_fields(who: Option<&crate::engines::Identity>) -> [(&'static str, Value); 6] {
+    let c = who.map(|w| &w.container);
+    let k8s = who.and_then(|w| w.k8s.as_ref());
+    let image = c.and_then(|c| c.image.as_deref());
+    let (repository, tag) = image.map_or((None, None), split_image);
+    [
+        ("container.id", json!(c.map(|c| c.id.as_str()))),
+        ("container.name", json!(c.and_then(|c| c.name.as_deref()))),
+        ("container.image.repository", json!(repository)),
+        ("container.image.tag", json!(tag)),
+        ("k8s.ns.name", json!(k8s.map(|k| k.namespace.as_str()))),
+        ("k8s.pod.name", json!(k8s.map(|k| k.pod.as_str()))),
+    ]
+}
+
+/// An image reference's repository and tag: `registry:5000/app:1.2@sha256:..` is
+/// (`registry:5000/app`, `1.2`); no tag: (the repository, None). A colon before the last
+/// `/` belongs to a registry's port, not a tag.
+fn split_image(image: &str) -> (Option<&str>, Option<&str>) {
+    let name = image.split_once('@').map_or(image, |(name, _)| name);
+    let last = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last..].rfind(':') {
+        Some(i) => (Some(&name[..last + i]), Some(&name[last + i + 1..])),
+        None => (Some(name), None),
     }
 }
 
@@ -334,6 +372,42 @@ mod tests {
             alert.output.contains("read_only deviation"),
             "{}",
             alert.output
+        );
+        assert_eq!(alert.output_fields["group.gid"], 1000);
+        assert!(alert.output_fields.get("user.gid").is_none());
+        // No container: the fields are there, null.
+        assert_eq!(alert.output_fields["container.id"], Value::Null);
+        assert_eq!(alert.output_fields["k8s.pod.name"], Value::Null);
+    }
+
+    #[test]
+    fn a_containers_identity_uses_falcos_field_names() {
+        use crate::engines::{Engine, Identity, K8s};
+        let mut who = Identity::new(Engine::Containerd, "abc123".into());
+        who.container.name = Some("web".into());
+        who.container.image = Some("registry.example:5000/team/web:1.4@sha256:00".into());
+        who.k8s = Some(K8s {
+            namespace: "shop".into(),
+            pod: "web-7d9".into(),
+            container: Some("web".into()),
+        });
+        let fields: serde_json::Map<String, Value> = container_fields(Some(&who))
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(fields["container.id"], "abc123");
+        assert_eq!(fields["container.name"], "web");
+        assert_eq!(
+            fields["container.image.repository"],
+            "registry.example:5000/team/web"
+        );
+        assert_eq!(fields["container.image.tag"], "1.4");
+        assert_eq!(fields["k8s.ns.name"], "shop");
+        assert_eq!(fields["k8s.pod.name"], "web-7d9");
+        assert_eq!(split_image("busybox"), (Some("busybox"), None));
+        assert_eq!(
+            split_image("localhost:5000/busybox"),
+            (Some("localhost:5000/busybox"), None)
         );
     }
 }

@@ -1,12 +1,13 @@
 //! Where events go. Each sink pairs a format (cgwarden's JSON lines, or Falco-compatible
 //! JSON so an existing falcosidekick forwards cgwarden alerts unchanged) with a target
-//! (standard output or error, a file rotated by size, or syslog).
+//! (standard output or error, a file rotated by size, syslog, or an HTTP receiver).
 //!
 //! Sinks are written as `FORMAT:TARGET` on the command line and in the agent's config
 //! file: `json:-`, `json:stderr`, `falco:/var/log/cgwarden.json`, `json:syslog`,
-//! `falco:syslog=/run/other.sock`.
+//! `falco:syslog=/run/other.sock`, `falco:http://127.0.0.1:2801/`.
 
 mod falco;
+pub mod http;
 mod rotate;
 mod syslog;
 
@@ -42,6 +43,8 @@ pub enum Target {
     },
     /// A syslog socket (`/dev/log` unless given).
     Syslog(PathBuf),
+    /// An HTTP receiver (falcosidekick, a webhook), posted to by a thread of its own.
+    Http(http::Url),
 }
 
 /// A parsed `FORMAT:TARGET`.
@@ -71,6 +74,9 @@ impl FromStr for SinkSpec {
             "stderr" => Target::Stderr,
             "syslog" => Target::Syslog(PathBuf::from("/dev/log")),
             t if t.starts_with("syslog=") => Target::Syslog(PathBuf::from(&t["syslog=".len()..])),
+            t if t.starts_with("http://") || t.starts_with("https://") => {
+                Target::Http(t.parse().map_err(|e| format!("sink `{s}`: {e}"))?)
+            }
             "" => return Err(format!("sink `{s}` has no target")),
             path => Target::File {
                 path: PathBuf::from(path),
@@ -102,11 +108,14 @@ fn ensure_parent(path: &std::path::Path) -> io::Result<()> {
 pub struct Sinks {
     outputs: Vec<(Format, Box<dyn Write + Send>)>,
     hostname: String,
+    /// The HTTP sinks' delivery counts.
+    http: Vec<http::HealthHandle>,
 }
 
 impl Sinks {
     pub fn open(specs: &[SinkSpec]) -> io::Result<Self> {
         let mut outputs: Vec<(Format, Box<dyn Write + Send>)> = Vec::new();
+        let mut health = Vec::new();
         for spec in specs {
             if let Target::File { path, .. } = &spec.target {
                 ensure_parent(path)?;
@@ -131,13 +140,29 @@ impl Sinks {
                     keep,
                 } => Box::new(rotate::RotatingFile::open(path, *max_bytes, *keep)?),
                 Target::Syslog(socket) => Box::new(syslog::Syslog::connect(socket)?),
+                Target::Http(url) => {
+                    let sink = http::HttpSink::start(url.clone(), spec.format)?;
+                    health.push(sink.health_handle());
+                    Box::new(sink)
+                }
             };
             outputs.push((spec.format, writer));
         }
         Ok(Self {
             outputs,
             hostname: hostname(),
+            http: health,
         })
+    }
+
+    /// What each HTTP sink has delivered and dropped so far.
+    pub fn health(&self) -> Vec<http::Health> {
+        self.http.iter().map(http::HealthHandle::health).collect()
+    }
+
+    /// The host name Falco alerts carry instead of the kernel's.
+    pub fn set_hostname(&mut self, name: &str) {
+        name.trim().clone_into(&mut self.hostname);
     }
 
     /// Writes one record to every sink; a sink that fails does not keep the others
@@ -215,6 +240,14 @@ mod tests {
                 ..
             }
         ));
+        assert!(matches!(
+            "falco:http://127.0.0.1:2801/"
+                .parse::<SinkSpec>()
+                .unwrap()
+                .target,
+            Target::Http(_)
+        ));
+        assert!("falco:https://x/".parse::<SinkSpec>().is_err());
         assert!("xml:-".parse::<SinkSpec>().is_err());
         assert!("json".parse::<SinkSpec>().is_err());
     }
