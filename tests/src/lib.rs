@@ -190,14 +190,54 @@ pub fn assert_success(out: &std::process::Output) {
     );
 }
 
-/// Reads a JSON-lines events file (missing file: no events).
+/// Reads a JSON-lines events file (missing file: no events). Every event is checked
+/// against the documented schema (docs/events.schema.json), so every kind any test
+/// produces is validated.
 pub fn read_events(path: &Path) -> Vec<Value> {
+    let events = read_json_lines(path);
+    for event in &events {
+        assert_documented(event);
+    }
+    events
+}
+
+/// Reads a file of JSON lines (missing file: none), checking nothing more.
+pub fn read_json_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
         .collect()
+}
+
+/// The events' JSON Schema, docs/events.schema.json.
+pub fn event_schema() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/events.schema.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the event schema {}: {e}", path.display()));
+        let schema: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("the event schema {} is not JSON: {e}", path.display()));
+        jsonschema::validator_for(&schema)
+            .unwrap_or_else(|e| panic!("the event schema {} is invalid: {e}", path.display()))
+    })
+}
+
+/// Fails the test when `event` is not what docs/events.schema.json describes.
+#[track_caller]
+pub fn assert_documented(event: &Value) {
+    let errors: Vec<String> = event_schema()
+        .iter_errors(event)
+        .map(|e| format!("{e} (at {})", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "an event the schema (docs/events.schema.json) does not describe:\n{}\n{}",
+        serde_json::to_string_pretty(event).unwrap_or_default(),
+        errors.join("\n")
+    );
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.

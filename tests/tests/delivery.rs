@@ -11,7 +11,7 @@ use std::{
 
 use cgwarden_tests::{
     ProfileFile, agent::RunningAgent, cgroup::TestCgroup, cgwarden, exec_full, net_events,
-    netprobe, read_events, require_root, unique,
+    netprobe, read_json_lines, require_root, unique,
 };
 
 fn deny_all(name: &str) -> ProfileFile {
@@ -35,7 +35,7 @@ fn falco_output_has_every_field_falcosidekick_reads() {
         "",
     );
     assert_eq!(out.stdout, "error 1\n", "{out:?}");
-    let alerts = read_events(&falco);
+    let alerts = read_json_lines(&falco);
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let a = &alerts[0];
     let time = a["time"].as_str().unwrap();

@@ -524,6 +524,19 @@ fn check_lists_exactly_what_enforce_would_deny() {
     let denied = deny_lines(&text);
     assert_eq!(denied.len(), 1, "{text}");
     assert!(denied[0].contains(&extra_addr), "{text}");
+    // The same, as JSON for a script.
+    let json = learn_from_events(&["--check", check, "-o", "json"], &events);
+    assert_eq!(json.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&json.stdout)));
+    assert_eq!(report["would_deny"], 1, "{report}");
+    assert_eq!(report["failed"], true, "{report}");
+    let finding = &report["findings"][0];
+    assert_eq!(finding["severity"], "deny", "{report}");
+    assert!(
+        finding["what"].as_str().unwrap().contains(&extra_addr),
+        "{report}"
+    );
 }
 
 /// `runc run` in the background; killed on drop (the container itself is deleted by

@@ -117,15 +117,20 @@ impl Followers {
         if self.list.is_empty() {
             return;
         }
-        let line = crate::sinks::line_of(record);
+        let line = crate::sinks::line_of(&crate::events::Versioned::new(record));
         self.list.retain_mut(|f| {
             if !f.filter.matches(record) {
                 return !f.tx.is_closed();
             }
             if f.dropped > 0 {
-                let note = crate::sinks::line_of(&serde_json::json!({
-                    "kind": "lost", "count": f.dropped, "reason": "follower too slow"
-                }));
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos());
+                let lost = Record::Lost(crate::events::LostRecord::follower_too_slow(
+                    crate::events::rfc3339(now),
+                    f.dropped,
+                ));
+                let note = crate::sinks::line_of(&crate::events::Versioned::new(&lost));
                 if f.tx.try_send(note).is_ok() {
                     f.dropped = 0;
                 }

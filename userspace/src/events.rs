@@ -129,6 +129,28 @@ pub trait Context {
     }
 }
 
+/// The version of the records' format. Every record says it (`schema_version`), and
+/// docs/events.schema.json describes it; it goes up when a field changes meaning or
+/// goes away (a field added is no new version).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A record as it is written: its schema version first, then the record's fields.
+#[derive(Serialize)]
+pub struct Versioned<'a> {
+    schema_version: u32,
+    #[serde(flatten)]
+    record: &'a Record,
+}
+
+impl<'a> Versioned<'a> {
+    pub fn new(record: &'a Record) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            record,
+        }
+    }
+}
+
 /// An event as the sinks receive it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -255,6 +277,16 @@ impl LostRecord {
             kind: "lost",
             count,
             reason: "ring buffer full",
+        }
+    }
+
+    /// Records a follower (`cgwarden events`) missed because it read too slowly.
+    pub fn follower_too_slow(time: String, count: u64) -> Self {
+        Self {
+            time,
+            kind: "lost",
+            count,
+            reason: "follower too slow",
         }
     }
 }

@@ -17,8 +17,7 @@ use crate::{
     agent::Agent,
     bpf::Kernel,
     cgroups::OwnedCgroup,
-    host,
-    learn::{self, check::Findings},
+    host, learn,
     policy::{self, Mode, Profile},
     resolver::Resolver,
     serve::{self, Options, Stop},
@@ -32,8 +31,9 @@ pub enum Under<'a> {
     /// Learn mode: write the learned profile (and optionally an OCI seccomp profile).
     Learn(Learning<'a>),
     /// The single profile in this file, forced to audit mode; afterwards, list what
-    /// enforce mode would have denied or reported.
-    Check(&'a Path),
+    /// enforce mode would have denied or reported (a table on standard error, or JSON
+    /// on standard output).
+    Check(&'a Path, learn::check::Format),
 }
 
 /// Where a learning run writes what it learned.
@@ -113,7 +113,7 @@ pub async fn run(
 ) -> anyhow::Result<i32> {
     let (profile, policy_file) = match &under {
         Under::Profile(file) => (one_profile(file)?, *file),
-        Under::Check(file) => {
+        Under::Check(file, _) => {
             let mut p = one_profile(file)?;
             p.mode = Mode::Audit;
             (p, *file)
@@ -265,17 +265,19 @@ pub async fn run(
                 Some(&used),
             )?;
         }
-        Under::Check(file) => {
+        Under::Check(file, format) => {
             let findings = learn::check::from_audit_run(&records);
-            eprint!(
-                "{}",
-                check_text(
-                    &findings,
-                    &name,
-                    file,
-                    &format!("profile `{name}` forced to audit mode, the kernel judged")
-                )
+            let text = learn::check::report(
+                &findings,
+                &name,
+                file,
+                &format!("profile `{name}` forced to audit mode, the kernel judged"),
+                format,
             );
+            match format {
+                learn::check::Format::Table => eprint!("{text}"),
+                learn::check::Format::Json => print!("{text}"),
+            }
             if findings.failed() {
                 code = 1;
             }
@@ -363,15 +365,6 @@ pub fn write_learned(
         }
     }
     Ok(())
-}
-
-/// The findings of a check, for people; `how` says how they were found.
-pub fn check_text(findings: &Findings, profile: &str, file: &Path, how: &str) -> String {
-    format!(
-        "check of {} ({how}):\n{}",
-        file.display(),
-        findings.render(profile)
-    )
 }
 
 fn one_profile(file: &Path) -> anyhow::Result<Profile> {

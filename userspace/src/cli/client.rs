@@ -366,7 +366,11 @@ pub fn learn(
 
 /// Lists what `profile` would deny or report for the records of an events file; 1 when
 /// anything would be denied.
-pub fn check_events(events: Option<&Path>, profile: &Path) -> anyhow::Result<i32> {
+pub fn check_events(
+    events: Option<&Path>,
+    profile: &Path,
+    format: cgwarden::learn::check::Format,
+) -> anyhow::Result<i32> {
     let profiles = policy::load_path(profile).map_err(|e| anyhow::anyhow!("{e}"))?;
     let [p] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
         anyhow::anyhow!(
@@ -379,11 +383,12 @@ pub fn check_events(events: Option<&Path>, profile: &Path) -> anyhow::Result<i32
     let findings = cgwarden::learn::check::against(&p, &records);
     print!(
         "{}",
-        cgwarden::exec::check_text(
+        cgwarden::learn::check::report(
             &findings,
             p.name.as_str(),
             profile,
-            "the events file judged against it; names it lists are not resolved"
+            "the events file judged against it; names it lists are not resolved",
+            format,
         )
     );
     Ok(i32::from(findings.failed()))

@@ -162,6 +162,15 @@ pub enum Output {
     Json,
 }
 
+impl From<Output> for cgwarden::learn::check::Format {
+    fn from(o: Output) -> Self {
+        match o {
+            Output::Table => Self::Table,
+            Output::Json => Self::Json,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("live").args(["container", "cgroup", "select"]))]
 pub struct LearnArgs {
@@ -234,6 +243,15 @@ pub struct LearnArgs {
     /// to audit mode); exit 1 when anything would be denied.
     #[arg(long)]
     check: Option<PathBuf>,
+    /// With --check: the findings as a table (on standard error for a live check) or
+    /// as one JSON object on standard output.
+    #[arg(
+        short = 'o',
+        long = "output",
+        default_value = "table",
+        requires = "check"
+    )]
+    output: Output,
     /// The profile's name.
     #[arg(long, default_value = "learned")]
     name: String,
@@ -301,12 +319,12 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
     }
     if a.container.is_none() && a.cgroup.is_none() {
         return match &a.check {
-            Some(profile) => client::check_events(a.events.as_deref(), profile),
+            Some(profile) => client::check_events(a.events.as_deref(), profile, a.output.into()),
             None => client::learn(a.events.as_deref(), &learning),
         };
     }
     let under = match &a.check {
-        Some(profile) => Under::Check(profile),
+        Some(profile) => Under::Check(profile, a.output.into()),
         None => Under::Learn(learning),
     };
     agent::learn_running(
@@ -373,7 +391,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     selector: None,
                     kubelet: None,
                 }),
-                (None, None, Some(p)) => Under::Check(p),
+                (None, None, Some(p)) => Under::Check(p, cgwarden::learn::check::Format::Table),
                 (None, None, None) => {
                     eprintln!("cgwarden: give --policy, --learn or --check");
                     return Ok(cgwarden::exec::EXEC_FAILED);

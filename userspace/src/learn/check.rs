@@ -95,6 +95,55 @@ impl Findings {
     }
 }
 
+/// How a check's findings are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Lines for people.
+    Table,
+    /// One JSON object (`-o json`).
+    Json,
+}
+
+/// A check's findings as `format` prints them: `profile` is the profile's name, `file`
+/// its file, and `how` says how the findings were found.
+pub fn report(
+    findings: &Findings,
+    profile: &str,
+    file: &std::path::Path,
+    how: &str,
+    format: Format,
+) -> String {
+    match format {
+        Format::Table => format!(
+            "check of {} ({how}):\n{}",
+            file.display(),
+            findings.render(profile)
+        ),
+        Format::Json => {
+            let mut line = serde_json::json!({
+                "profile": profile,
+                "file": file,
+                "how": how,
+                "would_deny": findings.denied(),
+                "would_report": findings.reported(),
+                "lost": findings.lost,
+                "failed": findings.failed(),
+                "findings": findings.list().iter().map(|f| serde_json::json!({
+                    "severity": match f.severity {
+                        Severity::Deny => "deny",
+                        Severity::Report => "report",
+                    },
+                    "what": f.what,
+                    "count": f.count,
+                })).collect::<Vec<_>>(),
+            })
+            .to_string();
+            line.push('\n');
+            line
+        }
+    }
+}
+
 /// The findings of a run under the profile in audit mode: the kernel's verdict `audit`
 /// is what enforce would have refused; syscall reports, sysctl reports and deviations
 /// are what it would have reported. Allowed flows (`report: all`) are not findings.

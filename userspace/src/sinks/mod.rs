@@ -18,7 +18,7 @@ use std::{
     str::FromStr,
 };
 
-use crate::events::Record;
+use crate::events::{Record, Versioned};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Sinks {
         let mut failed = Ok(());
         for (format, out) in &mut self.outputs {
             let line = match format {
-                Format::Json => json.get_or_insert_with(|| line_of(record)),
+                Format::Json => json.get_or_insert_with(|| line_of(&Versioned::new(record))),
                 Format::Falco => {
                     falco.get_or_insert_with(|| line_of(&falco::to_falco(record, &self.hostname)))
                 }
