@@ -52,6 +52,10 @@ pub struct Learning<'a> {
     /// written under it for pods (`--seccomp-kubelet`): the pod spec names the file
     /// relative to it.
     pub kubelet: Option<&'a Path>,
+    /// Kubernetes network policies of the learned egress to write (`--export`).
+    pub exports: &'a [learn::export::ExportSpec],
+    /// The labels those policies' pod selectors match (`--pod-label`).
+    pub pod_labels: &'a [learn::export::PodLabel],
 }
 
 /// The command could not be started: not found (`exec` exits 127 for it, as a shell
@@ -307,7 +311,8 @@ pub fn learns_credentials(agent: &Agent) -> bool {
 
 /// Writes what a learning run (or an events file) shows: the learned profile, or the
 /// existing profile with what is new merged in (the diff goes to standard error), and
-/// the seccomp profile when asked for and `syscalls_used` is known. `watched` says
+/// the seccomp profile when asked for and `syscalls_used` is known, and the network
+/// policies asked for (`--export`, from what was learned). `watched` says
 /// whether the records hold every device access and every program's credentials (a
 /// live learning run), so the profile may have `devices`, `capabilities` and
 /// `no_new_privileges` lines.
@@ -350,6 +355,16 @@ pub fn write_learned(
         }
         None => print!("{text}"),
     }
+    learn::export::write_all(
+        learning.exports,
+        &learn::export::Meta {
+            name: learning.name,
+            origin,
+            namespaces: learn::export::namespaces(records),
+            pod_labels: learning.pod_labels,
+        },
+        &observed,
+    )?;
     if let (Some(out), Some(used)) = (learning.seccomp_out, syscalls_used) {
         let text = serde_json::to_string_pretty(&learn::seccomp(used))?;
         std::fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;

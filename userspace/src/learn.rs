@@ -1,10 +1,13 @@
 //! Learn mode: the tightest profile that would have allowed everything a workload did,
 //! from the records of a learning run (or an events file), and an OCI seccomp profile
 //! of every syscall it used. [`merge`] learns on top of an existing profile, [`check`]
-//! says what a profile would deny, [`collapse`] decides when addresses become a CIDR.
+//! says what a profile would deny, [`collapse`] decides when addresses become a CIDR,
+//! [`export`] writes the learned egress as a Kubernetes NetworkPolicy or a
+//! CiliumNetworkPolicy.
 
 pub mod check;
 pub mod collapse;
+pub mod export;
 pub mod merge;
 pub mod progress;
 pub mod select;

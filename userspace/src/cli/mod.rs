@@ -7,7 +7,11 @@ mod generate;
 
 use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 
-use cgwarden::{control, sinks::SinkSpec};
+use cgwarden::{
+    control,
+    learn::export::{ExportSpec, PodLabel},
+    sinks::SinkSpec,
+};
 use clap::{Parser, Subcommand};
 
 /// Where `run` pins its links and maps.
@@ -50,6 +54,21 @@ pub enum Command {
         /// what is new, print the lines added on standard error.
         #[arg(long, requires = "learn")]
         merge: Option<PathBuf>,
+        /// With --learn: also write a Kubernetes network policy of the learned egress,
+        /// as networkpolicy:FILE (networking.k8s.io/v1 NetworkPolicy) or cilium:FILE
+        /// (cilium.io/v2 CiliumNetworkPolicy); repeatable.
+        #[arg(
+            long = "export",
+            value_name = "FORMAT:FILE",
+            requires = "learn",
+            // `requires` alone lets `--policy` through: `learn` conflicts with it.
+            conflicts_with_all = ["policy", "check", "merge"]
+        )]
+        exports: Vec<ExportSpec>,
+        /// With --export: a label KEY=VALUE the policy's pod selector matches
+        /// (repeatable; unset: every pod of the namespace).
+        #[arg(long = "pod-label", value_name = "KEY=VALUE", requires = "exports")]
+        pod_labels: Vec<PodLabel>,
         /// Run the command under this profile forced to audit mode, then list on
         /// standard error what enforce mode would have denied or reported; exit 1 when
         /// anything would have been denied.
@@ -238,6 +257,20 @@ pub struct LearnArgs {
     /// print the lines added on standard error.
     #[arg(long, conflicts_with = "check")]
     merge: Option<PathBuf>,
+    /// Also write a Kubernetes network policy of the learned egress, as
+    /// networkpolicy:FILE (networking.k8s.io/v1 NetworkPolicy: names as the addresses
+    /// they resolved to) or cilium:FILE (cilium.io/v2 CiliumNetworkPolicy: names as
+    /// toFQDNs); repeatable. With --each, one per container, named as the profiles are.
+    #[arg(
+        long = "export",
+        value_name = "FORMAT:FILE",
+        conflicts_with_all = ["check", "merge"]
+    )]
+    exports: Vec<ExportSpec>,
+    /// With --export: a label KEY=VALUE the policy's pod selector matches
+    /// (repeatable; unset: every pod of the namespace).
+    #[arg(long = "pod-label", value_name = "KEY=VALUE", requires = "exports")]
+    pod_labels: Vec<PodLabel>,
     /// Do not learn: list what this profile would deny or report in enforce mode
     /// (judging the events file, or watching the container under the profile forced
     /// to audit mode); exit 1 when anything would be denied.
@@ -297,6 +330,8 @@ fn learn(a: LearnArgs) -> anyhow::Result<i32> {
         merge: a.merge.as_deref(),
         selector: None,
         kubelet: kubelet_file.as_ref().map(|_| kubelet.as_path()),
+        exports: &a.exports,
+        pod_labels: &a.pod_labels,
     };
     if let Some(selector) = &a.select {
         return agent::learn_selected(
@@ -373,6 +408,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             learn,
             seccomp,
             merge,
+            exports,
+            pod_labels,
             check,
             name,
             events,
@@ -390,6 +427,8 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
                     merge: merge.as_deref(),
                     selector: None,
                     kubelet: None,
+                    exports: &exports,
+                    pod_labels: &pod_labels,
                 }),
                 (None, None, Some(p)) => Under::Check(p, cgwarden::learn::check::Format::Table),
                 (None, None, None) => {
@@ -449,5 +488,87 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             service,
             project,
         }) => client::from_compose(&compose, &service, project.as_deref()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("cgwarden").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn exports_go_with_learning_only() {
+        let cli = parse(&[
+            "learn",
+            "--events",
+            "e.jsonl",
+            "--export",
+            "networkpolicy:np.yaml",
+            "--export",
+            "cilium:c.yaml",
+            "--pod-label",
+            "app=web",
+        ])
+        .unwrap();
+        let Command::Learn(a) = cli.command else {
+            panic!("not learn")
+        };
+        assert_eq!(a.exports.len(), 2);
+        assert_eq!(a.pod_labels[0].key, "app");
+        for bad in [
+            &[
+                "exec",
+                "--policy",
+                "p.yaml",
+                "--export",
+                "cilium:c.yaml",
+                "--",
+                "true",
+            ][..],
+            &[
+                "exec",
+                "--learn",
+                "l.yaml",
+                "--merge",
+                "m.yaml",
+                "--export",
+                "cilium:c.yaml",
+                "--",
+                "true",
+            ],
+            &["learn", "--events", "e", "--pod-label", "app=web"],
+            &[
+                "learn",
+                "--events",
+                "e",
+                "--check",
+                "p.yaml",
+                "--export",
+                "cilium:c.yaml",
+            ],
+            &["learn", "--events", "e", "--export", "calico:c.yaml"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+        assert!(
+            parse(&[
+                "exec",
+                "--learn",
+                "l.yaml",
+                "--seccomp",
+                "s.json",
+                "--export",
+                "cilium:c.yaml",
+                "--",
+                "true"
+            ])
+            .is_ok()
+        );
     }
 }

@@ -4,10 +4,10 @@
 //! cgroup, and learns until the duration has passed since then, the container exits,
 //! or Ctrl-C. By default only the first matching container is learned (later ones
 //! start unmonitored). With `--each`, every matching container that starts in the
-//! window is learned into files of its own (`web.yaml` → `web-<container>.yaml`), whose
-//! profile selects that container by name; with `--merge-all`, all of them into one
-//! profile. A profile written for one container or for all selects what `--select`
-//! selected.
+//! window is learned into files of its own (`web.yaml` → `web-<container>.yaml`, the
+//! same for the seccomp profile and every `--export`), whose profile selects that
+//! container by name; with `--merge-all`, all of them into one profile. A profile
+//! written for one container or for all selects what `--select` selected.
 //!
 //! It refuses to run beside a `cgwarden run` agent: both would hold and release new
 //! containers at their gates, and one's release would let a container run before the
@@ -187,6 +187,11 @@ pub async fn run(
         let used = agent.syscalls_used(&name, Some(claimed.id));
         let profile_out = learning.profile_out.map(|p| with_label(p, &label));
         let seccomp_out = learning.seccomp_out.map(|p| with_label(p, &label));
+        let exports: Vec<_> = learning
+            .exports
+            .iter()
+            .map(|e| e.to_file(with_label(&e.path, &label)))
+            .collect();
         let own_selector = own_selector(claimed).unwrap_or_else(|| selector.clone());
         let profile_name = format!("{}-{label}", learning.name);
         let one = Learning {
@@ -196,14 +201,20 @@ pub async fn run(
             merge: None,
             selector: Some(&own_selector),
             kubelet: learning.kubelet,
+            exports: &exports,
+            pod_labels: learning.pod_labels,
         };
         let origin = format!("{} (selected by {selector})", describe(claimed));
         write_learned(&one, &origin, &own, watched, &[], Some(&used))?;
         eprintln!(
-            "learned from {}: {}{}",
+            "learned from {}: {}{}{}",
             describe(claimed),
             profile_out.map_or("standard output".into(), |p| p.display().to_string()),
-            seccomp_out.map_or(String::new(), |p| format!(", {}", p.display()))
+            seccomp_out.map_or(String::new(), |p| format!(", {}", p.display())),
+            exports
+                .iter()
+                .map(|e| format!(", {}", e.path.display()))
+                .collect::<String>()
         );
     }
     Ok(0)
