@@ -48,11 +48,13 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["policy", "check"])]
         learn: Option<PathBuf>,
         /// With --learn: also write an OCI seccomp profile of every syscall it used.
-        #[arg(long, requires = "learn")]
+        // `requires` alone lets `--policy` through (`learn` conflicts with it): a
+        // learn-only option given with a profile would be silently ignored.
+        #[arg(long, requires = "learn", conflicts_with_all = ["policy", "check"])]
         seccomp: Option<PathBuf>,
         /// With --learn: learn on top of this profile: keep every line of it, add only
         /// what is new, print the lines added on standard error.
-        #[arg(long, requires = "learn")]
+        #[arg(long, requires = "learn", conflicts_with_all = ["policy", "check"])]
         merge: Option<PathBuf>,
         /// With --learn: also write a Kubernetes network policy of the learned egress,
         /// as networkpolicy:FILE (networking.k8s.io/v1 NetworkPolicy) or cilium:FILE
@@ -553,6 +555,29 @@ mod tests {
                 "cilium:c.yaml",
             ],
             &["learn", "--events", "e", "--export", "calico:c.yaml"],
+            // Learn-only options next to a profile would be silently ignored.
+            &[
+                "exec",
+                "--policy",
+                "p.yaml",
+                "--seccomp",
+                "s.json",
+                "--",
+                "true",
+            ],
+            &[
+                "exec", "--policy", "p.yaml", "--merge", "m.yaml", "--", "true",
+            ],
+            &[
+                "exec",
+                "--check",
+                "p.yaml",
+                "--seccomp",
+                "s.json",
+                "--",
+                "true",
+            ],
+            &["learn", "--events", "e", "-o", "json"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
         }
