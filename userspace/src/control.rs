@@ -1,5 +1,7 @@
-//! The agent's local control socket: a root-only unix socket that answers one command
-//! per connection (`reload`, `status`, `posture`) with one JSON document.
+//! The agent's local control socket: a root-only unix socket that answers one request
+//! per connection (`reload`, `status`, `posture`, or `follow` the events) with one JSON
+//! document (or, for `follow`, JSON lines). Requests are versioned JSON lines
+//! ([`PROTOCOL_VERSION`]).
 //!
 //! The socket's directory is created 0700 and the socket 0600, and every peer's
 //! credentials are checked: only root may talk to the agent.
@@ -23,24 +25,37 @@ use crate::events::Record;
 /// Where `cgwarden run` listens unless told otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/cgwarden/control.sock";
 
+/// The control protocol's version. A request is one JSON line, `{"v": 1, "command":
+/// "follow", "filter": {"kind": "dns", "container": "my app"}}`; a request of another
+/// version, or not JSON, is answered with an error that says which one this agent
+/// speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
 /// A command a client can send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Command {
     Reload,
     Status,
     /// Every known container's posture.
     Posture,
     /// Stream events as JSON lines until the client goes away.
-    Follow(Filter),
+    Follow {
+        #[serde(default)]
+        filter: Filter,
+    },
 }
 
 /// Which events a follower wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Only this kind (`connect`, `dns`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
     /// Only events whose cgroup path contains this (a container id or name), or of the
     /// container its OCI runtime names so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
 }
 
@@ -54,43 +69,43 @@ impl Filter {
 }
 
 impl Command {
-    fn parse(line: &str) -> Option<Self> {
-        let mut words = line.split_whitespace();
-        match words.next()? {
-            "reload" => Some(Self::Reload),
-            "status" => Some(Self::Status),
-            "posture" => Some(Self::Posture),
-            "follow" => {
-                let mut filter = Filter::default();
-                for word in words {
-                    match word.split_once('=')? {
-                        ("kind", v) => filter.kind = Some(v.to_owned()),
-                        ("container", v) => filter.container = Some(v.to_owned()),
-                        _ => return None,
-                    }
-                }
-                Some(Self::Follow(filter))
+    /// A request line, or why it is not one (said to the client).
+    fn parse(line: &str) -> Result<Self, String> {
+        let value: Value = serde_json::from_str(line.trim()).map_err(|_| {
+            format!(
+                "the control protocol is JSON lines, version {PROTOCOL_VERSION}: {{\"v\": {PROTOCOL_VERSION}, \"command\": \"status\"}}"
+            )
+        })?;
+        let Value::Object(mut fields) = value else {
+            return Err("a request is a JSON object".to_owned());
+        };
+        match fields.remove("v").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+            Some(v) => {
+                return Err(format!(
+                    "protocol version {v} is not spoken here; this agent speaks version {PROTOCOL_VERSION}"
+                ));
             }
-            _ => None,
+            None => return Err("a request says its protocol version: \"v\": 1".to_owned()),
         }
+        let command: Self = serde_json::from_value(Value::Object(fields.clone()))
+            .map_err(|e| format!("unknown command or field: {e}"))?;
+        // Serde lets a unit variant's extra fields through: nothing a request says is
+        // ignored, so a field the command does not have is an error.
+        let known = serde_json::to_value(&command).unwrap_or(Value::Null);
+        if let Some(extra) = fields.keys().find(|k| known.get(k.as_str()).is_none()) {
+            return Err(format!("unknown field `{extra}` for this command"));
+        }
+        Ok(command)
     }
 
+    /// The request line for this command (without the newline).
     fn to_line(&self) -> String {
-        match self {
-            Self::Reload => "reload".to_owned(),
-            Self::Status => "status".to_owned(),
-            Self::Posture => "posture".to_owned(),
-            Self::Follow(f) => {
-                let mut line = "follow".to_owned();
-                if let Some(k) = &f.kind {
-                    line.push_str(&format!(" kind={k}"));
-                }
-                if let Some(c) = &f.container {
-                    line.push_str(&format!(" container={c}"));
-                }
-                line
-            }
+        let mut value = serde_json::to_value(self).unwrap_or(Value::Null);
+        if let Value::Object(fields) = &mut value {
+            fields.insert("v".to_owned(), Value::from(PROTOCOL_VERSION));
         }
+        value.to_string()
     }
 }
 
@@ -248,14 +263,14 @@ async fn read_command(mut stream: UnixStream) -> Option<Request> {
         BufReader::new(&mut stream).read_line(&mut line).await
     })
     .await;
-    match (read, Command::parse(&line)) {
-        (Ok(Ok(_)), Some(cmd)) => Some((cmd, stream)),
-        _ => {
-            let _ = reply(
-                &mut stream,
-                &error_json("unknown command; try `reload` or `status`"),
-            )
-            .await;
+    let parsed = match read {
+        Ok(Ok(_)) => Command::parse(&line),
+        _ => Err("no request within a second".to_owned()),
+    };
+    match parsed {
+        Ok(cmd) => Some((cmd, stream)),
+        Err(why) => {
+            let _ = reply(&mut stream, &error_json(&why)).await;
             None
         }
     }
@@ -288,7 +303,7 @@ pub fn follow(path: &Path, filter: Filter, out: &mut dyn Write) -> anyhow::Resul
             path.display()
         )
     })?;
-    writeln!(stream, "{}", Command::Follow(filter).to_line())?;
+    writeln!(stream, "{}", Command::Follow { filter }.to_line())?;
     let reader = io::BufReader::new(stream);
     for line in io::BufRead::lines(reader) {
         writeln!(out, "{}", line?)?;
@@ -317,21 +332,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commands_round_trip() {
+    fn commands_round_trip_as_versioned_json_lines() {
         for c in [
             Command::Reload,
             Command::Status,
             Command::Posture,
-            Command::Follow(Filter::default()),
-            Command::Follow(Filter {
-                kind: Some("dns".into()),
-                container: Some("abc".into()),
-            }),
+            Command::Follow {
+                filter: Filter::default(),
+            },
+            Command::Follow {
+                filter: Filter {
+                    kind: Some("dns".into()),
+                    container: Some("my app / web 1".into()),
+                },
+            },
         ] {
-            assert_eq!(Command::parse(&c.to_line()), Some(c));
+            let line = c.to_line();
+            assert!(!line.contains('\n'), "{line}");
+            assert_eq!(Command::parse(&line), Ok(c), "{line}");
         }
-        assert_eq!(Command::parse("follow colour=red"), None);
-        assert_eq!(Command::parse("rm -rf"), None);
+        assert_eq!(
+            Command::parse(r#"{"v":1,"command":"follow"}"#),
+            Ok(Command::Follow {
+                filter: Filter::default()
+            })
+        );
+        for (bad, says) in [
+            ("status", "JSON lines, version 1"),
+            (r#"{"command":"status"}"#, "protocol version"),
+            (
+                r#"{"v":2,"command":"status"}"#,
+                "version 2 is not spoken here",
+            ),
+            (r#"{"v":1,"command":"rm"}"#, "unknown command"),
+            (
+                r#"{"v":1,"command":"follow","filter":{"colour":"red"}}"#,
+                "unknown",
+            ),
+            (r#"{"v":1,"command":"status","extra":1}"#, "unknown"),
+            ("[1]", "JSON object"),
+        ] {
+            let why = Command::parse(bad).unwrap_err();
+            assert!(why.contains(says), "{bad}: {why}");
+        }
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub async fn serve(
             }
             request = control => {
                 match request {
-                    Ok((Command::Follow(filter), stream)) => {
+                    Ok((Command::Follow { filter }, stream)) => {
                         agent.follow(control::start_following(stream, filter));
                     }
                     Ok((command, mut stream)) => {
@@ -266,7 +266,7 @@ pub async fn serve(
                             },
                             Command::Status => agent.status(),
                             Command::Posture => agent.postures(),
-                            Command::Follow(_) => unreachable!("handled above"),
+                            Command::Follow { .. } => unreachable!("handled above"),
                         };
                         if let Err(e) = control::reply(&mut stream, &answer).await {
                             log::warn!("control client went away: {e}");
