@@ -201,10 +201,6 @@ pub const RINGBUF_BYTES: u32 = 8 * 1024 * 1024;
 /// Rule index that stands for the profile's `default` egress action.
 pub const RULE_DEFAULT: u32 = u32::MAX;
 
-/// Rule index the agent uses for flows whose deciding rule it could not learn (their
-/// first event was lost); never written by the kernel.
-pub const RULE_UNKNOWN: u32 = u32::MAX - 1;
-
 /// What the kernel did with a flow or syscall.
 pub mod verdict {
     /// Allowed by the profile.
@@ -473,6 +469,10 @@ pub struct FlowKey {
     pub protocol: u8,
     pub verdict: u8,
     pub kind: u32,
+    /// The rule that decided it (an index, `RULE_DEFAULT`), so that repeats flushed from
+    /// the key alone still name it.
+    pub rule: u32,
+    pub _pad: u32,
 }
 
 /// Aggregation state of a flow. `total` only grows (atomically), so the agent can read

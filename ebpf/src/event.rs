@@ -78,6 +78,8 @@ pub fn report_net(event: &mut NetEvent) {
         protocol: event.protocol,
         verdict: event.verdict,
         kind: h.kind,
+        rule: event.rule,
+        _pad: 0,
     };
     let Some(total) = repeat(&FLOWS, &key, h.ts_ns) else {
         return;

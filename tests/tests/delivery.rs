@@ -115,14 +115,14 @@ fn metrics_are_served_on_loopback_and_parse() {
     let profile = ProfileFile::new(&format!(
         "name: metrics\nmode: enforce\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: deny\n"
     ));
-    let agent = RunningAgent::start(profile.path());
+    let agent = RunningAgent::start_with(profile.path(), &["--metrics-per-container"]);
     let app = TestCgroup::create(&format!("{base}/app"));
     std::thread::sleep(Duration::from_millis(400));
     app.run(Command::new(netprobe()).args(["tcp-loop", "50@127.0.0.9:4244"]));
     let addr = agent.metrics_addr();
     assert!(addr.ip().is_loopback());
     let flows = format!(
-        "cgwarden_flows_total{{kind=\"connect\",verdict=\"deny\",profile=\"metrics\",cgroup=\"{}\"}}",
+        "cgwarden_flows_total{{kind=\"connect\",verdict=\"deny\",profile=\"metrics\",cgroup=\"{}\",container=\"\"}}",
         app.relative()
     );
     // Repeats reach the agent when the kernel's aggregation window has passed.
@@ -186,6 +186,26 @@ fn metrics_are_served_on_loopback_and_parse() {
         let key = format!("cgwarden_program_runs_total{{program=\"{program}\"}}");
         assert!(values.contains_key(&key), "{key} missing:\n{body}");
     }
+    // Per-rule hits: the default rule refused all fifty.
+    assert_eq!(
+        values
+            .get("cgwarden_rule_hits_total{profile=\"metrics\",rule=\"default\",verdict=\"deny\"}"),
+        Some(&50.0),
+        "{body}"
+    );
+    // The app's own series go when its cgroup goes; the bounded ones stay.
+    drop(app);
+    let after = cgwarden_tests::wait_for(Duration::from_secs(10), || {
+        let body = cgwarden_tests::agent::scrape(addr);
+        (!body.contains(&flows)).then_some(body)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "the gone cgroup's series stayed:\n{}",
+            cgwarden_tests::agent::scrape(addr)
+        )
+    });
+    assert!(after.contains("cgwarden_rule_hits_total{"), "{after}");
     // Any other path is refused.
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(b"GET /debug HTTP/1.1\r\n\r\n").unwrap();

@@ -11,8 +11,8 @@
 use std::{collections::HashMap, hash::Hash};
 
 use cgwarden_common::{
-    AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, RULE_UNKNOWN, SyscallEvent,
-    SyscallRepeatKey, kind,
+    AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, SyscallEvent, SyscallRepeatKey,
+    kind,
 };
 
 /// A kernel event that the kernel aggregates by key.
@@ -156,6 +156,8 @@ impl Repeated for NetEvent {
             protocol: self.protocol,
             verdict: self.verdict,
             kind: self.header.kind,
+            rule: self.rule,
+            _pad: 0,
         }
     }
 
@@ -171,7 +173,7 @@ impl Repeated for NetEvent {
         &mut self.header
     }
 
-    /// No process name, uid or rule.
+    /// No process name or uid.
     fn from_key(key: &FlowKey) -> Self {
         NetEvent {
             header: header_of(key.kind, key.profile, key.cgroup_id, key.pid),
@@ -179,7 +181,7 @@ impl Repeated for NetEvent {
             port: key.port,
             protocol: key.protocol,
             verdict: key.verdict,
-            rule: RULE_UNKNOWN,
+            rule: key.rule,
             family: if key.addr[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
                 libc::AF_INET as u16
             } else {

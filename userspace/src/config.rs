@@ -32,6 +32,8 @@ pub struct AgentConfig {
     pub posture: Option<bool>,
     /// The host name events carry (`--hostname`).
     pub hostname: Option<String>,
+    /// Per-container metrics series (`--metrics-per-container`).
+    pub metrics_per_container: Option<bool>,
 }
 
 /// A sink spec validated while parsing, so a bad one is reported at its line.

@@ -10,7 +10,7 @@ use std::{
 
 use cgwarden_common::{
     CredsEvent, DeviationEvent, DeviceEvent, DnsEvent, EventHeader, NetEvent, RULE_DEFAULT,
-    RULE_UNKNOWN, SocketEvent, SyscallEvent, SysctlEvent, kind, reached, syscall_action, verdict,
+    SocketEvent, SyscallEvent, SysctlEvent, kind, reached, syscall_action, verdict,
 };
 use serde::Serialize;
 
@@ -202,6 +202,27 @@ impl Record {
         }
     }
 
+    /// The cgroup's id, when the record has one.
+    pub fn cgroup_id(&self) -> Option<u64> {
+        match self {
+            Self::Net(r) => Some(r.cgroup_id),
+            Self::Dns(r) => Some(r.cgroup_id),
+            Self::Syscall(r) => Some(r.cgroup_id),
+            Self::Sysctl(r) => Some(r.cgroup_id),
+            Self::Deviation(r) => Some(r.cgroup_id),
+            Self::Posture(_) | Self::Lost(_) => None,
+        }
+    }
+
+    /// The profile rule that decided the record (flows and syscalls).
+    pub fn rule(&self) -> Option<&str> {
+        match self {
+            Self::Net(r) => Some(&r.rule),
+            Self::Syscall(r) => Some(&r.rule),
+            _ => None,
+        }
+    }
+
     /// The container's name (from its OCI runtime), when known.
     pub fn container_name(&self) -> Option<&str> {
         self.who().and_then(|w| w.container.name.as_deref())
@@ -325,8 +346,6 @@ pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
     let profile = ctx.profile(h.profile);
     let rule = if e.rule == RULE_DEFAULT {
         "default".to_owned()
-    } else if e.rule == RULE_UNKNOWN {
-        "unknown".to_owned()
     } else {
         profile
             .and_then(|(_, labels)| labels.get(e.rule as usize).cloned())

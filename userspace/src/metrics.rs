@@ -9,16 +9,49 @@ use crate::events::Record;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
 /// Counters derived from the event stream.
+///
+/// Label sets are bounded: by default a series is a (kind, verdict, profile), whatever
+/// runs; with per-container labels ([`Metrics::per_container`]) each container's series
+/// also carry its cgroup and name, and go when its cgroup goes ([`Metrics::forget`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Records by (kind, verdict, profile, cgroup).
-    records: BTreeMap<(String, String, String, String), u64>,
-    /// Occurrences (records weighted by their count) by the same labels.
-    occurrences: BTreeMap<(String, String, String, String), u64>,
+    per_container: bool,
+    /// Records by series.
+    records: BTreeMap<Series, u64>,
+    /// Occurrences (records weighted by their count) by the same series.
+    occurrences: BTreeMap<Series, u64>,
+    /// Occurrences by the rule that decided them: (profile, rule, verdict).
+    rules: BTreeMap<(String, String, String), u64>,
     /// Occurrences folded into another record by in-kernel aggregation.
     aggregated: u64,
     /// Records the kernel could not deliver.
     lost: u64,
+}
+
+/// The labels of an events or flows series.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Series {
+    kind: String,
+    verdict: String,
+    profile: String,
+    /// With per-container labels: the cgroup's id (to forget it by), its path and the
+    /// container's name (empty when not known).
+    container: Option<(u64, String, String)>,
+}
+
+impl Series {
+    fn labels(&self) -> String {
+        let mut l = format!(
+            "kind=\"{}\",verdict=\"{}\",profile=\"{}\"",
+            esc(&self.kind),
+            esc(&self.verdict),
+            esc(&self.profile)
+        );
+        if let Some((_, cgroup, name)) = &self.container {
+            let _ = write!(l, ",cgroup=\"{}\",container=\"{}\"", esc(cgroup), esc(name));
+        }
+        l
+    }
 }
 
 /// Values read at scrape time.
@@ -60,26 +93,72 @@ pub struct PostureGauge {
 }
 
 impl Metrics {
+    /// Counters whose series also carry each container's cgroup and name
+    /// (`--metrics-per-container`); they go when the container's cgroup goes.
+    pub fn per_container(per_container: bool) -> Self {
+        Self {
+            per_container,
+            ..Self::default()
+        }
+    }
+
     /// Counts one record.
     pub fn observe(&mut self, record: &Record) {
         if let Record::Lost(r) = record {
             self.lost += r.count;
             return;
         }
-        let key = (
-            record.kind().to_owned(),
-            record.verdict().unwrap_or("").to_owned(),
-            record.profile().unwrap_or("").to_owned(),
-            record.cgroup().unwrap_or("").to_owned(),
-        );
+        let key = Series {
+            kind: record.kind().to_owned(),
+            verdict: record.verdict().unwrap_or("").to_owned(),
+            profile: record.profile().unwrap_or("").to_owned(),
+            container: self
+                .per_container
+                .then(|| record.cgroup_id().zip(record.cgroup()))
+                .flatten()
+                .map(|(id, path)| {
+                    (
+                        id,
+                        path.to_owned(),
+                        record.container_name().unwrap_or("").to_owned(),
+                    )
+                }),
+        };
         let count = record.count();
+        if let Some(rule) = record.rule() {
+            *self
+                .rules
+                .entry((key.profile.clone(), rule.to_owned(), key.verdict.clone()))
+                .or_default() += count;
+        }
         // Flows only: the occurrences of other kinds are their records plus the
         // repeats folded into them (`cgwarden_aggregated_repeats_total`).
-        if matches!(key.0.as_str(), "connect" | "sendmsg" | "packet") {
+        if matches!(key.kind.as_str(), "connect" | "sendmsg" | "packet") {
             *self.occurrences.entry(key.clone()).or_default() += count;
         }
         *self.records.entry(key).or_default() += 1;
         self.aggregated += count.saturating_sub(1);
+    }
+
+    /// The cgroups that have per-container series.
+    pub fn cgroups(&self) -> std::collections::BTreeSet<u64> {
+        self.records
+            .keys()
+            .filter_map(|k| k.container.as_ref().map(|c| c.0))
+            .collect()
+    }
+
+    /// Forgets the per-container series of a cgroup that is gone.
+    pub fn forget(&mut self, cgroup_id: u64) {
+        let keep = |k: &Series, _: &mut u64| k.container.as_ref().is_none_or(|c| c.0 != cgroup_id);
+        self.records.retain(keep);
+        self.occurrences.retain(keep);
+    }
+
+    /// Forgets the rule counters of profiles no longer installed.
+    pub fn keep_rules_of(&mut self, profiles: &[&str]) {
+        self.rules
+            .retain(|(p, _, _), _| profiles.contains(&p.as_str()));
     }
 
     /// The exposition text.
@@ -104,17 +183,10 @@ impl Metrics {
             &mut out,
             "cgwarden_events_total",
             "counter",
-            "Event records written, by kind, verdict, profile and cgroup.",
+            "Event records written, by kind, verdict and profile (and cgroup and container with --metrics-per-container).",
         );
-        for ((kind, verdict, profile, cgroup), n) in &self.records {
-            let _ = writeln!(
-                out,
-                "cgwarden_events_total{{kind=\"{}\",verdict=\"{}\",profile=\"{}\",cgroup=\"{}\"}} {n}",
-                esc(kind),
-                esc(verdict),
-                esc(profile),
-                esc(cgroup)
-            );
+        for (series, n) in &self.records {
+            let _ = writeln!(out, "cgwarden_events_total{{{}}} {n}", series.labels());
         }
         family(
             &mut out,
@@ -122,14 +194,22 @@ impl Metrics {
             "counter",
             "Flows (connect, sendmsg, packet) the records stand for, aggregated repeats included.",
         );
-        for ((kind, verdict, profile, cgroup), n) in &self.occurrences {
+        for (series, n) in &self.occurrences {
+            let _ = writeln!(out, "cgwarden_flows_total{{{}}} {n}", series.labels());
+        }
+        family(
+            &mut out,
+            "cgwarden_rule_hits_total",
+            "counter",
+            "Occurrences by the profile rule that decided them (`default` for the default), as reported: every refused or audited flow and reported syscall, allowed flows only under `report: all`.",
+        );
+        for ((profile, rule, verdict), n) in &self.rules {
             let _ = writeln!(
                 out,
-                "cgwarden_flows_total{{kind=\"{}\",verdict=\"{}\",profile=\"{}\",cgroup=\"{}\"}} {n}",
-                esc(kind),
-                esc(verdict),
+                "cgwarden_rule_hits_total{{profile=\"{}\",rule=\"{}\",verdict=\"{}\"}} {n}",
                 esc(profile),
-                esc(cgroup)
+                esc(rule),
+                esc(verdict)
             );
         }
         let scalars: [(&str, &str, &str, u64); 13] = [
@@ -384,6 +464,37 @@ mod tests {
     }
 
     #[test]
+    fn per_container_series_carry_the_cgroup_and_go_with_it() {
+        let mut m = Metrics::per_container(true);
+        m.observe(&net("deny", 5));
+        let mut other = net("allow", 1);
+        if let Record::Net(r) = &mut other {
+            r.cgroup = Some("/other".into());
+            r.cgroup_id = 2;
+        }
+        m.observe(&other);
+        let text = m.render(&Gauges::default());
+        assert!(
+            text.contains("cgwarden_flows_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\",container=\"\"} 5"),
+            "{text}"
+        );
+        m.forget(1);
+        let text = m.render(&Gauges::default());
+        assert!(!text.contains("/c\\\"x"), "{text}");
+        assert!(text.contains("cgroup=\"/other\""), "{text}");
+        // Rule counters stay (bounded by the profiles), until their profile goes.
+        assert!(
+            text.contains("rule=\"default\",verdict=\"deny\"} 5"),
+            "{text}"
+        );
+        m.keep_rules_of(&["other"]);
+        assert!(
+            !m.render(&Gauges::default())
+                .contains("cgwarden_rule_hits_total{")
+        );
+    }
+
+    #[test]
     fn counts_records_occurrences_and_losses() {
         let mut m = Metrics::default();
         m.observe(&net("deny", 1));
@@ -393,8 +504,22 @@ mod tests {
             3,
         )));
         let text = m.render(&Gauges::default());
-        assert!(text.contains("cgwarden_events_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 2"), "{text}");
-        assert!(text.contains("cgwarden_flows_total{kind=\"connect\",verdict=\"deny\",profile=\"web\",cgroup=\"/c\\\"x\"} 42"));
+        assert!(
+            text.contains(
+                "cgwarden_events_total{kind=\"connect\",verdict=\"deny\",profile=\"web\"} 2"
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "cgwarden_flows_total{kind=\"connect\",verdict=\"deny\",profile=\"web\"} 42"
+        ));
+        assert!(text.contains(
+            "cgwarden_rule_hits_total{profile=\"web\",rule=\"default\",verdict=\"deny\"} 42"
+        ));
+        assert!(
+            !text.contains("cgroup="),
+            "no per-cgroup series by default: {text}"
+        );
         assert!(text.contains("cgwarden_aggregated_repeats_total 40"));
         // Flows only: a bind is an event, not a flow.
         let mut bind = net("deny", 3);

@@ -557,6 +557,8 @@ impl Agent {
             self.names.syscall_labels.insert(c.pref.id, syscall_labels);
         }
         let old = std::mem::replace(&mut self.compiled, fresh);
+        let installed: Vec<&str> = self.compiled.keys().map(String::as_str).collect();
+        self.metrics.keep_rules_of(&installed);
         // Switch every assigned cgroup to its profile's new id, or drop it.
         let assigned: Vec<(u64, Assignment)> = self
             .assignments
@@ -1118,6 +1120,13 @@ impl Agent {
         // A cgroup loses its profile when it no longer matches, or when it is proven
         // gone; one the walk missed (a directory it could not read) keeps it.
         let seen: std::collections::HashSet<u64> = entries.iter().map(|e| e.id).collect();
+        // A gone cgroup's per-container series go with it (metrics, not enforcement: a
+        // cgroup the walk missed only loses its series, and starts them again).
+        for id in self.metrics.cgroups() {
+            if !seen.contains(&id) {
+                self.metrics.forget(id);
+            }
+        }
         let stale: Vec<u64> = self
             .assignments
             .keys()
@@ -1633,6 +1642,12 @@ impl Agent {
     /// Adds a live event stream (`cgwarden events`).
     pub fn follow(&mut self, follower: crate::control::Follower) {
         self.followers.add(follower);
+    }
+
+    /// Gives each container its own metrics series (`--metrics-per-container`), gone
+    /// when its cgroup goes.
+    pub fn set_metrics_per_container(&mut self, on: bool) {
+        self.metrics = Metrics::per_container(on);
     }
 
     /// The metrics exposition, with gauges read now.

@@ -54,6 +54,11 @@ pub struct RunArgs {
     /// Serve no metrics.
     #[arg(long, conflicts_with = "metrics")]
     no_metrics: bool,
+    /// Give each container its own metrics series (labels `cgroup` and `container`),
+    /// gone when its cgroup goes. Off by default: series are by kind, verdict and
+    /// profile, however many containers come and go.
+    #[arg(long, conflicts_with = "no_metrics")]
+    metrics_per_container: bool,
     /// An OCI runtime state directory (runc's `--root`) where containers' state.json
     /// leads to their config.json; repeatable. Default: Docker's, containerd's (every
     /// namespace), Podman's and CRI-O's (runc's and crun's) state directories.
@@ -151,6 +156,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         watch: (!args.no_watch).then(|| args.walk_every.into()),
         runtime_sockets: args.runtime_sockets,
         posture: !(args.no_posture || config.posture == Some(false)),
+        metrics_per_container: args.metrics_per_container
+            || config.metrics_per_container == Some(true),
         hostname: args
             .hostname
             .filter(|h| !h.trim().is_empty())
@@ -180,6 +187,8 @@ struct Settings {
     watch: Option<std::time::Duration>,
     /// The host name events carry, when not the kernel's.
     hostname: Option<String>,
+    /// Per-container metrics series.
+    metrics_per_container: bool,
 }
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
@@ -212,6 +221,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     )?;
     agent.set_engine_dirs(s.engines.clone());
     agent.set_posture(s.posture);
+    agent.set_metrics_per_container(s.metrics_per_container);
     agent.set_runtime_sockets(&s.runtime_sockets)?;
     // Rules first, then the hooks: a hook attached before its rules would judge
     // monitored cgroups against an empty allowlist.
