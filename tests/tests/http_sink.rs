@@ -244,6 +244,12 @@ fn falco_alerts_from_a_docker_container_reach_a_sidekick_receiver_with_its_ident
     assert!(sink["delivered"].as_u64().unwrap() >= 1, "{sink}");
     assert_eq!(sink["dropped_failed"], 0, "{sink}");
     assert_eq!(sink["dropped_queue_full"], 0, "{sink}");
+    let (_, table, _) = agent.client("status");
+    assert!(
+        table.contains(&format!("sink http://127.0.0.1:{}/: ", receiver.port))
+            && table.contains(" 0 dropped "),
+        "{table}"
+    );
     let metrics = scrape(agent.metrics_addr());
     assert!(
         metrics.lines().any(|l| l.starts_with(&format!(

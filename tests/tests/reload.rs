@@ -139,10 +139,16 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
     let agent = RunningAgent::start(profile.path());
     let app = TestCgroup::create(&format!("{base}/app"));
     std::thread::sleep(Duration::from_millis(400));
+    // One refused connect, for the profile's counters.
+    app.run(Command::new(netprobe()).args(["tcp", "127.0.0.9:4242"]));
+    agent
+        .wait_event(Duration::from_secs(5), |e| e["verdict"] == "deny")
+        .expect("the refused connect's event");
     let (code, out, err) = agent.client("status -o json");
     assert_eq!(code, Some(0), "{err}");
     let status: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status["profiles"][0]["name"], "reload");
+    assert_eq!(status["profiles"][0]["events"]["deny"], 1, "{status}");
     assert_eq!(status["profiles"][0]["mode"], "enforce");
     let cgroups = status["profiles"][0]["cgroups"].as_array().unwrap();
     assert!(cgroups.iter().any(|c| c == app.relative()), "{cgroups:?}");
@@ -174,6 +180,8 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
     // name, mode, egress entries, DNS names, cgroups (the app and the parent entry).
     assert_eq!(cells[1], "enforce", "{row}");
     assert_eq!(cells[4], "2", "{row}");
+    // denied, audited, reported.
+    assert_eq!(&cells[5..8], ["1", "0", "0"], "{row}");
     assert!(table.contains("ring buffer: 0 records lost"), "{table}");
     assert!(table.contains("faults: none"), "{table}");
 

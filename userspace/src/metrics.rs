@@ -140,6 +140,19 @@ impl Metrics {
         self.aggregated += count.saturating_sub(1);
     }
 
+    /// The occurrences of a profile's records by verdict (`deny`, `audit`, `allow`,
+    /// `report`), since the agent started.
+    pub fn verdicts_of(&self, profile: &str) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (series, n) in &self.records {
+            if series.profile == profile && !series.verdict.is_empty() {
+                let flows = self.occurrences.get(series).copied().unwrap_or(*n);
+                *out.entry(series.verdict.clone()).or_default() += flows;
+            }
+        }
+        out
+    }
+
     /// The cgroups that have per-container series.
     pub fn cgroups(&self) -> std::collections::BTreeSet<u64> {
         self.records

@@ -672,6 +672,7 @@ impl Agent {
                     "name": c.profile.name.as_str(),
                     "source": c.profile.source,
                     "mode": match c.profile.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
+                    "events": self.metrics.verdicts_of(c.profile.name.as_str()),
                     "egress_entries": c.rules.egress.len(),
                     "dns_names": c.rules.names.len(),
                     "cgroups": cgroups,

@@ -98,18 +98,22 @@ profiles ({}):",
     );
     let _ = writeln!(
         out,
-        "  {:<24} {:<8} {:>7} {:>6} {:>8}  source",
-        "name", "mode", "egress", "names", "cgroups"
+        "  {:<24} {:<8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}  source",
+        "name", "mode", "egress", "names", "cgroups", "denied", "audited", "reported"
     );
     for p in &profiles {
+        let events = &p["events"];
         let _ = writeln!(
             out,
-            "  {:<24} {:<8} {:>7} {:>6} {:>8}  {}",
+            "  {:<24} {:<8} {:>7} {:>6} {:>8} {:>8} {:>8} {:>8}  {}",
             p["name"].as_str().unwrap_or("?"),
             p["mode"].as_str().unwrap_or("?"),
             n(&p["egress_entries"]),
             n(&p["dns_names"]),
             p["cgroups"].as_array().map_or(0, Vec::len),
+            n(&events["deny"]),
+            n(&events["audit"]),
+            n(&events["allow"]) + n(&events["report"]),
             p["source"].as_str().unwrap_or("?"),
         );
         for failing in p["posture_failing"].as_array().into_iter().flatten() {
@@ -161,6 +165,26 @@ containers: {} known; posture: {}",
         n(&gate["held"]),
         n(&gate["released"])
     );
+    for sink in s["sinks"].as_array().into_iter().flatten() {
+        let dropped = n(&sink["dropped_queue_full"])
+            + n(&sink["dropped_failed"])
+            + n(&sink["dropped_refused"]);
+        let _ = writeln!(
+            out,
+            "sink {}: {} delivered, {} dropped ({} queue full, {} after retries, {} refused), {} queued{}",
+            sink["target"].as_str().unwrap_or("?"),
+            n(&sink["delivered"]),
+            dropped,
+            n(&sink["dropped_queue_full"]),
+            n(&sink["dropped_failed"]),
+            n(&sink["dropped_refused"]),
+            n(&sink["queued"]),
+            sink["last_error"]
+                .as_str()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        );
+    }
     let faults = s["faults"].as_object().cloned().unwrap_or_default();
     if faults.is_empty() {
         let _ = writeln!(out, "faults: none (every sink writing)");
