@@ -138,7 +138,7 @@ impl Watcher {
                 Ok(()) => {}
                 Err(e) if first => return Err(e),
                 // Gone meanwhile: nothing to watch.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     // Out of watches (fs.inotify.max_user_watches) or similar: below
                     // this cgroup only the periodic walk finds new cgroups.
