@@ -8,6 +8,14 @@
 //! Refreshes run on a thread of their own, off the agent's event loop: a slow resolver
 //! never holds back the ring buffer. Each query has a random id, from a fresh socket (a
 //! random source port), and an answer counts only with that id and that question.
+//!
+//! It is hand-written on purpose, after weighing `hickory-resolver` (issue #16). That
+//! crate does the wire work well (random ids and ports, question checks, hosts file,
+//! TTLs), but it is async on tokio and brings about 55 crates this workspace does not
+//! have (hickory-proto and -net, futures, moka, idna with ICU, url, tracing, rand). The
+//! agent would still need the cache above, since a failed refresh keeps the previous
+//! addresses, and the per-name refresh by TTL off the loop. The wire format in
+//! [`dns_wire`] stays anyway, as it also parses the answers containers receive.
 
 use std::{
     collections::HashMap,

@@ -3,24 +3,24 @@
 //! the OCI runtime's state directories (a container's directory and its state.json).
 //! Any change makes the agent apply its selectors at once instead of at its next
 //! periodic walk, which stays as a backstop (and takes over when the kernel's queue
-//! overflows).
+//! overflows). The system calls and the parsing of the kernel's `inotify_event`
+//! records are the `inotify` crate's, so this module has no `unsafe` of its own.
 
 use std::{
     collections::HashMap,
-    ffi::CString,
     io,
-    os::{
-        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
-        unix::ffi::OsStrExt,
-    },
+    os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd},
     path::{Path, PathBuf},
 };
 
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask};
+
 /// Watches on the cgroup tree and the runtime state directories.
 pub struct Watcher {
-    fd: OwnedFd,
+    /// Non-blocking and close-on-exec; the agent's loop polls its fd.
+    inotify: Inotify,
     /// Watch descriptor → directory and whether it is part of the cgroup tree.
-    watches: HashMap<i32, (PathBuf, Kind)>,
+    watches: HashMap<WatchDescriptor, (PathBuf, Kind)>,
     /// What was asked for, to watch again after the kernel's queue overflowed.
     cgroup2: PathBuf,
     state_roots: Vec<PathBuf>,
@@ -35,24 +35,28 @@ enum Kind {
     StateEntry,
 }
 
-const CGROUP_MASK: u32 = libc::IN_CREATE | libc::IN_DELETE | libc::IN_ONLYDIR;
-const STATE_ROOT_MASK: u32 = libc::IN_CREATE | libc::IN_DELETE | libc::IN_ONLYDIR;
-const STATE_ENTRY_MASK: u32 =
-    libc::IN_CREATE | libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_ONLYDIR;
+const CGROUP_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::DELETE)
+    .union(WatchMask::ONLYDIR);
+const STATE_ROOT_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::DELETE)
+    .union(WatchMask::ONLYDIR);
+const STATE_ENTRY_MASK: WatchMask = WatchMask::CREATE
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::CLOSE_WRITE)
+    .union(WatchMask::ONLYDIR);
+
+/// Room for many events per read; one event takes at most its header and a name of
+/// NAME_MAX bytes.
+const READ_BUFFER: usize = 16 * 1024;
 
 impl Watcher {
     /// Watches every directory below `cgroup2` and each state directory in `state_roots`
     /// that exists.
     pub fn new(cgroup2: &Path, state_roots: &[PathBuf]) -> io::Result<Self> {
-        // SAFETY: inotify_init1 with valid flags; the fd is owned below.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor nobody else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let mut w = Self {
-            fd,
+            // IN_NONBLOCK | IN_CLOEXEC.
+            inotify: Inotify::init()?,
             watches: HashMap::new(),
             cgroup2: cgroup2.to_path_buf(),
             state_roots: state_roots.to_vec(),
@@ -118,13 +122,7 @@ impl Watcher {
             Kind::StateRoot => STATE_ROOT_MASK,
             Kind::StateEntry => STATE_ENTRY_MASK,
         };
-        let path = CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
-        // SAFETY: a valid inotify fd and a NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), path.as_ptr(), mask) };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let wd = self.inotify.watches().add(dir, mask)?;
         self.watches.insert(wd, (dir.to_path_buf(), kind));
         Ok(())
     }
@@ -140,7 +138,7 @@ impl Watcher {
                 Ok(()) => {}
                 Err(e) if first => return Err(e),
                 // Gone meanwhile: nothing to watch.
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     // Out of watches (fs.inotify.max_user_watches) or similar: below
                     // this cgroup only the periodic walk finds new cgroups.
@@ -169,55 +167,37 @@ impl Watcher {
     pub fn read(&mut self) -> io::Result<bool> {
         let mut changed = false;
         let mut overflowed = false;
-        let mut buf = [0u8; 16 * 1024];
+        let mut buf = [0u8; READ_BUFFER];
         loop {
-            // SAFETY: reading into a buffer we own, of the length given.
-            let n = unsafe {
-                libc::read(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr().cast::<libc::c_void>(),
-                    buf.len(),
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::WouldBlock {
+            let events = match self.inotify.read_events(&mut buf) {
+                Ok(events) => events,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
                     break;
                 }
-                return Err(e);
-            }
-            if n == 0 {
-                break;
-            }
-            let mut at = 0usize;
-            let header = std::mem::size_of::<libc::inotify_event>();
-            while at + header <= n as usize {
-                // SAFETY: the kernel wrote a whole event here; read unaligned.
-                let ev: libc::inotify_event =
-                    unsafe { std::ptr::read_unaligned(buf.as_ptr().add(at).cast()) };
-                let name_bytes = &buf[at + header..at + header + ev.len as usize];
-                let end = name_bytes
-                    .iter()
-                    .position(|b| *b == 0)
-                    .unwrap_or(name_bytes.len());
-                let name = std::ffi::OsStr::from_bytes(&name_bytes[..end]).to_owned();
-                at += header + ev.len as usize;
+                Err(e) => return Err(e),
+            };
+            for ev in events {
                 changed = true;
-                if ev.mask & libc::IN_Q_OVERFLOW != 0 {
+                if ev.mask.contains(EventMask::Q_OVERFLOW) {
                     // Directories created meanwhile have no watch yet.
                     overflowed = true;
                     continue;
                 }
-                if ev.mask & libc::IN_IGNORED != 0 {
+                if ev.mask.contains(EventMask::IGNORED) {
                     self.watches.remove(&ev.wd);
                     continue;
                 }
                 let Some((dir, kind)) = self.watches.get(&ev.wd).cloned() else {
                     continue;
                 };
-                let created = ev.mask & libc::IN_CREATE != 0 && ev.mask & libc::IN_ISDIR != 0;
-                if created {
-                    let path = dir.join(&name);
+                let created = ev.mask.contains(EventMask::CREATE | EventMask::ISDIR);
+                if let (true, Some(name)) = (created, ev.name) {
+                    let path = dir.join(name);
                     match kind {
                         Kind::Cgroup => {
                             let _ = self.add_tree(&path);
@@ -238,15 +218,15 @@ impl Watcher {
     }
 }
 
-impl std::os::fd::AsFd for Watcher {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.fd.as_fd()
+impl AsFd for Watcher {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
     }
 }
 
 impl AsRawFd for Watcher {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.inotify.as_raw_fd()
     }
 }
 
@@ -292,5 +272,51 @@ mod tests {
         assert!(w.read().unwrap());
         assert_eq!(w.len(), 5, "the removed directory's watch is gone");
         assert!(!w.read().unwrap());
+    }
+
+    #[test]
+    fn a_directory_created_and_deleted_before_the_read_is_a_change_without_a_watch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Watcher::new(dir.path(), &[]).unwrap();
+        assert_eq!(w.len(), 1);
+        std::fs::create_dir(dir.path().join("brief")).unwrap();
+        std::fs::remove_dir(dir.path().join("brief")).unwrap();
+        assert!(w.read().unwrap(), "its creation and deletion are changes");
+        assert_eq!(w.len(), 1, "nothing is left to watch");
+        assert!(!w.read().unwrap());
+    }
+
+    #[test]
+    fn after_the_queue_overflowed_directories_whose_events_were_lost_are_watched() {
+        let limit: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(16_384);
+        if limit > 200_000 {
+            eprintln!("fs.inotify.max_queued_events is {limit}: too many events to overflow");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cg = dir.path().join("cg");
+        std::fs::create_dir(&cg).unwrap();
+        let mut w = Watcher::new(&cg, &[]).unwrap();
+        // Two events (IN_CREATE, IN_DELETE) for each, with different names so the kernel
+        // does not merge them: the queue fills up.
+        for i in 0..limit / 2 + 1 {
+            let d = cg.join(format!("flood{i}"));
+            std::fs::create_dir(&d).unwrap();
+            std::fs::remove_dir(&d).unwrap();
+        }
+        // Its IN_CREATE is lost.
+        std::fs::create_dir_all(cg.join("late/child")).unwrap();
+        assert!(w.read().unwrap(), "an overflow is a change");
+        assert_eq!(
+            w.len(),
+            3,
+            "the tree is watched again, with the lost directories"
+        );
+        std::fs::create_dir(cg.join("late/child/grandchild")).unwrap();
+        assert!(w.read().unwrap(), "the lost directory's watch reports");
+        assert_eq!(w.len(), 4);
     }
 }
