@@ -76,13 +76,13 @@ impl Resolver {
         )
     }
 
-    /// Makes sure `name` is resolved (once; later by TTL). Wildcards have no addresses
-    /// of their own: they match answers containers receive.
     /// The servers this resolver asks (the agent's resolvers, trusted by default).
     pub fn servers(&self) -> Vec<IpAddr> {
         self.servers.iter().map(SocketAddr::ip).collect()
     }
 
+    /// Makes sure `name` is resolved (once; later by TTL). Wildcards have no addresses
+    /// of their own: they match answers containers receive.
     pub fn want(&mut self, name: &DnsName) {
         if name.is_wildcard() || self.entries.contains_key(name) {
             return;
