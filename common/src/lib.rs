@@ -1296,3 +1296,39 @@ pub struct DeviceEvent {
     pub verdict: u8,
     pub _pad: [u8; 3],
 }
+
+/// The records and keys both sides read, by size, and every record's header first (the
+/// agent tells a record's kind by its header): the kernel's build (bpfel) and the
+/// agent's must lay them out alike. A change here is a change to the format both sides
+/// share (and so to the build id the pins are checked against). Checked when either
+/// side compiles.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(size_of::<EventHeader>() == 56);
+    assert!(size_of::<GateEvent>() == 56);
+    assert!(size_of::<NetEvent>() == 96);
+    assert!(size_of::<DnsEvent>() == 504);
+    assert!(size_of::<SyscallEvent>() == 592);
+    assert!(size_of::<SysctlEvent>() == 200);
+    assert!(size_of::<SocketEvent>() == 72);
+    assert!(size_of::<DeviationEvent>() == 192);
+    assert!(size_of::<CredsEvent>() == 248);
+    assert!(size_of::<DeviceEvent>() == 80);
+    assert!(size_of::<FlowKey>() == 48);
+    assert!(size_of::<SyscallRepeatKey>() == 80);
+    assert!(size_of::<ProfileRef>() == 24);
+    assert!(size_of::<PendingCall>() == 88);
+    assert!(size_of::<ProcInfo>() == 136);
+    assert!(size_of::<SyscallRule>() == 32);
+    assert!(size_of::<EgressKey>() == 20);
+    assert!(size_of::<EgressValue>() == 196);
+    assert!(offset_of!(GateEvent, header) == 0);
+    assert!(offset_of!(NetEvent, header) == 0);
+    assert!(offset_of!(DnsEvent, header) == 0);
+    assert!(offset_of!(SyscallEvent, header) == 0);
+    assert!(offset_of!(SysctlEvent, header) == 0);
+    assert!(offset_of!(SocketEvent, header) == 0);
+    assert!(offset_of!(DeviationEvent, header) == 0);
+    assert!(offset_of!(CredsEvent, header) == 0);
+    assert!(offset_of!(DeviceEvent, header) == 0);
+};
