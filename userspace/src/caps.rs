@@ -168,7 +168,7 @@ mod tests {
         );
         let listed = format!("capabilities: {}", set.profile_list());
         let parsed: std::collections::HashMap<String, CapSet> =
-            serde_yaml::from_str(&listed).unwrap();
+            crate::yaml::from_str(&listed).unwrap();
         assert_eq!(parsed["capabilities"], set);
     }
 }
