@@ -1,5 +1,6 @@
 //! Reading profiles from files and directories into valid [`Profile`]s, with errors
-//! that name file, line and column.
+//! that name file, line and column: those of the value or key at fault, as the YAML
+//! parser ([`crate::yaml`]) or a `Spanned` field of the raw profile gives them.
 
 use std::{
     collections::HashMap,
@@ -8,12 +9,13 @@ use std::{
 };
 
 use super::{
-    raw::{RawEgressRule, RawProfile},
+    raw::{RawProfile, RawRuntime},
     types::{
-        ComposeSelector, Egress, EgressRule, K8sSelector, Profile, RuleAction, Selector,
+        ComposeSelector, Egress, EgressRule, K8sSelector, Profile, RuleAction, Runtime, Selector,
         SyscallRule,
     },
 };
+use crate::yaml::{self, Position, YamlError};
 
 /// One problem in one profile file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,20 +89,20 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
                 continue;
             }
         };
-        match parse_str(&text, &file) {
-            Ok(profile) => {
+        match parse(&text, &file) {
+            Ok((profile, name_at)) => {
                 let name = profile.name.as_str().to_owned();
                 if let Some(first) = seen.get(&name) {
-                    let (line, column) = key_position(&text, "name");
-                    errors.push(PolicyError {
-                        file: file.clone(),
-                        line,
-                        column,
-                        message: format!(
-                            "profile name `{name}` is already used by {}",
-                            first.display()
-                        ),
-                    });
+                    errors.push(PolicyError::at(
+                        &file,
+                        YamlError {
+                            at: name_at,
+                            message: format!(
+                                "profile name `{name}` is already used by {}",
+                                first.display()
+                            ),
+                        },
+                    ));
                 } else {
                     seen.insert(name, file.clone());
                     profiles.push(profile);
@@ -116,31 +118,60 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
     }
 }
 
-/// Parses one profile document; `file` is used in error messages and kept in the profile.
-pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
-    let raw: RawProfile = serde_yaml::from_str(text).map_err(|e| {
-        let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        // A check over the whole `runtime:` section has no location of its own (or the
-        // section's): point at the key it is about.
-        let message = e.to_string();
-        if ((line, column) == (1, 1) || message.contains("`read_only_root`"))
-            && let Some(key) = ["read_only_root", "writable", "read_only"]
-                .into_iter()
-                .find(|k| message.contains(&format!("`{k}`")) || message.contains(k))
-        {
-            (line, column) = nested_key_position(text, key);
-        }
-        PolicyError {
+impl PolicyError {
+    fn at(file: &Path, e: YamlError) -> Self {
+        Self {
             file: file.to_path_buf(),
-            line,
-            column,
-            message: clean_message(&message),
+            line: e.at.line,
+            column: e.at.column,
+            message: e.message,
         }
-    })?;
-    Ok(from_raw(raw, file))
+    }
 }
 
-fn from_raw(raw: RawProfile, file: &Path) -> Profile {
+/// Parses one profile document; `file` is used in error messages and kept in the profile.
+pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
+    parse(text, file).map(|(profile, _)| profile)
+}
+
+/// The profile, and where its name is written.
+fn parse(text: &str, file: &Path) -> Result<(Profile, Position), PolicyError> {
+    let raw: RawProfile =
+        serde_saphyr::from_str_with_options(text, yaml::strict()).map_err(|e| {
+            let mut error = YamlError::new(&e, text);
+            if let Some(instead) = retired_key(&e) {
+                error.message = instead.to_owned();
+            }
+            PolicyError::at(file, error)
+        })?;
+    from_raw(raw, file).map_err(|e| PolicyError::at(file, e))
+}
+
+/// What to write instead of a key profiles no longer have (reported at the key).
+fn retired_key(e: &serde_saphyr::Error) -> Option<&'static str> {
+    match e.without_snippet() {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } if field == "read_only_root" && expected.contains(&"writable") => Some(
+            "`read_only_root` is no longer a key: a read-only root is `read_only: [/]`, with the container's writable mounts as `writable` (the OCI check follows from it)",
+        ),
+        _ => None,
+    }
+}
+
+/// `missing field` at `at`, where the mapping that lacks it starts.
+fn missing(at: Position, key: &str) -> YamlError {
+    YamlError {
+        at,
+        message: format!("missing field `{key}`"),
+    }
+}
+
+/// Checks what serde does not (required keys, keys that depend on each other) and
+/// builds the profile; every error is placed at the value or mapping it is about.
+fn from_raw(raw: RawProfile, file: &Path) -> Result<(Profile, Position), YamlError> {
+    let name = raw.name.ok_or_else(|| missing(Position::START, "name"))?;
+    let mode = raw.mode.ok_or_else(|| missing(Position::START, "mode"))?;
     let selector = match raw.selector {
         Some(s) => Selector {
             cgroup: s.cgroup.into_vec(),
@@ -162,83 +193,108 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
     };
     let egress = match raw.egress {
         None => Egress::default(),
-        Some(e) => {
-            let label = |kind: &str, i: usize, r: &RawEgressRule| {
-                r.name.clone().unwrap_or_else(|| format!("{kind}[{i}]"))
-            };
+        Some(spanned) => {
+            let at = Position::of(&spanned);
+            let e = spanned.value;
+            let default = e.default.ok_or_else(|| missing(at, "default"))?;
             let mut rules = Vec::with_capacity(e.allow.len() + e.deny.len());
             for (list, kind, action) in [
                 (e.allow, "allow", RuleAction::Allow),
                 (e.deny, "deny", RuleAction::Deny),
             ] {
                 for (i, r) in list.into_iter().enumerate() {
+                    let at = Position::of(&r);
+                    let r = r.value;
                     rules.push(EgressRule {
-                        label: label(kind, i, &r),
+                        label: r.name.unwrap_or_else(|| format!("{kind}[{i}]")),
                         action,
-                        to: r.to.into_vec(),
+                        to: r.to.ok_or_else(|| missing(at, "to"))?.into_vec(),
                         ports: r.ports,
                         protocol: r.protocol,
                     });
                 }
             }
             Egress {
-                default: e.default,
+                default,
                 report: e.report,
                 rules,
                 dns: e.dns,
             }
         }
     };
-    Profile {
-        name: raw.name,
-        mode: raw.mode,
-        selector,
-        egress,
-        syscalls: raw
-            .syscalls
-            .into_iter()
-            .map(|r| SyscallRule {
+    let syscalls = raw
+        .syscalls
+        .into_iter()
+        .map(|spanned| {
+            let at = Position::of(&spanned);
+            let r = spanned.value;
+            if r.names.is_empty() && r.set.is_none() {
+                return Err(YamlError {
+                    at,
+                    message: "a syscall rule needs `names`, `set`, or both".to_owned(),
+                });
+            }
+            let except = match r.except {
+                Some(except) if !except.value.is_empty() && r.set.is_none() => {
+                    return Err(YamlError {
+                        at: Position::of(&except),
+                        message: "`except` leaves syscalls out of a `set`; this rule has none"
+                            .to_owned(),
+                    });
+                }
+                Some(except) => except.value,
+                None => Vec::new(),
+            };
+            Ok(SyscallRule {
                 names: r.names,
                 set: r.set,
-                except: r.except,
-                action: r.action,
+                except,
+                action: r.action.ok_or_else(|| missing(at, "action"))?,
             })
-            .collect(),
-        runtime: raw.runtime,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let profile = Profile {
+        name: name.value.clone(),
+        mode,
+        selector,
+        egress,
+        syscalls,
+        runtime: runtime(raw.runtime.unwrap_or_default())?,
         learn: false,
         source: file.to_path_buf(),
-    }
+    };
+    Ok((profile, Position::of(&name)))
 }
 
-/// serde_yaml appends " at line L column C" to messages; the location is already in
-/// front of ours.
-fn clean_message(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// Line and column (1-based) of a top-level `key:` in a YAML text, or 1:1.
-/// Line and column of the first `key:` at any indentation.
-fn nested_key_position(text: &str, key: &str) -> (usize, usize) {
-    let prefix = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .find_map(|(i, l)| {
-            let indent = l.len() - l.trim_start().len();
-            l.trim_start()
-                .starts_with(&prefix)
-                .then_some((i + 1, indent + 1))
-        })
-        .unwrap_or((1, 1))
-}
-
-fn key_position(text: &str, key: &str) -> (usize, usize) {
-    let prefix = format!("{key}:");
-    text.lines()
-        .position(|l| l.starts_with(&prefix))
-        .map_or((1, 1), |i| (i + 1, 1))
+/// The hardened runtime profile: paths checked together, devices one by one.
+fn runtime(r: RawRuntime) -> Result<Runtime, YamlError> {
+    super::paths::validate(&r.read_only, &r.writable)?;
+    let devices = match r.devices {
+        None => None,
+        Some(entries) => Some(
+            entries
+                .into_iter()
+                .map(|d| {
+                    let at = Position::of(&d);
+                    d.value.validate(at)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let mut posture = r.posture;
+    posture.sort_unstable();
+    posture.dedup();
+    Ok(Runtime {
+        user: r.user,
+        binds: r.binds,
+        raw_sockets: r.raw_sockets,
+        capabilities: r.capabilities,
+        no_new_privileges: r.no_new_privileges,
+        devices,
+        read_only: r.read_only.into_iter().map(|p| p.value).collect(),
+        writable: r.writable.into_iter().map(|p| p.value).collect(),
+        posture,
+    })
 }
 
 #[cfg(test)]
