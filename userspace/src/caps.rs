@@ -52,8 +52,27 @@ pub const NAMES: [&str; 41] = [
 
 /// A set of capabilities, bit `n` = capability `n` (as the kernel's `kernel_cap_t`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize)]
-#[serde(try_from = "Vec<String>")]
+#[serde(from = "Vec<CapEntry>")]
 pub struct CapSet(pub u64);
+
+/// One name of a written list (`NET_ADMIN`, `cap_chown`, `ALL`), checked on its own so
+/// that a name that is no capability is reported where it is written.
+#[derive(Deserialize)]
+#[serde(try_from = "String")]
+struct CapEntry(CapSet);
+
+impl TryFrom<String> for CapEntry {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        CapSet::from_names(&[name]).map(Self)
+    }
+}
+
+impl From<Vec<CapEntry>> for CapSet {
+    fn from(entries: Vec<CapEntry>) -> Self {
+        Self(entries.iter().fold(0, |bits, e| bits | e.0.0))
+    }
+}
 
 impl CapSet {
     /// The number of a capability named `NET_ADMIN`, `CAP_NET_ADMIN` or `net_admin`.
@@ -168,7 +187,7 @@ mod tests {
         );
         let listed = format!("capabilities: {}", set.profile_list());
         let parsed: std::collections::HashMap<String, CapSet> =
-            serde_yaml::from_str(&listed).unwrap();
+            crate::yaml::from_str(&listed).unwrap();
         assert_eq!(parsed["capabilities"], set);
     }
 }

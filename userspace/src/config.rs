@@ -48,11 +48,35 @@ impl TryFrom<String> for SinkText {
     }
 }
 
+/// Rotation of file sinks; both keys are required.
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RotateFields")]
 pub struct Rotate {
     pub max_bytes: u64,
     pub keep: u32,
+}
+
+/// `rotate:` as written. A missing key is checked here rather than by serde, so that
+/// it is reported where the mapping starts (serde's own check would be placed at the
+/// mapping's last key).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateFields {
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    keep: Option<u32>,
+}
+
+impl TryFrom<RotateFields> for Rotate {
+    type Error = String;
+    fn try_from(f: RotateFields) -> Result<Self, String> {
+        let missing = |key: &str| format!("missing field `{key}`");
+        Ok(Self {
+            max_bytes: f.max_bytes.ok_or_else(|| missing("max_bytes"))?,
+            keep: f.keep.ok_or_else(|| missing("keep"))?,
+        })
+    }
 }
 
 impl AgentConfig {
@@ -60,10 +84,7 @@ impl AgentConfig {
         let text = std::fs::read_to_string(path).map_err(|e| {
             anyhow::anyhow!("{}: cannot read the agent config: {e}", path.display())
         })?;
-        serde_yaml::from_str(&text).map_err(|e| {
-            let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-            anyhow::anyhow!("{}:{line}:{column}: {e}", path.display())
-        })
+        crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
     }
 
     /// The sinks, with the file's rotation applied to file targets.
@@ -118,13 +139,13 @@ mod tests {
         crate::policy::load_path(&root.join("policies")).unwrap();
         let k8s = std::fs::read_to_string(root.join("deploy/kubernetes/cgwarden.yaml")).unwrap();
         let mut checked = 0;
-        for doc in serde_yaml::Deserializer::from_str(&k8s) {
-            let value = serde_yaml::Value::deserialize(doc).unwrap();
-            let Some(data) = value.get("data").and_then(|d| d.as_mapping()) else {
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&k8s).unwrap();
+        for value in docs {
+            let Some(data) = value.get("data").and_then(|d| d.as_object()) else {
                 continue;
             };
             for (key, text) in data {
-                let (key, text) = (key.as_str().unwrap(), text.as_str().unwrap());
+                let (key, text) = (key.as_str(), text.as_str().unwrap());
                 let dir = tempfile::tempdir().unwrap();
                 let file = dir.path().join(key);
                 std::fs::write(&file, text).unwrap();
@@ -174,5 +195,34 @@ mod tests {
         let unknown = dir.path().join("unknown.yaml");
         std::fs::write(&unknown, "polcy: x\n").unwrap();
         assert!(AgentConfig::load(&unknown).is_err());
+    }
+
+    #[test]
+    fn config_errors_are_placed_at_the_key_or_value_at_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = |text: &str| {
+            let file = dir.path().join("agent.yaml");
+            std::fs::write(&file, text).unwrap();
+            let e = AgentConfig::load(&file).unwrap_err().to_string();
+            e.strip_prefix(&format!("{}:", file.display()))
+                .unwrap_or_else(|| panic!("{e}"))
+                .to_owned()
+        };
+        let e = error("sinks:\n  - json:-\n  - \"xml:-\"\n");
+        assert!(e.starts_with("3:5: "), "{e}");
+        let e = error("policy: /p\nmetrics: \"off\"\npolcy: x\n");
+        assert!(e.starts_with("3:1: unknown field `polcy`"), "{e}");
+        let e = error("metrics: \"off\"\nfail_open: false\nmetrics: 127.0.0.1:9\n");
+        assert_eq!(e, "3:1: duplicate key `metrics`: each key may appear once");
+        let e = error("fail_open: yes\n");
+        assert!(e.starts_with("1:12: "), "{e}");
+        let e = error("policy: /p\nrotate:\n  max_bytes: 1000\n  kep: 2\n");
+        assert!(e.starts_with("4:3: unknown field `kep`"), "{e}");
+        let e = error("policy: /p\nrotate:\n  max_bytes: 1000\n");
+        assert_eq!(e, "3:3: missing field `keep`");
+        let e = error("rotate: {max_bytes: many, keep: 2}\n");
+        assert!(e.starts_with("1:21: ") && e.contains("`many`"), "{e}");
+        let e = error("resolver: 127.0.0.53\n");
+        assert!(e.starts_with("1:11: "), "{e}");
     }
 }

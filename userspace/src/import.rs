@@ -162,11 +162,7 @@ fn writable_mounts<'a>(mounts: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// `com.docker.compose.project`): `explicit` (`-p`), else the file's top-level `name:`,
 /// else `COMPOSE_PROJECT_NAME`, else the name of the file's directory, lower-cased,
 /// keeping only `a-z`, `0-9`, `-` and `_` (as docker-compose and `docker compose` do).
-pub fn compose_project(
-    file: &std::path::Path,
-    compose: &serde_yaml::Value,
-    explicit: Option<&str>,
-) -> String {
+pub fn compose_project(file: &std::path::Path, compose: &Value, explicit: Option<&str>) -> String {
     let normalise = |name: &str| -> String {
         name.to_lowercase()
             .chars()
@@ -176,7 +172,7 @@ pub fn compose_project(
     if let Some(name) = explicit {
         return normalise(name);
     }
-    if let Some(name) = compose.get("name").and_then(serde_yaml::Value::as_str) {
+    if let Some(name) = compose.get("name").and_then(Value::as_str) {
         return normalise(name);
     }
     if let Ok(name) = std::env::var("COMPOSE_PROJECT_NAME")
@@ -196,23 +192,19 @@ pub fn compose_project(
 }
 
 /// Reads one service of a Compose file whose project is `project`.
-pub fn from_compose(
-    compose: &serde_yaml::Value,
-    project: &str,
-    service: &str,
-) -> Result<Hardening, String> {
+pub fn from_compose(compose: &Value, project: &str, service: &str) -> Result<Hardening, String> {
     let svc = compose
         .get("services")
         .and_then(|s| s.get(service))
         .ok_or_else(|| format!("the Compose file has no service `{service}`"))?;
     let strings = |key: &str| -> Vec<String> {
         match svc.get(key) {
-            Some(serde_yaml::Value::Sequence(items)) => items
+            Some(Value::Array(items)) => items
                 .iter()
                 .filter_map(|i| match i {
-                    serde_yaml::Value::String(s) => Some(s.clone()),
-                    serde_yaml::Value::Number(n) => Some(n.to_string()),
-                    serde_yaml::Value::Mapping(m) => m.get("published").map(|p| {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Number(n) => Some(n.to_string()),
+                    Value::Object(m) => m.get("published").map(|p| {
                         format!(
                             "{}:{:?}",
                             m.get("host_ip")
@@ -224,19 +216,16 @@ pub fn from_compose(
                     _ => None,
                 })
                 .collect(),
-            Some(serde_yaml::Value::Mapping(m)) => m
-                .keys()
-                .filter_map(|k| k.as_str().map(str::to_owned))
-                .collect(),
+            Some(Value::Object(m)) => m.keys().cloned().collect(),
             _ => Vec::new(),
         }
     };
     let user = svc.get("user").and_then(|u| match u {
-        serde_yaml::Value::Number(n) => n.as_u64().map(|v| v as u32),
-        serde_yaml::Value::String(s) => s.split(':').next().and_then(|x| x.parse().ok()),
+        Value::Number(n) => n.as_u64().map(|v| v as u32),
+        Value::String(s) => s.split(':').next().and_then(|x| x.parse().ok()),
         _ => None,
     });
-    let privileged = svc.get("privileged").and_then(serde_yaml::Value::as_bool) == Some(true);
+    let privileged = svc.get("privileged").and_then(Value::as_bool) == Some(true);
     let (capabilities, unknown_capabilities) =
         docker_capabilities(&strings("cap_add"), &strings("cap_drop"), privileged);
     let ports = strings("ports");
@@ -249,17 +238,17 @@ pub fn from_compose(
         .iter()
         .map(|t| t.split(':').next().unwrap_or_default().to_owned())
         .collect();
-    if let Some(serde_yaml::Value::String(t)) = svc.get("tmpfs") {
+    if let Some(Value::String(t)) = svc.get("tmpfs") {
         mounts.push(t.split(':').next().unwrap_or_default().to_owned());
     }
     for v in svc
         .get("volumes")
-        .and_then(serde_yaml::Value::as_sequence)
+        .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
         match v {
-            serde_yaml::Value::String(s) => {
+            Value::String(s) => {
                 let parts: Vec<&str> = s.split(':').collect();
                 let ro = parts
                     .get(2)
@@ -268,8 +257,8 @@ pub fn from_compose(
                     mounts.push((*target).to_owned());
                 }
             }
-            serde_yaml::Value::Mapping(m) => {
-                let ro = m.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true);
+            Value::Object(m) => {
+                let ro = m.get("read_only").and_then(Value::as_bool) == Some(true);
                 if let (Some(target), false) = (m.get("target").and_then(|t| t.as_str()), ro) {
                     mounts.push(target.to_owned());
                 }
@@ -295,14 +284,14 @@ pub fn from_compose(
         },
         writable: writable_mounts(mounts.iter().map(String::as_str)),
         devices,
-        read_only_root: svc.get("read_only").and_then(serde_yaml::Value::as_bool) == Some(true),
+        read_only_root: svc.get("read_only").and_then(Value::as_bool) == Some(true),
         no_new_privileges: strings("security_opt")
             .iter()
             .any(|o| o.replace('=', ":") == "no-new-privileges:true" || o == "no-new-privileges"),
         loopback_ports,
         forwarded_ports: !ports.is_empty()
             && !matches!(
-                svc.get("network_mode").and_then(serde_yaml::Value::as_str),
+                svc.get("network_mode").and_then(Value::as_str),
                 Some("host" | "none")
             ),
         ports,
@@ -403,8 +392,9 @@ mod project_tests {
         std::fs::create_dir(&sub).unwrap();
         let file = sub.join("compose.yml");
         std::fs::write(&file, "services: {}\n").unwrap();
-        let plain: serde_yaml::Value = serde_yaml::from_str("services: {}").unwrap();
-        let named: serde_yaml::Value = serde_yaml::from_str("name: Shop\nservices: {}").unwrap();
+        let plain: serde_json::Value = crate::yaml::from_foreign_str("services: {}").unwrap();
+        let named: serde_json::Value =
+            crate::yaml::from_foreign_str("name: Shop\nservices: {}").unwrap();
         assert_eq!(super::compose_project(&file, &named, None), "shop");
         assert_eq!(super::compose_project(&file, &plain, Some("X-1")), "x-1");
         if std::env::var_os("COMPOSE_PROJECT_NAME").is_none() {
@@ -601,7 +591,7 @@ mod tests {
 
     #[test]
     fn reads_a_compose_service() {
-        let compose: serde_yaml::Value = serde_yaml::from_str(
+        let compose: Value = crate::yaml::from_foreign_str(
             "services:\n  gateway:\n    user: \"1000:1000\"\n    cap_drop: [ALL]\n    read_only: true\n    security_opt: [\"no-new-privileges:true\"]\n    ports: [\"127.0.0.1:8080:8080\"]\n    networks: [backend]\n  web:\n    ports: [\"80:80\"]\n",
         )
         .unwrap();
@@ -715,7 +705,7 @@ mod tests {
         );
         assert_eq!(docker_capabilities(&[], &[], true).0, all);
         // A privileged service: every capability, written as ALL, and it parses.
-        let compose: serde_yaml::Value = serde_yaml::from_str(
+        let compose: Value = crate::yaml::from_foreign_str(
             "services:\n  x:\n    privileged: true\n    security_opt: [no-new-privileges]\n",
         )
         .unwrap();

@@ -13,7 +13,8 @@
 //! - [`sinks`], [`metrics`]: where events and counters go; [`config`]: the agent's file;
 //!   [`notify`]: telling systemd the agent is enforcing;
 //! - [`exec`]: one command (or, for a while, a running cgroup) under a profile;
-//!   [`learn`]: learn mode, merging, checking a profile.
+//!   [`learn`]: learn mode, merging, checking a profile;
+//! - [`yaml`]: reading YAML, with the position of every error.
 
 pub mod agent;
 pub mod aggregate;
@@ -43,3 +44,4 @@ pub mod serve;
 pub mod sinks;
 pub mod syscalls;
 pub mod watch;
+pub mod yaml;

@@ -330,10 +330,8 @@ pub fn from_oci(config: &Path, name: &str) -> anyhow::Result<i32> {
 pub fn from_compose(compose: &Path, service: &str, project: Option<&str>) -> anyhow::Result<i32> {
     let text = std::fs::read_to_string(compose)
         .with_context(|| format!("reading {}", compose.display()))?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
-        let (l, c) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        anyhow::anyhow!("{}:{l}:{c}: {e}", compose.display())
-    })?;
+    let value: serde_json::Value = cgwarden::yaml::from_foreign_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{e}", compose.display()))?;
     let project = cgwarden::import::compose_project(compose, &value, project);
     let h =
         cgwarden::import::from_compose(&value, &project, service).map_err(anyhow::Error::msg)?;

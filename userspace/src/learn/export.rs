@@ -820,9 +820,7 @@ mod tests {
     }
 
     fn parse(yaml: &str) -> Value {
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
-        serde_json::to_value(v).unwrap()
+        crate::yaml::from_str(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
     }
 
     fn label(s: &str) -> PodLabel {
@@ -1032,7 +1030,7 @@ mod tests {
             "0x1f",
             "~",
         ] {
-            let v: serde_yaml::Value = serde_yaml::from_str(&format!("k: {}", scalar(s))).unwrap();
+            let v: Value = crate::yaml::from_str(&format!("k: {}", scalar(s))).unwrap();
             assert_eq!(v["k"].as_str(), Some(s), "{s} as {}", scalar(s));
         }
     }

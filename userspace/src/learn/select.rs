@@ -58,10 +58,10 @@ pub enum Many {
 
 /// The selector as one line of YAML (JSON), or why it is no selector.
 pub fn selector_line(text: &str) -> anyhow::Result<String> {
-    let value: serde_yaml::Value = serde_yaml::from_str(text)
+    let value: serde_json::Value = crate::yaml::from_str(text)
         .map_err(|e| anyhow::anyhow!("--select {text:?} is not YAML: {e}"))?;
     anyhow::ensure!(
-        value.is_mapping(),
+        value.is_object(),
         "--select takes a selector as profiles write it, a mapping: `name: web`, `{{compose: {{project: shop, service: web}}}}`, `cgroup: \"/docker/*\"`"
     );
     let json = serde_json::to_string(&value).context("the selector as JSON")?;

@@ -15,6 +15,9 @@ use serde::{
     Deserialize,
     de::{self, MapAccess, Visitor},
 };
+use serde_saphyr::Spanned;
+
+use crate::yaml::{Position, YamlError};
 
 /// One entry of `runtime.devices`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,104 +166,145 @@ pub(crate) fn simulate(entries: &[(DeviceKey, u32)], dev_type: u32, major: u32, 
     lookup(entries, dev_type, major, minor)
 }
 
-impl<'de> Deserialize<'de> for DeviceRule {
+/// One entry of `runtime.devices` as written; [`RawDeviceRule::validate`] checks it
+/// against the positions of its values.
+#[derive(Debug)]
+pub enum RawDeviceRule {
+    Default,
+    /// Boxed: four values with their positions.
+    Device(Box<DeviceFields>),
+}
+
+impl<'de> Deserialize<'de> for RawDeviceRule {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visit;
         impl<'de> Visitor<'de> for Visit {
-            type Value = DeviceRule;
+            type Value = RawDeviceRule;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("`default` or a device `{type: c, major: 1, minor: 3, access: rw}`")
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DeviceRule, E> {
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDeviceRule, E> {
                 if v == "default" {
-                    Ok(DeviceRule::Default)
+                    Ok(RawDeviceRule::Default)
                 } else {
                     Err(E::custom(format!(
                         "unknown device set `{v}`: write `default` or a device `{{type: c, major: 1, minor: 3, access: rw}}`"
                     )))
                 }
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<DeviceRule, A::Error> {
-                let fields = DeviceFields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                fields
-                    .validate()
-                    .map(DeviceRule::Device)
-                    .map_err(de::Error::custom)
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawDeviceRule, A::Error> {
+                DeviceFields::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|f| RawDeviceRule::Device(Box::new(f)))
             }
         }
         deserializer.deserialize_any(Visit)
     }
 }
 
-#[derive(Deserialize)]
+/// A device as written: every key is required (checked by [`RawDeviceRule::validate`],
+/// so that a missing one is reported where the device starts).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DeviceFields {
-    #[serde(rename = "type")]
-    kind: String,
-    major: Number,
-    minor: Number,
-    access: String,
+pub struct DeviceFields {
+    #[serde(rename = "type", default)]
+    kind: Option<Spanned<String>>,
+    #[serde(default)]
+    major: Option<Spanned<Number>>,
+    #[serde(default)]
+    minor: Option<Spanned<Number>>,
+    #[serde(default)]
+    access: Option<Spanned<String>>,
 }
 
 /// A device number as written: a number or `*`.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum Number {
     Value(u64),
     Text(String),
 }
 
-impl Number {
-    fn get(&self, what: &str) -> Result<Option<u32>, String> {
-        match self {
-            Self::Value(n) => u32::try_from(*n)
-                .ok()
-                .filter(|n| *n != DEVICE_ANY)
-                .map(Some)
-                .ok_or_else(|| format!("device {what} number {n} is out of range")),
-            Self::Text(t) if t == "*" => Ok(None),
-            Self::Text(t) => Err(format!(
-                "device {what} number `{t}` is neither a number nor `*`"
-            )),
-        }
+/// `message` at the value `at` is about.
+fn invalid<T>(at: &Spanned<T>, message: String) -> YamlError {
+    YamlError {
+        at: Position::of(at),
+        message,
     }
 }
 
-impl DeviceFields {
-    fn validate(self) -> Result<Device, String> {
-        let kind = match self.kind.as_str() {
+fn number(n: &Spanned<Number>, what: &str) -> Result<Option<u32>, YamlError> {
+    match &n.value {
+        Number::Value(v) => u32::try_from(*v)
+            .ok()
+            .filter(|v| *v != DEVICE_ANY)
+            .map(Some)
+            .ok_or_else(|| invalid(n, format!("device {what} number {v} is out of range"))),
+        Number::Text(t) if t == "*" => Ok(None),
+        Number::Text(t) => Err(invalid(
+            n,
+            format!("device {what} number `{t}` is neither a number nor `*`"),
+        )),
+    }
+}
+
+impl RawDeviceRule {
+    /// The rule, or what is wrong with it where it is written; `at` is where the entry
+    /// starts.
+    pub fn validate(self, at: Position) -> Result<DeviceRule, YamlError> {
+        let f = match self {
+            Self::Default => return Ok(DeviceRule::Default),
+            Self::Device(f) => *f,
+        };
+        let missing = |key: &str| YamlError {
+            at,
+            message: format!("missing field `{key}`"),
+        };
+        let kind = f.kind.ok_or_else(|| missing("type"))?;
+        let major = f.major.ok_or_else(|| missing("major"))?;
+        let minor = f.minor.ok_or_else(|| missing("minor"))?;
+        let access_text = f.access.ok_or_else(|| missing("access"))?;
+        let kind = match kind.value.as_str() {
             "c" => DeviceType::Char,
             "b" => DeviceType::Block,
             "a" | "*" => DeviceType::All,
             other => {
-                return Err(format!(
-                    "device type `{other}` is not `c` (character), `b` (block) or `a` (both)"
+                return Err(invalid(
+                    &kind,
+                    format!(
+                        "device type `{other}` is not `c` (character), `b` (block) or `a` (both)"
+                    ),
                 ));
             }
         };
         let mut access = 0;
-        for c in self.access.chars() {
+        for c in access_text.value.chars() {
             access |= match c {
                 'r' => device_access::READ,
                 'w' => device_access::WRITE,
                 'm' => device_access::MKNOD,
                 other => {
-                    return Err(format!(
-                        "device access `{}` has `{other}`; use r (read), w (write) and m (mknod)",
-                        self.access
+                    return Err(invalid(
+                        &access_text,
+                        format!(
+                            "device access `{}` has `{other}`; use r (read), w (write) and m (mknod)",
+                            access_text.value
+                        ),
                     ));
                 }
             };
         }
         if access == 0 {
-            return Err("device access is empty; use r, w and m".to_owned());
+            return Err(invalid(
+                &access_text,
+                "device access is empty; use r, w and m".to_owned(),
+            ));
         }
-        Ok(Device {
+        Ok(DeviceRule::Device(Device {
             kind,
-            major: self.major.get("major")?,
-            minor: self.minor.get("minor")?,
+            major: number(&major, "major")?,
+            minor: number(&minor, "minor")?,
             access,
-        })
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Reading profiles from files and directories into valid [`Profile`]s, with errors
-//! that name file, line and column.
+//! that name file, line and column: those of the value or key at fault, as the YAML
+//! parser ([`crate::yaml`]) or a `Spanned` field of the raw profile gives them.
 
 use std::{
     collections::HashMap,
@@ -8,12 +9,13 @@ use std::{
 };
 
 use super::{
-    raw::{RawEgressRule, RawProfile},
+    raw::{RawProfile, RawRuntime},
     types::{
-        ComposeSelector, Egress, EgressRule, K8sSelector, Profile, RuleAction, Selector,
+        ComposeSelector, Egress, EgressRule, K8sSelector, Profile, RuleAction, Runtime, Selector,
         SyscallRule,
     },
 };
+use crate::yaml::{self, Position, YamlError};
 
 /// One problem in one profile file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,20 +89,20 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
                 continue;
             }
         };
-        match parse_str(&text, &file) {
-            Ok(profile) => {
+        match parse(&text, &file) {
+            Ok((profile, name_at)) => {
                 let name = profile.name.as_str().to_owned();
                 if let Some(first) = seen.get(&name) {
-                    let (line, column) = key_position(&text, "name");
-                    errors.push(PolicyError {
-                        file: file.clone(),
-                        line,
-                        column,
-                        message: format!(
-                            "profile name `{name}` is already used by {}",
-                            first.display()
-                        ),
-                    });
+                    errors.push(PolicyError::at(
+                        &file,
+                        YamlError {
+                            at: name_at,
+                            message: format!(
+                                "profile name `{name}` is already used by {}",
+                                first.display()
+                            ),
+                        },
+                    ));
                 } else {
                     seen.insert(name, file.clone());
                     profiles.push(profile);
@@ -116,31 +118,60 @@ pub fn load_path(path: &Path) -> Result<Vec<Profile>, PolicyErrors> {
     }
 }
 
-/// Parses one profile document; `file` is used in error messages and kept in the profile.
-pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
-    let raw: RawProfile = serde_yaml::from_str(text).map_err(|e| {
-        let (mut line, mut column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        // A check over the whole `runtime:` section has no location of its own (or the
-        // section's): point at the key it is about.
-        let message = e.to_string();
-        if ((line, column) == (1, 1) || message.contains("`read_only_root`"))
-            && let Some(key) = ["read_only_root", "writable", "read_only"]
-                .into_iter()
-                .find(|k| message.contains(&format!("`{k}`")) || message.contains(k))
-        {
-            (line, column) = nested_key_position(text, key);
-        }
-        PolicyError {
+impl PolicyError {
+    fn at(file: &Path, e: YamlError) -> Self {
+        Self {
             file: file.to_path_buf(),
-            line,
-            column,
-            message: clean_message(&message),
+            line: e.at.line,
+            column: e.at.column,
+            message: e.message,
         }
-    })?;
-    Ok(from_raw(raw, file))
+    }
 }
 
-fn from_raw(raw: RawProfile, file: &Path) -> Profile {
+/// Parses one profile document; `file` is used in error messages and kept in the profile.
+pub fn parse_str(text: &str, file: &Path) -> Result<Profile, PolicyError> {
+    parse(text, file).map(|(profile, _)| profile)
+}
+
+/// The profile, and where its name is written.
+fn parse(text: &str, file: &Path) -> Result<(Profile, Position), PolicyError> {
+    let raw: RawProfile =
+        serde_saphyr::from_str_with_options(text, yaml::strict()).map_err(|e| {
+            let mut error = YamlError::new(&e, text);
+            if let Some(instead) = retired_key(&e) {
+                error.message = instead.to_owned();
+            }
+            PolicyError::at(file, error)
+        })?;
+    from_raw(raw, file).map_err(|e| PolicyError::at(file, e))
+}
+
+/// What to write instead of a key profiles no longer have (reported at the key).
+fn retired_key(e: &serde_saphyr::Error) -> Option<&'static str> {
+    match e.without_snippet() {
+        serde_saphyr::Error::SerdeUnknownField {
+            field, expected, ..
+        } if field == "read_only_root" && expected.contains(&"writable") => Some(
+            "`read_only_root` is no longer a key: a read-only root is `read_only: [/]`, with the container's writable mounts as `writable` (the OCI check follows from it)",
+        ),
+        _ => None,
+    }
+}
+
+/// `missing field` at `at`, where the mapping that lacks it starts.
+fn missing(at: Position, key: &str) -> YamlError {
+    YamlError {
+        at,
+        message: format!("missing field `{key}`"),
+    }
+}
+
+/// Checks what serde does not (required keys, keys that depend on each other) and
+/// builds the profile; every error is placed at the value or mapping it is about.
+fn from_raw(raw: RawProfile, file: &Path) -> Result<(Profile, Position), YamlError> {
+    let name = raw.name.ok_or_else(|| missing(Position::START, "name"))?;
+    let mode = raw.mode.ok_or_else(|| missing(Position::START, "mode"))?;
     let selector = match raw.selector {
         Some(s) => Selector {
             cgroup: s.cgroup.into_vec(),
@@ -162,83 +193,108 @@ fn from_raw(raw: RawProfile, file: &Path) -> Profile {
     };
     let egress = match raw.egress {
         None => Egress::default(),
-        Some(e) => {
-            let label = |kind: &str, i: usize, r: &RawEgressRule| {
-                r.name.clone().unwrap_or_else(|| format!("{kind}[{i}]"))
-            };
+        Some(spanned) => {
+            let at = Position::of(&spanned);
+            let e = spanned.value;
+            let default = e.default.ok_or_else(|| missing(at, "default"))?;
             let mut rules = Vec::with_capacity(e.allow.len() + e.deny.len());
             for (list, kind, action) in [
                 (e.allow, "allow", RuleAction::Allow),
                 (e.deny, "deny", RuleAction::Deny),
             ] {
                 for (i, r) in list.into_iter().enumerate() {
+                    let at = Position::of(&r);
+                    let r = r.value;
                     rules.push(EgressRule {
-                        label: label(kind, i, &r),
+                        label: r.name.unwrap_or_else(|| format!("{kind}[{i}]")),
                         action,
-                        to: r.to.into_vec(),
+                        to: r.to.ok_or_else(|| missing(at, "to"))?.into_vec(),
                         ports: r.ports,
                         protocol: r.protocol,
                     });
                 }
             }
             Egress {
-                default: e.default,
+                default,
                 report: e.report,
                 rules,
                 dns: e.dns,
             }
         }
     };
-    Profile {
-        name: raw.name,
-        mode: raw.mode,
-        selector,
-        egress,
-        syscalls: raw
-            .syscalls
-            .into_iter()
-            .map(|r| SyscallRule {
+    let syscalls = raw
+        .syscalls
+        .into_iter()
+        .map(|spanned| {
+            let at = Position::of(&spanned);
+            let r = spanned.value;
+            if r.names.is_empty() && r.set.is_none() {
+                return Err(YamlError {
+                    at,
+                    message: "a syscall rule needs `names`, `set`, or both".to_owned(),
+                });
+            }
+            let except = match r.except {
+                Some(except) if !except.value.is_empty() && r.set.is_none() => {
+                    return Err(YamlError {
+                        at: Position::of(&except),
+                        message: "`except` leaves syscalls out of a `set`; this rule has none"
+                            .to_owned(),
+                    });
+                }
+                Some(except) => except.value,
+                None => Vec::new(),
+            };
+            Ok(SyscallRule {
                 names: r.names,
                 set: r.set,
-                except: r.except,
-                action: r.action,
+                except,
+                action: r.action.ok_or_else(|| missing(at, "action"))?,
             })
-            .collect(),
-        runtime: raw.runtime,
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let profile = Profile {
+        name: name.value.clone(),
+        mode,
+        selector,
+        egress,
+        syscalls,
+        runtime: runtime(raw.runtime.unwrap_or_default())?,
         learn: false,
         source: file.to_path_buf(),
-    }
+    };
+    Ok((profile, Position::of(&name)))
 }
 
-/// serde_yaml appends " at line L column C" to messages; the location is already in
-/// front of ours.
-fn clean_message(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// Line and column (1-based) of a top-level `key:` in a YAML text, or 1:1.
-/// Line and column of the first `key:` at any indentation.
-fn nested_key_position(text: &str, key: &str) -> (usize, usize) {
-    let prefix = format!("{key}:");
-    text.lines()
-        .enumerate()
-        .find_map(|(i, l)| {
-            let indent = l.len() - l.trim_start().len();
-            l.trim_start()
-                .starts_with(&prefix)
-                .then_some((i + 1, indent + 1))
-        })
-        .unwrap_or((1, 1))
-}
-
-fn key_position(text: &str, key: &str) -> (usize, usize) {
-    let prefix = format!("{key}:");
-    text.lines()
-        .position(|l| l.starts_with(&prefix))
-        .map_or((1, 1), |i| (i + 1, 1))
+/// The hardened runtime profile: paths checked together, devices one by one.
+fn runtime(r: RawRuntime) -> Result<Runtime, YamlError> {
+    super::paths::validate(&r.read_only, &r.writable)?;
+    let devices = match r.devices {
+        None => None,
+        Some(entries) => Some(
+            entries
+                .into_iter()
+                .map(|d| {
+                    let at = Position::of(&d);
+                    d.value.validate(at)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
+    let mut posture = r.posture;
+    posture.sort_unstable();
+    posture.dedup();
+    Ok(Runtime {
+        user: r.user,
+        binds: r.binds,
+        raw_sockets: r.raw_sockets,
+        capabilities: r.capabilities,
+        no_new_privileges: r.no_new_privileges,
+        devices,
+        read_only: r.read_only.into_iter().map(|p| p.value).collect(),
+        writable: r.writable.into_iter().map(|p| p.value).collect(),
+        posture,
+    })
 }
 
 #[cfg(test)]
@@ -489,5 +545,262 @@ mod tests {
         assert!(errors[0].message.contains("already used"));
         assert!(errors[0].file.ends_with("b.yaml"));
         assert!(errors[1].file.ends_with("c.yaml"));
+    }
+
+    /// The line and column of the error `text` gives, and its message.
+    fn error_at(text: &str) -> ((usize, usize), String) {
+        let e = parse(text).unwrap_err();
+        ((e.line, e.column), e.message)
+    }
+
+    #[test]
+    fn a_bad_cidr_in_the_third_rule_is_placed_at_itself() {
+        let (at, message) = error_at(concat!(
+            "name: a\n",
+            "mode: enforce\n",
+            "egress:\n",
+            "  default: deny\n",
+            "  allow:\n",
+            "    - to: 10.0.0.0/8\n",
+            "    - to: [192.168.0.0/16, example.com]\n",
+            "    - name: third\n",
+            "      to: [10.1.0.0/16, 10.2.0.300/16]\n",
+            "      ports: [443]\n",
+        ));
+        assert_eq!(at, (9, 25), "{message}");
+        assert!(
+            message.contains("invalid CIDR `10.2.0.300/16`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_bad_port_in_a_nested_list_is_placed_at_itself() {
+        let (at, message) = error_at(concat!(
+            "name: a\n",
+            "mode: audit\n",
+            "egress:\n",
+            "  default: deny\n",
+            "  deny:\n",
+            "    - to: ::1\n",
+            "    - to: 192.0.2.0/24\n",
+            "      ports:\n",
+            "        - 53\n",
+            "        - \"1000-999\"\n",
+            "        - 80\n",
+        ));
+        assert_eq!(at, (10, 11), "{message}");
+        assert_eq!(message, "port range `1000-999` is empty (start above end)");
+        let (at, message) = error_at(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - {to: ::1, ports: [1, 70000]}\n",
+        );
+        assert_eq!(at, (6, 28), "{message}");
+        assert!(message.contains("70000 is out of range"), "{message}");
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_syscall_rule_is_placed_at_the_key() {
+        let (at, message) = error_at(concat!(
+            "name: a\n",
+            "mode: audit\n",
+            "syscalls:\n",
+            "  - names: [mount]\n",
+            "    action: kill\n",
+            "  - set: escape\n",
+            "    except: [ptrace]\n",
+            "    acton: report\n",
+        ));
+        assert_eq!(at, (8, 5), "{message}");
+        assert!(
+            message.starts_with("unknown field `acton`, expected one of `names`"),
+            "{message}"
+        );
+        // A syscall name that is none, in a flow list.
+        let (at, message) = error_at(
+            "name: a\nmode: audit\nsyscalls:\n  - names: [mount, teleport]\n    action: kill\n",
+        );
+        assert_eq!(at, (4, 20), "{message}");
+    }
+
+    #[test]
+    fn bad_device_entries_are_placed_at_the_value_at_fault() {
+        let devices = |entries: &str| {
+            error_at(&format!(
+                "name: a\nmode: enforce\nruntime:\n  devices:\n    - default\n{entries}"
+            ))
+        };
+        let (at, message) =
+            devices("    - type: c\n      major: 10\n      minor: 200\n      access: rwx\n");
+        assert_eq!(at, (9, 15), "{message}");
+        assert!(message.contains("has `x`"), "{message}");
+        let (at, message) =
+            devices("    - type: c\n      major: 4294967295\n      minor: 1\n      access: r\n");
+        assert_eq!(at, (7, 14), "{message}");
+        assert!(message.contains("out of range"), "{message}");
+        let (at, message) = devices("    - {type: q, major: 1, minor: 3, access: r}\n");
+        assert_eq!(at, (6, 14), "{message}");
+        // A missing key: where the device starts.
+        let (at, message) = devices("    - type: c\n      major: 10\n      access: rw\n");
+        assert_eq!(at, (6, 7), "{message}");
+        assert_eq!(message, "missing field `minor`");
+        let (at, message) = devices("    - {type: c, major: 1, minor: 3, acess: r}\n");
+        assert_eq!(at, (6, 37), "{message}");
+        assert!(message.starts_with("unknown field `acess`"), "{message}");
+    }
+
+    #[test]
+    fn a_key_repeated_in_a_rule_is_placed_at_its_second_occurrence() {
+        let (at, message) = error_at(concat!(
+            "name: a\n",
+            "mode: enforce\n",
+            "egress:\n",
+            "  default: deny\n",
+            "  allow:\n",
+            "    - to: 10.0.0.0/8\n",
+            "      ports: [443]\n",
+            "      protocol: tcp\n",
+            "      ports: [80]\n",
+        ));
+        assert_eq!(at, (9, 7), "{message}");
+        assert_eq!(message, "duplicate key `ports`: each key may appear once");
+        let (at, _) = error_at("name: a\nmode: audit\nname: b\n");
+        assert_eq!(at, (3, 1));
+        let (at, _) = error_at("name: a\nmode: audit\nselector: {image: x, name: y, image: z}\n");
+        assert_eq!(at, (3, 31));
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_deep_inside_is_placed_at_itself() {
+        let (at, message) =
+            error_at("name: a\nmode: enforce\nruntime:\n  user: 1000\n  read_only: /etc\n");
+        assert_eq!(at, (5, 14), "{message}");
+        assert_eq!(message, "expected a list");
+        let (at, message) = error_at(
+            "name: a\nmode: enforce\negress:\n  default: deny\n  dns:\n    servers: [10.0.0.53]\n    max_ttl: [60]\n",
+        );
+        assert_eq!(at, (7, 14), "{message}");
+        let (at, message) = error_at(
+            "name: a\nmode: enforce\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n      ports: 443\n",
+        );
+        assert_eq!((at, message.as_str()), ((7, 14), "expected a list"));
+        let (at, message) = error_at("name: a\nmode: audit\nruntime:\n  user: nobody\n");
+        assert_eq!(at, (4, 9), "{message}");
+        assert!(message.contains("`nobody`"), "{message}");
+        let (at, message) = error_at("name: a\nmode: audit\nselector:\n  runtime: 5\n");
+        assert_eq!(at, (4, 12), "{message}");
+        assert_eq!(message, "invalid type: integer `5`, expected a string");
+        let (at, message) =
+            error_at("name: a\nmode: audit\nruntime:\n  capabilities: [NET_ADMIN, FLY]\n");
+        assert_eq!(at, (4, 29), "{message}");
+        let (at, message) =
+            error_at("name: a\nmode: audit\nselector:\n  runtime: [docker, dockr]\n");
+        assert_eq!(at, (4, 21), "{message}");
+        let (at, message) = error_at("name: a\nmode: block\n");
+        assert_eq!(at, (2, 7), "{message}");
+        let (at, message) = error_at("name: a\nmode: audit\nruntime:\n  no_new_privileges: yes\n");
+        assert_eq!(at, (4, 22), "{message}");
+    }
+
+    #[test]
+    fn missing_and_conflicting_keys_are_placed_at_their_mapping_or_value() {
+        let (at, message) = error_at(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - to: 10.0.0.0/8\n    - ports: [443]\n      protocol: tcp\n",
+        );
+        assert_eq!((at, message.as_str()), ((7, 7), "missing field `to`"));
+        let (at, message) = error_at("name: a\nmode: audit\negress:\n  allow: []\n");
+        assert_eq!((at, message.as_str()), ((4, 3), "missing field `default`"));
+        let (at, message) = error_at("name: a\nmode: audit\nsyscalls:\n  - names: [mount]\n");
+        assert_eq!((at, message.as_str()), ((4, 5), "missing field `action`"));
+        let (at, message) = error_at("name: a\nselector: {}\n");
+        assert_eq!((at, message.as_str()), ((1, 1), "missing field `mode`"));
+        let (at, message) = error_at(
+            "name: a\nmode: audit\nsyscalls:\n  - names: [mount]\n    except: [umount2]\n    action: kill\n",
+        );
+        assert_eq!(at, (5, 13), "{message}");
+        assert!(message.contains("has none"), "{message}");
+        let (at, message) = error_at(
+            "name: a\nmode: audit\nruntime:\n  read_only: [/, /etc]\n  writable:\n    - /tmp\n    - /etc\n",
+        );
+        assert_eq!(at, (7, 7), "{message}");
+        assert!(message.contains("`/etc` is listed both"), "{message}");
+        let (at, message) = error_at("name: a\nmode: audit\nruntime:\n  writable: [/tmp]\n");
+        assert_eq!(at, (4, 14), "{message}");
+        let many: Vec<String> = (0..40).map(|i| format!("/p{i}")).collect();
+        let (at, message) = error_at(&format!(
+            "name: a\nmode: audit\nruntime:\n  read_only:\n    - {}\n",
+            many.join("\n    - ")
+        ));
+        assert_eq!(at, (5 + 32, 7), "{message}");
+    }
+
+    #[test]
+    fn yaml_as_people_write_it_is_read() {
+        let p = parse(concat!(
+            "--- # a profile\n",
+            "name: 'web'            # single-quoted\n",
+            "mode: \"audit\"\n",
+            "selector:\n",
+            "  cgroup: [\"/docker/*\"]\n",
+            "egress:\n",
+            "  default: deny\n",
+            "  allow:\n",
+            "    - &internal\n",
+            "      to: [10.0.0.0/8, \"192.168.0.0/16\"]\n",
+            "      ports: [443, \"8000-8100\"]\n",
+            "      protocol: tcp\n",
+            "    - *internal\n",
+            "    - to: example.com\n",
+            "      ports:\n",
+            "        - 53\n",
+            "runtime:\n",
+            "  no_new_privileges: true\n",
+            "  user: 0\n",
+            "...\n",
+        ))
+        .unwrap();
+        assert_eq!(p.name.as_str(), "web");
+        assert_eq!(p.egress.rules.len(), 3);
+        assert_eq!(p.egress.rules[1].to, p.egress.rules[0].to);
+        assert_eq!(p.egress.rules[1].label, "allow[1]");
+        assert!(p.runtime.no_new_privileges);
+        // Merge keys, tags and a second document are refused where they are written.
+        let (at, message) = error_at(
+            "name: a\nmode: audit\negress:\n  default: deny\n  allow:\n    - &r {to: 10.0.0.0/8}\n    - <<: *r\n      ports: [443]\n",
+        );
+        assert_eq!(at.0, 7, "{message}");
+        assert!(message.contains("merge keys"), "{message}");
+        let (at, message) = error_at("name: a\nmode: !strict audit\n");
+        assert_eq!(at.0, 2, "{message}");
+        assert!(message.contains("`!strict`"), "{message}");
+        // (At the second document's first key.)
+        let (at, message) = error_at("name: a\nmode: audit\n---\nname: b\nmode: audit\n");
+        assert_eq!(at, (4, 1), "{message}");
+        assert!(message.contains("more than one YAML document"), "{message}");
+    }
+
+    #[test]
+    fn a_profile_as_big_as_the_benchmarks_loads() {
+        use std::fmt::Write as _;
+        // As `cargo xtask bench egress` writes it.
+        let mut y = "name: big\nmode: enforce\negress:\n  default: deny\n  allow:\n".to_owned();
+        for i in 0..100_000u32 {
+            let _ = writeln!(
+                y,
+                "    - to: 10.{}.{}.{}/32",
+                i >> 16,
+                (i >> 8) & 255,
+                i & 255
+            );
+        }
+        assert_eq!(parse(&y).unwrap().egress.rules.len(), 100_000);
+    }
+
+    #[test]
+    fn a_name_used_twice_is_placed_at_the_second_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "name: x\nmode: audit\n").unwrap();
+        std::fs::write(dir.path().join("b.yaml"), "mode: audit\nname: x\n").unwrap();
+        let errors = load_path(dir.path()).unwrap_err().0;
+        assert_eq!((errors[0].line, errors[0].column), (2, 7), "{errors:?}");
     }
 }

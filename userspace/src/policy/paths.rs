@@ -17,7 +17,10 @@ use cgwarden_common::{
     pattern_applies,
 };
 use serde::Deserialize;
+use serde_saphyr::Spanned;
 use syscalls::Sysno;
+
+use crate::yaml::{Position, YamlError};
 
 /// An absolute, normalised path in a profile (`/`, `/etc`, `/var/lib/app`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -76,20 +79,43 @@ impl fmt::Display for ProfilePath {
 }
 
 /// Checks `read_only`/`writable` together: the same path cannot be both, and the
-/// kernel holds at most [`PATH_PATTERNS_MAX`] of them per profile.
-pub fn validate(read_only: &[ProfilePath], writable: &[ProfilePath]) -> Result<(), String> {
-    if let Some(both) = read_only.iter().find(|p| writable.contains(p)) {
-        return Err(format!(
-            "`{both}` is listed both as read_only and as writable"
+/// kernel holds at most [`PATH_PATTERNS_MAX`] of them per profile. An error is placed at
+/// the path it is about (the writable one of a pair, the first that does not fit).
+pub fn validate(
+    read_only: &[Spanned<ProfilePath>],
+    writable: &[Spanned<ProfilePath>],
+) -> Result<(), YamlError> {
+    let at = |path: &Spanned<ProfilePath>, message: String| YamlError {
+        at: Position::of(path),
+        message,
+    };
+    if let Some(both) = writable
+        .iter()
+        .find(|w| read_only.iter().any(|r| r.value == w.value))
+    {
+        return Err(at(
+            both,
+            format!(
+                "`{}` is listed both as read_only and as writable",
+                both.value
+            ),
         ));
     }
-    if !writable.is_empty() && read_only.is_empty() {
-        return Err("`writable` lists exceptions to `read_only`, which is empty".to_owned());
+    if let (Some(first), true) = (writable.first(), read_only.is_empty()) {
+        return Err(at(
+            first,
+            "`writable` lists exceptions to `read_only`, which is empty".to_owned(),
+        ));
     }
     let total = read_only.len() + writable.len();
-    if total > PATH_PATTERNS_MAX as usize {
-        return Err(format!(
-            "read_only and writable list {total} paths; at most {PATH_PATTERNS_MAX} fit"
+    if let Some(beyond) = read_only
+        .iter()
+        .chain(writable)
+        .nth(PATH_PATTERNS_MAX as usize)
+    {
+        return Err(at(
+            beyond,
+            format!("read_only and writable list {total} paths; at most {PATH_PATTERNS_MAX} fit"),
         ));
     }
     Ok(())

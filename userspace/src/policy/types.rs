@@ -696,8 +696,8 @@ pub enum SyscallSet {
 
 /// The hardened runtime profile a container is meant to run with; deviations are
 /// reported, and enforced where the kernel can refuse them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "RuntimeFields")]
+/// Built from [`super::raw::RawRuntime`] once its paths and devices are checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Runtime {
     /// The uid processes run as; a program executed under another uid (root, above
     /// all) is reported.
@@ -739,62 +739,6 @@ impl Runtime {
     /// (a `writable` path cannot also be `/`, so nothing takes the root back).
     pub fn read_only_root(&self) -> bool {
         super::paths::is_read_only(&self.read_only, &self.writable, "/")
-    }
-}
-
-/// `runtime:` as written, checked as a whole into a [`Runtime`].
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuntimeFields {
-    #[serde(default)]
-    user: Option<u32>,
-    #[serde(default)]
-    binds: Binds,
-    #[serde(default)]
-    raw_sockets: Option<RawSockets>,
-    #[serde(default)]
-    capabilities: Option<crate::caps::CapSet>,
-    #[serde(default)]
-    no_new_privileges: bool,
-    /// Gone: a read-only root is `read_only: [/]`. Kept here only to say so.
-    #[serde(default)]
-    read_only_root: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    devices: Option<Vec<super::devices::DeviceRule>>,
-    #[serde(default)]
-    read_only: Vec<super::paths::ProfilePath>,
-    #[serde(default)]
-    writable: Vec<super::paths::ProfilePath>,
-    #[serde(default)]
-    posture: Vec<crate::posture::Check>,
-}
-
-impl TryFrom<RuntimeFields> for Runtime {
-    type Error = String;
-    fn try_from(f: RuntimeFields) -> Result<Self, String> {
-        if f.read_only_root.is_some() {
-            return Err(
-                "`read_only_root` is no longer a key: a read-only root is `read_only: [/]`, with the container's writable mounts as `writable` (the OCI check follows from it)"
-                    .to_owned(),
-            );
-        }
-        super::paths::validate(&f.read_only, &f.writable)?;
-        Ok(Self {
-            user: f.user,
-            binds: f.binds,
-            raw_sockets: f.raw_sockets,
-            capabilities: f.capabilities,
-            no_new_privileges: f.no_new_privileges,
-            devices: f.devices,
-            read_only: f.read_only,
-            writable: f.writable,
-            posture: {
-                let mut checks = f.posture;
-                checks.sort_unstable();
-                checks.dedup();
-                checks
-            },
-        })
     }
 }
 
