@@ -6,16 +6,11 @@
 //! own device filter (runc's on cgroup v2) runs too, and an access must pass both.
 
 use aya_ebpf::programs::DeviceContext;
-use cgwarden_common::{DEVICE_ANY, DeviceEvent, DeviceKey, counters, kind, profile_flags, verdict};
+use cgwarden_common::{DEVICE_ANY, DeviceEvent, DeviceKey, kind, profile_flags};
 
-use crate::{
-    event,
-    maps::{DEVICE_RULES, EVENTS, count},
-    profile,
-};
+use crate::{event, maps::DEVICE_RULES, profile};
 
-const PROCEED: i32 = 1;
-const REFUSE: i32 = 0;
+use crate::verdict::PROCEED;
 
 /// Judges one device access.
 #[inline(always)]
@@ -52,28 +47,22 @@ pub fn check(ctx: &DeviceContext) -> i32 {
             return PROCEED;
         }
     }
-    let enforce = flags & profile_flags::ENFORCE != 0;
-    match EVENTS.reserve::<DeviceEvent>(0) {
-        Some(mut slot) => {
-            slot.write(DeviceEvent {
-                header: event::header(kind::DEVICE, id, m.cgroup_of_task()),
-                dev_type,
-                major,
-                minor,
-                access,
-                allowed,
-                verdict: if enforce {
-                    verdict::DENY
-                } else {
-                    verdict::AUDIT
-                },
-                _pad: [0; 3],
-            });
-            slot.submit(crate::event::wakeup::<DeviceEvent>());
+    let verdict = crate::verdict::of(&m.profile, true);
+    let cgroup_id = m.cgroup_of_task();
+    event::emit::<DeviceEvent>(false, |e| {
+        // SAFETY: `e` is the reserved record; every field is written here.
+        unsafe {
+            event::write_header(&raw mut (*e).header, kind::DEVICE, id, cgroup_id);
+            (*e).dev_type = dev_type;
+            (*e).major = major;
+            (*e).minor = minor;
+            (*e).access = access;
+            (*e).allowed = allowed;
+            (*e).verdict = verdict;
+            (*e)._pad = [0; 3];
         }
-        None => count(counters::RINGBUF_DROPS),
-    }
-    if enforce { REFUSE } else { PROCEED }
+    });
+    crate::verdict::hook(verdict)
 }
 
 /// The accesses one `DEVICE_RULES` entry allows (0 when there is none).

@@ -47,7 +47,7 @@ use crate::{
     event,
     maps::{
         CONFIG, DNS_BUF, DNS_QBUF, DNS_QSCRATCH, DNS_QUERIES, DNS_REFUSALS, DNS_SCRATCH,
-        DNS_SERVERS, EVENTS, LEARNED, NAME_COUNTS, NAME_TEXT, NAMES, count,
+        DNS_SERVERS, LEARNED, NAME_COUNTS, NAME_TEXT, NAMES, count,
     },
     packet::{DROP, ETH_P_IP, ETH_P_IPV6, PASS, eth_proto, full_socket},
     profile::{self, Match},
@@ -333,26 +333,22 @@ fn refusal(m: &Match, reason: u32, qname: Option<(*mut __sk_buff, usize, usize)>
         return;
     }
     let _ = DNS_REFUSALS.insert(&m.cgroup, &now, 0);
-    let Some(mut slot) = EVENTS.reserve::<DnsEvent>(0) else {
-        count(counters::RINGBUF_DROPS);
-        return;
-    };
-    let ev = slot.as_mut_ptr();
-    // SAFETY: `ev` points to the reserved event; every field read later is written.
-    unsafe {
-        (*ev).header = event::header(kind::DNS, m.profile.id, m.cgroup);
-        (*ev).learned_for = m.cgroup;
-        (*ev).count = 0;
-        (*ev).learned = 0;
-        (*ev).capped = 0;
-        (*ev).refused = reason;
-        (*ev)._pad = 0;
-        (*ev).qname_len = 0;
-        if let Some((skb, offset, qlen)) = qname {
-            copy_qname(skb, ev, offset, qlen);
+    event::emit::<DnsEvent>(false, |ev| {
+        // SAFETY: `ev` points to the reserved event; every field read later is written.
+        unsafe {
+            event::write_header(&raw mut (*ev).header, kind::DNS, m.profile.id, m.cgroup);
+            (*ev).learned_for = m.cgroup;
+            (*ev).count = 0;
+            (*ev).learned = 0;
+            (*ev).capped = 0;
+            (*ev).refused = reason;
+            (*ev)._pad = 0;
+            (*ev).qname_len = 0;
+            if let Some((skb, offset, qlen)) = qname {
+                copy_qname(skb, ev, offset, qlen);
+            }
         }
-    }
-    slot.submit(crate::event::wakeup::<DnsEvent>());
+    });
 }
 
 /// Copies the question name (`qlen` bytes at packet offset `offset`) into an event.
@@ -548,25 +544,21 @@ fn report_answer(skb: *mut __sk_buff, m: &Match, s: *mut DnsScratch, qname_at: u
     if m.profile.flags & profile_flags::REPORT_DNS == 0 && capped == 0 {
         return;
     }
-    let Some(mut slot) = EVENTS.reserve::<DnsEvent>(0) else {
-        count(counters::RINGBUF_DROPS);
-        return;
-    };
-    let ev = slot.as_mut_ptr();
-    // SAFETY: `ev` points to the reserved event; every field is written before submit.
-    unsafe {
-        (*ev).header = event::header(kind::DNS, m.profile.id, m.cgroup);
-        (*ev).learned_for = m.cgroup;
-        (*ev).addrs = (*s).addrs;
-        (*ev).ttls = (*s).ttls;
-        (*ev).count = found as u32;
-        (*ev).learned = rule;
-        (*ev).capped = capped as u32;
-        (*ev).refused = dns_refused::NONE;
-        (*ev)._pad = 0;
-        copy_qname(skb, ev, qname_at, qlen);
-    }
-    slot.submit(crate::event::wakeup::<DnsEvent>());
+    event::emit::<DnsEvent>(false, |ev| {
+        // SAFETY: `ev` points to the reserved event; every field is written before submit.
+        unsafe {
+            event::write_header(&raw mut (*ev).header, kind::DNS, m.profile.id, m.cgroup);
+            (*ev).learned_for = m.cgroup;
+            (*ev).addrs = (*s).addrs;
+            (*ev).ttls = (*s).ttls;
+            (*ev).count = found as u32;
+            (*ev).learned = rule;
+            (*ev).capped = capped as u32;
+            (*ev).refused = dns_refused::NONE;
+            (*ev)._pad = 0;
+            copy_qname(skb, ev, qname_at, qlen);
+        }
+    });
 }
 
 /// Whether the question name, from the rule's first label on, is the rule's name

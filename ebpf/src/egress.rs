@@ -93,14 +93,7 @@ fn decide(m: &Match, flow: &Flow) -> (u8, u32) {
             RULE_DEFAULT,
         ),
     };
-    let verdict = if allowed {
-        verdict::ALLOW
-    } else if profile.flags & profile_flags::ENFORCE != 0 {
-        verdict::DENY
-    } else {
-        verdict::AUDIT
-    };
-    (verdict, rule)
+    (crate::verdict::of(profile, !allowed), rule)
 }
 
 /// The first rule of an entry that matches the port and protocol.

@@ -172,11 +172,8 @@ pub fn emit<T: 'static>(urgent: bool, fill: impl FnOnce(*mut T)) {
 /// Sends a network event, or counts it as lost when the ring buffer is full.
 #[inline(always)]
 fn send_net(event: &NetEvent) {
-    match EVENTS.reserve::<NetEvent>(0) {
-        Some(mut slot) => {
-            slot.write(*event);
-            slot.submit(crate::event::wakeup::<NetEvent>());
-        }
-        None => count(counters::RINGBUF_DROPS),
-    }
+    emit::<NetEvent>(false, |e| {
+        // SAFETY: `e` is the reserved record, written whole.
+        unsafe { e.write(*event) };
+    });
 }

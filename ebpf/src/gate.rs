@@ -14,7 +14,7 @@ use cgwarden_common::{GATE_PROFILE_ID, GateEvent, GatedProc, counters, kind};
 
 use crate::{
     event,
-    maps::{EVENTS, GATED, count},
+    maps::{GATED, count},
 };
 
 const SIGSTOP: u32 = 19;
@@ -41,14 +41,11 @@ pub fn hold(tgid: u32) {
     }
     // SAFETY: a plain helper call; the signal goes to the current thread group.
     unsafe { bpf_send_signal(SIGSTOP) };
-    match EVENTS.reserve::<GateEvent>(0) {
-        Some(mut slot) => {
-            slot.write(GateEvent {
-                header: event::header(kind::GATE, GATE_PROFILE_ID, cgroup_id),
-            });
-            // Woken at once (BPF_RB_FORCE_WAKEUP): the container waits for the agent.
-            slot.submit(2);
+    // Urgent: the container waits for the agent.
+    event::emit::<GateEvent>(true, |e| {
+        // SAFETY: `e` is the reserved record; its one field is written here.
+        unsafe {
+            event::write_header(&raw mut (*e).header, kind::GATE, GATE_PROFILE_ID, cgroup_id);
         }
-        None => count(counters::RINGBUF_DROPS),
-    }
+    });
 }

@@ -25,6 +25,7 @@ mod sockaddr;
 mod sockets;
 mod syscalls;
 mod sysctl;
+mod verdict;
 
 use aya_ebpf::{
     macros::{
@@ -37,11 +38,6 @@ use aya_ebpf::{
     },
 };
 use cgwarden_common::kind;
-
-/// Return value of a cgroup sock_addr program that lets the call proceed.
-const PROCEED: i32 = 1;
-/// Return value that makes the call fail with EPERM.
-const REJECT: i32 = 0;
 
 #[cgroup_sock_addr(connect4)]
 pub fn connect4(ctx: SockAddrContext) -> i32 {

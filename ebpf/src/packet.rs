@@ -7,10 +7,8 @@ use aya_ebpf::{
     helpers::generated::bpf_sk_fullsock,
 };
 
-/// cgroup_skb verdict that lets the packet through.
-pub const PASS: i32 = 1;
-/// cgroup_skb verdict that drops the packet.
-pub const DROP: i32 = 0;
+/// cgroup_skb verdicts: let the packet through, or drop it.
+pub use crate::verdict::{PROCEED as PASS, REFUSE as DROP};
 /// EtherType of IPv4, as [`eth_proto`] returns it.
 pub const ETH_P_IP: u16 = 0x0800;
 /// EtherType of IPv6, as [`eth_proto`] returns it.

@@ -93,9 +93,5 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
 /// than let through unjudged.
 #[inline(always)]
 fn fail_closed(profile: &cgwarden_common::ProfileRef) -> i32 {
-    if profile.flags & cgwarden_common::profile_flags::ENFORCE != 0 {
-        DROP
-    } else {
-        PASS
-    }
+    crate::verdict::hook(crate::verdict::of(profile, true))
 }

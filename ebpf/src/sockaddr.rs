@@ -8,7 +8,10 @@
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::SockAddrContext};
 
-use crate::{PROCEED, REJECT, egress, profile};
+use crate::{
+    egress, profile,
+    verdict::{PROCEED, REFUSE},
+};
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -73,13 +76,13 @@ pub fn judge(ctx: &SockAddrContext, family: Family, kind: u32) -> i32 {
         return if judge_bind(&m, &flow, cgroup_id) {
             PROCEED
         } else {
-            REJECT
+            REFUSE
         };
     }
     if egress::judge(&m, &flow, kind, cgroup_id) {
         PROCEED
     } else {
-        REJECT
+        REFUSE
     }
 }
 
@@ -138,12 +141,7 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
     if loopback(&flow.addr) {
         return true;
     }
-    let enforce = flags & profile_flags::ENFORCE != 0;
-    let verdict = if enforce {
-        verdict::DENY
-    } else {
-        verdict::AUDIT
-    };
+    let verdict = crate::verdict::of(&m.profile, true);
     egress::report(
         m,
         flow,
@@ -152,7 +150,7 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
         verdict,
         cgwarden_common::RULE_DEFAULT,
     );
-    !enforce
+    verdict != verdict::DENY
 }
 
 /// `syscalls:sys_enter_listen` under `binds: loopback`: `listen()` on a socket that is
@@ -186,7 +184,6 @@ pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
     if port != 0 && loopback(&addr) {
         return 0;
     }
-    let enforce = flags & profile_flags::ENFORCE != 0;
     let flow = egress::Flow {
         addr,
         port,
@@ -195,13 +192,9 @@ pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
     };
     // SAFETY: plain helper call without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    let verdict = if enforce {
-        verdict::DENY
-    } else {
-        verdict::AUDIT
-    };
+    let verdict = crate::verdict::of(&m.profile, true);
     egress::report(&m, &flow, kind::LISTEN, cgroup_id, verdict, RULE_DEFAULT);
-    if enforce {
+    if verdict == verdict::DENY {
         // SAFETY: signals the current task; it dies before `listen()` returns.
         unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) };
     }

@@ -13,16 +13,11 @@ use aya_ebpf::{
     helpers::{bpf_probe_read_kernel, generated::bpf_send_signal},
     programs::{SockContext, TracePointContext},
 };
-use cgwarden_common::{SocketEvent, counters, kind, profile_flags, verdict};
+use cgwarden_common::{SocketEvent, kind, profile_flags, verdict};
 
-use crate::{
-    event,
-    maps::{EVENTS, count},
-    profile,
-};
+use crate::{event, profile};
 
-const PROCEED: i32 = 1;
-const REFUSE: i32 = 0;
+use crate::verdict::PROCEED;
 const AF_PACKET: u32 = 17;
 const AF_XDP: u32 = 44;
 const SOCK_RAW: u32 = 3;
@@ -65,9 +60,9 @@ pub fn create(ctx: &SockContext) -> i32 {
     if family != AF_PACKET && judged(sock_type, protocol) {
         return PROCEED;
     }
-    let enforce = flags & profile_flags::ENFORCE != 0;
-    report(&m, family, sock_type, protocol, enforce);
-    if enforce { REFUSE } else { PROCEED }
+    let verdict = crate::verdict::of(&m.profile, true);
+    report(&m, family, sock_type, protocol, verdict);
+    crate::verdict::hook(verdict)
 }
 
 /// `syscalls:sys_enter_socket`: a packet socket is killed at birth (enforce) or
@@ -88,10 +83,10 @@ pub fn socket_call(ctx: &TracePointContext) -> u32 {
     if m.profile.flags & profile_flags::DENY_RAW_SOCKETS == 0 {
         return 0;
     }
-    let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
+    let verdict = crate::verdict::of(&m.profile, true);
     // SOCK_NONBLOCK and SOCK_CLOEXEC ride in the type argument.
-    report(&m, family, args[1] as u32 & 0xf, args[2] as u32, enforce);
-    if enforce {
+    report(&m, family, args[1] as u32 & 0xf, args[2] as u32, verdict);
+    if verdict == verdict::DENY {
         // SAFETY: signals the current task; it dies before it returns to user space,
         // so it never holds the socket.
         unsafe { bpf_send_signal(SIGKILL) };
@@ -101,24 +96,17 @@ pub fn socket_call(ctx: &TracePointContext) -> u32 {
 
 /// Sends the socket record.
 #[inline(always)]
-fn report(m: &profile::Match, family: u32, sock_type: u32, protocol: u32, enforce: bool) {
-    let verdict = if enforce {
-        verdict::DENY
-    } else {
-        verdict::AUDIT
-    };
-    match EVENTS.reserve::<SocketEvent>(0) {
-        Some(mut slot) => {
-            slot.write(SocketEvent {
-                header: event::header(kind::SOCKET, m.profile.id, m.cgroup_of_task()),
-                family,
-                sock_type,
-                protocol,
-                verdict,
-                _pad: [0; 3],
-            });
-            slot.submit(crate::event::wakeup::<SocketEvent>());
+fn report(m: &profile::Match, family: u32, sock_type: u32, protocol: u32, verdict: u8) {
+    let cgroup_id = m.cgroup_of_task();
+    event::emit::<SocketEvent>(false, |e| {
+        // SAFETY: `e` is the reserved record; every field is written here.
+        unsafe {
+            event::write_header(&raw mut (*e).header, kind::SOCKET, m.profile.id, cgroup_id);
+            (*e).family = family;
+            (*e).sock_type = sock_type;
+            (*e).protocol = protocol;
+            (*e).verdict = verdict;
+            (*e)._pad = [0; 3];
         }
-        None => count(counters::RINGBUF_DROPS),
-    }
+    });
 }

@@ -409,7 +409,6 @@ struct Call<'a> {
 #[inline(never)]
 fn act(call: &Call) {
     let (m, rule, nr, args, path_from) = (call.m, call.rule, call.nr, call.args, call.path_from);
-    let enforce = m.profile.flags & profile_flags::ENFORCE != 0;
     // An undecided call is reported, never killed: the agent decides what it reached.
     let action = if path_from == PATH_UNDECIDED {
         syscall_action::REPORT
@@ -417,14 +416,10 @@ fn act(call: &Call) {
         rule.action
     };
     let kill = action == syscall_action::KILL || action == syscall_action::KILL_CONTAINER;
-    let verdict = match (kill, enforce) {
-        (true, true) => verdict::DENY,
-        (true, false) => verdict::AUDIT,
-        _ => verdict::ALLOW,
-    };
+    let verdict = crate::verdict::of(&m.profile, kill);
     let cgroup_id = m.cgroup_of_task();
     let mut total = 0;
-    if kill && enforce {
+    if verdict == verdict::DENY {
         // SAFETY: signals the current task; it dies before returning to user space.
         unsafe { bpf_send_signal(SIGKILL) };
     } else if rule.path_arg == NO_ARG {

@@ -7,16 +7,11 @@ use aya_ebpf::{
     helpers::generated::{bpf_sysctl_get_name, bpf_sysctl_get_new_value},
     programs::SysctlContext,
 };
-use cgwarden_common::{SYSCTL_TEXT_BYTES, SysctlEvent, counters, kind, profile_flags, verdict};
+use cgwarden_common::{SYSCTL_TEXT_BYTES, SysctlEvent, kind, profile_flags};
 
-use crate::{
-    event,
-    maps::{EVENTS, count},
-    profile,
-};
+use crate::{event, profile};
 
-const PROCEED: i32 = 1;
-const REFUSE: i32 = 0;
+use crate::verdict::PROCEED;
 
 /// Judges one sysctl access.
 #[inline(always)]
@@ -38,48 +33,34 @@ pub fn sysctl(ctx: &SysctlContext) -> i32 {
     if !crate::procs::armed() {
         return PROCEED;
     }
-    let deny_wanted = flags & profile_flags::DENY_SYSCTL != 0;
-    let enforce = flags & profile_flags::ENFORCE != 0;
-    let verdict = match (deny_wanted, enforce) {
-        (true, true) => verdict::DENY,
-        (true, false) => verdict::AUDIT,
-        _ => verdict::ALLOW,
-    };
-    match EVENTS.reserve::<SysctlEvent>(0) {
-        None => count(counters::RINGBUF_DROPS),
-        Some(mut slot) => {
-            let ev = slot.as_mut_ptr();
-            // SAFETY: `ev` is the reserved event; every field is written before submit.
-            unsafe {
-                (*ev).header = event::header(kind::SYSCTL, m.profile.id, m.cgroup_of_task());
-                (*ev).verdict = verdict;
-                (*ev)._pad = [0; 3];
-                (*ev)._pad2 = 0;
-                let name = bpf_sysctl_get_name(
-                    ctx.sysctl,
-                    (&raw mut (*ev).name).cast(),
-                    SYSCTL_TEXT_BYTES as u64,
-                    0,
-                );
-                (*ev).name_len = if name > 0 { name as u32 } else { 0 };
-                let value = bpf_sysctl_get_new_value(
-                    ctx.sysctl,
-                    (&raw mut (*ev).value).cast(),
-                    SYSCTL_TEXT_BYTES as u64,
-                );
-                // -E2BIG: the value was cut; the buffer holds its start.
-                (*ev).value_len = if value >= 0 {
-                    value as u32
-                } else {
-                    SYSCTL_TEXT_BYTES as u32 - 1
-                };
-            }
-            slot.submit(crate::event::wakeup::<SysctlEvent>());
+    let verdict = crate::verdict::of(&m.profile, flags & profile_flags::DENY_SYSCTL != 0);
+    let cgroup_id = m.cgroup_of_task();
+    event::emit::<SysctlEvent>(false, |ev| {
+        // SAFETY: `ev` is the reserved event; every field is written before submit.
+        unsafe {
+            event::write_header(&raw mut (*ev).header, kind::SYSCTL, m.profile.id, cgroup_id);
+            (*ev).verdict = verdict;
+            (*ev)._pad = [0; 3];
+            (*ev)._pad2 = 0;
+            let name = bpf_sysctl_get_name(
+                ctx.sysctl,
+                (&raw mut (*ev).name).cast(),
+                SYSCTL_TEXT_BYTES as u64,
+                0,
+            );
+            (*ev).name_len = if name > 0 { name as u32 } else { 0 };
+            let value = bpf_sysctl_get_new_value(
+                ctx.sysctl,
+                (&raw mut (*ev).value).cast(),
+                SYSCTL_TEXT_BYTES as u64,
+            );
+            // -E2BIG: the value was cut; the buffer holds its start.
+            (*ev).value_len = if value >= 0 {
+                value as u32
+            } else {
+                SYSCTL_TEXT_BYTES as u32 - 1
+            };
         }
-    }
-    if verdict == verdict::DENY {
-        REFUSE
-    } else {
-        PROCEED
-    }
+    });
+    crate::verdict::hook(verdict)
 }
