@@ -31,6 +31,7 @@ fn main() {
     for watched in [
         "ebpf/src",
         "ebpf/Cargo.toml",
+        "ebpf/build.rs",
         "ebpf/.cargo/config.toml",
         "common/src",
         "common/Cargo.toml",

@@ -185,7 +185,7 @@ fn the_frame_reader_sees_a_known_frame() {
     let all = functions(&elf);
     let act = all
         .values()
-        .find(|f| f.name.contains("syscalls3act"))
+        .find(|f| f.name.contains("report3act"))
         .expect("syscalls::act in the object");
     assert!(act.frame > 32 && act.frame < 320, "{act:?}");
     let exit = all

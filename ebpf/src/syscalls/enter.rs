@@ -1,0 +1,128 @@
+//! Syscall entry: the `syscalls:sys_enter_*` tracepoints and the raw `sys_enter`
+//! program judge a watched call with its arguments, and save the calls judged by
+//! their path for the exit.
+
+use super::*;
+
+/// `syscalls:sys_enter_*`: `__syscall_nr` at offset 8, the arguments from offset 16.
+#[inline(always)]
+pub fn tracepoint(ctx: &TracePointContext) -> u32 {
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    let record = ctx.as_ptr().cast::<u64>();
+    // SAFETY: `__syscall_nr` is in every syscall record, so the verifier allows this
+    // direct read. The argument slots are copied with one probe read instead: a record
+    // is only as long as its syscall's arguments, and a program that reads past the
+    // shortest one directly cannot be attached to it. Slots past the syscall's arity
+    // hold whatever follows the record and are cleared by `judge`.
+    let nr = unsafe { *record.add(1).cast::<i32>() };
+    // SAFETY: as above.
+    let mut args =
+        unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
+    if nr < 0 {
+        return 0;
+    }
+    judge(&m, nr as u32, &mut args);
+    0
+}
+
+/// Raw `sys_enter(regs, id)`: only for syscall numbers marked in `RAW_SYSCALLS`.
+#[inline(always)]
+pub fn raw(ctx: &RawTracePointContext) -> i32 {
+    let id: u64 = ctx.arg(1);
+    if CONFIG
+        .get(0)
+        .is_some_and(|c| c.flags & config_flags::LEARN_SYSCALLS != 0)
+    {
+        learn_syscall(id);
+    }
+    if id >= u64::from(RAW_SYSCALL_SLOTS)
+        || SYSCALL_WATCH
+            .get(id as u32)
+            .is_none_or(|w| w & syscall_watch::RAW == 0)
+    {
+        return 0;
+    }
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    let regs: *const pt_regs = ctx.arg(0);
+    judge(&m, id as u32, &mut args_in(regs));
+    0
+}
+
+/// Applies the profile's rule for syscall `nr` at entry, if it has one. Calls judged by
+/// their path are saved for the exit.
+#[inline(always)]
+pub(super) fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
+        return;
+    };
+    // Saved for the exit as cleared here.
+    clear_unknown_args(nr, args);
+    let args = &*args;
+    let writes = rule.read_only != 0 && may_write(rule, args);
+    if rule.path_filter != 0 || writes {
+        save(m, nr, if writes { pending::WRITES } else { 0 }, args);
+    }
+    if rule.action == 0 || rule.path_filter != 0 {
+        return;
+    }
+    let Some(flags) = flags_of(rule, args) else {
+        return;
+    };
+    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
+        return;
+    }
+    // The exit must know this call was entered, or it would judge it again as refused
+    // if it fails: a mark on this CPU (a call rarely moves CPUs between its entry and
+    // its exit; one that does and then fails is reported once more, as refused).
+    if !writes && watched_at_exit(nr) {
+        mark_entered(nr);
+    }
+    act(&Call {
+        m,
+        rule,
+        nr,
+        args,
+        flags,
+        proc_info,
+        path_from: PATH_BY_RULE,
+        end: AT_ENTRY,
+    });
+}
+
+/// Marks, on this CPU, that the calling thread entered syscall `nr` and it was judged.
+#[inline(always)]
+pub(super) fn mark_entered(nr: u32) {
+    if let Some(mark) = crate::maps::ENTERED.get_ptr_mut(0) {
+        // SAFETY: this CPU's value.
+        unsafe {
+            (*mark).id = bpf_get_current_pid_tgid();
+            (*mark).nr = u64::from(nr);
+        }
+    }
+}
+
+/// Saves a call at entry for its exit.
+#[inline(always)]
+pub(super) fn save(m: &profile::Match, nr: u32, bits: u32, args: &[u64; 6]) {
+    let pending = PendingCall {
+        nr,
+        writes: bits,
+        args: *args,
+        profile: m.profile,
+        cgroup: m.cgroup,
+    };
+    let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
+}
+
+/// Whether syscall `nr`'s exit tracepoint is attached.
+#[inline(always)]
+pub(super) fn watched_at_exit(nr: u32) -> bool {
+    nr < RAW_SYSCALL_SLOTS
+        && SYSCALL_WATCH
+            .get(nr)
+            .is_some_and(|w| w & syscall_watch::EXIT != 0)
+}

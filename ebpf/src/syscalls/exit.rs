@@ -1,0 +1,232 @@
+//! Syscall exit: the calls saved at entry are judged by their path and result, and
+//! watched calls whose entry never fired (a seccomp filter refused them first) are
+//! judged here, with their errno.
+
+use super::*;
+
+/// `syscalls:sys_exit_*` of watched syscalls: judges the path-judged call saved at
+/// entry, and sees the calls that were never entered. A seccomp filter (Docker's,
+/// Podman's, Kubernetes' RuntimeDefault) runs before `sys_enter` and refuses a call
+/// without it ever firing, but its exit fires with the errno: a watched call whose exit
+/// finds no mark of its entry was refused first, and is judged here, with the
+/// arguments still in the task's saved registers. The record holds `__syscall_nr` at
+/// offset 8 and the return value at offset 16.
+#[inline(always)]
+pub fn exit(ctx: &TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    // SAFETY: offsets of the syscall exit record format.
+    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    // SAFETY: as above.
+    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    if nr < 0 {
+        return 0;
+    }
+    if let Some(pending) = PENDING.get_ptr(&id) {
+        // SAFETY: the pointer comes from the map. Only this thread writes its entry,
+        // which is removed after it is judged (not before: a removed element's memory
+        // may be reused at once).
+        let call = unsafe { &*pending };
+        // Another number: saved by a call whose exit was never seen (the task was
+        // killed), stale; this call is judged as never entered.
+        let same = nr as u32 == call.nr;
+        if same {
+            let m = profile::Match {
+                profile: call.profile,
+                cgroup: call.cgroup,
+            };
+            judge_exit(&m, call, ret);
+        }
+        let _ = PENDING.remove(&id);
+        if same {
+            return 0;
+        }
+    }
+    // Entered calls either left a mark or were of no concern at entry (their flags did
+    // not match): judged again here, those stay of no concern. A call that succeeded
+    // was entered.
+    if ret >= 0 || entered(id, nr as u32) {
+        return 0;
+    }
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    refused(&m, nr as u32, ret);
+    0
+}
+
+/// A watched call that was refused before it was entered (see [`exit`]): reported, and
+/// the caller killed when the rule says so, as at entry. Path-judged calls are not
+/// judged here (their path is matched at exit after a seen entry).
+#[inline(always)]
+pub(super) fn refused(m: &profile::Match, nr: u32, ret: i64) {
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
+        return;
+    };
+    if rule.action == 0 || rule.path_filter != 0 {
+        return;
+    }
+    let mut args = saved_args();
+    clear_unknown_args(nr, &mut args);
+    let args = &args;
+    let Some(flags) = flags_of(rule, args) else {
+        return;
+    };
+    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
+        return;
+    }
+    act(&Call {
+        m,
+        rule,
+        nr,
+        args,
+        flags,
+        proc_info,
+        path_from: PATH_BY_RULE,
+        end: End {
+            judged: judged::REFUSED_BEFORE_ENTRY,
+            ret,
+        },
+    });
+}
+
+/// Whether this CPU's mark says thread `id` entered `nr` (and takes the mark).
+#[inline(always)]
+pub(super) fn entered(id: u64, nr: u32) -> bool {
+    let Some(mark) = crate::maps::ENTERED.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's value.
+    unsafe {
+        if (*mark).id == id && (*mark).nr == u64::from(nr) {
+            (*mark).id = 0;
+            return true;
+        }
+    }
+    false
+}
+
+/// Applies the rule for a path-judged call at its exit: the escape patterns (the rule's
+/// action), then the profile's read-only paths (a deviation report).
+#[inline(always)]
+pub(super) fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
+    let (nr, args) = (call.nr, &call.args);
+    let Some((rule, proc_info)) = rule_for(m, nr) else {
+        return;
+    };
+    if rule.action != 0 && rule.path_filter != 0 {
+        let path = escapes(rule, args, ret);
+        if path != NOT_AN_ESCAPE {
+            let end = End {
+                judged: judged::EXIT,
+                ret,
+            };
+            act(&Call {
+                m,
+                rule,
+                nr,
+                args,
+                flags: 0,
+                proc_info,
+                path_from: path,
+                end,
+            });
+        }
+    }
+    if call.writes & pending::WRITES != 0 {
+        read_only(m, rule, nr, args, ret, proc_info);
+    }
+}
+
+/// Whether a path-judged call (at its exit, `ret` its result) is an escape attempt: its
+/// path matches an escape pattern, with the executable-handle patterns resolved.
+#[inline(never)]
+pub(super) fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
+    // A connect that reached a container runtime's API socket, by the socket file's
+    // identity: whatever name, mount path or cut-short `addrlen` got it there.
+    if rule.sockaddr != 0
+        && ret == 0
+        && crate::creds::unix_peer_file(args[0])
+            // SAFETY: a read-only lookup of a value the agent writes.
+            .is_some_and(|f| unsafe { crate::maps::RUNTIME_SOCKETS.get(&f) }.is_some())
+    {
+        return PATH_SUN;
+    }
+    // What the call asks for, read once (openat2's flags are in user memory).
+    let access = if rule.sockaddr != 0 {
+        pattern_applies::CONNECT
+    } else {
+        open_access(rule, args)
+    };
+    let matched = path_matches(rule, args, access);
+    if matched & pattern_applies::EXE_HANDLE != 0 {
+        remember_exe_handle(ret);
+        return NOT_AN_ESCAPE;
+    }
+    if matched & pattern_applies::PROC_FD != 0 {
+        if reopens_exe_handle(ret) {
+            return PATH_MATCHED;
+        }
+    } else if matched != 0 {
+        return PATH_MATCHED;
+    }
+    if access & pattern_applies::OPEN_WRITE == 0 {
+        return NOT_AN_ESCAPE;
+    }
+    // A write-open: what it reached, by the file itself, whatever the path said (a
+    // symlink, `..`, a relative or long path, a reopen through /proc/self/fd).
+    if ret >= 0 {
+        return if reached_escape_file(ret) {
+            PATH_REACHED
+        } else {
+            NOT_AN_ESCAPE
+        };
+    }
+    // It failed, so it reached no file. The path as written names no escape file, but
+    // it may lead to one (a symlink, a path longer than was read): the agent decides.
+    // Only refusals count: a file that does not exist or already exists is not reached.
+    if ret == -EACCES || ret == -EPERM || ret == -EROFS {
+        return PATH_UNDECIDED;
+    }
+    NOT_AN_ESCAPE
+}
+
+/// Whether the file descriptor `fd` an open returned is an escape file by what it is
+/// (`ESCAPE_FILES`); when it is, `REACHED` holds it for the event.
+#[inline(always)]
+pub(super) fn reached_escape_file(fd: i64) -> bool {
+    let Some(key) = crate::maps::REACHED.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: this CPU's value, read and written only by this program.
+    let key = unsafe { &mut *key };
+    // SAFETY: a read-only lookup of a value the agent writes.
+    crate::creds::reached_file(fd as u64, key)
+        && unsafe { crate::maps::ESCAPE_FILES.get(key) }.is_some()
+}
+
+/// The accesses an open asks for: OPEN, and OPEN_WRITE when its flags write (an
+/// unreadable `struct open_how` counts as writing).
+#[inline(always)]
+pub(super) fn open_access(rule: &SyscallRule, args: &[u64; 6]) -> u8 {
+    let mut access = pattern_applies::OPEN;
+    if rule.open_flags_arg != NO_ARG {
+        let raw = pick(args, rule.open_flags_arg);
+        let flags = if rule.open_flags_indirect != 0 {
+            // SAFETY: the first u64 of the caller's struct open_how.
+            unsafe { bpf_probe_read_user(raw as *const u64) }.unwrap_or(1)
+        } else {
+            raw
+        };
+        if flags & 3 != 0 {
+            access |= pattern_applies::OPEN_WRITE;
+        }
+    }
+    access
+}
+
+/// What [`escapes`] found, and so where the event's path comes from.
+pub(super) const NOT_AN_ESCAPE: u8 = 0;
+
+pub(super) const EPERM: i64 = 1;
+
+pub(super) const EACCES: i64 = 13;
