@@ -1,0 +1,62 @@
+//! The process table (parent, executable, armed), deviations of the running program
+//! and sockets no hook can judge.
+
+use super::*;
+
+/// Bytes of an executable path kept per process.
+pub const EXE_BYTES: usize = 128;
+
+/// Capacity of the process table.
+pub const PROCS_MAX_ENTRIES: u32 = 32_768;
+
+/// Bits of [`ProcInfo::flags`].
+pub mod proc_flags {
+    /// The process executed a program inside a monitored cgroup (or descends from one
+    /// that did, or was there when the agent applied the profile): syscall rules apply
+    /// to it. A container runtime's own set-up process, which joins the cgroup and then
+    /// executes the container's entry point, is not armed until that exec.
+    pub const ARMED: u32 = 1;
+}
+
+/// What the kernel knows of a process of a monitored cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Parent process id (tgid).
+    pub ppid: u32,
+    /// [`proc_flags`].
+    pub flags: u32,
+    /// The program it executed, NUL terminated (cut at [`EXE_BYTES`]).
+    pub exe: [u8; EXE_BYTES],
+}
+
+/// A socket whose creation the profile forbids (raw or packet sockets).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SocketEvent {
+    pub header: EventHeader,
+    pub family: u32,
+    pub sock_type: u32,
+    pub protocol: u32,
+    /// [`verdict`].
+    pub verdict: u8,
+    pub _pad: [u8; 3],
+}
+
+/// What a [`DeviationEvent`] is about.
+pub mod deviation {
+    /// A process runs as another uid than the profile's (root, above all).
+    pub const UID: u32 = 1;
+}
+
+/// A process that deviates from the hardened profile.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviationEvent {
+    pub header: EventHeader,
+    /// [`deviation`].
+    pub what: u32,
+    pub expected_uid: u32,
+    /// The program just executed.
+    pub exe: [u8; EXE_BYTES],
+}
