@@ -852,7 +852,8 @@ struct Tally {
     delivered: u64,
     records: u64,
     /// Of those, records rebuilt by the agent's flush from the kernel's flow table
-    /// after their own record was dropped (`"rule":"unknown"`, no process name).
+    /// after their own record was dropped (rebuilt from the kernel's key: no process
+    /// name, `"process":""`).
     recovered: u64,
     lost: u64,
     other: u64,
@@ -928,7 +929,7 @@ impl Tally {
             Some("sendmsg") if json_field_at(&text, "\"pid\":") == Some(self.pid.as_str()) => {
                 self.delivered += count;
                 self.records += 1;
-                if json_field_at(&text, "\"rule\":") == Some("unknown") {
+                if json_field_at(&text, "\"process\":") == Some("") {
                     self.recovered += 1;
                 }
             }
@@ -1740,8 +1741,8 @@ mod tests {
         t.update().expect("no file yet");
         let mut f = std::fs::File::create(&path).expect("create");
         f.write_all(
-            b"{\"kind\":\"sendmsg\",\"pid\":7,\"rule\":\"default\",\"count\":1}\n\
-              {\"kind\":\"sendmsg\",\"pid\":7,\"rule\":\"unknown\",\"co",
+            b"{\"kind\":\"sendmsg\",\"pid\":7,\"process\":\"udp\",\"count\":1}\n\
+              {\"kind\":\"sendmsg\",\"pid\":7,\"process\":\"\",\"co",
         )
         .expect("write");
         t.update().expect("update");
