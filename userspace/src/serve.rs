@@ -264,7 +264,8 @@ pub async fn serve(
                                 Ok(()) => serde_json::json!({ "ok": true, "profiles": agent.profile_names() }),
                                 Err(e) => control::error_json(&e),
                             },
-                            Command::Status => agent.status(),
+                            Command::Status => serde_json::to_value(agent.status())
+                                .unwrap_or_else(|e| control::error_json(&format!("status: {e}"))),
                             Command::Posture => agent.postures(),
                             Command::Follow { .. } => unreachable!("handled above"),
                         };

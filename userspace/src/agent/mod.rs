@@ -21,6 +21,7 @@ mod claims;
 mod faults;
 mod gate;
 mod posture;
+mod status;
 
 pub use claims::{Claimed, Claims};
 
@@ -620,95 +621,6 @@ impl Agent {
     /// Names of the installed profiles.
     pub fn profile_names(&self) -> Vec<String> {
         self.compiled.keys().cloned().collect()
-    }
-
-    /// What `cgwarden status` shows.
-    pub fn status(&self) -> serde_json::Value {
-        let counters = self.kernel.counters().unwrap_or_default();
-        let profiles: Vec<serde_json::Value> = self
-            .compiled
-            .values()
-            .map(|c| {
-                // A parent entry shows as `<parent>/*`: it covers the children.
-                let mut cgroups: Vec<String> = self
-                    .assignments
-                    .iter()
-                    .filter(|(_, a)| a.profile == c.profile.name.as_str())
-                    .filter_map(|(id, a)| {
-                        self.paths.get(id).map(|p| {
-                            if a.descendants_only {
-                                format!("{}/*", p.trim_end_matches('/'))
-                            } else {
-                                p.clone()
-                            }
-                        })
-                    })
-                    .collect();
-                cgroups.sort_unstable();
-                // Enforcing profiles name the containers that fail a required check.
-                let shortfalls: Vec<serde_json::Value> = if c.profile.mode == Mode::Enforce {
-                    self.assignments
-                        .iter()
-                        .filter(|(_, a)| a.profile == c.profile.name.as_str() && !a.descendants_only)
-                        .filter_map(|(id, _)| self.paths.get(id))
-                        .filter(|path| self.known.oci_at(path).is_some())
-                        .filter_map(|path| {
-                            let short = self.posture_shortfall(path, &c.profile.runtime);
-                            (!short.is_empty()).then(|| {
-                                serde_json::json!({
-                                    "cgroup": path,
-                                    "container": self.known.own(path).map(|w| &w.container),
-                                    "checks": short.iter().map(|(check, _)| check.id()).collect::<Vec<_>>(),
-                                })
-                            })
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                serde_json::json!({
-                    "posture_required": c.profile.runtime.posture.iter().map(|c| c.id()).collect::<Vec<_>>(),
-                    "posture_failing": shortfalls,
-                    "name": c.profile.name.as_str(),
-                    "source": c.profile.source,
-                    "mode": match c.profile.mode { Mode::Enforce => "enforce", Mode::Audit => "audit" },
-                    "events": self.metrics.verdicts_of(c.profile.name.as_str()),
-                    "egress_entries": c.rules.egress.len(),
-                    "dns_names": c.rules.names.len(),
-                    "cgroups": cgroups,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "ok": true,
-            "version": env!("CARGO_PKG_VERSION"),
-            "build_id": crate::bpf::build_id(),
-            "uptime_s": self.started.elapsed().as_secs(),
-            "profiles": profiles,
-            "counters": {
-                "egress_checked": counters.egress_checked,
-                "egress_denied": counters.egress_denied,
-                "ringbuf_drops": counters.ringbuf_drops,
-            },
-            "cgroup2": self.cgroup_root,
-            "credentials": match &self.cred_offsets {
-                Ok(()) => serde_json::json!({ "ok": true }),
-                Err(why) => serde_json::json!({ "ok": false, "error": why }),
-            },
-            "oci_containers": self.known.len(),
-            "posture": {
-                "enabled": self.postures.enabled(),
-                "containers": self.postures.counts().0,
-                "failing": self.postures.counts().1,
-            },
-            "faults": self.faults.counts().into_iter().collect::<BTreeMap<_, _>>(),
-            "sinks": self.sinks.health(),
-            "gate": {
-                "parents": self.gates.gate_paths(),
-                "held": self.gates.held,
-                "released": self.gates.released_total,
-            },
-        })
     }
 
     /// The installed profiles, in name order.
