@@ -69,12 +69,9 @@ pub(super) fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
-    let Some(flags) = flags_of(rule, args) else {
+    let Some(flags) = of_concern(rule, args) else {
         return;
     };
-    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
-        return;
-    }
     // The exit must know this call was entered, or it would judge it again as refused
     // if it fails: a mark on this CPU (a call rarely moves CPUs between its entry and
     // its exit; one that does and then fails is reported once more, as refused).

@@ -68,12 +68,9 @@ pub(super) fn refused(m: &profile::Match, nr: u32, ret: i64) {
     let mut args = saved_args();
     clear_unknown_args(nr, &mut args);
     let args = &args;
-    let Some(flags) = flags_of(rule, args) else {
+    let Some(flags) = of_concern(rule, args) else {
         return;
     };
-    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
-        return;
-    }
     act(&Call {
         m,
         rule,

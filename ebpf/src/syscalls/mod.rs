@@ -70,6 +70,18 @@ use {exe_handles::*, learn::*, paths::*, read_only::*, regs::*, report::*};
 
 pub(super) const SIGKILL: u32 = 9;
 
+/// Whether a call is of the rule's concern, and the flags it checked: its flags match
+/// ([`flags_of`]) and, for the dirty-pipe rule, it splices from a file the process can
+/// only read into a pipe.
+#[inline(always)]
+pub(super) fn of_concern(rule: &SyscallRule, args: &[u64; 6]) -> Option<u64> {
+    let flags = flags_of(rule, args)?;
+    if rule.dirty_pipe != 0 && !crate::creds::dirty_pipe_source(args[0], args[2]) {
+        return None;
+    }
+    Some(flags)
+}
+
 /// The flags a rule with a flags condition checks, or `None` when they do not match
 /// (the call is of no concern); 0 for rules without one.
 #[inline(always)]
