@@ -381,7 +381,9 @@ impl RunFacts {
 /// Prints the report and writes it to `target/bench/NAME.md`.
 pub fn publish(root: &Path, name: &str, report: &str) -> anyhow::Result<()> {
     println!("{report}");
-    let out_dir = root.join("target/bench");
+    // Reports live with the documentation they back (docs/bench/), so a run's numbers
+    // are committed with the change they measure.
+    let out_dir = root.join("docs/bench");
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let out = out_dir.join(format!("{name}.md"));
     std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
