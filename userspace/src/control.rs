@@ -132,7 +132,7 @@ impl Followers {
         if self.list.is_empty() {
             return;
         }
-        let line = crate::sinks::line_of(&crate::events::Versioned::new(record));
+        let line = crate::sinks::record_line(record);
         self.list.retain_mut(|f| {
             if !f.filter.matches(record) {
                 return !f.tx.is_closed();
@@ -145,7 +145,7 @@ impl Followers {
                     crate::events::rfc3339(now),
                     f.dropped,
                 ));
-                let note = crate::sinks::line_of(&crate::events::Versioned::new(&lost));
+                let note = crate::sinks::record_line(&lost);
                 if f.tx.try_send(note).is_ok() {
                     f.dropped = 0;
                 }

@@ -134,23 +134,6 @@ pub trait Context {
 /// goes away (a field added is no new version).
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// A record as it is written: its schema version first, then the record's fields.
-#[derive(Serialize)]
-pub struct Versioned<'a> {
-    schema_version: u32,
-    #[serde(flatten)]
-    record: &'a Record,
-}
-
-impl<'a> Versioned<'a> {
-    pub fn new(record: &'a Record) -> Self {
-        Self {
-            schema_version: SCHEMA_VERSION,
-            record,
-        }
-    }
-}
-
 /// An event as the sinks receive it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
@@ -166,7 +149,7 @@ pub enum Record {
 
 impl Record {
     /// The event kind (`connect`, `sendmsg`, `packet`, `dns`, `lost`).
-    pub fn kind(&self) -> &str {
+    pub fn kind(&self) -> &'static str {
         match self {
             Self::Net(r) => r.kind,
             Self::Dns(r) => r.kind,
@@ -179,7 +162,7 @@ impl Record {
     }
 
     /// The verdict, for flow events.
-    pub fn verdict(&self) -> Option<&str> {
+    pub fn verdict(&self) -> Option<&'static str> {
         match self {
             Self::Net(r) => Some(r.verdict),
             Self::Syscall(r) => Some(r.verdict),

@@ -1,7 +1,10 @@
 //! Prometheus metrics: counters the agent keeps as events pass, gauges read when a
 //! scrape arrives, and the text exposition format served on a loopback port.
 
-use std::{collections::BTreeMap, fmt::Write as _};
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+};
 
 use crate::events::Record;
 
@@ -13,39 +16,46 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 /// Label sets are bounded: by default a series is a (kind, verdict, profile), whatever
 /// runs; with per-container labels ([`Metrics::per_container`]) each container's series
 /// also carry its cgroup and name, and go when its cgroup goes ([`Metrics::forget`]).
+/// Counting a record allocates nothing once its series exist (it runs for every event).
 #[derive(Debug, Default)]
 pub struct Metrics {
     per_container: bool,
-    /// Records by series.
-    records: BTreeMap<Series, u64>,
-    /// Occurrences (records weighted by their count) by the same series.
-    occurrences: BTreeMap<Series, u64>,
-    /// Occurrences by the rule that decided them: (profile, rule, verdict).
-    rules: BTreeMap<(String, String, String), u64>,
+    /// By profile name (empty: no profile).
+    profiles: HashMap<String, ProfileSeries>,
     /// Occurrences folded into another record by in-kernel aggregation.
     aggregated: u64,
     /// Records the kernel could not deliver.
     lost: u64,
 }
 
-/// The labels of an events or flows series.
+/// One profile's series.
+#[derive(Debug, Default)]
+struct ProfileSeries {
+    /// Records by series.
+    records: BTreeMap<Series, u64>,
+    /// Occurrences (records weighted by their count) by the same series.
+    occurrences: BTreeMap<Series, u64>,
+    /// Occurrences by the rule that decided them, and verdict.
+    rules: HashMap<String, BTreeMap<&'static str, u64>>,
+}
+
+/// The labels of an events or flows series beside the profile.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Series {
-    kind: String,
-    verdict: String,
-    profile: String,
+    kind: &'static str,
+    verdict: &'static str,
     /// With per-container labels: the cgroup's id (to forget it by), its path and the
     /// container's name (empty when not known).
     container: Option<(u64, String, String)>,
 }
 
 impl Series {
-    fn labels(&self) -> String {
+    fn labels(&self, profile: &str) -> String {
         let mut l = format!(
             "kind=\"{}\",verdict=\"{}\",profile=\"{}\"",
-            esc(&self.kind),
-            esc(&self.verdict),
-            esc(&self.profile)
+            esc(self.kind),
+            esc(self.verdict),
+            esc(profile)
         );
         if let Some((_, cgroup, name)) = &self.container {
             let _ = write!(l, ",cgroup=\"{}\",container=\"{}\"", esc(cgroup), esc(name));
@@ -108,10 +118,14 @@ impl Metrics {
             self.lost += r.count;
             return;
         }
+        let profile = record.profile().unwrap_or("");
+        let series = match self.profiles.get_mut(profile) {
+            Some(s) => s,
+            None => self.profiles.entry(profile.to_owned()).or_default(),
+        };
         let key = Series {
-            kind: record.kind().to_owned(),
-            verdict: record.verdict().unwrap_or("").to_owned(),
-            profile: record.profile().unwrap_or("").to_owned(),
+            kind: record.kind(),
+            verdict: record.verdict().unwrap_or(""),
             container: self
                 .per_container
                 .then(|| record.cgroup_id().zip(record.cgroup()))
@@ -126,28 +140,64 @@ impl Metrics {
         };
         let count = record.count();
         if let Some(rule) = record.rule() {
-            *self
-                .rules
-                .entry((key.profile.clone(), rule.to_owned(), key.verdict.clone()))
-                .or_default() += count;
+            let by_verdict = match series.rules.get_mut(rule) {
+                Some(v) => v,
+                None => series.rules.entry(rule.to_owned()).or_default(),
+            };
+            *by_verdict.entry(key.verdict).or_default() += count;
         }
         // Flows only: the occurrences of other kinds are their records plus the
         // repeats folded into them (`cgwarden_aggregated_repeats_total`).
-        if matches!(key.kind.as_str(), "connect" | "sendmsg" | "packet") {
-            *self.occurrences.entry(key.clone()).or_default() += count;
+        let flow = matches!(key.kind, "connect" | "sendmsg" | "packet");
+        if flow {
+            match series.occurrences.get_mut(&key) {
+                Some(n) => *n += count,
+                None => {
+                    series.occurrences.insert(key.clone(), count);
+                }
+            }
         }
-        *self.records.entry(key).or_default() += 1;
+        *series.records.entry(key).or_default() += 1;
         self.aggregated += count.saturating_sub(1);
+    }
+
+    /// Forgets the per-container series of a cgroup that is gone.
+    pub fn forget(&mut self, cgroup_id: u64) {
+        let keep = |k: &Series, _: &mut u64| k.container.as_ref().is_none_or(|c| c.0 != cgroup_id);
+        for series in self.profiles.values_mut() {
+            series.records.retain(keep);
+            series.occurrences.retain(keep);
+        }
+    }
+
+    /// Forgets the rule counters of profiles no longer installed.
+    pub fn keep_rules_of(&mut self, profiles: &[&str]) {
+        for (name, series) in &mut self.profiles {
+            if !profiles.contains(&name.as_str()) {
+                series.rules.clear();
+            }
+        }
     }
 
     /// The occurrences of a profile's records by verdict (`deny`, `audit`, `allow`,
     /// `report`), since the agent started.
     pub fn verdicts_of(&self, profile: &str) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for (series, n) in &self.records {
-            if series.profile == profile && !series.verdict.is_empty() {
-                let flows = self.occurrences.get(series).copied().unwrap_or(*n);
-                *out.entry(series.verdict.clone()).or_default() += flows;
+        for (series, n) in self
+            .profiles
+            .get(profile)
+            .map(|s| &s.records)
+            .into_iter()
+            .flatten()
+        {
+            if !series.verdict.is_empty() {
+                let flows = self
+                    .profiles
+                    .get(profile)
+                    .and_then(|s| s.occurrences.get(series))
+                    .copied()
+                    .unwrap_or(*n);
+                *out.entry(series.verdict.to_owned()).or_default() += flows;
             }
         }
         out
@@ -155,23 +205,19 @@ impl Metrics {
 
     /// The cgroups that have per-container series.
     pub fn cgroups(&self) -> std::collections::BTreeSet<u64> {
-        self.records
-            .keys()
+        self.profiles
+            .values()
+            .flat_map(|s| s.records.keys())
             .filter_map(|k| k.container.as_ref().map(|c| c.0))
             .collect()
     }
 
-    /// Forgets the per-container series of a cgroup that is gone.
-    pub fn forget(&mut self, cgroup_id: u64) {
-        let keep = |k: &Series, _: &mut u64| k.container.as_ref().is_none_or(|c| c.0 != cgroup_id);
-        self.records.retain(keep);
-        self.occurrences.retain(keep);
-    }
-
-    /// Forgets the rule counters of profiles no longer installed.
-    pub fn keep_rules_of(&mut self, profiles: &[&str]) {
-        self.rules
-            .retain(|(p, _, _), _| profiles.contains(&p.as_str()));
+    /// The profiles with series, in name order.
+    fn sorted(&self) -> Vec<(&str, &ProfileSeries)> {
+        let mut all: Vec<(&str, &ProfileSeries)> =
+            self.profiles.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        all.sort_unstable_by_key(|(k, _)| *k);
+        all
     }
 
     /// The exposition text.
@@ -198,8 +244,14 @@ impl Metrics {
             "counter",
             "Event records written, by kind, verdict and profile (and cgroup and container with --metrics-per-container).",
         );
-        for (series, n) in &self.records {
-            let _ = writeln!(out, "cgwarden_events_total{{{}}} {n}", series.labels());
+        for (profile, s) in self.sorted() {
+            for (series, n) in &s.records {
+                let _ = writeln!(
+                    out,
+                    "cgwarden_events_total{{{}}} {n}",
+                    series.labels(profile)
+                );
+            }
         }
         family(
             &mut out,
@@ -207,8 +259,14 @@ impl Metrics {
             "counter",
             "Flows (connect, sendmsg, packet) the records stand for, aggregated repeats included.",
         );
-        for (series, n) in &self.occurrences {
-            let _ = writeln!(out, "cgwarden_flows_total{{{}}} {n}", series.labels());
+        for (profile, s) in self.sorted() {
+            for (series, n) in &s.occurrences {
+                let _ = writeln!(
+                    out,
+                    "cgwarden_flows_total{{{}}} {n}",
+                    series.labels(profile)
+                );
+            }
         }
         family(
             &mut out,
@@ -216,14 +274,20 @@ impl Metrics {
             "counter",
             "Occurrences by the profile rule that decided them (`default` for the default), as reported: every refused or audited flow and reported syscall, allowed flows only under `report: all`.",
         );
-        for ((profile, rule, verdict), n) in &self.rules {
-            let _ = writeln!(
-                out,
-                "cgwarden_rule_hits_total{{profile=\"{}\",rule=\"{}\",verdict=\"{}\"}} {n}",
-                esc(profile),
-                esc(rule),
-                esc(verdict)
-            );
+        for (profile, s) in self.sorted() {
+            let mut rules: Vec<_> = s.rules.iter().collect();
+            rules.sort_unstable_by_key(|(rule, _)| rule.as_str());
+            for (rule, by_verdict) in rules {
+                for (verdict, n) in by_verdict {
+                    let _ = writeln!(
+                        out,
+                        "cgwarden_rule_hits_total{{profile=\"{}\",rule=\"{}\",verdict=\"{}\"}} {n}",
+                        esc(profile),
+                        esc(rule),
+                        esc(verdict)
+                    );
+                }
+            }
         }
         let scalars: [(&str, &str, &str, u64); 13] = [
             (

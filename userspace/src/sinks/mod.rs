@@ -18,7 +18,7 @@ use std::{
     str::FromStr,
 };
 
-use crate::events::{Record, Versioned};
+use crate::events::{Record, SCHEMA_VERSION};
 
 /// How records are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,7 +173,7 @@ impl Sinks {
         let mut failed = Ok(());
         for (format, out) in &mut self.outputs {
             let line = match format {
-                Format::Json => json.get_or_insert_with(|| line_of(&Versioned::new(record))),
+                Format::Json => json.get_or_insert_with(|| record_line(record)),
                 Format::Falco => {
                     falco.get_or_insert_with(|| line_of(&falco::to_falco(record, &self.hostname)))
                 }
@@ -201,6 +201,29 @@ impl Sinks {
     }
 }
 
+/// A record as one JSON line, its schema version first: `{"schema_version":1,` and then
+/// the record's own fields (a record is always a JSON object; written so, it needs no
+/// second pass of serde's `flatten`, which would cost every event).
+pub fn record_line(record: &Record) -> Vec<u8> {
+    let mut line = format!("{{\"schema_version\":{SCHEMA_VERSION},").into_bytes();
+    match serde_json::to_vec(record) {
+        Ok(fields) if fields.len() > 2 && fields[0] == b'{' => {
+            line.extend_from_slice(&fields[1..]);
+            line.push(b'\n');
+            line
+        }
+        Ok(_) => {
+            line.extend_from_slice(b"\"kind\":\"error\",\"error\":\"an empty record\"}\n");
+            line
+        }
+        Err(e) => line_of(&serde_json::json!({
+            "schema_version": SCHEMA_VERSION,
+            "kind": "error",
+            "error": format!("unserialisable record: {e}"),
+        })),
+    }
+}
+
 /// A value as one JSON line.
 pub fn line_of<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut line = serde_json::to_vec(value).unwrap_or_else(|e| {
@@ -219,6 +242,21 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_line_says_its_schema_version_first() {
+        let record = Record::Lost(crate::events::LostRecord::ring_buffer_full("t".into(), 3));
+        let line = record_line(&record);
+        assert!(
+            line.starts_with(b"{\"schema_version\":1,\"time\":\"t\""),
+            "{}",
+            String::from_utf8_lossy(&line)
+        );
+        assert!(line.ends_with(b"}\n"));
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["count"], 3);
+        assert_eq!(v["kind"], "lost");
+    }
 
     #[test]
     fn parses_sink_specs() {
