@@ -20,6 +20,32 @@ pub(super) struct Call<'a> {
     pub(super) end: End,
 }
 
+/// Acts on a call judged by its rule alone (not by a path), when it is of the rule's
+/// concern ([`of_concern`]): at entry, or at the exit of a call refused before entry.
+#[inline(always)]
+pub(super) fn act_by_rule(
+    m: &profile::Match,
+    rule: &SyscallRule,
+    nr: u32,
+    args: &[u64; 6],
+    proc_info: *const ProcInfo,
+    end: End,
+) {
+    let Some(flags) = of_concern(rule, args) else {
+        return;
+    };
+    act(&Call {
+        m,
+        rule,
+        nr,
+        args,
+        flags,
+        proc_info,
+        path_from: PATH_BY_RULE,
+        end,
+    });
+}
+
 /// Reports a watched call, and kills the caller when the rule says so (enforce mode).
 /// Not inlined: every caller (entry, exit, refused before entry) shares one copy, and
 /// its record and repeat key live in its own frame, not in each caller's (the
