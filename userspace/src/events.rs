@@ -1117,6 +1117,15 @@ fn comm(raw: &[u8; 16]) -> String {
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
+/// The wall-clock time now, as [`rfc3339`] writes it (records the agent makes itself:
+/// losses, deviations found in user space).
+pub fn rfc3339_now() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    rfc3339(ns)
+}
+
 /// Formats nanoseconds since the epoch as RFC 3339 UTC with nanoseconds.
 pub fn rfc3339(ns: u128) -> String {
     let secs = (ns / 1_000_000_000) as u64;

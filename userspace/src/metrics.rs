@@ -183,21 +183,14 @@ impl Metrics {
     /// `report`), since the agent started.
     pub fn verdicts_of(&self, profile: &str) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for (series, n) in self
-            .profiles
-            .get(profile)
-            .map(|s| &s.records)
-            .into_iter()
-            .flatten()
-        {
+        let Some(s) = self.profiles.get(profile) else {
+            return out;
+        };
+        for (series, n) in &s.records {
             if !series.verdict.is_empty() {
-                let flows = self
-                    .profiles
-                    .get(profile)
-                    .and_then(|s| s.occurrences.get(series))
-                    .copied()
-                    .unwrap_or(*n);
-                *out.entry(series.verdict.to_owned()).or_default() += flows;
+                // Flows count every occurrence, other records themselves.
+                let occurred = s.occurrences.get(series).copied().unwrap_or(*n);
+                *out.entry(series.verdict.to_owned()).or_default() += occurred;
             }
         }
         out

@@ -260,13 +260,13 @@ pub async fn serve(
                     }
                     Ok((command, mut stream)) => {
                         let answer = match command {
-                            Command::Reload => match reload(agent, opts.policy) {
+                            Command::Reload {} => match reload(agent, opts.policy) {
                                 Ok(()) => serde_json::json!({ "ok": true, "profiles": agent.profile_names() }),
                                 Err(e) => control::error_json(&e),
                             },
-                            Command::Status => serde_json::to_value(agent.status())
+                            Command::Status {} => serde_json::to_value(agent.status())
                                 .unwrap_or_else(|e| control::error_json(&format!("status: {e}"))),
-                            Command::Posture => agent.postures(),
+                            Command::Posture {} => agent.postures(),
                             Command::Follow { .. } => unreachable!("handled above"),
                         };
                         if let Err(e) = control::reply(&mut stream, &answer).await {

@@ -37,7 +37,7 @@ impl Agent {
             );
             for (deviation, detail) in deviations {
                 found.push(events::DeviationRecord {
-                    time: events::rfc3339(now_ns()),
+                    time: events::rfc3339_now(),
                     kind: "deviation",
                     verdict: "report",
                     deviation,
@@ -181,7 +181,7 @@ impl Agent {
                     .map(|a| a.profile.clone())
             });
             let record = events::PostureRecord {
-                time: events::rfc3339(now_ns()),
+                time: events::rfc3339_now(),
                 kind: "posture",
                 cgroup: entry.cgroup.clone(),
                 who: entry.identity.clone(),

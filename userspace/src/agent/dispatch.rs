@@ -331,7 +331,7 @@ impl Agent {
             .ringbuf_drops
             .saturating_sub(self.counters.ringbuf_drops);
         if lost > 0 {
-            let record = LostRecord::ring_buffer_full(events::rfc3339(now_ns()), lost);
+            let record = LostRecord::ring_buffer_full(events::rfc3339_now(), lost);
             self.emit(&Record::Lost(record))?;
         }
         self.counters = now;

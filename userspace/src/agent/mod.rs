@@ -432,7 +432,3 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
 fn clock_offset_ns() -> i128 {
     clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_MONOTONIC)
 }
-
-fn now_ns() -> u128 {
-    clock_ns(libc::CLOCK_REALTIME).max(0) as u128
-}

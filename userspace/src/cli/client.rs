@@ -42,9 +42,9 @@ pub fn request(socket: &Path, command: control::Command) -> anyhow::Result<i32> 
 /// `cgwarden status`: the running agent's state, as JSON or for a person.
 pub fn status(socket: &Path, json: bool) -> anyhow::Result<i32> {
     if json {
-        return request(socket, control::Command::Status);
+        return request(socket, control::Command::Status {});
     }
-    let answer = control::request(socket, control::Command::Status)?;
+    let answer = control::request(socket, control::Command::Status {})?;
     if answer["ok"].as_bool() != Some(true) {
         eprintln!(
             "{}",
@@ -213,7 +213,7 @@ pub fn posture(
         Err(e) => anyhow::bail!("cannot reach the agent at {}: {e}", socket.display()),
     };
     let mut containers: Vec<serde_json::Value> = if agent {
-        let answer = control::request(socket, control::Command::Posture)?;
+        let answer = control::request(socket, control::Command::Posture {})?;
         if answer["enabled"].as_bool() == Some(false) {
             anyhow::bail!("the running agent does not check postures (it runs with --no-posture)");
         }

@@ -455,7 +455,7 @@ pub fn run(command: Command) -> anyhow::Result<i32> {
             }
         }
         Command::Check { paths } => Ok(client::check(&paths)),
-        Command::Reload { control } => client::request(&control, control::Command::Reload),
+        Command::Reload { control } => client::request(&control, control::Command::Reload {}),
         Command::Status { control, output } => client::status(&control, output == Output::Json),
         Command::Events {
             follow: _,
