@@ -199,16 +199,14 @@ fn falco_alerts_from_a_docker_container_reach_a_sidekick_receiver_with_its_ident
     let hostname = std::path::Path::new("node-7.example");
     let agent = RunningAgent::start_with_env(
         profile.path(),
-        &["--sink", &receiver.url()],
+        &["--sink", &receiver.url(), "--metrics-per-container"],
         &[("CGWARDEN_HOSTNAME", hostname)],
     );
-    let out = engines::docker_run(
-        &["--name", &name, "--network", "none"],
-        &["sh", "-c", "nc -w 1 127.0.0.9 4242 </dev/null; echo done"],
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("done"),
-        "{out:?}"
+    // It stays up after its connect: per-container series go when its cgroup goes.
+    let _container = engines::DockerContainer::start(
+        &name,
+        &["--network", "none"],
+        &["sh", "-c", "nc -w 1 127.0.0.9 4242 </dev/null; sleep 60"],
     );
     let alert = wait_for(Duration::from_secs(10), || {
         receiver
@@ -256,6 +254,15 @@ fn falco_alerts_from_a_docker_container_reach_a_sidekick_receiver_with_its_ident
             "cgwarden_sink_records_total{{sink=\"http://127.0.0.1:{}/\",outcome=\"delivered\"}}",
             receiver.port
         ))),
+        "{metrics}"
+    );
+    // Per-container series name the container the engine named.
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("cgwarden_flows_total{")
+                && l.contains(&format!("container=\"{name}\""))
+                && l.contains("verdict=\"deny\"")),
         "{metrics}"
     );
 }

@@ -69,14 +69,17 @@ pub(super) fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
+    let Some(flags) = of_concern(rule, args) else {
+        return;
+    };
     // The exit must know this call was entered, or it would judge it again as refused
     // if it fails: a mark on this CPU (a call rarely moves CPUs between its entry and
-    // its exit; one that does and then fails is reported once more, as refused). A
-    // call of no concern marked too is only not judged twice.
+    // its exit; one that does and then fails is reported once more, as refused). Only
+    // calls acted on are marked: the others cost no map write.
     if !writes && watched_at_exit(nr) {
         mark_entered(nr);
     }
-    act_by_rule(m, rule, nr, args, proc_info, AT_ENTRY);
+    act_by_rule(m, rule, nr, args, flags, proc_info, AT_ENTRY);
 }
 
 /// Marks, on this CPU, that the calling thread entered syscall `nr` and it was judged.

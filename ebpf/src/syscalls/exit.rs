@@ -68,11 +68,14 @@ pub(super) fn refused(m: &profile::Match, nr: u32, ret: i64) {
     let mut args = saved_args();
     clear_unknown_args(nr, &mut args);
     let args = &args;
+    let Some(flags) = of_concern(rule, args) else {
+        return;
+    };
     let end = End {
         judged: judged::REFUSED_BEFORE_ENTRY,
         ret,
     };
-    act_by_rule(m, rule, nr, args, proc_info, end);
+    act_by_rule(m, rule, nr, args, flags, proc_info, end);
 }
 
 /// Whether this CPU's mark says thread `id` entered `nr` (and takes the mark).

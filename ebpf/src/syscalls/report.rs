@@ -20,20 +20,19 @@ pub(super) struct Call<'a> {
     pub(super) end: End,
 }
 
-/// Acts on a call judged by its rule alone (not by a path), when it is of the rule's
-/// concern ([`of_concern`]): at entry, or at the exit of a call refused before entry.
+/// Acts on a call judged by its rule alone (not by a path) and of the rule's concern
+/// (`flags` from [`of_concern`]): at entry, or at the exit of a call refused before
+/// entry.
 #[inline(always)]
 pub(super) fn act_by_rule(
     m: &profile::Match,
     rule: &SyscallRule,
     nr: u32,
     args: &[u64; 6],
+    flags: u64,
     proc_info: *const ProcInfo,
     end: End,
 ) {
-    let Some(flags) = of_concern(rule, args) else {
-        return;
-    };
     act(&Call {
         m,
         rule,
