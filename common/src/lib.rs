@@ -83,9 +83,6 @@ pub mod maps {
     pub const EXE_HANDLES: &str = "EXE_HANDLES";
     /// `PerCpuArray<[u8; SYSCALL_PATH_BYTES]>`: a path read before it is matched.
     pub const PATH_SCRATCH: &str = "PATH_SCRATCH";
-    /// `LruHashMap<u64 pid_tgid, PendingCall>`: path-filtered calls between their
-    /// entry and exit.
-    pub const PENDING: &str = "PENDING";
     /// `HashMap<SyscallUsedKey, u8>`: syscalls used under learning profiles, by the
     /// monitored cgroup that used them.
     pub const SYSCALLS_USED: &str = "SYSCALLS_USED";
@@ -133,7 +130,7 @@ pub mod maps {
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 37] = [
+    pub const ALL: [&str; 36] = [
         READ_PATTERNS,
         ENTERED,
         REACHED,
@@ -153,7 +150,6 @@ pub mod maps {
         CREDS,
         SYSCALLS_USED,
         SYSCALL_REPEATS,
-        PENDING,
         PROCS,
         PATH_PATTERNS,
         PROFILE_PATTERNS,
@@ -256,7 +252,6 @@ const _: () = {
     assert!(size_of::<FlowKey>() == 48);
     assert!(size_of::<SyscallRepeatKey>() == 80);
     assert!(size_of::<ProfileRef>() == 24);
-    assert!(size_of::<PendingCall>() == 88);
     assert!(size_of::<ProcInfo>() == 136);
     assert!(size_of::<SyscallRule>() == 32);
     assert!(size_of::<EgressKey>() == 20);

@@ -40,6 +40,9 @@ pub mod syscall_watch {
     pub const KNOWN: u8 = 0x40;
     /// Its exit tracepoint is attached: calls refused before entry are seen there.
     pub const EXIT: u8 = 0x20;
+    /// Some rule judges it by its path, at exit only (no entry program is needed for
+    /// it): the exit looks the caller's rule up for every call, not only failed ones.
+    pub const BY_PATH: u8 = 0x10;
     /// The low bits: the syscall's number of arguments; the slots after them hold
     /// whatever followed the record and are cleared before they are reported.
     pub const ARITY_MASK: u8 = 0x07;
@@ -292,8 +295,6 @@ pub mod judged {
     pub const REFUSED_BEFORE_ENTRY: u32 = 2;
 }
 
-/// A path-filtered call seen at entry, judged at exit: by then the kernel has read the
-/// path, so its pages are resident and the program can read it too.
 /// Value of `ENTERED` (per CPU): the last watched call judged at entry on this CPU, so
 /// its exit does not judge it again as refused before entry.
 #[repr(C)]
@@ -301,26 +302,6 @@ pub mod judged {
 pub struct EnteredMark {
     pub id: u64,
     pub nr: u64,
-}
-
-/// Bits of [`PendingCall::writes`].
-pub mod pending {
-    /// The call may write: judge it against the profile's read-only paths at exit.
-    pub const WRITES: u32 = 1;
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PendingCall {
-    pub nr: u32,
-    /// [`pending`] bits: the call may write (judged at entry, see `OPEN_WRITE_FLAGS`),
-    /// so it is judged against read-only paths at exit.
-    pub writes: u32,
-    pub args: [u64; 6],
-    /// The profile found at entry and the monitored cgroup it is attached to: the exit
-    /// does not look them up again.
-    pub profile: ProfileRef,
-    pub cgroup: u64,
 }
 
 /// Key of `RUNTIME_SOCKETS`: a container runtime's API socket file, by identity (its

@@ -9,7 +9,7 @@ use cgwarden_common::{
     DnsServerKey, EGRESS_MAX_ENTRIES, EgressKey, EgressValue, EscapeFileKey, FLOWS_MAX_ENTRIES,
     FlowKey, FlowState, GATED_MAX_ENTRIES, GatedProc, LEARNED_MAX_ENTRIES, LearnedKey,
     LearnedValue, NameCountKey, NameKey, NameText, PATH_PATTERNS_MAX, PROCS_MAX_ENTRIES,
-    PathPattern, PatternKey, PendingCall, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES,
+    PathPattern, PatternKey, ProcInfo, ProfileRef, RAW_SYSCALL_SLOTS, RINGBUF_BYTES,
     SYSCALL_PATH_BYTES, SYSCALL_REPEATS_MAX_ENTRIES, SyscallKey, SyscallRepeatKey, SyscallRule,
     SyscallUsedKey, counters,
 };
@@ -116,9 +116,6 @@ pub static REACHED: PerCpuArray<EscapeFileKey> = PerCpuArray::with_max_entries(1
 
 #[map]
 pub static ESCAPE_FILES: HashMap<EscapeFileKey, u8> = HashMap::with_max_entries(64, 0);
-
-#[map]
-pub static PENDING: LruHashMap<u64, PendingCall> = LruHashMap::with_max_entries(16_384, 0);
 
 #[map]
 pub static SYSCALLS_USED: HashMap<SyscallUsedKey, u8> = HashMap::with_max_entries(16_384, 0);

@@ -482,3 +482,74 @@ fn a_refused_write_through_a_symlink_in_docker_is_resolved_in_the_containers_roo
         "a refused write to an ordinary sysctl is no attempt: {calls:#?}"
     );
 }
+
+#[test]
+fn an_escape_path_open_seccomp_refuses_is_judged_by_its_path_and_still_killed() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    // A seccomp profile that refuses a shell's `>` (an open with O_WRONLY|O_CREAT|
+    // O_TRUNC) with EPERM before the kernel enters it: no entry program would ever see
+    // it. (runc opens its exec fifo for writing after its seccomp filter is in place, so
+    // not every write-open can be refused.) The attempt on core_pattern is judged at
+    // exit, by its path, and killed; an ordinary refused write-open is not an attempt.
+    let dir = tempfile::tempdir().unwrap();
+    let seccomp = dir.path().join("seccomp.json");
+    // O_ACCMODE | O_CREAT | O_TRUNC, and O_WRONLY | O_CREAT | O_TRUNC.
+    let (mask, wanted) = (0o1103, 0o1101);
+    let refuse = |name: &str, flags: u32| {
+        serde_json::json!({
+            "names": [name],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": 1,
+            "args": [{"index": flags, "value": mask, "valueTwo": wanted, "op": "SCMP_CMP_MASKED_EQ"}],
+        })
+    };
+    let profile_json = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [refuse("openat", 2), refuse("open", 1)],
+    });
+    std::fs::write(&seccomp, profile_json.to_string()).unwrap();
+    let option = format!("seccomp={}", seccomp.display());
+    let profile = ProfileFile::new(
+        "name: refused\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: kill\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    let ordinary = engines::docker_run(
+        &["--network", "none", "--security-opt", &option],
+        // The agent resolves the refused path in the container's root while it runs.
+        &["sh", "-c", "true > /tmp/notes; sleep 1; echo finished $?"],
+    );
+    assert!(
+        stdout(&ordinary).contains("finished"),
+        "an ordinary refused write is no attempt: {ordinary:?}"
+    );
+    let attempt = engines::docker_run(
+        &["--network", "none", "--security-opt", &option],
+        &[
+            "sh",
+            "-c",
+            "true > /proc/sys/kernel/core_pattern; echo survived",
+        ],
+    );
+    assert_eq!(attempt.status.code(), Some(137), "not killed: {attempt:?}");
+    assert!(!stdout(&attempt).contains("survived"), "{attempt:?}");
+    let events = agent.stop_and_read();
+    let calls = kind(&events, "syscall");
+    let attempts: Vec<_> = calls
+        .iter()
+        .filter(|e| e["path"] == "/proc/sys/kernel/core_pattern")
+        .collect();
+    assert_eq!(attempts.len(), 1, "{calls:#?}");
+    let e = attempts[0];
+    assert!(e["syscall"] == "openat" || e["syscall"] == "open", "{e:#}");
+    assert_eq!(e["verdict"], "deny", "{e:#}");
+    assert_eq!(e["action"], "kill", "{e:#}");
+    // Refused by seccomp (EPERM), not by the read-only /proc/sys mount (EROFS).
+    assert_eq!(e["result"]["errno"], "EPERM", "{e:#}");
+    assert_eq!(e["container"]["runtime"], "docker");
+    assert!(
+        !calls.iter().any(|e| e["path"] == "/tmp/notes"),
+        "{calls:#?}"
+    );
+}

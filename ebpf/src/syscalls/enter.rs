@@ -1,6 +1,6 @@
 //! Syscall entry: the `syscalls:sys_enter_*` tracepoints and the raw `sys_enter`
-//! program judge a watched call with its arguments, and save the calls judged by
-//! their path for the exit.
+//! program judge a watched call by its rule and arguments; calls judged by their path
+//! are left to the exit.
 
 use super::*;
 
@@ -53,22 +53,17 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
 }
 
 /// Applies the profile's rule for syscall `nr` at entry, if it has one. Calls judged by
-/// their path are saved for the exit.
+/// their path are left to the exit, which alone judges them.
 #[inline(always)]
 pub(super) fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
     let Some((rule, proc_info)) = rule_for(m, nr) else {
         return;
     };
-    // Saved for the exit as cleared here.
-    clear_unknown_args(nr, args);
-    let args = &*args;
-    let writes = rule.read_only != 0 && may_write(rule, args);
-    if rule.path_filter != 0 || writes {
-        save(m, nr, if writes { pending::WRITES } else { 0 }, args);
-    }
     if rule.action == 0 || rule.path_filter != 0 {
         return;
     }
+    clear_unknown_args(nr, args);
+    let args = &*args;
     let Some(flags) = of_concern(rule, args) else {
         return;
     };
@@ -76,7 +71,7 @@ pub(super) fn judge(m: &profile::Match, nr: u32, args: &mut [u64; 6]) {
     // if it fails: a mark on this CPU (a call rarely moves CPUs between its entry and
     // its exit; one that does and then fails is reported once more, as refused). Only
     // calls acted on are marked: the others cost no map write.
-    if !writes && watched_at_exit(nr) {
+    if watched_at_exit(nr) {
         mark_entered(nr);
     }
     act_by_rule(m, rule, nr, args, flags, proc_info, AT_ENTRY);
@@ -92,19 +87,6 @@ pub(super) fn mark_entered(nr: u32) {
             (*mark).nr = u64::from(nr);
         }
     }
-}
-
-/// Saves a call at entry for its exit.
-#[inline(always)]
-pub(super) fn save(m: &profile::Match, nr: u32, bits: u32, args: &[u64; 6]) {
-    let pending = PendingCall {
-        nr,
-        writes: bits,
-        args: *args,
-        profile: m.profile,
-        cgroup: m.cgroup,
-    };
-    let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &pending, 0);
 }
 
 /// Whether syscall `nr`'s exit tracepoint is attached.

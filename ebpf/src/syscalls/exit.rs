@@ -1,16 +1,19 @@
-//! Syscall exit: the calls saved at entry are judged by their path and result, and
-//! watched calls whose entry never fired (a seccomp filter refused them first) are
+//! Syscall exit: calls judged by their path are judged here, by their path and result,
+//! and watched calls whose entry never fired (a seccomp filter refused them first) are
 //! judged here, with their errno.
 
 use super::*;
 
-/// `syscalls:sys_exit_*` of watched syscalls: judges the path-judged call saved at
-/// entry, and sees the calls that were never entered. A seccomp filter (Docker's,
-/// Podman's, Kubernetes' RuntimeDefault) runs before `sys_enter` and refuses a call
-/// without it ever firing, but its exit fires with the errno: a watched call whose exit
-/// finds no mark of its entry was refused first, and is judged here, with the
-/// arguments still in the task's saved registers. The record holds `__syscall_nr` at
-/// offset 8 and the return value at offset 16.
+/// `syscalls:sys_exit_*` of watched syscalls. Calls judged by their path (opens,
+/// unix connects, writes under read-only paths) are judged here only: by now the
+/// kernel has read the path (its pages are resident) and the result is known, and the
+/// arguments are still in the task's saved registers, so no entry program runs for
+/// them. Calls judged by their rule alone were judged at entry, except those a seccomp
+/// filter (Docker's, Podman's, Kubernetes' RuntimeDefault) refused first: it runs
+/// before `sys_enter`, which then never fires, but the exit fires with the errno. A
+/// watched call that failed and left no mark of its entry is judged here as refused
+/// before entry. The record holds `__syscall_nr` at offset 8 and the return value at
+/// offset 16.
 #[inline(always)]
 pub fn exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
@@ -21,53 +24,63 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     if nr < 0 {
         return 0;
     }
-    if let Some(pending) = PENDING.get_ptr(&id) {
-        // SAFETY: the pointer comes from the map. Only this thread writes its entry,
-        // which is removed after it is judged (not before: a removed element's memory
-        // may be reused at once).
-        let call = unsafe { &*pending };
-        // Another number: saved by a call whose exit was never seen (the task was
-        // killed), stale; this call is judged as never entered.
-        let same = nr as u32 == call.nr;
-        if same {
-            let m = profile::Match {
-                profile: call.profile,
-                cgroup: call.cgroup,
-            };
-            judge_exit(&m, call, ret);
-        }
-        let _ = PENDING.remove(&id);
-        if same {
-            return 0;
-        }
-    }
-    // Entered calls either left a mark or were of no concern at entry (their flags did
-    // not match): judged again here, those stay of no concern. A call that succeeded
-    // was entered.
-    if ret >= 0 || entered(id, nr as u32) {
+    let nr = nr as u32;
+    let by_path = judged_at_exit(nr);
+    // The fast path of a syscall no rule judges by its path: a call that succeeded, or
+    // that was judged at entry (it left a mark), is settled.
+    if !by_path && (ret >= 0 || entered(id, nr)) {
         return 0;
     }
     let Some(m) = profile::current() else {
         return 0;
     };
-    refused(&m, nr as u32, ret);
+    let Some((rule, proc_info)) = rule_for(&m, nr) else {
+        return 0;
+    };
+    // A rule that acts on the call itself judged it at entry, unless a seccomp filter
+    // refused it first. A call refused first is judged by that rule only (also where
+    // the rule checks paths as well: one report of the attempt, with its errno).
+    let refused_first = rule.action != 0
+        && rule.path_filter == 0
+        && ret < 0
+        && (!by_path || !entered(id, nr));
+    // Not cleared past the syscall's arity yet: that would give the verifier one
+    // state per arity to walk the path matcher with (the agent shows only the
+    // syscall's own arguments, and paths are never aggregated).
+    let mut args = saved_args();
+    if refused_first {
+        // Cleared: identical repeats are counted by their arguments.
+        clear_unknown_args(nr, &mut args);
+        refused(&m, rule, nr, &args, ret, proc_info);
+    } else if rule.path_filter != 0 || rule.read_only != 0 {
+        judge_exit(&Call {
+            m: &m,
+            rule,
+            nr,
+            args: &args,
+            flags: 0,
+            proc_info,
+            path_from: NOT_AN_ESCAPE,
+            end: End {
+                judged: judged::EXIT,
+                ret,
+            },
+        });
+    }
     0
 }
 
 /// A watched call that was refused before it was entered (see [`exit`]): reported, and
-/// the caller killed when the rule says so, as at entry. Path-judged calls are not
-/// judged here (their path is matched at exit after a seen entry).
+/// the caller killed when the rule says so, as at entry.
 #[inline(always)]
-pub(super) fn refused(m: &profile::Match, nr: u32, ret: i64) {
-    let Some((rule, proc_info)) = rule_for(m, nr) else {
-        return;
-    };
-    if rule.action == 0 || rule.path_filter != 0 {
-        return;
-    }
-    let mut args = saved_args();
-    clear_unknown_args(nr, &mut args);
-    let args = &args;
+pub(super) fn refused(
+    m: &profile::Match,
+    rule: &SyscallRule,
+    nr: u32,
+    args: &[u64; 6],
+    ret: i64,
+    proc_info: *const ProcInfo,
+) {
     let Some(flags) = of_concern(rule, args) else {
         return;
     };
@@ -76,6 +89,15 @@ pub(super) fn refused(m: &profile::Match, nr: u32, ret: i64) {
         ret,
     };
     act_by_rule(m, rule, nr, args, flags, proc_info, end);
+}
+
+/// Whether some rule judges syscall `nr` by its path at exit (`syscall_watch::BY_PATH`).
+#[inline(always)]
+pub(super) fn judged_at_exit(nr: u32) -> bool {
+    nr < RAW_SYSCALL_SLOTS
+        && SYSCALL_WATCH
+            .get(nr)
+            .is_some_and(|w| w & syscall_watch::BY_PATH != 0)
 }
 
 /// Whether this CPU's mark says thread `id` entered `nr` (and takes the mark).
@@ -95,34 +117,23 @@ pub(super) fn entered(id: u64, nr: u32) -> bool {
 }
 
 /// Applies the rule for a path-judged call at its exit: the escape patterns (the rule's
-/// action), then the profile's read-only paths (a deviation report).
-#[inline(always)]
-pub(super) fn judge_exit(m: &profile::Match, call: &PendingCall, ret: i64) {
-    let (nr, args) = (call.nr, &call.args);
-    let Some((rule, proc_info)) = rule_for(m, nr) else {
-        return;
-    };
+/// action), then the profile's read-only paths (a deviation report). Not inlined: the
+/// verifier then checks the refused-before-entry path after it once, not once for
+/// every way through the matcher.
+#[inline(never)]
+pub(super) fn judge_exit(call: &Call) {
+    let (rule, args, ret) = (call.rule, call.args, call.end.ret);
     if rule.action != 0 && rule.path_filter != 0 {
         let path = escapes(rule, args, ret);
         if path != NOT_AN_ESCAPE {
-            let end = End {
-                judged: judged::EXIT,
-                ret,
-            };
             act(&Call {
-                m,
-                rule,
-                nr,
-                args,
-                flags: 0,
-                proc_info,
                 path_from: path,
-                end,
+                ..*call
             });
         }
     }
-    if call.writes & pending::WRITES != 0 {
-        read_only(m, rule, nr, args, ret, proc_info);
+    if rule.read_only != 0 && may_write(rule, args) {
+        read_only(call.m, rule, call.nr, args, ret, call.proc_info);
     }
 }
 

@@ -11,10 +11,11 @@
 //! nothing here can make the syscall fail.
 //!
 //! Calls that are judged by their path (the escape set's opens and unix connects, and
-//! writes under a profile's read-only paths) are saved at entry and judged at exit,
-//! when the kernel has read the path (so its pages are resident) and the result is
-//! known: one matcher ([`match_set`]) serves both, over the pattern set of the escape
-//! set or of the profile.
+//! writes under a profile's read-only paths) are judged at exit only (no entry program
+//! runs for them), when the kernel has read the path (so its pages are resident) and
+//! the result is known, with the arguments from the saved registers: one matcher
+//! ([`match_set`]) serves both, over the pattern set of the escape set or of the
+//! profile.
 //!
 //! Where each job is: `enter.rs` (the entry programs, the entry judgement), `exit.rs`
 //! (the exit program: path-judged calls, calls refused before entry, what an open
@@ -41,15 +42,15 @@ use core::ffi::c_void;
 
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
-    PatternKey, PendingCall, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES,
-    SyscallEvent, SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies, pending,
+    PatternKey, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES,
+    SyscallEvent, SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies,
     proc_flags, profile_flags, reached, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PENDING, PROCS, PROFILE_PATTERNS,
+        CONFIG, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PROCS, PROFILE_PATTERNS,
         SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED,
     },
     profile,

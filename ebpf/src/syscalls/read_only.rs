@@ -19,9 +19,7 @@ pub(super) enum Place {
 pub(super) const EROFS: i64 = 30;
 
 /// A write call under a profile with read-only paths (an open only with write flags,
-/// decided at entry and carried in `PendingCall::writes`: deciding it again here would
-/// multiply the paths the verifier walks through the matcher, about sevenfold):
-/// reported when a path it writes lies under a read-only path, when the kernel refused
+/// [`may_write`]): reported when a path it writes lies under a read-only path, when the kernel refused
 /// it as a write to a read-only file system (a symlink cannot hide that), or when its
 /// place is not known here.
 #[inline(always)]
@@ -99,8 +97,10 @@ pub(super) fn judge_write_path(call: &WriteCall, arg: u8) -> bool {
 }
 
 /// Whether a write call may write: an open only with write flags (an unreadable
-/// `open_how` counts as a write), every other write call always.
-#[inline(always)]
+/// `open_how` counts as a write), every other write call always. Not inlined: the
+/// verifier then walks the read-only matcher after it with one state per answer, not
+/// one per way through it.
+#[inline(never)]
 pub(super) fn may_write(rule: &SyscallRule, args: &[u64; 6]) -> bool {
     if rule.open_flags_arg == NO_ARG {
         return true;

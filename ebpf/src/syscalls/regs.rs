@@ -13,31 +13,46 @@ compile_error!("syscall argument registers are only known for x86_64 kernels (bp
 /// rsi, rdx, r10, r8, r9), as they still are at the syscall's exit.
 #[inline(always)]
 pub(super) fn saved_args() -> [u64; 6] {
-    // SAFETY: plain helper calls; the registers are read with probe reads.
+    // SAFETY: plain helper calls; the registers are read with one probe read (which
+    // fails, leaving zeros, if there are none).
     unsafe {
         let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf();
         let regs = aya_ebpf::helpers::generated::bpf_task_pt_regs(task) as *const pt_regs;
-        if regs.is_null() {
-            return [0; 6];
-        }
         args_in(regs)
     }
 }
 
+/// The x86_64 `pt_regs` from r10 to rdi, in the kernel's order: r10, r9, r8, rax, rcx,
+/// rdx, rsi, rdi. The six argument registers are all in it.
+#[cfg(bpf_target_arch = "x86_64")]
+const ARG_BLOCK: usize = 8;
+
+#[cfg(bpf_target_arch = "x86_64")]
+const _: () = {
+    use core::mem::offset_of;
+    let r10 = offset_of!(pt_regs, r10);
+    assert!(offset_of!(pt_regs, r9) == r10 + 8);
+    assert!(offset_of!(pt_regs, r8) == r10 + 16);
+    assert!(offset_of!(pt_regs, rdx) == r10 + 40);
+    assert!(offset_of!(pt_regs, rsi) == r10 + 48);
+    assert!(offset_of!(pt_regs, rdi) == r10 + 56);
+};
+
 /// The syscall arguments in saved user registers: x86_64 passes them in rdi, rsi,
-/// rdx, r10, r8, r9. Each is read with a probe read (0 when it fails).
+/// rdx, r10, r8, r9. One probe read of the block that holds them, whose result is not
+/// branched on (a failed read leaves zeros): one verifier state, not one per register
+/// that might have failed.
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn args_in(regs: *const pt_regs) -> [u64; 6] {
-    // SAFETY: only probe reads of fields of the kernel's pt_regs.
+    let mut block = [0u64; ARG_BLOCK];
+    // SAFETY: a probe read of `ARG_BLOCK` u64s of the kernel's pt_regs into `block`.
     unsafe {
-        [
-            bpf_probe_read_kernel(&raw const (*regs).rdi).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).rsi).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).rdx).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r10).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r8).unwrap_or(0),
-            bpf_probe_read_kernel(&raw const (*regs).r9).unwrap_or(0),
-        ]
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            block.as_mut_ptr().cast(),
+            (ARG_BLOCK * 8) as u32,
+            (&raw const (*regs).r10).cast(),
+        );
     }
+    [block[7], block[6], block[5], block[0], block[2], block[1]]
 }

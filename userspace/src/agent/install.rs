@@ -3,6 +3,7 @@
 //! what a previous agent left in pinned maps.
 
 use super::*;
+use crate::bpf::Hooks;
 
 impl Agent {
     /// Installs a new set of profiles atomically: every profile is compiled under a new
@@ -81,20 +82,15 @@ impl Agent {
             }
             written.push(c);
         }
-        // Each watched syscall, and whether some rule judges it by its path at exit.
-        let mut wanted: Vec<(Sysno, bool)> = fresh
-            .values()
-            .flat_map(|c| {
-                c.rules
-                    .syscalls
-                    .iter()
-                    // Every acting rule is watched at exit too: a call refused by seccomp
-                    // before entry is seen only there.
-                    .map(|(_, r, s)| (*s, r.action != 0 || r.path_filter != 0 || r.read_only != 0))
-            })
-            .collect();
-        wanted.sort_by_key(|(s, exit)| (s.id(), !exit));
-        wanted.dedup_by_key(|(s, _)| s.id());
+        // Each watched syscall, and the programs its rules need.
+        let mut wanted: BTreeMap<u32, (Sysno, Hooks)> = BTreeMap::new();
+        for (_, rule, sysno) in fresh.values().flat_map(|c| c.rules.syscalls.iter()) {
+            let entry = wanted
+                .entry(sysno.id() as u32)
+                .or_insert((*sysno, Hooks::default()));
+            entry.1 = entry.1.union(Hooks::of_rule(rule));
+        }
+        let wanted: Vec<(Sysno, Hooks)> = wanted.into_values().collect();
         let track = !wanted.is_empty()
             || fresh.values().any(|c| {
                 c.profile.runtime.user.is_some()

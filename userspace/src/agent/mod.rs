@@ -381,7 +381,7 @@ impl Agent {
 impl events::Context for Agent {
     fn syscall_arity(&self, nr: u32) -> usize {
         match self.kernel.watched_syscalls().get(&nr) {
-            Some(crate::bpf::Watch::Tracepoint { arity }) => *arity,
+            Some(crate::bpf::Watch::Tracepoint { arity, .. }) => *arity,
             _ => 6,
         }
     }

@@ -159,8 +159,6 @@ pub struct Kernel {
     watched: std::collections::BTreeMap<u32, Watch>,
     /// Links of the syscall programs: not pinned, they end with the agent.
     syscall_links: Vec<FdLinkOrPerf>,
-    /// Syscalls whose exit tracepoint is attached (path-judged calls).
-    exits: std::collections::HashSet<u32>,
     /// Tracepoint links pinned (or adopted) by this agent, by pin name.
     tracepoint_pins: std::collections::HashSet<String>,
     /// `/proc/kallsyms`, read once when a watched syscall has no tracepoint.
@@ -170,14 +168,49 @@ pub struct Kernel {
 /// How a syscall is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Watch {
-    /// Through its own `syscalls:sys_enter_*` tracepoint, whose record has `arity`
-    /// arguments (the program reads six; the others are not the syscall's).
-    Tracepoint { arity: usize },
+    /// Through its own `syscalls:sys_enter_*` and `sys_exit_*` tracepoints, as `hooks`
+    /// says; the entry record has `arity` arguments (the program reads six; the others
+    /// are not the syscall's).
+    Tracepoint { arity: usize, hooks: Hooks },
     /// Through the raw `sys_enter` tracepoint (it has none of its own here).
     Raw,
     /// Not at all: the running kernel does not implement it (it answers ENOSYS, so a
     /// call can do nothing), and no program runs for it.
     NotImplemented,
+}
+
+/// Which programs a watched syscall needs, from the rules that watch it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hooks {
+    /// Some rule judges it at entry, by the rule and the arguments.
+    pub entry: bool,
+    /// Some rule judges it at exit: by its path, or as refused before entry (a seccomp
+    /// filter refuses a call before `sys_enter` fires; its exit still fires).
+    pub exit: bool,
+    /// Some rule judges it by its path, which only the exit does.
+    pub by_path: bool,
+}
+
+impl Hooks {
+    /// What a rule needs: its action (judged at entry, and at exit when refused before
+    /// entry) and its path checks (escape patterns, read-only paths: at exit only).
+    pub fn of_rule(rule: &cgwarden_common::SyscallRule) -> Self {
+        let by_path = rule.path_filter != 0 || rule.read_only != 0;
+        Self {
+            entry: rule.action != 0 && rule.path_filter == 0,
+            exit: rule.action != 0 || by_path,
+            by_path,
+        }
+    }
+
+    /// What two rules need together.
+    pub fn union(self, other: Self) -> Self {
+        Self {
+            entry: self.entry || other.entry,
+            exit: self.exit || other.exit,
+            by_path: self.by_path || other.by_path,
+        }
+    }
 }
 
 /// Whether the running kernel implements syscall `name`, from `/proc/kallsyms`: a
@@ -359,7 +392,6 @@ impl Kernel {
             syscall_links: Vec::new(),
             tracepoint_pins: Default::default(),
             kallsyms: None,
-            exits: Default::default(),
         })
     }
 
@@ -658,82 +690,110 @@ impl Kernel {
         Ok(())
     }
 
-    /// Makes sure a program runs on each of these syscalls: its own tracepoint where the
-    /// kernel has one, the raw `sys_enter` tracepoint (filtered by number) otherwise.
-    /// Syscalls already watched are left as they are.
-    /// With `true`, the syscall is also judged at exit (by its path, or because a seccomp
-    /// filter may refuse it before entry): its exit tracepoint is attached, now or, for
-    /// a syscall already watched without it, when first needed.
-    pub fn watch_syscalls(&mut self, wanted: &[(Sysno, bool)]) -> Result<(), LoadError> {
+    /// Makes sure the programs each of these syscalls needs run on it ([`Hooks`]): its
+    /// own entry and exit tracepoints where the kernel has them, the raw `sys_enter`
+    /// tracepoint (filtered by number) where it has none. What is attached stays
+    /// attached; a syscall that now needs more gets the rest.
+    pub fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
-        for &(sysno, at_exit) in wanted {
+        for &(sysno, hooks) in wanted {
             let nr = sysno.id() as u32;
             let tracepoint = crate::syscalls::tracepoint_name(sysno);
-            if at_exit && !self.exits.contains(&nr) && tracefs.join(&tracepoint).exists() {
-                // Calls judged by their path are judged at exit, and calls refused before
-                // entry (seccomp) are seen only there (see `ebpf/src/syscalls.rs`).
-                let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
-                self.attach_tracepoint(SYSCALL_EXIT_PROGRAM, "syscalls", &exit)?;
-                self.exits.insert(nr);
-                if self.watched.contains_key(&nr) {
-                    let current = self.syscall_watch.get(&nr, 0).unwrap_or(0);
-                    self.set_watch(nr, current | syscall_watch::EXIT)?;
-                }
-            }
-            if self.watched.contains_key(&nr) {
+            if !tracefs.join(&tracepoint).exists() {
+                self.watch_without_tracepoint(sysno, hooks)?;
                 continue;
             }
-            let exit_bit = if self.exits.contains(&nr) {
-                syscall_watch::EXIT
-            } else {
-                0
+            let (arity, mut had, mut bits) = match self.watched.get(&nr) {
+                Some(Watch::Tracepoint { arity, hooks }) => {
+                    (*arity, *hooks, self.syscall_watch.get(&nr, 0).unwrap_or(0))
+                }
+                _ => {
+                    // Fields after `__syscall_nr` are the arguments. A format that cannot
+                    // be read leaves the arity unknown: the kernel then keeps all six
+                    // slots (never fewer than the syscall has, which would hide its
+                    // flags).
+                    let format =
+                        std::fs::read_to_string(tracefs.join(&tracepoint).join("format")).ok();
+                    let arity = format.as_deref().and_then(syscall_arity);
+                    if arity.is_none() {
+                        log::warn!("{tracepoint}: no readable format, keeping all six arguments");
+                    }
+                    let bits = arity.map_or(0, |a| syscall_watch::KNOWN | a as u8);
+                    (arity.unwrap_or(6), Hooks::default(), bits)
+                }
             };
-            if tracefs.join(&tracepoint).exists() {
-                self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
-                // Fields after `__syscall_nr` are the arguments. A format that cannot be
-                // read leaves the arity unknown: the kernel then keeps all six slots
-                // (never fewer than the syscall has, which would hide its flags).
-                let format = std::fs::read_to_string(tracefs.join(&tracepoint).join("format")).ok();
-                let arity = format.as_deref().and_then(syscall_arity);
-                if arity.is_none() {
-                    log::warn!("{tracepoint}: no readable format, keeping all six arguments");
-                }
-                self.set_watch(
-                    nr,
-                    exit_bit | arity.map_or(0, |a| syscall_watch::KNOWN | a as u8),
-                )?;
-                let arity = arity.unwrap_or(6);
-                self.watched.insert(nr, Watch::Tracepoint { arity });
-            } else {
-                if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
-                    log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
-                    continue;
-                }
-                // No tracepoint may mean the kernel was built without the syscall: then
-                // every call answers ENOSYS, and watching it would cost every syscall
-                // of every task a program run for nothing.
-                let kallsyms = self.kallsyms.get_or_insert_with(|| {
-                    std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()
-                });
-                if implemented(kallsyms, sysno.name()) == Some(false) {
-                    log::info!(
-                        "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
-                        sysno.name()
-                    );
-                    self.watched.insert(nr, Watch::NotImplemented);
-                    continue;
-                }
-                self.set_watch(nr, syscall_watch::RAW)?;
-                if !self.raw_attached {
-                    self.attach_raw()?;
-                    log::info!(
-                        "{} has no tracepoint here: watching it through raw sys_enter (every syscall of every task now pays for one array lookup)",
-                        sysno.name()
-                    );
-                }
-                self.watched.insert(nr, Watch::Raw);
+            let now = had.union(hooks);
+            if now == had && self.watched.contains_key(&nr) {
+                continue;
             }
+            // The kernel learns how the call is judged before a new program runs on it.
+            if now.exit {
+                bits |= syscall_watch::EXIT;
+            }
+            if now.by_path {
+                bits |= syscall_watch::BY_PATH;
+            }
+            self.set_watch(nr, bits)?;
+            if now.exit && !had.exit {
+                // Calls judged by their path are judged at exit, and calls refused
+                // before entry (seccomp) are seen only there (see `ebpf/src/syscalls/`).
+                let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
+                self.attach_tracepoint(SYSCALL_EXIT_PROGRAM, "syscalls", &exit)?;
+                had.exit = true;
+            }
+            if now.entry && !had.entry {
+                self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
+                had.entry = true;
+            }
+            had.by_path |= now.by_path;
+            self.watched
+                .insert(nr, Watch::Tracepoint { arity, hooks: had });
         }
+        Ok(())
+    }
+
+    /// Watches a syscall the kernel has no tracepoint for: not at all when the kernel
+    /// does not implement it, through the raw `sys_enter` program otherwise (judged at
+    /// entry only: no exit program sees it, so calls refused before entry and paths are
+    /// not judged).
+    fn watch_without_tracepoint(&mut self, sysno: Sysno, hooks: Hooks) -> Result<(), LoadError> {
+        let nr = sysno.id() as u32;
+        if self.watched.contains_key(&nr) {
+            return Ok(());
+        }
+        if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
+            log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
+            return Ok(());
+        }
+        // No tracepoint may mean the kernel was built without the syscall: then every
+        // call answers ENOSYS, and watching it would cost every syscall of every task a
+        // program run for nothing.
+        let kallsyms = self
+            .kallsyms
+            .get_or_insert_with(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        if implemented(kallsyms, sysno.name()) == Some(false) {
+            log::info!(
+                "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
+                sysno.name()
+            );
+            self.watched.insert(nr, Watch::NotImplemented);
+            return Ok(());
+        }
+        if hooks.by_path {
+            log::warn!(
+                "{} has no tracepoint here: its paths cannot be judged (only its rule, at entry)",
+                sysno.name()
+            );
+        }
+        self.set_watch(nr, syscall_watch::RAW)?;
+        if !self.raw_attached {
+            self.attach_raw()?;
+            log::info!(
+                "{} has no tracepoint here: watching it through raw sys_enter (every syscall of every task now pays for one array lookup)",
+                sysno.name()
+            );
+        }
+        self.watched.insert(nr, Watch::Raw);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ mod raw;
 #[cfg(test)]
 mod stack_budget;
 
-pub use loader::{Kernel, LoadError, Watch, implemented, uninstall};
+pub use loader::{Hooks, Kernel, LoadError, Watch, implemented, uninstall};
 
 /// This build's id: a hash of its eBPF object. Pins left by another build are never
 /// reused (`--version`, `cgwarden_build_info`).
