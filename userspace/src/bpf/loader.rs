@@ -749,6 +749,13 @@ impl Kernel {
             self.watched
                 .insert(nr, Watch::Tracepoint { arity, hooks: had });
         }
+        let (entries, exits) = self.watched.values().fold((0, 0), |(n, x), w| match w {
+            Watch::Tracepoint { hooks, .. } => {
+                (n + usize::from(hooks.entry), x + usize::from(hooks.exit))
+            }
+            _ => (n, x),
+        });
+        log::debug!("syscall tracepoints attached: {entries} entry, {exits} exit");
         Ok(())
     }
 
