@@ -1863,23 +1863,15 @@ impl Report<'_> {
 
     /// Estimated overhead (%) of `key` on a workload of `syscalls` and `opens` per unit
     /// taking `base_ns`: every syscall pays what a getppid call pays there over (a), and
-    /// every open, where opens are watched, the kernel time of the escape set's entry
-    /// and exit programs.
+    /// every open, where opens are watched, the kernel time of the escape set's exit
+    /// program (opens are judged by their path, at exit only).
     fn estimate(&self, key: &str, (syscalls, opens): (f64, f64), base_ns: f64) -> Option<f64> {
         let per_syscall = self.delta(key, W::Getppid)?;
         let per_open = if key == "d" || key == "d2" {
-            let programs: Vec<f64> = self
-                .costs
+            self.costs
                 .iter()
-                .filter(|p| {
-                    p.config == "d" && (p.program == "sys_enter" || p.program == "sys_exit")
-                })
-                .map(|p| p.ns_per_run)
-                .collect();
-            if programs.len() < 2 {
-                return None;
-            }
-            programs.iter().sum()
+                .find(|p| p.config == "d" && p.program == "sys_exit")?
+                .ns_per_run
         } else {
             0.0
         };
@@ -2090,7 +2082,7 @@ impl Report<'_> {
                  noise of the measured ratios is several percent): syscalls per unit counted with \
                  `perf stat` on the syscall tracepoints; each syscall costs what a getppid call \
                  costs over (a) in the same repetition, each open where opens are watched ((d), \
-                 (d2): judged at entry and exit) the entry and exit programs' kernel time above:\n"
+                 (d2): judged by its path at exit only) the exit program's kernel time above:\n"
             );
             let _ = writeln!(
                 o,
