@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// Applies a profile to a cgroup and its descendants.
     pub fn assign(
         &mut self,

@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// Reports, once per container, where its OCI configuration promises less
     /// hardening than the profile its cgroup has.
     pub(super) fn report_oci_deviations(&mut self) -> anyhow::Result<()> {

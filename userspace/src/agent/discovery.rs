@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// Where the engines keep their state and metadata.
     pub fn set_engine_dirs(&mut self, dirs: crate::engines::Dirs) {
         self.known = crate::engines::known::Known::new(dirs);

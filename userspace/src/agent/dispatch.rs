@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// Decodes, enriches and writes one ring-buffer record.
     pub fn handle_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         let decoded = events::decode(bytes);

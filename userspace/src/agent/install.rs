@@ -5,7 +5,7 @@
 use super::*;
 use crate::bpf::Hooks;
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// Installs a new set of profiles atomically: every profile is compiled under a new
     /// id and written to the kernel before any cgroup is switched to it, each cgroup is
     /// switched with one map update, and the old entries are removed last. If anything
@@ -241,7 +241,7 @@ impl Agent {
             .map(|c| c.pref.id)
             .chain(self.retired.iter().map(|(_, r)| r.id))
             .collect();
-        let removed = self.kernel.sweep_rules(|id| live.contains(&id))?;
+        let removed = self.kernel.sweep_rules(&|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
         let unpinned = self.kernel.sweep_tracepoints();
         if unpinned > 0 {

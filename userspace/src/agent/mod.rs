@@ -34,11 +34,15 @@ mod dispatch;
 mod faults;
 mod gate;
 mod install;
+mod kernel;
 mod posture;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use self::{assign::*, install::*};
 pub use claims::{Claimed, Claims};
+pub use kernel::KernelMaps;
 
 use crate::{
     aggregate::Aggregator,
@@ -96,9 +100,9 @@ struct Assignment {
     descendants_only: bool,
 }
 
-/// The running agent.
-pub struct Agent {
-    kernel: Kernel,
+/// The running agent, over the kernel side `K` (the real one but in unit tests).
+pub struct Agent<K: KernelMaps = Kernel> {
+    kernel: K,
     cgroup_root: PathBuf,
     compiled: BTreeMap<String, Compiled>,
     names: Names,
@@ -179,9 +183,9 @@ const AGGREGATE_WINDOW: std::time::Duration =
 /// How often the agent reports repeats the kernel counted but did not send.
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     pub fn new(
-        mut kernel: Kernel,
+        mut kernel: K,
         cgroup_root: PathBuf,
         sinks: Sinks,
         resolver: Resolver,
@@ -304,7 +308,7 @@ impl Agent {
         &self.cgroup_root
     }
 
-    pub fn kernel_mut(&mut self) -> &mut Kernel {
+    pub fn kernel_mut(&mut self) -> &mut K {
         &mut self.kernel
     }
 
@@ -378,7 +382,7 @@ impl Agent {
         self.metrics = Metrics::per_container(on);
     }
 }
-impl events::Context for Agent {
+impl<K: KernelMaps> events::Context for Agent<K> {
     fn syscall_arity(&self, nr: u32) -> usize {
         match self.kernel.watched_syscalls().get(&nr) {
             Some(crate::bpf::Watch::Tracepoint { arity, .. }) => *arity,

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::Path};
 
 use serde::Serialize;
 
-use super::Agent;
+use super::{Agent, KernelMaps};
 use crate::{policy::Mode, sinks::http::Health};
 
 /// The whole answer.
@@ -83,7 +83,7 @@ pub struct GateSummary {
     pub released: u64,
 }
 
-impl Agent {
+impl<K: KernelMaps> Agent<K> {
     /// What `cgwarden status` shows.
     pub fn status(&self) -> Status<'_> {
         let counters = self.kernel.counters().unwrap_or_default();

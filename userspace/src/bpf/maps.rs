@@ -57,7 +57,7 @@ impl Kernel {
     /// Removes the rule entries (egress, names, syscalls, devices, path patterns,
     /// credentials) of profile ids for which `keep` is false: what a previous agent left
     /// behind.
-    pub fn sweep_rules(&mut self, keep: impl Fn(u32) -> bool) -> Result<usize, MapError> {
+    pub fn sweep_rules(&mut self, keep: &dyn Fn(u32) -> bool) -> Result<usize, MapError> {
         let stale: Vec<_> = self
             .egress
             .keys()
