@@ -8,10 +8,7 @@ impl<K: KernelMaps> Agent<K> {
     pub fn handle_record(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         let decoded = events::decode(bytes);
         if let Ok(raw) = &decoded {
-            let id = raw.header().cgroup_id;
-            if !self.paths.contains_key(&id) {
-                self.learn_path(id);
-            }
+            self.know_cgroup(raw.header().cgroup_id);
         }
         match decoded {
             Ok(Raw::Net(e)) => {
@@ -70,16 +67,10 @@ impl<K: KernelMaps> Agent<K> {
                 self.gate_wakeup = true;
             }
             Ok(Raw::Sysctl(e)) => {
-                if !self.paths.contains_key(&e.header.cgroup_id) {
-                    self.learn_path(e.header.cgroup_id);
-                }
                 let record = events::enrich_sysctl(&e, &*self);
                 self.emit(&Record::Sysctl(record))?;
             }
             Ok(Raw::Dns(e)) => {
-                if !self.paths.contains_key(&e.header.cgroup_id) {
-                    self.learn_path(e.header.cgroup_id);
-                }
                 let record = events::enrich_dns(&e, &*self);
                 if record.capped > 0 {
                     log::warn!(
@@ -101,9 +92,7 @@ impl<K: KernelMaps> Agent<K> {
         e: &cgwarden_common::SyscallEvent,
         count: u64,
     ) -> anyhow::Result<()> {
-        if !self.paths.contains_key(&e.header.cgroup_id) {
-            self.learn_path(e.header.cgroup_id);
-        }
+        self.know_cgroup(e.header.cgroup_id);
         // The kernel could not decide what a failed write-open reached: decided here,
         // and only an escape file or an unknown target is reported.
         let decided = if e.reached == cgwarden_common::reached::UNDECIDED {
@@ -189,9 +178,7 @@ impl<K: KernelMaps> Agent<K> {
         e: &cgwarden_common::NetEvent,
         count: u64,
     ) -> anyhow::Result<()> {
-        if !self.paths.contains_key(&e.header.cgroup_id) {
-            self.learn_path(e.header.cgroup_id);
-        }
+        self.know_cgroup(e.header.cgroup_id);
         let record = events::enrich_net(e, count, &*self);
         self.emit(&Record::Net(record))
     }
@@ -313,14 +300,24 @@ impl<K: KernelMaps> Agent<K> {
         Ok(())
     }
 
-    /// Finds the path of a cgroup created since the last walk (a nested cgroup of a
-    /// monitored one) by walking below the monitored cgroups.
-    pub(super) fn learn_path(&mut self, id: u64) {
+    /// Makes sure the path of the cgroup a record names is known: one created since
+    /// the last walk (a nested cgroup of a monitored one) is found by walking the tree;
+    /// one no walk found is not looked for again for a while ([`unknown`]).
+    pub(super) fn know_cgroup(&mut self, id: u64) {
+        if self.paths.contains_key(&id) {
+            return;
+        }
+        let now = Instant::now();
+        if self.unknown.recently_missed(id, now) {
+            return;
+        }
         for e in cgroups::walk(&self.cgroup_root) {
+            self.unknown.found(e.id);
             self.paths.insert(e.id, e.path);
         }
         if !self.paths.contains_key(&id) {
             log::debug!("cgroup {id} is gone before its path was known");
+            self.unknown.missed(id, now);
         }
     }
 

@@ -39,6 +39,7 @@ mod posture;
 mod status;
 #[cfg(test)]
 mod tests;
+mod unknown;
 
 use self::{assign::*, install::*};
 pub use claims::{Claimed, Claims};
@@ -109,6 +110,8 @@ pub struct Agent<K: KernelMaps = Kernel> {
     next_id: u32,
     assignments: HashMap<u64, Assignment>,
     paths: HashMap<u64, String>,
+    /// Cgroups records named that no walk found (see [`unknown`]).
+    unknown: unknown::Unknown,
     sinks: Sinks,
     metrics: Metrics,
     followers: Followers,
@@ -239,6 +242,7 @@ impl<K: KernelMaps> Agent<K> {
             next_id: config.next_profile_id.max(1),
             assignments: HashMap::new(),
             paths: HashMap::new(),
+            unknown: unknown::Unknown::default(),
             sinks,
             metrics: Metrics::default(),
             followers: Followers::default(),

@@ -428,3 +428,29 @@ fn path_judged_syscalls_get_only_their_exit_tracepoint() {
     }
     assert_eq!(hooks(Sysno::getppid), None);
 }
+
+#[test]
+fn a_record_from_a_cgroup_no_walk_finds_does_not_walk_again_at_once() {
+    let tree = Tree::new(&["/app"]);
+    let mut agent = agent(FakeKernel::default(), &tree);
+    agent.rescan().unwrap();
+    let gone = u64::MAX - 1;
+    agent.know_cgroup(gone);
+    // A cgroup created after that miss is not found by a second record at once: that
+    // record did not walk the tree.
+    tree.add("/app/late");
+    let late = tree.id("/app/late");
+    agent.know_cgroup(gone);
+    assert!(!agent.paths.contains_key(&late));
+    // A record from a cgroup not missed before walks, and finds it.
+    agent.know_cgroup(late);
+    assert_eq!(
+        agent.paths.get(&late).map(String::as_str),
+        Some("/app/late")
+    );
+    // Once the miss expires, the unknown cgroup is looked for again.
+    tree.add("/app/later");
+    std::thread::sleep(super::unknown::FORGET_AFTER);
+    agent.know_cgroup(gone);
+    assert!(agent.paths.contains_key(&tree.id("/app/later")));
+}
