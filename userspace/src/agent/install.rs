@@ -13,7 +13,6 @@ impl<K: KernelMaps> Agent<K> {
     pub fn install(&mut self, profiles: Vec<Profile>) -> anyhow::Result<()> {
         let mut fresh = BTreeMap::new();
         let started = Instant::now();
-        let sources = profiles.clone();
         for profile in &profiles {
             for name in profile.egress.rules.iter().flat_map(|r| r.to.iter()) {
                 if let crate::policy::Destination::Name(name) = name {
@@ -72,6 +71,10 @@ impl<K: KernelMaps> Agent<K> {
                 },
             );
         }
+        log::debug!(
+            "compiled in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
         let mut written: Vec<&Compiled> = Vec::new();
         for c in fresh.values() {
             if let Err(e) = self.kernel.insert_rules(&c.rules) {
@@ -122,7 +125,6 @@ impl<K: KernelMaps> Agent<K> {
             }
             return Err(e).context("attaching the syscall programs");
         }
-        self.sources = sources;
         self.update_levels()?;
         let compiled_at = Instant::now();
         for c in fresh.values() {
@@ -196,7 +198,7 @@ impl<K: KernelMaps> Agent<K> {
     /// profiles when addresses changed) and forgets learned addresses long expired.
     pub fn dns_upkeep(&mut self) -> anyhow::Result<()> {
         if self.resolver.refresh_due() {
-            let sources = self.sources.clone();
+            let sources = self.compiled.values().map(|c| c.profile.clone()).collect();
             self.install(sources)
                 .context("recompiling profiles after a DNS change")?;
         }

@@ -130,8 +130,6 @@ pub struct Agent<K: KernelMaps = Kernel> {
     /// using the old profile id (see [`RETIRE_AFTER`]).
     retired: Vec<(Instant, Rules)>,
     resolver: Resolver,
-    /// The profiles as last loaded, to recompile when a DNS name's addresses change.
-    sources: Vec<Profile>,
     /// The kernel's count of held-back repeats when last seen, and when it last moved
     /// (`None`: never, so a new agent does not walk the flow table for nothing).
     held_back_seen: u64,
@@ -260,7 +258,6 @@ impl<K: KernelMaps> Agent<K> {
             .filter(|p| p != "/"),
             retired: Vec::new(),
             resolver,
-            sources: Vec::new(),
             deviations_seen: Default::default(),
             postures: posture::Tracker::default(),
             claims: None,

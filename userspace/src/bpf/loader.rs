@@ -124,6 +124,8 @@ pub struct Kernel {
     pub(super) cgroup_profiles: HashMap<MapData, u64, ProfileRef>,
     pub(super) config: Array<MapData, Config>,
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
+    /// `EGRESS`'s own fd, for batched writes (aya's trie does not expose it).
+    pub(super) egress_fd: std::os::fd::OwnedFd,
     pub(super) counters: PerCpuArray<MapData, u64>,
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
     pub(super) syscall_repeats: HashMap<MapData, SyscallRepeatKey, FlowState>,
@@ -329,6 +331,22 @@ impl Kernel {
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
+        let egress_fd = match ebpf.map(names::EGRESS) {
+            Some(aya::maps::Map::LpmTrie(data)) => {
+                use std::os::fd::AsFd;
+                data.fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|source| LoadError::Map {
+                        name: names::EGRESS,
+                        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                            call: "dup",
+                            io_error: source,
+                        }),
+                    })?
+            }
+            _ => return Err(LoadError::MissingMap(names::EGRESS)),
+        };
         let egress = take_map(&mut ebpf, names::EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
@@ -362,6 +380,7 @@ impl Kernel {
             cgroup_profiles,
             config,
             egress,
+            egress_fd,
             counters,
             flows,
             syscall_repeats,

@@ -1,6 +1,8 @@
 //! Typed writes to the kernel's maps: which profile a cgroup has, the monitored levels,
 //! egress entries, and the counters.
 
+use std::os::fd::AsFd;
+
 use aya::maps::{MapError, lpm_trie::Key};
 use cgwarden_common::{
     Config, EXE_BYTES, FlowKey, FlowState, LearnedKey, LearnedValue, NameCountKey, PatternKey,
@@ -280,9 +282,26 @@ impl Kernel {
         }
     }
 
-    /// Writes egress entries (new ones and replacements).
+    /// Writes egress entries (new ones and replacements): with one batched system call
+    /// where the kernel has them (a 100,000-CIDR profile is one call, not 100,000), one
+    /// call per entry for what a batch did not write.
     pub fn insert_egress(&mut self, entries: &[EgressEntry]) -> Result<(), MapError> {
-        for e in entries {
+        let mut rest = entries;
+        if entries.len() > 1 {
+            let keys: Vec<Key<cgwarden_common::EgressKey>> = entries
+                .iter()
+                .map(|e| Key::new(e.prefix_len, e.key))
+                .collect();
+            let values: Vec<cgwarden_common::EgressValue> =
+                entries.iter().map(|e| e.value).collect();
+            let (written, result) =
+                super::raw::update_batch(self.egress_fd.as_fd(), &keys, &values);
+            if let Err(e) = result {
+                log::debug!("batched egress write stopped after {written} entries: {e}");
+            }
+            rest = &entries[written.min(entries.len())..];
+        }
+        for e in rest {
             self.egress
                 .insert(&Key::new(e.prefix_len, e.key), e.value, 0)?;
         }

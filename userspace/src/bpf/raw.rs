@@ -1,6 +1,6 @@
-//! Two bpf(2) commands aya 0.14 does not offer for every program type: creating a
-//! cgroup link as a plain fd, and pinning any fd in bpffs. Used for the sysctl and device
-//! programs, whose aya links cannot become a pinnable `FdLink`.
+//! The bpf(2) commands aya 0.14 does not offer: creating a cgroup link as a plain fd and
+//! pinning any fd in bpffs (for the sysctl and device programs, whose aya links cannot
+//! become a pinnable `FdLink`), and writing many map entries with one call.
 
 use std::{
     ffi::CString,
@@ -10,6 +10,7 @@ use std::{
 };
 
 const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `BPF_CGROUP_SYSCTL` in `enum bpf_attach_type`.
 pub const ATTACH_CGROUP_SYSCTL: u32 = 18;
@@ -36,6 +37,50 @@ struct ObjPin {
     file_flags: u32,
     path_fd: i32,
     _rest: [u32; 9],
+}
+
+/// The `batch` member of `union bpf_attr`.
+#[repr(C)]
+#[derive(Default)]
+struct Batch {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Writes `keys[i]` → `values[i]` into the map `map` with `BPF_MAP_UPDATE_BATCH`: one
+/// system call instead of one per entry. Returns how many entries were written, and the
+/// error that stopped it (the kernel writes in order and stops at the first failure;
+/// a kernel or map type without batch updates fails before writing any).
+pub fn update_batch<K: Copy, V: Copy>(
+    map: BorrowedFd<'_>,
+    keys: &[K],
+    values: &[V],
+) -> (usize, io::Result<()>) {
+    assert_eq!(keys.len(), values.len(), "one value per key");
+    let mut written = 0;
+    // In slices of at most u32::MAX entries, as `count` is 32 bits.
+    for (k, v) in keys.chunks(1 << 20).zip(values.chunks(1 << 20)) {
+        let mut attr = Batch {
+            keys: k.as_ptr() as u64,
+            values: v.as_ptr() as u64,
+            count: k.len() as u32,
+            map_fd: map.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        let result = bpf(BPF_MAP_UPDATE_BATCH, &mut attr);
+        // On failure, `count` says how many were written before it.
+        written += attr.count as usize;
+        if let Err(e) = result {
+            return (written, Err(e));
+        }
+    }
+    (written, Ok(()))
 }
 
 fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {

@@ -60,7 +60,8 @@ pub fn compile_egress(
     egress: &Egress,
     resolve: &dyn Fn(&DnsName) -> Vec<IpAddr>,
 ) -> Result<Vec<EgressEntry>, CompileError> {
-    let mut by_prefix: HashMap<Prefix, Vec<PortRule>> = HashMap::new();
+    let mut by_prefix: HashMap<Prefix, Vec<PortRule>> =
+        HashMap::with_capacity(egress.rules.iter().map(|r| r.to.len()).sum());
     for (index, rule) in egress.rules.iter().enumerate() {
         let port_rules = port_rules(rule, index);
         let mut prefixes = Vec::new();
@@ -92,9 +93,10 @@ pub fn compile_egress(
 
     let lengths: BTreeSet<u8> = by_prefix.keys().map(|&(_, len)| len).collect();
     let mut entries = Vec::with_capacity(by_prefix.len());
+    let mut rules: Vec<PortRule> = Vec::new();
     for (&(addr, len), own) in &by_prefix {
         let in_v4 = len >= V4_MAPPED.1 && mask(addr, V4_MAPPED.1) == V4_MAPPED.0;
-        let mut rules: Vec<PortRule> = Vec::new();
+        rules.clear();
         push_ordered(&mut rules, own);
         // Shorter prefixes that contain this one, longest first.
         for &l in lengths.range(..len).rev() {
@@ -126,7 +128,8 @@ pub fn compile_egress(
             value,
         });
     }
-    entries.sort_by_key(|e| (e.key.addr, e.prefix_len));
+    // Keys are unique: an unstable sort gives the same order.
+    entries.sort_unstable_by_key(|e| (e.key.addr, e.prefix_len));
     Ok(entries)
 }
 
