@@ -182,6 +182,43 @@ print("done" if mounted else "not mounted")
 }
 
 #[test]
+fn the_new_mount_apis_routes_to_change_a_mount_are_seen() {
+    require_root();
+    let p = escape("report");
+    // Each asks for a mount to change without mount(2): mount_setattr (what a
+    // read-only mount turns writable with), open_tree_attr (open_tree and
+    // mount_setattr in one call) and fspick (a superblock to reconfigure). None changes
+    // anything here: no attribute is set or cleared, and the descriptors are closed.
+    let script = r#"
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+attr = (ctypes.c_uint64 * 4)()
+print("mount_setattr", libc.syscall(442, -100, b"/tmp", 0x8000, ctypes.byref(attr), 32))
+fd = libc.syscall(467, -100, b"/tmp", 0, None, 0)
+print("open_tree_attr", fd)
+if fd >= 0:
+    os.close(fd)
+fd = libc.syscall(433, -100, b"/tmp", 0)
+print("fspick", fd)
+if fd >= 0:
+    os.close(fd)
+print("done")
+"#;
+    let out = run(&p, &python(script));
+    assert!(out.stdout.ends_with("done\n"), "{out:?}");
+    let events = syscall_events(&out);
+    for name in ["mount_setattr", "open_tree_attr", "fspick"] {
+        let e = events
+            .iter()
+            .find(|e| e["syscall"] == name)
+            .unwrap_or_else(|| panic!("no {name} event: {events:#?}\n{out:?}"));
+        assert_eq!(e["path"], "/tmp", "{e:#}");
+        assert_eq!(e["rule"], "syscalls[0] (escape)", "{e:#}");
+    }
+}
+
+#[test]
 fn benign_workloads_produce_no_escape_events() {
     require_root();
     let p = escape("kill");
