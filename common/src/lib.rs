@@ -230,6 +230,7 @@ mod user {
     unsafe impl aya::Pod for super::CredState {}
     unsafe impl aya::Pod for super::DeviceKey {}
     unsafe impl aya::Pod for super::PatternKey {}
+    unsafe impl aya::Pod for super::TracepointLayout {}
 }
 
 /// The records and keys both sides read, by size, and every record's header first (the

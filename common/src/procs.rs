@@ -60,3 +60,36 @@ pub struct DeviationEvent {
     /// The program just executed.
     pub exe: [u8; EXE_BYTES],
 }
+
+/// Where the fields the programs read are in the tracepoint records of the running
+/// kernel, from the tracepoints' `format` files: the loader writes it into the object
+/// (a read-only global) before the programs are verified. The layouts moved before
+/// (`sched_process_fork`'s comm fields became `__data_loc` strings in 6.x, which moved
+/// `child_pid` from 44 to 20), so no program assumes them.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TracepointLayout {
+    /// `syscalls:sys_enter_*` and `sys_exit_*`: `__syscall_nr`.
+    pub syscall_nr: u32,
+    /// `syscalls:sys_enter_*`: the first argument (the others follow, 8 bytes each).
+    pub syscall_args: u32,
+    /// `syscalls:sys_exit_*`: `ret`.
+    pub syscall_ret: u32,
+    /// `sched:sched_process_exec`: the `__data_loc` of `filename`.
+    pub exec_filename: u32,
+    /// `sched:sched_process_fork`: `child_pid`.
+    pub fork_child_pid: u32,
+    pub _pad: u32,
+}
+
+impl TracepointLayout {
+    /// The layouts of the kernels this was written on (6.x).
+    pub const KNOWN: Self = Self {
+        syscall_nr: 8,
+        syscall_args: 16,
+        syscall_ret: 16,
+        exec_filename: 8,
+        fork_child_pid: 20,
+        _pad: 0,
+    };
+}

@@ -16,6 +16,7 @@ mod dns;
 mod egress;
 mod event;
 mod gate;
+mod layout;
 mod maps;
 mod packet;
 mod procs;

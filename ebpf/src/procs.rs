@@ -30,10 +30,10 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         flags: proc_flags::ARMED,
         exe: [0; EXE_BYTES],
     };
-    // SAFETY: `filename` is a __data_loc at offset 8: low 16 bits the offset of the
-    // string in the record, high 16 bits its length.
+    // SAFETY: `filename` is a __data_loc (where the loader says): low 16 bits the
+    // offset of the string in the record, high 16 bits its length.
     unsafe {
-        if let Ok(loc) = ctx.read_at::<u32>(8) {
+        if let Ok(loc) = ctx.read_at::<u32>(crate::layout::exec_filename()) {
             let src = ctx.as_ptr_u8().add((loc & 0xffff) as usize);
             let _ = bpf_probe_read_kernel_str_bytes(src, &mut info.exe);
         }
@@ -117,8 +117,8 @@ fn starts_with<const N: usize>(exe: &[u8; EXE_BYTES], prefix: &[u8; N]) -> bool 
 /// `sched:sched_process_fork`: the child inherits the parent's entry.
 #[inline(always)]
 pub fn fork(ctx: &TracePointContext) -> u32 {
-    // SAFETY: `child_pid` is at offset 20 of the record.
-    let Ok(child) = (unsafe { ctx.read_at::<i32>(20) }) else {
+    // SAFETY: `child_pid` of the record, where the loader says.
+    let Ok(child) = (unsafe { ctx.read_at::<i32>(crate::layout::fork_child_pid()) }) else {
         return 0;
     };
     let child = child as u32;

@@ -169,8 +169,8 @@ pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
     if flags & profile_flags::BIND_LOOPBACK_ONLY == 0 {
         return 0;
     }
-    // SAFETY: offset of the `fd` argument in the listen record.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(16) }) else {
+    // SAFETY: the `fd` argument of the listen record, where the loader says.
+    let Ok(fd) = (unsafe { ctx.read_at::<u64>(crate::layout::syscall_args()) }) else {
         return 0;
     };
     // Not a socket (or no offsets): listen fails or cannot be judged here; the agent

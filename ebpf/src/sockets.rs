@@ -66,13 +66,16 @@ pub fn create(ctx: &SockContext) -> i32 {
 }
 
 /// `syscalls:sys_enter_socket`: a packet socket is killed at birth (enforce) or
-/// reported (audit). Record: `__syscall_nr` at 8, `family`, `type`, `protocol` at 16,
-/// 24, 32.
+/// reported (audit). Record: `__syscall_nr`, then `family`, `type`, `protocol`.
 #[inline(always)]
 pub fn socket_call(ctx: &TracePointContext) -> u32 {
-    let record = ctx.as_ptr().cast::<u64>();
-    // SAFETY: the record has the three arguments; copied with one probe read.
-    let args = unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 3]>()) }.unwrap_or([0; 3]);
+    let record = ctx.as_ptr().cast::<u8>();
+    // SAFETY: the record has the three arguments, where the loader says; copied with
+    // one probe read.
+    let args = unsafe {
+        bpf_probe_read_kernel(record.add(crate::layout::syscall_args()).cast::<[u64; 3]>())
+    }
+    .unwrap_or([0; 3]);
     let family = args[0] as u32;
     if family != AF_PACKET && family != AF_XDP {
         return 0;

@@ -331,8 +331,8 @@ fn path_arg(name: &str) -> Option<u8> {
         "open" | "creat" | "chroot" | "pivot_root" | "umount2" | "acct" | "swapon" | "swapoff"
         | "execve" | "truncate" | "unlink" | "mkdir" | "rmdir" | "chdir" | "fsopen" => 0,
         "openat" | "openat2" | "mount" | "name_to_handle_at" | "open_tree" | "move_mount"
-        | "open_tree_attr" | "mount_setattr" | "fspick" | "execveat" | "unlinkat"
-        | "mkdirat" | "quotactl" => 1,
+        | "open_tree_attr" | "mount_setattr" | "fspick" | "execveat" | "unlinkat" | "mkdirat"
+        | "quotactl" => 1,
         _ => return None,
     })
 }

@@ -4,22 +4,28 @@
 
 use super::*;
 
-/// `syscalls:sys_enter_*`: `__syscall_nr` at offset 8, the arguments from offset 16.
+/// `syscalls:sys_enter_*`: `__syscall_nr`, then the arguments (`layout`).
 #[inline(always)]
 pub fn tracepoint(ctx: &TracePointContext) -> u32 {
     let Some(m) = profile::current() else {
         return 0;
     };
-    let record = ctx.as_ptr().cast::<u64>();
-    // SAFETY: `__syscall_nr` is in every syscall record, so the verifier allows this
-    // direct read. The argument slots are copied with one probe read instead: a record
-    // is only as long as its syscall's arguments, and a program that reads past the
-    // shortest one directly cannot be attached to it. Slots past the syscall's arity
-    // hold whatever follows the record and are cleared by `judge`.
-    let nr = unsafe { *record.add(1).cast::<i32>() };
+    // SAFETY: `__syscall_nr` is in every syscall record, where the loader says. The
+    // argument slots are copied with one probe read: a record is only as long as its
+    // syscall's arguments, and a program that reads past the shortest one directly
+    // cannot be attached to it. Slots past the syscall's arity hold whatever follows
+    // the record and are cleared by `judge`.
+    let nr = unsafe { ctx.read_at::<i32>(crate::layout::syscall_nr()) }.unwrap_or(-1);
     // SAFETY: as above.
-    let mut args =
-        unsafe { bpf_probe_read_kernel(record.add(2).cast::<[u64; 6]>()) }.unwrap_or([0; 6]);
+    let mut args = unsafe {
+        bpf_probe_read_kernel(
+            ctx.as_ptr()
+                .cast::<u8>()
+                .add(crate::layout::syscall_args())
+                .cast::<[u64; 6]>(),
+        )
+    }
+    .unwrap_or([0; 6]);
     if nr < 0 {
         return 0;
     }

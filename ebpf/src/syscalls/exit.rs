@@ -12,15 +12,14 @@ use super::*;
 /// filter (Docker's, Podman's, Kubernetes' RuntimeDefault) refused first: it runs
 /// before `sys_enter`, which then never fires, but the exit fires with the errno. A
 /// watched call that failed and left no mark of its entry is judged here as refused
-/// before entry. The record holds `__syscall_nr` at offset 8 and the return value at
-/// offset 16.
+/// before entry. The record holds `__syscall_nr` and the return value (`layout`).
 #[inline(always)]
 pub fn exit(ctx: &TracePointContext) -> u32 {
     let id = bpf_get_current_pid_tgid();
-    // SAFETY: offsets of the syscall exit record format.
-    let nr = unsafe { ctx.read_at::<i32>(8) }.unwrap_or(-1);
+    // SAFETY: fields of the syscall exit record, where the loader says.
+    let nr = unsafe { ctx.read_at::<i32>(crate::layout::syscall_nr()) }.unwrap_or(-1);
     // SAFETY: as above.
-    let ret = unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0);
+    let ret = unsafe { ctx.read_at::<i64>(crate::layout::syscall_ret()) }.unwrap_or(0);
     if nr < 0 {
         return 0;
     }

@@ -106,6 +106,8 @@ pub enum LoadError {
     },
     #[error("pinning in {path}: {message}")]
     Pin { path: String, message: String },
+    #[error(transparent)]
+    Layout(#[from] super::layout::LayoutError),
 }
 
 /// The loaded kernel side: programs, links and typed map handles.
@@ -288,6 +290,9 @@ impl Kernel {
     /// not already pinned and attached.
     pub fn load(state: Option<&Path>) -> Result<Self, LoadError> {
         let mut loader = EbpfLoader::new();
+        let layout = super::layout::read(Path::new(crate::host::TRACEFS))?;
+        log::debug!("tracepoint record layout: {layout:?}");
+        loader.override_global("TRACEPOINT_LAYOUT", &layout, true);
         let map_dir = state.map(|s| s.join(format!("maps-{}", object_id())));
         if let Some(dir) = &map_dir {
             fs::create_dir_all(dir).map_err(|e| pin_error(dir, e))?;

@@ -3,6 +3,7 @@
 //! and write its maps.
 
 mod creds;
+mod layout;
 mod loader;
 mod maps;
 mod raw;
