@@ -62,6 +62,10 @@ pub struct CredOffsets {
     pub pipe_valid: u32,
     pub file_mode: u32,
     pub inode_uid: u32,
+    /// 1 when `inode.i_mode` and `inode.i_rdev` were found: whether an open reached a
+    /// block device, whatever its name.
+    pub block_valid: u32,
+    pub inode_rdev: u32,
 }
 
 /// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.

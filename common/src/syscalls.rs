@@ -282,6 +282,9 @@ pub mod reached {
     /// whose path as written names no escape file. Reported, never killed; the agent
     /// resolves the path in the caller's root and decides.
     pub const UNDECIDED: u8 = 2;
+    /// The open returned a block device (a disk, whatever the node is called): its name
+    /// in `str_val`, its device number (major << 20 | minor) in `reached_magic`.
+    pub const BLOCK_DEVICE: u8 = 3;
 }
 
 /// Values of [`SyscallEvent::judged`].

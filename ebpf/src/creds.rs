@@ -197,6 +197,26 @@ pub fn reached_file(fd: u64, key: &mut cgwarden_common::EscapeFileKey) -> bool {
     }
 }
 
+/// The device number (major << 20 | minor) of the block device behind descriptor `fd`
+/// of the current task, if it is one.
+#[inline(always)]
+pub fn block_device_of_fd(fd: u64) -> Option<u32> {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFBLK: u16 = 0o060000;
+    let o = offsets().filter(|o| o.block_valid != 0)?;
+    let file = file_of_fd(o, fd)?;
+    // SAFETY: probe reads of kernel memory.
+    unsafe {
+        let inode: *const u8 =
+            bpf_probe_read_kernel(file.add(o.file_inode as usize).cast::<*const u8>()).ok()?;
+        let mode = bpf_probe_read_kernel(inode.add(o.inode_mode as usize).cast::<u16>()).ok()?;
+        if mode & S_IFMT != S_IFBLK {
+            return None;
+        }
+        bpf_probe_read_kernel(inode.add(o.inode_rdev as usize).cast::<u32>()).ok()
+    }
+}
+
 /// The inode number of the file behind descriptor `fd` of the current task (a
 /// namespace's id for an nsfs file).
 #[inline(always)]

@@ -218,6 +218,75 @@ print("done")
     }
 }
 
+/// A block device of this machine (not a loop device where there is another): its
+/// major and minor numbers, from /sys/dev/block.
+fn a_block_device() -> (u32, u32) {
+    let mut devices: Vec<(u32, u32)> = std::fs::read_dir("/sys/dev/block")
+        .expect("/sys/dev/block: the test needs the machine's block devices")
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (major, minor) = name.split_once(':')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        })
+        .collect();
+    devices.sort_by_key(|(major, minor)| (*major == 7, *major, *minor));
+    *devices
+        .first()
+        .expect("this machine has no block device for the test to open")
+}
+
+#[test]
+fn an_open_of_a_block_device_under_any_name_is_an_escape_and_is_killed() {
+    require_root();
+    let p = escape("kill");
+    let dir = tempfile::tempdir().unwrap();
+    let (major, minor) = a_block_device();
+    // A host disk's node made with mknod where no pattern looks (the escape set names
+    // /dev/sd*, /dev/vd* and the others): opened read-only, which reads nothing.
+    let node = dir.path().join("notes");
+    let script = format!(
+        r#"
+import os, stat
+os.mknod("{node}", stat.S_IFBLK | 0o600, os.makedev({major}, {minor}))
+print("made", flush=True)
+fd = os.open("{node}", os.O_RDONLY)
+print("survived", flush=True)
+"#,
+        node = node.display()
+    );
+    let out = run(&p, &python(&script));
+    assert!(out.stdout.contains("made"), "{out:?}");
+    assert!(!out.stdout.contains("survived"), "not killed: {out:?}");
+    assert_eq!(out.code, Some(128 + 9), "killed: {out:?}");
+    let events = syscall_events(&out);
+    let e = events
+        .iter()
+        .find(|e| e["path"] == node.display().to_string())
+        .unwrap_or_else(|| panic!("no event for the open: {events:#?}"));
+    assert_eq!(e["verdict"], "deny", "{e:#}");
+    assert_eq!(e["action"], "kill", "{e:#}");
+    assert_eq!(
+        e["reached"],
+        serde_json::json!({"by": "kernel", "name": "notes", "block_device": format!("{major}:{minor}")}),
+        "{e:#}"
+    );
+    // A character device under another name is no disk: /dev/null's numbers.
+    let null = dir.path().join("null");
+    let script = format!(
+        r#"
+import os, stat
+os.mknod("{null}", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+os.close(os.open("{null}", os.O_RDWR))
+print("survived")
+"#,
+        null = null.display()
+    );
+    let out = run(&p, &python(&script));
+    assert!(out.stdout.contains("survived"), "{out:?}");
+    assert!(syscall_events(&out).is_empty(), "{:?}", out.events);
+}
+
 #[test]
 fn benign_workloads_produce_no_escape_events() {
     require_root();

@@ -268,6 +268,14 @@ impl Btf {
                 o.file_mode = mode;
                 o.inode_uid = uid;
             }
+            if let (Ok(mode), Ok(rdev)) = (
+                self.sized("inode", "i_mode", 2),
+                self.sized("inode", "i_rdev", 4),
+            ) {
+                o.block_valid = 1;
+                o.inode_mode = mode;
+                o.inode_rdev = rdev;
+            }
             if let Ok(n) = self.name_offsets() {
                 o.name_valid = 1;
                 o.file_dentry = n.file_dentry;

@@ -438,6 +438,9 @@ pub struct Reached {
     /// harmless.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
+    /// A block device (a disk), by its numbers (`8:0`), whatever its node is called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_device: Option<String>,
 }
 
 impl Reached {
@@ -452,6 +455,20 @@ impl Reached {
             name: Some(name),
             path,
             unknown: None,
+            block_device: None,
+        }
+    }
+
+    /// A block device the open returned: its node's name and its device number as the
+    /// kernel encodes it (major << 20 | minor).
+    pub fn block_device(dev: u64, name: String) -> Self {
+        Self {
+            by: "kernel".to_owned(),
+            fs: None,
+            name: (!name.is_empty()).then_some(name),
+            path: None,
+            unknown: None,
+            block_device: Some(format!("{}:{}", dev >> 20, dev & 0xf_ffff)),
         }
     }
 }
@@ -562,11 +579,18 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
         count,
         killed_cgroup: None,
         result: CallResult::of(e),
-        reached: (e.reached == reached::FILE).then(|| {
-            let end = (e.str_len as usize).saturating_sub(1).min(e.str_val.len());
-            let name = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
-            Reached::file("kernel", e.reached_magic, name, None)
-        }),
+        reached: match e.reached {
+            reached::FILE | reached::BLOCK_DEVICE => {
+                let end = (e.str_len as usize).saturating_sub(1).min(e.str_val.len());
+                let name = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
+                Some(if e.reached == reached::FILE {
+                    Reached::file("kernel", e.reached_magic, name, None)
+                } else {
+                    Reached::block_device(e.reached_magic, name)
+                })
+            }
+            _ => None,
+        },
         who: ctx.container(h.cgroup_id),
     }
 }

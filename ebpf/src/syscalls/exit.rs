@@ -168,6 +168,11 @@ pub(super) fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
     } else if matched != 0 {
         return PATH_MATCHED;
     }
+    // An open that reached a block device (a host disk), whatever the node is called
+    // (one made with mknod anywhere): reading or writing it is the escape.
+    if rule.sockaddr == 0 && ret >= 0 && reached_block_device(ret) {
+        return PATH_BLOCK_DEVICE;
+    }
     if access & pattern_applies::OPEN_WRITE == 0 {
         return NOT_AN_ESCAPE;
     }
@@ -201,6 +206,25 @@ pub(super) fn reached_escape_file(fd: i64) -> bool {
     // SAFETY: a read-only lookup of a value the agent writes.
     crate::creds::reached_file(fd as u64, key)
         && unsafe { crate::maps::ESCAPE_FILES.get(key) }.is_some()
+}
+
+/// Whether the descriptor `fd` an open returned is a block device; when it is,
+/// `REACHED` holds its name and device number for the event.
+#[inline(always)]
+pub(super) fn reached_block_device(fd: i64) -> bool {
+    let Some(rdev) = crate::creds::block_device_of_fd(fd as u64) else {
+        return false;
+    };
+    let Some(key) = crate::maps::REACHED.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: this CPU's value, read and written only by this program.
+    let key = unsafe { &mut *key };
+    if !crate::creds::reached_file(fd as u64, key) {
+        key.name = [0; cgwarden_common::ESCAPE_FILE_NAME_BYTES];
+    }
+    key.magic = u64::from(rdev);
+    true
 }
 
 /// The accesses an open asks for: OPEN, and OPEN_WRITE when its flags write (an

@@ -15,7 +15,7 @@ pub(super) struct Call<'a> {
     pub(super) flags: u64,
     pub(super) proc_info: *const ProcInfo,
     /// Where the event's path comes from ([`PATH_BY_RULE`], [`PATH_MATCHED`],
-    /// [`PATH_SUN`], [`PATH_REACHED`], [`PATH_UNDECIDED`]).
+    /// [`PATH_SUN`], [`PATH_REACHED`], [`PATH_UNDECIDED`], [`PATH_BLOCK_DEVICE`]).
     pub(super) path_from: u8,
     pub(super) end: End,
 }
@@ -102,6 +102,9 @@ pub(super) fn act(call: &Call) {
     } else if path_from == PATH_UNDECIDED {
         how = reached::UNDECIDED;
         PathFrom::Scratch
+    } else if path_from == PATH_BLOCK_DEVICE {
+        how = reached::BLOCK_DEVICE;
+        PathFrom::Scratch
     } else if path_from == PATH_SUN {
         // `sun_path`, after the family, of the sockaddr the caller passed.
         PathFrom::Arg(pick(args, rule.path_arg).wrapping_add(2))
@@ -137,7 +140,7 @@ pub(super) fn act(call: &Call) {
                 (*ev).fd_ino =
                     crate::creds::inode_number_of_fd(pick(args, rule.fd_ino_arg)).unwrap_or(0);
             }
-            if how == reached::FILE {
+            if how == reached::FILE || how == reached::BLOCK_DEVICE {
                 reached_file_into(ev);
             } else if rule.str_arg != NO_ARG
                 && let Ok(s) = bpf_probe_read_user_str_bytes(
@@ -282,3 +285,7 @@ pub(super) const PATH_REACHED: u8 = 3;
 
 /// The path the matcher read, in `PATH_SCRATCH`; the kernel could not decide.
 pub(super) const PATH_UNDECIDED: u8 = 4;
+
+/// The path the matcher read, in `PATH_SCRATCH`; the open reached a block device, in
+/// `REACHED` (its name, and its device number as the magic).
+pub(super) const PATH_BLOCK_DEVICE: u8 = 5;

@@ -359,6 +359,7 @@ pub(super) fn undecided_reach(
         name: None,
         path: None,
         unknown: Some(why),
+        block_device: None,
     };
     if e.path_len as usize >= cgwarden_common::SYSCALL_PATH_BYTES {
         return Some(unknown(format!(
