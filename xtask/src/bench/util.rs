@@ -129,21 +129,41 @@ pub fn remove_stale_cgroup(name: &str, path: &Path) {
     remove_cgroup(path);
 }
 
+/// The mounts in /proc/self/mountinfo, as (mount point, filesystem type).
+fn mounts() -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+            let (left, right) = line.split_once(" - ")?;
+            let mount = left.split_whitespace().nth(4)?;
+            let fs = right.split_whitespace().next()?;
+            Some((PathBuf::from(unescape_mountinfo(mount)), fs.to_owned()))
+        })
+        .collect())
+}
+
 /// The cgroup2 mount point, from /proc/self/mountinfo (never assumed).
 pub fn cgroup2_mount() -> anyhow::Result<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    for line in info.lines() {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        if right.split_whitespace().next() == Some("cgroup2")
-            && let Some(mount) = left.split_whitespace().nth(4)
-        {
-            return Ok(PathBuf::from(unescape_mountinfo(mount)));
+    mounts()?
+        .into_iter()
+        .find_map(|(mount, fs)| (fs == "cgroup2").then_some(mount))
+        .context("no cgroup2 mount in /proc/self/mountinfo")
+}
+
+/// The filesystem type of the mount holding `path` (the longest mount point it is
+/// under, the last such mount when several are stacked); `?` when unknown.
+pub fn fs_type(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mut best: Option<(usize, String)> = None;
+    for (mount, fs) in mounts().unwrap_or_default() {
+        let len = mount.as_os_str().len();
+        if path.starts_with(&mount) && best.as_ref().is_none_or(|(l, _)| len >= *l) {
+            best = Some((len, fs));
         }
     }
-    bail!("no cgroup2 mount in /proc/self/mountinfo")
+    best.map_or_else(|| "?".to_owned(), |(_, fs)| fs)
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -270,6 +290,53 @@ pub fn clk_tck() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// The machine's CPU time in ticks, from the `cpu ` line of /proc/stat: user, nice,
+/// system, idle, iowait, irq, softirq, steal, ... (None when it cannot be read).
+pub fn cpu_ticks() -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// Sends the signal `sig` (`TERM`, `INT`, `KILL`) to one process by pid with the `kill`
+/// command `kill`; errors are ignored (the process may be gone).
+pub fn signal(kill: impl AsRef<std::ffi::OsStr>, pid: u32, sig: &str) {
+    let _ = Command::new(kill)
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Stops a child of ours: the signal `sig` (with the `kill` command `kill`), then up to
+/// `timeout` for it to exit, looking every `poll`, then SIGKILL. Its exit status when it
+/// exited within `timeout`, None when it had to be killed.
+pub fn stop_child(
+    kill: impl AsRef<std::ffi::OsStr>,
+    child: &mut Child,
+    sig: &str,
+    timeout: Duration,
+    poll: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    signal(kill, child.id(), sig);
+    let status = wait_for(child, timeout, poll)?;
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok(status)
+}
+
+/// How a report's `met` column says whether a target was met.
+pub fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
 }
 
 /// `BIN exec --policy POLICY [--events EVENTS] --`: `cgwarden exec`, which runs the
@@ -615,6 +682,33 @@ mod tests {
         );
         assert!(status.expect("wait").is_some_and(|s| s.success()));
         assert_eq!(rx.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn mounts_and_their_types() {
+        assert_eq!(fs_type(Path::new("/proc/self")), "proc");
+        assert!(cgroup2_mount().is_ok_and(|m| fs_type(&m) == "cgroup2"));
+        assert_eq!(unescape_mountinfo("/a\\040b\\134c"), "/a b\\c");
+    }
+
+    #[test]
+    fn stops_a_child() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let status = stop_child(
+            "kill",
+            &mut child,
+            "TERM",
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+        )
+        .expect("wait");
+        assert_eq!(status.and_then(|s| s.signal()), Some(15));
+    }
+
+    #[test]
+    fn reads_the_machines_cpu_ticks() {
+        assert!(cpu_ticks().is_some_and(|v| v.len() >= 8));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{BIG, Config, Kind, ROUNDS, Settings, measure::Sample};
-use crate::bench::util::{RunFacts, max, median, min, thousands};
+use crate::bench::util::{RunFacts, max, median, min, thousands, yes};
 
 pub(super) struct Report<'a> {
     pub(super) audit: String,
@@ -147,7 +147,6 @@ impl Report<'_> {
         let _ = writeln!(o, "Targets:\n");
         let _ = writeln!(o, "| target | measured | met |");
         let _ = writeln!(o, "|---|---:|---|");
-        let yes = |ok: bool| if ok { "yes" } else { "**no**" };
         for (i, what) in [(1, "10 rules"), (2, "100,000 rules")] {
             let r = connect_ratio.get(i).copied().unwrap_or(f64::NAN);
             let _ = writeln!(

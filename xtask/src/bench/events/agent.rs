@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::{Env, measure::Start};
-use crate::bench::util::{forward_lines, wait_for};
+use crate::bench::util::{forward_lines, stop_child};
 
 /// A `cgwarden run` started by the bench. Dropping it kills it (if it still runs) and
 /// removes its pins with `cgwarden uninstall`.
@@ -130,22 +130,15 @@ impl Agent<'_> {
     /// SIGTERM, wait (SIGKILL after 10 s), then remove the pins.
     pub(super) fn stop(&mut self) -> anyhow::Result<()> {
         self.stopped = true;
-        let pid = self.child.id().to_string();
         // Our own child, not yet reaped: the pid cannot have been reused.
-        let _ = Command::new(&self.env.kill)
-            .args(["-TERM", &pid])
-            .stderr(Stdio::null())
-            .status();
-        let status = wait_for(
+        let status = stop_child(
+            &self.env.kill,
             &mut self.child,
+            "TERM",
             Duration::from_secs(10),
             Duration::from_millis(10),
         )
         .context("waiting for the agent")?;
-        if status.is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
         self.uninstall()?;
         match status {
             // Killed by the SIGTERM itself: it came before the agent's handler was in

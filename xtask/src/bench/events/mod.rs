@@ -77,8 +77,8 @@ use std::{
 use anyhow::{Context, bail};
 
 use super::util::{
-    Cgroup, Run, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid, dir_entries, publish,
-    remove_stale_cgroup, remove_stale_dir, warn_if_busy, which,
+    Cgroup, Run, ScratchDir, cgroup2_mount, client_binary, clk_tck, dead_pid, dir_entries, fs_type,
+    publish, remove_stale_cgroup, remove_stale_dir, warn_if_busy, which,
 };
 use agent::Agent;
 use measure::{Trial, trial};
@@ -363,29 +363,6 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     drop(shm_scratch);
     drop(scratch);
     Ok(())
-}
-
-/// The filesystem type of the mount holding `path` (from /proc/self/mountinfo).
-fn fs_type(path: &Path) -> String {
-    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut best: Option<(usize, String)> = None;
-    for line in info.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let (Some(mount), Some(fs)) = (
-            left.split_whitespace().nth(4),
-            right.split_whitespace().next(),
-        ) else {
-            continue;
-        };
-        let mount = mount.replace("\\040", " ");
-        if path.starts_with(&mount) && best.as_ref().is_none_or(|(len, _)| mount.len() >= *len) {
-            best = Some((mount.len(), fs.to_owned()));
-        }
-    }
-    best.map_or_else(|| "?".to_owned(), |(_, fs)| fs)
 }
 
 /// Removes what an earlier run killed before its guards ran left: the cgroup, the

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::QUIET_CPUS;
-use crate::bench::util::stat_fields;
+use crate::bench::util::{cpu_ticks, stat_fields};
 
 /// CPU ticks (user + system) of every process that is neither a kernel thread, nor this
 /// bench, nor one of its children, by pid.
@@ -54,13 +54,7 @@ pub(super) fn delta_ticks(before: &HashMap<u32, u64>, after: &HashMap<u32, u64>)
 
 /// (busy, all) ticks of the whole machine, from /proc/stat.
 fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v = cpu_ticks()?;
     // user nice system idle iowait irq softirq steal
     let idle = v.get(3)? + v.get(4)?;
     let all: u64 = v.iter().take(8).sum();

@@ -7,7 +7,7 @@ use super::{
     DISTURBED, POLL, Place, Settings, TARGET_RATE, TARGET_RSS_MB, TARGET_START_MS,
     measure::{Start, Trial},
 };
-use crate::bench::util::{RunFacts, max, median, min, thousands};
+use crate::bench::util::{RunFacts, max, median, min, thousands, yes};
 
 pub(super) struct Report<'a> {
     /// The commit the agent was built from.
@@ -68,7 +68,6 @@ impl Report<'_> {
 
         let log_ms: Vec<f64> = self.starts.iter().map(|s| s.log_ms).collect();
         let wall_ms: Vec<f64> = self.starts.iter().map(|s| s.wall_ms).collect();
-        let yes = |ok: bool| if ok { "yes" } else { "**no**" };
         let _ = writeln!(o, "| target | measured | met |");
         let _ = writeln!(o, "|---|---:|---|");
         for place in self.places {
@@ -154,7 +153,6 @@ impl Report<'_> {
     }
 
     fn target_rows(&self, o: &mut String, place: &Place) {
-        let yes = |ok: bool| if ok { "yes" } else { "**no**" };
         let counted: Vec<&Trial> = place.trials.iter().filter(|t| !t.superseded).collect();
         let full = counted.iter().find(|t| t.offered == 0);
         let full_text = full.map_or(String::new(), |t| {

@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::Context;
 
-use super::peers::{getppid_rule, signal};
-use crate::bench::util::{dead_pid, dir_entries, remove_cgroup, stat_fields, which};
+use super::peers::getppid_rule;
+use crate::bench::util::{dead_pid, dir_entries, remove_cgroup, signal, stat_fields, which};
 
 /// What the bench started and changed, for the next run to undo if this one is killed
 /// before its guards run: `child PID STARTTIME EXE`, `audit-rule ARGS`,
@@ -124,7 +124,7 @@ fn undo_ledger(path: &Path) {
                     .is_ok_and(|p| p == Path::new(exe));
                 if same_exe && start_time(pid).as_deref() == Some(start) {
                     eprintln!("bench syscalls: stopping stale {exe} ({pid})");
-                    signal(pid, "KILL");
+                    signal("kill", pid, "KILL");
                     let deadline = Instant::now() + Duration::from_secs(3);
                     while alive(pid) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_millis(20));

@@ -19,7 +19,7 @@ use super::{
     AUDIT_KEY, GETPPID_NR,
     cleanup::{Ledger, alive},
 };
-use crate::bench::util::{forward_lines, run_quiet, wait_for, which};
+use crate::bench::util::{forward_lines, run_quiet, signal, stop_child, wait_for, which};
 
 /// Installs Debian packages; failures become notes (their configurations are skipped).
 pub(super) fn install(packages: &[&str], notes: &mut Vec<String>) {
@@ -138,7 +138,7 @@ impl Bpftrace {
 
     /// SIGINT (bpftrace prints its maps and exits); everything it printed.
     pub(super) fn stop(mut self) -> anyhow::Result<String> {
-        signal(self.child.id(), "INT");
+        signal("kill", self.child.id(), "INT");
         if wait_for(
             &mut self.child,
             Duration::from_secs(15),
@@ -163,15 +163,6 @@ impl Drop for Bpftrace {
             let _ = self.child.wait();
         }
     }
-}
-
-/// Sends a signal to one process of ours, by pid.
-pub(super) fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// The audit side: the `never,task` rule, the auditd daemon of the bench, and its log.
@@ -407,23 +398,25 @@ fn start_auditd(
             bail!("auditd exited ({status}): {said}");
         }
         if Instant::now() > deadline {
-            stop_child(&mut child, "TERM");
+            stop(&mut child, "TERM");
             bail!("auditd did not register within 10 s");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// Signals a child of ours and waits up to 5 s; then SIGKILL.
-fn stop_child(child: &mut Child, sig: &str) {
+/// Signals a child of ours (when it still runs) and waits up to 5 s; then SIGKILL.
+fn stop(child: &mut Child, sig: &str) {
     if !matches!(child.try_wait(), Ok(None)) {
         return;
     }
-    signal(child.id(), sig);
-    if let Ok(None) = wait_for(child, Duration::from_secs(5), Duration::from_millis(20)) {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    let _ = stop_child(
+        "kill",
+        child,
+        sig,
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+    );
 }
 
 impl Drop for Audit {
@@ -443,7 +436,7 @@ impl Drop for Audit {
             quiet(&["-d".to_owned(), "never,task".to_owned()]);
         }
         if let Some(mut child) = self.daemon.take() {
-            stop_child(&mut child, "TERM");
+            stop(&mut child, "TERM");
         }
         if let Some(b) = &self.previous_backlog {
             quiet(&["-b".to_owned(), b.clone()]);

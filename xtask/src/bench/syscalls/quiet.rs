@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{Ctx, FOREIGN_CPU_LIMIT};
-use crate::bench::util::stat_fields;
+use crate::bench::util::{cpu_ticks, stat_fields};
 
 /// Waits (at most `limit`) until no other tracer is attached and the machine is idle.
 pub(super) fn wait_for_quiet(ctx: &Ctx, limit: Duration) {
@@ -124,15 +124,9 @@ fn tracers(bpftool: Option<&Path>) -> Vec<String> {
 
 /// Busy CPU time of the machine (user, nice, system, irq, softirq), in ticks.
 fn busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+    let Some(v) = cpu_ticks() else {
         return 0;
     };
-    let v: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
     // user nice system idle iowait irq softirq steal ...
     [0, 1, 2, 5, 6].iter().filter_map(|&i| v.get(i)).sum()
 }

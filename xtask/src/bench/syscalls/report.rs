@@ -10,7 +10,7 @@ use super::{
     WATCHED_CGWARDEN_DIV,
     measure::{Counts, ProgCost, Sample, Seen},
 };
-use crate::bench::util::{RunFacts, max, median, min};
+use crate::bench::util::{RunFacts, max, median, min, yes};
 
 pub(super) struct Report<'a> {
     pub(super) audit: String,
@@ -343,7 +343,6 @@ impl Report<'_> {
         );
         let _ = writeln!(o, "| target | measured | met |");
         let _ = writeln!(o, "|---|---:|---|");
-        let yes = |ok: bool| if ok { "yes" } else { "**no**" };
         let floor = self.ratio_of("e", W::Getppid);
         for key in ["b", "d", "d2"] {
             let Some(r) = self.ratio_of(key, W::Getppid) else {
