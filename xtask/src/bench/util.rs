@@ -3,6 +3,7 @@
 //! description and load, number formatting, the date.
 
 use std::{
+    borrow::Cow,
     fmt::Write as _,
     io::{BufRead as _, BufReader, Read},
     path::{Path, PathBuf},
@@ -12,6 +13,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
 /// A scratch directory, removed with everything in it when dropped.
 pub struct ScratchDir {
@@ -557,18 +559,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A client's result: the first line of its output `out` that is a JSON object with the
-/// key `key`.
-pub fn result_line<'a>(out: &'a str, key: &str) -> Option<&'a str> {
-    let key = format!("\"{key}\"");
-    out.lines().find(|l| l.starts_with('{') && l.contains(&key))
-}
-
-/// The number at `"key":` in a flat JSON object line.
-pub fn json_number(line: &str, key: &str) -> Option<f64> {
-    json_field(line, key).and_then(|v| v.parse().ok())
-}
-
 /// Checks that a client ran in the cgroup `expected` (its path below the cgroup2 mount)
 /// or, for `None`, in a cgroup of `cgwarden exec`; `actual` is where it says it ran.
 pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> {
@@ -585,19 +575,55 @@ pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The value of `"key":` in a flat JSON object line, without quotes.
-pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    json_field_at(line, &format!("\"{key}\":"))
+/// A client's result: the first line of its output `out` that is a JSON object with the
+/// top-level key `key`, read into `T` (the fields the bench uses; the others are
+/// ignored). None when no line is such an object; an error, naming the line, when it
+/// does not fit `T`.
+pub fn result_line<T: DeserializeOwned>(out: &str, key: &str) -> Option<anyhow::Result<T>> {
+    out.lines().filter(|l| l.starts_with('{')).find_map(|line| {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+        object.contains_key(key).then(|| {
+            serde_json::from_value(serde_json::Value::Object(object))
+                .with_context(|| format!("reading the result line {line}"))
+        })
+    })
 }
 
-/// [`json_field`] with the `"key":` pattern made by the caller, for lines read by the
-/// million (the events file).
-pub fn json_field_at<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
-    let rest = &line[line.find(pattern)? + pattern.len()..];
-    match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next(),
-        None => rest.split([',', '}']).next().map(str::trim),
+/// The fields of one of the agent's event records (a line of its JSON file sink) that
+/// the benches read. Lines are read by the million, so the strings are borrowed from
+/// the line, and copied only when they hold escapes.
+#[derive(Debug, Deserialize)]
+pub struct EventLine<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub kind: Option<Cow<'a, str>>,
+    pub pid: Option<u64>,
+    /// How many identical calls or sends the record stands for; the number of records
+    /// dropped, in a `lost` record.
+    pub count: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub process: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub syscall: Option<Cow<'a, str>>,
+}
+
+impl<'a> EventLine<'a> {
+    pub fn parse(line: &'a [u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(line)
+            .with_context(|| format!("reading the event {}", String::from_utf8_lossy(line)))
     }
+
+    /// Whether the record is of the kind `kind`.
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind.as_deref() == Some(kind)
+    }
+}
+
+/// An optional string field, borrowed from the input where it holds no escapes (serde
+/// borrows a `Cow` only when it is the field's own type, not inside an `Option`).
+fn borrowed_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 #[cfg(test)]
@@ -609,15 +635,6 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn json() {
-        let l = r#"{"a":1.5,"b":"x y","c":null}"#;
-        assert_eq!(json_field(l, "a"), Some("1.5"));
-        assert_eq!(json_field(l, "b"), Some("x y"));
-        assert_eq!(json_field(l, "c"), Some("null"));
-        assert_eq!(json_field(l, "d"), None);
     }
 
     #[test]
@@ -654,16 +671,46 @@ mod tests {
 
     #[test]
     fn client_results() {
-        let out = "noise\n{\"a\":1}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
-        let line = result_line(out, "sent").expect("line");
-        assert_eq!(json_number(line, "sent"), Some(5.0));
-        assert!(result_line(out, "b").is_none());
+        #[derive(Deserialize)]
+        struct Sent {
+            sent: u64,
+            cgroup: String,
+        }
+        let out = "noise\n{\"a\":1}\n{not json, \"sent\"}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
+        let r: Sent = result_line(out, "sent").expect("line").expect("fits");
+        assert_eq!((r.sent, r.cgroup.as_str()), (5, "/x"));
+        assert!(result_line::<Sent>(out, "b").is_none());
+        // The key must be the object's own, not a nested one's or a string's.
+        let nested = "{\"x\":{\"sent\":1},\"y\":\"\\\"sent\\\"\"}\n";
+        assert!(result_line::<Sent>(nested, "sent").is_none());
+        // A line with the key that does not fit is an error naming the line.
+        let bad = result_line::<Sent>("{\"sent\":\"five\"}", "sent").expect("line");
+        assert!(format!("{:#}", bad.err().expect("error")).contains("{\"sent\":\"five\"}"));
         assert!(check_cgroup("/x", Some("/x")).is_ok());
         assert!(check_cgroup("/cgwarden-exec-7", None).is_ok());
         assert_eq!(
             check_cgroup("/y", None).unwrap_err().to_string(),
             "the client ran in cgroup `/y`, expected /cgwarden-exec-*"
         );
+    }
+
+    #[test]
+    fn reads_event_lines() {
+        // The fields of the record itself, in any order, not those of nested objects.
+        let l = br#"{"args":{"pid":1,"kind":"x","count":9},"count":2,"pid":7,"kind":"syscall","syscall":"getppid"}"#;
+        let e = EventLine::parse(l).expect("parsed");
+        assert!(e.is("syscall") && !e.is("lost"));
+        assert_eq!((e.pid, e.count), (Some(7), Some(2)));
+        assert_eq!(e.syscall.as_deref(), Some("getppid"));
+        assert!(e.process.is_none());
+        // Strings are borrowed from the line unless they hold escapes, which are read.
+        assert!(matches!(e.kind, Some(Cow::Borrowed("syscall"))));
+        let l = br#"{"kind":"sendmsg","process":"a \"b\" \\ c","pid":null}"#;
+        let e = EventLine::parse(l).expect("parsed");
+        assert!(matches!(e.process.as_ref(), Some(Cow::Owned(p)) if p == r#"a "b" \ c"#));
+        assert_eq!((e.pid, e.count), (None, None));
+        assert!(EventLine::parse(b"{\"kind\":\"sendmsg\",").is_err());
+        assert!(EventLine::parse(b"{\"pid\":\"7\"}").is_err());
     }
 
     #[test]

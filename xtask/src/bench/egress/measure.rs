@@ -3,9 +3,10 @@
 //! and the agent's `installed …` line with its load time.
 
 use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
 
 use super::{Config, PROBE};
-use crate::bench::util::{check_cgroup, json_field, json_number, result_line};
+use crate::bench::util::{check_cgroup, result_line};
 
 #[derive(Clone, Copy)]
 pub(super) struct Sample {
@@ -19,6 +20,16 @@ pub(super) struct Installed {
     pub(super) load_ms: f64,
 }
 
+/// The fields of connbench's JSON line that the bench reads.
+#[derive(Deserialize)]
+struct ClientLine {
+    connect_ns: f64,
+    udp_pps: f64,
+    /// What the datagram to [`PROBE`] gave: `ok`, `EPERM`, `errno N`, `error`.
+    probe: Option<String>,
+    cgroup: Option<String>,
+}
+
 /// Parses connbench's JSON line and checks that it ran where, and under what, we meant.
 pub(super) fn check_client(
     c: &Config,
@@ -26,16 +37,14 @@ pub(super) fn check_client(
     cgroup: Option<&str>,
 ) -> anyhow::Result<Sample> {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = result_line(&stdout, "connect_ns")
-        .with_context(|| format!("({}) no result line from connbench in:\n{stdout}", c.key))?;
-    let number = |key: &str| -> anyhow::Result<f64> {
-        json_number(line, key).with_context(|| format!("({}) no `{key}` in {line}", c.key))
-    };
+    let line: ClientLine = result_line(&stdout, "connect_ns")
+        .with_context(|| format!("({}) no result line from connbench in:\n{stdout}", c.key))?
+        .with_context(|| format!("({})", c.key))?;
     let sample = Sample {
-        connect_ns: number("connect_ns")?,
-        udp_pps: number("udp_pps")?,
+        connect_ns: line.connect_ns,
+        udp_pps: line.udp_pps,
     };
-    let probe = json_field(line, "probe").unwrap_or("?");
+    let probe = line.probe.as_deref().unwrap_or("?");
     if probe != c.probe {
         bail!(
             "({}) {}: a datagram to {PROBE} gave `{probe}`, expected `{}`: the client did not \
@@ -45,7 +54,7 @@ pub(super) fn check_client(
             c.probe
         );
     }
-    check_cgroup(json_field(line, "cgroup").unwrap_or("?"), cgroup)
+    check_cgroup(line.cgroup.as_deref().unwrap_or("?"), cgroup)
         .map_err(|e| anyhow!("({}) {e}", c.key))?;
     Ok(sample)
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 
 use super::{
     DISTURBED, Env, POLL, SETTLE, Settings,
@@ -16,7 +17,7 @@ use super::{
     quiet::{delta_ticks, others_ticks},
     tally::Tally,
 };
-use crate::bench::util::{json_field, json_number, result_line, stat_fields};
+use crate::bench::util::{result_line, stat_fields};
 
 /// The generator's result line.
 #[derive(Clone, Debug)]
@@ -335,24 +336,34 @@ fn generate_and_tally(
     Ok((generated, gen_start, gen_end, tally))
 }
 
+/// The fields of the generator's JSON line that the bench reads.
+#[derive(Deserialize)]
+struct GeneratorLine {
+    sent: u64,
+    errors: u64,
+    first_error: Option<String>,
+    secs: f64,
+    rate: f64,
+    cpu_s: f64,
+    pid: u64,
+    cgroup: Option<String>,
+}
+
 fn parse_generated(out: &str, cgroup: &str) -> anyhow::Result<Generated> {
-    let line = result_line(out, "sent")
-        .with_context(|| format!("no result line from eventstorm in: {out}"))?;
-    let number = |key: &str| -> anyhow::Result<f64> {
-        json_number(line, key).with_context(|| format!("no `{key}` in {line}"))
-    };
-    let actual = json_field(line, "cgroup").unwrap_or("?");
+    let line: GeneratorLine = result_line(out, "sent")
+        .with_context(|| format!("no result line from eventstorm in: {out}"))??;
+    let actual = line.cgroup.as_deref().unwrap_or("?");
     if actual != cgroup {
         bail!("eventstorm ran in cgroup `{actual}`, expected `{cgroup}`");
     }
     Ok(Generated {
-        sent: number("sent")? as u64,
-        errors: number("errors")? as u64,
-        first_error: json_field(line, "first_error").unwrap_or("null").to_owned(),
-        secs: number("secs")?,
-        rate: number("rate")?,
-        cpu_s: number("cpu_s")?,
-        pid: number("pid")? as u64,
+        sent: line.sent,
+        errors: line.errors,
+        first_error: line.first_error.unwrap_or_else(|| "null".to_owned()),
+        secs: line.secs,
+        rate: line.rate,
+        cpu_s: line.cpu_s,
+        pid: line.pid,
     })
 }
 

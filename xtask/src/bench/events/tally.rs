@@ -9,12 +9,12 @@ use std::{
 
 use anyhow::Context;
 
-use crate::bench::util::json_field_at;
+use crate::bench::util::EventLine;
 
 /// What the events file holds, read as it grows.
 pub(super) struct Tally {
     path: PathBuf,
-    pid: String,
+    pid: u64,
     file: Option<std::fs::File>,
     /// An incomplete last line, kept for the next read.
     partial: Vec<u8>,
@@ -34,7 +34,7 @@ impl Tally {
     pub(super) fn new(path: &Path, pid: u64) -> Self {
         Self {
             path: path.to_owned(),
-            pid: pid.to_string(),
+            pid,
             file: None,
             partial: Vec::new(),
             delivered: 0,
@@ -91,20 +91,23 @@ impl Tally {
     }
 
     fn line(&mut self, line: &[u8]) -> anyhow::Result<()> {
-        let text = String::from_utf8_lossy(line);
-        let count: u64 = json_field_at(&text, "\"count\":")
-            .and_then(|c| c.parse().ok())
-            .with_context(|| format!("an event without `count`: {text}"))?;
-        match json_field_at(&text, "\"kind\":") {
-            Some("sendmsg") if json_field_at(&text, "\"pid\":") == Some(self.pid.as_str()) => {
-                self.delivered += count;
-                self.records += 1;
-                if json_field_at(&text, "\"process\":") == Some("") {
-                    self.recovered += 1;
-                }
+        let e = EventLine::parse(line)?;
+        let count = e.count.with_context(|| {
+            format!(
+                "an event without `count`: {}",
+                String::from_utf8_lossy(line)
+            )
+        })?;
+        if e.is("sendmsg") && e.pid == Some(self.pid) {
+            self.delivered += count;
+            self.records += 1;
+            if e.process.as_deref() == Some("") {
+                self.recovered += 1;
             }
-            Some("lost") => self.lost += count,
-            _ => self.other += 1,
+        } else if e.is("lost") {
+            self.lost += count;
+        } else {
+            self.other += 1;
         }
         Ok(())
     }
@@ -115,12 +118,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_fields() {
-        let l = r#"{"time":"x","kind":"sendmsg","pid":42,"count":1}"#;
-        assert_eq!(json_field_at(l, "\"kind\":"), Some("sendmsg"));
-        assert_eq!(json_field_at(l, "\"pid\":"), Some("42"));
-        assert_eq!(json_field_at(l, "\"count\":"), Some("1"));
-        assert_eq!(json_field_at(l, "\"dst\":"), None);
+    fn reads_records_as_json() {
+        use std::io::Write as _;
+        let dir = std::env::temp_dir().join(format!("cgwarden-tally-json-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("e.json");
+        let mut t = Tally::new(&path, 7);
+        let mut f = std::fs::File::create(&path).expect("create");
+        // Keys in any order; a process name with escaped quotes (the substring search
+        // ended the name at the first `\"`); a nested `pid` before the record's own (the
+        // substring search took it); a record without `count` is an error.
+        f.write_all(
+            b"{\"count\":4,\"process\":\"\",\"pid\":7,\"kind\":\"sendmsg\"}\n\
+              {\"kind\":\"sendmsg\",\"process\":\"a \\\"b\\\"\",\"pid\":7,\"count\":1}\n\
+              {\"kind\":\"sendmsg\",\"ancestry\":[{\"pid\":7}],\"pid\":8,\"count\":1}\n",
+        )
+        .expect("write");
+        t.update().expect("update");
+        assert_eq!((t.delivered, t.records, t.recovered, t.other), (5, 2, 1, 1));
+        f.write_all(b"{\"kind\":\"sendmsg\",\"pid\":7}\n")
+            .expect("write");
+        let err = t.update().expect_err("no count");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(format!("{err:#}").contains("an event without `count`"));
     }
 
     #[test]

@@ -11,15 +11,14 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use serde::Deserialize;
 
 use super::{
     ATTEMPTS, Config, Ctx, Kind, PAUSE_MS, ROUNDS,
     peers::{Bpftrace, bpftrace_count},
     quiet::{Snapshot, disturbance},
 };
-use crate::bench::util::{
-    self, cgwarden_exec, check_cgroup, json_field, json_number, result_line, which,
-};
+use crate::bench::util::{self, EventLine, cgwarden_exec, check_cgroup, result_line, which};
 
 /// What a monitor made of the watched getppid calls.
 #[derive(Clone, Copy)]
@@ -251,47 +250,41 @@ fn output(cmd: &mut Command, what: &str) -> anyhow::Result<std::process::Output>
     util::output(cmd.stdin(Stdio::null()), what)
 }
 
+/// The fields of the client's JSON line that the bench reads.
+#[derive(Deserialize)]
+struct ClientLine {
+    pid: u32,
+    cgroup: Option<String>,
+    getppid_calls: u64,
+    getppid_ns: Option<f64>,
+    /// `null` for a CPU the loop did not run on.
+    #[serde(default)]
+    getppid_ns_by_cpu: Vec<Option<f64>>,
+    #[serde(default)]
+    cpus: Vec<u64>,
+    mix_ns: Option<f64>,
+    gcc_ms: Option<f64>,
+    elapsed_ms: f64,
+}
+
 /// Parses the client's line and checks its cgroup (`None`: a `cgwarden exec` cgroup).
 fn parse_client(stdout: &[u8], cgroup: Option<&str>) -> anyhow::Result<ClientResult> {
     let text = String::from_utf8_lossy(stdout);
-    let line = result_line(&text, "getppid_calls")
-        .with_context(|| format!("no result line from syscallbench in:\n{text}"))?;
-    let opt = |key: &str| json_number(line, key);
-    let number = |key: &str| -> anyhow::Result<f64> {
-        opt(key).with_context(|| format!("no `{key}` in {line}"))
-    };
+    let line: ClientLine = result_line(&text, "getppid_calls")
+        .with_context(|| format!("no result line from syscallbench in:\n{text}"))??;
     let r = ClientResult {
-        pid: number("pid")? as u32,
-        cgroup: json_field(line, "cgroup").unwrap_or("?").to_owned(),
-        getppid_calls: number("getppid_calls")? as u64,
-        getppid_ns: opt("getppid_ns"),
-        getppid_by_cpu: json_list(line, "getppid_ns_by_cpu")
-            .iter()
-            .filter_map(|x| x.parse().ok())
-            .collect(),
-        cpus: json_list(line, "cpus"),
-        mix_ns: opt("mix_ns"),
-        gcc_ms: opt("gcc_ms"),
-        elapsed_ms: number("elapsed_ms")?,
+        pid: line.pid,
+        cgroup: line.cgroup.unwrap_or_else(|| "?".to_owned()),
+        getppid_calls: line.getppid_calls,
+        getppid_ns: line.getppid_ns,
+        getppid_by_cpu: line.getppid_ns_by_cpu.into_iter().flatten().collect(),
+        cpus: line.cpus.iter().map(u64::to_string).collect(),
+        mix_ns: line.mix_ns,
+        gcc_ms: line.gcc_ms,
+        elapsed_ms: line.elapsed_ms,
     };
     check_cgroup(&r.cgroup, cgroup)?;
     Ok(r)
-}
-
-/// The items of a flat JSON array `"key":[a,b,…]`, as text.
-fn json_list(line: &str, key: &str) -> Vec<String> {
-    let Some(start) = line.find(&format!("\"{key}\":[")) else {
-        return Vec::new();
-    };
-    let rest = &line[start + key.len() + 4..];
-    rest.split(']')
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
 }
 
 #[derive(Default)]
@@ -309,26 +302,23 @@ fn scan_events(path: &Path, pid: u32) -> anyhow::Result<Tally> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(t),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
-    let pid = pid.to_string();
+    let pid = u64::from(pid);
     for line in BufReader::new(file).lines() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
-        match json_field(&line, "kind") {
-            Some("lost") => {
-                t.lost += json_field(&line, "count")
-                    .and_then(|c| c.parse::<u64>().ok())
-                    .unwrap_or(0);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e = EventLine::parse(line.as_bytes())
+            .with_context(|| format!("reading {}", path.display()))?;
+        if e.is("lost") {
+            t.lost += e.count.unwrap_or(0);
+        } else if e.is("syscall") && e.pid == Some(pid) {
+            if e.syscall.as_deref() == Some("getppid") {
+                // Identical calls arrive aggregated: a record stands for `count`.
+                t.getppid += e.count.unwrap_or(1);
+            } else {
+                t.other += 1;
             }
-            Some("syscall") if json_field(&line, "pid") == Some(pid.as_str()) => {
-                if json_field(&line, "syscall") == Some("getppid") {
-                    // Identical calls arrive aggregated: a record stands for `count`.
-                    t.getppid += json_field(&line, "count")
-                        .and_then(|c| c.parse::<u64>().ok())
-                        .unwrap_or(1);
-                } else {
-                    t.other += 1;
-                }
-            }
-            _ => {}
         }
     }
     Ok(t)
@@ -545,11 +535,45 @@ mod tests {
     }
 
     #[test]
-    fn reads_json_lists() {
-        let l = r#"{"cpus":[0,1],"getppid_ns_by_cpu":[120.50,131.00],"x":[]}"#;
-        assert_eq!(json_list(l, "cpus"), ["0", "1"]);
-        assert_eq!(json_list(l, "getppid_ns_by_cpu"), ["120.50", "131.00"]);
-        assert!(json_list(l, "x").is_empty());
-        assert!(json_list(l, "y").is_empty());
+    fn reads_the_clients_line() {
+        // Keys in any order, a CPU the loop did not run on, noise before the line.
+        let out = b"warming up\n{\"cpus\":[0,1,3],\"getppid_ns_by_cpu\":[120.50,null,131.00],\
+                    \"elapsed_ms\":12.5,\"gcc_ms\":null,\"mix_ns\":900.25,\"getppid_ns\":125.75,\
+                    \"getppid_calls\":1000,\"cgroup\":\"/cg\",\"pid\":42,\"rounds\":20}\n";
+        let r = parse_client(out, Some("/cg")).unwrap();
+        assert_eq!(
+            (r.pid, r.getppid_calls, r.cgroup.as_str()),
+            (42, 1000, "/cg")
+        );
+        assert_eq!(r.cpus, ["0", "1", "3"]);
+        assert_eq!(r.getppid_by_cpu, [120.5, 131.0]);
+        assert_eq!(
+            (r.getppid_ns, r.mix_ns, r.gcc_ms),
+            (Some(125.75), Some(900.25), None)
+        );
+        assert_eq!(r.elapsed_ms, 12.5);
+        assert!(parse_client(out, Some("/other")).is_err());
+        let missing = parse_client(b"{\"getppid_calls\":1,\"pid\":1}\n", None);
+        assert!(format!("{:#}", missing.err().unwrap()).contains("elapsed_ms"));
+    }
+
+    #[test]
+    fn reads_events_as_json() {
+        // What the substring search got wrong: a `pid` among the syscall's arguments,
+        // before the record's own, was taken for it. Keys in any order, escaped quotes.
+        let dir = std::env::temp_dir().join(format!("syscalls-json-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.json");
+        std::fs::write(
+            &path,
+            "{\"kind\":\"syscall\",\"args\":{\"pid\":7},\"syscall\":\"kill\",\"pid\":9}\n\
+             {\"process\":\"a \\\"kind\\\":\\\"lost\\\" b\",\"count\":3,\"pid\":7,\
+             \"syscall\":\"getppid\",\"kind\":\"syscall\"}\n\
+             {\"count\":2,\"kind\":\"lost\"}\n",
+        )
+        .unwrap();
+        let t = scan_events(&path, 7).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((t.getppid, t.other, t.lost), (3, 0, 2));
     }
 }
