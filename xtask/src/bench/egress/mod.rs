@@ -50,7 +50,7 @@ use super::util::{
     Cgroup, Run, ScratchDir, cgroup2_mount, cgwarden_exec, client_binary, dead_pid, dir_entries,
     env_reps, env_u64, output, publish, remove_stale_cgroup, remove_stale_dir, warn_if_busy, which,
 };
-use measure::{Sample, check_client, installed_line};
+use measure::{LoadTimes, Sample, check_client, installed_line, load_times};
 use peers::{Audit, NftTable, write_nft};
 use report::Report;
 
@@ -242,36 +242,16 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     }
 
     // Load time: `exec -- true` with the big profile against a 1-rule profile.
-    let mut wall_small = Vec::new();
-    let mut wall_big = Vec::new();
-    let mut check_diff = Vec::new();
-    for rep in 0..settings.reps.min(7) {
-        for big in [rep % 2 == 0, rep % 2 != 0] {
-            let policy = if big { &p100k } else { &p1 };
-            std::thread::sleep(Duration::from_millis(100));
-            let mut cmd = cgwarden_exec(bin, policy, None);
-            cmd.env("RUST_LOG", "info").arg(&true_bin);
-            let t0 = Instant::now();
-            let out = output(&mut cmd, "cgwarden exec -- true")?;
-            let wall = t0.elapsed().as_secs_f64();
-            if big {
-                wall_big.push(wall);
-                if let Some(inst) = installed_line(&out.stderr) {
-                    agent_load_ms.push(inst.load_ms);
-                    big_entries = inst.entries;
-                }
-            } else {
-                wall_small.push(wall);
-            }
-        }
-        // What parsing and validating alone take: `cgwarden check`, same pair.
-        let mut check = [0.0; 2];
-        for (slot, policy) in [&p100k, &p1].into_iter().enumerate() {
-            let t0 = Instant::now();
-            output(Command::new(bin).arg("check").arg(policy), "cgwarden check")?;
-            check[slot] = t0.elapsed().as_secs_f64();
-        }
-        check_diff.push(check[0] - check[1]);
+    let LoadTimes {
+        agent_load_ms: load_ms,
+        big_entries: load_entries,
+        wall_small,
+        wall_big,
+        check_diff,
+    } = load_times(bin, &true_bin, &p100k, &p1, settings.reps.min(7))?;
+    agent_load_ms.extend(load_ms);
+    if let Some(entries) = load_entries {
+        big_entries = entries;
     }
     let wall_diff: Vec<f64> = wall_big
         .iter()
