@@ -1,6 +1,8 @@
 //! Helpers shared by the benchmarks: guards that undo what a benchmark created (also
-//! when it fails), running commands and reading settings, statistics, machine
-//! description and load, number formatting, the date.
+//! when it fails), running, signalling and stopping commands and reading settings,
+//! mounts and /proc, reading JSON (the clients' result lines and the agent's event
+//! records, with serde_json), statistics, machine description and load, number
+//! formatting, the date, and the report's head and verdicts.
 
 use std::{
     borrow::Cow,
