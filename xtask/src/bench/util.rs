@@ -1,8 +1,11 @@
 //! Helpers shared by the benchmarks: guards that undo what a benchmark created (also
-//! when it fails), running commands and reading settings, statistics, machine
-//! description and load, number formatting, the date.
+//! when it fails), running, signalling and stopping commands and reading settings,
+//! mounts and /proc, reading JSON (the clients' result lines and the agent's event
+//! records, with serde_json), statistics, machine description and load, number
+//! formatting, the date, and the report's head and verdicts.
 
 use std::{
+    borrow::Cow,
     fmt::Write as _,
     io::{BufRead as _, BufReader, Read},
     path::{Path, PathBuf},
@@ -12,6 +15,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use serde::{Deserialize, Deserializer, de::DeserializeOwned};
 
 /// A scratch directory, removed with everything in it when dropped.
 pub struct ScratchDir {
@@ -129,21 +133,41 @@ pub fn remove_stale_cgroup(name: &str, path: &Path) {
     remove_cgroup(path);
 }
 
+/// The mounts in /proc/self/mountinfo, as (mount point, filesystem type).
+fn mounts() -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
+            let (left, right) = line.split_once(" - ")?;
+            let mount = left.split_whitespace().nth(4)?;
+            let fs = right.split_whitespace().next()?;
+            Some((PathBuf::from(unescape_mountinfo(mount)), fs.to_owned()))
+        })
+        .collect())
+}
+
 /// The cgroup2 mount point, from /proc/self/mountinfo (never assumed).
 pub fn cgroup2_mount() -> anyhow::Result<PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
-    for line in info.lines() {
-        // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        if right.split_whitespace().next() == Some("cgroup2")
-            && let Some(mount) = left.split_whitespace().nth(4)
-        {
-            return Ok(PathBuf::from(unescape_mountinfo(mount)));
+    mounts()?
+        .into_iter()
+        .find_map(|(mount, fs)| (fs == "cgroup2").then_some(mount))
+        .context("no cgroup2 mount in /proc/self/mountinfo")
+}
+
+/// The filesystem type of the mount holding `path` (the longest mount point it is
+/// under, the last such mount when several are stacked); `?` when unknown.
+pub fn fs_type(path: &Path) -> String {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_owned());
+    let mut best: Option<(usize, String)> = None;
+    for (mount, fs) in mounts().unwrap_or_default() {
+        let len = mount.as_os_str().len();
+        if path.starts_with(&mount) && best.as_ref().is_none_or(|(l, _)| len >= *l) {
+            best = Some((len, fs));
         }
     }
-    bail!("no cgroup2 mount in /proc/self/mountinfo")
+    best.map_or_else(|| "?".to_owned(), |(_, fs)| fs)
 }
 
 fn unescape_mountinfo(s: &str) -> String {
@@ -270,6 +294,53 @@ pub fn clk_tck() -> f64 {
         .ok()
         .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// The machine's CPU time in ticks, from the `cpu ` line of /proc/stat: user, nice,
+/// system, idle, iowait, irq, softirq, steal, ... (None when it cannot be read).
+pub fn cpu_ticks() -> Option<Vec<u64>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    Some(
+        line.split_whitespace()
+            .skip(1)
+            .map(|x| x.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// Sends the signal `sig` (`TERM`, `INT`, `KILL`) to one process by pid with the `kill`
+/// command `kill`; errors are ignored (the process may be gone).
+pub fn signal(kill: impl AsRef<std::ffi::OsStr>, pid: u32, sig: &str) {
+    let _ = Command::new(kill)
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// Stops a child of ours: the signal `sig` (with the `kill` command `kill`), then up to
+/// `timeout` for it to exit, looking every `poll`, then SIGKILL. Its exit status when it
+/// exited within `timeout`, None when it had to be killed.
+pub fn stop_child(
+    kill: impl AsRef<std::ffi::OsStr>,
+    child: &mut Child,
+    sig: &str,
+    timeout: Duration,
+    poll: Duration,
+) -> std::io::Result<Option<ExitStatus>> {
+    signal(kill, child.id(), sig);
+    let status = wait_for(child, timeout, poll)?;
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok(status)
+}
+
+/// How a report's `met` column says whether a target was met.
+pub fn yes(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
 }
 
 /// `BIN exec --policy POLICY [--events EVENTS] --`: `cgwarden exec`, which runs the
@@ -490,18 +561,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// A client's result: the first line of its output `out` that is a JSON object with the
-/// key `key`.
-pub fn result_line<'a>(out: &'a str, key: &str) -> Option<&'a str> {
-    let key = format!("\"{key}\"");
-    out.lines().find(|l| l.starts_with('{') && l.contains(&key))
-}
-
-/// The number at `"key":` in a flat JSON object line.
-pub fn json_number(line: &str, key: &str) -> Option<f64> {
-    json_field(line, key).and_then(|v| v.parse().ok())
-}
-
 /// Checks that a client ran in the cgroup `expected` (its path below the cgroup2 mount)
 /// or, for `None`, in a cgroup of `cgwarden exec`; `actual` is where it says it ran.
 pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> {
@@ -518,19 +577,55 @@ pub fn check_cgroup(actual: &str, expected: Option<&str>) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// The value of `"key":` in a flat JSON object line, without quotes.
-pub fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    json_field_at(line, &format!("\"{key}\":"))
+/// A client's result: the first line of its output `out` that is a JSON object with the
+/// top-level key `key`, read into `T` (the fields the bench uses; the others are
+/// ignored). None when no line is such an object; an error, naming the line, when it
+/// does not fit `T`.
+pub fn result_line<T: DeserializeOwned>(out: &str, key: &str) -> Option<anyhow::Result<T>> {
+    out.lines().filter(|l| l.starts_with('{')).find_map(|line| {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).ok()?;
+        object.contains_key(key).then(|| {
+            serde_json::from_value(serde_json::Value::Object(object))
+                .with_context(|| format!("reading the result line {line}"))
+        })
+    })
 }
 
-/// [`json_field`] with the `"key":` pattern made by the caller, for lines read by the
-/// million (the events file).
-pub fn json_field_at<'a>(line: &'a str, pattern: &str) -> Option<&'a str> {
-    let rest = &line[line.find(pattern)? + pattern.len()..];
-    match rest.strip_prefix('"') {
-        Some(quoted) => quoted.split('"').next(),
-        None => rest.split([',', '}']).next().map(str::trim),
+/// The fields of one of the agent's event records (a line of its JSON file sink) that
+/// the benches read. Lines are read by the million, so the strings are borrowed from
+/// the line, and copied only when they hold escapes.
+#[derive(Debug, Deserialize)]
+pub struct EventLine<'a> {
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub kind: Option<Cow<'a, str>>,
+    pub pid: Option<u64>,
+    /// How many identical calls or sends the record stands for; the number of records
+    /// dropped, in a `lost` record.
+    pub count: Option<u64>,
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub process: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_str")]
+    pub syscall: Option<Cow<'a, str>>,
+}
+
+impl<'a> EventLine<'a> {
+    pub fn parse(line: &'a [u8]) -> anyhow::Result<Self> {
+        serde_json::from_slice(line)
+            .with_context(|| format!("reading the event {}", String::from_utf8_lossy(line)))
     }
+
+    /// Whether the record is of the kind `kind`.
+    pub fn is(&self, kind: &str) -> bool {
+        self.kind.as_deref() == Some(kind)
+    }
+}
+
+/// An optional string field, borrowed from the input where it holds no escapes (serde
+/// borrows a `Cow` only when it is the field's own type, not inside an `Option`).
+fn borrowed_str<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Borrowed<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Borrowed<'a>>::deserialize(d)?.map(|b| b.0))
 }
 
 #[cfg(test)]
@@ -542,15 +637,6 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_416), (2025, 11, 24));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
-
-    #[test]
-    fn json() {
-        let l = r#"{"a":1.5,"b":"x y","c":null}"#;
-        assert_eq!(json_field(l, "a"), Some("1.5"));
-        assert_eq!(json_field(l, "b"), Some("x y"));
-        assert_eq!(json_field(l, "c"), Some("null"));
-        assert_eq!(json_field(l, "d"), None);
     }
 
     #[test]
@@ -587,16 +673,46 @@ mod tests {
 
     #[test]
     fn client_results() {
-        let out = "noise\n{\"a\":1}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
-        let line = result_line(out, "sent").expect("line");
-        assert_eq!(json_number(line, "sent"), Some(5.0));
-        assert!(result_line(out, "b").is_none());
+        #[derive(Deserialize)]
+        struct Sent {
+            sent: u64,
+            cgroup: String,
+        }
+        let out = "noise\n{\"a\":1}\n{not json, \"sent\"}\n{\"sent\":5,\"cgroup\":\"/x\"}\n";
+        let r: Sent = result_line(out, "sent").expect("line").expect("fits");
+        assert_eq!((r.sent, r.cgroup.as_str()), (5, "/x"));
+        assert!(result_line::<Sent>(out, "b").is_none());
+        // The key must be the object's own, not a nested one's or a string's.
+        let nested = "{\"x\":{\"sent\":1},\"y\":\"\\\"sent\\\"\"}\n";
+        assert!(result_line::<Sent>(nested, "sent").is_none());
+        // A line with the key that does not fit is an error naming the line.
+        let bad = result_line::<Sent>("{\"sent\":\"five\"}", "sent").expect("line");
+        assert!(format!("{:#}", bad.err().expect("error")).contains("{\"sent\":\"five\"}"));
         assert!(check_cgroup("/x", Some("/x")).is_ok());
         assert!(check_cgroup("/cgwarden-exec-7", None).is_ok());
         assert_eq!(
             check_cgroup("/y", None).unwrap_err().to_string(),
             "the client ran in cgroup `/y`, expected /cgwarden-exec-*"
         );
+    }
+
+    #[test]
+    fn reads_event_lines() {
+        // The fields of the record itself, in any order, not those of nested objects.
+        let l = br#"{"args":{"pid":1,"kind":"x","count":9},"count":2,"pid":7,"kind":"syscall","syscall":"getppid"}"#;
+        let e = EventLine::parse(l).expect("parsed");
+        assert!(e.is("syscall") && !e.is("lost"));
+        assert_eq!((e.pid, e.count), (Some(7), Some(2)));
+        assert_eq!(e.syscall.as_deref(), Some("getppid"));
+        assert!(e.process.is_none());
+        // Strings are borrowed from the line unless they hold escapes, which are read.
+        assert!(matches!(e.kind, Some(Cow::Borrowed("syscall"))));
+        let l = br#"{"kind":"sendmsg","process":"a \"b\" \\ c","pid":null}"#;
+        let e = EventLine::parse(l).expect("parsed");
+        assert!(matches!(e.process.as_ref(), Some(Cow::Owned(p)) if p == r#"a "b" \ c"#));
+        assert_eq!((e.pid, e.count), (None, None));
+        assert!(EventLine::parse(b"{\"kind\":\"sendmsg\",").is_err());
+        assert!(EventLine::parse(b"{\"pid\":\"7\"}").is_err());
     }
 
     #[test]
@@ -615,6 +731,33 @@ mod tests {
         );
         assert!(status.expect("wait").is_some_and(|s| s.success()));
         assert_eq!(rx.iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[test]
+    fn mounts_and_their_types() {
+        assert_eq!(fs_type(Path::new("/proc/self")), "proc");
+        assert!(cgroup2_mount().is_ok_and(|m| fs_type(&m) == "cgroup2"));
+        assert_eq!(unescape_mountinfo("/a\\040b\\134c"), "/a b\\c");
+    }
+
+    #[test]
+    fn stops_a_child() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let mut child = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let status = stop_child(
+            "kill",
+            &mut child,
+            "TERM",
+            Duration::from_secs(10),
+            Duration::from_millis(5),
+        )
+        .expect("wait");
+        assert_eq!(status.and_then(|s| s.signal()), Some(15));
+    }
+
+    #[test]
+    fn reads_the_machines_cpu_ticks() {
+        assert!(cpu_ticks().is_some_and(|v| v.len() >= 8));
     }
 
     #[test]
