@@ -104,10 +104,19 @@ pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
     sockaddr::listen(&ctx)
 }
 
-/// Attached to `syscalls:sys_exit_<name>` of syscalls watched only for some paths.
+/// Attached to `syscalls:sys_exit_<name>` of syscalls some rule judges by their path
+/// (and, for them, the calls refused before entry).
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
     syscalls::exit(&ctx)
+}
+
+/// Attached to `syscalls:sys_exit_<name>` of the other watched syscalls: only the calls
+/// refused before entry. A small program: a profile without path rules never pays for
+/// verifying the path matcher.
+#[tracepoint]
+pub fn sys_exit_refused(ctx: TracePointContext) -> u32 {
+    syscalls::exit_refused(&ctx)
 }
 
 /// Attached to the raw `sys_enter` tracepoint only when a watched syscall has no

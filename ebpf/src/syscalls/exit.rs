@@ -69,6 +69,38 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     0
 }
 
+/// `syscalls:sys_exit_*` of watched syscalls no rule judges by their path: only the
+/// calls refused before entry (see [`exit`]). Where some rule also judges the syscall
+/// by its path, [`exit`] is attached as well and judges them all.
+#[inline(always)]
+pub fn exit_refused(ctx: &TracePointContext) -> u32 {
+    let id = bpf_get_current_pid_tgid();
+    // SAFETY: fields of the syscall exit record, where the loader says.
+    let nr = unsafe { ctx.read_at::<i32>(crate::layout::syscall_nr()) }.unwrap_or(-1);
+    // SAFETY: as above.
+    let ret = unsafe { ctx.read_at::<i64>(crate::layout::syscall_ret()) }.unwrap_or(0);
+    if nr < 0 {
+        return 0;
+    }
+    let nr = nr as u32;
+    if ret >= 0 || judged_at_exit(nr) || entered(id, nr) {
+        return 0;
+    }
+    let Some(m) = profile::current() else {
+        return 0;
+    };
+    let Some((rule, proc_info)) = rule_for(&m, nr) else {
+        return 0;
+    };
+    if rule.action == 0 || rule.path_filter != 0 {
+        return 0;
+    }
+    let mut args = saved_args();
+    clear_unknown_args(nr, &mut args);
+    refused(&m, rule, nr, &args, ret, proc_info);
+    0
+}
+
 /// A watched call that was refused before it was entered (see [`exit`]): reported, and
 /// the caller killed when the rule says so, as at entry.
 #[inline(always)]

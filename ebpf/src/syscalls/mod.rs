@@ -66,7 +66,7 @@ mod regs;
 mod report;
 
 pub use enter::{raw, tracepoint};
-pub use exit::exit;
+pub use exit::{exit, exit_refused};
 use {exe_handles::*, learn::*, paths::*, read_only::*, regs::*, report::*};
 
 pub(super) const SIGKILL: u32 = 9;

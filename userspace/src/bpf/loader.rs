@@ -53,8 +53,11 @@ const SOCKET_PROGRAM: &str = "sys_enter_socket";
 /// The program on `listen()`'s entry: listeners beyond loopback, which no bind hook sees.
 const LISTEN_PROGRAM: &str = "sys_enter_listen";
 
-/// The program attached to the exit tracepoint of syscalls watched for some paths.
+/// The program attached to the exit tracepoint of syscalls some rule judges by path.
 const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
+/// The program attached to the exit tracepoint of the other watched syscalls: calls
+/// refused before entry only (it needs no path matcher, so it verifies quickly).
+const SYSCALL_EXIT_REFUSED_PROGRAM: &str = "sys_exit_refused";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
 const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
 
@@ -750,26 +753,31 @@ impl Kernel {
             if now == had && self.watched.contains_key(&nr) {
                 continue;
             }
-            // The kernel learns how the call is judged before a new program runs on it.
+            // The kernel learns that an exit program runs before the entry marks calls
+            // for it. Calls judged by their path are judged at exit, and calls refused
+            // before entry (seccomp) are seen only there (see `ebpf/src/syscalls/`):
+            // the path-judging exit program does both; the other one only the second.
             if now.exit {
                 bits |= syscall_watch::EXIT;
             }
-            if now.by_path {
-                bits |= syscall_watch::BY_PATH;
-            }
             self.set_watch(nr, bits)?;
-            if now.exit && !had.exit {
-                // Calls judged by their path are judged at exit, and calls refused
-                // before entry (seccomp) are seen only there (see `ebpf/src/syscalls/`).
-                let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
+            let exit = tracepoint.replacen("sys_enter_", "sys_exit_", 1);
+            if now.by_path && !had.by_path {
                 self.attach_tracepoint(SYSCALL_EXIT_PROGRAM, "syscalls", &exit)?;
+                had.exit = true;
+                had.by_path = true;
+                // Only now does the refused-only program leave these calls to it: for
+                // a moment both judge a refused call (reported twice), never neither.
+                bits |= syscall_watch::BY_PATH;
+                self.set_watch(nr, bits)?;
+            } else if now.exit && !had.exit {
+                self.attach_tracepoint(SYSCALL_EXIT_REFUSED_PROGRAM, "syscalls", &exit)?;
                 had.exit = true;
             }
             if now.entry && !had.entry {
                 self.attach_tracepoint(SYSCALL_PROGRAM, "syscalls", &tracepoint)?;
                 had.entry = true;
             }
-            had.by_path |= now.by_path;
             self.watched
                 .insert(nr, Watch::Tracepoint { arity, hooks: had });
         }
