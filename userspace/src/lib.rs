@@ -17,7 +17,6 @@
 //! - [`yaml`]: reading YAML, with the position of every error.
 
 pub mod agent;
-pub mod aggregate;
 pub mod bpf;
 pub mod btf;
 pub mod caps;
@@ -36,7 +35,6 @@ pub mod notify;
 pub mod policy;
 pub mod posture;
 pub mod procfs;
-pub mod reach;
 pub mod report;
 pub mod resolver;
 pub mod running;

@@ -508,22 +508,24 @@ pub fn http_response(request_line: &str, body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{LostRecord, NetRecord};
+    use crate::events::{Header, LostRecord, NetRecord};
 
     fn net(verdict: &'static str, count: u64) -> Record {
         Record::Net(NetRecord {
-            time: String::new(),
-            kind: "connect",
+            header: Header {
+                time: String::new(),
+                kind: "connect",
+                pid: 1,
+                tid: 1,
+                process: "p".into(),
+                uid: 0,
+                gid: 0,
+                cgroup: Some("/c\"x".into()),
+                cgroup_id: 1,
+                who: None,
+                profile: Some("web".into()),
+            },
             verdict,
-            pid: 1,
-            tid: 1,
-            process: "p".into(),
-            uid: 0,
-            gid: 0,
-            cgroup: Some("/c\"x".into()),
-            cgroup_id: 1,
-            who: None,
-            profile: Some("web".into()),
             rule: "default".into(),
             protocol: "tcp",
             family: "ipv4",
@@ -539,8 +541,8 @@ mod tests {
         m.observe(&net("deny", 5));
         let mut other = net("allow", 1);
         if let Record::Net(r) = &mut other {
-            r.cgroup = Some("/other".into());
-            r.cgroup_id = 2;
+            r.header.cgroup = Some("/other".into());
+            r.header.cgroup_id = 2;
         }
         m.observe(&other);
         let text = m.render(&Gauges::default());
@@ -594,7 +596,7 @@ mod tests {
         // Flows only: a bind is an event, not a flow.
         let mut bind = net("deny", 3);
         if let Record::Net(r) = &mut bind {
-            r.kind = "bind";
+            r.header.kind = "bind";
         }
         m.observe(&bind);
         let text = m.render(&Gauges::default());

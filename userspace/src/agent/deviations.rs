@@ -37,23 +37,25 @@ impl<K: KernelMaps> Agent<K> {
             );
             for (deviation, detail) in deviations {
                 found.push(events::DeviationRecord {
-                    time: events::rfc3339_now(),
-                    kind: "deviation",
+                    header: events::Header {
+                        time: events::rfc3339_now(),
+                        kind: "deviation",
+                        pid: c.init_pid,
+                        tid: c.init_pid,
+                        process: String::new(),
+                        uid: c.config.uid,
+                        gid: c.config.gid,
+                        cgroup: Some(path.clone()),
+                        cgroup_id: *cgroup,
+                        profile: Some(a.profile.clone()),
+                        who: Some(c.identity.clone()),
+                    },
                     verdict: "report",
                     deviation,
                     detail,
                     device: None,
                     write: None,
-                    pid: c.init_pid,
-                    tid: c.init_pid,
-                    process: String::new(),
                     exe: None,
-                    uid: c.config.uid,
-                    gid: c.config.gid,
-                    cgroup: Some(path.clone()),
-                    cgroup_id: *cgroup,
-                    profile: Some(a.profile.clone()),
-                    who: Some(c.identity.clone()),
                     creds: None,
                 });
             }

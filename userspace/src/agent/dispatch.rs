@@ -75,7 +75,7 @@ impl<K: KernelMaps> Agent<K> {
                 if record.capped > 0 {
                     log::warn!(
                         "cgroup {}: `{}` has more addresses than the profile's cap; {} not allowed",
-                        record.cgroup.as_deref().unwrap_or("?"),
+                        record.header.cgroup.as_deref().unwrap_or("?"),
                         record.name,
                         record.capped
                     );
@@ -125,7 +125,9 @@ impl<K: KernelMaps> Agent<K> {
         if record.ppid == 0 {
             // The process entered the cgroup before it executed (so the kernel never saw
             // its fork); /proc still knows its parent while it lives.
-            if let Some(p) = crate::procfs::process(std::path::Path::new("/proc"), record.pid) {
+            if let Some(p) =
+                crate::procfs::process(std::path::Path::new("/proc"), record.header.pid)
+            {
                 record.ppid = p.ppid;
             }
         }
@@ -345,14 +347,14 @@ impl<K: KernelMaps> Agent<K> {
 }
 
 /// What a failed write-open the kernel could not judge reached, resolved in the
-/// caller's root (see [`crate::reach`]; `others`: the processes of its cgroup, whose
+/// caller's root (see [`crate::events::reach`]; `others`: the processes of its cgroup, whose
 /// root serves when it is gone, listed only then): `Some` for an escape file or an unknown target
 /// (reported), `None` when it reached nothing that matters.
 pub(super) fn undecided_reach(
     e: &cgwarden_common::SyscallEvent,
     others: impl FnOnce() -> Vec<u32>,
 ) -> Option<events::Reached> {
-    use crate::reach::{Reach, reach};
+    use crate::events::reach::{Reach, reach};
     let unknown = |why: String| events::Reached {
         by: "agent".to_owned(),
         fs: None,

@@ -46,10 +46,10 @@ pub use claims::{Claimed, Claims};
 pub use kernel::KernelMaps;
 
 use crate::{
-    aggregate::Aggregator,
     bpf::{Counters, Kernel},
     cgroups,
     control::Followers,
+    events::aggregate::Aggregator,
     events::{self, LostRecord, Raw, Record},
     metrics::{Gauges, Metrics},
     policy::{

@@ -32,30 +32,23 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             let output = format!(
                 "{verdict} {kind} to {dst}:{port}/{proto} by {proc} (pid={pid} uid={uid}) in {cgroup} (profile={profile} rule={rule_name} count={count})",
                 verdict = r.verdict,
-                kind = r.kind,
+                kind = r.header.kind,
                 dst = r.dst,
                 port = r.port,
                 proto = r.protocol,
-                proc = r.process,
-                pid = r.pid,
-                uid = r.uid,
-                cgroup = r.cgroup.as_deref().unwrap_or("?"),
-                profile = r.profile.as_deref().unwrap_or("?"),
+                proc = r.header.process,
+                pid = r.header.pid,
+                uid = r.header.uid,
+                cgroup = r.header.cgroup.as_deref().unwrap_or("?"),
+                profile = r.header.profile.as_deref().unwrap_or("?"),
                 rule_name = r.rule,
                 count = r.count,
             );
             let fields = json!({
-                "evt.type": r.kind,
-                "proc.name": r.process,
-                "proc.pid": r.pid,
-                "user.uid": r.uid,
-                "group.gid": r.gid,
+                "evt.type": r.header.kind,
                 "fd.sip": r.dst,
                 "fd.sport": r.port,
                 "fd.l4proto": r.protocol,
-                "cgwarden.cgroup": r.cgroup,
-                "cgwarden.cgroup_id": r.cgroup_id,
-                "cgwarden.profile": r.profile,
                 "cgwarden.rule": r.rule,
                 "cgwarden.verdict": r.verdict,
                 "cgwarden.count": r.count,
@@ -79,21 +72,15 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "DNS answer for {name} ({addrs}) received by {proc} (pid={pid}) in {cgroup} (learned={learned} capped={capped})",
                 name = r.name,
                 addrs = addrs.join(","),
-                proc = r.process,
-                pid = r.pid,
-                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                proc = r.header.process,
+                pid = r.header.pid,
+                cgroup = r.header.cgroup.as_deref().unwrap_or("?"),
                 learned = r.learned,
                 capped = r.capped,
             );
             let fields = json!({
                 "evt.type": "dns",
-                "proc.name": r.process,
-                "proc.pid": r.pid,
-                "user.uid": r.uid,
-                "group.gid": r.gid,
                 "fd.name": r.name,
-                "cgwarden.cgroup": r.cgroup,
-                "cgwarden.profile": r.profile,
                 "cgwarden.answers": addrs,
                 "cgwarden.learned": r.learned,
                 "cgwarden.capped": r.capped,
@@ -115,29 +102,23 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
             let output = format!(
                 "{syscall} by {proc} (pid={pid} uid={uid}) in {cgroup}{path} action={action} (profile={profile} rule={rule_name})",
                 syscall = r.syscall,
-                proc = r.process,
-                pid = r.pid,
-                uid = r.uid,
-                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                proc = r.header.process,
+                pid = r.header.pid,
+                uid = r.header.uid,
+                cgroup = r.header.cgroup.as_deref().unwrap_or("?"),
                 path = r
                     .path
                     .as_deref()
                     .map(|p| format!(" path={p}"))
                     .unwrap_or_default(),
                 action = r.action,
-                profile = r.profile.as_deref().unwrap_or("?"),
+                profile = r.header.profile.as_deref().unwrap_or("?"),
                 rule_name = r.rule,
             );
             let fields = json!({
                 "evt.type": r.syscall,
                 "evt.args": r.args,
-                "proc.name": r.process,
-                "proc.pid": r.pid,
-                "user.uid": r.uid,
-                "group.gid": r.gid,
                 "fd.name": r.path,
-                "cgwarden.cgroup": r.cgroup,
-                "cgwarden.profile": r.profile,
                 "cgwarden.rule": r.rule,
                 "cgwarden.action": r.action,
                 "cgwarden.verdict": r.verdict,
@@ -160,21 +141,15 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "write of {name}={value:?} by {proc} (pid={pid} uid={uid}) in {cgroup} ({verdict})",
                 name = r.name,
                 value = r.value,
-                proc = r.process,
-                pid = r.pid,
-                uid = r.uid,
-                cgroup = r.cgroup.as_deref().unwrap_or("?"),
+                proc = r.header.process,
+                pid = r.header.pid,
+                uid = r.header.uid,
+                cgroup = r.header.cgroup.as_deref().unwrap_or("?"),
                 verdict = r.verdict,
             );
             let fields = json!({
                 "evt.type": "sysctl",
                 "fd.name": format!("/proc/sys/{}", r.name),
-                "proc.name": r.process,
-                "proc.pid": r.pid,
-                "user.uid": r.uid,
-                "group.gid": r.gid,
-                "cgwarden.cgroup": r.cgroup,
-                "cgwarden.profile": r.profile,
                 "cgwarden.verdict": r.verdict,
             });
             (
@@ -196,23 +171,17 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
                 "{} deviation: {} by {} (pid={} uid={}) in {} (profile={} verdict={})",
                 r.deviation,
                 r.detail,
-                r.process,
-                r.pid,
-                r.uid,
-                r.cgroup.as_deref().unwrap_or("?"),
-                r.profile.as_deref().unwrap_or("?"),
+                r.header.process,
+                r.header.pid,
+                r.header.uid,
+                r.header.cgroup.as_deref().unwrap_or("?"),
+                r.header.profile.as_deref().unwrap_or("?"),
                 r.verdict
             ),
             {
                 let mut fields = json!({
                     "evt.type": r.deviation,
-                    "proc.name": r.process,
-                    "proc.pid": r.pid,
                     "proc.exepath": r.exe,
-                    "user.uid": r.uid,
-                    "group.gid": r.gid,
-                    "cgwarden.cgroup": r.cgroup,
-                    "cgwarden.profile": r.profile,
                     "cgwarden.verdict": r.verdict,
                 });
                 if let Some(d) = &r.device {
@@ -275,20 +244,17 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
     };
     let mut fields = fields;
     if let Value::Object(map) = &mut fields {
+        if let Some(h) = record.header() {
+            for (k, v) in process_fields(h) {
+                map.insert(k.to_owned(), v);
+            }
+        }
         for (k, v) in container_fields(record.who()) {
             map.insert(k.to_owned(), v);
         }
     }
     FalcoAlert {
-        time: match record {
-            Record::Net(r) => r.time.clone(),
-            Record::Dns(r) => r.time.clone(),
-            Record::Syscall(r) => r.time.clone(),
-            Record::Sysctl(r) => r.time.clone(),
-            Record::Deviation(r) => r.time.clone(),
-            Record::Posture(r) => r.time.clone(),
-            Record::Lost(r) => r.time.clone(),
-        },
+        time: record.time().to_owned(),
         rule: rule.to_owned(),
         priority,
         output,
@@ -297,6 +263,20 @@ pub fn to_falco(record: &Record, hostname: &str) -> FalcoAlert {
         tags,
         hostname: hostname.to_owned(),
     }
+}
+
+/// Falco's process fields and cgwarden's cgroup and profile, on every alert about a
+/// process (every record from the kernel).
+fn process_fields(h: &crate::events::Header) -> [(&'static str, Value); 7] {
+    [
+        ("proc.name", json!(h.process)),
+        ("proc.pid", json!(h.pid)),
+        ("user.uid", json!(h.uid)),
+        ("group.gid", json!(h.gid)),
+        ("cgwarden.cgroup", json!(h.cgroup)),
+        ("cgwarden.cgroup_id", json!(h.cgroup_id)),
+        ("cgwarden.profile", json!(h.profile)),
+    ]
 }
 
 /// Falco's container and Kubernetes fields (the container plugin's names), on every
@@ -332,13 +312,24 @@ fn split_image(image: &str) -> (Option<&str>, Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{DeviationRecord, WriteAttempt};
+    use crate::events::{DeviationRecord, Header, WriteAttempt};
 
     #[test]
     fn a_read_only_write_names_path_syscall_and_result() {
         let r = DeviationRecord {
-            time: "t".into(),
-            kind: "deviation",
+            header: Header {
+                time: "t".into(),
+                kind: "deviation",
+                pid: 7,
+                tid: 7,
+                process: "sh".into(),
+                uid: 1000,
+                gid: 1000,
+                cgroup: Some("/gw/abc".into()),
+                cgroup_id: 9,
+                who: None,
+                profile: Some("gateway".into()),
+            },
             verdict: "report",
             deviation: "read_only",
             detail: "openat writes under a read-only path: /etc/x (EROFS)".into(),
@@ -350,17 +341,8 @@ mod tests {
                 syscall: "openat".into(),
                 result: "EROFS".into(),
             }),
-            pid: 7,
-            tid: 7,
-            process: "sh".into(),
             exe: Some("/bin/busybox".into()),
-            uid: 1000,
-            gid: 1000,
-            cgroup: Some("/gw/abc".into()),
-            cgroup_id: 9,
-            who: None,
             creds: None,
-            profile: Some("gateway".into()),
         };
         let alert = to_falco(&Record::Deviation(r), "host");
         assert_eq!(alert.priority, "Warning");
