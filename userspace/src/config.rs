@@ -9,7 +9,7 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::sinks::{SinkSpec, Target};
+use crate::output::{SinkSpec, Target};
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -111,7 +111,7 @@ impl AgentConfig {
     /// The metrics address: `None` when turned off.
     pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
         match self.metrics.as_deref() {
-            None => Ok(Some(crate::metrics::DEFAULT_LISTEN.parse()?)),
+            None => Ok(Some(crate::output::metrics::DEFAULT_LISTEN.parse()?)),
             Some("off") => Ok(None),
             Some(addr) => {
                 Ok(Some(addr.parse().map_err(|e| {

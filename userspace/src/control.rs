@@ -127,7 +127,7 @@ impl Followers {
         if self.list.is_empty() {
             return;
         }
-        let line = crate::sinks::record_line(record);
+        let line = crate::output::record_line(record);
         self.list.retain_mut(|f| {
             if !f.filter.matches(record) {
                 return !f.tx.is_closed();
@@ -137,7 +137,7 @@ impl Followers {
                     crate::events::rfc3339_now(),
                     f.dropped,
                 ));
-                let note = crate::sinks::record_line(&lost);
+                let note = crate::output::record_line(&lost);
                 if f.tx.try_send(note).is_ok() {
                     f.dropped = 0;
                 }

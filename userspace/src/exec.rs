@@ -16,12 +16,13 @@ use anyhow::Context as _;
 use crate::{
     agent::Agent,
     bpf::Kernel,
-    cgroups::OwnedCgroup,
-    host, learn,
+    dns::resolver::Resolver,
+    host,
+    host::cgroups::OwnedCgroup,
+    learn,
+    output::Sinks,
     policy::{self, Mode, Profile},
-    resolver::Resolver,
     serve::{self, Options, Stop},
-    sinks::Sinks,
 };
 
 /// What the cgroup runs under.
@@ -157,7 +158,7 @@ pub async fn run(
             (None, path, (*cgroup).to_owned())
         }
     };
-    let id = crate::cgroups::cgroup_id(&path)
+    let id = crate::host::cgroups::cgroup_id(&path)
         .with_context(|| format!("reading the id of {}", path.display()))?;
     let level = relative.split('/').filter(|p| !p.is_empty()).count() as u32;
 
@@ -182,13 +183,13 @@ pub async fn run(
     }
     // uids of the processes already there (a running container's programs may never
     // execute again while it is watched).
-    let uids_before: Vec<u32> = crate::procfs::pids_below(&path)
+    let uids_before: Vec<u32> = crate::host::procfs::pids_below(&path)
         .into_iter()
         .filter(|pid| {
-            crate::procfs::process(Path::new("/proc"), *pid)
-                .is_some_and(|p| !crate::procfs::is_runtime_init(&p))
+            crate::host::procfs::process(Path::new("/proc"), *pid)
+                .is_some_and(|p| !crate::host::procfs::is_runtime_init(&p))
         })
-        .filter_map(|pid| crate::procfs::uid(Path::new("/proc"), pid))
+        .filter_map(|pid| crate::host::procfs::uid(Path::new("/proc"), pid))
         .collect();
     agent.assign(id, &relative, level, &name)?;
 
@@ -469,7 +470,7 @@ pub fn find_container(cgroup2: &Path, id: &str) -> anyhow::Result<PathBuf> {
         && let Ok(state) = serde_json::from_slice::<serde_json::Value>(&out.stdout)
         && let Some(pid) = state["pid"].as_u64().and_then(|p| u32::try_from(p).ok())
         && pid != 0
-        && let Some(path) = crate::procfs::cgroup_path(Path::new("/proc"), pid)
+        && let Some(path) = crate::host::procfs::cgroup_path(Path::new("/proc"), pid)
     {
         return Ok(PathBuf::from(path));
     }

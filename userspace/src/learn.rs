@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::{
-    caps::CapSet,
+    policy::caps::CapSet,
     policy::devices::{self, Device, DeviceRule, DeviceType},
 };
 
@@ -583,7 +583,7 @@ fn runtime_yaml(o: &Observed) -> String {
 /// happen before the entry point's exec, when the process is not armed. Without
 /// no-new-privileges (Podman's default) runc installs the filter before it drops to
 /// the container's user, so the user and capability calls come after it. runc's init
-/// is a Go program whose runtime keeps running until the exec. docs/profiles.md lists
+/// is a Go program whose runtime keeps running until the exec. docs/learn.md lists
 /// the same groups (a test keeps the two the same).
 pub const RUNTIME_BASELINE: &[(&str, &[&str])] = &[
     (
@@ -741,12 +741,12 @@ mod tests {
 
     #[test]
     fn the_runtime_baseline_is_documented_group_by_group() {
-        let docs = include_str!("../../docs/profiles.md");
+        let docs = include_str!("../../docs/learn.md");
         for (why, calls) in RUNTIME_BASELINE {
             let line = docs
                 .lines()
                 .find(|l| l.contains(why))
-                .unwrap_or_else(|| panic!("docs/profiles.md lacks the group {why:?}"));
+                .unwrap_or_else(|| panic!("docs/learn.md lacks the group {why:?}"));
             for call in *calls {
                 assert!(
                     line.contains(&format!("`{call}`")),

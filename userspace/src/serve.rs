@@ -104,7 +104,7 @@ pub async fn serve(
     // New cgroups and containers are applied as their directories appear; the walk on
     // the tick stays as a backstop.
     let mut watch = if opts.rescan && opts.watch.is_some() {
-        match crate::watch::Watcher::new(agent.cgroup_root(), &agent.state_dirs())
+        match crate::engines::watch::Watcher::new(agent.cgroup_root(), &agent.state_dirs())
             // SAFETY: the AsyncFd owns the watcher, so its fd stays open for as long as
             // it is registered.
             .and_then(|w| {
@@ -316,7 +316,7 @@ async fn answer_scrape(mut stream: tokio::net::TcpStream, body: String) {
     })
     .await;
     if matches!(read, Ok(Ok(_))) {
-        let response = crate::metrics::http_response(&line, &body);
+        let response = crate::output::metrics::http_response(&line, &body);
         let _ = stream.write_all(response.as_bytes()).await;
         let _ = stream.shutdown().await;
     }
@@ -329,7 +329,7 @@ async fn answer_scrape(mut stream: tokio::net::TcpStream, body: String) {
 fn rescan(
     agent: &mut Agent,
     ring: &mut RingBuf<MapData>,
-    watch: Option<&mut AsyncFd<crate::watch::Watcher>>,
+    watch: Option<&mut AsyncFd<crate::engines::watch::Watcher>>,
 ) -> anyhow::Result<()> {
     drain(agent, ring);
     if let Some(w) = watch

@@ -70,11 +70,11 @@ impl<K: KernelMaps> Agent<K> {
     /// left alone: it is armed when it executes the container's program.
     pub(super) fn arm_existing(&mut self, path: &str) -> anyhow::Result<()> {
         let dir = self.cgroup_root.join(path.trim_start_matches('/'));
-        for pid in crate::procfs::pids_below(&dir) {
-            let Some(p) = crate::procfs::process(std::path::Path::new("/proc"), pid) else {
+        for pid in crate::host::procfs::pids_below(&dir) {
+            let Some(p) = crate::host::procfs::process(std::path::Path::new("/proc"), pid) else {
                 continue;
             };
-            if crate::procfs::is_runtime_init(&p) {
+            if crate::host::procfs::is_runtime_init(&p) {
                 continue;
             }
             self.kernel.arm_process(p.pid, p.ppid, &p.exe)?;
@@ -94,14 +94,14 @@ impl<K: KernelMaps> Agent<K> {
         let dir = self.cgroup_root.join(path.trim_start_matches('/'));
         let proc_root = std::path::Path::new("/proc");
         let now = u64::try_from(clock_ns(libc::CLOCK_MONOTONIC)).unwrap_or(0);
-        for pid in crate::procfs::pids_below(&dir) {
-            let Some(p) = crate::procfs::process(proc_root, pid) else {
+        for pid in crate::host::procfs::pids_below(&dir) {
+            let Some(p) = crate::host::procfs::process(proc_root, pid) else {
                 continue;
             };
-            if crate::procfs::is_runtime_init(&p) {
+            if crate::host::procfs::is_runtime_init(&p) {
                 continue;
             }
-            let Some(status) = crate::running::status(proc_root, pid) else {
+            let Some(status) = crate::host::running::status(proc_root, pid) else {
                 continue;
             };
             let mut comm = [0u8; 16];
@@ -118,7 +118,7 @@ impl<K: KernelMaps> Agent<K> {
                 gid: status.gid,
                 comm,
             };
-            if let Some(event) = crate::running::judge(&status, rule, header, &p.exe) {
+            if let Some(event) = crate::host::running::judge(&status, rule, header, &p.exe) {
                 self.emit_creds(&event)?;
             }
         }
@@ -142,12 +142,15 @@ impl<K: KernelMaps> Agent<K> {
             return Ok(());
         }
         let dir = self.cgroup_root.join(path.trim_start_matches('/'));
-        let Some(text) = crate::procfs::pids_below(&dir).into_iter().find_map(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/root/etc/resolv.conf")).ok()
-        }) else {
+        let Some(text) = crate::host::procfs::pids_below(&dir)
+            .into_iter()
+            .find_map(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/root/etc/resolv.conf")).ok()
+            })
+        else {
             return Ok(());
         };
-        let servers: Vec<[u8; 16]> = crate::resolver::nameserver_addresses(&text)
+        let servers: Vec<[u8; 16]> = crate::dns::resolver::nameserver_addresses(&text)
             .into_iter()
             .map(kernel_addr)
             .collect();

@@ -138,7 +138,7 @@ impl<K: KernelMaps> Agent<K> {
             }
             let (exe, ppid) = match self.kernel.process(pid) {
                 Some(info) => (events::c_string(&info.exe), info.ppid),
-                None => match crate::procfs::process(std::path::Path::new("/proc"), pid) {
+                None => match crate::host::procfs::process(std::path::Path::new("/proc"), pid) {
                     Some(p) => (p.exe, p.ppid),
                     None => break,
                 },

@@ -102,7 +102,7 @@ impl<K: KernelMaps> Agent<K> {
                 .map(|p| self.cgroup_root.join(p.trim_start_matches('/')));
             let others = || {
                 cgroup
-                    .map(|c| crate::procfs::pids_below(&c))
+                    .map(|c| crate::host::procfs::pids_below(&c))
                     .unwrap_or_default()
             };
             match undecided_reach(e, others) {
@@ -126,7 +126,7 @@ impl<K: KernelMaps> Agent<K> {
             // The process entered the cgroup before it executed (so the kernel never saw
             // its fork); /proc still knows its parent while it lives.
             if let Some(p) =
-                crate::procfs::process(std::path::Path::new("/proc"), record.header.pid)
+                crate::host::procfs::process(std::path::Path::new("/proc"), record.header.pid)
             {
                 record.ppid = p.ppid;
             }
@@ -248,7 +248,7 @@ impl<K: KernelMaps> Agent<K> {
                 .into_iter()
                 .map(|e| {
                     let c = &e.identity.container;
-                    crate::metrics::PostureGauge {
+                    crate::output::metrics::PostureGauge {
                         container: c.name.clone().unwrap_or_default(),
                         id: c.id.chars().take(12).collect(),
                         passed: e.posture.passed as u64,
@@ -257,7 +257,7 @@ impl<K: KernelMaps> Agent<K> {
                     }
                 })
                 .collect(),
-            resident_bytes: crate::metrics::resident_bytes(),
+            resident_bytes: crate::output::metrics::resident_bytes(),
             programs: self.kernel.program_stats(),
             bpf_stats: std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
                 .is_ok_and(|v| v.trim() == "1"),
@@ -381,7 +381,7 @@ pub(super) fn undecided_reach(
         &written,
         dirfd,
     ) {
-        Reach::File { magic, name, path } => crate::syscalls::is_escape_file(magic, &name)
+        Reach::File { magic, name, path } => crate::policy::syscalls::is_escape_file(magic, &name)
             .then(|| events::Reached::file("agent", magic, name, Some(path))),
         Reach::Nothing => None,
         Reach::Unknown(why) => Some(unknown(why)),

@@ -17,8 +17,8 @@ use cgwarden_common::{
 };
 
 use crate::{
-    cgroups::CgroupEntry as Entry,
     engines::{self, known::Known},
+    host::cgroups::CgroupEntry as Entry,
 };
 
 /// How long a process may wait at the gate for its container to be identified. Then

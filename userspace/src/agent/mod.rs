@@ -47,17 +47,17 @@ pub use kernel::KernelMaps;
 
 use crate::{
     bpf::{Counters, Kernel},
-    cgroups,
     control::Followers,
+    dns::resolver::Resolver,
     events::aggregate::Aggregator,
     events::{self, LostRecord, Raw, Record},
-    metrics::{Gauges, Metrics},
+    host::cgroups,
+    output::Sinks,
+    output::metrics::{Gauges, Metrics},
     policy::{
         EgressDefault, Mode, Profile, ReportLevel,
         compile::{EgressEntry, NameEntry, compile_egress, compile_names, compile_syscalls},
     },
-    resolver::Resolver,
-    sinks::Sinks,
 };
 
 /// A profile compiled under one id (ids change on every reload).
@@ -192,10 +192,10 @@ impl<K: KernelMaps> Agent<K> {
         resolver: Resolver,
     ) -> anyhow::Result<Self> {
         kernel
-            .write_escape_patterns(&crate::syscalls::escape_patterns())
+            .write_escape_patterns(&crate::policy::syscalls::escape_patterns())
             .context("writing the escape path patterns")?;
         kernel
-            .write_escape_files(&crate::syscalls::escape_files())
+            .write_escape_files(&crate::policy::syscalls::escape_files())
             .context("writing the escape files")?;
         let config = kernel
             .read_config()
@@ -217,7 +217,7 @@ impl<K: KernelMaps> Agent<K> {
         // `CGWARDEN_BTF` names another BTF file (tests use it to see the refusal).
         let vmlinux =
             std::env::var_os("CGWARDEN_BTF").map_or_else(|| PathBuf::from(VMLINUX), PathBuf::from);
-        let cred_offsets = match crate::btf::kernel_cred_offsets(&vmlinux) {
+        let cred_offsets = match crate::bpf::btf::kernel_cred_offsets(&vmlinux) {
             Ok(offsets) => {
                 if offsets.sock_valid == 0 {
                     log::warn!(
@@ -251,7 +251,7 @@ impl<K: KernelMaps> Agent<K> {
             flows_seen,
             last_flush: Instant::now(),
             started: Instant::now(),
-            own_cgroup: crate::procfs::cgroup_path(
+            own_cgroup: crate::host::procfs::cgroup_path(
                 std::path::Path::new("/proc"),
                 std::process::id(),
             )
@@ -278,16 +278,16 @@ impl<K: KernelMaps> Agent<K> {
     /// Tells the kernel the host's container runtime API sockets (the known ones that
     /// exist, and `extra`), so a connect to one is known by the socket file it reaches.
     pub fn set_runtime_sockets(&mut self, extra: &[PathBuf]) -> anyhow::Result<()> {
-        let mut paths: Vec<PathBuf> = crate::syscalls::RUNTIME_SOCKETS
+        let mut paths: Vec<PathBuf> = crate::policy::syscalls::RUNTIME_SOCKETS
             .iter()
             .map(PathBuf::from)
             .collect();
         paths.extend_from_slice(extra);
         self.postures
             .set_host(crate::posture::facts::Host::new(&paths));
-        let files = crate::syscalls::socket_files(&paths);
+        let files = crate::policy::syscalls::socket_files(&paths);
         for p in extra {
-            if !crate::syscalls::socket_files(std::slice::from_ref(p)).is_empty() {
+            if !crate::policy::syscalls::socket_files(std::slice::from_ref(p)).is_empty() {
                 continue;
             }
             log::warn!("--runtime-socket {}: not a socket here", p.display());

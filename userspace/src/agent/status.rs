@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::Path};
 use serde::Serialize;
 
 use super::{Agent, KernelMaps};
-use crate::{policy::Mode, sinks::http::Health};
+use crate::{output::http::Health, policy::Mode};
 
 /// The whole answer.
 #[derive(Debug, Serialize)]

@@ -225,8 +225,8 @@ fn web(allow: &str) -> crate::policy::Profile {
 }
 
 fn agent(kernel: FakeKernel, tree: &Tree) -> Agent<FakeKernel> {
-    let sinks = crate::sinks::Sinks::open(&[]).unwrap();
-    let resolver = crate::resolver::Resolver::new(
+    let sinks = crate::output::Sinks::open(&[]).unwrap();
+    let resolver = crate::dns::resolver::Resolver::new(
         Vec::new(),
         Path::new("/nonexistent/resolv.conf"),
         Path::new("/nonexistent/hosts"),

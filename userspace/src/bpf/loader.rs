@@ -725,7 +725,7 @@ impl Kernel {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
         for &(sysno, hooks) in wanted {
             let nr = sysno.id() as u32;
-            let tracepoint = crate::syscalls::tracepoint_name(sysno);
+            let tracepoint = crate::policy::syscalls::tracepoint_name(sysno);
             if !tracefs.join(&tracepoint).exists() {
                 self.watch_without_tracepoint(sysno, hooks)?;
                 continue;

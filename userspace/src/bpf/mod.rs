@@ -2,6 +2,7 @@
 //! to a cgroup through bpf_links (pinned, so enforcement outlives the agent), and read
 //! and write its maps.
 
+pub mod btf;
 mod creds;
 mod layout;
 mod loader;

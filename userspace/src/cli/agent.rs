@@ -12,10 +12,11 @@ use cgwarden::{
     bpf::Kernel,
     config::AgentConfig,
     control::ControlSocket,
-    host, policy,
-    resolver::Resolver,
+    dns::resolver::Resolver,
+    host,
+    output::{self, Format, SinkSpec, Sinks, Target},
+    policy,
     serve::{self, Options},
-    sinks::{self, Format, SinkSpec, Sinks, Target},
 };
 
 use super::DEFAULT_STATE_DIR;
@@ -254,7 +255,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         }
     );
     // systemd's `Type=notify`: ready once enforcing.
-    if let Err(e) = cgwarden::notify::notify("READY=1") {
+    if let Err(e) = cgwarden::host::notify::notify("READY=1") {
         log::warn!("cannot tell the supervisor the agent is ready: {e}");
     }
     let served = serve::serve(
@@ -276,7 +277,7 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         },
     )
     .await;
-    let _ = cgwarden::notify::notify("STOPPING=1");
+    let _ = cgwarden::host::notify::notify("STOPPING=1");
     served?;
     match &s.state {
         Some(dir) => {
@@ -312,7 +313,7 @@ pub fn exec(
         Some((events, sinks)) => sink_specs(events, sinks, Target::Stderr),
         None => Vec::new(),
     };
-    let sinks = sinks::Sinks::open(&specs).context("opening the event sinks")?;
+    let sinks = output::Sinks::open(&specs).context("opening the event sinks")?;
     runtime()?.block_on(cgwarden::exec::run(
         under,
         target,
@@ -351,7 +352,7 @@ pub fn learn_running(
             duration,
             label: &label,
         },
-        sinks::Sinks::open(&[]).context("opening the event sinks")?,
+        output::Sinks::open(&[]).context("opening the event sinks")?,
         Resolver::system(resolver),
     ))
 }
@@ -365,7 +366,7 @@ pub fn learn_selected(
     runtime()?.block_on(cgwarden::learn::select::run(
         selected,
         learning,
-        sinks::Sinks::open(&[]).context("opening the event sinks")?,
+        output::Sinks::open(&[]).context("opening the event sinks")?,
         Resolver::system(resolver),
     ))
 }

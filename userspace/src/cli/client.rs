@@ -243,11 +243,11 @@ pub fn posture(
 /// Every container's posture, decided from the engines' state on this host.
 fn local_postures(extra_sockets: &[PathBuf]) -> anyhow::Result<Vec<serde_json::Value>> {
     use cgwarden::posture::{Posture, facts};
-    let cgroup2 = cgwarden::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
+    let cgroup2 = cgwarden::host::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
         .context("finding the cgroup2 mount")?;
     let mut known = cgwarden::engines::known::Known::new(cgwarden::engines::Dirs::default());
     known.refresh(&cgroup2);
-    let mut sockets: Vec<PathBuf> = cgwarden::syscalls::RUNTIME_SOCKETS
+    let mut sockets: Vec<PathBuf> = cgwarden::policy::syscalls::RUNTIME_SOCKETS
         .iter()
         .map(PathBuf::from)
         .collect();
@@ -314,10 +314,10 @@ pub fn from_oci(config: &Path, name: &str) -> anyhow::Result<i32> {
         std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", config.display()))?;
-    let h = cgwarden::import::from_oci(&value);
+    let h = cgwarden::policy::import::from_oci(&value);
     print!(
         "{}",
-        cgwarden::import::profile_yaml(
+        cgwarden::policy::import::profile_yaml(
             name,
             &format!("{} (OCI runtime config)", config.display()),
             &h
@@ -332,12 +332,12 @@ pub fn from_compose(compose: &Path, service: &str, project: Option<&str>) -> any
         .with_context(|| format!("reading {}", compose.display()))?;
     let value: serde_json::Value = cgwarden::yaml::from_foreign_str(&text)
         .map_err(|e| anyhow::anyhow!("{}:{e}", compose.display()))?;
-    let project = cgwarden::import::compose_project(compose, &value, project);
-    let h =
-        cgwarden::import::from_compose(&value, &project, service).map_err(anyhow::Error::msg)?;
+    let project = cgwarden::policy::import::compose_project(compose, &value, project);
+    let h = cgwarden::policy::import::from_compose(&value, &project, service)
+        .map_err(anyhow::Error::msg)?;
     print!(
         "{}",
-        cgwarden::import::profile_yaml(
+        cgwarden::policy::import::profile_yaml(
             service,
             &format!("service `{service}` of {}", compose.display()),
             &h

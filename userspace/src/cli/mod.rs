@@ -10,7 +10,7 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 use cgwarden::{
     control,
     learn::export::{ExportSpec, PodLabel},
-    sinks::SinkSpec,
+    output::SinkSpec,
 };
 use clap::{Parser, Subcommand};
 

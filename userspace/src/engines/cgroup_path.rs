@@ -54,7 +54,7 @@ pub enum FindError {
 pub fn find_cgroup(cgroup2: &std::path::Path, id: &str) -> Result<String, FindError> {
     let id = id.to_ascii_lowercase();
     let mut found: Vec<(String, String)> = Vec::new();
-    for e in crate::cgroups::walk(cgroup2) {
+    for e in crate::host::cgroups::walk(cgroup2) {
         let Some(c) = identify(&e.path) else {
             continue;
         };

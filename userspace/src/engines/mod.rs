@@ -18,6 +18,7 @@ pub mod docker;
 pub mod known;
 pub mod oci;
 pub mod podman;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 

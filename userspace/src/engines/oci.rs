@@ -16,7 +16,7 @@ use std::{
 use serde_json::Value;
 
 use super::{Dirs, Engine, Identity};
-use crate::{caps::CapSet, policy::Runtime};
+use crate::{policy::Runtime, policy::caps::CapSet};
 
 /// What the OCI runtime (and the engine's metadata) says about one container.
 #[derive(Debug, Clone, PartialEq, Eq)]

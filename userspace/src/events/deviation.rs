@@ -87,7 +87,7 @@ pub struct CredsBefore {
 /// One record per deviation a credentials record reports: `euid`, `capabilities`,
 /// `no_new_privileges`, `privilege_gain`.
 pub fn enrich_creds(e: &CredsEvent, ctx: &dyn Context) -> Vec<DeviationRecord> {
-    use crate::caps::CapSet;
+    use crate::policy::caps::CapSet;
     use cgwarden_common::{cred_deviation as cd, cred_rule};
     let h = &e.header;
     let caps = CapSet(e.cap_effective);

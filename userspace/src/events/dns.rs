@@ -42,7 +42,7 @@ pub fn enrich_dns(e: &DnsEvent, ctx: &dyn Context) -> DnsRecord {
     let count = (e.count as usize).min(e.addrs.len());
     DnsRecord {
         header: Header::of(h, "dns", ctx),
-        name: crate::dns_wire::wire_name_to_string(&e.qname[..qlen]),
+        name: crate::dns::wire::wire_name_to_string(&e.qname[..qlen]),
         answers: e.addrs[..count]
             .iter()
             .zip(&e.ttls)

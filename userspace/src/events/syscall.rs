@@ -85,7 +85,7 @@ impl Reached {
         Self {
             by: by.to_owned(),
             fs: Some(
-                crate::syscalls::fs_magic::name(magic)
+                crate::policy::syscalls::fs_magic::name(magic)
                     .map_or_else(|| format!("{magic:#x}"), str::to_owned),
             ),
             name: Some(name),
@@ -177,13 +177,13 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
                 .map(|s| {
                     // The kernel has cleared the slots past the syscall's arity; only
                     // the syscall's own arguments are shown.
-                    crate::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
+                    crate::policy::syscalls::decode(s, &e.args, ctx.syscall_arity(e.nr).min(6))
                 })
                 .unwrap_or_default();
             if e.fd_ino != 0 {
                 args.insert(
                     "target_ns".into(),
-                    crate::syscalls::namespace_of(e.fd_ino, e.args[1]),
+                    crate::policy::syscalls::namespace_of(e.fd_ino, e.args[1]),
                 );
             }
             if e.str_len > 0 && e.reached != reached::FILE {

@@ -182,7 +182,7 @@ fn runtime_conflicts(existing: &Profile, o: &Observed) -> Vec<String> {
     let mut out = Vec::new();
     let compiled = crate::policy::compile::compile_syscalls(0, &existing.syscalls);
     for name in &o.escape_syscalls {
-        let Some(nr) = crate::syscalls::lookup(name).map(|s| s.id() as u32) else {
+        let Some(nr) = crate::policy::syscalls::lookup(name).map(|s| s.id() as u32) else {
             continue;
         };
         if let Some((_, rule, _)) = compiled.iter().find(|(k, _, _)| k.nr == nr)

@@ -23,12 +23,12 @@ use anyhow::Context as _;
 use crate::{
     agent::{Agent, Claimed, Claims},
     bpf::Kernel,
+    dns::resolver::Resolver,
     exec::{Learning, write_learned},
     host,
     learn::{self, progress::Progress},
-    resolver::Resolver,
+    output::Sinks,
     serve::{self, Options, Stop},
-    sinks::Sinks,
 };
 
 /// What `learn --select` was asked.
@@ -286,7 +286,7 @@ fn of_cgroup(record: &serde_json::Value, path: &str) -> bool {
     record
         .get("cgroup")
         .and_then(|c| c.as_str())
-        .is_some_and(|c| crate::cgroups::contains(path, c))
+        .is_some_and(|c| crate::host::cgroups::contains(path, c))
 }
 
 #[cfg(test)]

@@ -152,18 +152,18 @@ pub fn compile_syscalls(
             .names
             .iter()
             .filter_map(|n| n.sysno())
-            .map(|s| crate::syscalls::spec(s, false));
+            .map(|s| crate::policy::syscalls::spec(s, false));
         let from_set = rule
             .set
             .iter()
             .flat_map(|set| match set {
-                SyscallSet::Escape => crate::syscalls::ESCAPE
+                SyscallSet::Escape => crate::policy::syscalls::ESCAPE
                     .iter()
-                    .chain(crate::syscalls::ESCAPE_PATH_SYSCALLS),
+                    .chain(crate::policy::syscalls::ESCAPE_PATH_SYSCALLS),
             })
             .filter(|n| rule.except.iter().all(|e| e.as_str() != **n))
-            .filter_map(|n| crate::syscalls::lookup(n))
-            .map(|s| crate::syscalls::spec(s, true));
+            .filter_map(|n| crate::policy::syscalls::lookup(n))
+            .map(|s| crate::policy::syscalls::spec(s, true));
         for spec in named.chain(from_set) {
             let compiled = SyscallRule {
                 action,
@@ -521,7 +521,7 @@ mod tests {
         .unwrap();
         let rules = compile_syscalls(4, &p.syscalls);
         let find = |name: &str| {
-            let nr = crate::syscalls::lookup(name).unwrap().id() as u32;
+            let nr = crate::policy::syscalls::lookup(name).unwrap().id() as u32;
             rules
                 .iter()
                 .find(|(k, _, _)| k.nr == nr)
@@ -536,10 +536,11 @@ mod tests {
         // clone: killed only with namespace flags (the escape set's condition).
         let clone = find("clone");
         assert_eq!(clone.action, syscall_action::KILL);
-        assert_eq!(clone.flags_mask, crate::syscalls::CLONE_NS_FLAGS);
+        assert_eq!(clone.flags_mask, crate::policy::syscalls::CLONE_NS_FLAGS);
         assert_eq!(
             rules.len(),
-            crate::syscalls::ESCAPE.len() + crate::syscalls::ESCAPE_PATH_SYSCALLS.len()
+            crate::policy::syscalls::ESCAPE.len()
+                + crate::policy::syscalls::ESCAPE_PATH_SYSCALLS.len()
         );
         assert!(rules.iter().all(|(k, _, _)| k.profile == 4));
     }

@@ -262,7 +262,7 @@ pub fn write_syscall(nr: u32) -> Option<&'static WriteSyscall> {
 /// no action of their own.
 pub fn add_write_rules(profile: u32, rules: &mut Vec<(SyscallKey, SyscallRule, Sysno)>) {
     for s in WRITE_SYSCALLS {
-        let Some(sysno) = crate::syscalls::lookup(s.name) else {
+        let Some(sysno) = crate::policy::syscalls::lookup(s.name) else {
             continue;
         };
         let nr = sysno.id() as u32;
@@ -458,7 +458,7 @@ mod tests {
         let before = rules.len();
         add_write_rules(5, &mut rules);
         let find = |name: &str| {
-            let nr = crate::syscalls::lookup(name).unwrap().id() as u32;
+            let nr = crate::policy::syscalls::lookup(name).unwrap().id() as u32;
             rules.iter().find(|(k, _, _)| k.nr == nr).unwrap().1
         };
         // openat keeps its escape rule (kill on escape paths) and gains the judgement.

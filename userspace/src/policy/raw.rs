@@ -142,7 +142,7 @@ pub struct RawRuntime {
     #[serde(default)]
     pub raw_sockets: Option<RawSockets>,
     #[serde(default)]
-    pub capabilities: Option<crate::caps::CapSet>,
+    pub capabilities: Option<crate::policy::caps::CapSet>,
     #[serde(default)]
     pub no_new_privileges: bool,
     #[serde(default)]

@@ -660,14 +660,14 @@ impl SyscallName {
 impl SyscallName {
     /// The syscall on this architecture (validated when parsed).
     pub fn sysno(&self) -> Option<syscalls::Sysno> {
-        crate::syscalls::lookup(&self.0)
+        crate::policy::syscalls::lookup(&self.0)
     }
 }
 
 impl TryFrom<String> for SyscallName {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        if crate::syscalls::lookup(&text).is_some() {
+        if crate::policy::syscalls::lookup(&text).is_some() {
             Ok(Self(text))
         } else {
             Err(format!("`{text}` is not a syscall of this architecture"))
@@ -710,7 +710,7 @@ pub struct Runtime {
     pub raw_sockets: Option<RawSockets>,
     /// The effective capabilities a program may hold after its exec (`[]`: none);
     /// others are reported, by name. Absent: not checked.
-    pub capabilities: Option<crate::caps::CapSet>,
+    pub capabilities: Option<crate::policy::caps::CapSet>,
     /// `true`: every program runs with the no-new-privileges flag, and no exec raises
     /// the effective uid or capabilities (a set-uid program); either is reported.
     pub no_new_privileges: bool,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::caps::CapSet;
+use crate::policy::caps::CapSet;
 
 /// The hardened settings found in a container definition.
 #[derive(Debug, Default, PartialEq, Eq)]

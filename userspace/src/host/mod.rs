@@ -1,5 +1,13 @@
 //! Host preparation and feature checks: privileges, BTF, cgroup v2, bpffs and tracefs.
 //! Problems are reported as one sentence each, naming what is missing.
+//!
+//! The host's other views: [`procfs`] (processes), [`cgroups`] (the cgroup v2 tree),
+//! [`running`] (credentials of processes already running), [`notify`] (systemd).
+
+pub mod cgroups;
+pub mod notify;
+pub mod procfs;
+pub mod running;
 
 use std::{
     ffi::CString,
@@ -30,7 +38,7 @@ pub fn prepare() -> anyhow::Result<HostInfo> {
             "cgwarden needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN) to load eBPF programs; run it with sudo"
         );
     }
-    let cgroup2 = crate::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
+    let cgroup2 = crate::host::cgroups::find_cgroup2_mount(Path::new("/proc/self/mountinfo"))
         .map_err(|e| anyhow::anyhow!("cgroup v2 is required: {e}"))?;
     let btf = Path::new(BTF_VMLINUX).exists();
     if !btf {

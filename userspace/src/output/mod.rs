@@ -5,9 +5,13 @@
 //! Sinks are written as `FORMAT:TARGET` on the command line and in the agent's config
 //! file: `json:-`, `json:stderr`, `falco:/var/log/cgwarden.json`, `json:syslog`,
 //! `falco:syslog=/run/other.sock`, `falco:http://127.0.0.1:2801/`.
+//!
+//! Beside the sinks: the Prometheus counters ([`metrics`]). The followers of the
+//! control socket (`cgwarden events`) are served by `control`.
 
 mod falco;
 pub mod http;
+pub mod metrics;
 mod rotate;
 mod syslog;
 

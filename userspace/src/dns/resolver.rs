@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{dns_wire, policy::DnsName};
+use crate::{dns::wire as dns_wire, policy::DnsName};
 
 const MIN_TTL: Duration = Duration::from_secs(5);
 const MAX_TTL: Duration = Duration::from_secs(3600);

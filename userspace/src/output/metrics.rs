@@ -81,7 +81,7 @@ pub struct Gauges {
     /// Faults survived, by cause.
     pub faults: Vec<(&'static str, u64)>,
     /// What each HTTP sink delivered and dropped.
-    pub sinks: Vec<crate::sinks::http::Health>,
+    pub sinks: Vec<crate::output::http::Health>,
     /// Posture check counts of each container the agent knows (gone with it).
     pub posture: Vec<PostureGauge>,
     pub resident_bytes: u64,
