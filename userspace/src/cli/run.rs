@@ -1,4 +1,5 @@
-//! `cgwarden run` and `cgwarden exec`: the commands that load the kernel side.
+//! `cgwarden run`: the agent in the foreground, on the profiles of a file or directory,
+//! with its config file, sinks, metrics and control socket.
 
 use std::{
     net::SocketAddr,
@@ -14,12 +15,12 @@ use cgwarden::{
     control::ControlSocket,
     dns::resolver::Resolver,
     host,
-    output::{self, Format, SinkSpec, Sinks, Target},
+    output::{Format, SinkSpec, Sinks, Target},
     policy,
     serve::{self, Options},
 };
 
-use super::DEFAULT_STATE_DIR;
+use super::{DEFAULT_STATE_DIR, runtime};
 
 #[derive(clap::Args)]
 pub struct RunArgs {
@@ -90,7 +91,11 @@ pub struct RunArgs {
 }
 
 /// Sinks from `--events` and `--sink`, or `default` when neither is given.
-fn sink_specs(events: Option<PathBuf>, mut specs: Vec<SinkSpec>, default: Target) -> Vec<SinkSpec> {
+pub(super) fn sink_specs(
+    events: Option<PathBuf>,
+    mut specs: Vec<SinkSpec>,
+    default: Target,
+) -> Vec<SinkSpec> {
     if let Some(path) = events {
         let target = if path == Path::new("-") {
             default.clone()
@@ -299,81 +304,4 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-/// `exec`: `sinks` are `--events` and `--sink` (default: JSON on standard error), or
-/// `None` for no sink at all.
-pub fn exec(
-    under: cgwarden::exec::Under<'_>,
-    target: cgwarden::exec::Target<'_>,
-    sinks: Option<(Option<PathBuf>, Vec<SinkSpec>)>,
-    resolver: Option<SocketAddr>,
-) -> anyhow::Result<i32> {
-    let specs = match sinks {
-        Some((events, sinks)) => sink_specs(events, sinks, Target::Stderr),
-        None => Vec::new(),
-    };
-    let sinks = output::Sinks::open(&specs).context("opening the event sinks")?;
-    runtime()?.block_on(cgwarden::exec::run(
-        under,
-        target,
-        sinks,
-        Resolver::system(resolver),
-    ))
-}
-
-/// `learn --container/--cgroup`: the learning profile (or the checked one, in audit
-/// mode) on a running cgroup for `duration`.
-pub fn learn_running(
-    under: cgwarden::exec::Under<'_>,
-    container: Option<&str>,
-    cgroup: Option<&str>,
-    duration: std::time::Duration,
-    resolver: Option<SocketAddr>,
-) -> anyhow::Result<i32> {
-    let host = host::prepare()?;
-    let (path, label) = match (container, cgroup) {
-        (Some(id), _) => (
-            cgwarden::exec::find_container(&host.cgroup2, id)?
-                .display()
-                .to_string(),
-            format!("container {id}"),
-        ),
-        (None, Some(path)) => (
-            format!("/{}", path.trim_start_matches('/')),
-            format!("cgroup {path}"),
-        ),
-        (None, None) => anyhow::bail!("give --container or --cgroup"),
-    };
-    runtime()?.block_on(cgwarden::exec::run(
-        under,
-        cgwarden::exec::Target::Running {
-            cgroup: &path,
-            duration,
-            label: &label,
-        },
-        output::Sinks::open(&[]).context("opening the event sinks")?,
-        Resolver::system(resolver),
-    ))
-}
-
-/// `learn --select`: the containers a selector picks, from their first process.
-pub fn learn_selected(
-    selected: cgwarden::learn::select::Selected<'_>,
-    learning: cgwarden::exec::Learning<'_>,
-    resolver: Option<SocketAddr>,
-) -> anyhow::Result<i32> {
-    runtime()?.block_on(cgwarden::learn::select::run(
-        selected,
-        learning,
-        output::Sinks::open(&[]).context("opening the event sinks")?,
-        Resolver::system(resolver),
-    ))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
