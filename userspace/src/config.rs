@@ -80,11 +80,16 @@ impl TryFrom<RotateFields> for Rotate {
 }
 
 impl AgentConfig {
-    pub fn load(path: &Path) -> anyhow::Result<Self> {
+    /// Reads and checks the file; what is wrong is a [`crate::Error::Config`].
+    pub fn load(path: &Path) -> Result<Self, crate::Error> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            anyhow::anyhow!("{}: cannot read the agent config: {e}", path.display())
+            crate::Error::Config(format!(
+                "{}: cannot read the agent config: {e}",
+                path.display()
+            ))
         })?;
-        crate::yaml::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{e}", path.display()))
+        crate::yaml::from_str(&text)
+            .map_err(|e| crate::Error::Config(format!("{}:{e}", path.display())))
     }
 
     /// The sinks, with the file's rotation applied to file targets.

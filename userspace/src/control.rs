@@ -289,12 +289,7 @@ pub fn error_json(message: &str) -> Value {
 /// Client side: follows the event stream, copying each line to `out` until the agent
 /// closes the stream.
 pub fn follow(path: &Path, filter: Filter, out: &mut dyn Write) -> anyhow::Result<()> {
-    let mut stream = StdUnixStream::connect(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot reach the agent at {}: {e} (is `cgwarden run` running?)",
-            path.display()
-        )
-    })?;
+    let mut stream = connect(path)?;
     writeln!(stream, "{}", Command::Follow { filter }.to_line())?;
     let reader = io::BufReader::new(stream);
     for line in io::BufRead::lines(reader) {
@@ -304,19 +299,26 @@ pub fn follow(path: &Path, filter: Filter, out: &mut dyn Write) -> anyhow::Resul
     Ok(())
 }
 
-/// Client side: sends `command` to the agent at `path` and returns its JSON answer.
-pub fn request(path: &Path, command: Command) -> anyhow::Result<Value> {
-    let mut stream = StdUnixStream::connect(path).map_err(|e| {
-        anyhow::anyhow!(
+/// Client side: connects to the agent's socket; an agent that is not there is a
+/// [`crate::Error::Agent`].
+fn connect(path: &Path) -> Result<StdUnixStream, crate::Error> {
+    StdUnixStream::connect(path).map_err(|e| {
+        crate::Error::Agent(format!(
             "cannot reach the agent at {}: {e} (is `cgwarden run` running?)",
             path.display()
-        )
-    })?;
+        ))
+    })
+}
+
+/// Client side: sends `command` to the agent at `path` and returns its JSON answer.
+pub fn request(path: &Path, command: Command) -> anyhow::Result<Value> {
+    let mut stream = connect(path)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     writeln!(stream, "{}", command.to_line())?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("bad answer from the agent: {e}"))
+    serde_json::from_str(&text)
+        .map_err(|e| crate::Error::Agent(format!("bad answer from the agent: {e}")).into())
 }
 
 #[cfg(test)]

@@ -384,7 +384,7 @@ pub fn write_learned(
 }
 
 fn one_profile(file: &Path) -> anyhow::Result<Profile> {
-    let profiles = policy::load_path(file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profiles = policy::load_path(file).map_err(crate::Error::Profile)?;
     <[_; 1]>::try_from(profiles)
         .map(|[p]| p)
         .map_err(|p: Vec<_>| {

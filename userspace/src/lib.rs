@@ -29,7 +29,8 @@
 //! - [`exec`]: one command (or, for a while, a running cgroup) under a profile;
 //!   [`learn`]: learn mode, merging, checking and exporting a profile; [`report`]: what
 //!   an events file says;
-//! - [`yaml`]: reading YAML, with the position of every error.
+//! - [`yaml`]: reading YAML, with the position of every error; [`error`]: the
+//!   library's errors by class, and the exit code of each.
 
 pub mod agent;
 pub mod bpf;
@@ -37,6 +38,7 @@ pub mod config;
 pub mod control;
 pub mod dns;
 pub mod engines;
+pub mod error;
 pub mod events;
 pub mod exec;
 pub mod host;
@@ -47,3 +49,5 @@ pub mod posture;
 pub mod report;
 pub mod serve;
 pub mod yaml;
+
+pub use error::Error;

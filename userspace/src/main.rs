@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("cgwarden: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(cgwarden::error::exit_code(&e))
         }
     }
 }

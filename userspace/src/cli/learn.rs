@@ -267,7 +267,7 @@ fn check_events(
     profile: &Path,
     format: cgwarden::learn::check::Format,
 ) -> anyhow::Result<i32> {
-    let profiles = policy::load_path(profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profiles = policy::load_path(profile).map_err(cgwarden::Error::Profile)?;
     let [p] = <[_; 1]>::try_from(profiles).map_err(|p: Vec<_>| {
         anyhow::anyhow!(
             "exactly one profile is needed; {} has {}",

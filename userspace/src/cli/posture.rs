@@ -38,7 +38,13 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
     let agent = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(_) => true,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => false,
-        Err(e) => anyhow::bail!("cannot reach the agent at {}: {e}", socket.display()),
+        Err(e) => {
+            return Err(cgwarden::Error::Agent(format!(
+                "cannot reach the agent at {}: {e}",
+                socket.display()
+            ))
+            .into());
+        }
     };
     let mut containers: Vec<serde_json::Value> = if agent {
         let answer = control::request(socket, control::Command::Posture {})?;

@@ -199,7 +199,7 @@ struct Settings {
 
 async fn run_agent(s: Settings) -> anyhow::Result<i32> {
     let started = Instant::now();
-    let profiles = policy::load_path(&s.policy).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let profiles = policy::load_path(&s.policy).map_err(cgwarden::Error::Profile)?;
     policy::lint::log_warnings(&profiles);
     let host = host::prepare()?;
     let mut sinks = Sinks::open(&s.sinks).context("opening the event sinks")?;

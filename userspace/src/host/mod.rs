@@ -31,7 +31,12 @@ pub struct HostInfo {
 }
 
 /// Checks privileges, finds the cgroup2 mount and mounts bpffs and tracefs if needed.
-pub fn prepare() -> anyhow::Result<HostInfo> {
+/// What is missing is a [`crate::Error::Host`].
+pub fn prepare() -> Result<HostInfo, crate::Error> {
+    check_host().map_err(|e| crate::Error::Host(format!("{e:#}")))
+}
+
+fn check_host() -> anyhow::Result<HostInfo> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         anyhow::bail!(
