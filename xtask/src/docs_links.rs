@@ -8,9 +8,10 @@
 //!   of its headings, slugged as GitHub does; links with a scheme (`https:`, `mailto:`)
 //!   are not followed;
 //! - every code span that names a path into the repository (it starts with `userspace/`,
-//!   `ebpf/`, `common/`, `xtask/`, `tests/`, `docs/`, `policies/` or `deploy/`): that path
-//!   exists, relative to the workspace root, after a trailing `:line` is cut off; spans
-//!   with `*`, `<`, `{` or a space are patterns or placeholders and are skipped;
+//!   `ebpf/`, `common/`, `xtask/`, `tests/`, `docs/`, `policies/`, `deploy/` or
+//!   `benchclients/`): that path exists, relative to the workspace root, after a
+//!   trailing `:line` is cut off; spans with `*`, `<`, `{` or a space are patterns or
+//!   placeholders and are skipped;
 //! - the same repository paths written as plain text (`see tests/tests/gate.rs`), when
 //!   they end in a file name with an extension.
 
@@ -30,6 +31,7 @@ const REPO_DIRS: &[&str] = &[
     "docs/",
     "policies/",
     "deploy/",
+    "benchclients/",
 ];
 
 /// The extensions that make a plain-text mention a file name rather than a word.
