@@ -5,7 +5,6 @@
 //! fails the test with a message that names it.
 
 pub mod agent;
-pub mod bench_client;
 pub mod cgroup;
 pub mod container;
 pub mod devfilter;
@@ -42,6 +41,21 @@ pub fn cgwarden() -> PathBuf {
 pub fn netprobe() -> PathBuf {
     let path = built("netprobe");
     assert!(path.exists(), "netprobe not built at {}", path.display());
+    path
+}
+
+/// The `syscallbench` benchmark client (`benchclients/src/bin/syscallbench.rs`), which a
+/// test runs for its exact count of `getppid` calls. It is another package's binary, so
+/// cargo does not build it for this one's tests: `cargo xtask test` builds every binary
+/// of the workspace first (by hand: `cargo build -p cgwarden-benchclients`).
+pub fn syscallbench() -> PathBuf {
+    let path = built("syscallbench");
+    assert!(
+        path.exists(),
+        "syscallbench not built at {}; run the tests with `cargo xtask test` (or build it \
+         with `cargo build -p cgwarden-benchclients`)",
+        path.display()
+    );
     path
 }
 

@@ -530,8 +530,8 @@ fn report_shows_the_chain_of_processes_behind_an_attempt() {
 fn repeated_reported_calls_are_counted_exactly_and_sent_aggregated() {
     require_root();
     let p = profile("enforce", "  - names: [getppid]\n    action: report\n");
-    let bench = env!("CARGO_BIN_EXE_syscallbench");
-    let out = exec(p.path(), &[bench, "--getppid", "200000", "--rounds", "2"]);
+    let bench = cgwarden_tests::syscallbench().display().to_string();
+    let out = exec(p.path(), &[&bench, "--getppid", "200000", "--rounds", "2"]);
     assert_eq!(out.code, Some(0), "{out:?}");
     let result: Value = serde_json::from_str(out.stdout.trim()).expect("syscallbench's result");
     let calls = result["getppid_calls"].as_u64().expect("getppid_calls");

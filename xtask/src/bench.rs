@@ -9,6 +9,10 @@
 //!   [`events`].
 //! - `syscalls`: what unwatched and watched syscalls cost a process (a getppid loop, a
 //!   syscall-heavy mix, gcc) under cgwarden, bpftrace and auditd. See [`syscalls`].
+//!
+//! The programs that make the load (`connbench`, `eventstorm`, `syscallbench`) are the
+//! binaries of the `cgwarden-benchclients` package (benchclients/), built here in the
+//! release profile, next to the agent.
 
 mod egress;
 mod events;
@@ -19,8 +23,13 @@ use std::path::Path;
 
 use anyhow::bail;
 
+use crate::StatusChecked as _;
+
 /// Every benchmark, in the order `cargo xtask bench` runs them.
 const ALL: &[&str] = &["egress", "events", "syscalls"];
+
+/// The package whose binaries are the benchmark clients.
+pub const CLIENTS_PACKAGE: &str = "cgwarden-benchclients";
 
 pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
     let selected: Vec<&str> = match which {
@@ -31,6 +40,7 @@ pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
             ALL.join(", ")
         ),
     };
+    build_clients(root)?;
     for name in selected {
         match name {
             "egress" => egress::run(root, bin)?,
@@ -40,4 +50,12 @@ pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Builds the benchmark clients in the release profile, where [`util::client_binary`]
+/// finds them: next to the release `cgwarden`.
+fn build_clients(root: &Path) -> anyhow::Result<()> {
+    crate::cargo(root)
+        .args(["build", "--release", "--bins", "-p", CLIENTS_PACKAGE])
+        .status_checked(&format!("cargo build -p {CLIENTS_PACKAGE}"))
 }

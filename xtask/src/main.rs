@@ -8,6 +8,8 @@
 //! - `bench`: the benchmarks.
 
 mod bench;
+#[cfg(test)]
+mod docs_links;
 mod engines;
 mod image;
 mod setup;

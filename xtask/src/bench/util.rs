@@ -355,14 +355,16 @@ pub fn cgwarden_exec(bin: &Path, policy: &Path, events: Option<&Path>) -> Comman
     cmd
 }
 
-/// The client program `name` (a `tests/src/bin` binary) next to the `cgwarden` binary
-/// `bin`; an error saying how to build it when it is missing.
+/// The client program `name` (a binary of the benchmark clients' package,
+/// benchclients/src/bin/) next to the `cgwarden` binary `bin`, in the same cargo profile
+/// directory; an error saying how to build it when it is missing.
 pub fn client_binary(bin: &Path, name: &str) -> anyhow::Result<PathBuf> {
     let path = bin.with_file_name(name);
     if !path.is_file() {
         bail!(
-            "{} is missing (it is built by `cargo build --workspace --bins --release`)",
-            path.display()
+            "{} is missing (it is built by `cargo build --release -p {}`)",
+            path.display(),
+            super::CLIENTS_PACKAGE
         );
     }
     Ok(path)

@@ -1,10 +1,10 @@
 //! `cargo xtask bench egress`: what cgwarden costs a process that makes connections,
 //! against a baseline and against nftables, all measured in one run.
 //!
-//! The client, `connbench` (tests/src/bin/connbench.rs), runs the loops itself and prints
-//! one JSON line, so process start-up is never measured: N × (connect to a listener of
-//! its own on 127.0.0.1, accept, close) and M × unconnected UDP `sendto` to a socket of
-//! its own on 127.0.0.1. Configurations:
+//! The client, `connbench` (benchclients/src/bin/connbench.rs), runs the loops itself
+//! and prints one JSON line, so process start-up is never measured: N × (connect to a
+//! listener of its own on 127.0.0.1, accept, close) and M × unconnected UDP `sendto` to
+//! a socket of its own on 127.0.0.1. Configurations:
 //!
 //! - (a) no agent: the client in a plain cgroup v2 cgroup made by the bench;
 //! - (b) `cgwarden exec` with a 10-rule allowlist (10 distinct 10.x.y.z/32 + 127.0.0.1);

@@ -5,9 +5,9 @@
 //! Every trial starts a fresh agent, `cgwarden run --policy <storm> --events <file>`
 //! with its own control socket, bpffs state directory and metrics port, whose one
 //! profile (`default: deny`, no rule) selects a cgroup made by the bench. The
-//! generator, `eventstorm` (tests/src/bin/eventstorm.rs), joins that cgroup and makes N
-//! unconnected UDP `sendto`s, each to a destination of its own on 127.0.0.0/8, at an
-//! offered rate (paced every 0.25 ms) or as fast as it can, from one thread
+//! generator, `eventstorm` (benchclients/src/bin/eventstorm.rs), joins that cgroup and
+//! makes N unconnected UDP `sendto`s, each to a destination of its own on 127.0.0.0/8,
+//! at an offered rate (paced every 0.25 ms) or as fast as it can, from one thread
 //! (`CGWARDEN_BENCH_EVENTS_THREADS`: more threads make fewer sends here, as they contend
 //! for the kernel's flow table and ring buffer locks); the generator and the agent share
 //! the CPUs, as a busy container and the agent do. Every send is a distinct

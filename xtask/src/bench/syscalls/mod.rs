@@ -1,11 +1,11 @@
 //! `cargo xtask bench syscalls`: what watching syscalls costs the watched processes, for
 //! cgwarden and for the peers (bpftrace, auditd), all measured in one run.
 //!
-//! The client, `syscallbench` (tests/src/bin/syscallbench.rs), runs the workloads itself
-//! and prints one JSON line, so process start-up is never measured: a tight loop of
-//! `getppid` (ns per call), a syscall-heavy benign mix of 11 syscalls per iteration
-//! (open/read/close of a file, stat, pread, writes to /dev/null and a pipe, getpid,
-//! mmap/munmap), and a realistic benign workload, compiling a small C file with
+//! The client, `syscallbench` (benchclients/src/bin/syscallbench.rs), runs the
+//! workloads itself and prints one JSON line, so process start-up is never measured: a
+//! tight loop of `getppid` (ns per call), a syscall-heavy benign mix of 11 syscalls per
+//! iteration (open/read/close of a file, stat, pread, writes to /dev/null and a pipe,
+//! getpid, mmap/munmap), and a realistic benign workload, compiling a small C file with
 //! `gcc -O2 -c` (one gcc, cc1 and as process each). Every workload is timed in 20
 //! rounds, interleaved, 30 ms apart (so an agent that reports every call can drain its
 //! ring buffer), the rounds alternating between the CPUs (the client pins itself: some

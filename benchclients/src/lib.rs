@@ -1,7 +1,7 @@
-//! What the benchmark clients (`connbench`, `eventstorm`, `syscallbench`, run by the
-//! `cargo xtask bench` harnesses) share: the `--flag value` command line, joining the
-//! cgroup under test, splitting a run into rounds, the median, and printing the one JSON
-//! line (or the error and exit status 1).
+//! The benchmark clients, `connbench`, `eventstorm` and `syscallbench` (src/bin/), that
+//! the `cargo xtask bench` harnesses build and run, and what they share: the
+//! `--flag value` command line, joining the cgroup under test, splitting a run into
+//! rounds, the median, and printing the one JSON line (or the error and exit status 1).
 
 use std::{
     io::{self, Write as _},

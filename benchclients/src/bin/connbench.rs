@@ -23,7 +23,7 @@
 //!
 //! Every address is on loopback; connbench never sends anywhere else.
 
-use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags, json_list, median, split};
+use cgwarden_benchclients::{bad, enter_cgroup, finish, flags, json_list, median, split};
 use std::{
     io,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket},

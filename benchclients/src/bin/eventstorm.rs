@@ -26,7 +26,7 @@
 //! send to the last, `rate` = `sent / secs` and `cpu_s` the process's user + system CPU
 //! time (which includes the eBPF programs that ran in its sends).
 
-use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags};
+use cgwarden_benchclients::{bad, enter_cgroup, finish, flags};
 use std::{
     io,
     path::PathBuf,

@@ -39,7 +39,7 @@
 //! check that a monitor saw all of them; `elapsed_ms` is the time from start to the
 //! result, so the harness can tell a monitor's own start and stop from the workload.
 
-use cgwarden_tests::bench_client::{bad, enter_cgroup, finish, flags, json_list, median, split};
+use cgwarden_benchclients::{bad, enter_cgroup, finish, flags, json_list, median, split};
 use std::{
     ffi::CString,
     io,
