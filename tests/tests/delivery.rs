@@ -263,7 +263,8 @@ fn a_malformed_agent_config_is_refused_with_its_location() {
         .arg(&config)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    // 3: an invalid agent config (docs/operations.md, "Exit codes").
+    assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("{}:3:", config.display())), "{err}");
     assert!(err.contains("FORMAT:TARGET"), "{err}");

@@ -320,10 +320,10 @@ fn a_receiver_that_never_answers_loses_records_counted_and_never_stalls_the_agen
 /// The sink's queue length, as the agent's source states it.
 fn cgwarden_queue_records() -> u64 {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let source = std::fs::read_to_string(root.join("userspace/src/sinks/http.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("userspace/src/output/http.rs")).unwrap();
     source
         .lines()
         .find_map(|l| l.strip_prefix("pub const QUEUE_RECORDS: usize = "))
         .and_then(|v| v.trim_end_matches(';').replace('_', "").parse().ok())
-        .expect("QUEUE_RECORDS in sinks/http.rs")
+        .expect("QUEUE_RECORDS in output/http.rs")
 }

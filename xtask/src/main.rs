@@ -115,7 +115,8 @@ fn run(task: Task) -> anyhow::Result<()> {
             let image = "cgwarden:test";
             image::build(&root, &binary(&root, false), image)?;
             let mut test = cargo(&root);
-            test.args(["test", "--workspace"])
+            // Every test binary runs even when one fails: one failure must not hide the others.
+            test.args(["test", "--workspace", "--no-fail-fast"])
                 .args(&args)
                 .env("CGWARDEN_BIN", binary(&root, false))
                 .env("CGWARDEN_IMAGE", image)
