@@ -3,6 +3,9 @@
 //! offsets the agent found in the kernel's BTF, and judged against the profile's
 //! `CredRule`. The credentials a process had before (recorded at fork and at each exec)
 //! tell an exec that gained privileges, such as a set-uid program.
+//!
+//! Minimum kernel: 5.8, as its record goes to the ring buffer (through `event`); its
+//! own reads need 5.5 (`bpf_probe_read_kernel`, `bpf_probe_read_kernel_str`).
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,

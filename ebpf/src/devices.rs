@@ -4,6 +4,11 @@
 //!
 //! This program is one of the cgroup's effective device programs: a container runtime's
 //! own device filter (runc's on cgroup v2) runs too, and an access must pass both.
+//!
+//! Minimum kernel: 6.1. The program type is 4.15, but the profile lookup
+//! (`bpf_get_current_ancestor_cgroup_id`) and the event header
+//! (`bpf_get_current_pid_tgid`, `bpf_get_current_comm`) call helpers that cgroup_device
+//! programs may call only since 6.1.
 
 use aya_ebpf::programs::DeviceContext;
 use cgwarden_common::{DEVICE_ANY, DeviceEvent, DeviceKey, kind, profile_flags};

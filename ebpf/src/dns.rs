@@ -28,6 +28,11 @@
 //! Names are hashed per label (FNV-1a of the lowercase label), the labels folded from
 //! the first (exact rules) or from a later one (wildcard rules, `*.example.com`). The
 //! agent computes the same hashes for the names in a profile.
+//!
+//! Minimum kernel: 6.16. The records it writes carry the current task's ids and command
+//! name (`event::write_header`), and cgroup_skb programs may call
+//! `bpf_get_current_uid_gid` and `bpf_get_current_comm` only since 6.16
+//! (`bpf_get_current_pid_tgid` since 6.10). Its parsing needs 5.17 (`bpf_loop`).
 
 use core::ffi::c_void;
 

@@ -5,6 +5,9 @@
 //! that contains it, most specific first and deny before allow, so the longest match
 //! carries every rule that can apply and the first rule whose port and protocol match
 //! decides.
+//!
+//! Minimum kernel: 5.12, for the report's total (an atomic fetch-add, in `event`); the
+//! LPM trie is 4.11. Called from cgroup_skb, the report's header needs 6.16 (`event`).
 
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use cgwarden_common::{

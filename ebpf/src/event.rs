@@ -7,6 +7,12 @@
 //! total so far, and the agent flushes totals left over at the end of a burst. A full
 //! ring buffer never delays or changes a verdict: the loss is counted per CPU, and the
 //! flow's total still reaches the agent with the next event or flush.
+//!
+//! Minimum kernel: 6.16, as cgroup_skb programs write headers. The header's helpers
+//! (`bpf_get_current_pid_tgid`, `bpf_get_current_uid_gid`, `bpf_get_current_comm`) are
+//! old, but all three reach tracing programs in 4.2, cgroup sock_addr and sock_create
+//! in 5.7, cgroup_device and cgroup_sysctl in 6.1, cgroup_skb in 6.16. The rest needs
+//! 5.12 ([`repeat`]'s atomic fetch-add) and 5.8 (the ring buffer).
 
 use aya_ebpf::maps::LruHashMap;
 use aya_ebpf::{

@@ -8,6 +8,7 @@
 //! The runtime's set-up before that exec (runc's init writing sysctls, mounting) is not
 //! held: it is the configuration, not the container. Minimum kernel: 5.3
 //! (`bpf_send_signal`).
+//! Its record goes to the ring buffer (through `event`): 5.8 for the module as a whole.
 
 use aya_ebpf::helpers::generated::{bpf_ktime_get_ns, bpf_send_signal};
 use cgwarden_common::{GATE_PROFILE_ID, GateEvent, GatedProc, counters, kind};

@@ -2,6 +2,9 @@
 //! a read-only global the loader sets from the tracepoints' `format` files before the
 //! programs are verified (see `cgwarden_common::TracepointLayout`), so no program
 //! reads at an offset written here.
+//!
+//! Minimum kernel: 5.2 (global data: `TRACEPOINT_LAYOUT` lives in a `.rodata` map that
+//! the loader fills and freezes, read by direct map-value access).
 
 use cgwarden_common::TracepointLayout;
 

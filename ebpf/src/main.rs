@@ -4,6 +4,19 @@
 //! calling task or packet (no profile: allow at once), normalises what the hook sees into
 //! a flow and lets [`egress::judge`] decide and report it. Where a connect is decided:
 //! `egress.rs`.
+//!
+//! Minimum kernel: 6.16, for the object as the agent loads it. Loading creates every
+//! map, so the ring buffer (`EVENTS`, 5.8) is needed whatever is attached, and the agent
+//! loads all the cgroup programs at start. Per program: skb_egress and skb_ingress 6.16
+//! (the event header's `bpf_get_current_uid_gid` and `bpf_get_current_comm` reach
+//! cgroup_skb programs in 6.16, `bpf_get_current_pid_tgid` in 6.10); sysctl and device
+//! 6.1 (the task's ancestor cgroup, pid and command name reach them in 6.1); the
+//! sock_addr hooks 5.12 (atomic fetch-add for repeat totals); sock_create 5.8. The
+//! tracepoint programs, loaded when first attached: sys_exit 5.17 (`bpf_loop`),
+//! sys_exit_refused 5.15 (`bpf_task_pt_regs`), the others 5.14
+//! (`bpf_get_current_ancestor_cgroup_id` in tracing programs). The program types are
+//! older: tracepoint 4.7, cgroup_skb and sock_create 4.10, cgroup_device 4.15,
+//! connect4/6, bind4/6 and raw tracepoint 4.17, sendmsg4/6 4.18, cgroup_sysctl 5.2.
 #![no_std]
 #![no_main]
 // BPF has no `core::sync::atomic` read-modify-write; the intrinsic lowers to BPF atomics.

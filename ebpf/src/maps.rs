@@ -1,4 +1,8 @@
 //! The maps shared by every hook. Names match `cgwarden_common::maps`.
+//!
+//! Minimum kernel: 5.12, as [`atomic_add`] returns the old value (an atomic fetch-add).
+//! Of the maps, the ring buffer (`EVENTS`) needs the most, 5.8; the LPM trie 4.11, the
+//! LRU hashes 4.10, the per-CPU arrays 4.6.
 
 use aya_ebpf::{
     macros::map,

@@ -1,6 +1,8 @@
 //! What the two cgroup_skb hooks share: verdicts, EtherType numbers and the first
 //! reads of a packet (its network protocol and the full socket that sends or receives
 //! it). Egress judging is in `skb.rs`, DNS answers in `dns.rs`.
+//!
+//! Minimum kernel: 5.1 (`bpf_sk_fullsock` and the `sk` field of `__sk_buff`).
 
 use aya_ebpf::{
     bindings::{__sk_buff, bpf_sock},

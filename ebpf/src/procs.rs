@@ -2,6 +2,12 @@
 //! tracepoints: who the parent is, which program runs, and whether syscall rules apply
 //! yet (see `proc_flags::ARMED`). A container's first exec below a gate is held there
 //! (see [`crate::gate`]).
+//!
+//! Minimum kernel: 5.14: these tracepoints find the task's profile with
+//! `bpf_get_current_ancestor_cgroup_id`, which tracing programs may call since 5.14. The
+//! exec path's string read needs 5.5 (`bpf_probe_read_kernel_str`), its records 5.8 (the
+//! ring buffer). `armed`, called from the cgroup_sysctl program, needs 6.1 there
+//! (`bpf_get_current_pid_tgid`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},

@@ -8,6 +8,11 @@
 //! Two entries are not profiles: a gate on an engine's parent cgroup (its containers are
 //! not identified yet) and "unmonitored" on a container no profile selects. Every hook
 //! but the exec hook sees both as "no profile" (see `profile_flags::GATE`).
+//!
+//! Minimum kernel: 6.1, for [`current`] in cgroup_device and cgroup_sysctl programs:
+//! `bpf_get_current_ancestor_cgroup_id` reaches cgroup sock_addr and sock_create programs
+//! in 5.7, tracing programs in 5.14 and those two in 6.1. [`of_skb`] needs 5.8
+//! (`bpf_skb_ancestor_cgroup_id` in cgroup_skb programs).
 
 use aya_ebpf::{
     bindings::__sk_buff,

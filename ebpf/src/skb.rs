@@ -3,6 +3,11 @@
 //! ICMP ping sockets send without running connect4/sendmsg4, and raw sockets never run
 //! them; their packets are judged here by destination, with port 0. TCP and UDP packets
 //! of ordinary sockets were judged when they connected or sent, and pass untouched.
+//!
+//! Minimum kernel: 6.16, through what it calls: a report's header (`event`) calls
+//! `bpf_get_current_uid_gid` and `bpf_get_current_comm`, which cgroup_skb programs may
+//! call only since 6.16, and DNS egress (`dns.rs`) calls `bpf_loop` (5.17). Its own
+//! code needs 5.8 (`bpf_skb_ancestor_cgroup_id` in cgroup_skb, through `profile`).
 
 use aya_ebpf::{
     bindings::__sk_buff, helpers::generated::bpf_skb_cgroup_id, programs::SkBuffContext,

@@ -5,6 +5,13 @@
 //! `::ffff:a.b.c.d` and `a.b.c.d` hit the same rules), and the unspecified addresses
 //! `0.0.0.0`, `::` and `::ffff:0.0.0.0`, which reach the local host, are judged as the
 //! loopback address of their family. Scope ids do not change the address and are ignored.
+//!
+//! Minimum kernel: 5.14, for [`listen`], a tracepoint whose profile lookup calls
+//! `bpf_get_current_ancestor_cgroup_id` (in tracing programs since 5.14); it also needs
+//! 5.5 (`bpf_probe_read_kernel`, through `creds`) and 5.3 (`bpf_send_signal`). The
+//! sock_addr hooks (connect4/6 and bind4/6 4.17, sendmsg4/6 4.18) need 5.12, for the
+//! totals their reports keep (an atomic fetch-add, in `event`); the task's cgroup, pid
+//! and command name reach them in 5.7.
 
 use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, programs::SockAddrContext};
 

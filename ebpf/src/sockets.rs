@@ -7,6 +7,12 @@
 //!   skip cgroup_skb egress: `socket()` of those families is caught at its tracepoint
 //!   and the caller killed before it returns to user space (no program can make that
 //!   call fail without BPF-LSM).
+//!
+//! Minimum kernel: 5.14, for the tracepoint's profile lookup
+//! (`bpf_get_current_ancestor_cgroup_id` in tracing programs); it also needs 5.5
+//! (`bpf_probe_read_kernel`) and 5.3 (`bpf_send_signal`). The sock_create hook (4.10)
+//! needs 5.8 (its record goes to the ring buffer, through `event`); the task's cgroup,
+//! pid and command name reach it in 5.7.
 
 use aya_ebpf::{
     EbpfContext,

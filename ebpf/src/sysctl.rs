@@ -2,6 +2,11 @@
 //! bind mount, /proc/self/fd/N, a second procfs). Profiles that watch escape attempts
 //! report them, and refuse them (EPERM) when their action is `kill`. Only the container's
 //! own processes are judged (see [`crate::procs::armed`]).
+//!
+//! Minimum kernel: 6.1. The program type, `bpf_sysctl_get_name` and
+//! `bpf_sysctl_get_new_value` are 5.2, but the task's ancestor cgroup (`profile`), pid
+//! (`procs::armed`, the event header) and command name reach cgroup_sysctl programs only
+//! in 6.1.
 
 use aya_ebpf::{
     helpers::generated::{bpf_sysctl_get_name, bpf_sysctl_get_new_value},

@@ -4,6 +4,8 @@
 //! Something a profile refuses is refused (DENY) in enforce mode and only reported
 //! (AUDIT) in audit mode; what it does not refuse is allowed. A hook never decides this
 //! itself: it asks [`of`], and a cgroup hook returns [`hook`] of the answer.
+//!
+//! Minimum kernel: none of its own (plain arithmetic: no helper, map or program type).
 
 use cgwarden_common::{ProfileRef, profile_flags, verdict};
 

@@ -1,6 +1,10 @@
 //! Syscall entry: the `syscalls:sys_enter_*` tracepoints and the raw `sys_enter`
 //! program judge a watched call by its rule and arguments; calls judged by their path
 //! are left to the exit.
+//!
+//! Minimum kernel: 5.14, for the profile lookup (`bpf_get_current_ancestor_cgroup_id` in
+//! tracing programs); then 5.12 (repeat totals, through `report.rs`) and 5.5 (the
+//! arguments' `bpf_probe_read_kernel`). Tracepoint 4.7, raw tracepoint 4.17.
 
 use super::*;
 

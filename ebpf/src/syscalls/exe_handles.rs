@@ -1,6 +1,8 @@
 //! Executable handles: opens of `/proc/<pid>/exe` are remembered (by inode, and by
 //! process and descriptor) so a later reopen for writing through `/proc/*/fd/N` is known
 //! for what it reaches.
+//!
+//! Minimum kernel: 5.17 (`bpf_loop`, for the `/proc/<pid>/fd/<fd>` parse).
 
 use super::*;
 

@@ -1,6 +1,10 @@
 //! Syscall exit: calls judged by their path are judged here, by their path and result,
 //! and watched calls whose entry never fired (a seccomp filter refused them first) are
 //! judged here, with their errno.
+//!
+//! Minimum kernel: 5.17, for the path matcher's `bpf_loop` (`paths.rs`); the arguments
+//! from saved registers need 5.15 (`bpf_task_pt_regs`, `regs.rs`), which sets
+//! `exit_refused`'s floor.
 
 use super::*;
 

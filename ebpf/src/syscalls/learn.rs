@@ -1,4 +1,7 @@
 //! Learn mode: which syscalls an armed process of a learning profile used.
+//!
+//! Minimum kernel: 5.14, for the profile lookup (`bpf_get_current_ancestor_cgroup_id` in
+//! tracing programs); its map writes are older.
 
 use super::*;
 

@@ -27,6 +27,9 @@
 //!
 //! Minimum kernel: 5.17 (`bpf_loop`); BTF for `bpf_get_current_task_btf` and the
 //! credential and file offsets.
+//! That is the path matcher's floor (sys_exit). Below it: `bpf_task_pt_regs` 5.15 and
+//! `bpf_get_current_task_btf` 5.11 (`regs.rs`), the profile lookup in tracing programs
+//! 5.14, repeat totals 5.12 (atomic fetch-add, `report.rs`), the raw tracepoint 4.17.
 
 use aya_ebpf::{
     EbpfContext,

@@ -1,6 +1,9 @@
 //! The path matcher: a path against a pattern set (the escape set's, the read-only
 //! opens', or a profile's read-only and writable paths), word by word, in a bounded
 //! `bpf_loop`; and the check for `.`, `..` and `//` components the kernel cannot place.
+//!
+//! Minimum kernel: 5.17 (`bpf_loop`); its path reads need 5.5
+//! (`bpf_probe_read_user_str`).
 
 use super::*;
 

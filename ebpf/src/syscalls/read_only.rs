@@ -1,5 +1,8 @@
 //! Writes under a profile's read-only paths, judged at exit (a deviation report, never
 //! a kill): by the written path, or by the kernel's EROFS.
+//!
+//! Minimum kernel: 5.17 (`bpf_loop`, in the path checks); its record goes to the ring
+//! buffer (5.8).
 
 use super::*;
 

@@ -3,6 +3,9 @@
 //! Architecture-specific (`bpf_target_arch`, from build.rs): x86_64 passes them in rdi,
 //! rsi, rdx, r10, r8, r9; no other architecture is supported yet, and building for one
 //! is an error rather than a program that reads the wrong registers.
+//!
+//! Minimum kernel: 5.15 (`bpf_task_pt_regs`); `bpf_get_current_task_btf` is 5.11 and
+//! needs the kernel's BTF, the register read 5.5 (`bpf_probe_read_kernel`).
 
 use super::*;
 

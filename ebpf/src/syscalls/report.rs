@@ -1,5 +1,8 @@
 //! Acting on a watched call: the verdict, SIGKILL when the rule kills, repeats counted
 //! in the kernel, and the one way a syscall record is written.
+//!
+//! Minimum kernel: 5.12, for repeat totals (an atomic fetch-add, in `event::repeat`);
+//! the record needs 5.8 (the ring buffer), the kill 5.3 (`bpf_send_signal`).
 
 use super::*;
 
