@@ -108,6 +108,8 @@ pub struct DnsScratch {
     pub target: u64,
     /// The name compare: bytes that differed.
     pub differ: u64,
+    /// Who asked the question this answer answers (from its query).
+    pub asker: Asker,
 }
 
 /// Value of `NAME_TEXT`: a name a profile allows, lower-case, in DNS wire format
@@ -144,6 +146,22 @@ pub struct DnsQuery {
     pub qclass: u16,
     pub _pad: u32,
     pub expires_ns: u64,
+    /// Who sent the query: the answer arrives in softirq context, in whatever task runs
+    /// then, so the answer's record names this process instead.
+    pub asker: Asker,
+}
+
+/// A process as a record's header names it: pid and tid, uid and gid, command name.
+/// All zero when it is not known (an answer nobody in the container asked for, or a
+/// query segment sent outside the container's own context).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Asker {
+    /// `bpf_get_current_pid_tgid`: tgid in the high half, tid in the low.
+    pub pid_tgid: u64,
+    /// `bpf_get_current_uid_gid`: gid in the high half, uid in the low.
+    pub uid_gid: u64,
+    pub comm: [u8; 16],
 }
 
 /// How long a query waits for its answer.

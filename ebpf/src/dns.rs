@@ -42,10 +42,10 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use cgwarden_common::{
-    DNS_BUF_BYTES, DNS_EVENT_ADDRS, DNS_MASK, DNS_MAX_ANSWERS, DNS_MAX_LABELS, DNS_MIN_TTL_SECS,
-    DNS_QUERY_TTL_NS, DNS_SCOPE_PROFILE, DnsEvent, DnsQuery, DnsQueryKey, DnsScratch, DnsServerKey,
-    FNV_OFFSET, FNV_PRIME, LearnedKey, LearnedValue, NameCountKey, NameKey, NameText, config_flags,
-    counters, dns_refused, kind, profile_flags,
+    Asker, DNS_BUF_BYTES, DNS_EVENT_ADDRS, DNS_MASK, DNS_MAX_ANSWERS, DNS_MAX_LABELS,
+    DNS_MIN_TTL_SECS, DNS_QUERY_TTL_NS, DNS_SCOPE_PROFILE, DnsEvent, DnsQuery, DnsQueryKey,
+    DnsScratch, DnsServerKey, FNV_OFFSET, FNV_PRIME, LearnedKey, LearnedValue, NameCountKey,
+    NameKey, NameText, config_flags, counters, dns_refused, kind, profile_flags,
 };
 
 use crate::{
@@ -207,10 +207,14 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     };
     if udp.sport == DNS_PORT && m.profile.flags & profile_flags::LEARN_DNS != 0 {
         count(counters::DNS_FORGED);
-        refusal(&m, dns_refused::FORGED, None);
+        refusal(&m, dns_refused::FORGED, None, None);
         return DROP;
     }
-    if udp.dport == DNS_PORT && trusted(&m, &udp.daddr) {
+    // A profile that learns trusts only answers to queries to its resolvers; one that
+    // only reports records every query, for the name of the process that asked.
+    if udp.dport == DNS_PORT
+        && (m.profile.flags & profile_flags::LEARN_DNS == 0 || trusted(&m, &udp.daddr))
+    {
         let _ = query(ctx, &m, &udp);
     }
     PASS
@@ -248,6 +252,13 @@ fn query(ctx: &SkBuffContext, m: &Match, udp: &Seg) -> Option<()> {
         txid: u32::from(be16(buf, 0)),
         _pad: 0,
     };
+    // The segment normally leaves in the sender's own context (a UDP send, the first
+    // TCP segment); one sent from softirq (a retransmit) names nobody rather than
+    // whichever task ran then.
+    let asker = match profile::entry_of_current() {
+        Some(current) if current.cgroup == m.cgroup => event::current_task(),
+        _ => Asker::default(),
+    };
     let value = DnsQuery {
         server: udp.daddr,
         qhash,
@@ -256,6 +267,7 @@ fn query(ctx: &SkBuffContext, m: &Match, udp: &Seg) -> Option<()> {
         _pad: 0,
         // SAFETY: plain helper call.
         expires_ns: unsafe { bpf_ktime_get_ns() } + DNS_QUERY_TTL_NS,
+        asker,
     };
     let _ = DNS_QUERIES.insert(&key, &value, 0);
     Some(())
@@ -326,9 +338,15 @@ fn question(buf: *const u8, s: *mut DnsScratch, len: u64, m: &Match) -> Option<(
     ))
 }
 
-/// Reports an untrusted answer, at most once a second per monitored cgroup.
+/// Reports an untrusted answer (or a forged one at egress), at most once a second per
+/// monitored cgroup, naming `who` asked (`None`: the current task, at egress).
 #[inline(always)]
-fn refusal(m: &Match, reason: u32, qname: Option<(*mut __sk_buff, usize, usize)>) {
+fn refusal(
+    m: &Match,
+    reason: u32,
+    who: Option<&Asker>,
+    qname: Option<(*mut __sk_buff, usize, usize)>,
+) {
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: read of a plain timestamp.
@@ -341,7 +359,18 @@ fn refusal(m: &Match, reason: u32, qname: Option<(*mut __sk_buff, usize, usize)>
     event::emit::<DnsEvent>(false, |ev| {
         // SAFETY: `ev` points to the reserved event; every field read later is written.
         unsafe {
-            event::write_header(&raw mut (*ev).header, kind::DNS, m.profile.id, m.cgroup);
+            match who {
+                Some(who) => event::write_header_as(
+                    &raw mut (*ev).header,
+                    kind::DNS,
+                    m.profile.id,
+                    m.cgroup,
+                    who,
+                ),
+                None => {
+                    event::write_header(&raw mut (*ev).header, kind::DNS, m.profile.id, m.cgroup)
+                }
+            }
             (*ev).learned_for = m.cgroup;
             (*ev).count = 0;
             (*ev).learned = 0;
@@ -494,37 +523,43 @@ fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
         return None;
     }
     let qname_at = udp.msg + 12;
-    if m.profile.flags & profile_flags::LEARN_DNS == 0 {
-        // Only reported (learn mode): nothing is allowed from it, so nothing to trust;
-        // the report says which resolvers the workload asked.
-        question(buf, s, len, m)?;
-        // SAFETY: as in `question`.
-        let end = unsafe { (*s).end } as usize;
-        return Some(((qname_at as u64) << 16) | (end as u64 & 0xffff));
-    }
-    // The query it answers: sent by this socket, with this id, to a trusted resolver.
+    // The query it answers: sent by this socket, with this id.
     let key = DnsQueryKey {
         // SAFETY: `skb` is the context pointer.
         cookie: unsafe { bpf_get_socket_cookie(skb.cast()) },
         txid: u32::from(be16(buf, 0)),
         _pad: 0,
     };
+    if m.profile.flags & profile_flags::LEARN_DNS == 0 {
+        // Only reported (learn mode): nothing is allowed from it, so nothing to trust;
+        // the report says which resolvers the workload asked, and who asked.
+        question(buf, s, len, m)?;
+        // SAFETY: the value is copied out at once; `s` is this CPU's scratch value.
+        unsafe {
+            (*s).asker = DNS_QUERIES.get(&key).map_or(Asker::default(), |q| q.asker);
+        }
+        let _ = DNS_QUERIES.remove(&key);
+        // SAFETY: as in `question`.
+        let end = unsafe { (*s).end } as usize;
+        return Some(((qname_at as u64) << 16) | (end as u64 & 0xffff));
+    }
+    // To a trusted resolver: what the egress side recorded.
     // SAFETY: plain helper call.
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: the value is copied out at once.
     let Some(asked) = (unsafe { DNS_QUERIES.get(&key) }).copied() else {
         count(counters::DNS_UNTRUSTED);
-        refusal(m, dns_refused::NO_QUERY, None);
+        refusal(m, dns_refused::NO_QUERY, Some(&Asker::default()), None);
         return None;
     };
     if asked.expires_ns < now {
         count(counters::DNS_UNTRUSTED);
-        refusal(m, dns_refused::NO_QUERY, None);
+        refusal(m, dns_refused::NO_QUERY, Some(&Asker::default()), None);
         return None;
     }
     if asked.server != udp.saddr {
         count(counters::DNS_UNTRUSTED);
-        refusal(m, dns_refused::WRONG_SERVER, None);
+        refusal(m, dns_refused::WRONG_SERVER, Some(&asked.asker), None);
         return None;
     }
     let (qhash, qtype, qclass) = question(buf, s, len, m)?;
@@ -533,10 +568,17 @@ fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
     let qlen = end.saturating_sub(12) & 0xff;
     if (qhash, qtype, qclass) != (asked.qhash, asked.qtype, asked.qclass) {
         count(counters::DNS_UNTRUSTED);
-        refusal(m, dns_refused::WRONG_QUESTION, Some((skb, qname_at, qlen)));
+        refusal(
+            m,
+            dns_refused::WRONG_QUESTION,
+            Some(&asked.asker),
+            Some((skb, qname_at, qlen)),
+        );
         return None;
     }
-    // One answer per query.
+    // One answer per query; its record names who asked.
+    // SAFETY: `s` is this CPU's scratch value.
+    unsafe { (*s).asker = asked.asker };
     let _ = DNS_QUERIES.remove(&key);
     Some(((qname_at as u64) << 16) | (end as u64 & 0xffff))
 }
@@ -552,7 +594,13 @@ fn report_answer(skb: *mut __sk_buff, m: &Match, s: *mut DnsScratch, qname_at: u
     event::emit::<DnsEvent>(false, |ev| {
         // SAFETY: `ev` points to the reserved event; every field is written before submit.
         unsafe {
-            event::write_header(&raw mut (*ev).header, kind::DNS, m.profile.id, m.cgroup);
+            event::write_header_as(
+                &raw mut (*ev).header,
+                kind::DNS,
+                m.profile.id,
+                m.cgroup,
+                &(*s).asker,
+            );
             (*ev).learned_for = m.cgroup;
             (*ev).addrs = (*s).addrs;
             (*ev).ttls = (*s).ttls;

@@ -22,7 +22,9 @@ use aya_ebpf::{
         generated::{bpf_get_current_comm as get_comm_into, bpf_ktime_get_ns},
     },
 };
-use cgwarden_common::{AGGREGATE_WINDOW_NS, EventHeader, FlowKey, FlowState, NetEvent, counters};
+use cgwarden_common::{
+    AGGREGATE_WINDOW_NS, Asker, EventHeader, FlowKey, FlowState, NetEvent, counters,
+};
 
 use crate::maps::{EVENTS, FLOWS, atomic_add, count};
 
@@ -68,6 +70,43 @@ pub unsafe fn write_header(h: *mut EventHeader, kind: u32, profile: u32, cgroup_
         if get_comm_into(comm.cast(), 16) != 0 {
             *comm = [0; 16];
         }
+    }
+}
+
+/// The current task as a header names it, to name it later in a record written in
+/// another task's context (a DNS answer names the process that sent the query).
+#[inline(always)]
+pub fn current_task() -> Asker {
+    Asker {
+        pid_tgid: bpf_get_current_pid_tgid(),
+        uid_gid: bpf_get_current_uid_gid(),
+        comm: bpf_get_current_comm().unwrap_or_default(),
+    }
+}
+
+/// Writes a header naming `who` instead of the current task.
+///
+/// # Safety
+/// `h` points to writable memory for an [`EventHeader`].
+#[inline(always)]
+pub unsafe fn write_header_as(
+    h: *mut EventHeader,
+    kind: u32,
+    profile: u32,
+    cgroup_id: u64,
+    who: &Asker,
+) {
+    // SAFETY: as the caller promises; plain helper call.
+    unsafe {
+        (*h).kind = kind;
+        (*h).profile = profile;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).cgroup_id = cgroup_id;
+        (*h).pid = (who.pid_tgid >> 32) as u32;
+        (*h).tid = who.pid_tgid as u32;
+        (*h).uid = who.uid_gid as u32;
+        (*h).gid = (who.uid_gid >> 32) as u32;
+        (*h).comm = who.comm;
     }
 }
 

@@ -173,5 +173,8 @@ fn failures_exit_with_the_documented_code_of_their_class() {
     // 2: anything else, as clap gives for a command line it refuses.
     let (code, _) = run(&["run", "--no-such-flag"], &[], false);
     assert_eq!(code, Some(2));
-    assert!(!state.join("links").exists(), "a failed start pinned nothing");
+    assert!(
+        !state.join("links").exists(),
+        "a failed start pinned nothing"
+    );
 }

@@ -191,6 +191,11 @@ fn the_per_name_cap_is_reported_not_silent() {
     assert_eq!(capped.len(), 1, "{:?}", out.events);
     assert_eq!(capped[0]["capped"], 2);
     assert_eq!(capped[0]["name"], "many.test");
+    // The answer arrives in softirq context, in whatever task runs then (on loopback,
+    // the resolver's): the record names the process that asked, as its query showed it.
+    assert_eq!(capped[0]["process"], "netprobe", "{}", capped[0]);
+    assert_ne!(capped[0]["pid"], std::process::id(), "{}", capped[0]);
+    assert_ne!(capped[0]["pid"], 0, "{}", capped[0]);
 }
 
 #[test]
