@@ -357,3 +357,84 @@ pub fn enrich_socket(e: &SocketEvent, ctx: &dyn Context) -> DeviationRecord {
         None,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use cgwarden_common::{kind, verdict};
+
+    use super::*;
+    use crate::events::{
+        Raw, decode,
+        testing::{Ctx, bytes_of, zeroed},
+    };
+
+    #[test]
+    fn decodes_a_denied_device_access() {
+        let mut e = DeviceEvent::default();
+        e.header.kind = kind::DEVICE;
+        e.header.profile = 3;
+        e.header.cgroup_id = 99;
+        e.dev_type = cgwarden_common::device_type::CHAR;
+        e.major = 1;
+        e.minor = 1;
+        e.access = cgwarden_common::device_access::READ;
+        e.verdict = verdict::DENY;
+        // SAFETY: DeviceEvent is plain repr(C) data.
+        let bytes = bytes_of(&e);
+        let Ok(Raw::Device(decoded)) = decode(&bytes) else {
+            panic!("not a device event")
+        };
+        let r = enrich_device(&decoded, &Ctx);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["kind"], "deviation");
+        assert_eq!(json["deviation"], "device");
+        assert_eq!(json["verdict"], "deny");
+        assert_eq!(
+            json["device"],
+            serde_json::json!({"type": "c", "major": 1, "minor": 1, "access": "r", "allowed": "", "name": "mem"})
+        );
+        assert!(r.detail.contains("/dev/mem"), "{}", r.detail);
+        assert_eq!(json["cgroup"], "/docker/abc");
+        assert!(json.get("container").is_none());
+
+        // In a container's cgroup, the deviation names the container.
+        struct InDocker;
+        impl Context for InDocker {
+            fn profile(&self, _: u32) -> Option<(&str, &[String])> {
+                None
+            }
+            fn cgroup_path(&self, _: u64) -> Option<String> {
+                Some("/docker/3f2a9c0d1e2b".to_owned())
+            }
+            fn wall_clock(&self, ns: u64) -> u128 {
+                u128::from(ns)
+            }
+        }
+        let json = serde_json::to_value(enrich_device(&decoded, &InDocker)).unwrap();
+        assert_eq!(json["container"]["id"], "3f2a9c0d1e2b");
+        assert_eq!(json["container"]["runtime"], "docker");
+    }
+
+    #[test]
+    fn a_write_under_a_read_only_path_names_path_syscall_and_errno() {
+        let mut e: SyscallEvent = zeroed();
+        e.header.profile = 3;
+        e.header.cgroup_id = 99;
+        e.nr = 257; // openat
+        e.flags = (-30i64) as u64; // EROFS
+        let r = enrich_read_only(
+            &e,
+            Placed {
+                path: "/etc/passwd".into(),
+                written: Some("../etc/passwd".into()),
+                location_unknown: false,
+            },
+            &Ctx,
+        );
+        assert_eq!((r.deviation, r.verdict), ("read_only", "report"));
+        let w = r.write.as_ref().unwrap();
+        assert_eq!((w.syscall.as_str(), w.result.as_str()), ("openat", "EROFS"));
+        assert_eq!(w.written.as_deref(), Some("../etc/passwd"));
+        assert!(r.detail.contains("/etc/passwd (EROFS)"), "{}", r.detail);
+    }
+}

@@ -63,3 +63,48 @@ pub fn enrich_dns(e: &DnsEvent, ctx: &dyn Context) -> DnsRecord {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cgwarden_common::dns_refused;
+
+    use super::*;
+    use crate::events::testing::{Ctx, zeroed};
+
+    #[test]
+    fn an_answer_lists_only_the_addresses_it_carried_and_why_it_was_not_trusted() {
+        let mut e: DnsEvent = zeroed();
+        e.header.profile = 3;
+        let name = b"\x03api\x04test\x00";
+        e.qname[..name.len()].copy_from_slice(name);
+        e.qname_len = name.len() as u32;
+        e.addrs[0] = "::ffff:192.0.2.7"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets();
+        e.ttls[0] = 60;
+        e.addrs[1] = [0xff; 16]; // beyond `count`: not shown
+        e.count = 1;
+        e.learned = 1;
+        let r = enrich_dns(&e, &Ctx);
+        assert_eq!(r.name, "api.test");
+        assert_eq!(
+            r.answers,
+            [DnsAnswer {
+                addr: "192.0.2.7".into(),
+                ttl: 60
+            }]
+        );
+        assert!(r.learned);
+        assert_eq!(r.untrusted, None);
+        e.refused = dns_refused::WRONG_SERVER;
+        assert_eq!(enrich_dns(&e, &Ctx).untrusted, Some("wrong_server"));
+        // An answer nobody asked for names nobody (pid 0, no process name).
+        e.refused = dns_refused::NO_QUERY;
+        let r = enrich_dns(&e, &Ctx);
+        assert_eq!(
+            (r.untrusted, r.header.pid, r.header.process.as_str()),
+            (Some("no_query"), 0, "")
+        );
+    }
+}

@@ -109,3 +109,57 @@ pub fn rfc3339(ns: u128) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
     humantime::format_rfc3339_nanos(t).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::testing::Ctx;
+
+    #[test]
+    fn the_header_is_flat_in_every_record_and_names_the_container() {
+        struct InDocker;
+        impl Context for InDocker {
+            fn profile(&self, id: u32) -> Option<(&str, &[String])> {
+                Ctx.profile(id)
+            }
+            fn cgroup_path(&self, _: u64) -> Option<String> {
+                Some("/docker/3f2a9c0d1e2b".to_owned())
+            }
+            fn wall_clock(&self, ns: u64) -> u128 {
+                u128::from(ns)
+            }
+        }
+        let mut h = EventHeader {
+            profile: 3,
+            cgroup_id: 7,
+            pid: 10,
+            tid: 11,
+            uid: 1000,
+            gid: 1001,
+            ..Default::default()
+        };
+        h.comm[..4].copy_from_slice(b"curl");
+        let json = serde_json::to_value(Header::of(&h, "connect", &InDocker)).unwrap();
+        for (key, value) in [
+            ("kind", serde_json::json!("connect")),
+            ("pid", 10.into()),
+            ("tid", 11.into()),
+            ("uid", 1000.into()),
+            ("gid", 1001.into()),
+            ("process", "curl".into()),
+            ("cgroup", "/docker/3f2a9c0d1e2b".into()),
+            ("cgroup_id", 7.into()),
+            ("profile", "web".into()),
+        ] {
+            assert_eq!(json[key], value, "{key} in {json}");
+        }
+        assert_eq!(json["container"]["id"], "3f2a9c0d1e2b");
+        assert_eq!(json["time"], "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn names_stop_at_their_first_nul() {
+        assert_eq!(c_string(b"sh\0junk"), "sh");
+        assert_eq!(c_string(b"full"), "full");
+    }
+}

@@ -222,15 +222,14 @@ impl LostRecord {
     }
 }
 
+/// What the enrichment tests of every record kind share: a context that knows one
+/// profile (id 3, `web`, whose rule 0 is `api`) and one cgroup (99, `/docker/abc`).
 #[cfg(test)]
-mod tests {
-    use std::{mem::size_of, net::Ipv6Addr};
+mod testing {
+    use super::Context;
 
-    use cgwarden_common::{DeviceEvent, NetEvent, kind, verdict};
+    pub struct Ctx;
 
-    use super::*;
-
-    struct Ctx;
     impl Context for Ctx {
         fn profile(&self, id: u32) -> Option<(&str, &[String])> {
             static LABELS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
@@ -249,100 +248,22 @@ mod tests {
         }
     }
 
-    fn bytes_of(e: &NetEvent) -> Vec<u8> {
-        // SAFETY: NetEvent is plain repr(C) data.
-        unsafe {
-            std::slice::from_raw_parts((e as *const NetEvent).cast::<u8>(), size_of::<NetEvent>())
-        }
-        .to_vec()
+    /// The bytes of a plain `#[repr(C)]` record, as the ring buffer hands them over.
+    pub fn bytes_of<T: Copy>(e: &T) -> Vec<u8> {
+        // SAFETY: the records are plain repr(C) integers and byte arrays.
+        unsafe { std::slice::from_raw_parts((e as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
     }
 
-    #[test]
-    fn decodes_and_enriches_a_denied_v4_connect() {
-        let mut e = NetEvent::default();
-        e.header.kind = kind::CONNECT;
-        e.header.profile = 3;
-        e.header.cgroup_id = 99;
-        e.header.pid = 42;
-        e.header.uid = 1000;
-        e.header.comm[..4].copy_from_slice(b"curl");
-        e.addr = "::ffff:10.1.2.3".parse::<Ipv6Addr>().unwrap().octets();
-        e.port = 443;
-        e.family = libc::AF_INET as u16;
-        e.protocol = 6;
-        e.verdict = verdict::DENY;
-        e.rule = 0;
-        e.total = 1;
-        let Ok(Raw::Net(decoded)) = decode(&bytes_of(&e)) else {
-            panic!("not a net event")
-        };
-        let r = enrich_net(&decoded, 1, &Ctx);
-        assert_eq!(r.header.kind, "connect");
-        assert_eq!(r.verdict, "deny");
-        assert_eq!(r.dst, "10.1.2.3");
-        assert_eq!(r.header.process, "curl");
-        assert_eq!(r.header.cgroup.as_deref(), Some("/docker/abc"));
-        assert_eq!(r.header.profile.as_deref(), Some("web"));
-        assert_eq!(r.rule, "api");
-        assert_eq!(r.protocol, "tcp");
-        assert!(
-            r.header.time.starts_with("2023-11-14T22:13:20"),
-            "{}",
-            r.header.time
-        );
+    /// A record of zeros: every field of the kernel's records may be zero.
+    pub fn zeroed<T: Copy>() -> T {
+        // SAFETY: as above; all-zero bytes are a valid value of each.
+        unsafe { std::mem::zeroed() }
     }
+}
 
-    #[test]
-    fn decodes_a_denied_device_access() {
-        let mut e = DeviceEvent::default();
-        e.header.kind = kind::DEVICE;
-        e.header.profile = 3;
-        e.header.cgroup_id = 99;
-        e.dev_type = cgwarden_common::device_type::CHAR;
-        e.major = 1;
-        e.minor = 1;
-        e.access = cgwarden_common::device_access::READ;
-        e.verdict = verdict::DENY;
-        // SAFETY: DeviceEvent is plain repr(C) data.
-        let bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&e as *const DeviceEvent).cast::<u8>(),
-                size_of::<DeviceEvent>(),
-            )
-        };
-        let Ok(Raw::Device(decoded)) = decode(bytes) else {
-            panic!("not a device event")
-        };
-        let r = enrich_device(&decoded, &Ctx);
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["kind"], "deviation");
-        assert_eq!(json["deviation"], "device");
-        assert_eq!(json["verdict"], "deny");
-        assert_eq!(
-            json["device"],
-            serde_json::json!({"type": "c", "major": 1, "minor": 1, "access": "r", "allowed": "", "name": "mem"})
-        );
-        assert!(r.detail.contains("/dev/mem"), "{}", r.detail);
-        assert_eq!(json["cgroup"], "/docker/abc");
-        assert!(json.get("container").is_none());
-
-        // In a container's cgroup, the deviation names the container.
-        struct InDocker;
-        impl Context for InDocker {
-            fn profile(&self, _: u32) -> Option<(&str, &[String])> {
-                None
-            }
-            fn cgroup_path(&self, _: u64) -> Option<String> {
-                Some("/docker/3f2a9c0d1e2b".to_owned())
-            }
-            fn wall_clock(&self, ns: u64) -> u128 {
-                u128::from(ns)
-            }
-        }
-        let json = serde_json::to_value(enrich_device(&decoded, &InDocker)).unwrap();
-        assert_eq!(json["container"]["id"], "3f2a9c0d1e2b");
-        assert_eq!(json["container"]["runtime"], "docker");
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn rejects_short_and_unknown_records() {

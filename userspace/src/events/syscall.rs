@@ -186,7 +186,7 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
                     crate::policy::syscalls::namespace_of(e.fd_ino, e.args[1]),
                 );
             }
-            if e.str_len > 0 && e.reached != reached::FILE {
+            if e.str_len > 0 && !matches!(e.reached, reached::FILE | reached::BLOCK_DEVICE) {
                 let end = (e.str_len as usize - 1).min(e.str_val.len());
                 let text = String::from_utf8_lossy(&e.str_val[..end]).into_owned();
                 // mount's third argument: the file system type.
@@ -217,5 +217,70 @@ pub fn enrich_syscall(e: &SyscallEvent, count: u64, ctx: &dyn Context) -> Syscal
             }
             _ => None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cgwarden_common::{judged, reached, syscall_action, verdict};
+
+    use super::*;
+    use crate::events::testing::{Ctx, zeroed};
+
+    #[test]
+    fn a_call_seccomp_refused_says_so_with_its_errno_and_arguments() {
+        let mut e: SyscallEvent = zeroed();
+        e.header.profile = 3;
+        e.header.cgroup_id = 99;
+        e.header.comm[..2].copy_from_slice(b"sh");
+        e.nr = 272; // unshare
+        e.args[0] = 0x1000_0000; // CLONE_NEWUSER
+        e.action = syscall_action::KILL;
+        e.verdict = verdict::DENY;
+        e.judged = judged::REFUSED_BEFORE_ENTRY;
+        e.ret = -1;
+        e.exe[..9].copy_from_slice(b"/bin/sh\0\0");
+        let r = enrich_syscall(&e, 1, &Ctx);
+        assert_eq!(
+            (r.syscall.as_str(), r.action, r.verdict),
+            ("unshare", "kill", "deny")
+        );
+        assert_eq!(
+            r.result,
+            Some(CallResult {
+                ret: -1,
+                errno: Some("EPERM".into()),
+                seccomp: true
+            })
+        );
+        assert_eq!(r.exe, "/bin/sh");
+        assert_eq!(r.rule, "syscalls[0]");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["process"], "sh");
+        assert_eq!(json["profile"], "web");
+        assert!(
+            json["args"].as_object().is_some_and(|a| !a.is_empty()),
+            "{json}"
+        );
+        // Judged at entry: no result, as the call had none yet.
+        e.judged = judged::ENTRY;
+        assert_eq!(enrich_syscall(&e, 1, &Ctx).result, None);
+    }
+
+    #[test]
+    fn what_an_open_reached_is_named_by_the_kernel() {
+        let mut e: SyscallEvent = zeroed();
+        e.nr = 257;
+        e.reached = reached::BLOCK_DEVICE;
+        e.reached_magic = (8 << 20) | 1;
+        e.str_val[..6].copy_from_slice(b"notes\0");
+        e.str_len = 6;
+        let r = enrich_syscall(&e, 1, &Ctx);
+        let reached = r.reached.unwrap();
+        assert_eq!(reached.block_device.as_deref(), Some("8:1"));
+        assert_eq!(reached.name.as_deref(), Some("notes"));
+        assert_eq!(reached.by, "kernel");
+        // The name read for a reached file is no mount fstype.
+        assert!(!r.args.contains_key("fstype"), "{:?}", r.args);
     }
 }

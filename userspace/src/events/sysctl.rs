@@ -36,3 +36,31 @@ pub fn enrich_sysctl(e: &SysctlEvent, ctx: &dyn Context) -> SysctlRecord {
         value: text(&e.value, e.value_len),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use cgwarden_common::verdict;
+
+    use super::*;
+    use crate::events::testing::{Ctx, zeroed};
+
+    #[test]
+    fn a_sysctl_write_is_named_and_its_value_trimmed() {
+        let mut e: SysctlEvent = zeroed();
+        e.header.profile = 3;
+        e.verdict = verdict::DENY;
+        let name = b"kernel/core_pattern";
+        e.name[..name.len()].copy_from_slice(name);
+        e.name_len = name.len() as u32;
+        let value = b"|/tmp/x %p\n\0garbage";
+        e.value[..value.len()].copy_from_slice(value);
+        e.value_len = value.len() as u32;
+        let r = enrich_sysctl(&e, &Ctx);
+        assert_eq!((r.header.kind, r.verdict), ("sysctl", "deny"));
+        assert_eq!(r.name, "kernel/core_pattern");
+        assert_eq!(
+            r.value, "|/tmp/x %p",
+            "up to the NUL, trailing space trimmed"
+        );
+    }
+}
