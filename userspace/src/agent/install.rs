@@ -113,12 +113,16 @@ impl<K: KernelMaps> Agent<K> {
         let loopback_binds = fresh
             .values()
             .any(|c| c.pref.flags & profile_flags::BIND_LOOPBACK_ONLY != 0);
+        let reads_dns = fresh
+            .values()
+            .any(|c| c.pref.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0);
         if let Err(e) = self
             .kernel
             .track_processes(track)
             .and_then(|()| self.kernel.watch_syscalls(&wanted))
             .and_then(|()| self.kernel.watch_packet_sockets(packet_sockets))
             .and_then(|()| self.kernel.watch_listens(loopback_binds))
+            .and_then(|()| self.kernel.watch_dns_answers(reads_dns))
         {
             for w in &written {
                 let _ = self.kernel.remove_rules(&w.rules);

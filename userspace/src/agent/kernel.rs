@@ -54,6 +54,7 @@ pub trait KernelMaps {
     fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError>;
     fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError>;
     fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError>;
+    fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError>;
     fn learn_syscalls(&mut self) -> Result<(), LoadError>;
     fn watched_syscalls(&self) -> &std::collections::BTreeMap<u32, Watch>;
     fn sweep_tracepoints(&self) -> usize;
@@ -109,6 +110,7 @@ delegate! {
         fn watch_syscalls(wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError>;
         fn watch_packet_sockets(wanted: bool) -> Result<(), LoadError>;
         fn watch_listens(wanted: bool) -> Result<(), LoadError>;
+        fn watch_dns_answers(wanted: bool) -> Result<(), LoadError>;
         fn learn_syscalls() -> Result<(), LoadError>;
         fn arm_process(pid: u32, ppid: u32, exe: &str) -> Result<(), MapError>;
         fn forget_gated(pid: u32) -> Result<(), MapError>;

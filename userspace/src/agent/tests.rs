@@ -25,6 +25,8 @@ enum Op {
     RemoveCgroup(u64),
     InsertRules(u32),
     RemoveRules(u32),
+    /// The DNS answer reader was attached.
+    DnsAnswers,
 }
 
 /// The kernel's maps as plain collections.
@@ -135,6 +137,12 @@ impl KernelMaps for FakeKernel {
         Ok(())
     }
     fn watch_listens(&mut self, _: bool) -> Result<(), LoadError> {
+        Ok(())
+    }
+    fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError> {
+        if wanted && !self.log.contains(&Op::DnsAnswers) {
+            self.log.push(Op::DnsAnswers);
+        }
         Ok(())
     }
     fn learn_syscalls(&mut self) -> Result<(), LoadError> {
@@ -453,4 +461,32 @@ fn a_record_from_a_cgroup_no_walk_finds_does_not_walk_again_at_once() {
     std::thread::sleep(super::unknown::FORGET_AFTER);
     agent.know_cgroup(gone);
     assert!(agent.paths.contains_key(&tree.id("/app/later")));
+}
+
+#[test]
+fn the_dns_answer_reader_is_attached_only_for_a_profile_that_reads_dns_and_before_it() {
+    let tree = Tree::new(&["/app/one"]);
+    let mut agent = agent(FakeKernel::default(), &tree);
+    agent.install(vec![web("192.0.2.1")]).unwrap();
+    agent.rescan().unwrap();
+    assert!(
+        !agent.kernel.log.contains(&Op::DnsAnswers),
+        "no profile names a DNS name: {:?}",
+        agent.kernel.log
+    );
+    agent.install(vec![web("api.example.com")]).unwrap();
+    let log = &agent.kernel.log;
+    let attached = log
+        .iter()
+        .position(|o| *o == Op::DnsAnswers)
+        .unwrap_or_else(|| panic!("a name to learn: {log:?}"));
+    let id = tree.id("/app/one");
+    let switched = log
+        .iter()
+        .rposition(|o| matches!(o, Op::SetCgroup(c, _) if *c == id))
+        .unwrap();
+    assert!(
+        attached < switched,
+        "the reader is there before the profile: {log:?}"
+    );
 }

@@ -73,12 +73,14 @@ const PROC_PROGRAMS: [(&str, &str); 2] = [
     ("proc_fork", "sched_process_fork"),
 ];
 
-/// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets), and
-/// the DNS answer reader.
-const SKB_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
-    ("skb_egress", CgroupSkbAttachType::Egress),
-    ("skb_ingress", CgroupSkbAttachType::Ingress),
-];
+/// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets); it
+/// also records DNS queries and drops forged answers while some profile reads DNS.
+const SKB_EGRESS_PROGRAM: &str = "skb_egress";
+
+/// The DNS answer reader: loaded and attached only once some profile reads DNS (its
+/// verification is the slowest of the cgroup programs, and it would run on every
+/// packet a monitored socket receives). It then stays attached while the agent runs.
+const DNS_ANSWERS_PROGRAM: &str = "skb_ingress";
 
 /// Errors loading or attaching the kernel side.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +161,10 @@ pub struct Kernel {
     packet_sockets: bool,
     /// The listen program is attached.
     listens: bool,
+    /// The DNS answer reader is attached.
+    dns_answers: bool,
+    /// The cgroup the hooks are attached to (the programs attached later go there too).
+    hooked: Option<PathBuf>,
     /// The raw `sys_enter` program is attached.
     raw_attached: bool,
     syscalls_used: HashMap<MapData, cgwarden_common::SyscallUsedKey, u8>,
@@ -329,13 +335,14 @@ impl Kernel {
             program::<CgroupDevice>(&mut ebpf, DEVICE_PROGRAM)?
                 .load()
                 .map_err(failed(DEVICE_PROGRAM))?;
-            for (name, _) in SKB_PROGRAMS {
-                let started = std::time::Instant::now();
-                program::<CgroupSkb>(&mut ebpf, name)?
-                    .load()
-                    .map_err(failed(name))?;
-                log::debug!("program {name} verified in {:?}", started.elapsed());
-            }
+            let started = std::time::Instant::now();
+            program::<CgroupSkb>(&mut ebpf, SKB_EGRESS_PROGRAM)?
+                .load()
+                .map_err(failed(SKB_EGRESS_PROGRAM))?;
+            log::debug!(
+                "program {SKB_EGRESS_PROGRAM} verified in {:?}",
+                started.elapsed()
+            );
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
@@ -413,6 +420,8 @@ impl Kernel {
             tracking: false,
             packet_sockets: false,
             listens: false,
+            dns_answers: false,
+            hooked: None,
             raw_attached: false,
             syscalls_used,
             watched: Default::default(),
@@ -432,6 +441,7 @@ impl Kernel {
     /// the links when there is a state directory. Adopted links stay as they are. Links of
     /// other builds are removed only after this build's are attached.
     pub fn attach(&mut self, path: &Path) -> Result<(), LoadError> {
+        self.hooked = Some(path.to_owned());
         if self.adopted {
             if let Some(state) = &self.state {
                 let dir = link_dir(state);
@@ -443,6 +453,9 @@ impl Kernel {
                         .map(|i| i.program_id());
                     self.program_ids.extend(id.map(|id| (name, id)));
                 }
+            }
+            if self.dns_answers && !self.tracepoint_pins.contains(DNS_ANSWERS_PROGRAM) {
+                self.attach_dns_answers(path)?;
             }
             return Ok(());
         }
@@ -461,10 +474,15 @@ impl Kernel {
                 program.take_link(id).map_err(failed(name))?,
             )?);
         }
-        for (name, attach_type) in SKB_PROGRAMS {
+        {
+            let name = SKB_EGRESS_PROGRAM;
             let program = program::<CgroupSkb>(&mut self.ebpf, name)?;
             let id = program
-                .attach(cgroup.as_fd(), attach_type, CgroupAttachMode::Single)
+                .attach(
+                    cgroup.as_fd(),
+                    CgroupSkbAttachType::Egress,
+                    CgroupAttachMode::Single,
+                )
                 .map_err(failed(name))?;
             fresh.push(pinnable(
                 name,
@@ -521,6 +539,9 @@ impl Kernel {
             self.links.extend(fresh.into_iter().map(|(_, l)| l));
             self.raw_links.push(sysctl_link);
             self.raw_links.push(device_link);
+            if self.dns_answers {
+                self.attach_dns_answers(path)?;
+            }
             return Ok(());
         };
         let dir = link_dir(&state);
@@ -539,6 +560,9 @@ impl Kernel {
             super::raw::pin(link.as_fd(), &path).map_err(|e| pin_error(&path, e))?;
         }
         remove_other_builds(&state);
+        if self.dns_answers && !self.tracepoint_pins.contains(DNS_ANSWERS_PROGRAM) {
+            self.attach_dns_answers(path)?;
+        }
         Ok(())
     }
 
@@ -656,7 +680,8 @@ impl Kernel {
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let tracepoint = name.starts_with("tp-") || name == RAW_PIN;
+            let tracepoint =
+                name.starts_with("tp-") || name == RAW_PIN || name == DNS_ANSWERS_PROGRAM;
             if tracepoint && !self.tracepoint_pins.contains(&name) {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
@@ -693,6 +718,55 @@ impl Kernel {
         self.attach_tracepoint(SOCKET_PROGRAM, "syscalls", "sys_enter_socket")?;
         self.packet_sockets = true;
         Ok(())
+    }
+
+    /// Loads and attaches the DNS answer reader once some profile reads DNS (names to
+    /// learn, or answers to report), on the cgroup the other hooks are on (when they
+    /// are not attached yet, [`Kernel::attach`] attaches it with them), pinned as they
+    /// are; it stays attached while the agent runs. Called before the profile that
+    /// needs it is written, so no answer to its first query is missed.
+    pub fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError> {
+        if !wanted || self.dns_answers {
+            return Ok(());
+        }
+        self.dns_answers = true;
+        if self.adopt_tracepoint(DNS_ANSWERS_PROGRAM) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        program::<CgroupSkb>(&mut self.ebpf, DNS_ANSWERS_PROGRAM)?
+            .load()
+            .map_err(failed(DNS_ANSWERS_PROGRAM))?;
+        log::debug!(
+            "program {DNS_ANSWERS_PROGRAM} verified in {:?}",
+            started.elapsed()
+        );
+        match self.hooked.clone() {
+            Some(path) => self.attach_dns_answers(&path),
+            None => Ok(()),
+        }
+    }
+
+    /// Attaches the (loaded) DNS answer reader to the cgroup at `path` and pins it.
+    fn attach_dns_answers(&mut self, path: &Path) -> Result<(), LoadError> {
+        let name = DNS_ANSWERS_PROGRAM;
+        let cgroup = File::open(path).map_err(|source| LoadError::Cgroup {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let program = program::<CgroupSkb>(&mut self.ebpf, name)?;
+        let id = program
+            .attach(
+                cgroup.as_fd(),
+                CgroupSkbAttachType::Ingress,
+                CgroupAttachMode::Single,
+            )
+            .map_err(failed(name))?;
+        let (_, link) = pinnable(name, program.take_link(id).map_err(failed(name))?)?;
+        if let Ok(info) = link.info() {
+            self.program_ids.push((name, info.program_id()));
+        }
+        self.pin_tracepoint(name, link)
     }
 
     /// Attaches the listen program (`listen()` beyond loopback under `binds:
@@ -909,7 +983,7 @@ fn link_dir(state: &Path) -> PathBuf {
 fn all_programs() -> impl Iterator<Item = &'static str> {
     SOCK_ADDR_PROGRAMS
         .into_iter()
-        .chain(SKB_PROGRAMS.into_iter().map(|(n, _)| n))
+        .chain([SKB_EGRESS_PROGRAM])
         .chain([SYSCTL_PROGRAM, SOCK_CREATE_PROGRAM, DEVICE_PROGRAM])
 }
 
