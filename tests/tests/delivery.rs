@@ -175,17 +175,16 @@ fn metrics_are_served_on_loopback_and_parse() {
     assert!(values["cgwarden_agent_resident_bytes"] > 1e6);
     assert!(values.contains_key("cgwarden_map_capacity{map=\"EGRESS\"}"));
     // Every attached program has its run counter (zero unless kernel.bpf_stats_enabled).
-    for program in [
-        "connect4",
-        "connect6",
-        "sendmsg4",
-        "sendmsg6",
-        "skb_egress",
-        "skb_ingress",
-    ] {
+    for program in ["connect4", "connect6", "sendmsg4", "sendmsg6", "skb_egress"] {
         let key = format!("cgwarden_program_runs_total{{program=\"{program}\"}}");
         assert!(values.contains_key(&key), "{key} missing:\n{body}");
     }
+    // The DNS answer reader is not attached: no profile here reads DNS, so no packet
+    // its sockets receive pays for it.
+    assert!(
+        !values.contains_key("cgwarden_program_runs_total{program=\"skb_ingress\"}"),
+        "{body}"
+    );
     // Per-rule hits: the default rule refused all fifty.
     assert_eq!(
         values
