@@ -129,8 +129,13 @@ pub mod maps {
     /// `HashMap<SocketFile, u8>`: the host's container runtime API sockets, by identity.
     pub const RUNTIME_SOCKETS: &str = "RUNTIME_SOCKETS";
 
+    /// `ProgramArray`: slot 0 holds `skb_egress_dns`, the DNS half of the egress
+    /// program, once some profile reads DNS.
+    pub const DNS_EGRESS: &str = "DNS_EGRESS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 36] = [
+    pub const ALL: [&str; 37] = [
+        DNS_EGRESS,
         READ_PATTERNS,
         ENTERED,
         REACHED,

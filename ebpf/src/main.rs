@@ -94,6 +94,12 @@ pub fn skb_egress(ctx: SkBuffContext) -> i32 {
     skb::egress(&ctx)
 }
 
+/// The DNS half of `skb_egress`, tail-called while some profile reads DNS.
+#[cgroup_skb(egress)]
+pub fn skb_egress_dns(ctx: SkBuffContext) -> i32 {
+    dns::egress(&ctx)
+}
+
 #[cgroup_skb(ingress)]
 pub fn skb_ingress(ctx: SkBuffContext) -> i32 {
     dns::ingress(&ctx)

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use cgwarden_common::{
     CGROUP_MAX_ENTRIES, Config, DNS_BUF_BYTES, DeviceKey, DnsQuery, DnsQueryKey, DnsScratch,
@@ -126,6 +126,11 @@ pub static SYSCALLS_USED: HashMap<SyscallUsedKey, u8> = HashMap::with_max_entrie
 
 #[map]
 pub static DEVICE_RULES: HashMap<DeviceKey, u32> = HashMap::with_max_entries(4_096, 0);
+
+/// Slot 0: `skb_egress_dns`, tail-called by `skb_egress` while some profile reads DNS
+/// (loaded only then, so an agent whose profiles read no DNS never verifies it).
+#[map]
+pub static DNS_EGRESS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

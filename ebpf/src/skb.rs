@@ -45,11 +45,15 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
         if !raw && (protocol == u32::from(IPPROTO_UDP) || protocol == u32::from(IPPROTO_TCP)) {
             // DNS queries and forged answers, over UDP and TCP, while some profile
             // reads DNS.
-            return if crate::dns::on() && crate::dns::may_carry_dns(full) {
-                crate::dns::egress(ctx)
-            } else {
-                PASS
-            };
+            if !(crate::dns::on() && crate::dns::may_carry_dns(full)) {
+                return PASS;
+            }
+            // SAFETY: a tail call into `skb_egress_dns`, which returns the verdict.
+            unsafe { crate::maps::DNS_EGRESS.tail_call(ctx, 0) };
+            // Some profile reads DNS but its program is not there (the agent puts it in
+            // before any such profile): drop rather than let a forged answer out or a
+            // query go unrecorded.
+            return DROP;
         }
         if !raw && protocol != u32::from(IPPROTO_ICMP) && protocol != u32::from(IPPROTO_ICMPV6) {
             return PASS;

@@ -18,7 +18,7 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::{
         CgroupAttachMode, CgroupDevice, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr,
         CgroupSysctl, ProgramError, RawTracePoint, TracePoint,
@@ -76,6 +76,11 @@ const PROC_PROGRAMS: [(&str, &str); 2] = [
 /// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets); it
 /// also records DNS queries and drops forged answers while some profile reads DNS.
 const SKB_EGRESS_PROGRAM: &str = "skb_egress";
+
+/// The DNS half of the egress program (query records, forged answers dropped), which
+/// `skb_egress` tail-calls through the `DNS_EGRESS` program array: loaded with the
+/// answer reader.
+const DNS_EGRESS_PROGRAM: &str = "skb_egress_dns";
 
 /// The DNS answer reader: loaded and attached only once some profile reads DNS (its
 /// verification is the slowest of the cgroup programs, and it would run on every
@@ -161,8 +166,11 @@ pub struct Kernel {
     packet_sockets: bool,
     /// The listen program is attached.
     listens: bool,
-    /// The DNS answer reader is attached.
+    /// The DNS answer reader is attached (and the DNS half of the egress program is in
+    /// `dns_egress`).
     dns_answers: bool,
+    /// Slot 0: the DNS half of the egress program, once some profile reads DNS.
+    dns_egress: ProgramArray<MapData>,
     /// The cgroup the hooks are attached to (the programs attached later go there too).
     hooked: Option<PathBuf>,
     /// The raw `sys_enter` program is attached.
@@ -363,6 +371,7 @@ impl Kernel {
             _ => return Err(LoadError::MissingMap(names::EGRESS)),
         };
         let egress = take_map(&mut ebpf, names::EGRESS)?;
+        let dns_egress = take_map(&mut ebpf, names::DNS_EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
         let syscall_repeats = take_map(&mut ebpf, names::SYSCALL_REPEATS)?;
@@ -421,6 +430,7 @@ impl Kernel {
             packet_sockets: false,
             listens: false,
             dns_answers: false,
+            dns_egress,
             hooked: None,
             raw_attached: false,
             syscalls_used,
@@ -731,8 +741,23 @@ impl Kernel {
         }
         self.dns_answers = true;
         if self.adopt_tracepoint(DNS_ANSWERS_PROGRAM) {
+            // The pinned program array still holds the previous agent's DNS egress half.
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let egress_dns = program::<CgroupSkb>(&mut self.ebpf, DNS_EGRESS_PROGRAM)?;
+        egress_dns.load().map_err(failed(DNS_EGRESS_PROGRAM))?;
+        let fd = egress_dns.fd().map_err(failed(DNS_EGRESS_PROGRAM))?;
+        self.dns_egress
+            .set(0, fd, 0)
+            .map_err(|source| LoadError::Map {
+                name: names::DNS_EGRESS,
+                source,
+            })?;
+        log::debug!(
+            "program {DNS_EGRESS_PROGRAM} verified in {:?}",
+            started.elapsed()
+        );
         let started = std::time::Instant::now();
         program::<CgroupSkb>(&mut self.ebpf, DNS_ANSWERS_PROGRAM)?
             .load()
