@@ -31,6 +31,36 @@ const ALL: &[&str] = &["egress", "events", "syscalls"];
 /// The package whose binaries are the benchmark clients.
 pub const CLIENTS_PACKAGE: &str = "cgwarden-benchclients";
 
+/// The sizes of a quick run (`cargo xtask bench --quick`), each unless already set.
+const QUICK: [(&str, &str); 12] = [
+    ("CGWARDEN_BENCH_REPS", "1"),
+    ("CGWARDEN_BENCH_TCP", "2000"),
+    ("CGWARDEN_BENCH_UDP", "40000"),
+    ("CGWARDEN_BENCH_GETPPID", "20000"),
+    ("CGWARDEN_BENCH_MIX", "1000"),
+    ("CGWARDEN_BENCH_GCC", "2"),
+    ("CGWARDEN_BENCH_EVENTS_SECS", "1"),
+    ("CGWARDEN_BENCH_EVENTS_REPS", "1"),
+    ("CGWARDEN_BENCH_EVENTS_STARTS", "2"),
+    ("CGWARDEN_BENCH_EVENTS_BUDGET", "15"),
+    ("CGWARDEN_BENCH_EVENTS_WARMUP", "1"),
+    // One file system (tmpfs) instead of two.
+    ("CGWARDEN_BENCH_EVENTS_DIRS", "/dev/shm"),
+];
+
+/// Makes the benches that follow a quick run: smaller sizes (unless set), reports to
+/// target/bench/quick/.
+pub fn quick() {
+    for (name, value) in QUICK {
+        if std::env::var_os(name).is_none() {
+            // SAFETY: called from main before any thread exists.
+            unsafe { std::env::set_var(name, value) };
+        }
+    }
+    // SAFETY: as above.
+    unsafe { std::env::set_var(util::QUICK_ENV, "1") };
+}
+
 pub fn run(root: &Path, bin: &Path, which: Option<&str>) -> anyhow::Result<()> {
     let selected: Vec<&str> = match which {
         None | Some("all") => ALL.to_vec(),

@@ -66,6 +66,12 @@ enum Task {
     Bench {
         /// Which benchmark.
         which: Option<String>,
+        /// A reduced run for development (one repetition, smaller loops, one events
+        /// file system: about 70 s for all three here): its reports go to
+        /// target/bench/quick/, never over the committed ones in docs/bench/. Any
+        /// CGWARDEN_BENCH_* variable set still wins.
+        #[arg(long)]
+        quick: bool,
     },
 }
 
@@ -137,10 +143,13 @@ fn run(task: Task) -> anyhow::Result<()> {
             build(&root, false)?;
             completions(&root, &binary(&root, false))
         }
-        Task::Bench { which } => {
+        Task::Bench { which, quick } => {
             setup::setup()?;
             require_root("the benchmarks load eBPF programs")?;
             build(&root, true)?;
+            if quick {
+                bench::quick();
+            }
             bench::run(&root, &binary(&root, true), which.as_deref())
         }
     }

@@ -452,13 +452,29 @@ impl RunFacts {
 }
 
 /// Prints the report and writes it to `target/bench/NAME.md`.
+/// Set for a quick run (`cargo xtask bench --quick`): its reports are not the record.
+pub const QUICK_ENV: &str = "CGWARDEN_BENCH_QUICK";
+
 pub fn publish(root: &Path, name: &str, report: &str) -> anyhow::Result<()> {
     println!("{report}");
     // Reports live with the documentation they back (docs/bench/), so a run's numbers
-    // are committed with the change they measure.
-    let out_dir = root.join("docs/bench");
+    // are committed with the change they measure; a quick run's stay in target/.
+    let quick = std::env::var_os(QUICK_ENV).is_some();
+    let out_dir = if quick {
+        root.join("target/bench/quick")
+    } else {
+        root.join("docs/bench")
+    };
     std::fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let out = out_dir.join(format!("{name}.md"));
+    let report = if quick {
+        format!(
+            "> A quick run (`cargo xtask bench --quick`): fewer repetitions and smaller \
+             loops, for development. Not the record; the full run writes docs/bench/.\n\n{report}"
+        )
+    } else {
+        report.to_owned()
+    };
     std::fs::write(&out, report).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("bench {name}: written to {}", out.display());
     Ok(())
