@@ -251,7 +251,7 @@ impl Report<'_> {
             } else {
                 "n/a".to_owned()
             },
-            yes(hwm < TARGET_RSS_MB)
+            yes(storm < TARGET_RSS_MB)
         );
     }
 
