@@ -21,6 +21,8 @@ pub mod profile_flags {
     pub const LEARN_DNS: u32 = 8;
     /// Report every DNS answer the cgroup receives (learn mode, audit trails).
     pub const REPORT_DNS: u32 = 16;
+    /// Either: the profile reads DNS, so the DNS programs must run for it.
+    pub const READS_DNS: u32 = LEARN_DNS | REPORT_DNS;
     /// Report writes under /proc/sys (whatever path reached them).
     pub const WATCH_SYSCTL: u32 = 32;
     /// Refuse those writes (enforce mode) with EPERM.

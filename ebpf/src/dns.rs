@@ -183,7 +183,7 @@ pub fn ingress(ctx: &SkBuffContext) -> i32 {
     let Some(m) = profile::of_skb(skb) else {
         return PASS;
     };
-    if m.profile.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0 {
+    if m.profile.flags & profile_flags::READS_DNS != 0 {
         let _ = answer(ctx, &m);
     }
     PASS
@@ -199,7 +199,7 @@ pub fn egress(ctx: &SkBuffContext) -> i32 {
     let Some(m) = profile::of_skb(skb) else {
         return PASS;
     };
-    if m.profile.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) == 0 {
+    if m.profile.flags & profile_flags::READS_DNS == 0 {
         return PASS;
     }
     let Some(udp) = seg_of(ctx) else {
@@ -557,7 +557,10 @@ fn check(ctx: &SkBuffContext, m: &Match) -> Option<u64> {
         refusal(m, dns_refused::NO_QUERY, Some(&Asker::default()), None);
         return None;
     }
-    if asked.server != udp.saddr {
+    // The resolver must be trusted now, not only when the query left: a query recorded
+    // under a profile that only reported DNS (any resolver), or before a reload changed
+    // the trusted resolvers, must not make its answer trusted.
+    if asked.server != udp.saddr || !trusted(m, &asked.server) {
         count(counters::DNS_UNTRUSTED);
         refusal(m, dns_refused::WRONG_SERVER, Some(&asked.asker), None);
         return None;

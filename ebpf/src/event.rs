@@ -58,10 +58,7 @@ pub unsafe fn write_header(h: *mut EventHeader, kind: u32, profile: u32, cgroup_
     let uid_gid = bpf_get_current_uid_gid();
     // SAFETY: as the caller promises; plain helper calls.
     unsafe {
-        (*h).kind = kind;
-        (*h).profile = profile;
-        (*h).ts_ns = bpf_ktime_get_ns();
-        (*h).cgroup_id = cgroup_id;
+        write_where(h, kind, profile, cgroup_id);
         (*h).pid = (pid_tgid >> 32) as u32;
         (*h).tid = pid_tgid as u32;
         (*h).uid = uid_gid as u32;
@@ -70,6 +67,21 @@ pub unsafe fn write_header(h: *mut EventHeader, kind: u32, profile: u32, cgroup_
         if get_comm_into(comm.cast(), 16) != 0 {
             *comm = [0; 16];
         }
+    }
+}
+
+/// The header's fields that do not name a process: kind, profile, time, cgroup.
+///
+/// # Safety
+/// `h` points to writable memory for an [`EventHeader`].
+#[inline(always)]
+unsafe fn write_where(h: *mut EventHeader, kind: u32, profile: u32, cgroup_id: u64) {
+    // SAFETY: as the caller promises; plain helper call.
+    unsafe {
+        (*h).kind = kind;
+        (*h).profile = profile;
+        (*h).ts_ns = bpf_ktime_get_ns();
+        (*h).cgroup_id = cgroup_id;
     }
 }
 
@@ -96,12 +108,9 @@ pub unsafe fn write_header_as(
     cgroup_id: u64,
     who: &Asker,
 ) {
-    // SAFETY: as the caller promises; plain helper call.
+    // SAFETY: as the caller promises.
     unsafe {
-        (*h).kind = kind;
-        (*h).profile = profile;
-        (*h).ts_ns = bpf_ktime_get_ns();
-        (*h).cgroup_id = cgroup_id;
+        write_where(h, kind, profile, cgroup_id);
         (*h).pid = (who.pid_tgid >> 32) as u32;
         (*h).tid = who.pid_tgid as u32;
         (*h).uid = who.uid_gid as u32;

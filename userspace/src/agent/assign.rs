@@ -187,7 +187,7 @@ impl<K: KernelMaps> Agent<K> {
         let dns = self
             .compiled
             .values()
-            .any(|c| c.pref.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0);
+            .any(|c| c.pref.flags & profile_flags::READS_DNS != 0);
         let learn = self.compiled.values().any(|c| c.profile.learn);
         let mut flags = 0;
         if dns {

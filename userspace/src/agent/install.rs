@@ -115,7 +115,7 @@ impl<K: KernelMaps> Agent<K> {
             .any(|c| c.pref.flags & profile_flags::BIND_LOOPBACK_ONLY != 0);
         let reads_dns = fresh
             .values()
-            .any(|c| c.pref.flags & (profile_flags::LEARN_DNS | profile_flags::REPORT_DNS) != 0);
+            .any(|c| c.pref.flags & profile_flags::READS_DNS != 0);
         if let Err(e) = self
             .kernel
             .track_processes(track)
