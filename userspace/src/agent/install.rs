@@ -249,9 +249,11 @@ impl<K: KernelMaps> Agent<K> {
             .collect();
         let removed = self.kernel.sweep_rules(&|id| live.contains(&id))?;
         log::info!("removed {removed} rule entries a previous agent left");
-        let unpinned = self.kernel.sweep_tracepoints();
+        let unpinned = self.kernel.sweep_late_links();
         if unpinned > 0 {
-            log::info!("detached {unpinned} syscall tracepoints no profile watches any more");
+            log::info!(
+                "detached {unpinned} programs (syscall tracepoints, the DNS reader) no profile needs any more"
+            );
         }
         Ok(())
     }

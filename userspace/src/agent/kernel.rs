@@ -57,7 +57,7 @@ pub trait KernelMaps {
     fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError>;
     fn learn_syscalls(&mut self) -> Result<(), LoadError>;
     fn watched_syscalls(&self) -> &std::collections::BTreeMap<u32, Watch>;
-    fn sweep_tracepoints(&self) -> usize;
+    fn sweep_late_links(&self) -> usize;
     fn program_stats(&self) -> Vec<(&'static str, u64, u64)>;
 
     // Processes.
@@ -120,7 +120,7 @@ delegate! {
         fn cgroup_profiles() -> Vec<(u64, ProfileRef)>;
         fn read_config() -> Result<Config, MapError>;
         fn watched_syscalls() -> &std::collections::BTreeMap<u32, Watch>;
-        fn sweep_tracepoints() -> usize;
+        fn sweep_late_links() -> usize;
         fn program_stats() -> Vec<(&'static str, u64, u64)>;
         fn process(pid: u32) -> Option<ProcInfo>;
         fn gated() -> Vec<(u32, GatedProc)>;

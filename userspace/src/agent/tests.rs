@@ -151,7 +151,7 @@ impl KernelMaps for FakeKernel {
     fn watched_syscalls(&self) -> &BTreeMap<u32, Watch> {
         &self.watched
     }
-    fn sweep_tracepoints(&self) -> usize {
+    fn sweep_late_links(&self) -> usize {
         0
     }
     fn program_stats(&self) -> Vec<(&'static str, u64, u64)> {

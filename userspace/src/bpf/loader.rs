@@ -178,10 +178,12 @@ pub struct Kernel {
     syscalls_used: HashMap<MapData, cgwarden_common::SyscallUsedKey, u8>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
-    /// Links of the syscall programs: not pinned, they end with the agent.
-    syscall_links: Vec<FdLinkOrPerf>,
-    /// Tracepoint links pinned (or adopted) by this agent, by pin name.
-    tracepoint_pins: std::collections::HashSet<String>,
+    /// Links attached after start, when a profile first needs them (the syscall and
+    /// process tracepoints, the DNS answer reader): pinned ones stay after the agent,
+    /// the others end with it.
+    late_links: Vec<FdLinkOrPerf>,
+    /// Those links pinned (or adopted) by this agent, by pin name.
+    late_pins: std::collections::HashSet<String>,
     /// `/proc/kallsyms`, read once when a watched syscall has no tracepoint.
     kallsyms: Option<String>,
 }
@@ -283,7 +285,7 @@ impl Drop for Kernel {
     /// detach waits for an RCU grace period, and one after the other they made a
     /// `cgwarden exec` watching the escape set take seconds to return.
     fn drop(&mut self) {
-        let links = std::mem::take(&mut self.syscall_links);
+        let links = std::mem::take(&mut self.late_links);
         if links.len() < 4 {
             return;
         }
@@ -435,8 +437,8 @@ impl Kernel {
             raw_attached: false,
             syscalls_used,
             watched: Default::default(),
-            syscall_links: Vec::new(),
-            tracepoint_pins: Default::default(),
+            late_links: Vec::new(),
+            late_pins: Default::default(),
             kallsyms: None,
         })
     }
@@ -464,7 +466,7 @@ impl Kernel {
                     self.program_ids.extend(id.map(|id| (name, id)));
                 }
             }
-            if self.dns_answers && !self.tracepoint_pins.contains(DNS_ANSWERS_PROGRAM) {
+            if self.dns_answers && !self.late_pins.contains(DNS_ANSWERS_PROGRAM) {
                 self.attach_dns_answers(path)?;
             }
             return Ok(());
@@ -570,7 +572,7 @@ impl Kernel {
             super::raw::pin(link.as_fd(), &path).map_err(|e| pin_error(&path, e))?;
         }
         remove_other_builds(&state);
-        if self.dns_answers && !self.tracepoint_pins.contains(DNS_ANSWERS_PROGRAM) {
+        if self.dns_answers && !self.late_pins.contains(DNS_ANSWERS_PROGRAM) {
             self.attach_dns_answers(path)?;
         }
         Ok(())
@@ -582,7 +584,7 @@ impl Kernel {
             return Ok(());
         }
         self.raw_attached = true;
-        if self.adopt_tracepoint(RAW_PIN) {
+        if self.adopt_late_link(RAW_PIN) {
             return Ok(());
         }
         let program: &mut RawTracePoint = loaded(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
@@ -591,9 +593,9 @@ impl Kernel {
             .map_err(failed(RAW_SYSCALL_PROGRAM))?;
         let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
         if self.state.is_some() {
-            self.pin_tracepoint(RAW_PIN, FdLink::from(link))
+            self.pin_late_link(RAW_PIN, FdLink::from(link))
         } else {
-            self.syscall_links.push(FdLinkOrPerf::Raw(link));
+            self.late_links.push(FdLinkOrPerf::Raw(link));
             Ok(())
         }
     }
@@ -627,7 +629,7 @@ impl Kernel {
         name: &str,
     ) -> Result<(), LoadError> {
         let pin = format!("tp-{program_name}-{category}-{name}");
-        if self.adopt_tracepoint(&pin) {
+        if self.adopt_late_link(&pin) {
             return Ok(());
         }
         let tp: &mut TracePoint = loaded(&mut self.ebpf, program_name)?;
@@ -635,36 +637,36 @@ impl Kernel {
         let link = tp.take_link(id).map_err(failed(program_name))?;
         if self.state.is_some() {
             let link = FdLink::try_from(link).map_err(|e| link_error(program_name, e))?;
-            self.pin_tracepoint(&pin, link)
+            self.pin_late_link(&pin, link)
         } else {
-            self.syscall_links.push(FdLinkOrPerf::Tracepoint(link));
+            self.late_links.push(FdLinkOrPerf::Tracepoint(link));
             Ok(())
         }
     }
 
-    /// Reuses a tracepoint link a previous agent of this build pinned, if there is one:
+    /// Reuses a late link (a tracepoint, the DNS reader) a previous agent of this build pinned, if there is one:
     /// its program already runs on the same maps, so kill rules never stopped.
-    fn adopt_tracepoint(&mut self, pin: &str) -> bool {
+    fn adopt_late_link(&mut self, pin: &str) -> bool {
         let (Some(state), true) = (&self.state, self.adopted) else {
             return false;
         };
         let path = link_dir(state).join(pin);
         match PinnedLink::from_pin(&path) {
             Ok(link) => {
-                self.syscall_links
+                self.late_links
                     .push(FdLinkOrPerf::Pinned(FdLink::from(link)));
-                self.tracepoint_pins.insert(pin.to_owned());
+                self.late_pins.insert(pin.to_owned());
                 true
             }
             Err(_) => false,
         }
     }
 
-    /// Pins a tracepoint link, so the syscall rules (and the process table they rely
-    /// on) keep working while no agent runs, as the cgroup hooks do.
-    fn pin_tracepoint(&mut self, pin: &str, link: FdLink) -> Result<(), LoadError> {
+    /// Pins a late link, so the syscall rules (and the process table they rely on) and
+    /// the DNS reader keep working while no agent runs, as the cgroup hooks do.
+    fn pin_late_link(&mut self, pin: &str, link: FdLink) -> Result<(), LoadError> {
         let Some(state) = &self.state else {
-            self.syscall_links.push(FdLinkOrPerf::Pinned(link));
+            self.late_links.push(FdLinkOrPerf::Pinned(link));
             return Ok(());
         };
         let dir = link_dir(state);
@@ -672,15 +674,16 @@ impl Kernel {
         let path = dir.join(pin);
         let _ = fs::remove_file(&path);
         let pinned = link.pin(&path).map_err(|e| pin_error(&path, e))?;
-        self.syscall_links
+        self.late_links
             .push(FdLinkOrPerf::Pinned(FdLink::from(pinned)));
-        self.tracepoint_pins.insert(pin.to_owned());
+        self.late_pins.insert(pin.to_owned());
         Ok(())
     }
 
-    /// Unpins the tracepoint links a previous agent left that this one does not use
-    /// (syscalls no profile watches any more); their programs detach.
-    pub fn sweep_tracepoints(&self) -> usize {
+    /// Unpins the late links a previous agent left that this one does not use (syscalls
+    /// no profile watches any more, the DNS reader when no profile reads DNS); their
+    /// programs detach.
+    pub fn sweep_late_links(&self) -> usize {
         let Some(state) = &self.state else {
             return 0;
         };
@@ -692,7 +695,7 @@ impl Kernel {
             let name = entry.file_name().to_string_lossy().into_owned();
             let tracepoint =
                 name.starts_with("tp-") || name == RAW_PIN || name == DNS_ANSWERS_PROGRAM;
-            if tracepoint && !self.tracepoint_pins.contains(&name) {
+            if tracepoint && !self.late_pins.contains(&name) {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
                     Err(e) => log::warn!("could not unpin {}: {e}", entry.path().display()),
@@ -740,7 +743,7 @@ impl Kernel {
             return Ok(());
         }
         self.dns_answers = true;
-        if self.adopt_tracepoint(DNS_ANSWERS_PROGRAM) {
+        if self.adopt_late_link(DNS_ANSWERS_PROGRAM) {
             // The pinned program array still holds the previous agent's DNS egress half.
             return Ok(());
         }
@@ -791,7 +794,7 @@ impl Kernel {
         if let Ok(info) = link.info() {
             self.program_ids.push((name, info.program_id()));
         }
-        self.pin_tracepoint(name, link)
+        self.pin_late_link(name, link)
     }
 
     /// Attaches the listen program (`listen()` beyond loopback under `binds:
