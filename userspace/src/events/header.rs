@@ -32,6 +32,16 @@ pub struct Header {
 impl Header {
     /// The header of a kernel record of `kind`, enriched with what the agent knows.
     pub fn of(h: &EventHeader, kind: &'static str, ctx: &dyn Context) -> Self {
+        Self::with_profile(h, kind, ctx, ctx.profile(h.profile).map(|(name, _)| name))
+    }
+
+    /// The same, with the profile's name already looked up (one lookup per record).
+    pub fn with_profile(
+        h: &EventHeader,
+        kind: &'static str,
+        ctx: &dyn Context,
+        profile: Option<&str>,
+    ) -> Self {
         Self {
             time: rfc3339(ctx.wall_clock(h.ts_ns)),
             kind,
@@ -42,7 +52,7 @@ impl Header {
             gid: h.gid,
             cgroup: ctx.cgroup_path(h.cgroup_id),
             cgroup_id: h.cgroup_id,
-            profile: ctx.profile(h.profile).map(|(name, _)| name.to_owned()),
+            profile: profile.map(str::to_owned),
             who: ctx.container(h.cgroup_id),
         }
     }

@@ -27,15 +27,16 @@ pub struct NetRecord {
 /// see.
 pub fn enrich_net(e: &NetEvent, count: u64, ctx: &dyn Context) -> NetRecord {
     let h = &e.header;
+    let profile = ctx.profile(h.profile);
     let rule = if e.rule == RULE_DEFAULT {
         "default".to_owned()
     } else {
-        ctx.profile(h.profile)
+        profile
             .and_then(|(_, labels)| labels.get(e.rule as usize).cloned())
             .unwrap_or_else(|| format!("#{}", e.rule))
     };
     NetRecord {
-        header: Header::of(h, kind_name(h.kind), ctx),
+        header: Header::with_profile(h, kind_name(h.kind), ctx, profile.map(|(name, _)| name)),
         verdict: verdict_name(e.verdict),
         rule,
         protocol: protocol_name(e.protocol),
