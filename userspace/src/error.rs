@@ -32,7 +32,8 @@ pub mod code {
     /// Done.
     pub const OK: u8 = 0;
     /// Done, and it found something: `check` an invalid profile, `learn --check`
-    /// something the profile would deny, `reload` a set the agent refused.
+    /// something the profile would deny, `reload` a set the agent refused, `status` an
+    /// agent that refused to answer, `posture --container` no such container.
     pub const FOUND: u8 = 1;
     /// Any other failure, and a command line clap refused.
     pub const FAILED: u8 = 2;

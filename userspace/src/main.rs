@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     .format_timestamp_millis()
     .init();
     match cli::run(args.command) {
-        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(cgwarden::error::code::FAILED)),
         Err(e) => {
             eprintln!("cgwarden: {e:#}");
             ExitCode::from(cgwarden::error::exit_code(&e))

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cgwarden::policy;
+use cgwarden::{error::code, policy};
 
 /// Validate profiles; print each error as file:line:column.
 #[derive(clap::Args)]
@@ -32,5 +32,5 @@ pub fn run(args: &Args) -> i32 {
             }
         }
     }
-    i32::from(failed)
+    i32::from(if failed { code::FOUND } else { code::OK })
 }

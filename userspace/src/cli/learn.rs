@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use cgwarden::{
     control,
     dns::resolver::Resolver,
+    error::code,
     host,
     learn::export::{ExportSpec, PodLabel},
     output, policy,
@@ -287,5 +288,9 @@ fn check_events(
             format,
         )
     );
-    Ok(i32::from(findings.failed()))
+    Ok(i32::from(if findings.failed() {
+        code::FOUND
+    } else {
+        code::OK
+    }))
 }

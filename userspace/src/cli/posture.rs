@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use cgwarden::control;
+use cgwarden::{control, error::code};
 
 use super::Output;
 
@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
         });
         if containers.is_empty() {
             eprintln!("no container {wanted} is known");
-            return Ok(1);
+            return Ok(i32::from(code::FOUND));
         }
     }
     if json {

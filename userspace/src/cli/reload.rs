@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cgwarden::control;
+use cgwarden::{control, error::code};
 
 /// Ask the running agent to reload its profiles; a bad set keeps the running ones.
 #[derive(clap::Args)]
@@ -12,7 +12,8 @@ pub struct Args {
     pub control: PathBuf,
 }
 
-/// Sends a command to the running agent and prints its answer; 0 when it says ok.
+/// Asks the agent to reload; [`code::FOUND`] when it refused the new set (and kept the
+/// running one).
 pub fn run(args: &Args) -> anyhow::Result<i32> {
     request(&args.control, control::Command::Reload {})
 }
@@ -25,5 +26,5 @@ pub(super) fn request(socket: &Path, command: control::Command) -> anyhow::Resul
         Some(error) if !ok => eprintln!("{error}"),
         _ => println!("{}", serde_json::to_string_pretty(&answer)?),
     }
-    Ok(i32::from(!ok))
+    Ok(i32::from(if ok { code::OK } else { code::FOUND }))
 }

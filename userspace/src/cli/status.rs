@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cgwarden::control;
+use cgwarden::{control, error::code};
 
 use super::{Output, reload::request};
 
@@ -28,7 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<i32> {
             "{}",
             answer["error"].as_str().unwrap_or("the agent refused")
         );
-        return Ok(1);
+        return Ok(i32::from(code::FOUND));
     }
     print!("{}", status_table(&answer));
     Ok(0)
