@@ -673,7 +673,7 @@ fn the_exit_program_stays_well_inside_the_verifier_budget() {
         .arg("--policy")
         .arg(p.path())
         .args(["--", "true"])
-        .env("RUST_LOG", "cgwarden::bpf::loader=debug")
+        .env("RUST_LOG", "cgwarden::bpf::verify=debug")
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

@@ -398,5 +398,7 @@ fn reload(agent: &mut Agent, path: &Path) -> Result<(), String> {
             log::error!("applying reloaded selectors: {e:#}");
         }
     }
+    // Parsing and compiling a large profile set peaks far above what the agent keeps.
+    crate::host::release_free_memory();
     result
 }

@@ -3,7 +3,7 @@
 //! what a previous agent left in pinned maps.
 
 use super::*;
-use crate::bpf::Hooks;
+use crate::bpf::{Hooks, Wanted};
 
 impl<K: KernelMaps> Agent<K> {
     /// Installs a new set of profiles atomically: every profile is compiled under a new
@@ -116,14 +116,13 @@ impl<K: KernelMaps> Agent<K> {
         let reads_dns = fresh
             .values()
             .any(|c| c.pref.flags & profile_flags::READS_DNS != 0);
-        if let Err(e) = self
-            .kernel
-            .track_processes(track)
-            .and_then(|()| self.kernel.watch_syscalls(&wanted))
-            .and_then(|()| self.kernel.watch_packet_sockets(packet_sockets))
-            .and_then(|()| self.kernel.watch_listens(loopback_binds))
-            .and_then(|()| self.kernel.watch_dns_answers(reads_dns))
-        {
+        if let Err(e) = self.kernel.attach_programs(&Wanted {
+            processes: track,
+            syscalls: &wanted,
+            packet_sockets,
+            listens: loopback_binds,
+            dns_answers: reads_dns,
+        }) {
             for w in &written {
                 let _ = self.kernel.remove_rules(&w.rules);
             }

@@ -11,10 +11,9 @@ use cgwarden_common::{
     Config, CredOffsets, FlowKey, FlowState, GatedProc, LearnedKey, LearnedValue, ProcInfo,
     ProfileRef, SocketFile, SyscallRepeatKey,
 };
-use syscalls::Sysno;
 
 use super::Rules;
-use crate::bpf::{Counters, Hooks, LoadError, Watch};
+use crate::bpf::{Counters, LoadError, Wanted, Watch};
 
 /// The kernel side, as the agent uses it.
 pub trait KernelMaps {
@@ -50,11 +49,7 @@ pub trait KernelMaps {
     fn set_runtime_sockets(&mut self, files: &[SocketFile]) -> Result<(), MapError>;
 
     // Programs.
-    fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError>;
-    fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError>;
-    fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError>;
-    fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError>;
-    fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError>;
+    fn attach_programs(&mut self, wanted: &Wanted) -> Result<(), LoadError>;
     fn learn_syscalls(&mut self) -> Result<(), LoadError>;
     fn watched_syscalls(&self) -> &std::collections::BTreeMap<u32, Watch>;
     fn sweep_late_links(&self) -> usize;
@@ -106,11 +101,7 @@ delegate! {
         fn write_escape_files(files: &[cgwarden_common::EscapeFileKey]) -> Result<(), MapError>;
         fn write_cred_offsets(offsets: CredOffsets) -> Result<(), MapError>;
         fn set_runtime_sockets(files: &[SocketFile]) -> Result<(), MapError>;
-        fn track_processes(wanted: bool) -> Result<(), LoadError>;
-        fn watch_syscalls(wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError>;
-        fn watch_packet_sockets(wanted: bool) -> Result<(), LoadError>;
-        fn watch_listens(wanted: bool) -> Result<(), LoadError>;
-        fn watch_dns_answers(wanted: bool) -> Result<(), LoadError>;
+        fn attach_programs(wanted: &Wanted) -> Result<(), LoadError>;
         fn learn_syscalls() -> Result<(), LoadError>;
         fn arm_process(pid: u32, ppid: u32, exe: &str) -> Result<(), MapError>;
         fn forget_gated(pid: u32) -> Result<(), MapError>;

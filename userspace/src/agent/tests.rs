@@ -16,7 +16,7 @@ use cgwarden_common::{
 use syscalls::Sysno;
 
 use super::{Agent, KernelMaps, RETIRE_AFTER, Rules};
-use crate::bpf::{Counters, Hooks, LoadError, Watch};
+use crate::bpf::{Counters, Hooks, LoadError, Wanted, Watch};
 
 /// A map write, in the order the agent made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,11 +115,8 @@ impl KernelMaps for FakeKernel {
     fn set_runtime_sockets(&mut self, _: &[SocketFile]) -> Result<(), MapError> {
         Ok(())
     }
-    fn track_processes(&mut self, _: bool) -> Result<(), LoadError> {
-        Ok(())
-    }
-    fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
-        for (sysno, hooks) in wanted {
+    fn attach_programs(&mut self, wanted: &Wanted) -> Result<(), LoadError> {
+        for (sysno, hooks) in wanted.syscalls {
             let nr = sysno.id() as u32;
             let had = self.hooks.get(&nr).copied().unwrap_or_default();
             self.hooks.insert(nr, had.union(*hooks));
@@ -131,16 +128,7 @@ impl KernelMaps for FakeKernel {
                 },
             );
         }
-        Ok(())
-    }
-    fn watch_packet_sockets(&mut self, _: bool) -> Result<(), LoadError> {
-        Ok(())
-    }
-    fn watch_listens(&mut self, _: bool) -> Result<(), LoadError> {
-        Ok(())
-    }
-    fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError> {
-        if wanted && !self.log.contains(&Op::DnsAnswers) {
+        if wanted.dns_answers && !self.log.contains(&Op::DnsAnswers) {
             self.log.push(Op::DnsAnswers);
         }
         Ok(())

@@ -236,6 +236,22 @@ impl Hooks {
     }
 }
 
+/// The programs a profile set needs beyond the cgroup hooks, for
+/// [`Kernel::attach_programs`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Wanted<'a> {
+    /// The process table (`proc_exec`, `proc_fork`).
+    pub processes: bool,
+    /// Watched syscalls and what each needs.
+    pub syscalls: &'a [(Sysno, Hooks)],
+    /// `socket()`'s entry: packet sockets.
+    pub packet_sockets: bool,
+    /// `listen()`'s entry: listeners beyond loopback.
+    pub listens: bool,
+    /// The DNS answer reader.
+    pub dns_answers: bool,
+}
+
 /// Whether the running kernel implements syscall `name`, from `/proc/kallsyms`: a
 /// syscall the kernel was built without has only the weak stub `COND_SYSCALL` leaves
 /// (type `W`, calling `sys_ni_syscall`, which answers ENOSYS), or no symbol at all; an
@@ -309,6 +325,10 @@ impl Kernel {
     /// not already pinned and attached.
     pub fn load(state: Option<&Path>) -> Result<Self, LoadError> {
         let mut loader = EbpfLoader::new();
+        // No CO-RE relocations to apply (the object reads kernel structs at offsets the
+        // agent finds in BTF itself, `btf.rs`; a unit test keeps it so): without this,
+        // aya parses the kernel's whole BTF, ~10 MB of peak memory and ~30 ms of start.
+        loader.btf(None);
         let layout = super::layout::read(Path::new(crate::host::TRACEFS))?;
         log::debug!("tracepoint record layout: {layout:?}");
         loader.override_global("TRACEPOINT_LAYOUT", &layout, true);
@@ -329,30 +349,11 @@ impl Kernel {
         // The tracepoint programs (syscalls, process table) are loaded when something
         // first attaches them: an egress-only agent never pays for verifying them.
         if !adopted {
-            for name in SOCK_ADDR_PROGRAMS {
-                let started = std::time::Instant::now();
-                program::<CgroupSockAddr>(&mut ebpf, name)?
-                    .load()
-                    .map_err(failed(name))?;
-                log::debug!("program {name} verified in {:?}", started.elapsed());
-            }
-            program::<CgroupSock>(&mut ebpf, SOCK_CREATE_PROGRAM)?
-                .load()
-                .map_err(failed(SOCK_CREATE_PROGRAM))?;
-            program::<CgroupSysctl>(&mut ebpf, SYSCTL_PROGRAM)?
-                .load()
-                .map_err(failed(SYSCTL_PROGRAM))?;
-            program::<CgroupDevice>(&mut ebpf, DEVICE_PROGRAM)?
-                .load()
-                .map_err(failed(DEVICE_PROGRAM))?;
-            let started = std::time::Instant::now();
-            program::<CgroupSkb>(&mut ebpf, SKB_EGRESS_PROGRAM)?
-                .load()
-                .map_err(failed(SKB_EGRESS_PROGRAM))?;
-            log::debug!(
-                "program {SKB_EGRESS_PROGRAM} verified in {:?}",
-                started.elapsed()
-            );
+            // The slowest first, so the rest are verified beside it.
+            let mut start = vec![SKB_EGRESS_PROGRAM];
+            start.extend(SOCK_ADDR_PROGRAMS);
+            start.extend([SOCK_CREATE_PROGRAM, SYSCTL_PROGRAM, DEVICE_PROGRAM]);
+            super::verify::load_all(&mut ebpf, &start)?;
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
@@ -724,7 +725,7 @@ impl Kernel {
     /// them: syscall rules (which apply to armed processes) or uid expectations.
     /// Attaches the packet-socket program (`socket()` of `AF_PACKET` or `AF_XDP` by a
     /// process whose profile forbids them); it stays attached while the agent runs.
-    pub fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError> {
+    fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.packet_sockets {
             return Ok(());
         }
@@ -738,7 +739,7 @@ impl Kernel {
     /// are not attached yet, [`Kernel::attach`] attaches it with them), pinned as they
     /// are; it stays attached while the agent runs. Called before the profile that
     /// needs it is written, so no answer to its first query is missed.
-    pub fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError> {
+    fn watch_dns_answers(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.dns_answers {
             return Ok(());
         }
@@ -797,9 +798,72 @@ impl Kernel {
         self.pin_late_link(name, link)
     }
 
+    /// Attaches what `wanted` names that is not attached yet (what is attached stays).
+    /// The tracepoint programs it will attach fresh are verified first, side by side.
+    pub fn attach_programs(&mut self, wanted: &Wanted) -> Result<(), LoadError> {
+        if !self.adopted {
+            let fresh = self.fresh_programs(wanted);
+            super::verify::load_all(&mut self.ebpf, &fresh)?;
+        }
+        self.track_processes(wanted.processes)?;
+        self.watch_syscalls(wanted.syscalls)?;
+        self.watch_packet_sockets(wanted.packet_sockets)?;
+        self.watch_listens(wanted.listens)?;
+        self.watch_dns_answers(wanted.dns_answers)
+    }
+
+    /// The tracepoint programs [`Kernel::attach_programs`] will attach that are not
+    /// attached yet, the slowest to verify first. The same decisions as the attach
+    /// calls make (syscalls without a tracepoint of their own are left to them).
+    fn fresh_programs(&self, wanted: &Wanted) -> Vec<&'static str> {
+        let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        let (mut entry, mut exit, mut refused) = (false, false, false);
+        for &(sysno, hooks) in wanted.syscalls {
+            let nr = sysno.id() as u32;
+            let had = match self.watched.get(&nr) {
+                Some(Watch::Tracepoint { hooks, .. }) => *hooks,
+                Some(_) => continue,
+                None => Hooks::default(),
+            };
+            if !tracefs
+                .join(crate::policy::syscalls::tracepoint_name(sysno))
+                .exists()
+            {
+                continue;
+            }
+            let now = had.union(hooks);
+            if now.by_path && !had.by_path {
+                exit = true;
+            } else if now.exit && !had.exit {
+                refused = true;
+            }
+            entry |= now.entry && !had.entry;
+        }
+        let mut fresh = Vec::new();
+        if exit {
+            fresh.push(SYSCALL_EXIT_PROGRAM);
+        }
+        if wanted.processes && !self.tracking {
+            fresh.extend(PROC_PROGRAMS.iter().map(|(name, _)| *name));
+        }
+        if entry {
+            fresh.push(SYSCALL_PROGRAM);
+        }
+        if refused {
+            fresh.push(SYSCALL_EXIT_REFUSED_PROGRAM);
+        }
+        if wanted.packet_sockets && !self.packet_sockets {
+            fresh.push(SOCKET_PROGRAM);
+        }
+        if wanted.listens && !self.listens {
+            fresh.push(LISTEN_PROGRAM);
+        }
+        fresh
+    }
+
     /// Attaches the listen program (`listen()` beyond loopback under `binds:
     /// loopback`); it stays attached while the agent runs.
-    pub fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError> {
+    fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.listens {
             return Ok(());
         }
@@ -808,7 +872,7 @@ impl Kernel {
         Ok(())
     }
 
-    pub fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
+    fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.tracking {
             return Ok(());
         }
@@ -823,7 +887,7 @@ impl Kernel {
     /// own entry and exit tracepoints where the kernel has them, the raw `sys_enter`
     /// tracepoint (filtered by number) where it has none. What is attached stays
     /// attached; a syscall that now needs more gets the rest.
-    pub fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
+    fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
         for &(sysno, hooks) in wanted {
             let nr = sysno.id() as u32;
@@ -1101,24 +1165,7 @@ where
     let program = ebpf
         .program_mut(name)
         .ok_or(LoadError::MissingProgram(name))?;
-    if program.fd().is_err() {
-        let started = std::time::Instant::now();
-        match program {
-            aya::programs::Program::TracePoint(p) => p.load(),
-            aya::programs::Program::RawTracePoint(p) => p.load(),
-            _ => return Err(LoadError::MissingProgram(name)),
-        }
-        .map_err(failed(name))?;
-        // The verifier allows a million; the path-judging exit program is the largest.
-        let verified = program
-            .info()
-            .ok()
-            .and_then(|i| i.verified_instruction_count());
-        log::debug!(
-            "program {name}: {verified:?} instructions verified in {:?}",
-            started.elapsed()
-        );
-    }
+    super::verify::load_one(name, program)?;
     program.try_into().map_err(failed(name))
 }
 
@@ -1151,6 +1198,28 @@ mod tests {
         // The running kernel, whose getppid is implemented.
         let here = std::fs::read_to_string("/proc/kallsyms").unwrap_or_default();
         assert_ne!(implemented(&here, "getppid"), Some(false));
+    }
+
+    /// `Kernel::load` gives aya no kernel BTF (`btf(None)`): that is right only while
+    /// the object asks for no CO-RE relocation, which would then go unapplied.
+    #[test]
+    fn the_object_has_no_core_relocations() {
+        use object::{Object as _, ObjectSection as _};
+        let elf = object::File::parse(super::OBJECT).unwrap();
+        let Some(ext) = elf.section_by_name(".BTF.ext") else {
+            return;
+        };
+        let ext = ext.data().unwrap();
+        let u32_at = |o: usize| u32::from_le_bytes(ext[o..o + 4].try_into().unwrap());
+        assert_eq!(u16::from_le_bytes([ext[0], ext[1]]), 0xeb9f, "not BTF.ext");
+        // btf_ext_header: magic, version, flags, hdr_len, func_info and line_info
+        // (offset, length), then core_relo (offset, length) when hdr_len reaches it.
+        let hdr_len = u32_at(4) as usize;
+        let core_relo_len = if hdr_len >= 32 { u32_at(28) } else { 0 };
+        assert_eq!(
+            core_relo_len, 0,
+            "the eBPF object has CO-RE relocations: give aya the kernel BTF in Kernel::load"
+        );
     }
 
     #[test]

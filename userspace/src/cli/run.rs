@@ -259,6 +259,8 @@ async fn run_agent(s: Settings) -> anyhow::Result<i32> {
             None => String::new(),
         }
     );
+    // Loading peaks far above what the agent keeps while it runs.
+    cgwarden::host::release_free_memory();
     // systemd's `Type=notify`: ready once enforcing.
     if let Err(e) = cgwarden::host::notify::notify("READY=1") {
         log::warn!("cannot tell the supervisor the agent is ready: {e}");
