@@ -37,8 +37,15 @@ pub mod maps {
     pub const CGROUP_PROFILES: &str = "CGROUP_PROFILES";
     /// `Array<Config>` with one entry: global settings the agent updates at run time.
     pub const CONFIG: &str = "CONFIG";
-    /// `LpmTrie<EgressKey, EgressValue>`: egress rules by (profile, address prefix).
+    /// `LpmTrie<EgressKey, EgressValue>`: egress rules by (profile, address prefix),
+    /// for prefixes shorter than a whole address.
     pub const EGRESS: &str = "EGRESS";
+    /// `HashMap<EgressKey, EgressValue>`: egress rules of whole addresses (an IPv4
+    /// /32, an IPv6 /128). A whole address is the longest prefix there is, so a flow
+    /// whose address is here is decided here; the trie is searched only when it is not.
+    /// Large allowlists are mostly such entries, and a hash map takes them several times
+    /// faster than the trie.
+    pub const EGRESS_HOSTS: &str = "EGRESS_HOSTS";
     /// `RingBuf` of events.
     pub const EVENTS: &str = "EVENTS";
     /// `PerCpuArray<u64>` of counters, indexed by [`crate::counters`].
@@ -134,7 +141,8 @@ pub mod maps {
     pub const DNS_EGRESS: &str = "DNS_EGRESS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 37] = [
+    pub const ALL: [&str; 38] = [
+        EGRESS_HOSTS,
         DNS_EGRESS,
         READ_PATTERNS,
         ENTERED,

@@ -1,10 +1,11 @@
 //! Where a flow is decided: the egress allowlist lookup, shared by every network hook.
 //!
-//! Rules live in an LPM trie keyed by (profile id, IPv6 or v4-mapped address). The agent's
-//! compiler has already merged each prefix's rules with those of every shorter prefix
-//! that contains it, most specific first and deny before allow, so the longest match
-//! carries every rule that can apply and the first rule whose port and protocol match
-//! decides.
+//! Rules are keyed by (profile id, IPv6 or v4-mapped address): whole addresses in a hash
+//! map (`EGRESS_HOSTS`), shorter prefixes in an LPM trie (`EGRESS`), searched only when
+//! the address has no entry of its own. The agent's compiler has already merged each
+//! prefix's rules with those of every shorter prefix that contains it, most specific
+//! first and deny before allow, so the longest match carries every rule that can apply
+//! and the first rule whose port and protocol match decides.
 //!
 //! Minimum kernel: 5.12, for the report's total (an atomic fetch-add, in `event`); the
 //! LPM trie is 4.11. Called from cgroup_skb, the report's header needs 6.16 (`event`).
@@ -17,7 +18,7 @@ use cgwarden_common::{
 
 use crate::{
     event,
-    maps::{EGRESS, LEARNED, NAMES, count},
+    maps::{EGRESS, EGRESS_HOSTS, LEARNED, NAMES, count},
     profile::Match,
 };
 
@@ -75,16 +76,16 @@ pub fn report(m: &Match, flow: &Flow, kind: u32, cgroup_id: u64, verdict: u8, ru
 #[inline(always)]
 fn decide(m: &Match, flow: &Flow) -> (u8, u32) {
     let profile = &m.profile;
-    let key = Key::new(
-        EGRESS_FULL_PREFIX,
-        EgressKey {
-            profile_be: profile.id.to_be(),
-            addr: flow.addr,
-        },
-    );
+    let key = EgressKey {
+        profile_be: profile.id.to_be(),
+        addr: flow.addr,
+    };
     let proto_bit = proto_bit(flow.protocol);
-    let mut found = EGRESS
-        .get(&key)
+    // A whole address is the longest prefix: its entry, where there is one, decides
+    // (it carries the rules of the shorter prefixes that contain it).
+    // SAFETY: values are written whole by the agent and only read here.
+    let mut found = unsafe { EGRESS_HOSTS.get(&key) }
+        .or_else(|| EGRESS.get(&Key::new(EGRESS_FULL_PREFIX, key)))
         .and_then(|value| first_match(value, flow.port, proto_bit));
     if found.is_none() && profile.flags & profile_flags::LEARN_DNS != 0 {
         found = learned(m, flow, proto_bit);

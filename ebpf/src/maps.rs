@@ -29,6 +29,12 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 pub static EGRESS: LpmTrie<EgressKey, EgressValue> =
     LpmTrie::with_max_entries(EGRESS_MAX_ENTRIES, 0);
 
+/// Whole addresses apart from the trie (see `cgwarden_common::maps::EGRESS_HOSTS`);
+/// entries are allocated as they are written, as the trie's are.
+#[map]
+pub static EGRESS_HOSTS: HashMap<EgressKey, EgressValue> =
+    HashMap::with_max_entries(EGRESS_MAX_ENTRIES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(RINGBUF_BYTES, 0);
 

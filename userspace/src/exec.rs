@@ -116,18 +116,9 @@ pub async fn run(
     sinks: Sinks,
     resolver: Resolver,
 ) -> anyhow::Result<i32> {
-    let (profile, policy_file) = match &under {
-        Under::Profile(file) => (one_profile(file)?, *file),
-        Under::Check(file, _) => {
-            let mut p = one_profile(file)?;
-            p.mode = Mode::Audit;
-            (p, *file)
-        }
-        // Credentials are added once the agent knows whether it can read them.
-        Under::Learn(l) => (
-            learn::learning_profile(l.name, false, None).map_err(|e| anyhow::anyhow!("{e}"))?,
-            Path::new("/dev/null"),
-        ),
+    let policy_file = match &under {
+        Under::Profile(file) | Under::Check(file, _) => *file,
+        Under::Learn(_) => Path::new("/dev/null"),
     };
     if let Under::Learn(Learning {
         merge: Some(base), ..
@@ -138,31 +129,28 @@ pub async fn run(
         learn::merge::preflight(&text, base)
             .map_err(|e| anyhow::anyhow!("cannot merge into {}: {e}", base.display()))?;
     }
+    // The profile is parsed while the kernel side loads: a large allowlist takes as
+    // long to parse as the programs take to verify. A profile that does not parse is
+    // the error reported, whatever the loading did (nothing is pinned or attached yet).
+    let (profile, prepared) = std::thread::scope(|s| {
+        let parsing = s.spawn(|| the_profile(&under));
+        let prepared = prepare(&target);
+        let profile = parsing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (profile, prepared)
+    });
+    let profile = profile?;
+    let Prepared {
+        host,
+        owned,
+        path,
+        relative,
+        id,
+        level,
+        mut kernel,
+    } = prepared?;
     let name = profile.name.as_str().to_owned();
-    let host = host::prepare()?;
-
-    // The cgroup: a fresh one for a command, or the running one.
-    let (owned, path, relative) = match &target {
-        Target::Command(_) => {
-            let cgroup = OwnedCgroup::create(
-                &host.cgroup2,
-                &format!("cgwarden-exec-{}-{}", std::process::id(), unique()),
-            )
-            .context("creating the command's cgroup")?;
-            let (path, relative) = (cgroup.path().to_path_buf(), cgroup.relative().to_owned());
-            (Some(cgroup), path, relative)
-        }
-        Target::Running { cgroup, .. } => {
-            let path = host.cgroup2.join(cgroup.trim_start_matches('/'));
-            anyhow::ensure!(path.is_dir(), "cgroup {cgroup} does not exist");
-            (None, path, (*cgroup).to_owned())
-        }
-    };
-    let id = crate::host::cgroups::cgroup_id(&path)
-        .with_context(|| format!("reading the id of {}", path.display()))?;
-    let level = relative.split('/').filter(|p| !p.is_empty()).count() as u32;
-
-    let mut kernel = Kernel::load(None)?;
     kernel.attach(&path)?;
     let ring = kernel.take_events().context("event ring buffer")?;
     let mut agent = Agent::new(kernel, host.cgroup2.clone(), sinks, resolver)?;
@@ -381,6 +369,70 @@ pub fn write_learned(
         }
     }
     Ok(())
+}
+
+/// The profile `exec` runs under: the file's, in audit mode for `--check`, or a
+/// learning profile.
+fn the_profile(under: &Under) -> anyhow::Result<Profile> {
+    Ok(match under {
+        Under::Profile(file) => one_profile(file)?,
+        Under::Check(file, _) => {
+            let mut p = one_profile(file)?;
+            p.mode = Mode::Audit;
+            p
+        }
+        // Credentials are added once the agent knows whether it can read them.
+        Under::Learn(l) => {
+            learn::learning_profile(l.name, false, None).map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+    })
+}
+
+/// The host, the cgroup `exec` watches and the loaded kernel side, before any profile.
+struct Prepared {
+    host: host::HostInfo,
+    /// The command's own cgroup, removed when dropped (`None` for a running one).
+    owned: Option<OwnedCgroup>,
+    path: PathBuf,
+    relative: String,
+    id: u64,
+    level: u32,
+    kernel: Kernel,
+}
+
+/// Prepares the host, makes (or finds) the cgroup and loads the kernel side.
+fn prepare(target: &Target) -> anyhow::Result<Prepared> {
+    let host = host::prepare()?;
+    // The cgroup: a fresh one for a command, or the running one.
+    let (owned, path, relative) = match target {
+        Target::Command(_) => {
+            let cgroup = OwnedCgroup::create(
+                &host.cgroup2,
+                &format!("cgwarden-exec-{}-{}", std::process::id(), unique()),
+            )
+            .context("creating the command's cgroup")?;
+            let (path, relative) = (cgroup.path().to_path_buf(), cgroup.relative().to_owned());
+            (Some(cgroup), path, relative)
+        }
+        Target::Running { cgroup, .. } => {
+            let path = host.cgroup2.join(cgroup.trim_start_matches('/'));
+            anyhow::ensure!(path.is_dir(), "cgroup {cgroup} does not exist");
+            (None, path, (*cgroup).to_owned())
+        }
+    };
+    let id = crate::host::cgroups::cgroup_id(&path)
+        .with_context(|| format!("reading the id of {}", path.display()))?;
+    let level = relative.split('/').filter(|p| !p.is_empty()).count() as u32;
+    let kernel = Kernel::load(None)?;
+    Ok(Prepared {
+        host,
+        owned,
+        path,
+        relative,
+        id,
+        level,
+        kernel,
+    })
 }
 
 fn one_profile(file: &Path) -> anyhow::Result<Profile> {

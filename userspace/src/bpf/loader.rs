@@ -138,6 +138,9 @@ pub struct Kernel {
     pub(super) egress: LpmTrie<MapData, EgressKey, EgressValue>,
     /// `EGRESS`'s own fd, for batched writes (aya's trie does not expose it).
     pub(super) egress_fd: std::os::fd::OwnedFd,
+    pub(super) egress_hosts: HashMap<MapData, EgressKey, EgressValue>,
+    /// `EGRESS_HOSTS`'s own fd, for batched writes.
+    pub(super) egress_hosts_fd: std::os::fd::OwnedFd,
     pub(super) counters: PerCpuArray<MapData, u64>,
     pub(super) flows: HashMap<MapData, FlowKey, FlowState>,
     pub(super) syscall_repeats: HashMap<MapData, SyscallRepeatKey, FlowState>,
@@ -357,23 +360,10 @@ impl Kernel {
         }
         let cgroup_profiles = take_map(&mut ebpf, names::CGROUP_PROFILES)?;
         let config = take_map(&mut ebpf, names::CONFIG)?;
-        let egress_fd = match ebpf.map(names::EGRESS) {
-            Some(aya::maps::Map::LpmTrie(data)) => {
-                use std::os::fd::AsFd;
-                data.fd()
-                    .as_fd()
-                    .try_clone_to_owned()
-                    .map_err(|source| LoadError::Map {
-                        name: names::EGRESS,
-                        source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
-                            call: "dup",
-                            io_error: source,
-                        }),
-                    })?
-            }
-            _ => return Err(LoadError::MissingMap(names::EGRESS)),
-        };
+        let egress_fd = map_fd(&ebpf, names::EGRESS)?;
         let egress = take_map(&mut ebpf, names::EGRESS)?;
+        let egress_hosts_fd = map_fd(&ebpf, names::EGRESS_HOSTS)?;
+        let egress_hosts = take_map(&mut ebpf, names::EGRESS_HOSTS)?;
         let dns_egress = take_map(&mut ebpf, names::DNS_EGRESS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
@@ -408,6 +398,8 @@ impl Kernel {
             config,
             egress,
             egress_fd,
+            egress_hosts,
+            egress_hosts_fd,
             counters,
             flows,
             syscall_repeats,
@@ -1172,6 +1164,26 @@ where
 /// Wraps a program's error with its name.
 fn failed(name: &'static str) -> impl FnOnce(ProgramError) -> LoadError {
     move |source| LoadError::Program { name, source }
+}
+
+/// A duplicate of map `name`'s fd, for the system calls aya has no method for (batched
+/// writes).
+fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<std::os::fd::OwnedFd, LoadError> {
+    use std::os::fd::AsFd;
+    let data = match ebpf.map(name) {
+        Some(aya::maps::Map::LpmTrie(data) | aya::maps::Map::HashMap(data)) => data,
+        _ => return Err(LoadError::MissingMap(name)),
+    };
+    data.fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|source| LoadError::Map {
+            name,
+            source: aya::maps::MapError::SyscallError(aya::sys::SyscallError {
+                call: "dup",
+                io_error: source,
+            }),
+        })
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, LoadError>

@@ -70,6 +70,7 @@ impl Kernel {
         for key in stale {
             ignore_missing(self.egress.remove(&key))?;
         }
+        removed += sweep(&mut self.egress_hosts, |k| keep(u32::from_be(k.profile_be)))?;
         removed += sweep(&mut self.names, |k| keep(k.profile))?;
         removed += sweep(&mut self.name_text, |k| keep(k.profile))?;
         removed += sweep(&mut self.dns_servers, |k| {
@@ -282,26 +283,21 @@ impl Kernel {
         }
     }
 
-    /// Writes egress entries (new ones and replacements): with one batched system call
+    /// Writes egress entries (new ones and replacements): whole addresses to
+    /// `EGRESS_HOSTS`, shorter prefixes to the trie; each with one batched system call
     /// where the kernel has them (a 100,000-CIDR profile is one call, not 100,000), one
     /// call per entry for what a batch did not write.
     pub fn insert_egress(&mut self, entries: &[EgressEntry]) -> Result<(), MapError> {
-        let mut rest = entries;
-        if entries.len() > 1 {
-            let keys: Vec<Key<cgwarden_common::EgressKey>> = entries
-                .iter()
-                .map(|e| Key::new(e.prefix_len, e.key))
-                .collect();
-            let values: Vec<cgwarden_common::EgressValue> =
-                entries.iter().map(|e| e.value).collect();
-            let (written, result) =
-                super::raw::update_batch(self.egress_fd.as_fd(), &keys, &values);
-            if let Err(e) = result {
-                log::debug!("batched egress write stopped after {written} entries: {e}");
-            }
-            rest = &entries[written.min(entries.len())..];
+        let (hosts, prefixes): (Vec<&EgressEntry>, Vec<&EgressEntry>) =
+            entries.iter().partition(|e| is_host(e));
+        let written = batch_write(self.egress_hosts_fd.as_fd(), &hosts, |e| e.key);
+        for e in &hosts[written..] {
+            self.egress_hosts.insert(e.key, e.value, 0)?;
         }
-        for e in rest {
+        let written = batch_write(self.egress_fd.as_fd(), &prefixes, |e| {
+            Key::new(e.prefix_len, e.key)
+        });
+        for e in &prefixes[written..] {
             self.egress
                 .insert(&Key::new(e.prefix_len, e.key), e.value, 0)?;
         }
@@ -311,7 +307,11 @@ impl Kernel {
     /// Removes egress entries; entries already gone are not an error.
     pub fn remove_egress(&mut self, entries: &[EgressEntry]) -> Result<(), MapError> {
         for e in entries {
-            ignore_missing(self.egress.remove(&Key::new(e.prefix_len, e.key)))?;
+            if is_host(e) {
+                ignore_missing(self.egress_hosts.remove(&e.key))?;
+            } else {
+                ignore_missing(self.egress.remove(&Key::new(e.prefix_len, e.key)))?;
+            }
         }
         Ok(())
     }
@@ -355,6 +355,31 @@ pub(super) fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapErro
 }
 
 /// Removes the entries of `map` whose key `keep` rejects; returns how many.
+/// Whether an egress entry covers a whole address (it goes to `EGRESS_HOSTS`).
+fn is_host(e: &EgressEntry) -> bool {
+    e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX
+}
+
+/// Writes `entries` to the map behind `fd` in one batch, keyed by `key`; how many it
+/// wrote (all, or those before the first the kernel refused; none where the kernel has
+/// no batches: the caller writes the rest one by one).
+fn batch_write<K: aya::Pod>(
+    fd: std::os::fd::BorrowedFd,
+    entries: &[&EgressEntry],
+    key: impl Fn(&EgressEntry) -> K,
+) -> usize {
+    if entries.len() < 2 {
+        return 0;
+    }
+    let keys: Vec<K> = entries.iter().map(|e| key(e)).collect();
+    let values: Vec<cgwarden_common::EgressValue> = entries.iter().map(|e| e.value).collect();
+    let (written, result) = super::raw::update_batch(fd, &keys, &values);
+    if let Err(e) = result {
+        log::debug!("batched egress write stopped after {written} entries: {e}");
+    }
+    written.min(entries.len())
+}
+
 fn sweep<K: aya::Pod, V: aya::Pod>(
     map: &mut aya::maps::HashMap<aya::maps::MapData, K, V>,
     keep: impl Fn(&K) -> bool,

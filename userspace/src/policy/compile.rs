@@ -1,4 +1,5 @@
-//! Compiling a profile's egress rules into `EGRESS` LPM trie entries.
+//! Compiling a profile's egress rules into egress entries: whole addresses go to the
+//! `EGRESS_HOSTS` hash map, shorter prefixes to the `EGRESS` LPM trie (`bpf/maps.rs`).
 //!
 //! The kernel does one longest-prefix lookup per flow and then walks the port rules of
 //! the entry it found. For that to be correct, each entry must carry the rules of every
@@ -63,23 +64,19 @@ pub fn compile_egress(
     let mut by_prefix: HashMap<Prefix, Vec<PortRule>> =
         HashMap::with_capacity(egress.rules.iter().map(|r| r.to.len()).sum());
     for (index, rule) in egress.rules.iter().enumerate() {
-        let port_rules = port_rules(rule, index);
-        let mut prefixes = Vec::new();
-        for dest in &rule.to {
-            match dest {
-                Destination::Net(net) => prefixes.push(to_prefix(*net)),
-                Destination::Name(name) => prefixes.extend(
-                    resolve(name)
-                        .into_iter()
-                        .map(|ip| to_prefix(IpNetwork::from(ip))),
-                ),
-            }
-        }
-        for prefix in prefixes {
+        let mut add = |prefix: Prefix| {
             by_prefix
                 .entry(prefix)
                 .or_default()
-                .extend_from_slice(&port_rules);
+                .extend(port_rules(rule, index));
+        };
+        for dest in &rule.to {
+            match dest {
+                Destination::Net(net) => add(to_prefix(*net)),
+                Destination::Name(name) => resolve(name)
+                    .into_iter()
+                    .for_each(|ip| add(to_prefix(IpNetwork::from(ip)))),
+            }
         }
     }
     // An IPv6 rule that covers the v4-mapped range must not decide IPv4 flows: a
@@ -92,9 +89,13 @@ pub fn compile_egress(
     }
 
     let lengths: BTreeSet<u8> = by_prefix.keys().map(|&(_, len)| len).collect();
-    let mut entries = Vec::with_capacity(by_prefix.len());
+    // In key order (as the kernel's batches are written): the prefixes are sorted, not
+    // the entries, which are twelve times their size.
+    let mut prefixes: Vec<(&Prefix, &Vec<PortRule>)> = by_prefix.iter().collect();
+    prefixes.sort_unstable_by_key(|(prefix, _)| **prefix);
+    let mut entries = Vec::with_capacity(prefixes.len());
     let mut rules: Vec<PortRule> = Vec::new();
-    for (&(addr, len), own) in &by_prefix {
+    for (&(addr, len), own) in prefixes {
         let in_v4 = len >= V4_MAPPED.1 && mask(addr, V4_MAPPED.1) == V4_MAPPED.0;
         rules.clear();
         push_ordered(&mut rules, own);
@@ -128,8 +129,6 @@ pub fn compile_egress(
             value,
         });
     }
-    // Keys are unique: an unstable sort gives the same order.
-    entries.sort_unstable_by_key(|e| (e.key.addr, e.prefix_len));
     Ok(entries)
 }
 
@@ -279,28 +278,24 @@ pub fn compile_names(profile: u32, egress: &Egress) -> Result<Vec<NameEntry>, Co
 }
 
 /// The kernel port rules of one profile rule.
-fn port_rules(rule: &EgressRule, index: usize) -> Vec<PortRule> {
+fn port_rules(rule: &EgressRule, index: usize) -> impl Iterator<Item = PortRule> + '_ {
     let verdict = match rule.action {
         RuleAction::Allow => verdict::ALLOW,
         RuleAction::Deny => verdict::DENY,
     };
-    let all_ports = [PortRange::ALL];
     let ports: &[PortRange] = if rule.ports.is_empty() {
-        &all_ports
+        &[PortRange::ALL]
     } else {
         &rule.ports
     };
-    ports
-        .iter()
-        .map(|range| PortRule {
-            port_lo: range.lo,
-            port_hi: range.hi,
-            protocols: rule.protocol.bits(),
-            verdict,
-            _pad: 0,
-            rule: u32::try_from(index).unwrap_or(u32::MAX - 2),
-        })
-        .collect()
+    ports.iter().map(move |range| PortRule {
+        port_lo: range.lo,
+        port_hi: range.hi,
+        protocols: rule.protocol.bits(),
+        verdict,
+        _pad: 0,
+        rule: u32::try_from(index).unwrap_or(u32::MAX - 2),
+    })
 }
 
 /// Appends one prefix's rules, deny before allow, skipping rules that an earlier one
