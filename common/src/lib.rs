@@ -43,8 +43,8 @@ pub mod maps {
     /// `HashMap<EgressKey, EgressValue>`: egress rules of whole addresses (an IPv4
     /// /32, an IPv6 /128). A whole address is the longest prefix there is, so a flow
     /// whose address is here is decided here; the trie is searched only when it is not.
-    /// Large allowlists are mostly such entries, and a hash map takes them several times
-    /// faster than the trie.
+    /// Large allowlists are mostly such entries, and the kernel writes a hash map's
+    /// entries faster than a trie's.
     pub const EGRESS_HOSTS: &str = "EGRESS_HOSTS";
     /// `RingBuf` of events.
     pub const EVENTS: &str = "EVENTS";
