@@ -52,7 +52,28 @@ use super::util::{
 };
 use measure::{LoadTimes, Sample, check_client, installed_line, load_times};
 use peers::{Audit, NftTable, write_nft};
-use report::Report;
+use report::{Report, ratios};
+
+use super::judge::{Target, Verdict};
+
+/// Issue #15's targets, as ratios to (a) in the same repetition: a monitored connect
+/// costs at most 2% more, a monitored UDP send gives at least 97% of the datagrams, with
+/// 10 and with 100,000 rules; and a 100,000-CIDR profile is parsed, compiled and loaded
+/// end to end in under 0.3 s.
+const CONNECT_TARGET: Target = Target {
+    bound: 1.02,
+    at_most: true,
+};
+const UDP_TARGET: Target = Target {
+    bound: 0.97,
+    at_most: false,
+};
+const LOAD_TARGET_S: Target = Target {
+    bound: 0.3,
+    at_most: true,
+};
+/// The configurations the ratio targets are judged on: (b) 10 rules, (c) 100,000.
+const JUDGED: [usize; 2] = [1, 2];
 
 /// Rules in the big profile and elements in the nftables set.
 const BIG: usize = 100_000;
@@ -64,7 +85,9 @@ const PROBE: &str = "127.0.0.2:9";
 const ROUNDS: u64 = 10;
 
 struct Settings {
+    /// Repetitions at least, and at most while a target is undecided.
     reps: usize,
+    max_reps: usize,
     tcp: u64,
     udp: u64,
 }
@@ -74,6 +97,9 @@ impl Settings {
         let get = env_u64;
         Ok(Self {
             reps: env_reps(10)?,
+            max_reps: usize::try_from(get("CGWARDEN_BENCH_MAX_REPS", 30)?)
+                .context("CGWARDEN_BENCH_MAX_REPS")?
+                .max(env_reps(10)?),
             tcp: get("CGWARDEN_BENCH_TCP", 10_000)?.max(1),
             udp: get("CGWARDEN_BENCH_UDP", 200_000)?.max(1),
         })
@@ -183,7 +209,16 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let mut agent_load_ms: Vec<f64> = Vec::new();
     let mut big_entries = 0;
     let mut nft_load_s: Vec<f64> = Vec::new();
-    for rep in 0..settings.reps {
+    // At least `reps` repetitions; more, up to `max_reps`, while a target's interval
+    // still spans it.
+    let undecided = |samples: &[Vec<Sample>]| {
+        JUDGED.iter().any(|&i| {
+            CONNECT_TARGET.judge(&ratios(samples, i, |s| s.connect_ns)) == Verdict::Undecided
+                || UDP_TARGET.judge(&ratios(samples, i, |s| s.udp_pps)) == Verdict::Undecided
+        })
+    };
+    let mut rep = 0;
+    while rep < settings.reps || (rep < settings.max_reps && undecided(&samples)) {
         for i in 0..configs.len() {
             let c = &configs[(i + rep) % configs.len()];
             // Let deferred work of the previous run (freeing maps, sets) settle.
@@ -229,9 +264,10 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                 big_entries = inst.entries;
             }
             eprintln!(
-                "[{}/{}] ({}) {:<58} {:>8.2} µs  {:>9.0} datagrams/s",
+                "[{}/{}–{}] ({}) {:<58} {:>8.2} µs  {:>9.0} datagrams/s",
                 rep + 1,
                 settings.reps,
+                settings.max_reps,
                 c.key,
                 c.label,
                 sample.connect_ns / 1e3,
@@ -239,6 +275,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             );
             samples[(i + rep) % configs.len()].push(sample);
         }
+        rep += 1;
     }
 
     // Load time: `exec -- true` with the big profile against a 1-rule profile.
@@ -248,16 +285,26 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         wall_small,
         wall_big,
         check_diff,
-    } = load_times(bin, &true_bin, &p100k, &p1, settings.reps.min(7))?;
+    } = load_times(bin, &true_bin, &p100k, &p1, settings.reps)?;
+    let (mut wall_small, mut wall_big, mut check_diff) = (wall_small, wall_big, check_diff);
     agent_load_ms.extend(load_ms);
     if let Some(entries) = load_entries {
         big_entries = entries;
     }
-    let wall_diff: Vec<f64> = wall_big
-        .iter()
-        .zip(&wall_small)
-        .map(|(b, s)| b - s)
-        .collect();
+    let diff = |big: &[f64], small: &[f64]| -> Vec<f64> {
+        big.iter().zip(small).map(|(b, s)| b - s).collect()
+    };
+    // Five more pairs at a time while the end-to-end figure's interval spans 0.3 s.
+    while wall_big.len() < settings.max_reps
+        && LOAD_TARGET_S.judge(&diff(&wall_big, &wall_small)) == Verdict::Undecided
+    {
+        let more = load_times(bin, &true_bin, &p100k, &p1, 5)?;
+        agent_load_ms.extend(more.agent_load_ms);
+        wall_small.extend(more.wall_small);
+        wall_big.extend(more.wall_big);
+        check_diff.extend(more.check_diff);
+    }
+    let wall_diff = diff(&wall_big, &wall_small);
 
     let report = Report {
         audit: audit.note(),
