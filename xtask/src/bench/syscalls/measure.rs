@@ -577,3 +577,11 @@ mod tests {
         assert_eq!((t.getppid, t.other, t.lost), (3, 0, 2));
     }
 }
+
+/// `exec -- true` wall times (ms), paired: under the hardened profile and under a
+/// one-rule egress profile.
+#[derive(Default)]
+pub(super) struct ExecTimes {
+    pub(super) hardened_ms: Vec<f64>,
+    pub(super) one_rule_ms: Vec<f64>,
+}
