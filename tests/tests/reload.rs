@@ -144,9 +144,24 @@ fn status_reports_profiles_and_cgroups_and_the_socket_is_root_only() {
     agent
         .wait_event(Duration::from_secs(5), |e| e["verdict"] == "deny")
         .expect("the refused connect's event");
-    let (code, out, err) = agent.client("status -o json");
-    assert_eq!(code, Some(0), "{err}");
-    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The kernel judges the new cgroup through its parent's entry from its first
+    // process on; the agent lists it once its watcher has seen the cgroup, which may be
+    // after that first event.
+    let listed = |status: &serde_json::Value| {
+        status["profiles"][0]["cgroups"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c == app.relative()))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let (code, out, err) = agent.client("status -o json");
+        assert_eq!(code, Some(0), "{err}");
+        let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+        if listed(&status) || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(status["profiles"][0]["name"], "reload");
     assert_eq!(status["profiles"][0]["events"]["deny"], 1, "{status}");
     assert_eq!(status["profiles"][0]["mode"], "enforce");
