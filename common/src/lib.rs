@@ -41,10 +41,11 @@ pub mod maps {
     /// for prefixes shorter than a whole address.
     pub const EGRESS: &str = "EGRESS";
     /// `HashMap<EgressKey, EgressValue>`: egress rules of whole addresses (an IPv4
-    /// /32, an IPv6 /128). A whole address is the longest prefix there is, so a flow
-    /// whose address is here is decided here; the trie is searched only when it is not.
-    /// Large allowlists are mostly such entries, and the kernel writes a hash map's
-    /// entries faster than a trie's.
+    /// /32, an IPv6 /128) of profiles with many of them
+    /// ([`crate::profile_flags::HOSTS_HASHED`]). A whole address is the longest prefix
+    /// there is, so a flow whose address is here is decided here; the trie is searched
+    /// only when it is not. Large allowlists are mostly such entries, and the kernel
+    /// writes a hash map's entries faster than a trie's.
     pub const EGRESS_HOSTS: &str = "EGRESS_HOSTS";
     /// `RingBuf` of events.
     pub const EVENTS: &str = "EVENTS";
@@ -80,6 +81,10 @@ pub mod maps {
     /// `Array<PathPattern>`: the escape patterns that apply to read-only opens, in the
     /// same order (most opens read: they walk these few, not all).
     pub const READ_PATTERNS: &str = "READ_PATTERNS";
+    /// `Array<u64>` with one entry, [`crate::read_leads`] of `READ_PATTERNS`: which
+    /// second bytes a path a read pattern matches can have. A read-only open whose path
+    /// has none of them matches no read pattern, and its path is not read in full.
+    pub const READ_LEADS: &str = "READ_LEADS";
     /// `HashMap<PatternKey, PathPattern>`: the read-only and writable paths of each
     /// profile (pattern set = the profile id), judged only for writes.
     pub const PROFILE_PATTERNS: &str = "PROFILE_PATTERNS";
@@ -141,7 +146,8 @@ pub mod maps {
     pub const DNS_EGRESS: &str = "DNS_EGRESS";
 
     /// Every map, for pinning.
-    pub const ALL: [&str; 38] = [
+    pub const ALL: [&str; 39] = [
+        READ_LEADS,
         EGRESS_HOSTS,
         DNS_EGRESS,
         READ_PATTERNS,

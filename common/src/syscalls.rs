@@ -161,6 +161,22 @@ pub struct PathPattern {
     pub dir: u8,
 }
 
+/// The `READ_LEADS` bits of a pattern set: bit `b & 63` for the second byte `b` of every
+/// pattern's prefix, or every bit when some pattern's prefix is shorter than two bytes
+/// (it may match a path with any second byte). A path whose second byte's bit is clear
+/// matches no pattern of the set. 0 (no pattern) is written as every bit too: the
+/// kernel then reads every path, as before the agent wrote the map.
+pub fn read_leads(patterns: &[PathPattern]) -> u64 {
+    let mut bits = 0u64;
+    for p in patterns {
+        if p.prefix_len < 2 {
+            return u64::MAX;
+        }
+        bits |= 1 << (p.prefix[1] & 63);
+    }
+    if bits == 0 { u64::MAX } else { bits }
+}
+
 impl Default for PathPattern {
     fn default() -> Self {
         Self {

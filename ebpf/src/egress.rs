@@ -1,8 +1,8 @@
 //! Where a flow is decided: the egress allowlist lookup, shared by every network hook.
 //!
-//! Rules are keyed by (profile id, IPv6 or v4-mapped address): whole addresses in a hash
-//! map (`EGRESS_HOSTS`), shorter prefixes in an LPM trie (`EGRESS`), searched only when
-//! the address has no entry of its own. The agent's compiler has already merged each
+//! Rules are keyed by (profile id, IPv6 or v4-mapped address), in an LPM trie (`EGRESS`);
+//! a profile with thousands of whole addresses has those in a hash map
+//! (`EGRESS_HOSTS`, `profile_flags::HOSTS_HASHED`), looked up first. The agent's compiler has already merged each
 //! prefix's rules with those of every shorter prefix that contains it, most specific
 //! first and deny before allow, so the longest match carries every rule that can apply
 //! and the first rule whose port and protocol match decides.
@@ -83,8 +83,13 @@ fn decide(m: &Match, flow: &Flow) -> (u8, u32) {
     let proto_bit = proto_bit(flow.protocol);
     // A whole address is the longest prefix: its entry, where there is one, decides
     // (it carries the rules of the shorter prefixes that contain it).
-    // SAFETY: values are written whole by the agent and only read here.
-    let mut found = unsafe { EGRESS_HOSTS.get(&key) }
+    let host = if profile.flags & profile_flags::HOSTS_HASHED != 0 {
+        // SAFETY: values are written whole by the agent and only read here.
+        unsafe { EGRESS_HOSTS.get(&key) }
+    } else {
+        None
+    };
+    let mut found = host
         .or_else(|| EGRESS.get(&Key::new(EGRESS_FULL_PREFIX, key)))
         .and_then(|value| first_match(value, flow.port, proto_bit));
     if found.is_none() && profile.flags & profile_flags::LEARN_DNS != 0 {

@@ -102,6 +102,10 @@ pub static PATH_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATT
 #[map]
 pub static READ_PATTERNS: Array<PathPattern> = Array::with_max_entries(PATH_PATTERNS_MAX, 0);
 
+/// Which second bytes the paths `READ_PATTERNS` matches can have (`read_leads`).
+#[map]
+pub static READ_LEADS: Array<u64> = Array::with_max_entries(1, 0);
+
 #[map]
 pub static EXE_HANDLES: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4_096, 0);
 

@@ -384,8 +384,11 @@ fn report_all_includes_allowed_flows() {
 fn a_ten_thousand_rule_profile_enforces_exactly() {
     require_root();
     // Rule i allows 127.1.x.y (x.y = i) on one UDP port; every address is probed with its
-    // own port (allowed), a wrong port (denied), and over TCP-only rules' absence.
-    let mut rules = String::from("  allow:\n");
+    // own port (allowed), a wrong port (denied), and over TCP-only rules' absence. With
+    // this many whole addresses the profile's are in the kernel's hash map
+    // (HOSTS_HASHED): each must still carry the rules of the prefix that contains it,
+    // here a deny of 127.1.3.0/24 that decides its addresses' other ports.
+    let mut rules = String::from("  deny:\n    - name: outer\n      to: 127.1.3.0/24\n  allow:\n");
     let mut input = String::new();
     let mut expected = Vec::new();
     for i in 0..10_000u32 {
@@ -420,4 +423,13 @@ fn a_ten_thousand_rule_profile_enforces_exactly() {
         .map(|e| e["count"].as_u64().unwrap())
         .sum();
     assert_eq!(denied, 10_002);
+    // The wrong-port sends to 127.1.3.1–250 were denied by the containing prefix's
+    // rule, not by the default: the hashed entries carry it.
+    let outer: Vec<String> = net_events(&out.events)
+        .iter()
+        .filter(|e| e["dst"].as_str().is_some_and(|d| d.starts_with("127.1.3.")))
+        .map(|e| e["rule"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(outer.len(), 250, "{outer:?}");
+    assert!(outer.iter().all(|r| r == "outer"), "{outer:?}");
 }

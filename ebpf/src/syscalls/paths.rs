@@ -69,6 +69,11 @@ pub(super) fn path_matches(rule: &SyscallRule, args: &[u64; 6], access: u8) -> u
     } else {
         ptr
     };
+    // Most opens only read, and only a few read patterns exist (under /proc and /dev):
+    // a path whose second byte none of them has is not read in full.
+    if access == pattern_applies::OPEN && !may_match_read(src) {
+        return 0;
+    }
     // SAFETY: `buf` is this CPU's scratch value, SYSCALL_PATH_BYTES long.
     let read = unsafe { bpf_probe_read_user_str_bytes(src as *const u8, &mut *buf) };
     let len = match read {
@@ -111,6 +116,19 @@ pub(super) fn path_matches(rule: &SyscallRule, args: &[u64; 6], access: u8) -> u
         0
     };
     match_set(set, buf.cast::<u8>().cast_const(), len, access)
+}
+
+/// Whether the path at `ptr` may match a read pattern, from its first two bytes and
+/// `READ_LEADS`. Bytes that cannot be read say yes: the full read then decides (and an
+/// unreadable path is never harmless).
+#[inline(always)]
+pub(super) fn may_match_read(ptr: u64) -> bool {
+    // SAFETY: a probe read of the caller's memory.
+    let Ok(lead) = (unsafe { bpf_probe_read_user(ptr as *const [u8; 2]) }) else {
+        return true;
+    };
+    let bits = crate::maps::READ_LEADS.get(0).copied().unwrap_or(0);
+    bits == 0 || bits & (1u64 << (lead[1] & 63)) != 0
 }
 
 /// Matches the path in `buf` (`len` bytes) against pattern set `set`; returns the

@@ -106,8 +106,10 @@ pub(super) fn act(call: &Call) {
         how = reached::UNDECIDED;
         PathFrom::Scratch
     } else if path_from == PATH_BLOCK_DEVICE {
+        // Read now: a read-only open's path is read in full only where a read pattern
+        // may match it (`may_match_read`), and a block device can have any name.
         how = reached::BLOCK_DEVICE;
-        PathFrom::Scratch
+        PathFrom::Arg(pick(args, rule.path_arg))
     } else if path_from == PATH_SUN {
         // `sun_path`, after the family, of the sockaddr the caller passed.
         PathFrom::Arg(pick(args, rule.path_arg).wrapping_add(2))
@@ -289,6 +291,6 @@ pub(super) const PATH_REACHED: u8 = 3;
 /// The path the matcher read, in `PATH_SCRATCH`; the kernel could not decide.
 pub(super) const PATH_UNDECIDED: u8 = 4;
 
-/// The path the matcher read, in `PATH_SCRATCH`; the open reached a block device, in
-/// `REACHED` (its name, and its device number as the magic).
+/// The path the caller passed (read when the event is written); the open reached a
+/// block device, in `REACHED` (its name, and its device number as the magic).
 pub(super) const PATH_BLOCK_DEVICE: u8 = 5;

@@ -42,7 +42,11 @@ impl<K: KernelMaps> Agent<K> {
                 .as_deref()
                 .map(|d| crate::policy::devices::compile_devices(id, d))
                 .unwrap_or_default();
-            let pref = profile_ref(id, &profile);
+            let hosts_hashed = crate::policy::compile::hashes_hosts(&egress);
+            let mut pref = profile_ref(id, &profile);
+            if hosts_hashed {
+                pref.flags |= profile_flags::HOSTS_HASHED;
+            }
             if profile.runtime.needs_creds()
                 && let Err(why) = &self.cred_offsets
             {
@@ -61,6 +65,7 @@ impl<K: KernelMaps> Agent<K> {
                     rules: Rules {
                         id,
                         egress,
+                        hosts_hashed,
                         names,
                         dns_servers,
                         syscalls,

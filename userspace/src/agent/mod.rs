@@ -72,6 +72,9 @@ struct Compiled {
 pub struct Rules {
     pub id: u32,
     pub egress: Vec<EgressEntry>,
+    /// The whole-address entries of `egress` go to `EGRESS_HOSTS`
+    /// ([`cgwarden_common::profile_flags::HOSTS_HASHED`]).
+    pub hosts_hashed: bool,
     pub names: Vec<NameEntry>,
     /// `DNS_SERVERS` entries of the profile: the resolvers it trusts.
     pub dns_servers: Vec<cgwarden_common::DnsServerKey>,

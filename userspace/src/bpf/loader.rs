@@ -156,6 +156,7 @@ pub struct Kernel {
     pub(super) runtime_sockets: HashMap<MapData, cgwarden_common::SocketFile, u8>,
     pub(super) path_patterns: Array<MapData, cgwarden_common::PathPattern>,
     pub(super) read_patterns: Array<MapData, cgwarden_common::PathPattern>,
+    pub(super) read_leads: Array<MapData, u64>,
     pub(super) escape_files: HashMap<MapData, cgwarden_common::EscapeFileKey, u8>,
     pub(super) profile_patterns:
         HashMap<MapData, cgwarden_common::PatternKey, cgwarden_common::PathPattern>,
@@ -380,6 +381,7 @@ impl Kernel {
         let runtime_sockets = take_map(&mut ebpf, names::RUNTIME_SOCKETS)?;
         let path_patterns = take_map(&mut ebpf, names::PATH_PATTERNS)?;
         let read_patterns = take_map(&mut ebpf, names::READ_PATTERNS)?;
+        let read_leads = take_map(&mut ebpf, names::READ_LEADS)?;
         let escape_files = take_map(&mut ebpf, names::ESCAPE_FILES)?;
         let profile_patterns = take_map(&mut ebpf, names::PROFILE_PATTERNS)?;
         let syscalls_used = take_map(&mut ebpf, names::SYSCALLS_USED)?;
@@ -415,6 +417,7 @@ impl Kernel {
             runtime_sockets,
             path_patterns,
             read_patterns,
+            read_leads,
             escape_files,
             profile_patterns,
             device_rules,

@@ -86,7 +86,7 @@ impl Kernel {
 
     /// Writes a compiled profile's entries.
     pub fn insert_rules(&mut self, rules: &Rules) -> Result<(), MapError> {
-        self.insert_egress(&rules.egress)?;
+        self.insert_egress(&rules.egress, rules.hosts_hashed)?;
         for n in &rules.names {
             // The text first: a hash without its text matches nothing.
             self.name_text.insert(n.key, n.text, 0)?;
@@ -110,7 +110,7 @@ impl Kernel {
 
     /// Removes a compiled profile's entries.
     pub fn remove_rules(&mut self, rules: &Rules) -> Result<(), MapError> {
-        self.remove_egress(&rules.egress)?;
+        self.remove_egress(&rules.egress, rules.hosts_hashed)?;
         for n in &rules.names {
             ignore_missing(self.names.remove(&n.key))?;
             ignore_missing(self.name_text.remove(&n.key))?;
@@ -201,13 +201,18 @@ impl Kernel {
         for (i, p) in patterns.iter().enumerate() {
             self.path_patterns.set(i as u32, p, 0)?;
         }
-        // The ones a read-only open can match, in the same order.
-        let read = patterns
+        // The ones a read-only open can match, in the same order, and what their paths
+        // can start with.
+        let read: Vec<cgwarden_common::PathPattern> = patterns
             .iter()
-            .filter(|p| p.applies & cgwarden_common::pattern_applies::OPEN != 0);
-        for (i, p) in read.enumerate() {
+            .filter(|p| p.applies & cgwarden_common::pattern_applies::OPEN != 0)
+            .copied()
+            .collect();
+        for (i, p) in read.iter().enumerate() {
             self.read_patterns.set(i as u32, p, 0)?;
         }
+        self.read_leads
+            .set(0, cgwarden_common::read_leads(&read), 0)?;
         Ok(())
     }
 
@@ -283,13 +288,13 @@ impl Kernel {
         }
     }
 
-    /// Writes egress entries (new ones and replacements): whole addresses to
-    /// `EGRESS_HOSTS`, shorter prefixes to the trie; each with one batched system call
-    /// where the kernel has them (a 100,000-CIDR profile is one call, not 100,000), one
-    /// call per entry for what a batch did not write.
-    pub fn insert_egress(&mut self, entries: &[EgressEntry]) -> Result<(), MapError> {
+    /// Writes egress entries (new ones and replacements): with `hashed`, whole addresses
+    /// to `EGRESS_HOSTS` and the rest to the trie, else all to the trie; each with one
+    /// batched system call where the kernel has them (a 100,000-CIDR profile is one call,
+    /// not 100,000), one call per entry for what a batch did not write.
+    pub fn insert_egress(&mut self, entries: &[EgressEntry], hashed: bool) -> Result<(), MapError> {
         let (hosts, prefixes): (Vec<&EgressEntry>, Vec<&EgressEntry>) =
-            entries.iter().partition(|e| is_host(e));
+            entries.iter().partition(|e| hashed && is_host(e));
         let written = batch_write(self.egress_hosts_fd.as_fd(), &hosts, |e| e.key);
         for e in &hosts[written..] {
             self.egress_hosts.insert(e.key, e.value, 0)?;
@@ -305,9 +310,9 @@ impl Kernel {
     }
 
     /// Removes egress entries; entries already gone are not an error.
-    pub fn remove_egress(&mut self, entries: &[EgressEntry]) -> Result<(), MapError> {
+    pub fn remove_egress(&mut self, entries: &[EgressEntry], hashed: bool) -> Result<(), MapError> {
         for e in entries {
-            if is_host(e) {
+            if hashed && is_host(e) {
                 ignore_missing(self.egress_hosts.remove(&e.key))?;
             } else {
                 ignore_missing(self.egress.remove(&Key::new(e.prefix_len, e.key)))?;

@@ -1,5 +1,6 @@
-//! Compiling a profile's egress rules into egress entries: whole addresses go to the
-//! `EGRESS_HOSTS` hash map, shorter prefixes to the `EGRESS` LPM trie (`bpf/maps.rs`).
+//! Compiling a profile's egress rules into `EGRESS` LPM trie entries (a profile with
+//! thousands of whole addresses has those in the `EGRESS_HOSTS` hash map instead,
+//! [`hashes_hosts`]).
 //!
 //! The kernel does one longest-prefix lookup per flow and then walks the port rules of
 //! the entry it found. For that to be correct, each entry must carry the rules of every
@@ -130,6 +131,16 @@ pub fn compile_egress(
         });
     }
     Ok(entries)
+}
+
+/// Whether a profile's whole-address entries go to `EGRESS_HOSTS`: when it has at least
+/// [`cgwarden_common::HOSTS_HASHED_MIN`] of them.
+pub fn hashes_hosts(entries: &[EgressEntry]) -> bool {
+    entries
+        .iter()
+        .filter(|e| e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX)
+        .count()
+        >= cgwarden_common::HOSTS_HASHED_MIN
 }
 
 /// The syscalls a profile watches, as `SYSCALL_RULES` entries with the syscall each

@@ -641,6 +641,32 @@ mod tests {
         assert!(!spec(lookup("connect").unwrap(), false).path_filter);
     }
 
+    /// A read-only open is matched against the read patterns only when its path's
+    /// second byte may start one of them: the escape set's are under /proc and /dev.
+    #[test]
+    fn read_leads_let_through_every_path_a_read_pattern_matches() {
+        use cgwarden_common::{pattern_applies::OPEN, read_leads};
+        let read: Vec<_> = escape_patterns()
+            .into_iter()
+            .filter(|p| p.applies & OPEN != 0)
+            .collect();
+        let bits = read_leads(&read);
+        let passes = |path: &str| bits & (1 << (path.as_bytes()[1] & 63)) != 0;
+        for path in ["/proc/self/exe", "/proc/1/exe", "/dev/sda", "/dev/mapper/x"] {
+            assert!(passes(path), "{path}");
+        }
+        for path in ["/usr/lib/libc.so.6", "/etc/passwd", "/tmp/x", "/home/a"] {
+            assert!(!passes(path), "{path}");
+        }
+        // A pattern with a shorter prefix (a suffix only) may match any path.
+        let any = escape_patterns()
+            .into_iter()
+            .find(|p| p.prefix_len == 0)
+            .unwrap();
+        assert_eq!(read_leads(&[any]), u64::MAX);
+        assert_eq!(read_leads(&[]), u64::MAX);
+    }
+
     #[test]
     fn every_escape_syscall_exists_here() {
         for name in ESCAPE {
