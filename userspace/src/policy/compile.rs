@@ -62,15 +62,13 @@ pub fn compile_egress(
     egress: &Egress,
     resolve: &dyn Fn(&DnsName) -> Vec<IpAddr>,
 ) -> Result<Vec<EgressEntry>, CompileError> {
-    let mut by_prefix: HashMap<Prefix, Vec<PortRule>> =
-        HashMap::with_capacity(egress.rules.iter().map(|r| r.to.len()).sum());
+    // Every (prefix, port rule) pair in rule order, then sorted by prefix: a stable sort
+    // keeps each prefix's rules in rule order, and the groups come out in key order (as
+    // the kernel's batches are written), with no map of vectors to build.
+    let mut pairs: Vec<(Prefix, PortRule)> =
+        Vec::with_capacity(egress.rules.iter().map(|r| r.to.len()).sum());
     for (index, rule) in egress.rules.iter().enumerate() {
-        let mut add = |prefix: Prefix| {
-            by_prefix
-                .entry(prefix)
-                .or_default()
-                .extend(port_rules(rule, index));
-        };
+        let mut add = |prefix: Prefix| pairs.extend(port_rules(rule, index).map(|r| (prefix, r)));
         for dest in &rule.to {
             match dest {
                 Destination::Net(net) => add(to_prefix(*net)),
@@ -80,23 +78,38 @@ pub fn compile_egress(
             }
         }
     }
+    pairs.sort_by_key(|(prefix, _)| *prefix);
+    let mut groups: Vec<(Prefix, std::ops::Range<usize>)> = Vec::new();
+    for (i, (prefix, _)) in pairs.iter().enumerate() {
+        match groups.last_mut() {
+            Some((last, range)) if last == prefix => range.end = i + 1,
+            _ => groups.push((*prefix, i..i + 1)),
+        }
+    }
     // An IPv6 rule that covers the v4-mapped range must not decide IPv4 flows: a
     // barrier entry at ::ffff:0:0/96 stops the longest-prefix search there.
-    let v6_covers_v4 = by_prefix
-        .keys()
-        .any(|&(addr, len)| len < V4_MAPPED.1 && mask(V4_MAPPED.0, len) == addr);
+    let v6_covers_v4 = groups
+        .iter()
+        .any(|&((addr, len), _)| len < V4_MAPPED.1 && mask(V4_MAPPED.0, len) == addr);
     if v6_covers_v4 {
-        by_prefix.entry(V4_MAPPED).or_default();
+        if let Err(at) = groups.binary_search_by_key(&V4_MAPPED, |(p, _)| *p) {
+            groups.insert(at, (V4_MAPPED, 0..0));
+        }
     }
+    let own_rules = |prefix: &Prefix| -> Option<&[(Prefix, PortRule)]> {
+        let at = groups.binary_search_by_key(prefix, |(p, _)| *p).ok()?;
+        Some(&pairs[groups[at].1.clone()])
+    };
 
-    let lengths: BTreeSet<u8> = by_prefix.keys().map(|&(_, len)| len).collect();
-    // In key order (as the kernel's batches are written): the prefixes are sorted, not
-    // the entries, which are twelve times their size.
-    let mut prefixes: Vec<(&Prefix, &Vec<PortRule>)> = by_prefix.iter().collect();
-    prefixes.sort_unstable_by_key(|(prefix, _)| **prefix);
-    let mut entries = Vec::with_capacity(prefixes.len());
+    let lengths: BTreeSet<u8> = groups.iter().map(|&((_, len), _)| len).collect();
+    let mut entries = Vec::with_capacity(groups.len());
     let mut rules: Vec<PortRule> = Vec::new();
-    for (&(addr, len), own) in prefixes {
+    let mut own: Vec<PortRule> = Vec::new();
+    let mut outer_rules: Vec<PortRule> = Vec::new();
+    for ((addr, len), range) in groups.iter().cloned() {
+        own.clear();
+        own.extend(pairs[range].iter().map(|(_, r)| *r));
+        let own = own.as_slice();
         let in_v4 = len >= V4_MAPPED.1 && mask(addr, V4_MAPPED.1) == V4_MAPPED.0;
         rules.clear();
         push_ordered(&mut rules, own);
@@ -105,8 +118,10 @@ pub fn compile_egress(
             if in_v4 && l < V4_MAPPED.1 {
                 break;
             }
-            if let Some(outer) = by_prefix.get(&(mask(addr, l), l)) {
-                push_ordered(&mut rules, outer);
+            if let Some(outer) = own_rules(&(mask(addr, l), l)) {
+                outer_rules.clear();
+                outer_rules.extend(outer.iter().map(|(_, r)| *r));
+                push_ordered(&mut rules, &outer_rules);
             }
         }
         if rules.len() > MAX_PORT_RULES {
