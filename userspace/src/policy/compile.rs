@@ -91,10 +91,8 @@ pub fn compile_egress(
     let v6_covers_v4 = groups
         .iter()
         .any(|&((addr, len), _)| len < V4_MAPPED.1 && mask(V4_MAPPED.0, len) == addr);
-    if v6_covers_v4 {
-        if let Err(at) = groups.binary_search_by_key(&V4_MAPPED, |(p, _)| *p) {
-            groups.insert(at, (V4_MAPPED, 0..0));
-        }
+    if v6_covers_v4 && let Err(at) = groups.binary_search_by_key(&V4_MAPPED, |(p, _)| *p) {
+        groups.insert(at, (V4_MAPPED, 0..0));
     }
     let own_rules = |prefix: &Prefix| -> Option<&[(Prefix, PortRule)]> {
         let at = groups.binary_search_by_key(prefix, |(p, _)| *p).ok()?;
