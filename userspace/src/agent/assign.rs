@@ -54,7 +54,7 @@ impl<K: KernelMaps> Agent<K> {
                 descendants_only,
             },
         );
-        self.paths.insert(cgroup_id, path.to_owned());
+        self.set_path(cgroup_id, path.to_owned());
         self.update_levels()?;
         if !descendants_only {
             self.trust_container_resolvers(cgroup_id, path, profile)?;
@@ -223,7 +223,7 @@ impl<K: KernelMaps> Agent<K> {
         let mut wanted: HashMap<u64, (String, u32, String, bool)> = HashMap::new();
         let previous = std::mem::take(&mut self.paths);
         for e in &entries {
-            self.paths.insert(e.id, e.path.clone());
+            self.set_path(e.id, e.path.clone());
             if self.claims.as_ref().is_some_and(|c| !c.allows(&e.path)) {
                 continue;
             }
@@ -313,7 +313,7 @@ impl<K: KernelMaps> Agent<K> {
             .collect();
         for (id, path) in &previous {
             if self.assignments.contains_key(id) && !seen.contains(id) && !stale.contains(id) {
-                self.paths.insert(*id, path.clone());
+                self.set_path(*id, path.clone());
                 self.faults.record(
                     "cgroup_walk",
                     &format!("cgroup {path} was not seen in the walk but is still there; it keeps its profile"),

@@ -7,6 +7,8 @@ impl<K: KernelMaps> Agent<K> {
     /// Where the engines keep their state and metadata.
     pub fn set_engine_dirs(&mut self, dirs: crate::engines::Dirs) {
         self.known = crate::engines::known::Known::new(dirs);
+        // Identities found with the previous directories no longer hold.
+        self.containers.get_mut().by_cgroup.clear();
     }
 
     /// The directories to watch for containers: the OCI state directories as they are

@@ -315,7 +315,7 @@ impl<K: KernelMaps> Agent<K> {
         }
         for e in cgroups::walk(&self.cgroup_root) {
             self.unknown.found(e.id);
-            self.paths.insert(e.id, e.path);
+            self.set_path(e.id, e.path);
         }
         if !self.paths.contains_key(&id) {
             log::debug!("cgroup {id} is gone before its path was known");

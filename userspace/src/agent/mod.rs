@@ -113,6 +113,8 @@ pub struct Agent<K: KernelMaps = Kernel> {
     next_id: u32,
     assignments: HashMap<u64, Assignment>,
     paths: HashMap<u64, String>,
+    /// Container identities by cgroup id, for events (see [`Agent::set_path`]).
+    containers: std::cell::RefCell<ContainerCache>,
     /// Cgroups records named that no walk found (see [`unknown`]).
     unknown: unknown::Unknown,
     sinks: Sinks,
@@ -243,6 +245,7 @@ impl<K: KernelMaps> Agent<K> {
             next_id: config.next_profile_id.max(1),
             assignments: HashMap::new(),
             paths: HashMap::new(),
+            containers: Default::default(),
             unknown: unknown::Unknown::default(),
             sinks,
             metrics: Metrics::default(),
@@ -417,9 +420,39 @@ impl<K: KernelMaps> events::Context for Agent<K> {
     }
 
     fn container(&self, cgroup_id: u64) -> Option<crate::engines::Identity> {
-        self.paths
-            .get(&cgroup_id)
-            .and_then(|path| self.known.container_of(path))
+        let generation = self.known.generation();
+        let mut cache = self.containers.borrow_mut();
+        if cache.generation != generation {
+            cache.generation = generation;
+            cache.by_cgroup.clear();
+        }
+        cache
+            .by_cgroup
+            .entry(cgroup_id)
+            .or_insert_with(|| {
+                self.paths
+                    .get(&cgroup_id)
+                    .and_then(|path| self.known.container_of(path))
+            })
+            .clone()
+    }
+}
+
+/// The container identities of cgroups events came from, as of one generation of what
+/// the agent knows of containers ([`crate::engines::known::Known::generation`]): emptied
+/// when that changes, and an id's entry dropped when its path is set. Without it every
+/// event walked its cgroup path's ancestors and parsed it.
+#[derive(Default)]
+struct ContainerCache {
+    generation: u64,
+    by_cgroup: HashMap<u64, Option<crate::engines::Identity>>,
+}
+
+impl<K: KernelMaps> Agent<K> {
+    /// Records cgroup `id`'s path (and forgets its cached container identity).
+    fn set_path(&mut self, id: u64, path: String) {
+        self.containers.get_mut().by_cgroup.remove(&id);
+        self.paths.insert(id, path);
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Known {
     /// Containers known only by their cgroup path (Docker's `/docker/<id>` before its
     /// state is written), with what their engine's metadata said.
     by_path: HashMap<String, Identity>,
+    /// Counts the calls that may have changed what is known, so a cache of identities
+    /// can tell it is stale ([`Known::generation`]).
+    generation: u64,
 }
 
 impl Known {
@@ -29,6 +32,11 @@ impl Known {
             dirs,
             ..Self::default()
         }
+    }
+
+    /// Changes whenever what is known may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     pub fn dirs(&self) -> &Dirs {
@@ -70,6 +78,7 @@ impl Known {
     /// forgets those that went. A state not readable yet is tried again next time.
     /// Returns the containers that are new.
     pub fn refresh(&mut self, cgroup2: &Path) -> Vec<&OciContainer> {
+        self.generation = self.generation.wrapping_add(1);
         let mut present = HashSet::new();
         let mut fresh = Vec::new();
         for (dir, engine) in self.dirs.state_dirs() {
@@ -107,6 +116,7 @@ impl Known {
     /// Remembers the containers that cgroup paths name but no state directory holds
     /// (yet), with their engine's metadata, and forgets paths that are gone.
     pub fn note_paths<'a>(&mut self, paths: impl IntoIterator<Item = &'a str>) {
+        self.generation = self.generation.wrapping_add(1);
         let mut present = HashSet::new();
         for path in paths {
             if self.oci_paths.contains_key(path) {
@@ -171,5 +181,23 @@ impl Known {
             .keys()
             .filter_map(|p| self.own(p).map(|who| (p.as_str(), who)))
             .chain(self.by_path.iter().map(|(p, who)| (p.as_str(), who)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The agent caches identities per generation: every call that may change what is
+    /// known must move it on.
+    #[test]
+    fn every_change_moves_the_generation_on() {
+        let mut known = Known::new(Dirs::with_state_roots(Vec::new()));
+        let g0 = known.generation();
+        known.note_paths(["/docker/abc"]);
+        let g1 = known.generation();
+        assert_ne!(g0, g1);
+        let _ = known.refresh(Path::new("/nonexistent"));
+        assert_ne!(known.generation(), g1);
     }
 }
