@@ -114,6 +114,8 @@ pub struct Sinks {
     hostname: String,
     /// The HTTP sinks' delivery counts.
     http: Vec<http::HealthHandle>,
+    /// The JSON line being written, reused from record to record.
+    line: Vec<u8>,
 }
 
 impl Sinks {
@@ -156,6 +158,7 @@ impl Sinks {
             outputs,
             hostname: hostname(),
             http: health,
+            line: Vec::with_capacity(1024),
         })
     }
 
@@ -172,12 +175,18 @@ impl Sinks {
     /// Writes one record to every sink; a sink that fails does not keep the others
     /// from it. Returns the first failure.
     pub fn emit(&mut self, record: &Record) -> io::Result<()> {
-        let mut json: Option<Vec<u8>> = None;
+        let mut json_written = false;
         let mut falco: Option<Vec<u8>> = None;
         let mut failed = Ok(());
         for (format, out) in &mut self.outputs {
-            let line = match format {
-                Format::Json => json.get_or_insert_with(|| record_line(record)),
+            let line: &[u8] = match format {
+                Format::Json => {
+                    if !json_written {
+                        write_record_line(&mut self.line, record);
+                        json_written = true;
+                    }
+                    &self.line
+                }
                 Format::Falco => {
                     falco.get_or_insert_with(|| line_of(&falco::to_falco(record, &self.hostname)))
                 }
@@ -209,22 +218,35 @@ impl Sinks {
 /// the record's own fields (a record is always a JSON object; written so, it needs no
 /// second pass of serde's `flatten`, which would cost every event).
 pub fn record_line(record: &Record) -> Vec<u8> {
-    let mut line = format!("{{\"schema_version\":{SCHEMA_VERSION},").into_bytes();
-    match serde_json::to_vec(record) {
-        Ok(fields) if fields.len() > 2 && fields[0] == b'{' => {
-            line.extend_from_slice(&fields[1..]);
+    let mut line = Vec::with_capacity(512);
+    write_record_line(&mut line, record);
+    line
+}
+
+/// [`record_line`] into `line` (emptied first), which keeps its capacity: serialized in
+/// place, the record's opening brace becoming the comma after the version.
+pub fn write_record_line(line: &mut Vec<u8>, record: &Record) {
+    use std::io::Write as _;
+    line.clear();
+    let _ = write!(line, "{{\"schema_version\":{SCHEMA_VERSION}");
+    let start = line.len();
+    match serde_json::to_writer(&mut *line, record) {
+        Ok(()) if line.len() > start + 2 && line[start] == b'{' => {
+            line[start] = b',';
             line.push(b'\n');
-            line
         }
-        Ok(_) => {
-            line.extend_from_slice(b"\"kind\":\"error\",\"error\":\"an empty record\"}\n");
-            line
+        Ok(()) => {
+            line.truncate(start);
+            line.extend_from_slice(b",\"kind\":\"error\",\"error\":\"an empty record\"}\n");
         }
-        Err(e) => line_of(&serde_json::json!({
-            "schema_version": SCHEMA_VERSION,
-            "kind": "error",
-            "error": format!("unserialisable record: {e}"),
-        })),
+        Err(e) => {
+            line.clear();
+            line.extend_from_slice(&line_of(&serde_json::json!({
+                "schema_version": SCHEMA_VERSION,
+                "kind": "error",
+                "error": format!("unserialisable record: {e}"),
+            })));
+        }
     }
 }
 
