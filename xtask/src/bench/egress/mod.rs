@@ -14,12 +14,16 @@
 //!   CIDRs), loaded before and deleted after each of its runs so that it never taxes the
 //!   other configurations' packets;
 //! - (e) `cgwarden exec` with a profile without rules (`default: allow`): the cost of
-//!   the hooks alone.
+//!   the hooks alone;
+//! - (f) (b) with `raw_sockets: allow`: an allowlist denies raw sockets unless told
+//!   otherwise, and packet sockets reach no cgroup hook, so (b) and (c) also attach
+//!   the `sys_enter_socket` tracepoint, which puts every syscall of every task on the
+//!   kernel's slow path; (f) shows that share.
 //!
 //! Every repetition runs every configuration once, in an order rotated by one each
 //! repetition, so drift and position effects are spread over all of them. After its
-//! timed loops each client sends one datagram to 127.0.0.2:9, which (b), (c) and (d)
-//! must refuse with EPERM and (a) and (e) must let through: a run that was not under
+//! timed loops each client sends one datagram to 127.0.0.2:9, which (b), (c), (d) and
+//! (f) must refuse with EPERM and (a) and (e) must let through: a run that was not under
 //! the rules it meant to measure fails the bench. Nothing is sent off loopback; the
 //! 10.0.0.0/8 rules are never used as destinations.
 //!
@@ -141,6 +145,15 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
     let p1 = write_profile(scratch.path(), "bench1", 0, "deny")?;
     let p0 = write_profile(scratch.path(), "bench0", 0, "allow")?;
     let p10 = write_profile(scratch.path(), "bench10", SMALL, "deny")?;
+    // The same with raw sockets allowed: no `sys_enter_socket` tracepoint for packet
+    // sockets (which no cgroup hook sees), so no syscall slow path for every task.
+    let p10_raw = scratch.path().join("bench10-raw.yaml");
+    let text = std::fs::read_to_string(&p10).context("reading the 10-rule profile")?;
+    std::fs::write(
+        &p10_raw,
+        text.replace("name: bench10", "name: bench10-raw") + "runtime:\n  raw_sockets: allow\n",
+    )
+    .with_context(|| format!("writing {}", p10_raw.display()))?;
     let p100k = write_profile(scratch.path(), "bench100k", BIG, "deny")?;
 
     let plain = Cgroup::create(&cgroup2, &format!("cgwarden-bench-{pid}-plain"))?;
@@ -184,6 +197,13 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             kind: Kind::Cgwarden,
             policy: Some(p0),
             probe: "ok",
+        },
+        Config {
+            key: "f",
+            label: "cgwarden, 10 rules, `raw_sockets: allow` (no packet-socket tracepoint)",
+            kind: Kind::Cgwarden,
+            policy: Some(p10_raw),
+            probe: "EPERM",
         },
     ];
 
