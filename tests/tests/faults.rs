@@ -277,3 +277,31 @@ fn a_full_events_disk_is_a_counted_fault_and_enforcement_goes_on() {
         "error 1\n"
     );
 }
+
+/// The DNS answer reader is a late link like the tracepoints: a restarted agent adopts
+/// it, and still reports its run statistics (they were missing after an adoption).
+#[test]
+fn an_adopted_dns_reader_keeps_its_run_statistics() {
+    require_root();
+    let base = unique("cgwarden-test-faults-dns");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: faults-dns\nmode: audit\nselector:\n  cgroup: \"/{base}/*\"\negress:\n  default: allow\n  dns:\n    report: true\n"
+    ));
+    let state = StateDir::new();
+    let key = "cgwarden_program_runs_total{program=\"skb_ingress\"}";
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    let body = cgwarden_tests::agent::scrape(agent.metrics_addr());
+    assert!(
+        body.contains(key),
+        "{key} missing before the restart:\n{body}"
+    );
+    agent.kill9();
+    let agent = RunningAgent::start_in(profile.path(), state.path());
+    assert!(agent.log().contains("adopted the pins"), "{}", agent.log());
+    let body = cgwarden_tests::agent::scrape(agent.metrics_addr());
+    assert!(
+        body.contains(key),
+        "{key} missing after the restart:\n{body}"
+    );
+}

@@ -202,12 +202,27 @@ impl<K: KernelMaps> Agent<K> {
     /// The metrics exposition, with gauges read now.
     pub fn metrics_text(&self) -> String {
         let c = self.kernel.counters().unwrap_or_default();
-        let egress_entries: usize = self
+        // Entries by the map they are in: a profile's whole addresses are in EGRESS_HOSTS
+        // when it has many (`Rules::hosts_hashed`), everything else in the trie.
+        let (mut egress_entries, mut host_entries) = (0usize, 0usize);
+        for rules in self
             .compiled
             .values()
-            .map(|c| c.rules.egress.len())
-            .chain(self.retired.iter().map(|(_, r)| r.egress.len()))
-            .sum();
+            .map(|c| &c.rules)
+            .chain(self.retired.iter().map(|(_, r)| r))
+        {
+            let hosts = if rules.hosts_hashed {
+                rules
+                    .egress
+                    .iter()
+                    .filter(|e| e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX)
+                    .count()
+            } else {
+                0
+            };
+            host_entries += hosts;
+            egress_entries += rules.egress.len() - hosts;
+        }
         let gauges = Gauges {
             egress_checked: c.egress_checked,
             egress_denied: c.egress_denied,
@@ -224,6 +239,11 @@ impl<K: KernelMaps> Agent<K> {
                 (
                     "EGRESS",
                     egress_entries as u64,
+                    u64::from(cgwarden_common::EGRESS_MAX_ENTRIES),
+                ),
+                (
+                    "EGRESS_HOSTS",
+                    host_entries as u64,
                     u64::from(cgwarden_common::EGRESS_MAX_ENTRIES),
                 ),
                 (

@@ -743,6 +743,13 @@ impl Kernel {
         self.dns_answers = true;
         if self.adopt_late_link(DNS_ANSWERS_PROGRAM) {
             // The pinned program array still holds the previous agent's DNS egress half.
+            // The adopted link names its program, for the run statistics.
+            if let Some(FdLinkOrPerf::Pinned(link)) = self.late_links.last()
+                && let Ok(info) = link.info()
+            {
+                self.program_ids
+                    .push((DNS_ANSWERS_PROGRAM, info.program_id()));
+            }
             return Ok(());
         }
         let started = std::time::Instant::now();
