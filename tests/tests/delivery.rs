@@ -176,7 +176,10 @@ fn metrics_are_served_on_loopback_and_parse() {
     assert!(values.contains_key("cgwarden_map_capacity{map=\"EGRESS\"}"));
     // A small profile's entries are all in the trie; the hash map of whole addresses
     // (for profiles with thousands) is there, empty.
-    assert_eq!(values.get("cgwarden_map_entries{map=\"EGRESS_HOSTS\"}"), Some(&0.0));
+    assert_eq!(
+        values.get("cgwarden_map_entries{map=\"EGRESS_HOSTS\"}"),
+        Some(&0.0)
+    );
     // Every attached program has its run counter (zero unless kernel.bpf_stats_enabled).
     for program in ["connect4", "connect6", "sendmsg4", "sendmsg6", "skb_egress"] {
         let key = format!("cgwarden_program_runs_total{{program=\"{program}\"}}");

@@ -608,6 +608,50 @@ print("after"); sys.stdout.flush()
 }
 
 #[test]
+fn an_executable_handle_taken_through_a_symlink_is_caught_at_its_reopen() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    // The same step with the handle taken by a path that names no escape file: a
+    // symlink to /proc/self/exe. The reopen for writing fails with ETXTBSY (the
+    // interpreter is running), which only a running executable gives.
+    let script = format!(
+        r#"
+import os, sys
+link = "{dir}/innocent"
+if os.path.lexists(link):
+    os.remove(link)
+os.symlink("/proc/self/exe", link)
+fd = os.open(link, os.O_PATH)
+print("fd", fd); sys.stdout.flush()
+try:
+    os.open(f"/proc/self/fd/{{fd}}", os.O_WRONLY)
+except OSError as e:
+    print("errno", e.errno)
+print("after"); sys.stdout.flush()
+"#,
+        dir = dir.path().display()
+    );
+    let out = run(&escape("report"), &python(&script));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert!(out.stdout.contains("errno 26"), "{out:?}");
+    let events = syscall_events(&out);
+    assert_eq!(events.len(), 1, "only the reopen is an escape: {events:?}");
+    let e = events[0];
+    assert_eq!(e["syscall"], "openat");
+    assert!(
+        e["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/proc/self/fd/")),
+        "{e}"
+    );
+
+    let out = run(&escape("kill"), &python(&script));
+    assert_eq!(out.code, Some(128 + 9), "{out:?}");
+    assert!(out.stdout.starts_with("fd "), "{out:?}");
+    assert!(!out.stdout.contains("after"), "{out:?}");
+}
+
+#[test]
 fn an_executable_handle_reopened_by_a_child_is_caught_by_its_inode() {
     require_root();
     let dir = tempfile::tempdir().unwrap();

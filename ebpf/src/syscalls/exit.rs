@@ -43,10 +43,8 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
     // A rule that acts on the call itself judged it at entry, unless a seccomp filter
     // refused it first. A call refused first is judged by that rule only (also where
     // the rule checks paths as well: one report of the attempt, with its errno).
-    let refused_first = rule.action != 0
-        && rule.path_filter == 0
-        && ret < 0
-        && (!by_path || !entered(id, nr));
+    let refused_first =
+        rule.action != 0 && rule.path_filter == 0 && ret < 0 && (!by_path || !entered(id, nr));
     // Not cleared past the syscall's arity yet: that would give the verifier one
     // state per arity to walk the path matcher with (the agent shows only the
     // syscall's own arguments, and paths are never aggregated).
@@ -198,7 +196,10 @@ pub(super) fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
         return NOT_AN_ESCAPE;
     }
     if matched & pattern_applies::PROC_FD != 0 {
-        if reopens_exe_handle(ret) {
+        // A write reopen through a descriptor that the kernel refused because the file
+        // is a running executable: an executable handle, however it was taken (a
+        // symlink to /proc/<pid>/exe names no escape path when it is opened).
+        if ret == -ETXTBSY || reopens_exe_handle(ret) {
             return PATH_MATCHED;
         }
     } else if matched != 0 {
@@ -289,3 +290,5 @@ pub(super) const NOT_AN_ESCAPE: u8 = 0;
 pub(super) const EPERM: i64 = 1;
 
 pub(super) const EACCES: i64 = 13;
+
+pub(super) const ETXTBSY: i64 = 26;
