@@ -25,7 +25,9 @@ impl Verdict {
         match self {
             Self::Met => "yes",
             Self::Missed => "**no**",
-            Self::Undecided => "undecided (the interval spans the target)",
+            Self::Undecided => {
+                "undecided (the interval spans the target, or too few repetitions for one)"
+            }
         }
     }
 }
@@ -33,10 +35,11 @@ impl Verdict {
 /// The 95% confidence interval of the median of `values` (finite ones): the order
 /// statistics of ranks n/2 − 0.98·√n and n/2 + 1 + 0.98·√n (1-based, clamped to the
 /// sample, so at least 95%). With 10 values it is their whole range; with 30, the 9th to
-/// the 22nd.
+/// the 22nd. Below [`MIN_VALUES`] values even their whole range covers the median with
+/// less than 95%: there is no interval (NaN).
 pub fn median_ci(values: &[f64]) -> (f64, f64) {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
+    if v.len() < MIN_VALUES {
         return (f64::NAN, f64::NAN);
     }
     v.sort_by(f64::total_cmp);
@@ -46,6 +49,21 @@ pub fn median_ci(values: &[f64]) -> (f64, f64) {
     let hi = ((n / 2.0 + 1.0 + half).ceil() as usize).clamp(1, v.len());
     (v[lo - 1], v[hi - 1])
 }
+
+/// The interval as report text, each bound written by `fmt`; "none (fewer than 6
+/// values)" where there is none.
+pub fn interval_text(values: &[f64], fmt: impl Fn(f64) -> String) -> String {
+    let (lo, hi) = median_ci(values);
+    if lo.is_nan() {
+        format!("none: fewer than {MIN_VALUES} values")
+    } else {
+        format!("{}–{}", fmt(lo), fmt(hi))
+    }
+}
+
+/// The fewest values with a 95% interval of their median: the range of 6 covers it with
+/// 1 − 2/2⁶ ≈ 96.9%, the range of 5 with only 93.8%.
+pub const MIN_VALUES: usize = 6;
 
 impl Target {
     pub fn judge(&self, values: &[f64]) -> Verdict {
@@ -97,6 +115,14 @@ mod tests {
         let thirty: Vec<f64> = (1..=30).map(f64::from).collect();
         assert_eq!(median_ci(&thirty), (9.0, 22.0));
         assert!(median_ci(&[]).0.is_nan());
+        // Five values, however close, cannot give a 95% interval: undecided.
+        assert!(median_ci(&[1.0; 5]).0.is_nan());
+        let t = Target {
+            bound: 2.0,
+            at_most: true,
+        };
+        assert_eq!(t.judge(&[1.0; 5]), Verdict::Undecided);
+        assert_eq!(t.judge(&[1.0; 6]), Verdict::Met);
     }
 
     #[test]
@@ -105,18 +131,22 @@ mod tests {
             bound: 1.02,
             at_most: true,
         };
-        assert_eq!(at_most.judge(&[1.00, 1.01, 1.00, 1.01, 1.0]), Verdict::Met);
-        assert_eq!(
-            at_most.judge(&[1.03, 1.05, 1.04, 1.06, 1.1]),
-            Verdict::Missed
-        );
-        assert_eq!(at_most.judge(&[1.00, 1.05, 1.01, 1.04]), Verdict::Undecided);
+        let six = |v: [f64; 6]| at_most.judge(&v);
+        assert_eq!(six([1.00, 1.01, 1.00, 1.01, 1.0, 1.01]), Verdict::Met);
+        assert_eq!(six([1.03, 1.05, 1.04, 1.06, 1.1, 1.03]), Verdict::Missed);
+        assert_eq!(six([1.00, 1.05, 1.01, 1.04, 1.0, 1.05]), Verdict::Undecided);
         let at_least = Target {
             bound: 0.97,
             at_most: false,
         };
-        assert_eq!(at_least.judge(&[0.8, 0.81, 0.79]), Verdict::Missed);
-        assert_eq!(at_least.judge(&[0.98, 0.99, 1.0]), Verdict::Met);
+        assert_eq!(
+            at_least.judge(&[0.8, 0.81, 0.79, 0.8, 0.82, 0.8]),
+            Verdict::Missed
+        );
+        assert_eq!(
+            at_least.judge(&[0.98, 0.99, 1.0, 0.99, 0.98, 1.0]),
+            Verdict::Met
+        );
     }
 
     #[test]
@@ -126,12 +156,12 @@ mod tests {
             at_most: true,
         };
         // Undecided while an early outlier is inside the interval, met once it is not.
-        let mut v = vec![1.10, 1.00, 1.01, 1.00];
-        v.extend(std::iter::repeat_n(1.005, 26));
-        assert_eq!(t.judge(&v[..4]), Verdict::Undecided);
+        let mut v = vec![1.10, 1.00, 1.01, 1.00, 1.0, 1.01];
+        v.extend(std::iter::repeat_n(1.005, 24));
+        assert_eq!(t.judge(&v[..6]), Verdict::Undecided);
         let after = t.decided_after(&v, 2).unwrap();
-        assert!(after > 4 && after <= v.len(), "{after}");
+        assert!(after > 6 && after <= v.len(), "{after}");
         assert_eq!(t.judge(&v[..after]), Verdict::Met);
-        assert_eq!(t.decided_after(&[1.0, 1.05], 1), None);
+        assert_eq!(t.decided_after(&[1.0, 1.05, 1.0, 1.05, 1.0, 1.05], 1), None);
     }
 }

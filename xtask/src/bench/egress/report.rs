@@ -8,7 +8,7 @@ use super::{
     measure::Sample,
 };
 use crate::bench::{
-    judge::{Target, median_ci},
+    judge::{Target, interval_text},
     util::{RunFacts, max, median, min, thousands},
 };
 
@@ -23,17 +23,15 @@ pub(super) fn ratios(samples: &[Vec<Sample>], i: usize, of: fn(&Sample) -> f64) 
 /// A row of the targets table: the median, its 95% interval, how many repetitions it
 /// took to decide, and the verdict.
 fn target_row(o: &mut String, what: &str, values: &[f64], t: Target, min_reps: usize, unit: &str) {
-    let (lo, hi) = median_ci(values);
     let decided = t.decided_after(values, min_reps).map_or_else(
         || format!("not decided in {}", values.len()),
         |n| format!("{n} of {}", values.len()),
     );
     let _ = writeln!(
         o,
-        "| {what} | {:.3}{unit} ({:.3}–{:.3}) | {decided} | {} |",
+        "| {what} | {:.3}{unit} ({}) | {decided} | {} |",
         median(values),
-        lo,
-        hi,
+        interval_text(values, |x| format!("{x:.3}")),
         t.judge(values).text()
     );
 }

@@ -489,7 +489,12 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
 
     // Start and stop under the shipped hardened profile against a one-rule egress
     // profile, paired (`exec -- true`).
-    let exec_times = exec_times(&ctx, root, settings.reps)?;
+    // Enough pairs for a 95% interval, except in a quick run.
+    let pairs = settings
+        .max_reps
+        .min(crate::bench::judge::MIN_VALUES)
+        .max(settings.reps);
+    let exec_times = exec_times(&ctx, root, pairs)?;
 
     // Per-program kernel time, one extra run each of (c) and (d).
     let mut costs = Vec::new();

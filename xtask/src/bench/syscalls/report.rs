@@ -11,7 +11,7 @@ use super::{
     measure::{Counts, ExecTimes, ProgCost, Sample, Seen},
 };
 use crate::bench::{
-    judge::{Target, median_ci},
+    judge::{Target, interval_text},
     util::{RunFacts, max, median, min},
 };
 
@@ -81,18 +81,16 @@ pub(super) fn targets(configs: &[Config], samples: &[Vec<Sample>]) -> Vec<Judged
 /// A row of the targets table: the median, its 95% interval, how many repetitions it
 /// took to decide, and the verdict.
 fn target_row(o: &mut String, t: &Judged, min_reps: usize) {
-    let (lo, hi) = median_ci(&t.values);
     let decided = t.target.decided_after(&t.values, min_reps).map_or_else(
         || format!("not decided in {}", t.values.len()),
         |n| format!("{n} of {}", t.values.len()),
     );
     let _ = writeln!(
         o,
-        "| {} | ×{} ({}–{}) | {decided} | {} |",
+        "| {} | ×{} ({}) | {decided} | {} |",
         t.what,
         fmt_ratio(median(&t.values)),
-        fmt_ratio(lo),
-        fmt_ratio(hi),
+        interval_text(&t.values, fmt_ratio),
         t.target.judge(&t.values).text()
     );
 }
