@@ -212,11 +212,7 @@ impl<K: KernelMaps> Agent<K> {
             .chain(self.retired.iter().map(|(_, r)| r))
         {
             let hosts = if rules.hosts_hashed {
-                rules
-                    .egress
-                    .iter()
-                    .filter(|e| e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX)
-                    .count()
+                rules.egress.iter().filter(|e| e.is_host()).count()
             } else {
                 0
             };

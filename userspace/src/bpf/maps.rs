@@ -294,7 +294,7 @@ impl Kernel {
     /// not 100,000), one call per entry for what a batch did not write.
     pub fn insert_egress(&mut self, entries: &[EgressEntry], hashed: bool) -> Result<(), MapError> {
         let (hosts, prefixes): (Vec<&EgressEntry>, Vec<&EgressEntry>) =
-            entries.iter().partition(|e| hashed && is_host(e));
+            entries.iter().partition(|e| hashed && e.is_host());
         let written = batch_write(self.egress_hosts_fd.as_fd(), &hosts, |e| e.key);
         for e in &hosts[written..] {
             self.egress_hosts.insert(e.key, e.value, 0)?;
@@ -312,7 +312,7 @@ impl Kernel {
     /// Removes egress entries; entries already gone are not an error.
     pub fn remove_egress(&mut self, entries: &[EgressEntry], hashed: bool) -> Result<(), MapError> {
         for e in entries {
-            if hashed && is_host(e) {
+            if hashed && e.is_host() {
                 ignore_missing(self.egress_hosts.remove(&e.key))?;
             } else {
                 ignore_missing(self.egress.remove(&Key::new(e.prefix_len, e.key)))?;
@@ -359,12 +359,6 @@ pub(super) fn ignore_missing(result: Result<(), MapError>) -> Result<(), MapErro
     }
 }
 
-/// Removes the entries of `map` whose key `keep` rejects; returns how many.
-/// Whether an egress entry covers a whole address (it goes to `EGRESS_HOSTS`).
-fn is_host(e: &EgressEntry) -> bool {
-    e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX
-}
-
 /// Writes `entries` to the map behind `fd` in one batch, keyed by `key`; how many it
 /// wrote (all, or those before the first the kernel refused; none where the kernel has
 /// no batches: the caller writes the rest one by one).
@@ -385,6 +379,7 @@ fn batch_write<K: aya::Pod>(
     written.min(entries.len())
 }
 
+/// Removes the entries of `map` whose key `keep` rejects; returns how many.
 fn sweep<K: aya::Pod, V: aya::Pod>(
     map: &mut aya::maps::HashMap<aya::maps::MapData, K, V>,
     keep: impl Fn(&K) -> bool,

@@ -94,6 +94,7 @@ pub fn compile_egress(
     if v6_covers_v4 && let Err(at) = groups.binary_search_by_key(&V4_MAPPED, |(p, _)| *p) {
         groups.insert(at, (V4_MAPPED, 0..0));
     }
+    // A prefix's own rules (those written for it), in rule order.
     let own_rules = |prefix: &Prefix| -> Option<&[(Prefix, PortRule)]> {
         let at = groups.binary_search_by_key(prefix, |(p, _)| *p).ok()?;
         Some(&pairs[groups[at].1.clone()])
@@ -102,24 +103,17 @@ pub fn compile_egress(
     let lengths: BTreeSet<u8> = groups.iter().map(|&((_, len), _)| len).collect();
     let mut entries = Vec::with_capacity(groups.len());
     let mut rules: Vec<PortRule> = Vec::new();
-    let mut own: Vec<PortRule> = Vec::new();
-    let mut outer_rules: Vec<PortRule> = Vec::new();
     for ((addr, len), range) in groups.iter().cloned() {
-        own.clear();
-        own.extend(pairs[range].iter().map(|(_, r)| *r));
-        let own = own.as_slice();
         let in_v4 = len >= V4_MAPPED.1 && mask(addr, V4_MAPPED.1) == V4_MAPPED.0;
         rules.clear();
-        push_ordered(&mut rules, own);
+        push_ordered(&mut rules, rules_of(&pairs[range]));
         // Shorter prefixes that contain this one, longest first.
         for &l in lengths.range(..len).rev() {
             if in_v4 && l < V4_MAPPED.1 {
                 break;
             }
             if let Some(outer) = own_rules(&(mask(addr, l), l)) {
-                outer_rules.clear();
-                outer_rules.extend(outer.iter().map(|(_, r)| *r));
-                push_ordered(&mut rules, &outer_rules);
+                push_ordered(&mut rules, rules_of(outer));
             }
         }
         if rules.len() > MAX_PORT_RULES {
@@ -146,14 +140,17 @@ pub fn compile_egress(
     Ok(entries)
 }
 
+impl EgressEntry {
+    /// Whether the entry covers one whole address (an IPv4 /32, an IPv6 /128).
+    pub fn is_host(&self) -> bool {
+        self.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX
+    }
+}
+
 /// Whether a profile's whole-address entries go to `EGRESS_HOSTS`: when it has at least
 /// [`cgwarden_common::HOSTS_HASHED_MIN`] of them.
 pub fn hashes_hosts(entries: &[EgressEntry]) -> bool {
-    entries
-        .iter()
-        .filter(|e| e.prefix_len == cgwarden_common::EGRESS_FULL_PREFIX)
-        .count()
-        >= cgwarden_common::HOSTS_HASHED_MIN
+    entries.iter().filter(|e| e.is_host()).count() >= cgwarden_common::HOSTS_HASHED_MIN
 }
 
 /// The syscalls a profile watches, as `SYSCALL_RULES` entries with the syscall each
@@ -275,7 +272,7 @@ pub fn compile_names(profile: u32, egress: &Egress) -> Result<Vec<NameEntry>, Co
     let mut entries = Vec::with_capacity(by_name.len());
     for ((wildcard, hash), (name, rules, text)) in by_name {
         let mut ordered = Vec::new();
-        push_ordered(&mut ordered, &rules);
+        push_ordered(&mut ordered, rules.iter().copied());
         if ordered.len() > MAX_PORT_RULES {
             return Err(CompileError::TooManyPortRules {
                 prefix: name,
@@ -322,18 +319,23 @@ fn port_rules(rule: &EgressRule, index: usize) -> impl Iterator<Item = PortRule>
     })
 }
 
+/// The port rules of (prefix, rule) pairs.
+fn rules_of(pairs: &[(Prefix, PortRule)]) -> impl Iterator<Item = PortRule> + Clone + '_ {
+    pairs.iter().map(|(_, r)| *r)
+}
+
 /// Appends one prefix's rules, deny before allow, skipping rules that an earlier one
 /// already covers exactly.
-fn push_ordered(out: &mut Vec<PortRule>, rules: &[PortRule]) {
+fn push_ordered(out: &mut Vec<PortRule>, rules: impl Iterator<Item = PortRule> + Clone) {
     for wanted in [verdict::DENY, verdict::ALLOW] {
-        for r in rules.iter().filter(|r| r.verdict == wanted) {
+        for r in rules.clone().filter(|r| r.verdict == wanted) {
             let duplicate = out.iter().any(|o| {
                 o.port_lo == r.port_lo
                     && o.port_hi == r.port_hi
                     && o.protocols & r.protocols == r.protocols
             });
             if !duplicate {
-                out.push(*r);
+                out.push(r);
             }
         }
     }
