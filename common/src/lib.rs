@@ -37,8 +37,9 @@ pub mod maps {
     pub const CGROUP_PROFILES: &str = "CGROUP_PROFILES";
     /// `Array<Config>` with one entry: global settings the agent updates at run time.
     pub const CONFIG: &str = "CONFIG";
-    /// `LpmTrie<EgressKey, EgressValue>`: egress rules by (profile, address prefix),
-    /// for prefixes shorter than a whole address.
+    /// `LpmTrie<EgressKey, EgressValue>`: egress rules by (profile, address prefix):
+    /// every entry of a profile, but the whole addresses of one that has them in
+    /// `EGRESS_HOSTS`.
     pub const EGRESS: &str = "EGRESS";
     /// `HashMap<EgressKey, EgressValue>`: egress rules of whole addresses (an IPv4
     /// /32, an IPv6 /128) of profiles with many of them

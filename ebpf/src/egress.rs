@@ -1,11 +1,11 @@
 //! Where a flow is decided: the egress allowlist lookup, shared by every network hook.
 //!
 //! Rules are keyed by (profile id, IPv6 or v4-mapped address), in an LPM trie (`EGRESS`);
-//! a profile with thousands of whole addresses has those in a hash map
-//! (`EGRESS_HOSTS`, `profile_flags::HOSTS_HASHED`), looked up first. The agent's compiler has already merged each
-//! prefix's rules with those of every shorter prefix that contains it, most specific
-//! first and deny before allow, so the longest match carries every rule that can apply
-//! and the first rule whose port and protocol match decides.
+//! a profile with thousands of whole addresses has those in a hash map (`EGRESS_HOSTS`,
+//! `profile_flags::HOSTS_HASHED`), looked up first. The agent's compiler has already
+//! merged each prefix's rules with those of every shorter prefix that contains it, most
+//! specific first and deny before allow, so the longest match carries every rule that
+//! can apply and the first rule whose port and protocol match decides.
 //!
 //! Minimum kernel: 5.12, for the report's total (an atomic fetch-add, in `event`); the
 //! LPM trie is 4.11. Called from cgroup_skb, the report's header needs 6.16 (`event`).

@@ -196,9 +196,10 @@ pub(super) fn escapes(rule: &SyscallRule, args: &[u64; 6], ret: i64) -> u8 {
         return NOT_AN_ESCAPE;
     }
     if matched & pattern_applies::PROC_FD != 0 {
-        // A write reopen through a descriptor that the kernel refused because the file
-        // is a running executable: an executable handle, however it was taken (a
-        // symlink to /proc/<pid>/exe names no escape path when it is opened).
+        // A write-open under /proc or /dev/fd (a reopen through a descriptor, or a
+        // process's root) that the kernel refused because the file is a running
+        // executable: whatever path took the handle (a symlink to /proc/<pid>/exe
+        // names no escape path when it is opened).
         if ret == -ETXTBSY || reopens_exe_handle(ret) {
             return PATH_MATCHED;
         }

@@ -642,8 +642,9 @@ impl Kernel {
         }
     }
 
-    /// Reuses a late link (a tracepoint, the DNS reader) a previous agent of this build pinned, if there is one:
-    /// its program already runs on the same maps, so kill rules never stopped.
+    /// Reuses a late link (a tracepoint, the DNS reader) a previous agent of this build
+    /// pinned, if there is one: its program already runs on the same maps, so kill rules
+    /// never stopped.
     fn adopt_late_link(&mut self, pin: &str) -> bool {
         let (Some(state), true) = (&self.state, self.adopted) else {
             return false;
