@@ -173,6 +173,15 @@ fn kill_rules_keep_killing_after_kill_9_and_a_restart_adds_no_second_program() {
     );
     let agent = RunningAgent::start_in(profile.path(), state.path());
     assert!(agent.log().contains("adopted the pins"), "{}", agent.log());
+    // The adopted entry and exit programs keep their run statistics.
+    let body = cgwarden_tests::agent::scrape(agent.metrics_addr());
+    for program in ["sys_enter", "sys_exit_refused", "proc_exec"] {
+        let key = format!("cgwarden_program_runs_total{{program=\"{program}\"}}");
+        assert!(
+            body.contains(&key),
+            "{key} missing after the restart:\n{body}"
+        );
+    }
     let (signal, stdout, pid) = attempt();
     assert_eq!((signal, stdout), (Some(9), String::new()));
     // Reported once, not once per attached program (adopted and new); the stopped

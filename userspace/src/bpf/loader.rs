@@ -582,14 +582,16 @@ impl Kernel {
             return Ok(());
         }
         self.raw_attached = true;
-        if self.adopt_late_link(RAW_PIN) {
+        if self.adopt_late_link(RAW_PIN, RAW_SYSCALL_PROGRAM) {
             return Ok(());
         }
         let program: &mut RawTracePoint = loaded(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
+        let prog_id = program.info().map(|i| i.id()).ok();
         let id = program
             .attach("sys_enter")
             .map_err(failed(RAW_SYSCALL_PROGRAM))?;
         let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
+        self.note_program(RAW_SYSCALL_PROGRAM, prog_id);
         if self.state.is_some() {
             self.pin_late_link(RAW_PIN, FdLink::from(link))
         } else {
@@ -627,12 +629,14 @@ impl Kernel {
         name: &str,
     ) -> Result<(), LoadError> {
         let pin = format!("tp-{program_name}-{category}-{name}");
-        if self.adopt_late_link(&pin) {
+        if self.adopt_late_link(&pin, program_name) {
             return Ok(());
         }
         let tp: &mut TracePoint = loaded(&mut self.ebpf, program_name)?;
+        let prog_id = tp.info().map(|i| i.id()).ok();
         let id = tp.attach(category, name).map_err(failed(program_name))?;
         let link = tp.take_link(id).map_err(failed(program_name))?;
+        self.note_program(program_name, prog_id);
         if self.state.is_some() {
             let link = FdLink::try_from(link).map_err(|e| link_error(program_name, e))?;
             self.pin_late_link(&pin, link)
@@ -642,18 +646,30 @@ impl Kernel {
         }
     }
 
+    /// Records a late link's program for its run statistics, once (one program serves
+    /// many tracepoints).
+    fn note_program(&mut self, name: &'static str, id: Option<u32>) {
+        if let Some(id) = id
+            && !self.program_ids.iter().any(|(n, _)| *n == name)
+        {
+            self.program_ids.push((name, id));
+        }
+    }
+
     /// Reuses a late link (a tracepoint, the DNS reader) a previous agent of this build
     /// pinned, if there is one: its program already runs on the same maps, so kill rules
-    /// never stopped.
-    fn adopt_late_link(&mut self, pin: &str) -> bool {
+    /// never stopped. The link names the program (`program`), for its run statistics, as
+    /// the adopted cgroup links do in [`Kernel::attach`].
+    fn adopt_late_link(&mut self, pin: &str, program: &'static str) -> bool {
         let (Some(state), true) = (&self.state, self.adopted) else {
             return false;
         };
         let path = link_dir(state).join(pin);
         match PinnedLink::from_pin(&path) {
             Ok(link) => {
-                self.late_links
-                    .push(FdLinkOrPerf::Pinned(FdLink::from(link)));
+                let link = FdLink::from(link);
+                self.note_program(program, link.info().map(|i| i.program_id()).ok());
+                self.late_links.push(FdLinkOrPerf::Pinned(link));
                 self.late_pins.insert(pin.to_owned());
                 true
             }
@@ -742,15 +758,8 @@ impl Kernel {
             return Ok(());
         }
         self.dns_answers = true;
-        if self.adopt_late_link(DNS_ANSWERS_PROGRAM) {
+        if self.adopt_late_link(DNS_ANSWERS_PROGRAM, DNS_ANSWERS_PROGRAM) {
             // The pinned program array still holds the previous agent's DNS egress half.
-            // The adopted link names its program, for the run statistics.
-            if let Some(FdLinkOrPerf::Pinned(link)) = self.late_links.last()
-                && let Ok(info) = link.info()
-            {
-                self.program_ids
-                    .push((DNS_ANSWERS_PROGRAM, info.program_id()));
-            }
             return Ok(());
         }
         let started = std::time::Instant::now();
@@ -797,9 +806,7 @@ impl Kernel {
             )
             .map_err(failed(name))?;
         let (_, link) = pinnable(name, program.take_link(id).map_err(failed(name))?)?;
-        if let Ok(info) = link.info() {
-            self.program_ids.push((name, info.program_id()));
-        }
+        self.note_program(name, link.info().map(|i| i.program_id()).ok());
         self.pin_late_link(name, link)
     }
 
