@@ -553,3 +553,40 @@ fn an_escape_path_open_seccomp_refuses_is_judged_by_its_path_and_still_killed() 
         "{calls:#?}"
     );
 }
+
+#[test]
+fn an_executable_handle_through_a_symlink_reopened_for_writing_in_docker_is_killed() {
+    require_root();
+    let _serial = serial();
+    engines::docker();
+    // CVE-2019-5736's second step, root in a default Docker container (Docker's seccomp
+    // profile in force): a handle on the running shell's own executable, taken through
+    // a symlink that names no escape path, reopened for writing through /proc/self/fd.
+    // The kernel refuses the reopen (ETXTBSY); the subshell that tries it is killed.
+    let script = "ln -s /proc/self/exe /tmp/innocent; exec 3</tmp/innocent; \
+                  (echo x > /proc/self/fd/3; echo reopened); echo \"status $?\"";
+    let profile = ProfileFile::new(
+        "name: reopen\nmode: enforce\nselector:\n  runtime: docker\negress:\n  default: allow\nsyscalls:\n  - set: escape\n    action: kill\n",
+    );
+    let agent = RunningAgent::start(profile.path());
+    let out = engines::docker_run(&["--network", "none"], &["sh", "-c", script]);
+    let said = stdout(&out);
+    assert!(said.contains("status 137"), "{out:?}");
+    assert!(!said.contains("reopened"), "{out:?}");
+    let events = agent.stop_and_read();
+    let calls = kind(&events, "syscall");
+    let reopen: Vec<_> = calls
+        .iter()
+        .filter(|e| e["path"] == "/proc/self/fd/3")
+        .collect();
+    assert_eq!(reopen.len(), 1, "{calls:#?}");
+    let e = reopen[0];
+    assert_eq!(e["result"]["errno"], "ETXTBSY", "{e:#}");
+    assert_eq!(e["verdict"], "deny", "{e:#}");
+    assert_eq!(e["container"]["runtime"], "docker", "{e:#}");
+    // Taking the handle (a read-only open through the symlink) is no attempt.
+    assert!(
+        !calls.iter().any(|e| e["path"] == "/tmp/innocent"),
+        "{calls:#?}"
+    );
+}
