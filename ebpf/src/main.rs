@@ -145,6 +145,20 @@ pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
     syscalls::raw(&ctx)
 }
 
+/// Attached to the raw `sys_exit` tracepoint where syscalls are watched through the
+/// raw tracepoints (`cgwarden exec`) and some rule judges a syscall by its path: what
+/// `sys_exit` does, for every watched syscall.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn raw_sys_exit(ctx: RawTracePointContext) -> i32 {
+    syscalls::raw_exit(&ctx)
+}
+
+/// The same, where no rule judges a syscall by its path: what `sys_exit_refused` does.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn raw_sys_exit_refused(ctx: RawTracePointContext) -> i32 {
+    syscalls::raw_exit_refused(&ctx)
+}
+
 /// `sched:sched_process_exec`, for the process table.
 #[tracepoint]
 pub fn proc_exec(ctx: TracePointContext) -> u32 {

@@ -6,7 +6,7 @@ use std::{process::Command, time::Duration};
 
 use cgwarden_tests::{
     ExecOutput, ProfileFile, agent::RunningAgent, cgroup::TestCgroup, container::Container, exec,
-    require_root, unique,
+    exec_full, require_root, unique,
 };
 use serde_json::Value;
 
@@ -81,6 +81,63 @@ fn kill_ends_the_process_before_it_returns_to_user_space() {
     assert_eq!(events[0]["syscall"], "unshare");
     assert_eq!(events[0]["verdict"], "deny");
     assert_eq!(events[0]["action"], "kill");
+}
+
+/// A process that installs a seccomp filter refusing `unshare` with EPERM (as Docker's
+/// default profile does for a container without CAP_SYS_ADMIN), then tries it: no
+/// entry tracepoint fires for the call, only its exit.
+const SECCOMP_REFUSES_UNSHARE: &str = r#"
+import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+ul = ctypes.c_ulong
+def insn(code, jt, jf, k): return struct.pack("HBBI", code, jt, jf, k)
+# Load the syscall number; unshare (272) answers EPERM, everything else is allowed.
+prog = insn(0x20, 0, 0, 0) + insn(0x15, 0, 1, 272) + insn(0x06, 0, 0, 0x00050001) + insn(0x06, 0, 0, 0x7fff0000)
+buf = ctypes.create_string_buffer(prog)
+class Fprog(ctypes.Structure): _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(4, ctypes.addressof(buf))
+assert libc.prctl(ul(38), ul(1), ul(0), ul(0), ul(0)) == 0  # no_new_privs
+assert libc.prctl(ul(22), ul(2), ctypes.byref(fprog), ul(0), ul(0)) == 0  # the filter
+r = libc.unshare(ul(0x10000000))
+print("after", r, ctypes.get_errno()); sys.stdout.flush()
+"#;
+
+#[test]
+fn a_call_a_seccomp_filter_refused_is_reported_and_killed_through_either_hooks() {
+    require_root();
+    for hooks in ["raw", "tracepoints"] {
+        let options = ["--syscall-hooks", hooks];
+        let report = escape("report");
+        let out = exec_full(
+            report.path(),
+            &options,
+            &["python3", "-c", SECCOMP_REFUSES_UNSHARE],
+            "",
+        );
+        assert_eq!(out.code, Some(0), "{hooks}: {out:?}");
+        assert_eq!(out.stdout, "after -1 1\n", "{hooks}: the filter refused it");
+        let events = syscall_events(&out);
+        assert_eq!(events.len(), 1, "{hooks}: {events:#?}");
+        let e = events[0];
+        assert_eq!(e["syscall"], "unshare", "{hooks}: {e:#}");
+        assert_eq!(e["args"]["flags"], serde_json::json!(["CLONE_NEWUSER"]));
+        assert_eq!(e["result"]["errno"], "EPERM", "{hooks}: {e:#}");
+        assert_eq!(e["result"]["seccomp"], true, "{hooks}: {e:#}");
+        // Kill still kills: nothing prints after the refused attempt.
+        let kill = escape("kill");
+        let out = exec_full(
+            kill.path(),
+            &options,
+            &["python3", "-c", SECCOMP_REFUSES_UNSHARE],
+            "",
+        );
+        assert_eq!(out.code, Some(128 + 9), "{hooks}: {out:?}");
+        assert_eq!(out.stdout, "", "{hooks}: it printed after the attempt");
+        let events = syscall_events(&out);
+        assert_eq!(events.len(), 1, "{hooks}: {events:#?}");
+        assert_eq!(events[0]["action"], "kill");
+        assert_eq!(events[0]["result"]["errno"], "EPERM");
+    }
 }
 
 #[test]
@@ -702,33 +759,36 @@ fn the_exit_program_stays_well_inside_the_verifier_budget() {
         "enforce",
         "  - set: escape\n    action: kill\nruntime:\n  read_only: [/]\n  writable: [/tmp]\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(cgwarden_tests::cgwarden())
-        .args(["exec", "--events"])
-        .arg(dir.path().join("events.jsonl"))
-        .arg("--policy")
-        .arg(p.path())
-        .args(["--", "true"])
-        .env("RUST_LOG", "cgwarden::bpf::verify=debug")
-        .output()
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    let verified: u64 = log
-        .lines()
-        .find_map(|l| {
-            l.split("program sys_exit: Some(")
-                .nth(1)?
-                .split(')')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no verified count for sys_exit in the log:\n{log}"));
-    assert!(
-        verified < 500_000,
-        "sys_exit took {verified} verified instructions (kernel limit 1,000,000)"
-    );
+    // Both forms of it: on the per-syscall exit tracepoints and on raw `sys_exit`.
+    for (hooks, program) in [("tracepoints", "sys_exit"), ("raw", "raw_sys_exit")] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(cgwarden_tests::cgwarden())
+            .args(["exec", "--syscall-hooks", hooks, "--events"])
+            .arg(dir.path().join("events.jsonl"))
+            .arg("--policy")
+            .arg(p.path())
+            .args(["--", "true"])
+            .env("RUST_LOG", "cgwarden::bpf::verify=debug")
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        let verified: u64 = log
+            .lines()
+            .find_map(|l| {
+                l.split(&format!("program {program}: Some("))
+                    .nth(1)?
+                    .split(')')
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no verified count for {program} in the log:\n{log}"));
+        assert!(
+            verified < 500_000,
+            "{program} took {verified} verified instructions (kernel limit 1,000,000)"
+        );
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use anyhow::Context as _;
 
 use crate::{
     agent::Agent,
-    bpf::Kernel,
+    bpf::{Kernel, SyscallHooks},
     dns::resolver::Resolver,
     host,
     host::cgroups::OwnedCgroup,
@@ -115,6 +115,7 @@ pub async fn run(
     target: Target<'_>,
     sinks: Sinks,
     resolver: Resolver,
+    hooks: SyscallHooks,
 ) -> anyhow::Result<i32> {
     let policy_file = match &under {
         Under::Profile(file) | Under::Check(file, _) => *file,
@@ -134,7 +135,7 @@ pub async fn run(
     // the error reported, whatever the loading did (nothing is pinned or attached yet).
     let (profile, prepared) = std::thread::scope(|s| {
         let parsing = s.spawn(|| the_profile(&under));
-        let prepared = prepare(&target);
+        let prepared = prepare(&target, hooks);
         let profile = parsing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -401,7 +402,7 @@ struct Prepared {
 }
 
 /// Prepares the host, makes (or finds) the cgroup and loads the kernel side.
-fn prepare(target: &Target) -> anyhow::Result<Prepared> {
+fn prepare(target: &Target, hooks: SyscallHooks) -> anyhow::Result<Prepared> {
     let host = host::prepare()?;
     // The cgroup: a fresh one for a command, or the running one.
     let (owned, path, relative) = match target {
@@ -423,7 +424,8 @@ fn prepare(target: &Target) -> anyhow::Result<Prepared> {
     let id = crate::host::cgroups::cgroup_id(&path)
         .with_context(|| format!("reading the id of {}", path.display()))?;
     let level = relative.split('/').filter(|p| !p.is_empty()).count() as u32;
-    let kernel = Kernel::load(None)?;
+    let mut kernel = Kernel::load(None)?;
+    kernel.set_syscall_hooks(hooks);
     Ok(Prepared {
         host,
         owned,

@@ -19,26 +19,82 @@ use super::*;
 /// before entry. The record holds `__syscall_nr` and the return value (`layout`).
 #[inline(always)]
 pub fn exit(ctx: &TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
+    let (nr, ret) = exit_record(ctx);
+    if nr >= 0 {
+        judge_at_exit(nr as u32, ret);
+    }
+    0
+}
+
+/// Raw `sys_exit(regs, ret)`, where syscalls are watched through the two raw
+/// tracepoints instead of one tracepoint per syscall (`cgwarden exec`): it runs for
+/// every syscall of every task, so a syscall not watched at exit costs one array
+/// lookup.
+#[inline(always)]
+pub fn raw_exit(ctx: &RawTracePointContext) -> i32 {
+    let Some(nr) = raw_watched_at_exit() else {
+        return 0;
+    };
+    judge_at_exit(nr, ctx.arg::<i64>(1));
+    0
+}
+
+/// Raw `sys_exit(regs, ret)` for syscalls no rule judges by their path: only the calls
+/// refused before entry (as [`exit_refused`]).
+#[inline(always)]
+pub fn raw_exit_refused(ctx: &RawTracePointContext) -> i32 {
+    let ret: i64 = ctx.arg(1);
+    if ret >= 0 {
+        return 0;
+    }
+    let Some(nr) = raw_watched_at_exit() else {
+        return 0;
+    };
+    judge_refused_at_exit(nr, ret);
+    0
+}
+
+/// The syscall number and return value of a `syscalls:sys_exit_*` record, where the
+/// loader says (`-1` for a number that cannot be read).
+#[inline(always)]
+fn exit_record(ctx: &TracePointContext) -> (i32, i64) {
     // SAFETY: fields of the syscall exit record, where the loader says.
     let nr = unsafe { ctx.read_at::<i32>(crate::layout::syscall_nr()) }.unwrap_or(-1);
     // SAFETY: as above.
     let ret = unsafe { ctx.read_at::<i64>(crate::layout::syscall_ret()) }.unwrap_or(0);
-    if nr < 0 {
-        return 0;
+    (nr, ret)
+}
+
+/// The current syscall's number, if its exit is watched (`syscall_watch::EXIT`; the
+/// raw exit programs are attached only where no per-syscall exit tracepoint is).
+#[inline(always)]
+fn raw_watched_at_exit() -> Option<u32> {
+    let nr = current_syscall_nr();
+    if nr >= u64::from(RAW_SYSCALL_SLOTS) {
+        return None;
     }
     let nr = nr as u32;
+    SYSCALL_WATCH
+        .get(nr)
+        .is_some_and(|w| w & syscall_watch::EXIT != 0)
+        .then_some(nr)
+}
+
+/// A watched call at its exit (see [`exit`]).
+#[inline(always)]
+fn judge_at_exit(nr: u32, ret: i64) {
+    let id = bpf_get_current_pid_tgid();
     let by_path = judged_at_exit(nr);
     // The fast path of a syscall no rule judges by its path: a call that succeeded, or
     // that was judged at entry (it left a mark), is settled.
     if !by_path && (ret >= 0 || entered(id, nr)) {
-        return 0;
+        return;
     }
     let Some(m) = profile::current() else {
-        return 0;
+        return;
     };
     let Some((rule, proc_info)) = rule_for(&m, nr) else {
-        return 0;
+        return;
     };
     // A rule that acts on the call itself judged it at entry, unless a seccomp filter
     // refused it first. A call refused first is judged by that rule only (also where
@@ -68,7 +124,6 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
             },
         });
     }
-    0
 }
 
 /// `syscalls:sys_exit_*` of watched syscalls no rule judges by their path: only the
@@ -76,31 +131,33 @@ pub fn exit(ctx: &TracePointContext) -> u32 {
 /// by its path, [`exit`] is attached as well and judges them all.
 #[inline(always)]
 pub fn exit_refused(ctx: &TracePointContext) -> u32 {
-    let id = bpf_get_current_pid_tgid();
-    // SAFETY: fields of the syscall exit record, where the loader says.
-    let nr = unsafe { ctx.read_at::<i32>(crate::layout::syscall_nr()) }.unwrap_or(-1);
-    // SAFETY: as above.
-    let ret = unsafe { ctx.read_at::<i64>(crate::layout::syscall_ret()) }.unwrap_or(0);
-    if nr < 0 {
-        return 0;
+    let (nr, ret) = exit_record(ctx);
+    if nr >= 0 && ret < 0 {
+        judge_refused_at_exit(nr as u32, ret);
     }
-    let nr = nr as u32;
-    if ret >= 0 || judged_at_exit(nr) || entered(id, nr) {
-        return 0;
+    0
+}
+
+/// A watched call that failed, at its exit, where no rule judges the syscall by its
+/// path (see [`exit_refused`]).
+#[inline(always)]
+fn judge_refused_at_exit(nr: u32, ret: i64) {
+    let id = bpf_get_current_pid_tgid();
+    if judged_at_exit(nr) || entered(id, nr) {
+        return;
     }
     let Some(m) = profile::current() else {
-        return 0;
+        return;
     };
     let Some((rule, proc_info)) = rule_for(&m, nr) else {
-        return 0;
+        return;
     };
     if rule.action == 0 || rule.path_filter != 0 {
-        return 0;
+        return;
     }
     let mut args = saved_args();
     clear_unknown_args(nr, &mut args);
     refused(&m, rule, nr, &args, ret, proc_info);
-    0
 }
 
 /// A watched call that was refused before it was entered (see [`exit`]): reported, and

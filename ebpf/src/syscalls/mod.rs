@@ -45,16 +45,16 @@ use core::ffi::c_void;
 
 use cgwarden_common::{
     NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
-    PatternKey, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES,
-    SyscallEvent, SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies,
-    proc_flags, profile_flags, reached, syscall_action, syscall_watch, verdict,
+    PatternKey, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES, SyscallEvent,
+    SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies, proc_flags,
+    profile_flags, reached, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{
     event,
     maps::{
-        CONFIG, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PROCS, PROFILE_PATTERNS,
-        SYSCALL_REPEATS, SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED,
+        CONFIG, EXE_HANDLES, PATH_PATTERNS, PATH_SCRATCH, PROCS, PROFILE_PATTERNS, SYSCALL_REPEATS,
+        SYSCALL_RULES, SYSCALL_WATCH, SYSCALLS_USED,
     },
     profile,
 };
@@ -69,7 +69,7 @@ mod regs;
 mod report;
 
 pub use enter::{raw, tracepoint};
-pub use exit::{exit, exit_refused};
+pub use exit::{exit, exit_refused, raw_exit, raw_exit_refused};
 use {exe_handles::*, learn::*, paths::*, read_only::*, regs::*, report::*};
 
 pub(super) const SIGKILL: u32 = 9;

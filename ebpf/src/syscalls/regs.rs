@@ -25,6 +25,21 @@ pub(super) fn saved_args() -> [u64; 6] {
     }
 }
 
+/// The current syscall's number, from the task's saved registers (x86_64: `orig_ax`, `orig_rax` in the bindings),
+/// as the raw `sys_exit` needs it (its record has only the registers and the result).
+/// One direct load through the typed pointer `bpf_task_pt_regs` returns.
+#[cfg(bpf_target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn current_syscall_nr() -> u64 {
+    // SAFETY: `bpf_task_pt_regs` returns a pointer the verifier knows as the kernel's
+    // `pt_regs` (a faulting load reads zero).
+    unsafe {
+        let task = aya_ebpf::helpers::generated::bpf_get_current_task_btf();
+        let regs = aya_ebpf::helpers::generated::bpf_task_pt_regs(task) as *const pt_regs;
+        (*regs).orig_rax
+    }
+}
+
 /// The x86_64 `pt_regs` from r10 to rdi, in the kernel's order: r10, r9, r8, rax, rcx,
 /// rdx, rsi, rdi. The six argument registers are all in it.
 #[cfg(bpf_target_arch = "x86_64")]

@@ -392,7 +392,10 @@ impl<K: KernelMaps> Agent<K> {
 impl<K: KernelMaps> events::Context for Agent<K> {
     fn syscall_arity(&self, nr: u32) -> usize {
         match self.kernel.watched_syscalls().get(&nr) {
-            Some(crate::bpf::Watch::Tracepoint { arity, .. }) => *arity,
+            Some(
+                crate::bpf::Watch::Tracepoint { arity, .. }
+                | crate::bpf::Watch::RawTracepoints { arity, .. },
+            ) => *arity,
             _ => 6,
         }
     }

@@ -60,6 +60,12 @@ const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
 const SYSCALL_EXIT_REFUSED_PROGRAM: &str = "sys_exit_refused";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
 const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
+/// `raw_sys_exit`: what `sys_exit` does, on the raw `sys_exit` tracepoint
+/// ([`SyscallHooks::Raw`]).
+const RAW_EXIT_PROGRAM: &str = "raw_sys_exit";
+/// `raw_sys_exit_refused`: what `sys_exit_refused` does, on the raw `sys_exit`
+/// tracepoint ([`SyscallHooks::Raw`]).
+const RAW_EXIT_REFUSED_PROGRAM: &str = "raw_sys_exit_refused";
 
 /// Writes under /proc/sys.
 const SYSCTL_PROGRAM: &str = "sysctl";
@@ -179,6 +185,10 @@ pub struct Kernel {
     hooked: Option<PathBuf>,
     /// The raw `sys_enter` program is attached.
     raw_attached: bool,
+    /// Which raw `sys_exit` programs are attached ([`SyscallHooks::Raw`]).
+    raw_exits: RawExits,
+    /// How watched syscalls reach their programs.
+    syscall_hooks: SyscallHooks,
     syscalls_used: HashMap<MapData, cgwarden_common::SyscallUsedKey, u8>,
     /// Syscalls with a program attached, and how.
     watched: std::collections::BTreeMap<u32, Watch>,
@@ -192,6 +202,32 @@ pub struct Kernel {
     kallsyms: Option<String>,
 }
 
+/// How watched syscalls reach their programs: the trade between what every syscall of
+/// the host pays while they are attached and what attaching and detaching cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyscallHooks {
+    /// One `syscalls:sys_enter_<name>` and `sys_exit_<name>` tracepoint per watched
+    /// syscall (raw `sys_enter` for one that has none): a syscall nobody watches runs
+    /// no program, but each tracepoint waits for RCU grace periods, under a lock every
+    /// detach of the host takes, when it detaches (tens of ms each). For a long-lived
+    /// agent.
+    #[default]
+    Tracepoints,
+    /// The raw `sys_enter` and `sys_exit` tracepoints, whatever the set: two links,
+    /// attached and detached at once, but every syscall of every task runs two programs
+    /// (an array lookup each) while they are attached. For a short-lived `exec`.
+    Raw,
+}
+
+/// The raw `sys_exit` programs attached ([`SyscallHooks::Raw`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct RawExits {
+    /// `raw_sys_exit`: judges every watched syscall at exit, paths included.
+    full: bool,
+    /// `raw_sys_exit_refused`: only the calls refused before entry.
+    refused: bool,
+}
+
 /// How a syscall is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Watch {
@@ -199,6 +235,9 @@ pub enum Watch {
     /// says; the entry record has `arity` arguments (the program reads six; the others
     /// are not the syscall's).
     Tracepoint { arity: usize, hooks: Hooks },
+    /// Through the raw `sys_enter` and `sys_exit` tracepoints ([`SyscallHooks::Raw`]),
+    /// as `hooks` says; `arity` as for a tracepoint (6 where it has none).
+    RawTracepoints { arity: usize, hooks: Hooks },
     /// Through the raw `sys_enter` tracepoint (it has none of its own here).
     Raw,
     /// Not at all: the running kernel does not implement it (it answers ENOSYS, so a
@@ -297,8 +336,11 @@ enum FdLinkOrPerf {
     Pinned(FdLink),
 }
 
-/// The pin of the raw `sys_enter` link.
+/// The pin of the raw `sys_enter` link (every raw tracepoint's pin starts `raw-`).
 const RAW_PIN: &str = "raw-sys_enter";
+/// The pins of the raw `sys_exit` links.
+const RAW_EXIT_PIN: &str = "raw-sys_exit";
+const RAW_EXIT_REFUSED_PIN: &str = "raw-sys_exit_refused";
 
 impl Drop for Kernel {
     /// Detaches the tracepoints that are not pinned from several threads at once: each
@@ -433,6 +475,8 @@ impl Kernel {
             dns_egress,
             hooked: None,
             raw_attached: false,
+            raw_exits: RawExits::default(),
+            syscall_hooks: SyscallHooks::default(),
             syscalls_used,
             watched: Default::default(),
             late_links: Vec::new(),
@@ -582,22 +626,37 @@ impl Kernel {
             return Ok(());
         }
         self.raw_attached = true;
-        if self.adopt_late_link(RAW_PIN, RAW_SYSCALL_PROGRAM) {
+        self.attach_raw_tracepoint(RAW_SYSCALL_PROGRAM, "sys_enter", RAW_PIN)
+    }
+
+    /// Attaches raw tracepoint program `program_name` to `tracepoint`, pinned as `pin`
+    /// in the state directory (or adopted from there).
+    fn attach_raw_tracepoint(
+        &mut self,
+        program_name: &'static str,
+        tracepoint: &str,
+        pin: &str,
+    ) -> Result<(), LoadError> {
+        if self.adopt_late_link(pin, program_name) {
             return Ok(());
         }
-        let program: &mut RawTracePoint = loaded(&mut self.ebpf, RAW_SYSCALL_PROGRAM)?;
+        let program: &mut RawTracePoint = loaded(&mut self.ebpf, program_name)?;
         let prog_id = program.info().map(|i| i.id()).ok();
-        let id = program
-            .attach("sys_enter")
-            .map_err(failed(RAW_SYSCALL_PROGRAM))?;
-        let link = program.take_link(id).map_err(failed(RAW_SYSCALL_PROGRAM))?;
-        self.note_program(RAW_SYSCALL_PROGRAM, prog_id);
+        let id = program.attach(tracepoint).map_err(failed(program_name))?;
+        let link = program.take_link(id).map_err(failed(program_name))?;
+        self.note_program(program_name, prog_id);
         if self.state.is_some() {
-            self.pin_late_link(RAW_PIN, FdLink::from(link))
+            self.pin_late_link(pin, FdLink::from(link))
         } else {
             self.late_links.push(FdLinkOrPerf::Raw(link));
             Ok(())
         }
+    }
+
+    /// Chooses how watched syscalls reach their programs, before any is watched (a
+    /// syscall watched already stays as it is).
+    pub fn set_syscall_hooks(&mut self, hooks: SyscallHooks) {
+        self.syscall_hooks = hooks;
     }
 
     /// Learn mode: makes the raw `sys_enter` program record every syscall of learning
@@ -709,7 +768,7 @@ impl Kernel {
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let tracepoint =
-                name.starts_with("tp-") || name == RAW_PIN || name == DNS_ANSWERS_PROGRAM;
+                name.starts_with("tp-") || name.starts_with("raw-") || name == DNS_ANSWERS_PROGRAM;
             if tracepoint && !self.late_pins.contains(&name) {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
@@ -829,17 +888,21 @@ impl Kernel {
     /// calls make (syscalls without a tracepoint of their own are left to them).
     fn fresh_programs(&self, wanted: &Wanted) -> Vec<&'static str> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        let raw = self.syscall_hooks == SyscallHooks::Raw;
         let (mut entry, mut exit, mut refused) = (false, false, false);
         for &(sysno, hooks) in wanted.syscalls {
             let nr = sysno.id() as u32;
             let had = match self.watched.get(&nr) {
-                Some(Watch::Tracepoint { hooks, .. }) => *hooks,
+                Some(Watch::Tracepoint { hooks, .. } | Watch::RawTracepoints { hooks, .. }) => {
+                    *hooks
+                }
                 Some(_) => continue,
                 None => Hooks::default(),
             };
-            if !tracefs
-                .join(crate::policy::syscalls::tracepoint_name(sysno))
-                .exists()
+            if !raw
+                && !tracefs
+                    .join(crate::policy::syscalls::tracepoint_name(sysno))
+                    .exists()
             {
                 continue;
             }
@@ -851,18 +914,37 @@ impl Kernel {
             }
             entry |= now.entry && !had.entry;
         }
+        if raw {
+            // The raw programs judge every syscall of the set: one for each end.
+            exit &= !self.raw_exits.full;
+            refused &= !self.raw_exits.refused && !exit && !self.raw_exits.full;
+            entry &= !self.raw_attached;
+        }
+        let (exit_program, refused_program, entry_program) = if raw {
+            (
+                RAW_EXIT_PROGRAM,
+                RAW_EXIT_REFUSED_PROGRAM,
+                RAW_SYSCALL_PROGRAM,
+            )
+        } else {
+            (
+                SYSCALL_EXIT_PROGRAM,
+                SYSCALL_EXIT_REFUSED_PROGRAM,
+                SYSCALL_PROGRAM,
+            )
+        };
         let mut fresh = Vec::new();
         if exit {
-            fresh.push(SYSCALL_EXIT_PROGRAM);
+            fresh.push(exit_program);
         }
         if wanted.processes && !self.tracking {
             fresh.extend(PROC_PROGRAMS.iter().map(|(name, _)| *name));
         }
         if entry {
-            fresh.push(SYSCALL_PROGRAM);
+            fresh.push(entry_program);
         }
         if refused {
-            fresh.push(SYSCALL_EXIT_REFUSED_PROGRAM);
+            fresh.push(refused_program);
         }
         if wanted.packet_sockets && !self.packet_sockets {
             fresh.push(SOCKET_PROGRAM);
@@ -900,6 +982,9 @@ impl Kernel {
     /// tracepoint (filtered by number) where it has none. What is attached stays
     /// attached; a syscall that now needs more gets the rest.
     fn watch_syscalls(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
+        if self.syscall_hooks == SyscallHooks::Raw {
+            return self.watch_syscalls_raw(wanted);
+        }
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
         for &(sysno, hooks) in wanted {
             let nr = sysno.id() as u32;
@@ -969,6 +1054,91 @@ impl Kernel {
         Ok(())
     }
 
+    /// [`Kernel::watch_syscalls`] through the raw `sys_enter` and `sys_exit` tracepoints
+    /// ([`SyscallHooks::Raw`]): the syscalls' bits in `SYSCALL_WATCH` say what each
+    /// needs, and each raw program is attached once some syscall needs it. The exit
+    /// programs are attached before any bit names them and the entry program after,
+    /// as for tracepoints: the exit learns of an entry mark before any is made.
+    fn watch_syscalls_raw(&mut self, wanted: &[(Sysno, Hooks)]) -> Result<(), LoadError> {
+        let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        let mut changed = Vec::new();
+        let (mut entry, mut exit, mut by_path) = (false, false, false);
+        for &(sysno, hooks) in wanted {
+            let nr = sysno.id() as u32;
+            if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
+                log::warn!("cannot watch {}: number {nr} is out of range", sysno.name());
+                continue;
+            }
+            let (arity, had) = match self.watched.get(&nr) {
+                Some(Watch::RawTracepoints { arity, hooks }) => (Some(*arity), *hooks),
+                Some(_) => continue,
+                None => {
+                    let tracepoint = tracefs.join(crate::policy::syscalls::tracepoint_name(sysno));
+                    if !tracepoint.exists() && !self.implemented(sysno) {
+                        self.watched.insert(nr, Watch::NotImplemented);
+                        continue;
+                    }
+                    let format = std::fs::read_to_string(tracepoint.join("format")).ok();
+                    (format.as_deref().and_then(syscall_arity), Hooks::default())
+                }
+            };
+            let now = had.union(hooks);
+            entry |= now.entry;
+            exit |= now.exit;
+            by_path |= now.by_path;
+            if now != had || !self.watched.contains_key(&nr) {
+                changed.push((nr, arity, now));
+            }
+        }
+        if by_path && !self.raw_exits.full {
+            self.attach_raw_tracepoint(RAW_EXIT_PROGRAM, "sys_exit", RAW_EXIT_PIN)?;
+            self.raw_exits.full = true;
+        } else if exit && !self.raw_exits.full && !self.raw_exits.refused {
+            self.attach_raw_tracepoint(RAW_EXIT_REFUSED_PROGRAM, "sys_exit", RAW_EXIT_REFUSED_PIN)?;
+            self.raw_exits.refused = true;
+        }
+        for &(nr, arity, now) in &changed {
+            let mut bits = arity.map_or(0, |a| syscall_watch::KNOWN | a as u8);
+            if now.entry {
+                bits |= syscall_watch::RAW;
+            }
+            if now.exit {
+                bits |= syscall_watch::EXIT;
+            }
+            if now.by_path {
+                bits |= syscall_watch::BY_PATH;
+            }
+            self.set_watch(nr, bits)?;
+            let arity = arity.unwrap_or(6);
+            self.watched
+                .insert(nr, Watch::RawTracepoints { arity, hooks: now });
+        }
+        if entry {
+            self.attach_raw()?;
+        }
+        log::debug!(
+            "syscalls watched through raw sys_enter and sys_exit: {} changed",
+            changed.len()
+        );
+        Ok(())
+    }
+
+    /// Whether the running kernel implements `sysno` (from kallsyms, read once); a
+    /// syscall it cannot tell about counts as implemented.
+    fn implemented(&mut self, sysno: Sysno) -> bool {
+        let kallsyms = self
+            .kallsyms
+            .get_or_insert_with(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        if implemented(kallsyms, sysno.name()) == Some(false) {
+            log::info!(
+                "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
+                sysno.name()
+            );
+            return false;
+        }
+        true
+    }
+
     /// Watches a syscall the kernel has no tracepoint for: not at all when the kernel
     /// does not implement it, through the raw `sys_enter` program otherwise (judged at
     /// entry only: no exit program sees it, so calls refused before entry and paths are
@@ -985,14 +1155,7 @@ impl Kernel {
         // No tracepoint may mean the kernel was built without the syscall: then every
         // call answers ENOSYS, and watching it would cost every syscall of every task a
         // program run for nothing.
-        let kallsyms = self
-            .kallsyms
-            .get_or_insert_with(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
-        if implemented(kallsyms, sysno.name()) == Some(false) {
-            log::info!(
-                "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
-                sysno.name()
-            );
+        if !self.implemented(sysno) {
             self.watched.insert(nr, Watch::NotImplemented);
             return Ok(());
         }

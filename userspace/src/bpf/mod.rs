@@ -12,7 +12,7 @@ mod raw;
 mod stack_budget;
 mod verify;
 
-pub use loader::{Hooks, Kernel, LoadError, Wanted, Watch, implemented, uninstall};
+pub use loader::{Hooks, Kernel, LoadError, SyscallHooks, Wanted, Watch, implemented, uninstall};
 
 /// This build's id: a hash of its eBPF object. Pins left by another build are never
 /// reused (`--version`, `cgwarden_build_info`).

@@ -6,6 +6,7 @@ use std::{ffi::OsString, net::SocketAddr, path::PathBuf};
 
 use anyhow::Context as _;
 use cgwarden::{
+    bpf::SyscallHooks,
     dns::resolver::Resolver,
     learn::export::{ExportSpec, PodLabel},
     output::{self, SinkSpec, Target},
@@ -65,6 +66,12 @@ pub struct Args {
     /// DNS server for the names in the profile (default: /etc/resolv.conf).
     #[arg(long)]
     pub resolver: Option<SocketAddr>,
+    /// How watched syscalls are hooked: `raw`, two raw tracepoints for the whole set
+    /// (attached and detached at once; every syscall on the host runs two small
+    /// programs meanwhile), or `tracepoints`, one per watched syscall (nothing runs
+    /// for the others; each takes tens of ms to detach), as the agent does.
+    #[arg(long, value_enum, default_value = "raw")]
+    pub syscall_hooks: SyscallHooks,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<OsString>,
@@ -83,6 +90,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         events,
         sinks,
         resolver,
+        syscall_hooks,
         command,
     } = args;
     use cgwarden::exec::{Learning, Under};
@@ -112,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         cgwarden::exec::Target::Command(&command),
         if quiet { None } else { Some((events, sinks)) },
         resolver,
+        syscall_hooks,
     ) {
         Ok(code) => Ok(code),
         Err(e) => {
@@ -128,6 +137,7 @@ fn exec_under(
     target: cgwarden::exec::Target<'_>,
     sinks: Option<(Option<PathBuf>, Vec<SinkSpec>)>,
     resolver: Option<SocketAddr>,
+    hooks: SyscallHooks,
 ) -> anyhow::Result<i32> {
     let specs = match sinks {
         Some((events, sinks)) => sink_specs(events, sinks, Target::Stderr),
@@ -139,5 +149,6 @@ fn exec_under(
         target,
         sinks,
         Resolver::system(resolver),
+        hooks,
     ))
 }

@@ -223,6 +223,8 @@ fn learn_running(
         },
         output::Sinks::open(&[]).context("opening the event sinks")?,
         Resolver::system(resolver),
+        // A learning run is as short-lived as an `exec`.
+        cgwarden::bpf::SyscallHooks::Raw,
     ))
 }
 
