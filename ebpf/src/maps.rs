@@ -116,6 +116,12 @@ pub static PROFILE_PATTERNS: HashMap<PatternKey, PathPattern> = HashMap::with_ma
 pub static PATH_SCRATCH: PerCpuArray<[u8; SYSCALL_PATH_BYTES]> =
     PerCpuArray::with_max_entries(1, 0);
 
+/// This CPU's `/proc/<pid>/fd/<fd>` parse in progress. In a map rather than on the
+/// stack so the verifier knows nothing of its values: on the stack, each step's
+/// constants made a new state, and the verifier walked the step 297 times.
+#[map]
+pub static PROC_FD: PerCpuArray<crate::syscalls::ProcFd> = PerCpuArray::with_max_entries(1, 0);
+
 /// This CPU's repeat key under construction: 80 bytes that would otherwise count
 /// against the 512-byte stack the verifier allows a program and its callees together.
 #[map]

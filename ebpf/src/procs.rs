@@ -108,16 +108,19 @@ fn is_fd_exec(exe: &[u8; EXE_BYTES]) -> bool {
     starts_with(exe, DEV_FD) || starts_with(exe, SELF_FD) || starts_with(exe, SELF_EXE)
 }
 
+/// Whether `exe` starts with `prefix`, branch-free: the byte differences are OR-ed and
+/// tested once. A comparison that can stop at each byte is compiled into one select per
+/// byte, and the verifier walks every combination of them (2^N states: 194k of
+/// `proc_exec`'s 215k verified instructions were these three prefixes).
 #[inline(always)]
 fn starts_with<const N: usize>(exe: &[u8; EXE_BYTES], prefix: &[u8; N]) -> bool {
+    let mut diff = 0u8;
     let mut i = 0;
     while i < N && i < EXE_BYTES {
-        if exe[i] != prefix[i] {
-            return false;
-        }
+        diff |= exe[i] ^ prefix[i];
         i += 1;
     }
-    true
+    diff == 0
 }
 
 /// `sched:sched_process_fork`: the child inherits the parent's entry.

@@ -29,16 +29,17 @@ pub(super) fn remember_exe_handle(ret: i64) {
     let _ = EXE_HANDLES.insert(&fd_key(tgid, ret as u64), &1, 0);
 }
 
-/// Parser state for `/proc/<pid|self|thread-self>/fd/<fd>` in `PATH_SCRATCH`.
+/// Parser state for `/proc/<pid|self|thread-self>/fd/<fd>` in `PATH_SCRATCH` (kept in
+/// the `PROC_FD` map).
 #[repr(C)]
-pub(super) struct ProcFd {
-    pub(super) buf: *const u8,
+pub struct ProcFd {
     /// 0: the process component, 1: `fd`, 2: the descriptor, 3: parsed.
     pub(super) phase: u8,
     /// The process component was `self` or `thread-self`.
     pub(super) own: u8,
     pub(super) digits: u8,
     pub(super) len: u8,
+    pub(super) _pad: [u8; 4],
     /// The component's first eight bytes.
     pub(super) tag: u64,
     pub(super) num: u64,
@@ -57,25 +58,27 @@ pub(super) fn reopens_exe_handle(ret: i64) -> bool {
             return unsafe { EXE_HANDLES.get(&inode) }.is_some();
         }
     }
-    let Some(buf) = PATH_SCRATCH.get_ptr(0) else {
+    let Some(p) = crate::maps::PROC_FD.get_ptr_mut(0) else {
         return false;
     };
-    let mut p = ProcFd {
-        buf: buf.cast::<u8>(),
+    // SAFETY: this CPU's value, used only by this program and its callback.
+    let p = unsafe { &mut *p };
+    *p = ProcFd {
         phase: 0,
         own: 0,
         digits: 1,
         len: 0,
+        _pad: [0; 4],
         tag: 0,
         num: 0,
         pid: 0,
     };
-    // SAFETY: the callback only uses the pointer as the `ProcFd` it is.
+    // SAFETY: the callback takes no context (its state is `PROC_FD`).
     unsafe {
         bpf_loop(
             (SYSCALL_PATH_BYTES - PROC_PREFIX) as u32,
             proc_fd_step as *mut c_void,
-            (&raw mut p).cast(),
+            core::ptr::null_mut(),
             0,
         )
     };
@@ -96,11 +99,15 @@ pub(super) const PROC_PREFIX: usize = 6;
 
 /// Reads byte `i` after `/proc/`; stops at the end of the path or on anything that is
 /// not `<pid|self|thread-self>/fd/<digits>`.
-pub(super) extern "C" fn proc_fd_step(i: u64, state: *mut c_void) -> i64 {
-    // SAFETY: `state` is the `ProcFd` passed to bpf_loop.
-    let p = unsafe { &mut *state.cast::<ProcFd>() };
+pub(super) extern "C" fn proc_fd_step(i: u64, _: *mut c_void) -> i64 {
+    let (Some(p), Some(buf)) = (crate::maps::PROC_FD.get_ptr_mut(0), PATH_SCRATCH.get_ptr(0))
+    else {
+        return 1;
+    };
+    // SAFETY: this CPU's value, which `reopens_exe_handle` set up.
+    let p = unsafe { &mut *p };
     // SAFETY: masked into the scratch buffer.
-    let c = unsafe { *p.buf.add((PROC_PREFIX + i as usize) & PATH_MASK) };
+    let c = unsafe { (*buf)[(PROC_PREFIX + i as usize) & PATH_MASK] };
     if c == b'/' || c == 0 {
         let ok = match p.phase {
             0 => {

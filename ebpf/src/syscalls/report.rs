@@ -85,7 +85,7 @@ pub(super) fn act(call: &Call) {
                 (*key).verdict = verdict;
                 (*key).action = action;
                 (*key)._pad = [0; 6];
-                (*key).args = *args;
+                event::copy(&raw mut (*key).args, args);
                 &*key
             };
             // SAFETY: plain helper call without arguments.
@@ -199,11 +199,11 @@ pub(super) unsafe fn begin(ev: *mut SyscallEvent, about: &About) {
             about.cgroup_id,
         );
         (*ev).nr = about.nr;
-        (*ev).args = *about.args;
+        event::copy(&raw mut (*ev).args, about.args);
         (*ev).judged = about.end.judged;
         (*ev).ret = about.end.ret;
         (*ev).ppid = (*about.proc_info).ppid;
-        (*ev).exe = (*about.proc_info).exe;
+        event::copy(&raw mut (*ev).exe, &raw const (*about.proc_info).exe);
         (*ev).total = 0;
         (*ev).action = 0;
         (*ev).verdict = verdict::ALLOW;
@@ -259,7 +259,7 @@ pub(super) unsafe fn path_into(ev: *mut SyscallEvent, path: PathFrom) {
             PathFrom::Unreadable => (*ev).path_unreadable = 1,
             PathFrom::Scratch => match PATH_SCRATCH.get_ptr(0) {
                 Some(scratch) => {
-                    (*ev).path = *scratch;
+                    event::copy(&raw mut (*ev).path, scratch);
                     let end = (*ev).path.iter().position(|b| *b == 0).unwrap_or(0);
                     (*ev).path_len = end as u32 + 1;
                 }
