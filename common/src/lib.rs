@@ -146,9 +146,14 @@ pub mod maps {
     /// program, once some profile reads DNS.
     pub const DNS_EGRESS: &str = "DNS_EGRESS";
 
+    /// `ProgramArray`: slot 0 holds `raw_sys_enter_own`, the packet-socket and listen
+    /// checks the raw `sys_enter` tail-calls (`syscall_watch::OWN`).
+    pub const OWN_CHECKS: &str = "OWN_CHECKS";
+
     /// Every map, for pinning.
-    pub const ALL: [&str; 39] = [
+    pub const ALL: [&str; 40] = [
         READ_LEADS,
+        OWN_CHECKS,
         EGRESS_HOSTS,
         DNS_EGRESS,
         READ_PATTERNS,

@@ -43,6 +43,11 @@ pub mod syscall_watch {
     /// Some rule judges it by its path, at exit only (no entry program is needed for
     /// it): the exit looks the caller's rule up for every call, not only failed ones.
     pub const BY_PATH: u8 = 0x10;
+    /// A check of its own runs at the raw `sys_enter` (where syscalls are watched
+    /// through the raw tracepoints): `socket` (packet sockets) and `listen` (loopback
+    /// binds), whether or not a rule watches the syscall; it is tail-called
+    /// (`OWN_CHECKS`), so the common path carries none of its code.
+    pub const OWN: u8 = 0x08;
     /// The low bits: the syscall's number of arguments; the slots after them hold
     /// whatever followed the record and are cleared before they are reported.
     pub const ARITY_MASK: u8 = 0x07;

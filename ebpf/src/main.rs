@@ -120,7 +120,7 @@ pub fn sys_enter_socket(ctx: TracePointContext) -> u32 {
 /// `syscalls:sys_enter_listen`, while some profile binds to loopback only.
 #[tracepoint]
 pub fn sys_enter_listen(ctx: TracePointContext) -> u32 {
-    sockaddr::listen(&ctx)
+    sockaddr::listen_call(&ctx)
 }
 
 /// Attached to `syscalls:sys_exit_<name>` of syscalls some rule judges by their path
@@ -138,11 +138,19 @@ pub fn sys_exit_refused(ctx: TracePointContext) -> u32 {
     syscalls::exit_refused(&ctx)
 }
 
-/// Attached to the raw `sys_enter` tracepoint only when a watched syscall has no
-/// tracepoint of its own.
+/// Attached to the raw `sys_enter` tracepoint when a watched syscall has no tracepoint
+/// of its own, and where all are watched through the raw tracepoints (`cgwarden exec`).
 #[raw_tracepoint(tracepoint = "sys_enter")]
 pub fn raw_sys_enter(ctx: RawTracePointContext) -> i32 {
     syscalls::raw(&ctx)
+}
+
+/// Tail-called by `raw_sys_enter` (slot 0 of `OWN_CHECKS`) for `socket` and `listen`:
+/// packet sockets and listens beyond loopback, where `sys_enter_socket` and
+/// `sys_enter_listen` are not attached (`cgwarden exec`'s raw tracepoints).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn raw_sys_enter_own(ctx: RawTracePointContext) -> i32 {
+    syscalls::raw_own(&ctx)
 }
 
 /// Attached to the raw `sys_exit` tracepoint where syscalls are watched through the

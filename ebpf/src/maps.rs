@@ -148,6 +148,12 @@ pub static DEVICE_RULES: HashMap<DeviceKey, u32> = HashMap::with_max_entries(4_0
 #[map]
 pub static DNS_EGRESS: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
+/// Slot 0: `raw_sys_enter_own`, tail-called by `raw_sys_enter` for a syscall marked
+/// `syscall_watch::OWN` (loaded only where the syscalls are watched through the raw
+/// tracepoints and some profile needs those checks).
+#[map]
+pub static OWN_CHECKS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 

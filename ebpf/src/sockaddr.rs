@@ -167,29 +167,36 @@ fn judge_bind(m: &crate::profile::Match, flow: &egress::Flow, cgroup_id: u64) ->
 /// (enforce), and the attempt reported as a `listen` event. Record: `__syscall_nr` at
 /// 8, `fd` at 16.
 #[inline(always)]
-pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
+pub fn listen_call(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
+    // SAFETY: the `fd` argument of the listen record, where the loader says.
+    if let Ok(fd) = unsafe { ctx.read_at::<u64>(crate::layout::syscall_args()) } {
+        listen(fd);
+    }
+    0
+}
+
+/// `listen(fd, …)` at its entry (from the tracepoint above, or from the raw
+/// `sys_enter` program where the syscalls are watched through it).
+#[inline(always)]
+pub fn listen(fd: u64) {
     use cgwarden_common::{RULE_DEFAULT, kind, profile_flags, verdict};
     let Some(m) = profile::current() else {
-        return 0;
+        return;
     };
     let flags = m.profile.flags;
     if flags & profile_flags::BIND_LOOPBACK_ONLY == 0 {
-        return 0;
+        return;
     }
-    // SAFETY: the `fd` argument of the listen record, where the loader says.
-    let Ok(fd) = (unsafe { ctx.read_at::<u64>(crate::layout::syscall_args()) }) else {
-        return 0;
-    };
     // Not a socket (or no offsets): listen fails or cannot be judged here; the agent
     // says at start when the kernel's BTF lacks the socket layout.
     let Some((family, port, addr)) = crate::creds::bound_address_of_fd(fd) else {
-        return 0;
+        return;
     };
     if family != AF_INET && family != AF_INET6 {
-        return 0;
+        return;
     }
     if port != 0 && loopback(&addr) {
-        return 0;
+        return;
     }
     let flow = egress::Flow {
         addr,
@@ -205,5 +212,4 @@ pub fn listen(ctx: &aya_ebpf::programs::TracePointContext) -> u32 {
         // SAFETY: signals the current task; it dies before `listen()` returns.
         unsafe { aya_ebpf::helpers::generated::bpf_send_signal(9) };
     }
-    0
 }

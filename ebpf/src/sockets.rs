@@ -5,6 +5,7 @@
 //!   multi-homed sends no sock_addr hook sees), are refused with EPERM;
 //! - packet sockets (`AF_PACKET`, and `AF_XDP`) never reach that hook, and their frames
 //!   skip cgroup_skb egress: `socket()` of those families is caught at its tracepoint
+//!   (or at the raw `sys_enter`, where the syscalls are watched through it)
 //!   and the caller killed before it returns to user space (no program can make that
 //!   call fail without BPF-LSM).
 //!
@@ -82,25 +83,32 @@ pub fn socket_call(ctx: &TracePointContext) -> u32 {
         bpf_probe_read_kernel(record.add(crate::layout::syscall_args()).cast::<[u64; 3]>())
     }
     .unwrap_or([0; 3]);
-    let family = args[0] as u32;
+    socket(args[0], args[1], args[2]);
+    0
+}
+
+/// `socket(family, type, protocol)` at its entry (from the tracepoint above, or from
+/// the raw `sys_enter` program where the syscalls are watched through it).
+#[inline(always)]
+pub fn socket(family: u64, sock_type: u64, protocol: u64) {
+    let family = family as u32;
     if family != AF_PACKET && family != AF_XDP {
-        return 0;
+        return;
     }
     let Some(m) = profile::current() else {
-        return 0;
+        return;
     };
     if m.profile.flags & profile_flags::DENY_RAW_SOCKETS == 0 {
-        return 0;
+        return;
     }
     let verdict = crate::verdict::of(&m.profile, true);
     // SOCK_NONBLOCK and SOCK_CLOEXEC ride in the type argument.
-    report(&m, family, args[1] as u32 & 0xf, args[2] as u32, verdict);
+    report(&m, family, sock_type as u32 & 0xf, protocol as u32, verdict);
     if verdict == verdict::DENY {
         // SAFETY: signals the current task; it dies before it returns to user space,
         // so it never holds the socket.
         unsafe { bpf_send_signal(SIGKILL) };
     }
-    0
 }
 
 /// Sends the socket record.

@@ -1,6 +1,6 @@
 //! The hardened runtime profile: loopback-only binds, no raw sockets, the expected uid.
 
-use cgwarden_tests::{ProfileFile, exec, netprobe, require_root};
+use cgwarden_tests::{ProfileFile, exec, exec_full, netprobe, require_root};
 
 fn hardened(mode: &str) -> ProfileFile {
     ProfileFile::new(&format!(
@@ -113,24 +113,34 @@ for f in [unbound_listen, wildcard_port0_listen, unbound_listen_v6, v6_wildcard_
 fn binds_loopback_holds_for_every_way_a_socket_comes_to_listen() {
     require_root();
     let p = hardened("enforce");
-    let out = exec(p.path(), &["python3", "-c", LISTENERS]);
-    let expected = "unbound_listen killed 9\nwildcard_port0_listen errno 1\nunbound_listen_v6 killed 9\nv6_wildcard_bind errno 1\nudp_wildcard_bind errno 1\nv4mapped_wildcard_bind errno 1\nloopback_port0_listen ok\nloopback_v6_listen ok\nv4mapped_loopback_listen ok\n";
-    assert_eq!(out.stdout, expected, "{out:?}");
-    let listens: Vec<_> = out
-        .events
-        .iter()
-        .filter(|e| e["kind"] == "listen")
-        .collect();
-    assert_eq!(listens.len(), 2, "{:#?}", out.events);
-    assert!(
-        listens
+    // The listen check runs at listen()'s own tracepoint (the agent), or in the raw
+    // sys_enter program (`cgwarden exec`'s default): both must kill.
+    for hooks in ["raw", "tracepoints"] {
+        let out = exec_full(
+            p.path(),
+            &["--syscall-hooks", hooks],
+            &["python3", "-c", LISTENERS],
+            "",
+        );
+        let expected = "unbound_listen killed 9\nwildcard_port0_listen errno 1\nunbound_listen_v6 killed 9\nv6_wildcard_bind errno 1\nudp_wildcard_bind errno 1\nv4mapped_wildcard_bind errno 1\nloopback_port0_listen ok\nloopback_v6_listen ok\nv4mapped_loopback_listen ok\n";
+        assert_eq!(out.stdout, expected, "{hooks}: {out:?}");
+        let listens: Vec<_> = out
+            .events
             .iter()
-            .all(|e| e["verdict"] == "deny" && e["port"] == 0)
-    );
-    assert_eq!(listens[0]["family"], "ipv4");
-    assert_eq!(listens[1]["family"], "ipv6");
-    let binds = out.events.iter().filter(|e| e["kind"] == "bind").count();
-    assert_eq!(binds, 4, "{:#?}", out.events);
+            .filter(|e| e["kind"] == "listen")
+            .collect();
+        assert_eq!(listens.len(), 2, "{hooks}: {:#?}", out.events);
+        assert!(
+            listens
+                .iter()
+                .all(|e| e["verdict"] == "deny" && e["port"] == 0),
+            "{hooks}"
+        );
+        assert_eq!(listens[0]["family"], "ipv4", "{hooks}");
+        assert_eq!(listens[1]["family"], "ipv6", "{hooks}");
+        let binds = out.events.iter().filter(|e| e["kind"] == "bind").count();
+        assert_eq!(binds, 4, "{hooks}: {:#?}", out.events);
+    }
     // Audit: every one goes through, each reported.
     let p = hardened("audit");
     let out = exec(p.path(), &["python3", "-c", LISTENERS]);

@@ -3,7 +3,7 @@
 //! killed at `socket()` (packet sockets, whose frames skip every cgroup hook), and
 //! reported. The attacker is root with CAP_NET_RAW in the monitored cgroup.
 
-use cgwarden_tests::{ProfileFile, agent::RunningAgent, engines, exec, require_root};
+use cgwarden_tests::{ProfileFile, agent::RunningAgent, engines, exec, exec_full, require_root};
 use serde_json::Value;
 
 /// Tries each socket in a child of its own and prints `<name> <outcome>` per line:
@@ -66,27 +66,44 @@ fn an_allowlist_refuses_raw_sockets_and_kills_packet_socket_creators_by_default(
     require_root();
     // No `runtime:` section at all: the allowlist alone closes these doors.
     let profile = ProfileFile::new("name: allowlist\nmode: enforce\negress:\n  default: deny\n");
-    let out = exec(profile.path(), &["python3", "-c", ATTACKER]);
-    let all = outcomes(&out.stdout);
-    for packet in ["packet-raw", "packet-dgram", "xdp"] {
-        assert_eq!(outcome(&all, packet), "killed 9", "{packet}: {all:?}");
+    // The packet-socket check runs at socket()'s own tracepoint (the agent), or in the
+    // raw sys_enter program (`cgwarden exec`'s default): both must kill.
+    for hooks in ["raw", "tracepoints"] {
+        let out = exec_full(
+            profile.path(),
+            &["--syscall-hooks", hooks],
+            &["python3", "-c", ATTACKER],
+            "",
+        );
+        let all = outcomes(&out.stdout);
+        for packet in ["packet-raw", "packet-dgram", "xdp"] {
+            assert_eq!(
+                outcome(&all, packet),
+                "killed 9",
+                "{hooks} {packet}: {all:?}"
+            );
+        }
+        for raw in ["raw-icmp", "raw6-tcp"] {
+            assert_eq!(outcome(&all, raw), "errno 1", "{hooks} {raw}: {all:?}");
+        }
+        assert_eq!(outcome(&all, "tcp"), "created", "{hooks}");
+        assert_eq!(outcome(&all, "udp6"), "created", "{hooks}");
+        let packets = deviations(&out.events, "packet_socket");
+        assert_eq!(packets.len(), 3, "{hooks}: {:#?}", out.events);
+        assert!(packets.iter().all(|e| e["verdict"] == "deny"), "{hooks}");
+        assert!(
+            packets[0]["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("AF_PACKET SOCK_RAW"),
+            "{hooks}"
+        );
+        assert!(
+            packets[2]["detail"].as_str().unwrap().starts_with("AF_XDP"),
+            "{hooks}"
+        );
+        assert_eq!(deviations(&out.events, "raw_socket").len(), 2, "{hooks}");
     }
-    for raw in ["raw-icmp", "raw6-tcp"] {
-        assert_eq!(outcome(&all, raw), "errno 1", "{raw}: {all:?}");
-    }
-    assert_eq!(outcome(&all, "tcp"), "created");
-    assert_eq!(outcome(&all, "udp6"), "created");
-    let packets = deviations(&out.events, "packet_socket");
-    assert_eq!(packets.len(), 3, "{:#?}", out.events);
-    assert!(packets.iter().all(|e| e["verdict"] == "deny"));
-    assert!(
-        packets[0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("AF_PACKET SOCK_RAW")
-    );
-    assert!(packets[2]["detail"].as_str().unwrap().starts_with("AF_XDP"));
-    assert_eq!(deviations(&out.events, "raw_socket").len(), 2);
 }
 
 #[test]

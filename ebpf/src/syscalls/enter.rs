@@ -37,7 +37,9 @@ pub fn tracepoint(ctx: &TracePointContext) -> u32 {
     0
 }
 
-/// Raw `sys_enter(regs, id)`: only for syscall numbers marked in `RAW_SYSCALLS`.
+/// Raw `sys_enter(regs, id)`: only for syscall numbers marked `RAW` (watched) or `OWN`
+/// (`socket` and `listen`, whose own checks [`raw_own`] runs, tail-called, instead of
+/// their tracepoints).
 #[inline(always)]
 pub fn raw(ctx: &RawTracePointContext) -> i32 {
     let id: u64 = ctx.arg(1);
@@ -47,18 +49,38 @@ pub fn raw(ctx: &RawTracePointContext) -> i32 {
     {
         learn_syscall(id);
     }
-    if id >= u64::from(RAW_SYSCALL_SLOTS)
-        || SYSCALL_WATCH
-            .get(id as u32)
-            .is_none_or(|w| w & syscall_watch::RAW == 0)
-    {
+    if id >= u64::from(RAW_SYSCALL_SLOTS) {
         return 0;
     }
-    let Some(m) = profile::current() else {
-        return 0;
-    };
+    let watch = SYSCALL_WATCH.get(id as u32).copied().unwrap_or(0);
+    if watch & syscall_watch::RAW != 0 {
+        if let Some(m) = profile::current() {
+            let regs: *const pt_regs = ctx.arg(0);
+            judge(&m, id as u32, &mut args_in(regs));
+        }
+    }
+    if watch & syscall_watch::OWN != 0 {
+        // SAFETY: a tail call into the program the loader put in slot 0; it does not
+        // return (nothing is left to do here when it fails: an empty slot).
+        unsafe {
+            let _ = crate::maps::OWN_CHECKS.tail_call(ctx, 0);
+        }
+    }
+    0
+}
+
+/// `raw_sys_enter_own`: the checks `socket` and `listen` have besides any rule, for a
+/// call the raw `sys_enter` passed on (the profile's flags decide whether they apply).
+#[inline(always)]
+pub fn raw_own(ctx: &RawTracePointContext) -> i32 {
+    let id: u64 = ctx.arg(1);
     let regs: *const pt_regs = ctx.arg(0);
-    judge(&m, id as u32, &mut args_in(regs));
+    let args = args_in(regs);
+    match id {
+        SOCKET_NR => crate::sockets::socket(args[0], args[1], args[2]),
+        LISTEN_NR => crate::sockaddr::listen(args[0]),
+        _ => {}
+    }
     0
 }
 

@@ -68,7 +68,7 @@ mod read_only;
 mod regs;
 mod report;
 
-pub use enter::{raw, tracepoint};
+pub use enter::{raw, raw_own, tracepoint};
 pub use exe_handles::ProcFd;
 pub use exit::{exit, exit_refused, raw_exit, raw_exit_refused};
 use {exe_handles::*, learn::*, paths::*, read_only::*, regs::*, report::*};

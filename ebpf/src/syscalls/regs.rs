@@ -40,6 +40,15 @@ pub(super) fn current_syscall_nr() -> u64 {
     }
 }
 
+/// x86_64's number of `socket`, whose own check the raw `sys_enter` runs
+/// (`syscall_watch::OWN`; the loader marks `Sysno::socket`, the same number).
+#[cfg(bpf_target_arch = "x86_64")]
+pub(super) const SOCKET_NR: u64 = 41;
+
+/// x86_64's number of `listen` (as [`SOCKET_NR`]).
+#[cfg(bpf_target_arch = "x86_64")]
+pub(super) const LISTEN_NR: u64 = 50;
+
 /// The x86_64 `pt_regs` from r10 to rdi, in the kernel's order: r10, r9, r8, rax, rcx,
 /// rdx, rsi, rdi. The six argument registers are all in it.
 #[cfg(bpf_target_arch = "x86_64")]

@@ -60,6 +60,9 @@ const SYSCALL_EXIT_PROGRAM: &str = "sys_exit";
 const SYSCALL_EXIT_REFUSED_PROGRAM: &str = "sys_exit_refused";
 /// The program attached to the raw `sys_enter` tracepoint when needed.
 const RAW_SYSCALL_PROGRAM: &str = "raw_sys_enter";
+/// `raw_sys_enter_own`: the packet-socket and listen checks, tail-called by
+/// `raw_sys_enter` through `OWN_CHECKS` ([`SyscallHooks::Raw`]).
+const RAW_OWN_PROGRAM: &str = "raw_sys_enter_own";
 /// `raw_sys_exit`: what `sys_exit` does, on the raw `sys_exit` tracepoint
 /// ([`SyscallHooks::Raw`]).
 const RAW_EXIT_PROGRAM: &str = "raw_sys_exit";
@@ -172,10 +175,15 @@ pub struct Kernel {
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
-    /// The packet-socket program is attached.
+    /// Packet sockets are watched (their tracepoint program, or the raw `sys_enter`).
     packet_sockets: bool,
-    /// The listen program is attached.
+    /// Listens are watched (as packet sockets).
     listens: bool,
+    /// Syscalls whose own check runs at the raw `sys_enter` (`syscall_watch::OWN`):
+    /// `socket` and `listen` under [`SyscallHooks::Raw`].
+    own_checks: Vec<u32>,
+    /// Slot 0: `raw_sys_enter_own`, once some syscall has its own check.
+    own_programs: ProgramArray<MapData>,
     /// The DNS answer reader is attached (and the DNS half of the egress program is in
     /// `dns_egress`).
     dns_answers: bool,
@@ -410,6 +418,7 @@ impl Kernel {
         let egress_hosts_fd = map_fd(&ebpf, names::EGRESS_HOSTS)?;
         let egress_hosts = take_map(&mut ebpf, names::EGRESS_HOSTS)?;
         let dns_egress = take_map(&mut ebpf, names::DNS_EGRESS)?;
+        let own_programs = take_map(&mut ebpf, names::OWN_CHECKS)?;
         let counters = take_map(&mut ebpf, names::COUNTERS)?;
         let flows = take_map(&mut ebpf, names::FLOWS)?;
         let syscall_repeats = take_map(&mut ebpf, names::SYSCALL_REPEATS)?;
@@ -471,6 +480,8 @@ impl Kernel {
             tracking: false,
             packet_sockets: false,
             listens: false,
+            own_checks: Vec::new(),
+            own_programs,
             dns_answers: false,
             dns_egress,
             hooked: None,
@@ -794,17 +805,46 @@ impl Kernel {
             .collect()
     }
 
-    /// Attaches the process-table programs (sched exec and fork) once something needs
-    /// them: syscall rules (which apply to armed processes) or uid expectations.
-    /// Attaches the packet-socket program (`socket()` of `AF_PACKET` or `AF_XDP` by a
-    /// process whose profile forbids them); it stays attached while the agent runs.
+    /// Watches packet sockets (`socket()` of `AF_PACKET` or `AF_XDP` by a process whose
+    /// profile forbids them): their tracepoint program, or under [`SyscallHooks::Raw`]
+    /// the raw `sys_enter`'s own check. It stays while the agent runs.
     fn watch_packet_sockets(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.packet_sockets {
             return Ok(());
         }
-        self.attach_tracepoint(SOCKET_PROGRAM, "syscalls", "sys_enter_socket")?;
+        match self.syscall_hooks {
+            SyscallHooks::Raw => self.own_check(Sysno::socket)?,
+            SyscallHooks::Tracepoints => {
+                self.attach_tracepoint(SOCKET_PROGRAM, "syscalls", "sys_enter_socket")?
+            }
+        }
         self.packet_sockets = true;
         Ok(())
+    }
+
+    /// Runs `sysno`'s own check (packet sockets, listens) in the raw `sys_enter`
+    /// program: its `syscall_watch::OWN` bit, kept by every later write of its entry.
+    /// No tracepoint of its own is attached, so none is detached at the end either.
+    fn own_check(&mut self, sysno: Sysno) -> Result<(), LoadError> {
+        // The kernel side knows them by these x86_64 numbers (ebpf syscalls/regs.rs).
+        const _: () = assert!(Sysno::socket.id() == 41 && Sysno::listen.id() == 50);
+        let nr = sysno.id() as u32;
+        if self.own_checks.is_empty() {
+            let own = loaded::<RawTracePoint>(&mut self.ebpf, RAW_OWN_PROGRAM)?;
+            let fd = own.fd().map_err(failed(RAW_OWN_PROGRAM))?;
+            self.own_programs
+                .set(0, fd, 0)
+                .map_err(|source| LoadError::Map {
+                    name: names::OWN_CHECKS,
+                    source,
+                })?;
+        }
+        if !self.own_checks.contains(&nr) {
+            self.own_checks.push(nr);
+        }
+        let bits = self.syscall_watch.get(&nr, 0).unwrap_or(0);
+        self.set_watch(nr, bits)?;
+        self.attach_raw()
     }
 
     /// Loads and attaches the DNS answer reader once some profile reads DNS (names to
@@ -821,9 +861,8 @@ impl Kernel {
             // The pinned program array still holds the previous agent's DNS egress half.
             return Ok(());
         }
-        let started = std::time::Instant::now();
-        let egress_dns = program::<CgroupSkb>(&mut self.ebpf, DNS_EGRESS_PROGRAM)?;
-        egress_dns.load().map_err(failed(DNS_EGRESS_PROGRAM))?;
+        // Verified on first use; `attach_programs` has verified them with the rest.
+        let egress_dns = loaded::<CgroupSkb>(&mut self.ebpf, DNS_EGRESS_PROGRAM)?;
         let fd = egress_dns.fd().map_err(failed(DNS_EGRESS_PROGRAM))?;
         self.dns_egress
             .set(0, fd, 0)
@@ -831,18 +870,7 @@ impl Kernel {
                 name: names::DNS_EGRESS,
                 source,
             })?;
-        log::debug!(
-            "program {DNS_EGRESS_PROGRAM} verified in {:?}",
-            started.elapsed()
-        );
-        let started = std::time::Instant::now();
-        program::<CgroupSkb>(&mut self.ebpf, DNS_ANSWERS_PROGRAM)?
-            .load()
-            .map_err(failed(DNS_ANSWERS_PROGRAM))?;
-        log::debug!(
-            "program {DNS_ANSWERS_PROGRAM} verified in {:?}",
-            started.elapsed()
-        );
+        loaded::<CgroupSkb>(&mut self.ebpf, DNS_ANSWERS_PROGRAM)?;
         match self.hooked.clone() {
             Some(path) => self.attach_dns_answers(&path),
             None => Ok(()),
@@ -870,7 +898,7 @@ impl Kernel {
     }
 
     /// Attaches what `wanted` names that is not attached yet (what is attached stays).
-    /// The tracepoint programs it will attach fresh are verified first, side by side.
+    /// The programs it will attach fresh are verified first, side by side.
     pub fn attach_programs(&mut self, wanted: &Wanted) -> Result<(), LoadError> {
         if !self.adopted {
             let fresh = self.fresh_programs(wanted);
@@ -883,13 +911,14 @@ impl Kernel {
         self.watch_dns_answers(wanted.dns_answers)
     }
 
-    /// The tracepoint programs [`Kernel::attach_programs`] will attach that are not
+    /// The programs [`Kernel::attach_programs`] will attach that are not
     /// attached yet, the slowest to verify first. The same decisions as the attach
     /// calls make (syscalls without a tracepoint of their own are left to them).
     fn fresh_programs(&self, wanted: &Wanted) -> Vec<&'static str> {
         let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
         let raw = self.syscall_hooks == SyscallHooks::Raw;
         let (mut entry, mut exit, mut refused) = (false, false, false);
+        let mut own_entry = false;
         for &(sysno, hooks) in wanted.syscalls {
             let nr = sysno.id() as u32;
             let had = match self.watched.get(&nr) {
@@ -915,6 +944,11 @@ impl Kernel {
             entry |= now.entry && !had.entry;
         }
         if raw {
+            // The raw `sys_enter` passes socket and listen calls on to their own checks.
+            let own = (wanted.packet_sockets && !self.packet_sockets)
+                || (wanted.listens && !self.listens);
+            own_entry = own && self.own_checks.is_empty();
+            entry |= own;
             // The raw programs judge every syscall of the set: one for each end.
             exit &= !self.raw_exits.full;
             refused &= !self.raw_exits.refused && !exit && !self.raw_exits.full;
@@ -943,29 +977,42 @@ impl Kernel {
         if entry {
             fresh.push(entry_program);
         }
+        if own_entry {
+            fresh.push(RAW_OWN_PROGRAM);
+        }
         if refused {
             fresh.push(refused_program);
         }
-        if wanted.packet_sockets && !self.packet_sockets {
+        if !raw && wanted.packet_sockets && !self.packet_sockets {
             fresh.push(SOCKET_PROGRAM);
         }
-        if wanted.listens && !self.listens {
+        if !raw && wanted.listens && !self.listens {
             fresh.push(LISTEN_PROGRAM);
+        }
+        if wanted.dns_answers && !self.dns_answers {
+            fresh.extend([DNS_ANSWERS_PROGRAM, DNS_EGRESS_PROGRAM]);
         }
         fresh
     }
 
-    /// Attaches the listen program (`listen()` beyond loopback under `binds:
-    /// loopback`); it stays attached while the agent runs.
+    /// Watches listens (`listen()` beyond loopback under `binds: loopback`), as
+    /// [`Kernel::watch_packet_sockets`] watches packet sockets.
     fn watch_listens(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.listens {
             return Ok(());
         }
-        self.attach_tracepoint(LISTEN_PROGRAM, "syscalls", "sys_enter_listen")?;
+        match self.syscall_hooks {
+            SyscallHooks::Raw => self.own_check(Sysno::listen)?,
+            SyscallHooks::Tracepoints => {
+                self.attach_tracepoint(LISTEN_PROGRAM, "syscalls", "sys_enter_listen")?
+            }
+        }
         self.listens = true;
         Ok(())
     }
 
+    /// Attaches the process-table programs (sched exec and fork) once something needs
+    /// them: syscall rules (which apply to armed processes) or uid expectations.
     fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.tracking {
             return Ok(());
@@ -1182,6 +1229,11 @@ impl Kernel {
         if nr >= cgwarden_common::RAW_SYSCALL_SLOTS {
             return Ok(());
         }
+        let value = if self.own_checks.contains(&nr) {
+            value | syscall_watch::OWN
+        } else {
+            value
+        };
         self.syscall_watch
             .set(nr, value, 0)
             .map_err(|source| LoadError::Map {
