@@ -346,8 +346,18 @@ pub fn yes(ok: bool) -> &'static str {
 /// `BIN exec --policy POLICY [--events EVENTS] --`: `cgwarden exec`, which runs the
 /// command the caller appends under the profile, in a cgroup of its own.
 pub fn cgwarden_exec(bin: &Path, policy: &Path, events: Option<&Path>) -> Command {
+    cgwarden_exec_with(bin, policy, events, &[])
+}
+
+/// As [`cgwarden_exec`], with more `cgwarden exec` options.
+pub fn cgwarden_exec_with(
+    bin: &Path,
+    policy: &Path,
+    events: Option<&Path>,
+    options: &[&str],
+) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.arg("exec").arg("--policy").arg(policy);
+    cmd.arg("exec").arg("--policy").arg(policy).args(options);
     if let Some(events) = events {
         cmd.arg("--events").arg(events);
     }

@@ -14,11 +14,11 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::{
-    ATTEMPTS, Config, Ctx, Kind, PAUSE_MS, ROUNDS,
+    ATTEMPTS, Config, Ctx, Hooks, Kind, PAUSE_MS, ROUNDS,
     peers::{Bpftrace, bpftrace_count},
     quiet::{Snapshot, disturbance},
 };
-use crate::bench::util::{self, EventLine, cgwarden_exec, check_cgroup, result_line, which};
+use crate::bench::util::{self, EventLine, cgwarden_exec_with, check_cgroup, result_line, which};
 
 /// What a monitor made of the watched getppid calls.
 #[derive(Clone, Copy)]
@@ -129,17 +129,23 @@ fn measure(ctx: &Ctx, c: &Config) -> anyhow::Result<Sample> {
             )?;
             (parse_client(&out.stdout, Some(ctx.plain.relative()))?, None)
         }
-        Kind::Cgwarden { policy, raw } => {
+        Kind::Cgwarden { policy, raw, hooks } => {
             let events = ctx.scratch.join("events.json");
             let _ = std::fs::remove_file(&events);
-            let mut cmd = cgwarden_exec(ctx.bin, policy, Some(&events));
+            let mut cmd = cgwarden_exec_with(
+                ctx.bin,
+                policy,
+                Some(&events),
+                &["--syscall-hooks", hooks.arg()],
+            );
             cmd.env("RUST_LOG", "info")
                 .arg(ctx.client)
                 .args(client_args(ctx, c, false));
             let out = output(&mut cmd, "cgwarden exec -- syscallbench")?;
             let r = parse_client(&out.stdout, None)?;
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let used_raw = stderr.contains("through raw sys_enter");
+            // With the raw hooks, everything goes through raw sys_enter (no message).
+            let used_raw = stderr.contains("through raw sys_enter") || *hooks == Hooks::Raw;
             if used_raw != *raw {
                 bail!(
                     "the agent {} raw sys_enter, expected the opposite:\n{stderr}",
@@ -328,22 +334,27 @@ fn scan_events(path: &Path, pid: u32) -> anyhow::Result<Tally> {
 /// `kernel.bpf_stats_enabled=1`; read from the agent's descriptors while the client
 /// holds after its result.
 pub(super) fn program_costs(ctx: &Ctx, c: &Config) -> anyhow::Result<Vec<ProgCost>> {
-    let Kind::Cgwarden { policy, .. } = &c.kind else {
+    let Kind::Cgwarden { policy, hooks, .. } = &c.kind else {
         bail!("not a cgwarden configuration");
     };
     let _stats = BpfStats::enable()?;
     let events = ctx.scratch.join("events-stats.json");
     let stderr =
         std::fs::File::create(ctx.scratch.join("stats.stderr")).context("creating stats.stderr")?;
-    let mut child = cgwarden_exec(ctx.bin, policy, Some(&events))
-        .arg(ctx.client)
-        .args(client_args(ctx, c, false))
-        .args(["--hold-ms", "1500"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .context("starting cgwarden exec")?;
+    let mut child = cgwarden_exec_with(
+        ctx.bin,
+        policy,
+        Some(&events),
+        &["--syscall-hooks", hooks.arg()],
+    )
+    .arg(ctx.client)
+    .args(client_args(ctx, c, false))
+    .args(["--hold-ms", "1500"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(stderr)
+    .spawn()
+    .context("starting cgwarden exec")?;
     let agent = child.id();
     let mut line = String::new();
     let read = match child.stdout.take() {

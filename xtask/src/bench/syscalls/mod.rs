@@ -165,12 +165,33 @@ impl Settings {
     }
 }
 
+/// How a cgwarden configuration's watched syscalls reach their programs
+/// (`cgwarden exec --syscall-hooks`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hooks {
+    /// One tracepoint per watched syscall: the agent's (`cgwarden run`), as deployed.
+    Tracepoints,
+    /// The raw `sys_enter` and `sys_exit` tracepoints: `cgwarden exec`'s default.
+    Raw,
+}
+
+impl Hooks {
+    fn arg(self) -> &'static str {
+        match self {
+            Hooks::Tracepoints => "tracepoints",
+            Hooks::Raw => "raw",
+        }
+    }
+}
+
 enum Kind {
     Plain,
     Cgwarden {
         policy: PathBuf,
-        /// Whether the agent must watch something through raw `sys_enter`.
+        /// Whether the agent must watch something through raw `sys_enter` (with the
+        /// agent's hooks, where a syscall has no tracepoint of its own).
         raw: bool,
+        hooks: Hooks,
     },
     Bpftrace {
         script: String,
@@ -240,7 +261,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
         None
     };
     if settings.bpftrace && bpftrace.is_none() {
-        notes.push("bpftrace is not available: (e), (f), (h) and (i) were skipped".to_owned());
+        notes.push("bpftrace is not available: (e), (f), (h), (i) and (j) were skipped".to_owned());
     }
     let bpftool = which("bpftool");
     if bpftool.is_none() {
@@ -307,6 +328,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             kind: Kind::Cgwarden {
                 policy: p_other,
                 raw: false,
+                hooks: Hooks::Tracepoints,
             },
             getppid: n,
             watched: false,
@@ -319,6 +341,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             kind: Kind::Cgwarden {
                 policy: p_watch,
                 raw: false,
+                hooks: Hooks::Tracepoints,
             },
             getppid: n / WATCHED_CGWARDEN_DIV,
             watched: true,
@@ -335,8 +358,9 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
                     .to_owned()
             },
             kind: Kind::Cgwarden {
-                policy: p_escape,
+                policy: p_escape.clone(),
                 raw: module_calls,
+                hooks: Hooks::Tracepoints,
             },
             getppid: n,
             watched: false,
@@ -351,6 +375,23 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             kind: Kind::Cgwarden {
                 policy: p_escape_no_raw,
                 raw: false,
+                hooks: Hooks::Tracepoints,
+            },
+            getppid: n,
+            watched: false,
+            mix: true,
+            gcc: true,
+        },
+        Config {
+            key: "d3",
+            label: "cgwarden, escape set through the raw `sys_enter` and `sys_exit` \
+                    (`--syscall-hooks raw`, `cgwarden exec`'s default: two links whatever \
+                    the set, and two programs run on every syscall of every task)"
+                .to_owned(),
+            kind: Kind::Cgwarden {
+                policy: p_escape,
+                raw: true,
+                hooks: Hooks::Raw,
             },
             getppid: n,
             watched: false,
@@ -364,6 +405,23 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
             label: "bpftrace `tracepoint:syscalls:sys_enter_personality {}`".to_owned(),
             kind: Kind::Bpftrace {
                 script: "tracepoint:syscalls:sys_enter_personality {}".to_owned(),
+                counts: false,
+            },
+            getppid: n,
+            watched: false,
+            mix: true,
+            gcc: true,
+        });
+        configs.push(Config {
+            key: "j",
+            label: "bpftrace `tracepoint:syscalls:sys_enter_personality {} \
+                    tracepoint:syscalls:sys_exit_personality {}` (both ends, as a monitor \
+                    that sees calls seccomp refused needs)"
+                .to_owned(),
+            kind: Kind::Bpftrace {
+                script: "tracepoint:syscalls:sys_enter_personality {} \
+                         tracepoint:syscalls:sys_exit_personality {}"
+                    .to_owned(),
                 counts: false,
             },
             getppid: n,
@@ -498,7 +556,7 @@ pub fn run(root: &Path, bin: &Path) -> anyhow::Result<()> {
 
     // Per-program kernel time, one extra run each of (c) and (d).
     let mut costs = Vec::new();
-    for key in ["c", "d"] {
+    for key in ["c", "d", "d3"] {
         if let Some(c) = configs.iter().find(|c| c.key == key) {
             match program_costs(&ctx, c) {
                 Ok(mut v) => costs.append(&mut v),
