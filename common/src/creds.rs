@@ -66,6 +66,12 @@ pub struct CredOffsets {
     /// block device, whatever its name.
     pub block_valid: u32,
     pub inode_rdev: u32,
+    /// 1 when `linux_binprm.filename` and `task_struct.pid` were found: what the raw
+    /// `sched_process_exec` and `sched_process_fork` programs read (their arguments
+    /// are the kernel's structures, not a tracepoint record).
+    pub proc_valid: u32,
+    pub binprm_filename: u32,
+    pub task_pid: u32,
 }
 
 /// Bit of `task_struct.atomic_flags` set by `prctl(PR_SET_NO_NEW_PRIVS)`.

@@ -283,6 +283,12 @@ fn offsets() -> Option<&'static CredOffsets> {
     CRED_OFFSETS.get(0).filter(|o| o.valid != 0)
 }
 
+/// The offsets the raw process-table programs read (`proc_valid`).
+#[inline(always)]
+pub fn proc_offsets() -> Option<&'static CredOffsets> {
+    offsets().filter(|o| o.proc_valid != 0)
+}
+
 /// An armed process of `m`'s cgroup executed `exe`: report credentials beyond its
 /// profile's rule, and remember them for its next exec.
 #[inline(always)]

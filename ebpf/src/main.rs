@@ -179,6 +179,19 @@ pub fn proc_fork(ctx: TracePointContext) -> u32 {
     procs::fork(&ctx)
 }
 
+/// Raw `sched_process_exec`, for the process table where the hooks are raw tracepoints
+/// (`cgwarden exec`).
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn raw_proc_exec(ctx: RawTracePointContext) -> i32 {
+    procs::raw_exec(&ctx) as i32
+}
+
+/// Raw `sched_process_fork`, as `raw_proc_exec`.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn raw_proc_fork(ctx: RawTracePointContext) -> i32 {
+    procs::raw_fork(&ctx) as i32
+}
+
 /// Writes under /proc/sys.
 #[cgroup_sysctl]
 pub fn sysctl(ctx: SysctlContext) -> i32 {

@@ -1,7 +1,10 @@
 //! The process table of monitored cgroups, from the scheduler's exec and fork
 //! tracepoints: who the parent is, which program runs, and whether syscall rules apply
 //! yet (see `proc_flags::ARMED`). A container's first exec below a gate is held there
-//! (see [`crate::gate`]).
+//! (see [`crate::gate`]). The same judgement runs from the tracepoints' records (the
+//! agent) or from their raw arguments (`cgwarden exec`'s raw tracepoints, whose
+//! detach waits for no RCU grace period), with the field offsets the agent found in
+//! the kernel's BTF.
 //!
 //! Minimum kernel: 5.14: these tracepoints find the task's profile with
 //! `bpf_get_current_ancestor_cgroup_id`, which tracing programs may call since 5.14. The
@@ -10,8 +13,11 @@
 //! (`bpf_get_current_pid_tgid`).
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel_str_bytes},
-    programs::TracePointContext,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str_bytes,
+    },
+    programs::{RawTracePointContext, TracePointContext},
 };
 use cgwarden_common::{DeviationEvent, EXE_BYTES, ProcInfo, deviation, kind, proc_flags};
 
@@ -20,6 +26,43 @@ use crate::{event, maps::PROCS, profile};
 /// `sched:sched_process_exec`: the task executed a program; it is now armed.
 #[inline(always)]
 pub fn exec(ctx: &TracePointContext) -> u32 {
+    executed(|exe| {
+        // SAFETY: `filename` is a __data_loc (where the loader says): low 16 bits the
+        // offset of the string in the record, high 16 bits its length.
+        unsafe {
+            if let Ok(loc) = ctx.read_at::<u32>(crate::layout::exec_filename()) {
+                let src = ctx.as_ptr_u8().add((loc & 0xffff) as usize);
+                let _ = bpf_probe_read_kernel_str_bytes(src, exe);
+            }
+        }
+    })
+}
+
+/// Raw `sched_process_exec(p, old_pid, bprm)`: as [`exec`], the name from
+/// `bprm->filename` (the string the record copies).
+#[inline(always)]
+pub fn raw_exec(ctx: &RawTracePointContext) -> u32 {
+    executed(|exe| {
+        let Some(o) = crate::creds::proc_offsets() else {
+            return;
+        };
+        let bprm: *const u8 = ctx.arg(2);
+        // SAFETY: probe reads of the kernel's `linux_binprm` (where BTF says) and of
+        // the string it points to; a failed read leaves the name empty.
+        unsafe {
+            let at = bprm
+                .wrapping_add(o.binprm_filename as usize)
+                .cast::<*const u8>();
+            if let Ok(src) = bpf_probe_read_kernel(at) {
+                let _ = bpf_probe_read_kernel_str_bytes(src, exe);
+            }
+        }
+    })
+}
+
+/// The current task executed a program, whose name `name` writes.
+#[inline(always)]
+fn executed(name: impl FnOnce(&mut [u8; EXE_BYTES])) -> u32 {
     let Some(m) = profile::entry_of_current() else {
         return 0;
     };
@@ -36,14 +79,7 @@ pub fn exec(ctx: &TracePointContext) -> u32 {
         flags: proc_flags::ARMED,
         exe: [0; EXE_BYTES],
     };
-    // SAFETY: `filename` is a __data_loc (where the loader says): low 16 bits the
-    // offset of the string in the record, high 16 bits its length.
-    unsafe {
-        if let Ok(loc) = ctx.read_at::<u32>(crate::layout::exec_filename()) {
-            let src = ctx.as_ptr_u8().add((loc & 0xffff) as usize);
-            let _ = bpf_probe_read_kernel_str_bytes(src, &mut info.exe);
-        }
-    }
+    name(&mut info.exe);
     // runc's set-up process re-executes a sealed copy of itself (`/dev/fd/N`), and may
     // already have been moved into the container's cgroup when it does: that exec does
     // not arm. An armed process stays armed whatever it executes, so a container cannot
@@ -130,7 +166,28 @@ pub fn fork(ctx: &TracePointContext) -> u32 {
     let Ok(child) = (unsafe { ctx.read_at::<i32>(crate::layout::fork_child_pid()) }) else {
         return 0;
     };
-    let child = child as u32;
+    forked(child as u32)
+}
+
+/// Raw `sched_process_fork(parent, child)`: as [`fork`], the child's pid from its
+/// `task_struct` (the field the record copies).
+#[inline(always)]
+pub fn raw_fork(ctx: &RawTracePointContext) -> u32 {
+    let Some(o) = crate::creds::proc_offsets() else {
+        return 0;
+    };
+    let child: *const u8 = ctx.arg(1);
+    // SAFETY: a probe read of the child's `task_struct.pid`, where BTF says.
+    let at = child.wrapping_add(o.task_pid as usize).cast::<i32>();
+    let Ok(pid) = (unsafe { bpf_probe_read_kernel(at) }) else {
+        return 0;
+    };
+    forked(pid as u32)
+}
+
+/// The current task forked `child` (its pid: a thread's own id for a thread).
+#[inline(always)]
+fn forked(child: u32) -> u32 {
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
     let m = profile::current();
     crate::creds::fork(child, m.as_ref());

@@ -35,8 +35,8 @@ use aya_ebpf::{
     EbpfContext,
     bindings::pt_regs,
     helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_user,
-        bpf_probe_read_user_str_bytes,
+        bpf_get_current_pid_tgid, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+        bpf_probe_read_user, bpf_probe_read_user_str_bytes,
         generated::{bpf_ktime_get_ns, bpf_loop, bpf_send_signal},
     },
     programs::{RawTracePointContext, TracePointContext},
@@ -44,10 +44,10 @@ use aya_ebpf::{
 use core::ffi::c_void;
 
 use cgwarden_common::{
-    NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES, PATTERN_SUFFIX_BYTES,
-    PatternKey, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET, SYSCALL_PATH_BYTES, SyscallEvent,
-    SyscallKey, SyscallRule, config_flags, judged, kind, pattern_applies, proc_flags,
-    profile_flags, reached, syscall_action, syscall_watch, verdict,
+    ESCAPE_FILE_NAME_BYTES, NO_ARG, OPEN_WRITE_FLAGS, PATH_PATTERNS_MAX, PATTERN_PREFIX_BYTES,
+    PATTERN_SUFFIX_BYTES, PatternKey, ProcInfo, RAW_SYSCALL_SLOTS, READ_PATTERN_SET,
+    SYSCALL_PATH_BYTES, SyscallEvent, SyscallKey, SyscallRule, config_flags, judged, kind,
+    pattern_applies, proc_flags, profile_flags, reached, syscall_action, syscall_watch, verdict,
 };
 
 use crate::{

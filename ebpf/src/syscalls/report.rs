@@ -233,16 +233,14 @@ pub(super) unsafe fn reached_file_into(ev: *mut SyscallEvent) {
     // SAFETY: `file` is this CPU's value; `ev` as the caller promises.
     unsafe {
         (*ev).reached_magic = (*file).magic;
+        // One string read: a byte loop that stops at the first NUL is a verifier
+        // state per byte.
         let name = &(*file).name;
-        let mut len = name.len() - 1;
-        for i in 0..name.len() {
-            let b = name[i];
-            (*ev).str_val[i] = b;
-            if b == 0 && i < len {
-                len = i;
-            }
-        }
-        (*ev).str_len = len as u32 + 1;
+        let out = &mut (&mut (*ev).str_val)[..ESCAPE_FILE_NAME_BYTES];
+        (*ev).str_len = match bpf_probe_read_kernel_str_bytes(name.as_ptr(), out) {
+            Ok(s) => s.len() as u32 + 1,
+            Err(_) => 0,
+        };
     }
 }
 
@@ -257,11 +255,14 @@ pub(super) unsafe fn path_into(ev: *mut SyscallEvent, path: PathFrom) {
         match path {
             PathFrom::None => {}
             PathFrom::Unreadable => (*ev).path_unreadable = 1,
+            // One string read, which also gives the length (a search for the NUL
+            // would be a verifier state per byte).
             PathFrom::Scratch => match PATH_SCRATCH.get_ptr(0) {
                 Some(scratch) => {
-                    event::copy(&raw mut (*ev).path, scratch);
-                    let end = (*ev).path.iter().position(|b| *b == 0).unwrap_or(0);
-                    (*ev).path_len = end as u32 + 1;
+                    match bpf_probe_read_kernel_str_bytes(scratch.cast(), &mut (*ev).path) {
+                        Ok(s) => (*ev).path_len = s.len() as u32 + 1,
+                        Err(_) => (*ev).path_unreadable = 1,
+                    }
                 }
                 None => (*ev).path_unreadable = 1,
             },

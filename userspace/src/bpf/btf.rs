@@ -276,6 +276,14 @@ impl Btf {
                 o.inode_mode = mode;
                 o.inode_rdev = rdev;
             }
+            if let (Ok(filename), Ok(pid)) = (
+                self.sized("linux_binprm", "filename", 8),
+                self.sized("task_struct", "pid", 4),
+            ) {
+                o.proc_valid = 1;
+                o.binprm_filename = filename;
+                o.task_pid = pid;
+            }
             if let Ok(n) = self.name_offsets() {
                 o.name_valid = 1;
                 o.file_dentry = n.file_dentry;

@@ -9,7 +9,9 @@ use super::Kernel;
 impl Kernel {
     /// Hands the kernel side the offsets of the credential fields.
     pub fn write_cred_offsets(&mut self, offsets: CredOffsets) -> Result<(), MapError> {
-        self.cred_offsets.set(0, offsets, 0)
+        self.cred_offsets.set(0, offsets, 0)?;
+        self.proc_offsets = offsets.valid != 0 && offsets.proc_valid != 0;
+        Ok(())
     }
 
     /// Writes (or replaces) a profile's credential rule.

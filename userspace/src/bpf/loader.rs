@@ -82,6 +82,21 @@ const PROC_PROGRAMS: [(&str, &str); 2] = [
     ("proc_fork", "sched_process_fork"),
 ];
 
+/// The same on the raw tracepoints ([`SyscallHooks::Raw`], where the kernel's BTF gave
+/// the fields they read), with their pin names.
+const RAW_PROC_PROGRAMS: [(&str, &str, &str); 2] = [
+    (
+        "raw_proc_exec",
+        "sched_process_exec",
+        "raw-sched_process_exec",
+    ),
+    (
+        "raw_proc_fork",
+        "sched_process_fork",
+        "raw-sched_process_fork",
+    ),
+];
+
 /// The packet backstop for flows no socket-address hook sees (ICMP, raw sockets); it
 /// also records DNS queries and drops forged answers while some profile reads DNS.
 const SKB_EGRESS_PROGRAM: &str = "skb_egress";
@@ -175,6 +190,8 @@ pub struct Kernel {
     events: Option<RingBuf<MapData>>,
     /// The process-table programs are attached.
     tracking: bool,
+    /// The offsets the raw process-table programs read are written (`proc_valid`).
+    pub(super) proc_offsets: bool,
     /// Packet sockets are watched (their tracepoint program, or the raw `sys_enter`).
     packet_sockets: bool,
     /// Listens are watched (as packet sockets).
@@ -478,6 +495,7 @@ impl Kernel {
             cred_rules,
             events,
             tracking: false,
+            proc_offsets: false,
             packet_sockets: false,
             listens: false,
             own_checks: Vec::new(),
@@ -902,7 +920,19 @@ impl Kernel {
     pub fn attach_programs(&mut self, wanted: &Wanted) -> Result<(), LoadError> {
         if !self.adopted {
             let fresh = self.fresh_programs(wanted);
-            super::verify::load_all(&mut self.ebpf, &fresh)?;
+            // Which syscalls this kernel implements is read from kallsyms (tens of
+            // milliseconds) while the programs verify.
+            let read_kallsyms = self.kallsyms.is_none() && self.lacks_tracepoints(wanted.syscalls);
+            let ebpf = &mut self.ebpf;
+            let (verified, kallsyms) = std::thread::scope(|s| {
+                let reader = read_kallsyms.then(|| s.spawn(kallsyms));
+                let verified = super::verify::load_all(ebpf, &fresh);
+                (verified, reader.and_then(|r| r.join().ok()))
+            });
+            if kallsyms.is_some() {
+                self.kallsyms = kallsyms;
+            }
+            verified?;
         }
         self.track_processes(wanted.processes)?;
         self.watch_syscalls(wanted.syscalls)?;
@@ -972,7 +1002,11 @@ impl Kernel {
             fresh.push(exit_program);
         }
         if wanted.processes && !self.tracking {
-            fresh.extend(PROC_PROGRAMS.iter().map(|(name, _)| *name));
+            if self.raw_processes() {
+                fresh.extend(RAW_PROC_PROGRAMS.iter().map(|(name, ..)| *name));
+            } else {
+                fresh.extend(PROC_PROGRAMS.iter().map(|(name, _)| *name));
+            }
         }
         if entry {
             fresh.push(entry_program);
@@ -1011,14 +1045,26 @@ impl Kernel {
         Ok(())
     }
 
+    /// Whether the process table comes from the raw scheduler tracepoints: under
+    /// [`SyscallHooks::Raw`], once the kernel's BTF gave the fields they read.
+    fn raw_processes(&self) -> bool {
+        self.syscall_hooks == SyscallHooks::Raw && self.proc_offsets
+    }
+
     /// Attaches the process-table programs (sched exec and fork) once something needs
     /// them: syscall rules (which apply to armed processes) or uid expectations.
     fn track_processes(&mut self, wanted: bool) -> Result<(), LoadError> {
         if !wanted || self.tracking {
             return Ok(());
         }
-        for (name, tracepoint) in PROC_PROGRAMS {
-            self.attach_tracepoint(name, "sched", tracepoint)?;
+        if self.raw_processes() {
+            for (name, tracepoint, pin) in RAW_PROC_PROGRAMS {
+                self.attach_raw_tracepoint(name, tracepoint, pin)?;
+            }
+        } else {
+            for (name, tracepoint) in PROC_PROGRAMS {
+                self.attach_tracepoint(name, "sched", tracepoint)?;
+            }
         }
         self.tracking = true;
         Ok(())
@@ -1170,12 +1216,22 @@ impl Kernel {
         Ok(())
     }
 
+    /// Whether some of these syscalls, not watched yet, have no tracepoint here (so
+    /// whether the kernel implements them will be asked).
+    fn lacks_tracepoints(&self, wanted: &[(Sysno, Hooks)]) -> bool {
+        let tracefs = Path::new(crate::host::TRACEFS).join("events/syscalls");
+        wanted.iter().any(|&(sysno, _)| {
+            !self.watched.contains_key(&(sysno.id() as u32))
+                && !tracefs
+                    .join(crate::policy::syscalls::tracepoint_name(sysno))
+                    .exists()
+        })
+    }
+
     /// Whether the running kernel implements `sysno` (from kallsyms, read once); a
     /// syscall it cannot tell about counts as implemented.
     fn implemented(&mut self, sysno: Sysno) -> bool {
-        let kallsyms = self
-            .kallsyms
-            .get_or_insert_with(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        let kallsyms = self.kallsyms.get_or_insert_with(kallsyms);
         if implemented(kallsyms, sysno.name()) == Some(false) {
             log::info!(
                 "{} is not implemented by this kernel (it answers ENOSYS): nothing to watch",
@@ -1358,6 +1414,11 @@ where
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
         .map_err(failed(name))
+}
+
+/// The kernel's symbols (empty when they cannot be read).
+fn kallsyms() -> String {
+    std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()
 }
 
 /// The number of arguments a `syscalls:sys_enter_*` tracepoint's format lists (the

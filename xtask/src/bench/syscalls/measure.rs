@@ -77,7 +77,17 @@ pub(super) fn measure_quietly(
         // Let deferred work of the previous run (detaching, freeing) settle.
         std::thread::sleep(Duration::from_millis(200));
         let before = Snapshot::take(ctx);
-        let mut s = measure(ctx, c).with_context(|| format!("({}) {}", c.key, c.label))?;
+        let mut s = match measure(ctx, c) {
+            Ok(s) => s,
+            // A peer that hangs (bpftrace has once not stopped on SIGINT) fails this run
+            // only; it is killed, and the run is repeated.
+            Err(e) if matches!(c.kind, Kind::Bpftrace { .. }) && attempt < ATTEMPTS => {
+                eprintln!("bench syscalls: ({}) failed ({e:#}); repeating", c.key);
+                std::thread::sleep(Duration::from_secs(2));
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("({}) {}", c.key, c.label))),
+        };
         let after = Snapshot::take(ctx);
         s.disturbed = disturbance(ctx, &before, &after);
         let Some(why) = &s.disturbed else {
