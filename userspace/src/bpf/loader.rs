@@ -240,7 +240,10 @@ pub enum SyscallHooks {
     Tracepoints,
     /// The raw `sys_enter` and `sys_exit` tracepoints, whatever the set: two links,
     /// attached and detached at once, but every syscall of every task runs two programs
-    /// (an array lookup each) while they are attached. For a short-lived `exec`.
+    /// (an array lookup each) while they are attached. The packet-socket and listen
+    /// checks ride on `sys_enter`, and the process table on the raw scheduler
+    /// tracepoints (where the kernel's BTF gave their fields): no perf tracepoint, whose
+    /// detach waits for RCU. For a short-lived `exec`.
     Raw,
 }
 

@@ -66,10 +66,11 @@ pub struct Args {
     /// DNS server for the names in the profile (default: /etc/resolv.conf).
     #[arg(long)]
     pub resolver: Option<SocketAddr>,
-    /// How watched syscalls are hooked: `raw`, two raw tracepoints for the whole set
-    /// (attached and detached at once; every syscall on the host runs two small
-    /// programs meanwhile), or `tracepoints`, one per watched syscall (nothing runs
-    /// for the others; each takes tens of ms to detach), as the agent does.
+    /// How watched syscalls (and the process table, packet sockets and listens) are
+    /// hooked: `raw`, raw tracepoints only, two for the whole syscall set (attached and
+    /// detached at once; every syscall on the host runs two small programs meanwhile),
+    /// or `tracepoints`, one per watched syscall (nothing runs for the others; each
+    /// takes tens of ms to detach), as the agent does.
     #[arg(long, value_enum, default_value = "raw")]
     pub syscall_hooks: SyscallHooks,
     /// The command and its arguments.
