@@ -63,10 +63,9 @@ pub unsafe fn write_header(h: *mut EventHeader, kind: u32, profile: u32, cgroup_
         (*h).tid = pid_tgid as u32;
         (*h).uid = uid_gid as u32;
         (*h).gid = (uid_gid >> 32) as u32;
-        let comm = &raw mut (*h).comm;
-        if get_comm_into(comm.cast(), 16) != 0 {
-            *comm = [0; 16];
-        }
+        // A failed read leaves the name zeroed (the helper clears it): no zeroing here,
+        // which would be a byte loop the verifier walks at each call site.
+        get_comm_into((&raw mut (*h).comm).cast(), 16);
     }
 }
 

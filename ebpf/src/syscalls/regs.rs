@@ -72,14 +72,18 @@ const _: () = {
 #[cfg(bpf_target_arch = "x86_64")]
 #[inline(always)]
 pub(super) fn args_in(regs: *const pt_regs) -> [u64; 6] {
-    let mut block = [0u64; ARG_BLOCK];
-    // SAFETY: a probe read of `ARG_BLOCK` u64s of the kernel's pt_regs into `block`.
-    unsafe {
+    // Not zeroed first: the helper writes every byte (zeros when the read fails), and a
+    // zeroing is a byte loop the verifier walks at each call site (64 steps).
+    let mut block = core::mem::MaybeUninit::<[u64; ARG_BLOCK]>::uninit();
+    // SAFETY: a probe read of `ARG_BLOCK` u64s of the kernel's pt_regs into `block`,
+    // which it fills whole, read or not.
+    let block = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             block.as_mut_ptr().cast(),
             (ARG_BLOCK * 8) as u32,
             (&raw const (*regs).r10).cast(),
         );
-    }
+        block.assume_init()
+    };
     [block[7], block[6], block[5], block[0], block[2], block[1]]
 }
