@@ -414,8 +414,16 @@ fn agent_programs(pid: u32) -> Vec<(String, u64, u64)> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
         return out;
     };
-    for entry in dir.flatten() {
-        let Ok(info) = std::fs::read_to_string(entry.path()) else {
+    // Every number up to past the highest one listed, each read by its own path: a
+    // listing taken while the process opens and closes files has missed descriptors
+    // (two runs each lacked a different program).
+    let highest = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .unwrap_or(0);
+    for fd in 0..=highest + 64 {
+        let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
             continue;
         };
         let field = |k: &str| {
