@@ -131,6 +131,11 @@ pub static REPEAT_KEY_SCRATCH: PerCpuArray<cgwarden_common::SyscallRepeatKey> =
 #[map]
 pub static ENTERED: PerCpuArray<cgwarden_common::EnteredMark> = PerCpuArray::with_max_entries(1, 0);
 
+/// This CPU's slot for a value whose range the verifier is to forget
+/// (`syscalls::forget_range`).
+#[map]
+pub static OPAQUE: PerCpuArray<i64> = PerCpuArray::with_max_entries(1, 0);
+
 #[map]
 pub static REACHED: PerCpuArray<EscapeFileKey> = PerCpuArray::with_max_entries(1, 0);
 
