@@ -853,12 +853,7 @@ impl Kernel {
         if self.own_checks.is_empty() {
             let own = loaded::<RawTracePoint>(&mut self.ebpf, RAW_OWN_PROGRAM)?;
             let fd = own.fd().map_err(failed(RAW_OWN_PROGRAM))?;
-            self.own_programs
-                .set(0, fd, 0)
-                .map_err(|source| LoadError::Map {
-                    name: names::OWN_CHECKS,
-                    source,
-                })?;
+            set_slot(&mut self.own_programs, names::OWN_CHECKS, fd)?;
         }
         if !self.own_checks.contains(&nr) {
             self.own_checks.push(nr);
@@ -885,12 +880,7 @@ impl Kernel {
         // Verified on first use; `attach_programs` has verified them with the rest.
         let egress_dns = loaded::<CgroupSkb>(&mut self.ebpf, DNS_EGRESS_PROGRAM)?;
         let fd = egress_dns.fd().map_err(failed(DNS_EGRESS_PROGRAM))?;
-        self.dns_egress
-            .set(0, fd, 0)
-            .map_err(|source| LoadError::Map {
-                name: names::DNS_EGRESS,
-                source,
-            })?;
+        set_slot(&mut self.dns_egress, names::DNS_EGRESS, fd)?;
         loaded::<CgroupSkb>(&mut self.ebpf, DNS_ANSWERS_PROGRAM)?;
         match self.hooked.clone() {
             Some(path) => self.attach_dns_answers(&path),
@@ -1417,6 +1407,17 @@ where
         .ok_or(LoadError::MissingProgram(name))?
         .try_into()
         .map_err(failed(name))
+}
+
+/// Puts the program `fd` in slot 0 of the program array `map` (named `name`), for the
+/// program that tail-calls through it.
+fn set_slot(
+    map: &mut ProgramArray<MapData>,
+    name: &'static str,
+    fd: &aya::programs::ProgramFd,
+) -> Result<(), LoadError> {
+    map.set(0, fd, 0)
+        .map_err(|source| LoadError::Map { name, source })
 }
 
 /// The kernel's symbols (empty when they cannot be read).
