@@ -925,7 +925,11 @@ fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
     ));
     // The backstop walk only after an hour: whatever is seen below was seen by inotify.
     let agent = RunningAgent::start_with(profile.path(), &["--walk-every", "1h"]);
-    assert!(agent.log().contains("watching"), "{}", agent.log());
+    // The watches are set up just after the agent says it enforces.
+    let watching = wait_for(Duration::from_secs(5), || {
+        agent.log().contains("watching").then_some(())
+    });
+    assert!(watching.is_some(), "{}", agent.log());
     for i in 0..5 {
         let cgroup = TestCgroup::create(&format!("{base}/c-{i}"));
         let rel = cgroup.relative().to_owned();
@@ -945,6 +949,61 @@ fn new_cgroups_get_their_profile_as_they_appear_and_lose_it_as_they_go() {
         });
         assert!(gone.is_some(), "{rel} kept its profile after it went");
     }
+}
+
+#[test]
+fn cgroups_made_while_the_agent_starts_get_their_profile_without_a_walk() {
+    require_root();
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Duration,
+    };
+
+    use cgwarden_tests::{agent::RunningAgent, cgroup::TestCgroup, unique, wait_for};
+    let base = unique("cgwarden-test-startwatch");
+    let _base = TestCgroup::create(&base);
+    let profile = ProfileFile::new(&format!(
+        "name: watched\nmode: audit\nselector:\n  cgroup: \"/{base}/c-*\"\n"
+    ));
+    // A container runtime does not wait for the agent: cgroups keep appearing while
+    // it starts, also between its start-up walk and its watches. With the backstop
+    // walk an hour away, each must still get its profile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let maker = {
+        let (stop, base) = (stop.clone(), base.clone());
+        std::thread::spawn(move || {
+            let mut made = Vec::new();
+            while !stop.load(Ordering::Relaxed) && made.len() < 2_000 {
+                made.push(TestCgroup::create(&format!("{base}/c-{}", made.len())));
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            made
+        })
+    };
+    let agent = RunningAgent::start_with(profile.path(), &["--walk-every", "1h"]);
+    let watching = wait_for(Duration::from_secs(5), || {
+        agent.log().contains("watching").then_some(())
+    });
+    assert!(watching.is_some(), "{}", agent.log());
+    std::thread::sleep(Duration::from_millis(100));
+    stop.store(true, Ordering::Relaxed);
+    let made = maker.join().expect("the cgroup maker");
+    let wanted: Vec<String> = made.iter().map(|c| c.relative().to_owned()).collect();
+    let all = wait_for(Duration::from_secs(5), || {
+        let have = status_cgroups(&agent, "watched");
+        wanted.iter().all(|c| have.contains(c)).then_some(())
+    });
+    let have = status_cgroups(&agent, "watched");
+    let missing: Vec<_> = wanted.iter().filter(|c| !have.contains(c)).collect();
+    assert!(
+        all.is_some(),
+        "{} of {} cgroups made while the agent started never got their profile: {missing:?}",
+        missing.len(),
+        wanted.len()
+    );
 }
 
 #[test]

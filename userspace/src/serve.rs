@@ -129,6 +129,12 @@ pub async fn serve(
     } else {
         None
     };
+    // What appeared between the start-up walk and the watches is found now, not at the
+    // next walk (the watches see only what comes after them).
+    if watch.is_some() {
+        let done = rescan(agent, ring.get_mut(), watch.as_mut());
+        survive(agent, "rescan", done);
+    }
     let mut last_walk = std::time::Instant::now();
     let stop = loop {
         let wait_child = async {
